@@ -1,0 +1,11 @@
+//! Pure business rules of `procure`: money, the order state machine, the all-in quote and the
+//! marketplace / payment signature schemes. Nothing here performs I/O or reads a clock, so every
+//! rule can be unit- and property-tested without a server, and workflow code can use it freely.
+
+pub mod money;
+pub mod order;
+pub mod quote;
+pub mod signing;
+
+pub use money::{Currency, FxRate, Money, MoneyError};
+pub use order::{IllegalTransition, OrderState, transition};
