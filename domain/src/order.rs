@@ -265,13 +265,14 @@ mod tests {
                     }
                 }
             }
-            // Money moves in one direction: a refund implies the customer had paid,
-            // and completion implies the goods were bought, shipped and delivered.
+            // Money moves in one direction: a refund implies the customer had paid, and
+            // completion implies payment and delivery (an operator may resume a parked order
+            // at a later step after fixing it by hand, so intermediate steps can be skipped).
             if state == Refunded {
                 prop_assert!(seen.contains(&Paid));
             }
             if state == Completed {
-                for needed in [Paid, Purchased, Shipped, Delivered] {
+                for needed in [Paid, Delivered] {
                     prop_assert!(seen.contains(&needed), "completed without {needed}");
                 }
             }
