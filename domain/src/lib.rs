@@ -5,7 +5,9 @@
 pub mod money;
 pub mod order;
 pub mod quote;
+pub mod secret;
 pub mod signing;
 
+pub use secret::Secret;
 pub use money::{Currency, FxRate, Money, MoneyError};
 pub use order::{IllegalTransition, OrderState, transition};
