@@ -1,0 +1,165 @@
+//! The activity contract: names, inputs and outputs of every activity a workflow calls. The
+//! worker registers implementations under these names (`#[activity(definition = …)]`), so the
+//! compiler checks both sides against one declaration. Payloads carry ids and amounts, never
+//! addresses or credentials: activities read those from the store themselves.
+
+#![allow(clippy::unused_unit)]
+
+use procure_domain::{Money, OrderState, order::OrderLine};
+use serde::{Deserialize, Serialize};
+use temporalio_macros::activity_definitions;
+use temporalio_sdk::activities::ActivityError;
+
+/// What the workflow needs to know about an order (no personal data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlan {
+    pub order_id: String,
+    pub lines: Vec<OrderLine>,
+    /// What the customer pays, in their currency.
+    pub total: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReserveOutcome {
+    Reserved,
+    Insufficient { sku: String, requested: u32, available: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub order_id: String,
+    /// Position in the timeline: makes the read-model write idempotent.
+    pub seq: u32,
+    pub from: OrderState,
+    pub to: OrderState,
+    pub at_ms: i64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCreated {
+    pub intent_id: String,
+    pub amount: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseLineRequest {
+    pub order_id: String,
+    pub line_no: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PurchaseOutcome {
+    Purchased { platform: String, marketplace_order_id: String, paid: Money, adopted: bool },
+    /// A permanent refusal (out of stock, price above tolerance, listing gone…).
+    Refused { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub order_id: String,
+    pub amount: Money,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundDone {
+    pub refund_id: String,
+    pub amount: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentRequest {
+    pub order_id: String,
+    pub weight_g: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentBooked {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+/// Parcel status as the tracking provider reports it (17TRACK's vocabulary).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParcelStatus {
+    pub status: String,
+    pub description: String,
+}
+
+impl ParcelStatus {
+    pub fn is_delivered(&self) -> bool {
+        self.status == "Delivered"
+    }
+
+    pub fn is_exception(&self) -> bool {
+        matches!(self.status.as_str(), "Exception" | "DeliveryFailure" | "Expired")
+    }
+}
+
+/// Declarations of the order activities; bodies are never called.
+pub struct OrderActivities;
+
+#[activity_definitions]
+impl OrderActivities {
+    #[activity(name = "load_order")]
+    pub fn load_order(order_id: String) -> Result<OrderPlan, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "reserve_stock")]
+    pub fn reserve_stock(order_id: String) -> Result<ReserveOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "release_stock")]
+    pub fn release_stock(order_id: String) -> Result<u32, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "record_transition")]
+    pub fn record_transition(record: TransitionRecord) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "create_payment")]
+    pub fn create_payment(order_id: String) -> Result<PaymentCreated, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "cancel_payment")]
+    pub fn cancel_payment(order_id: String) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "refund_payment")]
+    pub fn refund_payment(req: RefundRequest) -> Result<RefundDone, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "purchase_line")]
+    pub fn purchase_line(req: PurchaseLineRequest) -> Result<PurchaseOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "book_shipment")]
+    pub fn book_shipment(req: ShipmentRequest) -> Result<ShipmentBooked, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "track_parcel")]
+    pub fn track_parcel(tracking_number: String) -> Result<ParcelStatus, ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// The baseline's activity: does nothing, so `procure bench` measures pure engine overhead.
+pub struct NoopActivities;
+
+#[activity_definitions]
+impl NoopActivities {
+    #[activity(name = "noop")]
+    pub fn noop(step: u32) -> Result<u32, ActivityError> {
+        unimplemented!()
+    }
+}

@@ -1,0 +1,349 @@
+//! `OrderWorkflow`: one long-lived workflow per order (DESIGN.md). Every state change goes
+//! through `procure_domain::transition`, is appended to the timeline, mirrored to the
+//! `OrderState` search attribute and written to the read-model by a local activity.
+//!
+//! Money flow is a saga: once the customer has paid, any failure before the goods are bought
+//! refunds exactly once (idempotency key derived from the order id) and releases the stock,
+//! in reverse order of the steps taken.
+
+use crate::{
+    ORDER_STATE_ATTRIBUTE,
+    contract::{
+        OrderActivities, OrderPlan, PaymentCreated, PurchaseLineRequest, PurchaseOutcome,
+        RefundRequest, ReserveOutcome, ShipmentRequest, TransitionRecord,
+    },
+};
+use procure_domain::{
+    Money, OrderState,
+    order::TimelineEvent,
+    quote::Dimensions,
+    transition,
+};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::search_attributes::SearchAttributeKey;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowContextView, WorkflowResult, workflows::select,
+};
+use temporalio_common::RetryPolicy;
+
+const ORDER_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword(ORDER_STATE_ATTRIBUTE);
+
+/// Workflow id of an order: stable, so a duplicate start is rejected by the server.
+pub fn order_workflow_id(order_id: &str) -> String {
+    format!("order-{order_id}")
+}
+
+/// Start input: ids and timing only, no personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderInput {
+    pub order_id: String,
+    /// How long the customer has to pay before the reservation is released.
+    pub payment_timeout_secs: u64,
+    /// How long we wait for the seller's parcel before asking an operator.
+    pub inbound_timeout_secs: u64,
+    /// Interval between tracking polls once shipped.
+    pub tracking_poll_secs: u64,
+}
+
+impl OrderInput {
+    pub fn new(order_id: impl Into<String>) -> Self {
+        OrderInput {
+            order_id: order_id.into(),
+            payment_timeout_secs: 30 * 60,
+            inbound_timeout_secs: 14 * 24 * 3600,
+            tracking_poll_secs: 6 * 3600,
+        }
+    }
+}
+
+/// Signal: the payment provider confirmed the charge (webhook → API → signal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSucceeded {
+    pub intent_id: String,
+    pub amount: Money,
+}
+
+/// Signal: the consolidation warehouse scanned the parcel in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseInbound {
+    pub weight_g: u32,
+    pub dims: Dimensions,
+    #[serde(default)]
+    pub photo_urls: Vec<String>,
+}
+
+/// Query result: where the order is and how it got there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatusView {
+    pub order_id: String,
+    pub state: OrderState,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+#[workflow]
+pub struct OrderWorkflow {
+    order_id: String,
+    state: OrderState,
+    timeline: Vec<TimelineEvent>,
+    payment: Option<PaymentSucceeded>,
+    inbound: Option<WarehouseInbound>,
+    cancel_reason: Option<String>,
+}
+
+enum PaymentWait {
+    Paid(PaymentSucceeded),
+    Cancelled(String),
+    Expired,
+}
+
+#[workflow_methods]
+impl OrderWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: OrderInput) -> Self {
+        OrderWorkflow {
+            order_id: input.order_id,
+            state: OrderState::Created,
+            timeline: Vec::new(),
+            payment: None,
+            inbound: None,
+            cancel_reason: None,
+        }
+    }
+
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OrderInput) -> WorkflowResult<OrderState> {
+        let order_id = input.order_id.clone();
+        record(ctx, OrderState::Created, "order accepted".into()).await?;
+        let plan: OrderPlan = ctx
+            .execute_activity(OrderActivities::load_order, order_id.clone(), io_opts())
+            .await?;
+
+        match ctx.execute_activity(OrderActivities::reserve_stock, order_id.clone(), io_opts()).await? {
+            ReserveOutcome::Reserved => {}
+            ReserveOutcome::Insufficient { sku, requested, available } => {
+                let why = format!("out of stock: {sku} requested {requested}, available {available}");
+                return finish(ctx, OrderState::Failed, why).await;
+            }
+        }
+
+        let payment: PaymentCreated = ctx
+            .execute_activity(OrderActivities::create_payment, order_id.clone(), io_opts())
+            .await?;
+        move_to(ctx, OrderState::PendingPayment, format!("payment {} created for {}", payment.intent_id, payment.amount)).await?;
+
+        let wait = select! {
+            _ = ctx.wait_condition(|s| s.payment.is_some() || s.cancel_reason.is_some()) => {
+                ctx.state(|s| match (&s.payment, &s.cancel_reason) {
+                    (Some(p), _) => PaymentWait::Paid(p.clone()),
+                    (None, Some(r)) => PaymentWait::Cancelled(r.clone()),
+                    (None, None) => PaymentWait::Expired,
+                })
+            }
+            _ = ctx.timer(Duration::from_secs(input.payment_timeout_secs)) => PaymentWait::Expired,
+        };
+        let paid = match wait {
+            PaymentWait::Paid(p) => p,
+            PaymentWait::Cancelled(reason) => {
+                release_unpaid(ctx, &order_id).await?;
+                return finish(ctx, OrderState::Cancelled, format!("cancelled before payment: {reason}")).await;
+            }
+            PaymentWait::Expired => {
+                release_unpaid(ctx, &order_id).await?;
+                let why = format!("no payment within {} s; stock released", input.payment_timeout_secs);
+                return finish(ctx, OrderState::PaymentExpired, why).await;
+            }
+        };
+        move_to(ctx, OrderState::Paid, format!("payment {} succeeded: {}", paid.intent_id, paid.amount)).await?;
+
+        // From here on the customer's money is ours to return if anything fails.
+        move_to(ctx, OrderState::Procuring, format!("buying {} line(s)", plan.lines.len())).await?;
+        let mut bought = Vec::new();
+        for line in &plan.lines {
+            let req = PurchaseLineRequest { order_id: order_id.clone(), line_no: line.line_no };
+            let outcome = ctx
+                .execute_activity(OrderActivities::purchase_line, req, purchase_opts())
+                .await;
+            match outcome {
+                Ok(PurchaseOutcome::Purchased { platform, marketplace_order_id, paid, adopted }) => {
+                    let how = if adopted { " (adopted existing order)" } else { "" };
+                    bought.push(format!("line {}: {platform} order {marketplace_order_id} paid {paid}{how}", line.line_no));
+                }
+                Ok(PurchaseOutcome::Refused { reason }) => {
+                    return refund_and_close(ctx, &plan, format!("line {} not purchasable: {reason}", line.line_no)).await;
+                }
+                Err(e) => {
+                    return refund_and_close(ctx, &plan, format!("line {} purchase failed after retries: {e}", line.line_no)).await;
+                }
+            }
+        }
+        move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
+        move_to(ctx, OrderState::InboundTransit, "seller shipping to the consolidation warehouse".into()).await?;
+
+        let arrived = select! {
+            _ = ctx.wait_condition(|s| s.inbound.is_some()) => true,
+            _ = ctx.timer(Duration::from_secs(input.inbound_timeout_secs)) => false,
+        };
+        if !arrived {
+            move_to(ctx, OrderState::NeedsOperator, format!("parcel not received within {} s", input.inbound_timeout_secs)).await?;
+            ctx.wait_condition(|s| s.inbound.is_some()).await?;
+        }
+        let inbound = ctx.state(|s| s.inbound.clone()).expect("condition guarantees inbound");
+        move_to(
+            ctx,
+            OrderState::InWarehouse,
+            format!(
+                "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
+                inbound.weight_g, inbound.dims.l_mm, inbound.dims.w_mm, inbound.dims.h_mm,
+                inbound.photo_urls.len()
+            ),
+        )
+        .await?;
+        move_to(ctx, OrderState::Packing, "packing for international shipment".into()).await?;
+        let shipment = ctx
+            .execute_activity(
+                OrderActivities::book_shipment,
+                ShipmentRequest { order_id: order_id.clone(), weight_g: inbound.weight_g },
+                io_opts(),
+            )
+            .await?;
+        move_to(ctx, OrderState::Shipped, format!("{} tracking {}", shipment.carrier, shipment.tracking_number)).await?;
+
+        loop {
+            ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1))).await;
+            let status = ctx
+                .execute_activity(OrderActivities::track_parcel, shipment.tracking_number.clone(), io_opts())
+                .await?;
+            if status.is_delivered() {
+                move_to(ctx, OrderState::Delivered, format!("delivered: {}", status.description)).await?;
+                break;
+            }
+            if status.is_exception() && ctx.state(|s| s.state) == OrderState::Shipped {
+                move_to(ctx, OrderState::NeedsOperator, format!("carrier reports {}: {}", status.status, status.description)).await?;
+            }
+        }
+        finish(ctx, OrderState::Completed, "delivered to the customer".into()).await
+    }
+
+    #[signal(name = "payment_succeeded")]
+    pub fn payment_succeeded(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: PaymentSucceeded) {
+        // The first confirmation wins; webhook redeliveries are harmless.
+        if self.payment.is_none() {
+            self.payment = Some(p);
+        }
+    }
+
+    #[signal(name = "warehouse_inbound")]
+    pub fn warehouse_inbound(&mut self, _ctx: &mut SyncWorkflowContext<Self>, scan: WarehouseInbound) {
+        if self.inbound.is_none() {
+            self.inbound = Some(scan);
+        }
+    }
+
+    #[signal(name = "cancel_order")]
+    pub fn cancel_order(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
+        if self.cancel_reason.is_none() {
+            self.cancel_reason = Some(reason);
+        }
+    }
+
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatusView {
+        OrderStatusView { order_id: self.order_id.clone(), state: self.state, timeline: self.timeline.clone() }
+    }
+}
+
+/// Activities that talk to the outside world: bounded per attempt, retried by Temporal with
+/// backoff (each is idempotent, so a retry after a timeout never doubles an effect).
+fn io_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .build()
+}
+
+/// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the
+/// marketplace by our external id before creating or paying, so a retry adopts an order that a
+/// timed-out attempt already placed.
+fn purchase_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_attempts(3)
+                .build(),
+        )
+        .build()
+}
+
+fn local_opts() -> LocalActivityOptions {
+    LocalActivityOptions::builder().start_to_close_timeout(Duration::from_secs(10)).build()
+}
+
+fn now_ms(ctx: &WorkflowContext<OrderWorkflow>) -> i64 {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Append a timeline event for the current state (used for the initial `Created`).
+async fn record(ctx: &mut WorkflowContext<OrderWorkflow>, state: OrderState, reason: String) -> WorkflowResult<()> {
+    let at_ms = now_ms(ctx);
+    let (order_id, seq, from) = ctx.state_mut(|s| {
+        let from = s.state;
+        s.state = state;
+        s.timeline.push(TimelineEvent { at_ms, state, reason: reason.clone() });
+        (s.order_id.clone(), (s.timeline.len() - 1) as u32, from)
+    });
+    ctx.upsert_search_attributes([ORDER_STATE.value_set(state.as_str().to_owned())]);
+    let rec = TransitionRecord { order_id, seq, from, to: state, at_ms, reason };
+    ctx.execute_local_activity(OrderActivities::record_transition, rec, local_opts()).await?;
+    Ok(())
+}
+
+/// Move to `to` if the state machine allows it; an illegal move is a bug and fails the workflow.
+async fn move_to(ctx: &mut WorkflowContext<OrderWorkflow>, to: OrderState, reason: String) -> WorkflowResult<()> {
+    let from = ctx.state(|s| s.state);
+    transition(from, to).map_err(ApplicationFailure::non_retryable)?;
+    record(ctx, to, reason).await
+}
+
+async fn finish(ctx: &mut WorkflowContext<OrderWorkflow>, to: OrderState, reason: String) -> WorkflowResult<OrderState> {
+    move_to(ctx, to, reason).await?;
+    Ok(to)
+}
+
+async fn release_unpaid(ctx: &mut WorkflowContext<OrderWorkflow>, order_id: &str) -> WorkflowResult<()> {
+    ctx.execute_activity(OrderActivities::cancel_payment, order_id.to_owned(), io_opts()).await?;
+    ctx.execute_activity(OrderActivities::release_stock, order_id.to_owned(), io_opts()).await?;
+    Ok(())
+}
+
+/// Compensate a paid order in reverse: refund the customer, then release the stock.
+async fn refund_and_close(ctx: &mut WorkflowContext<OrderWorkflow>, plan: &OrderPlan, reason: String) -> WorkflowResult<OrderState> {
+    let refund = ctx
+        .execute_activity(
+            OrderActivities::refund_payment,
+            RefundRequest { order_id: plan.order_id.clone(), amount: plan.total, reason: reason.clone() },
+            io_opts(),
+        )
+        .await?;
+    let released = ctx
+        .execute_activity(OrderActivities::release_stock, plan.order_id.clone(), io_opts())
+        .await?;
+    finish(
+        ctx,
+        OrderState::Refunded,
+        format!("{reason}; refunded {} ({}), released {released} reservation(s)", refund.amount, refund.refund_id),
+    )
+    .await
+}
