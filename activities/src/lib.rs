@@ -1,1 +1,7 @@
-//! activities
+//! Activities: everything that touches the outside world or the database. `store` is the sqlx
+//! store, `adapters` speak the external protocols, `order` implements the activity contract
+//! declared in `procure_workflows::contract` on top of both.
+
+pub mod adapters;
+pub mod order;
+pub mod store;

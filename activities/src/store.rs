@@ -328,6 +328,19 @@ impl Store {
         Ok(CreatedOrder { order: self.order(&order.id).await?, created: true })
     }
 
+    /// Look up an earlier request under this idempotency key without creating anything.
+    pub async fn create_order_replay_only(&self, idempotency_key: &str, request_hash: &str) -> Result<Option<OrderRecord>> {
+        let row = sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
+            .bind(idempotency_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<String, _>("request_hash")? != request_hash {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        Ok(Some(self.order(&row.try_get::<String, _>("order_id")?).await?))
+    }
+
     pub async fn order(&self, id: &str) -> Result<OrderRecord> {
         let row = sqlx::query(&format!("{ORDER_SELECT} WHERE id = $1"))
             .bind(id)
@@ -512,15 +525,29 @@ impl Store {
         Ok(())
     }
 
-    /// Remember a webhook event id; false when it was seen before (a replay or redelivery).
-    pub async fn remember_webhook_event(&self, event_id: &str) -> Result<bool> {
-        let n = sqlx::query("INSERT INTO webhook_events (event_id, received_at_ms) VALUES ($1,$2) ON CONFLICT (event_id) DO NOTHING")
+    /// Handle a payment-succeeded event exactly once: remember the event id, mark the payment
+    /// and queue the workflow signal in one transaction (a crash half-way loses nothing, and a
+    /// redelivery of the same event does nothing). Returns false for a duplicate.
+    pub async fn accept_payment_succeeded(&self, event_id: &str, intent_id: &str, order_id: &str, signal: &serde_json::Value) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let new = sqlx::query("INSERT INTO webhook_events (event_id, received_at_ms) VALUES ($1,$2) ON CONFLICT (event_id) DO NOTHING")
             .bind(event_id)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
-        Ok(n == 1)
+        if new == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE payments SET status = 'succeeded', updated_at_ms = $1 WHERE intent_id = $2")
+            .bind(now_ms())
+            .bind(intent_id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue(&mut tx, "signal", order_id, signal).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn record_purchase(&self, order_id: &str, line_no: u32, platform: &str, marketplace_order_id: &str, paid_fen: i64) -> Result<()> {

@@ -1,1 +1,99 @@
-//! api
+//! The customer- and operator-facing HTTP API (axum) and the outbox dispatcher that hands
+//! accepted work to Temporal. The API never talks to Temporal on the request path: an order is
+//! committed with its outbox row, so orders accepted while Temporal is down still start later.
+
+pub mod dispatcher;
+pub mod error;
+pub mod orders;
+pub mod pricing;
+pub mod quotes;
+pub mod temporal;
+pub mod webhooks;
+
+use axum::{Json, Router, routing::get};
+use procure_activities::{adapters::fx::EcbFx, store::Store};
+use procure_domain::Secret;
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+/// Timings handed to each order workflow at start.
+#[derive(Clone, Debug)]
+pub struct OrderTimings {
+    pub payment_timeout: Duration,
+    pub inbound_timeout: Duration,
+    pub tracking_poll: Duration,
+}
+
+impl Default for OrderTimings {
+    fn default() -> Self {
+        OrderTimings {
+            payment_timeout: Duration::from_secs(30 * 60),
+            inbound_timeout: Duration::from_secs(14 * 24 * 3600),
+            tracking_poll: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub quote_ttl: Duration,
+    pub pricing: pricing::Pricing,
+    pub stripe_webhook_secret: Secret,
+    /// Signed webhooks older than this are rejected (replay protection).
+    pub webhook_tolerance: Duration,
+    pub task_queue: String,
+    pub timings: OrderTimings,
+    /// Default price tolerance over the quoted unit price before the customer is asked.
+    pub price_tolerance_bps: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            quote_ttl: Duration::from_secs(15 * 60),
+            pricing: pricing::Pricing::default(),
+            stripe_webhook_secret: Secret::new("whsec_procure_demo"),
+            webhook_tolerance: Duration::from_secs(300),
+            task_queue: procure_workflows::TASK_QUEUE.to_owned(),
+            timings: OrderTimings::default(),
+            price_tolerance_bps: 1_000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub fx: Arc<EcbFx>,
+    pub config: Arc<ApiConfig>,
+    /// Wakes the dispatcher as soon as new outbox work commits.
+    pub outbox_notify: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(store: Store, fx: EcbFx, config: ApiConfig) -> Self {
+        AppState { store, fx: Arc::new(fx), config: Arc::new(config), outbox_notify: Arc::new(Notify::new()) }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .merge(quotes::router())
+        .merge(orders::router())
+        .merge(webhooks::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,1 +1,47 @@
-//! worker
+//! The worker: registers the workflows and activities on a task queue and runs until told to
+//! stop. It holds no logic of its own.
+
+use procure_activities::order::{NoopActivitiesImpl, OrderActivitiesImpl};
+use procure_workflows::{OrderWorkflow, bench::BareWorkflow};
+use std::future::Future;
+use temporalio_client::Client;
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub task_queue: String,
+    pub max_cached_workflows: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { task_queue: procure_workflows::TASK_QUEUE.to_owned(), max_cached_workflows: 2_000 }
+    }
+}
+
+/// Run a worker until `shutdown` resolves, then drain in-flight tasks.
+pub async fn run(
+    client: Client,
+    activities: OrderActivitiesImpl,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let options = WorkerOptions::new(settings.task_queue.clone())
+        .max_cached_workflows(settings.max_cached_workflows)
+        .register_workflow::<OrderWorkflow>()?
+        .register_workflow::<BareWorkflow>()?
+        .register_activities(activities)
+        .register_activities(NoopActivitiesImpl)
+        .build();
+    let mut worker = Worker::new(&runtime, client, options)?;
+    let stop = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop();
+    });
+    tracing::info!(task_queue = %settings.task_queue, "worker running");
+    worker.run().await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}

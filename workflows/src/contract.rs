@@ -97,6 +97,15 @@ impl ParcelStatus {
     }
 }
 
+/// Marker types of the order activities, for `#[activity(definition = …)]` in the worker.
+pub mod defs {
+    pub use super::noop_activities::Noop;
+    pub use super::order_activities::{
+        BookShipment, CancelPayment, CreatePayment, LoadOrder, PurchaseLine, RecordTransition,
+        RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
+    };
+}
+
 /// Declarations of the order activities; bodies are never called.
 pub struct OrderActivities;
 

@@ -1,0 +1,191 @@
+//! `POST /api/v1/quotes`: an all-in price in the customer's currency, with the exchange rate
+//! locked (rate, date and source recorded) until the quote expires.
+
+use crate::{ApiError, AppState, error::FieldError};
+use axum::{Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode, routing::post};
+use procure_activities::store::{StoredQuote, now_ms};
+use procure_domain::{
+    Currency, Money,
+    quote::{Dimensions, QuoteBreakdown, QuoteItem, QuoteRequest, quote},
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+pub const MAX_ITEMS: usize = 50;
+pub const MAX_QUANTITY: u32 = 999;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/quotes", post(create_quote))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteItemRequest {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuote {
+    pub items: Vec<QuoteItemRequest>,
+    pub destination_country: String,
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MoneyView {
+    pub minor: i64,
+    pub currency: Currency,
+    pub display: String,
+}
+
+impl From<Money> for MoneyView {
+    fn from(m: Money) -> Self {
+        MoneyView { minor: m.minor, currency: m.currency, display: m.to_string() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuotedItem {
+    pub sku: String,
+    pub title: String,
+    pub platform: String,
+    pub offer_id: String,
+    pub spec_id: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FxView {
+    pub rate: String,
+    pub date: String,
+    pub source: String,
+}
+
+/// The quote as stored and returned: everything needed to turn it into an order later.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuoteDoc {
+    pub quote_id: String,
+    pub expires_at_ms: i64,
+    pub destination_country: String,
+    pub currency: Currency,
+    pub total: MoneyView,
+    pub breakdown: QuoteBreakdown,
+    pub fx: FxView,
+    pub shipping_line: String,
+    pub price_tolerance_bps: u32,
+    pub items: Vec<QuotedItem>,
+}
+
+fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
+    let mut errors = Vec::new();
+    let mut err = |f: &str, m: String| errors.push(FieldError { field: f.into(), message: m });
+    if req.items.is_empty() || req.items.len() > MAX_ITEMS {
+        err("items", format!("between 1 and {MAX_ITEMS} items required"));
+    }
+    let mut seen = HashSet::new();
+    for (i, item) in req.items.iter().enumerate() {
+        if item.sku.is_empty() || item.sku.len() > 64 {
+            err(&format!("items[{i}].sku"), "must be 1 to 64 characters".into());
+        } else if !seen.insert(item.sku.as_str()) {
+            err(&format!("items[{i}].sku"), "duplicate sku; use quantity".into());
+        }
+        if item.quantity == 0 || item.quantity > MAX_QUANTITY {
+            err(&format!("items[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}"));
+        }
+    }
+    if state.config.pricing.destination(&req.destination_country).is_none() {
+        err("destination_country", "unsupported destination country".into());
+    }
+    let currency = req.currency.parse::<Currency>();
+    if currency.is_err() {
+        err("currency", "unsupported currency".into());
+    }
+    if errors.is_empty() { Ok(currency.expect("checked")) } else { Err(ApiError::Validation(errors)) }
+}
+
+#[tracing::instrument(skip_all, fields(items = body.as_ref().map(|b| b.items.len()).unwrap_or(0)))]
+async fn create_quote(
+    State(state): State<AppState>,
+    body: Result<Json<CreateQuote>, JsonRejection>,
+) -> Result<(StatusCode, Json<QuoteDoc>), ApiError> {
+    let Json(req) = body?;
+    let currency = validate(&req, &state)?;
+    let pricing = &state.config.pricing;
+    let dest = pricing.destination(&req.destination_country).expect("validated");
+
+    let mut items = Vec::with_capacity(req.items.len());
+    let mut quoted = Vec::with_capacity(req.items.len());
+    for it in &req.items {
+        let l = state.store.listing(&it.sku).await?;
+        if l.available < i64::from(it.quantity) {
+            return Err(ApiError::Conflict(
+                "out_of_stock",
+                format!("{}: requested {}, available {}", l.sku, it.quantity, l.available),
+            ));
+        }
+        let unit_price = Money::new(l.price_fen, Currency::CNY);
+        let dim = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        items.push(QuoteItem {
+            unit_price,
+            quantity: it.quantity,
+            unit_weight_g: dim(l.weight_g),
+            unit_dims: Dimensions { l_mm: dim(l.l_mm), w_mm: dim(l.w_mm), h_mm: dim(l.h_mm) },
+            domestic_shipping: Money::new(l.domestic_shipping_fen, Currency::CNY),
+        });
+        quoted.push(QuotedItem {
+            sku: l.sku,
+            title: l.title,
+            platform: l.platform,
+            offer_id: l.offer_id,
+            spec_id: l.spec_id,
+            quantity: it.quantity,
+            unit_price,
+        });
+    }
+
+    let fx = state
+        .fx
+        .locked_rate(Currency::CNY, currency)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("exchange rates unavailable: {e}")))?;
+    let fx_dest = state
+        .fx
+        .locked_rate(Currency::CNY, dest.duty.de_minimis.currency)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("exchange rates unavailable: {e}")))?;
+    let breakdown = quote(&QuoteRequest {
+        items: &items,
+        service_fee: &pricing.service_fee,
+        line: &pricing.line,
+        duty: &dest.duty,
+        fx: &fx.rate,
+        fx_destination: &fx_dest.rate,
+    })
+    .map_err(|e| ApiError::Unprocessable("unquotable", e.to_string()))?;
+
+    let doc = QuoteDoc {
+        quote_id: format!("q_{}", uuid::Uuid::now_v7().simple()),
+        expires_at_ms: now_ms() + state.config.quote_ttl.as_millis() as i64,
+        destination_country: req.destination_country.clone(),
+        currency,
+        total: breakdown.total.into(),
+        fx: FxView { rate: fx.rate.decimal(), date: fx.date.clone(), source: fx.source.clone() },
+        breakdown,
+        shipping_line: pricing.line.code.clone(),
+        price_tolerance_bps: state.config.price_tolerance_bps,
+        items: quoted,
+    };
+    state
+        .store
+        .insert_quote(&StoredQuote {
+            id: doc.quote_id.clone(),
+            body: serde_json::to_value(&doc).map_err(ApiError::internal)?,
+            total: doc.breakdown.total,
+            expires_at_ms: doc.expires_at_ms,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(doc)))
+}

@@ -1,0 +1,87 @@
+//! Signed webhooks from the payment provider. The signature is checked (constant time, stale
+//! timestamps rejected) before anything is parsed; each event id is processed once; the
+//! workflow is signalled through the outbox.
+
+use crate::{ApiError, AppState};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use procure_domain::{Currency, Money, signing};
+use serde::Deserialize;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/webhooks/payments", post(payment_webhook))
+}
+
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: Intent,
+}
+
+#[derive(Deserialize)]
+struct Intent {
+    id: String,
+    #[serde(default)]
+    amount_received: i64,
+    currency: String,
+}
+
+async fn payment_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::Unauthorized("missing Stripe-Signature".into()))?;
+    let now = procure_activities::store::now_ms() / 1000;
+    signing::verify_stripe_signature(
+        header,
+        &body,
+        state.config.stripe_webhook_secret.expose(),
+        now,
+        state.config.webhook_tolerance.as_secs() as i64,
+    )
+    .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
+    let event: Event = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest("invalid_event", format!("unreadable event: {e}")))?;
+    let ignored = || Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "handled": false}))));
+    if event.kind != "payment_intent.succeeded" {
+        return ignored();
+    }
+    let intent = event.data.object;
+    let Some(order_id) = state.store.order_for_intent(&intent.id).await? else {
+        tracing::warn!(intent = %intent.id, "payment for an unknown intent");
+        return ignored();
+    };
+    let currency: Currency = intent
+        .currency
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| ApiError::BadRequest("invalid_event", "unsupported currency".into()))?;
+    let amount = Money::new(intent.amount_received, currency);
+    let payload = serde_json::json!({
+        "signal": "payment_succeeded",
+        "args": {"intent_id": intent.id, "amount": amount},
+    });
+    // Redeliveries and replays of an event already handled are acknowledged and dropped.
+    if !state.store.accept_payment_succeeded(&event.id, &intent.id, &order_id, &payload).await? {
+        return Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "duplicate": true}))));
+    }
+    state.outbox_notify.notify_one();
+    tracing::info!(%order_id, %amount, "payment succeeded");
+    Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "handled": true}))))
+}
