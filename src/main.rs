@@ -1,1 +1,305 @@
-fn main() {}
+//! `procure`: the command line. `dev` runs the whole system on embedded defaults, `sandbox`
+//! serves the stand-in outside world alone, `bench` measures throughput against a baseline.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use procure::{
+    demo::{Driver, Script},
+    devserver::{DevServer, DevServerOptions, free_port},
+    system::{System, SystemConfig, install_crypto_provider},
+};
+use procure_api::OrderTimings;
+use procure_domain::OrderState;
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "procure",
+    version,
+    about = "Durable procurement orchestrator for cross-border agent purchasing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything locally: Temporal dev server (SQLite file), sandbox, API and worker.
+    Dev(DevArgs),
+    /// Serve the sandbox marketplaces, payment provider, carrier, tracking and FX feed.
+    Sandbox {
+        #[arg(long, default_value_t = 8790)]
+        port: u16,
+    },
+    /// Measure end-to-end order throughput against a bare-workflow baseline.
+    Bench {
+        #[arg(long, default_value_t = 100)]
+        orders: usize,
+        #[arg(long, default_value = "bench/results/e2e.json")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// Place this many demo orders through the public API and follow them live.
+    #[arg(long, default_value_t = 0)]
+    demo_orders: usize,
+    /// Exit once the demo orders are done: status 0 only if all reached Completed.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Where the SQLite files and logs live.
+    #[arg(long, default_value = ".procure")]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    #[arg(long, default_value_t = 8790)]
+    sandbox_port: u16,
+    #[arg(long, default_value_t = 7233)]
+    temporal_port: u16,
+    #[arg(long, default_value_t = 8233)]
+    ui_port: u16,
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The requested port, or a free one when it is taken (printed, so nobody has to guess).
+fn port_or_free(p: u16) -> u16 {
+    if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        p
+    } else {
+        free_port()
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    install_crypto_provider();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev(args) => dev(args).await,
+        Command::Sandbox { port } => sandbox(port).await,
+        Command::Bench { orders, out } => bench(orders, out).await,
+    };
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sandbox(port: u16) -> anyhow::Result<bool> {
+    init_logs("info");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .context("binding the sandbox port")?;
+    println!("sandbox listening on http://{}", listener.local_addr()?);
+    let sb = procure_sandbox::Sandbox::new(procure_sandbox::SandboxConfig::default());
+    procure_sandbox::serve(listener, sb, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(true)
+}
+
+async fn start_temporal(
+    data_dir: &std::path::Path,
+    port: Option<u16>,
+    ui_port: Option<u16>,
+    ui: bool,
+) -> anyhow::Result<DevServer> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    println!(
+        "starting Temporal dev server (SQLite file {}, WAL) …",
+        data_dir.join("temporal.db").display()
+    );
+    DevServer::start(DevServerOptions {
+        db_file: Some(data_dir.join("temporal.db")),
+        port,
+        ui_port,
+        ui,
+        namespace: "default".into(),
+        search_attributes: vec![(
+            procure_workflows::ORDER_STATE_ATTRIBUTE.into(),
+            "Keyword".into(),
+        )],
+        log_file: Some(data_dir.join("temporal.log")),
+        ui_codec_endpoint: None,
+    })
+    .await
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<bool> {
+    init_logs("warn,procure=info");
+    let started = Instant::now();
+    let temporal = start_temporal(
+        &args.data_dir,
+        Some(port_or_free(args.temporal_port)),
+        Some(port_or_free(args.ui_port)),
+        true,
+    )
+    .await?;
+    let db = args.data_dir.join("procure.db");
+    let mut cfg = SystemConfig::local(format!("sqlite://{}", db.display()), temporal.address());
+    cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.api_port)));
+    cfg.sandbox_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.sandbox_port)));
+    cfg.sandbox.tracking_step_ms = 400;
+    cfg.timings = OrderTimings {
+        payment_timeout: Duration::from_secs(600),
+        inbound_timeout: Duration::from_secs(3600),
+        tracking_poll: Duration::from_secs(1),
+    };
+    let system = match System::start(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = temporal.stop().await;
+            return Err(e);
+        }
+    };
+    println!();
+    println!(
+        "  procure is running ({:.1} s to start)",
+        started.elapsed().as_secs_f64()
+    );
+    println!("  API          {}/api/v1/orders", system.api_url);
+    println!("  Temporal UI  {}", temporal.ui_url().unwrap_or_default());
+    println!(
+        "  Temporal     {} (namespace default, task queue {})",
+        temporal.address(),
+        procure_workflows::TASK_QUEUE
+    );
+    println!("  Sandbox      {}/_sandbox/ledger", system.sandbox_url);
+    println!("  Database     sqlite://{}", db.display());
+    println!();
+
+    let ok;
+    let demo = async {
+        if args.demo_orders == 0 {
+            return anyhow::Ok(true);
+        }
+        let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+        run_demo(&driver, args.demo_orders).await
+    };
+    tokio::select! {
+        r = demo => {
+            ok = r?;
+            if !args.exit_when_done {
+                println!("demo done; press Ctrl-C to stop");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); ok = args.demo_orders == 0; }
+    }
+    println!("stopping API, worker and sandbox …");
+    system.stop().await?;
+    println!("stopping Temporal dev server …");
+    temporal.stop().await?;
+    println!("stopped.");
+    Ok(ok)
+}
+
+async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {
+    let catalogue = driver.catalogue().await?;
+    println!("placing {n} demo order(s) through the public API …");
+    let mut placed = Vec::new();
+    for i in 0..n {
+        let o = driver.place_demo_order(i, &catalogue).await?;
+        let id = o["id"].as_str().unwrap_or_default().to_owned();
+        println!("  placed {id}  total {}", procure::demo::display_total(&o));
+        placed.push((id, Instant::now()));
+    }
+    println!();
+    let outcomes = driver
+        .drive(
+            placed,
+            Script::HappyPath,
+            Duration::from_secs(300),
+            |id, state, reason, t| {
+                println!(
+                    "[{:>6.1}s] {id}  {:<15} {reason}",
+                    t.as_secs_f64(),
+                    state.as_str()
+                );
+            },
+        )
+        .await?;
+    println!();
+    println!(
+        "{:<40} {:<12} {:>14} {:>9}",
+        "order", "state", "total", "elapsed"
+    );
+    for o in &outcomes {
+        println!(
+            "{:<40} {:<12} {:>14} {:>8.1}s",
+            o.order_id,
+            o.state.as_str(),
+            o.total,
+            o.elapsed.as_secs_f64()
+        );
+    }
+    let completed = outcomes
+        .iter()
+        .filter(|o| o.state == OrderState::Completed)
+        .count();
+    println!("\n{completed}/{n} orders Completed");
+    let ledger = driver.ledger().await?;
+    let count = |k: &str| ledger.iter().filter(|e| e.kind == k).count();
+    println!(
+        "sandbox ledger: {} purchase(s), {} marketplace payment(s), {} charge(s), {} refund(s), {} shipment(s)",
+        count("purchase"),
+        count("marketplace_payment"),
+        count("charge"),
+        count("refund"),
+        count("shipment")
+    );
+    Ok(completed == n)
+}
+
+async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
+    init_logs("warn");
+    let dir = std::env::temp_dir().join(format!("procure-bench-{}", std::process::id()));
+    let temporal = start_temporal(&dir, None, None, false).await?;
+    let mut cfg = SystemConfig::local(
+        format!("sqlite://{}", dir.join("procure.db").display()),
+        temporal.address(),
+    );
+    cfg.sandbox.tracking_step_ms = 0;
+    cfg.timings = OrderTimings {
+        payment_timeout: Duration::from_secs(600),
+        inbound_timeout: Duration::from_secs(3600),
+        tracking_poll: Duration::from_secs(1),
+    };
+    let system = System::start(cfg).await?;
+    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    let client =
+        procure_api::temporal::connect(&temporal.address(), "default", "procure-bench").await?;
+    let result = procure::bench::run(&driver, &client, procure_workflows::TASK_QUEUE, orders).await;
+    system.stop().await?;
+    temporal.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = result?;
+    let json = serde_json::to_string_pretty(&result)?;
+    println!("{json}");
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&out, json + "\n")?;
+    println!("written to {}", out.display());
+    Ok(result.completed == result.orders)
+}

@@ -69,31 +69,66 @@ pub fn demo_warehouse() -> DeliveryAddress {
 #[activities]
 impl OrderActivitiesImpl {
     #[activity(definition = order_activities::LoadOrder)]
-    pub async fn load_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<OrderPlan, ActivityError> {
+    pub async fn load_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<OrderPlan, ActivityError> {
         self.store.plan(&order_id).await.map_err(store_err)
     }
 
     #[activity(definition = order_activities::ReserveStock)]
-    pub async fn reserve_stock(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<ReserveOutcome, ActivityError> {
-        self.store.ensure_reserved(&order_id).await.map_err(store_err)
+    pub async fn reserve_stock(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<ReserveOutcome, ActivityError> {
+        self.store
+            .ensure_reserved(&order_id)
+            .await
+            .map_err(store_err)
     }
 
     #[activity(definition = order_activities::ReleaseStock)]
-    pub async fn release_stock(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u32, ActivityError> {
-        let n = self.store.release_reservations(&order_id).await.map_err(store_err)?;
+    pub async fn release_stock(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<u32, ActivityError> {
+        let n = self
+            .store
+            .release_reservations(&order_id)
+            .await
+            .map_err(store_err)?;
         tracing::info!(%order_id, released = n, "stock released");
         Ok(n)
     }
 
     #[activity(definition = order_activities::RecordTransition)]
-    pub async fn record_transition(self: Arc<Self>, _ctx: ActivityContext, record: TransitionRecord) -> Result<(), ActivityError> {
+    pub async fn record_transition(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        record: TransitionRecord,
+    ) -> Result<(), ActivityError> {
         tracing::info!(order_id = %record.order_id, from = %record.from, to = %record.to, reason = %record.reason, "order transition");
-        self.store.record_transition(&record).await.map_err(store_err)
+        self.store
+            .record_transition(&record)
+            .await
+            .map_err(store_err)
     }
 
     #[activity(definition = order_activities::CreatePayment)]
-    pub async fn create_payment(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<PaymentCreated, ActivityError> {
-        if let Some((intent_id, amount, _)) = self.store.payment_intent(&order_id).await.map_err(store_err)? {
+    pub async fn create_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<PaymentCreated, ActivityError> {
+        if let Some((intent_id, amount, _)) = self
+            .store
+            .payment_intent(&order_id)
+            .await
+            .map_err(store_err)?
+        {
             return Ok(PaymentCreated { intent_id, amount });
         }
         let plan = self.store.plan(&order_id).await.map_err(store_err)?;
@@ -102,20 +137,39 @@ impl OrderActivitiesImpl {
             .create_intent(&format!("{order_id}-charge"), plan.total, &order_id)
             .await
             .map_err(transient)?;
-        self.store.record_payment_intent(&order_id, &intent.id, plan.total).await.map_err(store_err)?;
+        self.store
+            .record_payment_intent(&order_id, &intent.id, plan.total)
+            .await
+            .map_err(store_err)?;
         tracing::info!(%order_id, intent = %intent.id, amount = %plan.total, "payment intent created");
-        Ok(PaymentCreated { intent_id: intent.id, amount: plan.total })
+        Ok(PaymentCreated {
+            intent_id: intent.id,
+            amount: plan.total,
+        })
     }
 
     #[activity(definition = order_activities::CancelPayment)]
-    pub async fn cancel_payment(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<(), ActivityError> {
-        let Some((intent_id, _, status)) = self.store.payment_intent(&order_id).await.map_err(store_err)? else {
+    pub async fn cancel_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<(), ActivityError> {
+        let Some((intent_id, _, status)) = self
+            .store
+            .payment_intent(&order_id)
+            .await
+            .map_err(store_err)?
+        else {
             return Ok(());
         };
         if status == "canceled" {
             return Ok(());
         }
-        let intent = self.payments.get_intent(&intent_id).await.map_err(transient)?;
+        let intent = self
+            .payments
+            .get_intent(&intent_id)
+            .await
+            .map_err(transient)?;
         if intent.status == crate::adapters::payments::IntentStatus::Succeeded {
             // Paid at the last moment: the money must go back, not be left captured.
             let refund = self
@@ -124,15 +178,28 @@ impl OrderActivitiesImpl {
                 .await
                 .map_err(transient)?;
             tracing::warn!(%order_id, refund = %refund.id, "payment arrived after expiry; refunded");
-            self.store.set_payment_status(&intent_id, "refunded", Some(intent.amount.minor)).await.map_err(store_err)?;
+            self.store
+                .set_payment_status(&intent_id, "refunded", Some(intent.amount.minor))
+                .await
+                .map_err(store_err)?;
             return Ok(());
         }
-        self.payments.cancel_intent(&intent_id).await.map_err(transient)?;
-        self.store.set_payment_status(&intent_id, "canceled", None).await.map_err(store_err)
+        self.payments
+            .cancel_intent(&intent_id)
+            .await
+            .map_err(transient)?;
+        self.store
+            .set_payment_status(&intent_id, "canceled", None)
+            .await
+            .map_err(store_err)
     }
 
     #[activity(definition = order_activities::RefundPayment)]
-    pub async fn refund_payment(self: Arc<Self>, _ctx: ActivityContext, req: RefundRequest) -> Result<RefundDone, ActivityError> {
+    pub async fn refund_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: RefundRequest,
+    ) -> Result<RefundDone, ActivityError> {
         let (intent_id, _, _) = self
             .store
             .payment_intent(&req.order_id)
@@ -145,13 +212,23 @@ impl OrderActivitiesImpl {
             .refund(&format!("{}-refund", req.order_id), &intent_id, req.amount)
             .await
             .map_err(transient)?;
-        self.store.set_payment_status(&intent_id, "refunded", Some(refund.amount.minor)).await.map_err(store_err)?;
+        self.store
+            .set_payment_status(&intent_id, "refunded", Some(refund.amount.minor))
+            .await
+            .map_err(store_err)?;
         tracing::info!(order_id = %req.order_id, refund = %refund.id, amount = %refund.amount, reason = %req.reason, "refunded");
-        Ok(RefundDone { refund_id: refund.id, amount: refund.amount })
+        Ok(RefundDone {
+            refund_id: refund.id,
+            amount: refund.amount,
+        })
     }
 
     #[activity(definition = order_activities::PurchaseLine)]
-    pub async fn purchase_line(self: Arc<Self>, ctx: ActivityContext, req: PurchaseLineRequest) -> Result<PurchaseOutcome, ActivityError> {
+    pub async fn purchase_line(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: PurchaseLineRequest,
+    ) -> Result<PurchaseOutcome, ActivityError> {
         let plan = self.store.plan(&req.order_id).await.map_err(store_err)?;
         let line = plan
             .lines
@@ -159,7 +236,9 @@ impl OrderActivitiesImpl {
             .find(|l| l.line_no == req.line_no)
             .ok_or_else(|| permanent(format!("order has no line {}", req.line_no)))?;
         if line.platform != Platform::Alibaba1688 {
-            return Ok(PurchaseOutcome::Refused { reason: format!("no purchasing channel for {}", line.platform.as_str()) });
+            return Ok(PurchaseOutcome::Refused {
+                reason: format!("no purchasing channel for {}", line.platform.as_str()),
+            });
         }
         let max_unit = line.max_unit_price.minor;
         let purchase = PurchaseRequest {
@@ -172,13 +251,21 @@ impl OrderActivitiesImpl {
                 max_unit_price_fen: max_unit,
             }],
             address: self.warehouse.clone(),
-            max_total_fen: max_unit.saturating_mul(i64::from(line.quantity)).saturating_add(5_000),
+            max_total_fen: max_unit
+                .saturating_mul(i64::from(line.quantity))
+                .saturating_add(5_000),
         };
         let attempt = ctx.info().attempt;
         match self.market.purchase(&purchase).await {
             Ok(p) => {
                 self.store
-                    .record_purchase(&req.order_id, req.line_no, "1688", &p.marketplace_order_id, p.amount_paid_fen)
+                    .record_purchase(
+                        &req.order_id,
+                        req.line_no,
+                        "1688",
+                        &p.marketplace_order_id,
+                        p.amount_paid_fen,
+                    )
                     .await
                     .map_err(store_err)?;
                 tracing::info!(order_id = %req.order_id, line = req.line_no, attempt, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased on 1688");
@@ -195,42 +282,101 @@ impl OrderActivitiesImpl {
             }
             Err(e) => {
                 tracing::warn!(order_id = %req.order_id, line = req.line_no, attempt, error = %e, "purchase refused");
-                Ok(PurchaseOutcome::Refused { reason: refusal(&e) })
+                Ok(PurchaseOutcome::Refused {
+                    reason: refusal(&e),
+                })
             }
         }
     }
 
     #[activity(definition = order_activities::BookShipment)]
-    pub async fn book_shipment(self: Arc<Self>, _ctx: ActivityContext, req: ShipmentRequest) -> Result<ShipmentBooked, ActivityError> {
-        if let Some(number) = self.store.tracking_number(&req.order_id).await.map_err(store_err)? {
-            return Ok(ShipmentBooked { carrier: "SANDBOX-EXP".into(), tracking_number: number });
+    pub async fn book_shipment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: ShipmentRequest,
+    ) -> Result<ShipmentBooked, ActivityError> {
+        if let Some(number) = self
+            .store
+            .tracking_number(&req.order_id)
+            .await
+            .map_err(store_err)?
+        {
+            return Ok(ShipmentBooked {
+                carrier: "SANDBOX-EXP".into(),
+                tracking_number: number,
+            });
         }
-        let (_, country) = self.store.shipping_address(&req.order_id).await.map_err(store_err)?;
+        let (_, country) = self
+            .store
+            .shipping_address(&req.order_id)
+            .await
+            .map_err(store_err)?;
         let shipment = self
             .carrier
-            .book(&req.order_id, &self.shipping_service, req.weight_g, &country)
+            .book(
+                &req.order_id,
+                &self.shipping_service,
+                req.weight_g,
+                &country,
+            )
             .await
             .map_err(transient)?;
-        let registered = self.tracking.register(&[TrackRef::new(shipment.tracking_number.clone())]).await.map_err(transient)?;
-        if let Some(r) = registered.rejected.iter().find(|r| !r.is_already_registered()) {
-            return Err(transient(format!("tracking registration rejected: {}", r.message)));
+        let registered = self
+            .tracking
+            .register(&[TrackRef::new(shipment.tracking_number.clone())])
+            .await
+            .map_err(transient)?;
+        if let Some(r) = registered
+            .rejected
+            .iter()
+            .find(|r| !r.is_already_registered())
+        {
+            return Err(transient(format!(
+                "tracking registration rejected: {}",
+                r.message
+            )));
         }
         self.store
             .record_shipment(&req.order_id, &shipment.carrier, &shipment.tracking_number)
             .await
             .map_err(store_err)?;
         tracing::info!(order_id = %req.order_id, tracking = %shipment.tracking_number, "shipment booked");
-        Ok(ShipmentBooked { carrier: shipment.carrier, tracking_number: shipment.tracking_number })
+        Ok(ShipmentBooked {
+            carrier: shipment.carrier,
+            tracking_number: shipment.tracking_number,
+        })
     }
 
     #[activity(definition = order_activities::TrackParcel)]
-    pub async fn track_parcel(self: Arc<Self>, _ctx: ActivityContext, tracking_number: String) -> Result<ParcelStatus, ActivityError> {
-        let tracked = self.tracking.track(&[TrackRef::new(tracking_number.clone())]).await.map_err(transient)?;
-        let Some(st) = tracked.statuses.into_iter().find(|s| s.number == tracking_number) else {
-            return Ok(ParcelStatus { status: "NotFound".into(), description: "no tracking information yet".into() });
+    pub async fn track_parcel(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        tracking_number: String,
+    ) -> Result<ParcelStatus, ActivityError> {
+        let tracked = self
+            .tracking
+            .track(&[TrackRef::new(tracking_number.clone())])
+            .await
+            .map_err(transient)?;
+        let Some(st) = tracked
+            .statuses
+            .into_iter()
+            .find(|s| s.number == tracking_number)
+        else {
+            return Ok(ParcelStatus {
+                status: "NotFound".into(),
+                description: "no tracking information yet".into(),
+            });
         };
-        let description = st.events.first().map(|e| e.description.clone()).unwrap_or_default();
-        Ok(ParcelStatus { status: format!("{:?}", st.status), description })
+        let description = st
+            .events
+            .first()
+            .map(|e| e.description.clone())
+            .unwrap_or_default();
+        Ok(ParcelStatus {
+            status: format!("{:?}", st.status),
+            description,
+        })
     }
 }
 

@@ -28,7 +28,11 @@ pub enum StoreError {
     #[error("idempotency key reused with a different request")]
     IdempotencyConflict,
     #[error("insufficient stock for {sku}: requested {requested}, available {available}")]
-    OutOfStock { sku: String, requested: u32, available: i64 },
+    OutOfStock {
+        sku: String,
+        requested: u32,
+        available: i64,
+    },
     #[error("unknown sku {0}")]
     UnknownSku(String),
     #[error("stored data is corrupt: {0}")]
@@ -149,21 +153,35 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(StoreError::Corrupt("database URL must start with sqlite: or postgres:".into()));
+            return Err(StoreError::Corrupt(
+                "database URL must start with sqlite: or postgres:".into(),
+            ));
         };
         let pool = match backend {
             Backend::Sqlite => {
-                let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
                 AnyPoolOptions::new()
                     .max_connections(8)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the single writer; the busy timeout
                             // makes concurrent writers queue instead of failing.
-                            sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA busy_timeout=10000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA foreign_keys=ON").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA journal_mode=WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous=NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout=10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA foreign_keys=ON")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })
@@ -171,11 +189,13 @@ impl Store {
                     .connect(&url)
                     .await?
             }
-            Backend::Postgres => AnyPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
-                .await?,
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?
+            }
         };
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
@@ -236,7 +256,9 @@ impl Store {
     }
 
     pub async fn listings(&self) -> Result<Vec<Listing>> {
-        let rows = sqlx::query(&format!("{LISTING_SELECT} ORDER BY sku")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&format!("{LISTING_SELECT} ORDER BY sku"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(listing_from_row).collect()
     }
 
@@ -258,11 +280,13 @@ impl Store {
     }
 
     pub async fn quote(&self, id: &str) -> Result<StoredQuote> {
-        let row = sqlx::query("SELECT id, body, total_minor, currency, expires_at_ms FROM quotes WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(
+            "SELECT id, body, total_minor, currency, expires_at_ms FROM quotes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let body: String = row.try_get("body")?;
         Ok(StoredQuote {
             id: row.try_get("id")?,
@@ -276,7 +300,12 @@ impl Store {
 
     /// Accept an order exactly once per idempotency key: the order row, its reservations, the key
     /// and the outbox row that will start its workflow commit together or not at all.
-    pub async fn create_order(&self, order: &NewOrder, idempotency_key: &str, request_hash: &str) -> Result<CreatedOrder> {
+    pub async fn create_order(
+        &self,
+        order: &NewOrder,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<CreatedOrder> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let claimed = sqlx::query(
@@ -291,17 +320,21 @@ impl Store {
         .await?
         .rows_affected();
         if claimed == 0 {
-            let row = sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
-                .bind(idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row =
+                sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
+                    .bind(idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
             tx.rollback().await?;
             let hash: String = row.try_get("request_hash")?;
             if hash != request_hash {
                 return Err(StoreError::IdempotencyConflict);
             }
             let existing: String = row.try_get("order_id")?;
-            return Ok(CreatedOrder { order: self.order(&existing).await?, created: false });
+            return Ok(CreatedOrder {
+                order: self.order(&existing).await?,
+                created: false,
+            });
         }
         sqlx::query(
             "INSERT INTO orders (id, customer_id, quote_id, state, total_minor, currency, lines, shipping_address, \
@@ -319,17 +352,33 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if let ReserveOutcome::Insufficient { sku, requested, available } = reserve_lines(&mut tx, &order.id, &order.lines).await? {
+        if let ReserveOutcome::Insufficient {
+            sku,
+            requested,
+            available,
+        } = reserve_lines(&mut tx, &order.id, &order.lines).await?
+        {
             tx.rollback().await?;
-            return Err(StoreError::OutOfStock { sku, requested, available });
+            return Err(StoreError::OutOfStock {
+                sku,
+                requested,
+                available,
+            });
         }
         enqueue(&mut tx, "start", &order.id, &serde_json::json!({})).await?;
         tx.commit().await?;
-        Ok(CreatedOrder { order: self.order(&order.id).await?, created: true })
+        Ok(CreatedOrder {
+            order: self.order(&order.id).await?,
+            created: true,
+        })
     }
 
     /// Look up an earlier request under this idempotency key without creating anything.
-    pub async fn create_order_replay_only(&self, idempotency_key: &str, request_hash: &str) -> Result<Option<OrderRecord>> {
+    pub async fn create_order_replay_only(
+        &self,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<Option<OrderRecord>> {
         let row = sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
             .bind(idempotency_key)
             .fetch_optional(&self.pool)
@@ -338,7 +387,9 @@ impl Store {
         if row.try_get::<String, _>("request_hash")? != request_hash {
             return Err(StoreError::IdempotencyConflict);
         }
-        Ok(Some(self.order(&row.try_get::<String, _>("order_id")?).await?))
+        Ok(Some(
+            self.order(&row.try_get::<String, _>("order_id")?).await?,
+        ))
     }
 
     pub async fn order(&self, id: &str) -> Result<OrderRecord> {
@@ -352,10 +403,12 @@ impl Store {
 
     pub async fn order_detail(&self, id: &str) -> Result<OrderDetail> {
         let order = self.order(id).await?;
-        let rows = sqlx::query("SELECT at_ms, state, reason FROM order_events WHERE order_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at_ms, state, reason FROM order_events WHERE order_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         let timeline = rows
             .iter()
             .map(|r| {
@@ -370,7 +423,13 @@ impl Store {
     }
 
     /// Orders, newest first, optionally filtered by state and customer; `before_ms` pages.
-    pub async fn list_orders(&self, state_filter: Option<OrderState>, customer: Option<&str>, limit: i64, before_ms: Option<i64>) -> Result<Vec<OrderRecord>> {
+    pub async fn list_orders(
+        &self,
+        state_filter: Option<OrderState>,
+        customer: Option<&str>,
+        limit: i64,
+        before_ms: Option<i64>,
+    ) -> Result<Vec<OrderRecord>> {
         let rows = sqlx::query(&format!(
             "{ORDER_SELECT} WHERE ($1 = '' OR state = $1) AND ($2 = '' OR customer_id = $2) AND created_at_ms < $3 \
              ORDER BY created_at_ms DESC, id DESC LIMIT $4"
@@ -385,16 +444,23 @@ impl Store {
     }
 
     pub async fn count_by_state(&self) -> Result<Vec<(OrderState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((state(r.try_get::<String, _>("state")?)?, r.try_get("n")?))).collect()
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((state(r.try_get::<String, _>("state")?)?, r.try_get("n")?)))
+            .collect()
     }
 
     /// The workflow's view of an order: lines and total, no personal data.
     pub async fn plan(&self, order_id: &str) -> Result<OrderPlan> {
         let o = self.order(order_id).await?;
-        Ok(OrderPlan { order_id: o.id, lines: o.lines, total: o.total })
+        Ok(OrderPlan {
+            order_id: o.id,
+            lines: o.lines,
+            total: o.total,
+        })
     }
 
     /// Idempotent read-model write of one workflow transition: the event is keyed by its
@@ -463,8 +529,8 @@ impl Store {
     /// (held, released) reservation units of an order.
     pub async fn reservation_units(&self, order_id: &str) -> Result<(i64, i64)> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN quantity ELSE 0 END), 0) AS held, \
-             COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN 0 ELSE quantity END), 0) AS released \
+            "SELECT CAST(COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN quantity ELSE 0 END), 0) AS BIGINT) AS held, \
+             CAST(COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN 0 ELSE quantity END), 0) AS BIGINT) AS released \
              FROM reservations WHERE order_id = $1",
         )
         .bind(order_id)
@@ -475,7 +541,12 @@ impl Store {
 
     // ----- payments, purchases, shipments -----------------------------------------------
 
-    pub async fn record_payment_intent(&self, order_id: &str, intent_id: &str, amount: Money) -> Result<()> {
+    pub async fn record_payment_intent(
+        &self,
+        order_id: &str,
+        intent_id: &str,
+        amount: Money,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms) \
              VALUES ($1,$2,$3,$4,'requires_payment_method',$5) ON CONFLICT (order_id) DO NOTHING",
@@ -496,12 +567,20 @@ impl Store {
     }
 
     pub async fn payment_intent(&self, order_id: &str) -> Result<Option<(String, Money, String)>> {
-        let row = sqlx::query("SELECT intent_id, amount_minor, currency, status FROM payments WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get("intent_id")?, money(&r, "amount_minor", "currency")?, r.try_get("status")?)))
-            .transpose()
+        let row = sqlx::query(
+            "SELECT intent_id, amount_minor, currency, status FROM payments WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("intent_id")?,
+                money(&r, "amount_minor", "currency")?,
+                r.try_get("status")?,
+            ))
+        })
+        .transpose()
     }
 
     pub async fn order_for_intent(&self, intent_id: &str) -> Result<Option<String>> {
@@ -509,10 +588,16 @@ impl Store {
             .bind(intent_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get("order_id").map_err(StoreError::from)).transpose()
+        row.map(|r| r.try_get("order_id").map_err(StoreError::from))
+            .transpose()
     }
 
-    pub async fn set_payment_status(&self, intent_id: &str, status: &str, refunded_minor: Option<i64>) -> Result<()> {
+    pub async fn set_payment_status(
+        &self,
+        intent_id: &str,
+        status: &str,
+        refunded_minor: Option<i64>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE payments SET status = $1, refunded_minor = COALESCE($2, refunded_minor), updated_at_ms = $3 WHERE intent_id = $4",
         )
@@ -528,7 +613,13 @@ impl Store {
     /// Handle a payment-succeeded event exactly once: remember the event id, mark the payment
     /// and queue the workflow signal in one transaction (a crash half-way loses nothing, and a
     /// redelivery of the same event does nothing). Returns false for a duplicate.
-    pub async fn accept_payment_succeeded(&self, event_id: &str, intent_id: &str, order_id: &str, signal: &serde_json::Value) -> Result<bool> {
+    pub async fn accept_payment_succeeded(
+        &self,
+        event_id: &str,
+        intent_id: &str,
+        order_id: &str,
+        signal: &serde_json::Value,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let new = sqlx::query("INSERT INTO webhook_events (event_id, received_at_ms) VALUES ($1,$2) ON CONFLICT (event_id) DO NOTHING")
             .bind(event_id)
@@ -540,17 +631,26 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("UPDATE payments SET status = 'succeeded', updated_at_ms = $1 WHERE intent_id = $2")
-            .bind(now_ms())
-            .bind(intent_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE payments SET status = 'succeeded', updated_at_ms = $1 WHERE intent_id = $2",
+        )
+        .bind(now_ms())
+        .bind(intent_id)
+        .execute(&mut *tx)
+        .await?;
         enqueue(&mut tx, "signal", order_id, signal).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    pub async fn record_purchase(&self, order_id: &str, line_no: u32, platform: &str, marketplace_order_id: &str, paid_fen: i64) -> Result<()> {
+    pub async fn record_purchase(
+        &self,
+        order_id: &str,
+        line_no: u32,
+        platform: &str,
+        marketplace_order_id: &str,
+        paid_fen: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO purchases (order_id, line_no, platform, marketplace_order_id, paid_fen, created_at_ms) \
              VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (order_id, line_no) DO NOTHING",
@@ -566,7 +666,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_shipment(&self, order_id: &str, carrier: &str, tracking_number: &str) -> Result<()> {
+    pub async fn record_shipment(
+        &self,
+        order_id: &str,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO shipments (order_id, carrier, tracking_number, created_at_ms) VALUES ($1,$2,$3,$4) \
              ON CONFLICT (order_id) DO NOTHING",
@@ -585,24 +690,34 @@ impl Store {
             .bind(order_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get("tracking_number").map_err(StoreError::from)).transpose()
+        row.map(|r| r.try_get("tracking_number").map_err(StoreError::from))
+            .transpose()
     }
 
     /// Shipping address of an order, for the carrier booking only.
     pub async fn shipping_address(&self, order_id: &str) -> Result<(serde_json::Value, String)> {
-        let row = sqlx::query("SELECT shipping_address, destination_country FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row =
+            sqlx::query("SELECT shipping_address, destination_country FROM orders WHERE id = $1")
+                .bind(order_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let raw: String = row.try_get("shipping_address")?;
-        Ok((serde_json::from_str(&raw).map_err(corrupt)?, row.try_get("destination_country")?))
+        Ok((
+            serde_json::from_str(&raw).map_err(corrupt)?,
+            row.try_get("destination_country")?,
+        ))
     }
 
     // ----- outbox ------------------------------------------------------------------------
 
     /// Queue work for Temporal outside an order transaction (e.g. a signal from a webhook).
-    pub async fn enqueue(&self, kind: &str, order_id: &str, payload: &serde_json::Value) -> Result<()> {
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        order_id: &str,
+        payload: &serde_json::Value,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         enqueue(&mut tx, kind, order_id, payload).await?;
         tx.commit().await?;
@@ -659,7 +774,12 @@ impl Store {
     }
 }
 
-async fn enqueue(tx: &mut Transaction<'_, Any>, kind: &str, order_id: &str, payload: &serde_json::Value) -> Result<()> {
+async fn enqueue(
+    tx: &mut Transaction<'_, Any>,
+    kind: &str,
+    order_id: &str,
+    payload: &serde_json::Value,
+) -> Result<()> {
     let now = now_ms();
     sqlx::query("INSERT INTO outbox (kind, order_id, payload, created_at_ms, next_attempt_at_ms) VALUES ($1,$2,$3,$4,$4)")
         .bind(kind)
@@ -673,7 +793,11 @@ async fn enqueue(tx: &mut Transaction<'_, Any>, kind: &str, order_id: &str, payl
 
 /// Reserve each line once: the reservation row is the idempotency marker, and stock moves by
 /// one conditional update that can never take `available` below zero.
-async fn reserve_lines(tx: &mut Transaction<'_, Any>, order_id: &str, lines: &[OrderLine]) -> Result<ReserveOutcome> {
+async fn reserve_lines(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    lines: &[OrderLine],
+) -> Result<ReserveOutcome> {
     let now = now_ms();
     for line in lines {
         let inserted = sqlx::query(
@@ -691,12 +815,14 @@ async fn reserve_lines(tx: &mut Transaction<'_, Any>, order_id: &str, lines: &[O
         if inserted == 0 {
             continue;
         }
-        let taken = sqlx::query("UPDATE listings SET available = available - $1 WHERE sku = $2 AND available >= $1")
-            .bind(i64::from(line.quantity))
-            .bind(&line.sku)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+        let taken = sqlx::query(
+            "UPDATE listings SET available = available - $1 WHERE sku = $2 AND available >= $1",
+        )
+        .bind(i64::from(line.quantity))
+        .bind(&line.sku)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
         if taken == 0 {
             let available = sqlx::query("SELECT available FROM listings WHERE sku = $1")
                 .bind(&line.sku)
@@ -705,7 +831,11 @@ async fn reserve_lines(tx: &mut Transaction<'_, Any>, order_id: &str, lines: &[O
                 .map(|r| r.try_get::<i64, _>("available"))
                 .transpose()?
                 .ok_or_else(|| StoreError::UnknownSku(line.sku.clone()))?;
-            return Ok(ReserveOutcome::Insufficient { sku: line.sku.clone(), requested: line.quantity, available });
+            return Ok(ReserveOutcome::Insufficient {
+                sku: line.sku.clone(),
+                requested: line.quantity,
+                available,
+            });
         }
     }
     Ok(ReserveOutcome::Reserved)
@@ -756,5 +886,8 @@ fn state(s: String) -> Result<OrderState> {
 
 fn money(r: &AnyRow, minor: &str, currency: &str) -> Result<Money> {
     let c: String = r.try_get(currency)?;
-    Ok(Money::new(r.try_get(minor)?, Currency::from_str(&c).map_err(corrupt)?))
+    Ok(Money::new(
+        r.try_get(minor)?,
+        Currency::from_str(&c).map_err(corrupt)?,
+    ))
 }

@@ -7,11 +7,14 @@ use crate::{OrderTimings, temporal::TemporalLink};
 use futures_util::{StreamExt, stream};
 use procure_activities::store::{OutboxItem, Store};
 use procure_workflows::{
-    OrderWorkflow, order_workflow_id,
+    OrderWorkflow,
     order::{OrderInput, PaymentSucceeded, WarehouseInbound},
+    order_workflow_id,
 };
 use std::{future::Future, sync::Arc, time::Duration};
-use temporalio_client::{Client, WorkflowSignalOptions, WorkflowStartOptions, errors::WorkflowStartError};
+use temporalio_client::{
+    Client, WorkflowSignalOptions, WorkflowStartOptions, errors::WorkflowStartError,
+};
 use tokio::sync::Notify;
 
 pub struct Dispatcher {
@@ -33,7 +36,10 @@ impl Dispatcher {
             let worked = match self.pass().await {
                 Ok(n) => n > 0,
                 Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "outbox dispatch pass failed; will retry");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "outbox dispatch pass failed; will retry"
+                    );
                     false
                 }
             };
@@ -58,8 +64,16 @@ impl Dispatcher {
         }
         let client = self.temporal.client().await?;
         // Starts before signals, so a signal never races its own workflow's start.
-        let signals = items.split_off(items.iter().position(|i| i.kind != "start").unwrap_or(items.len()));
-        let (starts, signals): (Vec<_>, Vec<_>) = items.into_iter().chain(signals).partition(|i| i.kind == "start");
+        let signals = items.split_off(
+            items
+                .iter()
+                .position(|i| i.kind != "start")
+                .unwrap_or(items.len()),
+        );
+        let (starts, signals): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .chain(signals)
+            .partition(|i| i.kind == "start");
         let mut done = 0;
         for batch in [starts, signals] {
             let results: Vec<(OutboxItem, anyhow::Result<()>)> = stream::iter(batch)
@@ -80,9 +94,13 @@ impl Dispatcher {
                         done += 1;
                     }
                     Err(e) => {
-                        let delay = Duration::from_millis(200 * 2u64.pow(item.attempts.clamp(0, 8) as u32)).min(Duration::from_secs(30));
+                        let delay =
+                            Duration::from_millis(200 * 2u64.pow(item.attempts.clamp(0, 8) as u32))
+                                .min(Duration::from_secs(30));
                         tracing::warn!(order_id = %item.order_id, kind = %item.kind, attempt = item.attempts + 1, error = format!("{e:#}"), "outbox delivery failed");
-                        self.store.outbox_retry_later(item.id, &format!("{e:#}"), delay).await?;
+                        self.store
+                            .outbox_retry_later(item.id, &format!("{e:#}"), delay)
+                            .await?;
                     }
                 }
             }
@@ -113,19 +131,27 @@ impl Dispatcher {
                 let name = item.payload["signal"].as_str().unwrap_or_default();
                 let args = item.payload["args"].clone();
                 let handle = client.get_workflow_handle::<OrderWorkflow>(wf_id);
-                let opts = WorkflowSignalOptions::builder().request_id(format!("outbox-{}", item.id)).build();
+                let opts = WorkflowSignalOptions::builder()
+                    .request_id(format!("outbox-{}", item.id))
+                    .build();
                 match name {
                     "payment_succeeded" => {
                         let p: PaymentSucceeded = serde_json::from_value(args)?;
-                        handle.signal(OrderWorkflow::payment_succeeded, p, opts).await?;
+                        handle
+                            .signal(OrderWorkflow::payment_succeeded, p, opts)
+                            .await?;
                     }
                     "warehouse_inbound" => {
                         let s: WarehouseInbound = serde_json::from_value(args)?;
-                        handle.signal(OrderWorkflow::warehouse_inbound, s, opts).await?;
+                        handle
+                            .signal(OrderWorkflow::warehouse_inbound, s, opts)
+                            .await?;
                     }
                     "cancel_order" => {
                         let reason: String = serde_json::from_value(args)?;
-                        handle.signal(OrderWorkflow::cancel_order, reason, opts).await?;
+                        handle
+                            .signal(OrderWorkflow::cancel_order, reason, opts)
+                            .await?;
                     }
                     other => anyhow::bail!("unknown signal {other:?} in outbox"),
                 }

@@ -38,7 +38,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        ApiError::Validation(vec![FieldError { field: field.into(), message: message.into() }])
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -62,29 +65,66 @@ struct Inner<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, fields) = match &self {
-            ApiError::Validation(f) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the request has invalid fields".to_owned(), Some(f.as_slice())),
+            ApiError::Validation(f) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "the request has invalid fields".to_owned(),
+                Some(f.as_slice()),
+            ),
             ApiError::BadRequest(code, m) => (StatusCode::BAD_REQUEST, *code, m.clone(), None),
-            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), None),
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+                None,
+            ),
             ApiError::Conflict(code, m) => (StatusCode::CONFLICT, *code, m.clone(), None),
-            ApiError::Unprocessable(code, m) => (StatusCode::UNPROCESSABLE_ENTITY, *code, m.clone(), None),
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone(), None),
+            ApiError::Unprocessable(code, m) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, *code, m.clone(), None)
+            }
+            ApiError::Unauthorized(m) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None)
+            }
+            ApiError::Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                m.clone(),
+                None,
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                    None,
+                )
             }
         };
-        (status, Json(Body { error: Inner { code, message, fields } })).into_response()
+        (
+            status,
+            Json(Body {
+                error: Inner {
+                    code,
+                    message,
+                    fields,
+                },
+            }),
+        )
+            .into_response()
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::BadRequest("unsupported_media_type", "expected Content-Type: application/json".into())
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+                "unsupported_media_type",
+                "expected Content-Type: application/json".into(),
+            ),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest("malformed_json", e.body_text())
             }
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest("malformed_json", e.body_text()),
             JsonRejection::JsonDataError(e) => ApiError::BadRequest("invalid_body", e.body_text()),
             JsonRejection::BytesRejection(e) => ApiError::BadRequest("invalid_body", e.body_text()),
             other => ApiError::BadRequest("invalid_body", other.body_text()),
@@ -100,7 +140,11 @@ impl From<StoreError> for ApiError {
                 "idempotency_key_reused",
                 "this Idempotency-Key was used with a different request body".into(),
             ),
-            StoreError::OutOfStock { sku, requested, available } => ApiError::Conflict(
+            StoreError::OutOfStock {
+                sku,
+                requested,
+                available,
+            } => ApiError::Conflict(
                 "out_of_stock",
                 format!("{sku}: requested {requested}, available {available}"),
             ),

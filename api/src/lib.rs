@@ -74,13 +74,21 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, fx: EcbFx, config: ApiConfig) -> Self {
-        AppState { store, fx: Arc::new(fx), config: Arc::new(config), outbox_notify: Arc::new(Notify::new()) }
+        AppState {
+            store,
+            fx: Arc::new(fx),
+            config: Arc::new(config),
+            outbox_notify: Arc::new(Notify::new()),
+        }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .merge(quotes::router())
         .merge(orders::router())
         .merge(webhooks::router())
@@ -95,5 +103,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

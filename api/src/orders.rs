@@ -9,7 +9,10 @@ use axum::{
     routing::{get, post},
 };
 use procure_activities::store::{NewOrder, OrderDetail, OrderRecord, StoreError, now_ms};
-use procure_domain::{OrderState, order::{OrderLine, Platform}};
+use procure_domain::{
+    OrderState,
+    order::{OrderLine, Platform},
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -45,7 +48,10 @@ pub struct CreateOrder {
 fn check_len(errors: &mut Vec<FieldError>, field: &str, v: &str, min: usize, max: usize) {
     let n = v.chars().count();
     if n < min || n > max {
-        errors.push(FieldError { field: field.into(), message: format!("must be {min} to {max} characters") });
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("must be {min} to {max} characters"),
+        });
     }
 }
 
@@ -53,30 +59,75 @@ fn validate(req: &CreateOrder) -> Result<(), ApiError> {
     let mut e = Vec::new();
     check_len(&mut e, "quote_id", &req.quote_id, 1, 64);
     check_len(&mut e, "customer_id", &req.customer_id, 1, 64);
-    if !req.customer_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        e.push(FieldError { field: "customer_id".into(), message: "letters, digits, - and _ only".into() });
+    if !req
+        .customer_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        e.push(FieldError {
+            field: "customer_id".into(),
+            message: "letters, digits, - and _ only".into(),
+        });
     }
     let a = &req.shipping_address;
     check_len(&mut e, "shipping_address.name", &a.name, 1, 100);
     check_len(&mut e, "shipping_address.line1", &a.line1, 1, 200);
-    check_len(&mut e, "shipping_address.line2", a.line2.as_deref().unwrap_or(""), 0, 200);
+    check_len(
+        &mut e,
+        "shipping_address.line2",
+        a.line2.as_deref().unwrap_or(""),
+        0,
+        200,
+    );
     check_len(&mut e, "shipping_address.city", &a.city, 1, 100);
-    check_len(&mut e, "shipping_address.postal_code", &a.postal_code, 1, 20);
-    check_len(&mut e, "shipping_address.phone", a.phone.as_deref().unwrap_or(""), 0, 30);
+    check_len(
+        &mut e,
+        "shipping_address.postal_code",
+        &a.postal_code,
+        1,
+        20,
+    );
+    check_len(
+        &mut e,
+        "shipping_address.phone",
+        a.phone.as_deref().unwrap_or(""),
+        0,
+        30,
+    );
     if a.country.len() != 2 || !a.country.chars().all(|c| c.is_ascii_uppercase()) {
-        e.push(FieldError { field: "shipping_address.country".into(), message: "ISO 3166 alpha-2, upper case".into() });
+        e.push(FieldError {
+            field: "shipping_address.country".into(),
+            message: "ISO 3166 alpha-2, upper case".into(),
+        });
     }
-    if e.is_empty() { Ok(()) } else { Err(ApiError::Validation(e)) }
+    if e.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(e))
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let key = headers
         .get("idempotency-key")
-        .ok_or_else(|| ApiError::BadRequest("missing_idempotency_key", "the Idempotency-Key header is required".into()))?
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "missing_idempotency_key",
+                "the Idempotency-Key header is required".into(),
+            )
+        })?
         .to_str()
-        .map_err(|_| ApiError::BadRequest("invalid_idempotency_key", "Idempotency-Key must be visible ASCII".into()))?;
+        .map_err(|_| {
+            ApiError::BadRequest(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be visible ASCII".into(),
+            )
+        })?;
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters".into()));
+        return Err(ApiError::BadRequest(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 characters".into(),
+        ));
     }
     Ok(key.to_owned())
 }
@@ -90,7 +141,9 @@ async fn create_order(
     let key = idempotency_key(&headers)?;
     let Json(req) = body?;
     validate(&req)?;
-    let request_hash = hex::encode(Sha256::digest(serde_json::to_vec(&req).map_err(ApiError::internal)?));
+    let request_hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&req).map_err(ApiError::internal)?,
+    ));
 
     let quote = match state.store.quote(&req.quote_id).await {
         Ok(q) => q,
@@ -99,7 +152,10 @@ async fn create_order(
     };
     let doc: QuoteDoc = serde_json::from_value(quote.body).map_err(ApiError::internal)?;
     if req.shipping_address.country != doc.destination_country {
-        return Err(ApiError::field("shipping_address.country", "must match the quote's destination country"));
+        return Err(ApiError::field(
+            "shipping_address.country",
+            "must match the quote's destination country",
+        ));
     }
     let mut lines = Vec::with_capacity(doc.items.len());
     for (i, item) in doc.items.iter().enumerate() {
@@ -124,16 +180,24 @@ async fn create_order(
         quote_id: doc.quote_id.clone(),
         total: quote.total,
         lines,
-        shipping_address: serde_json::to_value(&req.shipping_address).map_err(ApiError::internal)?,
+        shipping_address: serde_json::to_value(&req.shipping_address)
+            .map_err(ApiError::internal)?,
         destination_country: doc.destination_country.clone(),
     };
     // An expired quote may still be replayed under its key (the order exists already);
     // only a new order needs a live quote.
     let expired = quote.expires_at_ms < now_ms();
     if expired {
-        return match state.store.create_order_replay_only(&key, &request_hash).await? {
+        return match state
+            .store
+            .create_order_replay_only(&key, &request_hash)
+            .await?
+        {
             Some(existing) => Ok((StatusCode::OK, Json(existing))),
-            None => Err(ApiError::Conflict("quote_expired", "the quote has expired; request a new one".into())),
+            None => Err(ApiError::Conflict(
+                "quote_expired",
+                "the quote has expired; request a new one".into(),
+            )),
         };
     }
     let created = state.store.create_order(&new, &key, &request_hash).await?;
@@ -146,7 +210,10 @@ async fn create_order(
     }
 }
 
-async fn get_order(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<OrderDetail>, ApiError> {
+async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderDetail>, ApiError> {
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("order"));
     }
@@ -178,13 +245,19 @@ async fn list_orders(
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let st = match q.state.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<OrderState>().map_err(|_| ApiError::field("state", "unknown order state"))?),
+        Some(s) => Some(
+            s.parse::<OrderState>()
+                .map_err(|_| ApiError::field("state", "unknown order state"))?,
+        ),
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 500"));
     }
-    let orders = state.store.list_orders(st, q.customer_id.as_deref(), limit, q.before_ms).await?;
+    let orders = state
+        .store
+        .list_orders(st, q.customer_id.as_deref(), limit, q.before_ms)
+        .await?;
     Ok(Json(OrderList { orders }))
 }
 
@@ -209,15 +282,33 @@ async fn warehouse_inbound(
     let Json(scan) = body?;
     let mut e = Vec::new();
     if scan.weight_g == 0 || scan.weight_g > 70_000 {
-        e.push(FieldError { field: "weight_g".into(), message: "must be 1 to 70000".into() });
+        e.push(FieldError {
+            field: "weight_g".into(),
+            message: "must be 1 to 70000".into(),
+        });
     }
-    for (f, v) in [("l_mm", scan.l_mm), ("w_mm", scan.w_mm), ("h_mm", scan.h_mm)] {
+    for (f, v) in [
+        ("l_mm", scan.l_mm),
+        ("w_mm", scan.w_mm),
+        ("h_mm", scan.h_mm),
+    ] {
         if v == 0 || v > 3_000 {
-            e.push(FieldError { field: f.into(), message: "must be 1 to 3000".into() });
+            e.push(FieldError {
+                field: f.into(),
+                message: "must be 1 to 3000".into(),
+            });
         }
     }
-    if scan.photo_urls.len() > 20 || scan.photo_urls.iter().any(|u| u.len() > 500 || !u.starts_with("http")) {
-        e.push(FieldError { field: "photo_urls".into(), message: "at most 20 http(s) URLs of ≤ 500 characters".into() });
+    if scan.photo_urls.len() > 20
+        || scan
+            .photo_urls
+            .iter()
+            .any(|u| u.len() > 500 || !u.starts_with("http"))
+    {
+        e.push(FieldError {
+            field: "photo_urls".into(),
+            message: "at most 20 http(s) URLs of ≤ 500 characters".into(),
+        });
     }
     if !e.is_empty() {
         return Err(ApiError::Validation(e));
@@ -228,7 +319,10 @@ async fn warehouse_inbound(
         Err(err) => return Err(err.into()),
     };
     if order.state.is_terminal() || !order.state.customer_has_paid() {
-        return Err(ApiError::Conflict("order_not_expecting_parcel", format!("order is {}", order.state)));
+        return Err(ApiError::Conflict(
+            "order_not_expecting_parcel",
+            format!("order is {}", order.state),
+        ));
     }
     let payload = serde_json::json!({
         "signal": "warehouse_inbound",
@@ -240,5 +334,8 @@ async fn warehouse_inbound(
     });
     state.store.enqueue("signal", &order.id, &payload).await?;
     state.outbox_notify.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"order_id": order.id, "status": "accepted"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"order_id": order.id, "status": "accepted"})),
+    ))
 }

@@ -26,7 +26,11 @@ impl Pricing {
 
 fn duty(country: &str, currency: Currency, de_minimis_minor: i64, rate_bps: u32) -> Destination {
     Destination {
-        duty: DutyRule { country: country.into(), de_minimis: Money::new(de_minimis_minor, currency), rate_bps },
+        duty: DutyRule {
+            country: country.into(),
+            de_minimis: Money::new(de_minimis_minor, currency),
+            rate_bps,
+        },
     }
 }
 
@@ -34,7 +38,10 @@ impl Default for Pricing {
     fn default() -> Self {
         let cny = |v| Money::new(v, Currency::CNY);
         Pricing {
-            service_fee: ServiceFee { rate_bps: 500, minimum: cny(1_000) },
+            service_fee: ServiceFee {
+                rate_bps: 500,
+                minimum: cny(1_000),
+            },
             line: ShippingLine {
                 code: "SANDBOX-EXP".into(),
                 first_weight_g: 500,

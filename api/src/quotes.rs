@@ -2,7 +2,10 @@
 //! locked (rate, date and source recorded) until the quote expires.
 
 use crate::{ApiError, AppState, error::FieldError};
-use axum::{Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode, routing::post};
+use axum::{
+    Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
+    routing::post,
+};
 use procure_activities::store::{StoredQuote, now_ms};
 use procure_domain::{
     Currency, Money,
@@ -42,7 +45,11 @@ pub struct MoneyView {
 
 impl From<Money> for MoneyView {
     fn from(m: Money) -> Self {
-        MoneyView { minor: m.minor, currency: m.currency, display: m.to_string() }
+        MoneyView {
+            minor: m.minor,
+            currency: m.currency,
+            display: m.to_string(),
+        }
     }
 }
 
@@ -81,29 +88,55 @@ pub struct QuoteDoc {
 
 fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
     let mut errors = Vec::new();
-    let mut err = |f: &str, m: String| errors.push(FieldError { field: f.into(), message: m });
+    let mut err = |f: &str, m: String| {
+        errors.push(FieldError {
+            field: f.into(),
+            message: m,
+        })
+    };
     if req.items.is_empty() || req.items.len() > MAX_ITEMS {
         err("items", format!("between 1 and {MAX_ITEMS} items required"));
     }
     let mut seen = HashSet::new();
     for (i, item) in req.items.iter().enumerate() {
         if item.sku.is_empty() || item.sku.len() > 64 {
-            err(&format!("items[{i}].sku"), "must be 1 to 64 characters".into());
+            err(
+                &format!("items[{i}].sku"),
+                "must be 1 to 64 characters".into(),
+            );
         } else if !seen.insert(item.sku.as_str()) {
-            err(&format!("items[{i}].sku"), "duplicate sku; use quantity".into());
+            err(
+                &format!("items[{i}].sku"),
+                "duplicate sku; use quantity".into(),
+            );
         }
         if item.quantity == 0 || item.quantity > MAX_QUANTITY {
-            err(&format!("items[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}"));
+            err(
+                &format!("items[{i}].quantity"),
+                format!("must be 1 to {MAX_QUANTITY}"),
+            );
         }
     }
-    if state.config.pricing.destination(&req.destination_country).is_none() {
-        err("destination_country", "unsupported destination country".into());
+    if state
+        .config
+        .pricing
+        .destination(&req.destination_country)
+        .is_none()
+    {
+        err(
+            "destination_country",
+            "unsupported destination country".into(),
+        );
     }
     let currency = req.currency.parse::<Currency>();
     if currency.is_err() {
         err("currency", "unsupported currency".into());
     }
-    if errors.is_empty() { Ok(currency.expect("checked")) } else { Err(ApiError::Validation(errors)) }
+    if errors.is_empty() {
+        Ok(currency.expect("checked"))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 #[tracing::instrument(skip_all, fields(items = body.as_ref().map(|b| b.items.len()).unwrap_or(0)))]
@@ -114,7 +147,9 @@ async fn create_quote(
     let Json(req) = body?;
     let currency = validate(&req, &state)?;
     let pricing = &state.config.pricing;
-    let dest = pricing.destination(&req.destination_country).expect("validated");
+    let dest = pricing
+        .destination(&req.destination_country)
+        .expect("validated");
 
     let mut items = Vec::with_capacity(req.items.len());
     let mut quoted = Vec::with_capacity(req.items.len());
@@ -123,7 +158,10 @@ async fn create_quote(
         if l.available < i64::from(it.quantity) {
             return Err(ApiError::Conflict(
                 "out_of_stock",
-                format!("{}: requested {}, available {}", l.sku, it.quantity, l.available),
+                format!(
+                    "{}: requested {}, available {}",
+                    l.sku, it.quantity, l.available
+                ),
             ));
         }
         let unit_price = Money::new(l.price_fen, Currency::CNY);
@@ -132,7 +170,11 @@ async fn create_quote(
             unit_price,
             quantity: it.quantity,
             unit_weight_g: dim(l.weight_g),
-            unit_dims: Dimensions { l_mm: dim(l.l_mm), w_mm: dim(l.w_mm), h_mm: dim(l.h_mm) },
+            unit_dims: Dimensions {
+                l_mm: dim(l.l_mm),
+                w_mm: dim(l.w_mm),
+                h_mm: dim(l.h_mm),
+            },
             domestic_shipping: Money::new(l.domestic_shipping_fen, Currency::CNY),
         });
         quoted.push(QuotedItem {
@@ -172,7 +214,11 @@ async fn create_quote(
         destination_country: req.destination_country.clone(),
         currency,
         total: breakdown.total.into(),
-        fx: FxView { rate: fx.rate.decimal(), date: fx.date.clone(), source: fx.source.clone() },
+        fx: FxView {
+            rate: fx.rate.decimal(),
+            date: fx.date.clone(),
+            source: fx.source.clone(),
+        },
         breakdown,
         shipping_line: pricing.line.code.clone(),
         price_tolerance_bps: state.config.price_tolerance_bps,

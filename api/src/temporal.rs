@@ -12,7 +12,11 @@ pub struct TemporalLink {
 
 impl TemporalLink {
     pub fn new(address: impl Into<String>, namespace: impl Into<String>) -> Self {
-        TemporalLink { address: address.into(), namespace: namespace.into(), client: OnceCell::new() }
+        TemporalLink {
+            address: address.into(),
+            namespace: namespace.into(),
+            client: OnceCell::new(),
+        }
     }
 
     pub async fn client(&self) -> anyhow::Result<Client> {
@@ -25,11 +29,18 @@ impl TemporalLink {
 
 /// Connect to a Temporal frontend at `host:port` (or a full URL).
 pub async fn connect(address: &str, namespace: &str, identity: &str) -> anyhow::Result<Client> {
-    let url = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+    let url = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
     let opts = ConnectionOptions::new(Url::parse(&url)?)
         .identity(identity.to_owned())
         .connect_timeout(std::time::Duration::from_secs(5))
         .build();
     let conn = Connection::connect(opts).await?;
-    Ok(Client::new(conn, ClientOptions::new(namespace.to_owned()).build())?)
+    Ok(Client::new(
+        conn,
+        ClientOptions::new(namespace.to_owned()).build(),
+    )?)
 }

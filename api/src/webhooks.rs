@@ -58,7 +58,12 @@ async fn payment_webhook(
     .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
     let event: Event = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest("invalid_event", format!("unreadable event: {e}")))?;
-    let ignored = || Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "handled": false}))));
+    let ignored = || {
+        Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({"received": true, "handled": false})),
+        ))
+    };
     if event.kind != "payment_intent.succeeded" {
         return ignored();
     }
@@ -78,10 +83,20 @@ async fn payment_webhook(
         "args": {"intent_id": intent.id, "amount": amount},
     });
     // Redeliveries and replays of an event already handled are acknowledged and dropped.
-    if !state.store.accept_payment_succeeded(&event.id, &intent.id, &order_id, &payload).await? {
-        return Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "duplicate": true}))));
+    if !state
+        .store
+        .accept_payment_succeeded(&event.id, &intent.id, &order_id, &payload)
+        .await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({"received": true, "duplicate": true})),
+        ));
     }
     state.outbox_notify.notify_one();
     tracing::info!(%order_id, %amount, "payment succeeded");
-    Ok((StatusCode::OK, Json(serde_json::json!({"received": true, "handled": true}))))
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"received": true, "handled": true})),
+    ))
 }

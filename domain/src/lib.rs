@@ -8,6 +8,6 @@ pub mod quote;
 pub mod secret;
 pub mod signing;
 
-pub use secret::Secret;
 pub use money::{Currency, FxRate, Money, MoneyError};
 pub use order::{IllegalTransition, OrderState, transition};
+pub use secret::Secret;

@@ -160,18 +160,27 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same(other)?;
-        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
     pub fn times(self, qty: u32) -> Result<Money, MoneyError> {
-        let minor = self.minor.checked_mul(i64::from(qty)).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_mul(i64::from(qty))
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money::new(minor, self.currency))
     }
 
@@ -183,11 +192,20 @@ impl Money {
 
     pub fn max(self, other: Money) -> Result<Money, MoneyError> {
         self.same(other)?;
-        Ok(if other.minor > self.minor { other } else { self })
+        Ok(if other.minor > self.minor {
+            other
+        } else {
+            self
+        })
     }
 
-    pub fn sum(currency: Currency, items: impl IntoIterator<Item = Money>) -> Result<Money, MoneyError> {
-        items.into_iter().try_fold(Money::zero(currency), Money::checked_add)
+    pub fn sum(
+        currency: Currency,
+        items: impl IntoIterator<Item = Money>,
+    ) -> Result<Money, MoneyError> {
+        items
+            .into_iter()
+            .try_fold(Money::zero(currency), Money::checked_add)
     }
 
     /// Convert with a locked rate; rounds once, by the one rule.
@@ -224,7 +242,14 @@ impl fmt::Display for Money {
             write!(f, "{sign}{abs} {}", self.currency)
         } else {
             let scale = 10u64.pow(exp);
-            write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.currency, width = exp as usize)
+            write!(
+                f,
+                "{sign}{}.{:0width$} {}",
+                abs / scale,
+                abs % scale,
+                self.currency,
+                width = exp as usize
+            )
         }
     }
 }
@@ -236,13 +261,22 @@ pub const RATE_SCALE: u64 = 1_000_000;
 pub fn parse_rate_e6(s: &str) -> Result<u64, MoneyError> {
     let bad = || MoneyError::InvalidDecimal(s.chars().take(32).collect());
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || frac.len() > 6 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || frac.len() > 6
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let int: u64 = int.parse().map_err(|_| bad())?;
-    let frac_v: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+    let frac_v: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| bad())?
+    };
     let frac_v = frac_v * 10u64.pow(6 - frac.len() as u32);
-    int.checked_mul(RATE_SCALE).and_then(|v| v.checked_add(frac_v)).ok_or_else(bad)
+    int.checked_mul(RATE_SCALE)
+        .and_then(|v| v.checked_add(frac_v))
+        .ok_or_else(bad)
 }
 
 /// A locked exchange rate: 1 unit of `from` = `num / den` units of `to` (major units).
@@ -256,18 +290,40 @@ pub struct FxRate {
 
 impl FxRate {
     pub fn identity(c: Currency) -> Self {
-        FxRate { from: c, to: c, num: 1, den: 1 }
+        FxRate {
+            from: c,
+            to: c,
+            num: 1,
+            den: 1,
+        }
     }
 
     /// Cross rate through EUR from ECB "units per 1 EUR" quotes (in millionths); EUR itself is 1.
-    pub fn cross_via_eur(from: Currency, from_per_eur_e6: u64, to: Currency, to_per_eur_e6: u64) -> Self {
-        FxRate { from, to, num: to_per_eur_e6, den: from_per_eur_e6 }
+    pub fn cross_via_eur(
+        from: Currency,
+        from_per_eur_e6: u64,
+        to: Currency,
+        to_per_eur_e6: u64,
+    ) -> Self {
+        FxRate {
+            from,
+            to,
+            num: to_per_eur_e6,
+            den: from_per_eur_e6,
+        }
     }
 
     /// The rate as a decimal string with 6 decimals, for people and receipts.
     pub fn decimal(&self) -> String {
-        let v = round_half_even(i128::from(self.num) * i128::from(RATE_SCALE), i128::from(self.den));
-        format!("{}.{:06}", v / i128::from(RATE_SCALE), v % i128::from(RATE_SCALE))
+        let v = round_half_even(
+            i128::from(self.num) * i128::from(RATE_SCALE),
+            i128::from(self.den),
+        );
+        format!(
+            "{}.{:06}",
+            v / i128::from(RATE_SCALE),
+            v % i128::from(RATE_SCALE)
+        )
     }
 }
 
@@ -294,10 +350,16 @@ mod tests {
         let jpy = parse_rate_e6("162.47").unwrap();
         let r = FxRate::cross_via_eur(Currency::CNY, cny, Currency::USD, usd);
         // 100.00 CNY = 100 * 1.0868 / 7.8120 = 13.9119... USD
-        assert_eq!(Money::new(10_000, Currency::CNY).convert(&r).unwrap(), Money::new(1391, Currency::USD));
+        assert_eq!(
+            Money::new(10_000, Currency::CNY).convert(&r).unwrap(),
+            Money::new(1391, Currency::USD)
+        );
         let r = FxRate::cross_via_eur(Currency::CNY, cny, Currency::JPY, jpy);
         // 100.00 CNY = 2079.76... JPY -> 2080 (exponent 0)
-        assert_eq!(Money::new(10_000, Currency::CNY).convert(&r).unwrap(), Money::new(2080, Currency::JPY));
+        assert_eq!(
+            Money::new(10_000, Currency::CNY).convert(&r).unwrap(),
+            Money::new(2080, Currency::JPY)
+        );
         assert_eq!(r.decimal(), "20.797491");
     }
 
@@ -305,7 +367,10 @@ mod tests {
     fn refuses_mixed_currencies_and_bad_input() {
         let a = Money::new(1, Currency::CNY);
         let b = Money::new(1, Currency::USD);
-        assert!(matches!(a.checked_add(b), Err(MoneyError::CurrencyMismatch(..))));
+        assert!(matches!(
+            a.checked_add(b),
+            Err(MoneyError::CurrencyMismatch(..))
+        ));
         assert!("XXX".parse::<Currency>().is_err());
         assert!(parse_rate_e6("1.2345678").is_err());
         assert!(parse_rate_e6("-1").is_err());

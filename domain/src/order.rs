@@ -51,12 +51,18 @@ impl OrderState {
 
     /// Terminal states: the workflow has ended and nothing moves the order any more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Completed | PaymentExpired | Cancelled | Refunded | Failed)
+        matches!(
+            self,
+            Completed | PaymentExpired | Cancelled | Refunded | Failed
+        )
     }
 
     /// States that only exist once the customer's money has been taken.
     pub fn customer_has_paid(self) -> bool {
-        !matches!(self, Created | PendingPayment | PaymentExpired | Cancelled | Failed)
+        !matches!(
+            self,
+            Created | PendingPayment | PaymentExpired | Cancelled | Failed
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -228,10 +234,22 @@ mod tests {
 
     #[test]
     fn illegal_moves_are_errors() {
-        assert_eq!(transition(Created, Paid), Err(IllegalTransition { from: Created, to: Paid }));
+        assert_eq!(
+            transition(Created, Paid),
+            Err(IllegalTransition {
+                from: Created,
+                to: Paid
+            })
+        );
         assert!(transition(Completed, Refunded).is_err());
-        assert!(transition(Shipped, Refunded).is_err(), "a shipped parcel is not refunded blindly");
-        assert!(transition(PendingPayment, Refunded).is_err(), "nothing to refund before payment");
+        assert!(
+            transition(Shipped, Refunded).is_err(),
+            "a shipped parcel is not refunded blindly"
+        );
+        assert!(
+            transition(PendingPayment, Refunded).is_err(),
+            "nothing to refund before payment"
+        );
     }
 
     #[test]

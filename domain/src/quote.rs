@@ -121,7 +121,9 @@ pub fn quote(req: &QuoteRequest<'_>) -> Result<QuoteBreakdown, QuoteError> {
         return Err(QuoteError::Rate("rates must convert from CNY".into()));
     }
     if req.fx_destination.to != req.duty.de_minimis.currency {
-        return Err(QuoteError::Rate("destination rate must match the duty currency".into()));
+        return Err(QuoteError::Rate(
+            "destination rate must match the duty currency".into(),
+        ));
     }
     let cny = Currency::CNY;
     let mut goods = Money::zero(cny);
@@ -136,7 +138,9 @@ pub fn quote(req: &QuoteRequest<'_>) -> Result<QuoteBreakdown, QuoteError> {
         weight_g += u64::from(item.unit_weight_g) * u64::from(item.quantity);
         volume += item.unit_dims.volume_mm3() * u64::from(item.quantity);
     }
-    let service_fee = goods.basis_points(req.service_fee.rate_bps)?.max(req.service_fee.minimum)?;
+    let service_fee = goods
+        .basis_points(req.service_fee.rate_bps)?
+        .max(req.service_fee.minimum)?;
     let chargeable = chargeable_weight_g(weight_g, volume, req.line.divisor_cm3_per_kg);
     let international = req.line.fee(chargeable)?;
     let declared = goods.checked_add(domestic)?;
@@ -205,15 +209,38 @@ mod tests {
             unit_price: cny(4_550),
             quantity: 2,
             unit_weight_g: 300,
-            unit_dims: Dimensions { l_mm: 200, w_mm: 150, h_mm: 100 },
+            unit_dims: Dimensions {
+                l_mm: 200,
+                w_mm: 150,
+                h_mm: 100,
+            },
             domestic_shipping: cny(800),
         }];
-        let fee = ServiceFee { rate_bps: 500, minimum: cny(1_000) };
-        let duty = DutyRule { country: "US".into(), de_minimis: Money::new(80_000, Currency::USD), rate_bps: 1_000 };
+        let fee = ServiceFee {
+            rate_bps: 500,
+            minimum: cny(1_000),
+        };
+        let duty = DutyRule {
+            country: "US".into(),
+            de_minimis: Money::new(80_000, Currency::USD),
+            rate_bps: 1_000,
+        };
         let fx = FxRate::cross_via_eur(Currency::CNY, 7_812_000, Currency::USD, 1_086_800);
-        let q = quote(&QuoteRequest { items: &items, service_fee: &fee, line: &line(), duty: &duty, fx: &fx, fx_destination: &fx }).unwrap();
+        let q = quote(&QuoteRequest {
+            items: &items,
+            service_fee: &fee,
+            line: &line(),
+            duty: &duty,
+            fx: &fx,
+            fx_destination: &fx,
+        })
+        .unwrap();
         assert_eq!(q.goods, cny(9_100));
-        assert_eq!(q.service_fee, cny(1_000), "5% of 91 CNY is below the minimum");
+        assert_eq!(
+            q.service_fee,
+            cny(1_000),
+            "5% of 91 CNY is below the minimum"
+        );
         assert_eq!(q.actual_weight_g, 600);
         // 2 × 3 000 cm³ = 6 000 cm³ / 6000 = 1 000 g volumetric
         assert_eq!(q.chargeable_weight_g, 1_000);
@@ -230,13 +257,32 @@ mod tests {
             unit_price: cny(200_000),
             quantity: 1,
             unit_weight_g: 100,
-            unit_dims: Dimensions { l_mm: 10, w_mm: 10, h_mm: 10 },
+            unit_dims: Dimensions {
+                l_mm: 10,
+                w_mm: 10,
+                h_mm: 10,
+            },
             domestic_shipping: cny(0),
         }];
-        let fee = ServiceFee { rate_bps: 500, minimum: cny(1_000) };
-        let duty = DutyRule { country: "GB".into(), de_minimis: Money::new(13_500, Currency::GBP), rate_bps: 2_000 };
+        let fee = ServiceFee {
+            rate_bps: 500,
+            minimum: cny(1_000),
+        };
+        let duty = DutyRule {
+            country: "GB".into(),
+            de_minimis: Money::new(13_500, Currency::GBP),
+            rate_bps: 2_000,
+        };
         let fx = FxRate::cross_via_eur(Currency::CNY, 7_812_000, Currency::GBP, 845_000);
-        let q = quote(&QuoteRequest { items: &items, service_fee: &fee, line: &line(), duty: &duty, fx: &fx, fx_destination: &fx }).unwrap();
+        let q = quote(&QuoteRequest {
+            items: &items,
+            service_fee: &fee,
+            line: &line(),
+            duty: &duty,
+            fx: &fx,
+            fx_destination: &fx,
+        })
+        .unwrap();
         // 2 000 CNY ≈ 216 GBP > 135 GBP de minimis
         assert_eq!(q.duty, cny(40_000));
         assert_eq!(q.service_fee, cny(10_000));

@@ -10,7 +10,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 fn hmac_hex<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg);
     mac.finalize().into_bytes().to_vec()
 }
@@ -28,7 +29,11 @@ pub fn signatures_equal(a: &str, b: &str) -> bool {
 
 /// 1688 AOP: HMAC-SHA1(secret, urlPath + sorted(key+value)), upper-case hex. `url_path` starts at
 /// `param2/` (no leading slash); `_aop_signature` itself is never signed.
-pub fn aop_signature<'a>(url_path: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>, secret: &str) -> String {
+pub fn aop_signature<'a>(
+    url_path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    secret: &str,
+) -> String {
     // AOP sorts the concatenated "key+value" strings, which orders by key for distinct keys.
     let mut parts: Vec<String> = params
         .into_iter()
@@ -41,19 +46,29 @@ pub fn aop_signature<'a>(url_path: &str, params: impl IntoIterator<Item = (&'a s
 }
 
 /// Taobao Global IOP: HMAC-SHA256(secret, apiPath + sorted-by-key key+value), upper-case hex.
-pub fn iop_signature<'a>(api_path: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>, secret: &str) -> String {
+pub fn iop_signature<'a>(
+    api_path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    secret: &str,
+) -> String {
     let msg = format!("{api_path}{}", sorted_concat(params, "sign"));
     hex::encode_upper(hmac_hex::<Hmac<Sha256>>(secret.as_bytes(), msg.as_bytes()))
 }
 
 /// Classic Taobao TOP with `sign_method=md5`: MD5(secret + sorted key+value + secret), upper hex.
-pub fn top_md5_signature<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, secret: &str) -> String {
+pub fn top_md5_signature<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    secret: &str,
+) -> String {
     let msg = format!("{secret}{}{secret}", sorted_concat(params, "sign"));
     hex::encode_upper(Md5::digest(msg.as_bytes()))
 }
 
 /// Pinduoduo: MD5(client_secret + sorted key+value + client_secret), upper-case hex.
-pub fn pdd_signature<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, secret: &str) -> String {
+pub fn pdd_signature<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    secret: &str,
+) -> String {
     top_md5_signature(params, secret)
 }
 
@@ -92,7 +107,12 @@ pub fn verify_stripe_signature(
     let mut sigs = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", v)) => t = Some(v.parse::<i64>().map_err(|_| WebhookSignatureError::Malformed)?),
+            Some(("t", v)) => {
+                t = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| WebhookSignatureError::Malformed)?,
+                )
+            }
             Some(("v1", v)) => sigs.push(v),
             _ => {}
         }
@@ -128,7 +148,11 @@ mod tests {
 
     #[test]
     fn aop_known_answer() {
-        let sig = aop_signature("param2/1/system/currentTime/1000000", [("b", "2"), ("a", "1")], "test123");
+        let sig = aop_signature(
+            "param2/1/system/currentTime/1000000",
+            [("b", "2"), ("a", "1")],
+            "test123",
+        );
         assert_eq!(sig, "33E54F4F7B989E3E0E912D3FBD2F1A03CA7CCE88");
         let with_sig = aop_signature(
             "param2/1/system/currentTime/1000000",
@@ -166,7 +190,10 @@ mod tests {
             ("fields", "num_iid,title,nick,price,num"),
             ("num_iid", "11223344"),
         ];
-        assert_eq!(top_md5_signature(params, "helloworld"), "66987CB115214E59E6EC978214934FB8");
+        assert_eq!(
+            top_md5_signature(params, "helloworld"),
+            "66987CB115214E59E6EC978214934FB8"
+        );
     }
 
     #[test]
@@ -181,7 +208,10 @@ mod tests {
             ("timestamp", "1480411125"),
             ("type", "pdd.order.number.list.get"),
         ];
-        assert_eq!(pdd_signature(params, "testSecret"), "E4DE3ED21002510DED352819E7AE6775");
+        assert_eq!(
+            pdd_signature(params, "testSecret"),
+            "E4DE3ED21002510DED352819E7AE6775"
+        );
     }
 
     #[test]
@@ -189,7 +219,10 @@ mod tests {
         let secret = "whsec_test_secret";
         let body = br#"{"id":"evt_1","type":"payment_intent.succeeded"}"#;
         let header = stripe_signature_header(secret, 1_700_000_000, body);
-        assert_eq!(verify_stripe_signature(&header, body, secret, 1_700_000_100, 300), Ok(1_700_000_000));
+        assert_eq!(
+            verify_stripe_signature(&header, body, secret, 1_700_000_100, 300),
+            Ok(1_700_000_000)
+        );
         assert_eq!(
             verify_stripe_signature(&header, b"{}", secret, 1_700_000_100, 300),
             Err(WebhookSignatureError::Mismatch)
@@ -198,9 +231,15 @@ mod tests {
             verify_stripe_signature(&header, body, secret, 1_700_000_301, 300),
             Err(WebhookSignatureError::Stale)
         );
-        assert_eq!(verify_stripe_signature("v1=abc", body, secret, 0, 300), Err(WebhookSignatureError::Malformed));
+        assert_eq!(
+            verify_stripe_signature("v1=abc", body, secret, 0, 300),
+            Err(WebhookSignatureError::Malformed)
+        );
         // Rotation: a second v1 entry made with another secret does not stop a match.
-        let two = format!("{header},v1={}", stripe_v1("whsec_old", 1_700_000_000, body));
+        let two = format!(
+            "{header},v1={}",
+            stripe_v1("whsec_old", 1_700_000_000, body)
+        );
         assert!(verify_stripe_signature(&two, body, secret, 1_700_000_000, 300).is_ok());
         // Independent check of the HMAC construction: key is the full secret string.
         assert_eq!(stripe_v1("key", 1, b"x").len(), 64);

@@ -1,1 +1,386 @@
-//! sandbox
+//! A faithful stand-in for the outside world on one loopback port: the 1688 AOP gateway,
+//! Stripe-shaped PaymentIntents with signed webhooks, 17TRACK v2.2, a carrier booking API and the
+//! ECB daily reference-rate feed, plus `/_sandbox/*` control endpoints (catalogue, ledger, fault
+//! injection, webhook targets). The wire contract is `docs/sandbox-wire.md`; signatures are made
+//! and checked only through `procure_domain::signing`.
+//!
+//! All state lives in memory behind one mutex that is never held across an `.await`, so every
+//! effect (stock taken, order created, charge, refund, ledger entry) is atomic: concurrent
+//! duplicates of an idempotent call observe either nothing or the whole effect.
+//!
+//! Choices the contract leaves open (each lives in one place in its module):
+//! - 1688: checks run unknown API (`gw.APIUnsupported`) → app key (`gw.APIACLDecline`) →
+//!   signature (`gw.SignatureInvalid`) → access token (`gw.APIACLDecline`) → faults → call.
+//!   Parameter problems are business errors `INVALID_PARAMETER`; other business codes:
+//!   `PRODUCT_NOT_EXIST`, `SKU_NOT_EXIST`, `OUT_OF_STOCK`, `ORDER_NOT_EXIST`,
+//!   `ORDER_ALREADY_PAID`, `ORDER_STATUS_INVALID` (closed order), `PAY_AMOUNT_MISMATCH`
+//!   (`payAmount` ≠ order total), `ACCOUNT_RESTRICTED` (see `aop::ACCOUNT_RESTRICTED`).
+//!   `sumPayment` is the goods total, `sumCarriage` the sum of each distinct offer's domestic
+//!   shipping, `totalSuccessAmount` = `totalAmount` = both. Offer ids are answered as strings
+//!   (numbers are accepted). One order per call (no supplier split). `createCrossOrder` repeats
+//!   return the first order whatever their cargo.
+//! - Stripe: idempotency results are saved once execution began (also execution errors such as
+//!   `amount_too_large`), not for auth / validation / injected pre-execution faults; replays
+//!   carry `Idempotent-Replayed: true`. Unknown form parameters → `parameter_unknown`.
+//! - Webhooks: retried with backoff 200 ms doubling to 10 s, 8 attempts; the Stripe signature is
+//!   made afresh (new `t`) per attempt.
+//! - 17TRACK: error codes other than -18019901 are listed in `track17::codes`.
+//! - Faults: `api` matches by suffix; a fault fires only where its kind means something (see
+//!   `faults`); `bad_signature` on Stripe / 17TRACK corrupts outgoing webhook signatures.
+//! - Extensions: `GET /_sandbox/faults`, `DELETE /_sandbox/faults/{id}`, `GET /_sandbox/webhooks`,
+//!   `"removed": true|false` on `POST /_sandbox/products/{offer_id}`,
+//!   `POST /_sandbox/orders/{orderId}/cancel`, `GET /v1/refunds/{id}`.
+
+pub mod catalogue;
+
+mod aop;
+mod carrier;
+mod control;
+mod ecb;
+mod faults;
+mod stripe;
+mod track17;
+mod util;
+mod webhook;
+
+pub use catalogue::Product;
+
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    time::Duration,
+};
+use tokio::sync::watch;
+
+/// Credentials and timings of the sandbox. `Debug` never prints the secrets.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    pub alibaba_app_key: String,
+    pub alibaba_app_secret: String,
+    pub alibaba_access_token: String,
+    pub stripe_api_key: String,
+    pub stripe_webhook_secret: String,
+    pub track17_token: String,
+    pub carrier_api_key: String,
+    /// Where `payment_intent.succeeded` events go (also settable via `PUT /_sandbox/webhooks`).
+    pub payments_webhook_url: Option<String>,
+    /// Where 17TRACK `TRACKING_UPDATED` pushes go (also settable via `PUT /_sandbox/webhooks`).
+    pub tracking_webhook_url: Option<String>,
+    /// A registered parcel moves one status every this many ms (0 = delivered at once).
+    pub tracking_step_ms: u64,
+    /// The 1688 seller ships this long after payment (0 = on payment).
+    pub seller_ship_ms: u64,
+    /// Latency added to every external-protocol request (not to `/_sandbox/*`).
+    pub latency_ms: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            alibaba_app_key: "demo1688".into(),
+            alibaba_app_secret: "demo1688-secret".into(),
+            alibaba_access_token: "demo1688-token".into(),
+            stripe_api_key: "sk_test_procure".into(),
+            stripe_webhook_secret: "whsec_procure_demo".into(),
+            track17_token: "demo17token".into(),
+            carrier_api_key: "demo-carrier-key".into(),
+            payments_webhook_url: None,
+            tracking_webhook_url: None,
+            tracking_step_ms: 1000,
+            seller_ship_ms: 0,
+            latency_ms: 0,
+        }
+    }
+}
+
+impl fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const R: &str = "[redacted]";
+        f.debug_struct("SandboxConfig")
+            .field("alibaba_app_key", &self.alibaba_app_key)
+            .field("alibaba_app_secret", &R)
+            .field("alibaba_access_token", &R)
+            .field("stripe_api_key", &R)
+            .field("stripe_webhook_secret", &R)
+            .field("track17_token", &R)
+            .field("carrier_api_key", &R)
+            .field("payments_webhook_url", &self.payments_webhook_url)
+            .field("tracking_webhook_url", &self.tracking_webhook_url)
+            .field("tracking_step_ms", &self.tracking_step_ms)
+            .field("seller_ship_ms", &self.seller_ship_ms)
+            .field("latency_ms", &self.latency_ms)
+            .finish()
+    }
+}
+
+/// One externally visible effect (money or goods moved), as `GET /_sandbox/ledger` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// `purchase` | `marketplace_payment` | `charge` | `refund` | `shipment`
+    pub kind: String,
+    /// `1688` | `stripe` | `carrier`
+    pub platform: String,
+    /// Our idempotent id: 1688 `outOrderId` (purchase), `opRequestId` (marketplace_payment),
+    /// the PaymentIntent's `metadata[order_id]` or else its id (charge), the refund's
+    /// `Idempotency-Key` or else its id (refund), the carrier `reference` (shipment).
+    pub reference: String,
+    /// Their id: 1688 orderId, `pi_…`, `re_…`, carrier shipment id.
+    pub external_id: String,
+    /// Positive amount in minor units of `currency`.
+    pub amount_minor: i64,
+    /// Upper-case ISO 4217.
+    pub currency: String,
+}
+
+#[derive(Default)]
+pub(crate) struct WebhookTargets {
+    pub(crate) payments: Option<String>,
+    pub(crate) tracking: Option<String>,
+}
+
+/// Everything the sandbox remembers.
+pub(crate) struct State {
+    pub(crate) products: Vec<Product>,
+    /// Offer ids taken off sale (answer `PRODUCT_NOT_EXIST`).
+    pub(crate) removed: std::collections::HashSet<String>,
+    pub(crate) aop: aop::AopState,
+    pub(crate) stripe: stripe::StripeState,
+    pub(crate) track: track17::TrackState,
+    pub(crate) carrier: carrier::CarrierState,
+    pub(crate) fx: ecb::FxTable,
+    pub(crate) faults: faults::Faults,
+    pub(crate) ledger: Vec<LedgerEntry>,
+    pub(crate) webhooks: WebhookTargets,
+}
+
+impl State {
+    /// Append a ledger entry; the one place effects are logged.
+    pub(crate) fn record(
+        &mut self,
+        kind: &str,
+        platform: &str,
+        reference: &str,
+        external_id: &str,
+        amount_minor: i64,
+        currency: &str,
+    ) {
+        let entry = LedgerEntry {
+            seq: self.ledger.len() as u64 + 1,
+            at_ms: util::now_ms(),
+            kind: kind.to_owned(),
+            platform: platform.to_owned(),
+            reference: reference.to_owned(),
+            external_id: external_id.to_owned(),
+            amount_minor,
+            currency: currency.to_owned(),
+        };
+        tracing::info!(
+            seq = entry.seq,
+            kind,
+            platform,
+            reference,
+            external_id,
+            amount_minor,
+            currency,
+            "sandbox effect"
+        );
+        self.ledger.push(entry);
+    }
+
+    pub(crate) fn product_mut(&mut self, offer_id: &str) -> Option<&mut Product> {
+        if self.removed.contains(offer_id) {
+            return None;
+        }
+        self.products.iter_mut().find(|p| p.offer_id == offer_id)
+    }
+}
+
+struct Inner {
+    cfg: SandboxConfig,
+    state: Mutex<State>,
+    shutdown: watch::Sender<bool>,
+    client: OnceLock<Option<reqwest::Client>>,
+}
+
+/// The sandbox: cheap to clone, all clones share one state.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("cfg", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub fn new(cfg: SandboxConfig) -> Self {
+        let state = State {
+            products: catalogue::demo(),
+            removed: Default::default(),
+            aop: Default::default(),
+            stripe: Default::default(),
+            track: Default::default(),
+            carrier: Default::default(),
+            fx: ecb::FxTable::demo(util::now_ms()),
+            faults: Default::default(),
+            ledger: Vec::new(),
+            webhooks: WebhookTargets {
+                payments: cfg.payments_webhook_url.clone(),
+                tracking: cfg.tracking_webhook_url.clone(),
+            },
+        };
+        let (shutdown, _) = watch::channel(false);
+        Sandbox {
+            inner: Arc::new(Inner {
+                cfg,
+                state: Mutex::new(state),
+                shutdown,
+                client: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Every effect so far, in order.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.lock().ledger.clone()
+    }
+
+    /// The current state of the catalogue (prices and stock as changed by orders and edits).
+    pub fn catalogue(&self) -> Vec<Product> {
+        self.lock().products.clone()
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.cfg
+    }
+
+    /// The state lock. A panic elsewhere cannot poison the sandbox for good: the state is
+    /// always left consistent because effects are applied only after validation.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Sleep, cut short when the server shuts down.
+    pub(crate) async fn sleep(&self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let mut rx = self.inner.shutdown.subscribe();
+        if *rx.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = rx.wait_for(|v| *v) => {}
+        }
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// Decide the faults of one inbound call and wait out the base and injected latency.
+    pub(crate) async fn enter(
+        &self,
+        platform: faults::Platform,
+        api: &str,
+        relevant: &[faults::FaultKind],
+    ) -> faults::Fired {
+        let fired = self.with(|s| s.faults.fire(platform, api, relevant));
+        self.sleep(Duration::from_millis(self.inner.cfg.latency_ms) + fired.latency)
+            .await;
+        fired
+    }
+
+    /// The HTTP client for outgoing webhooks, built on first use (`None` if it cannot be built).
+    pub(crate) fn client(&self) -> Option<reqwest::Client> {
+        self.inner.client.get_or_init(webhook::build_client).clone()
+    }
+}
+
+/// The whole sandbox as one router.
+pub fn router(state: Sandbox) -> Router {
+    Router::new()
+        .route(
+            "/openapi/param2/{version}/{namespace}/{api}/{app_key}",
+            post(aop::handle_post).get(aop::handle_get),
+        )
+        .route("/v1/payment_intents", post(stripe::create))
+        .route("/v1/payment_intents/{id}", get(stripe::retrieve))
+        .route("/v1/payment_intents/{id}/confirm", post(stripe::confirm))
+        .route("/v1/payment_intents/{id}/cancel", post(stripe::cancel))
+        .route("/v1/refunds", post(stripe::refund))
+        .route("/v1/refunds/{id}", get(stripe::retrieve_refund))
+        .route("/track/v2.2/register", post(track17::register))
+        .route("/track/v2.2/gettrackinfo", post(track17::gettrackinfo))
+        .route("/carrier/v1/shipments", post(carrier::create_shipment))
+        .route("/stats/eurofxref/eurofxref-daily.xml", get(ecb::daily))
+        .route("/_sandbox/health", get(control::health))
+        .route("/_sandbox/catalogue", get(control::catalogue))
+        .route(
+            "/_sandbox/products/{offer_id}",
+            post(control::update_product),
+        )
+        .route(
+            "/_sandbox/orders/{order_id}/cancel",
+            post(aop::sandbox_cancel),
+        )
+        .route("/_sandbox/ledger", get(control::ledger))
+        .route(
+            "/_sandbox/faults",
+            post(control::add_fault)
+                .get(control::list_faults)
+                .delete(control::clear_faults),
+        )
+        .route(
+            "/_sandbox/faults/{id}",
+            axum::routing::delete(control::delete_fault),
+        )
+        .route(
+            "/_sandbox/webhooks",
+            axum::routing::put(control::set_webhooks).get(control::get_webhooks),
+        )
+        .route("/_sandbox/tracking/{number}", post(track17::force_status))
+        .route("/_sandbox/fx", post(ecb::set_fx))
+        .fallback(|| async {
+            util::plain_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(state)
+}
+
+/// Serve the sandbox on `listener` until `shutdown` completes. Requests parked by an injected
+/// delay (`latency`, `timeout_after_commit`) and webhook retries end early on shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sandbox: Sandbox,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "sandbox listening");
+    }
+    let signal = sandbox.inner.shutdown.clone();
+    let app = router(sandbox);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            signal.send_replace(true);
+        })
+        .await
+}

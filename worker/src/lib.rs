@@ -15,7 +15,10 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { task_queue: procure_workflows::TASK_QUEUE.to_owned(), max_cached_workflows: 2_000 }
+        WorkerSettings {
+            task_queue: procure_workflows::TASK_QUEUE.to_owned(),
+            max_cached_workflows: 2_000,
+        }
     }
 }
 

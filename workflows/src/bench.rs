@@ -24,13 +24,21 @@ impl BareWorkflow {
         let mut done = 0;
         for step in 0..input.activities {
             let opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
-            done += ctx.execute_activity(NoopActivities::noop, step, opts).await? - step + 1;
+            done += ctx
+                .execute_activity(NoopActivities::noop, step, opts)
+                .await?
+                - step
+                + 1;
         }
         for step in 0..input.local_activities {
             let opts = LocalActivityOptions::builder()
                 .start_to_close_timeout(Duration::from_secs(10))
                 .build();
-            done += ctx.execute_local_activity(NoopActivities::noop, step, opts).await? - step + 1;
+            done += ctx
+                .execute_local_activity(NoopActivities::noop, step, opts)
+                .await?
+                - step
+                + 1;
         }
         Ok(done)
     }

@@ -22,7 +22,11 @@ pub struct OrderPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReserveOutcome {
     Reserved,
-    Insufficient { sku: String, requested: u32, available: i64 },
+    Insufficient {
+        sku: String,
+        requested: u32,
+        available: i64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +54,12 @@ pub struct PurchaseLineRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PurchaseOutcome {
-    Purchased { platform: String, marketplace_order_id: String, paid: Money, adopted: bool },
+    Purchased {
+        platform: String,
+        marketplace_order_id: String,
+        paid: Money,
+        adopted: bool,
+    },
     /// A permanent refusal (out of stock, price above tolerance, listing gone…).
     Refused { reason: String },
 }
@@ -93,7 +102,10 @@ impl ParcelStatus {
     }
 
     pub fn is_exception(&self) -> bool {
-        matches!(self.status.as_str(), "Exception" | "DeliveryFailure" | "Expired")
+        matches!(
+            self.status.as_str(),
+            "Exception" | "DeliveryFailure" | "Expired"
+        )
     }
 }
 

@@ -13,21 +13,16 @@ use crate::{
         RefundRequest, ReserveOutcome, ShipmentRequest, TransitionRecord,
     },
 };
-use procure_domain::{
-    Money, OrderState,
-    order::TimelineEvent,
-    quote::Dimensions,
-    transition,
-};
+use procure_domain::{Money, OrderState, order::TimelineEvent, quote::Dimensions, transition};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
     WorkflowContext, WorkflowContextView, WorkflowResult, workflows::select,
 };
-use temporalio_common::RetryPolicy;
 
 const ORDER_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword(ORDER_STATE_ATTRIBUTE);
 
@@ -85,6 +80,7 @@ pub struct OrderStatusView {
 
 #[workflow]
 pub struct OrderWorkflow {
+    input: OrderInput,
     order_id: String,
     state: OrderState,
     timeline: Vec<TimelineEvent>,
@@ -104,7 +100,8 @@ impl OrderWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, input: OrderInput) -> Self {
         OrderWorkflow {
-            order_id: input.order_id,
+            order_id: input.order_id.clone(),
+            input,
             state: OrderState::Created,
             timeline: Vec::new(),
             payment: None,
@@ -114,17 +111,26 @@ impl OrderWorkflow {
     }
 
     #[run]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OrderInput) -> WorkflowResult<OrderState> {
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderState> {
+        let input = ctx.state(|s| s.input.clone());
         let order_id = input.order_id.clone();
         record(ctx, OrderState::Created, "order accepted".into()).await?;
         let plan: OrderPlan = ctx
             .execute_activity(OrderActivities::load_order, order_id.clone(), io_opts())
             .await?;
 
-        match ctx.execute_activity(OrderActivities::reserve_stock, order_id.clone(), io_opts()).await? {
+        match ctx
+            .execute_activity(OrderActivities::reserve_stock, order_id.clone(), io_opts())
+            .await?
+        {
             ReserveOutcome::Reserved => {}
-            ReserveOutcome::Insufficient { sku, requested, available } => {
-                let why = format!("out of stock: {sku} requested {requested}, available {available}");
+            ReserveOutcome::Insufficient {
+                sku,
+                requested,
+                available,
+            } => {
+                let why =
+                    format!("out of stock: {sku} requested {requested}, available {available}");
                 return finish(ctx, OrderState::Failed, why).await;
             }
         }
@@ -132,7 +138,15 @@ impl OrderWorkflow {
         let payment: PaymentCreated = ctx
             .execute_activity(OrderActivities::create_payment, order_id.clone(), io_opts())
             .await?;
-        move_to(ctx, OrderState::PendingPayment, format!("payment {} created for {}", payment.intent_id, payment.amount)).await?;
+        move_to(
+            ctx,
+            OrderState::PendingPayment,
+            format!(
+                "payment {} created for {}",
+                payment.intent_id, payment.amount
+            ),
+        )
+        .await?;
 
         let wait = select! {
             _ = ctx.wait_condition(|s| s.payment.is_some() || s.cancel_reason.is_some()) => {
@@ -148,83 +162,177 @@ impl OrderWorkflow {
             PaymentWait::Paid(p) => p,
             PaymentWait::Cancelled(reason) => {
                 release_unpaid(ctx, &order_id).await?;
-                return finish(ctx, OrderState::Cancelled, format!("cancelled before payment: {reason}")).await;
+                return finish(
+                    ctx,
+                    OrderState::Cancelled,
+                    format!("cancelled before payment: {reason}"),
+                )
+                .await;
             }
             PaymentWait::Expired => {
                 release_unpaid(ctx, &order_id).await?;
-                let why = format!("no payment within {} s; stock released", input.payment_timeout_secs);
+                let why = format!(
+                    "no payment within {} s; stock released",
+                    input.payment_timeout_secs
+                );
                 return finish(ctx, OrderState::PaymentExpired, why).await;
             }
         };
-        move_to(ctx, OrderState::Paid, format!("payment {} succeeded: {}", paid.intent_id, paid.amount)).await?;
+        move_to(
+            ctx,
+            OrderState::Paid,
+            format!("payment {} succeeded: {}", paid.intent_id, paid.amount),
+        )
+        .await?;
 
         // From here on the customer's money is ours to return if anything fails.
-        move_to(ctx, OrderState::Procuring, format!("buying {} line(s)", plan.lines.len())).await?;
+        move_to(
+            ctx,
+            OrderState::Procuring,
+            format!("buying {} line(s)", plan.lines.len()),
+        )
+        .await?;
         let mut bought = Vec::new();
         for line in &plan.lines {
-            let req = PurchaseLineRequest { order_id: order_id.clone(), line_no: line.line_no };
+            let req = PurchaseLineRequest {
+                order_id: order_id.clone(),
+                line_no: line.line_no,
+            };
             let outcome = ctx
                 .execute_activity(OrderActivities::purchase_line, req, purchase_opts())
                 .await;
             match outcome {
-                Ok(PurchaseOutcome::Purchased { platform, marketplace_order_id, paid, adopted }) => {
-                    let how = if adopted { " (adopted existing order)" } else { "" };
-                    bought.push(format!("line {}: {platform} order {marketplace_order_id} paid {paid}{how}", line.line_no));
+                Ok(PurchaseOutcome::Purchased {
+                    platform,
+                    marketplace_order_id,
+                    paid,
+                    adopted,
+                }) => {
+                    let how = if adopted {
+                        " (adopted existing order)"
+                    } else {
+                        ""
+                    };
+                    bought.push(format!(
+                        "line {}: {platform} order {marketplace_order_id} paid {paid}{how}",
+                        line.line_no
+                    ));
                 }
                 Ok(PurchaseOutcome::Refused { reason }) => {
-                    return refund_and_close(ctx, &plan, format!("line {} not purchasable: {reason}", line.line_no)).await;
+                    return refund_and_close(
+                        ctx,
+                        &plan,
+                        format!("line {} not purchasable: {reason}", line.line_no),
+                    )
+                    .await;
                 }
                 Err(e) => {
-                    return refund_and_close(ctx, &plan, format!("line {} purchase failed after retries: {e}", line.line_no)).await;
+                    return refund_and_close(
+                        ctx,
+                        &plan,
+                        format!("line {} purchase failed after retries: {e}", line.line_no),
+                    )
+                    .await;
                 }
             }
         }
         move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
-        move_to(ctx, OrderState::InboundTransit, "seller shipping to the consolidation warehouse".into()).await?;
+        move_to(
+            ctx,
+            OrderState::InboundTransit,
+            "seller shipping to the consolidation warehouse".into(),
+        )
+        .await?;
 
         let arrived = select! {
             _ = ctx.wait_condition(|s| s.inbound.is_some()) => true,
             _ = ctx.timer(Duration::from_secs(input.inbound_timeout_secs)) => false,
         };
         if !arrived {
-            move_to(ctx, OrderState::NeedsOperator, format!("parcel not received within {} s", input.inbound_timeout_secs)).await?;
+            move_to(
+                ctx,
+                OrderState::NeedsOperator,
+                format!(
+                    "parcel not received within {} s",
+                    input.inbound_timeout_secs
+                ),
+            )
+            .await?;
             ctx.wait_condition(|s| s.inbound.is_some()).await?;
         }
-        let inbound = ctx.state(|s| s.inbound.clone()).expect("condition guarantees inbound");
+        let inbound = ctx
+            .state(|s| s.inbound.clone())
+            .expect("condition guarantees inbound");
         move_to(
             ctx,
             OrderState::InWarehouse,
             format!(
                 "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
-                inbound.weight_g, inbound.dims.l_mm, inbound.dims.w_mm, inbound.dims.h_mm,
+                inbound.weight_g,
+                inbound.dims.l_mm,
+                inbound.dims.w_mm,
+                inbound.dims.h_mm,
                 inbound.photo_urls.len()
             ),
         )
         .await?;
-        move_to(ctx, OrderState::Packing, "packing for international shipment".into()).await?;
+        move_to(
+            ctx,
+            OrderState::Packing,
+            "packing for international shipment".into(),
+        )
+        .await?;
         let shipment = ctx
             .execute_activity(
                 OrderActivities::book_shipment,
-                ShipmentRequest { order_id: order_id.clone(), weight_g: inbound.weight_g },
+                ShipmentRequest {
+                    order_id: order_id.clone(),
+                    weight_g: inbound.weight_g,
+                },
                 io_opts(),
             )
             .await?;
-        move_to(ctx, OrderState::Shipped, format!("{} tracking {}", shipment.carrier, shipment.tracking_number)).await?;
+        move_to(
+            ctx,
+            OrderState::Shipped,
+            format!("{} tracking {}", shipment.carrier, shipment.tracking_number),
+        )
+        .await?;
 
         loop {
-            ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1))).await;
+            ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1)))
+                .await;
             let status = ctx
-                .execute_activity(OrderActivities::track_parcel, shipment.tracking_number.clone(), io_opts())
+                .execute_activity(
+                    OrderActivities::track_parcel,
+                    shipment.tracking_number.clone(),
+                    io_opts(),
+                )
                 .await?;
             if status.is_delivered() {
-                move_to(ctx, OrderState::Delivered, format!("delivered: {}", status.description)).await?;
+                move_to(
+                    ctx,
+                    OrderState::Delivered,
+                    format!("delivered: {}", status.description),
+                )
+                .await?;
                 break;
             }
             if status.is_exception() && ctx.state(|s| s.state) == OrderState::Shipped {
-                move_to(ctx, OrderState::NeedsOperator, format!("carrier reports {}: {}", status.status, status.description)).await?;
+                move_to(
+                    ctx,
+                    OrderState::NeedsOperator,
+                    format!("carrier reports {}: {}", status.status, status.description),
+                )
+                .await?;
             }
         }
-        finish(ctx, OrderState::Completed, "delivered to the customer".into()).await
+        finish(
+            ctx,
+            OrderState::Completed,
+            "delivered to the customer".into(),
+        )
+        .await
     }
 
     #[signal(name = "payment_succeeded")]
@@ -236,7 +344,11 @@ impl OrderWorkflow {
     }
 
     #[signal(name = "warehouse_inbound")]
-    pub fn warehouse_inbound(&mut self, _ctx: &mut SyncWorkflowContext<Self>, scan: WarehouseInbound) {
+    pub fn warehouse_inbound(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        scan: WarehouseInbound,
+    ) {
         if self.inbound.is_none() {
             self.inbound = Some(scan);
         }
@@ -251,7 +363,11 @@ impl OrderWorkflow {
 
     #[query(name = "status")]
     pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatusView {
-        OrderStatusView { order_id: self.order_id.clone(), state: self.state, timeline: self.timeline.clone() }
+        OrderStatusView {
+            order_id: self.order_id.clone(),
+            state: self.state,
+            timeline: self.timeline.clone(),
+        }
     }
 }
 
@@ -285,7 +401,9 @@ fn purchase_opts() -> ActivityOptions {
 }
 
 fn local_opts() -> LocalActivityOptions {
-    LocalActivityOptions::builder().start_to_close_timeout(Duration::from_secs(10)).build()
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(10))
+        .build()
 }
 
 fn now_ms(ctx: &WorkflowContext<OrderWorkflow>) -> i64 {
@@ -296,54 +414,106 @@ fn now_ms(ctx: &WorkflowContext<OrderWorkflow>) -> i64 {
 }
 
 /// Append a timeline event for the current state (used for the initial `Created`).
-async fn record(ctx: &mut WorkflowContext<OrderWorkflow>, state: OrderState, reason: String) -> WorkflowResult<()> {
+async fn record(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    state: OrderState,
+    reason: String,
+) -> WorkflowResult<()> {
     let at_ms = now_ms(ctx);
     let (order_id, seq, from) = ctx.state_mut(|s| {
         let from = s.state;
         s.state = state;
-        s.timeline.push(TimelineEvent { at_ms, state, reason: reason.clone() });
+        s.timeline.push(TimelineEvent {
+            at_ms,
+            state,
+            reason: reason.clone(),
+        });
         (s.order_id.clone(), (s.timeline.len() - 1) as u32, from)
     });
     ctx.upsert_search_attributes([ORDER_STATE.value_set(state.as_str().to_owned())]);
-    let rec = TransitionRecord { order_id, seq, from, to: state, at_ms, reason };
-    ctx.execute_local_activity(OrderActivities::record_transition, rec, local_opts()).await?;
+    let rec = TransitionRecord {
+        order_id,
+        seq,
+        from,
+        to: state,
+        at_ms,
+        reason,
+    };
+    ctx.execute_local_activity(OrderActivities::record_transition, rec, local_opts())
+        .await?;
     Ok(())
 }
 
 /// Move to `to` if the state machine allows it; an illegal move is a bug and fails the workflow.
-async fn move_to(ctx: &mut WorkflowContext<OrderWorkflow>, to: OrderState, reason: String) -> WorkflowResult<()> {
+async fn move_to(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    to: OrderState,
+    reason: String,
+) -> WorkflowResult<()> {
     let from = ctx.state(|s| s.state);
     transition(from, to).map_err(ApplicationFailure::non_retryable)?;
     record(ctx, to, reason).await
 }
 
-async fn finish(ctx: &mut WorkflowContext<OrderWorkflow>, to: OrderState, reason: String) -> WorkflowResult<OrderState> {
+async fn finish(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    to: OrderState,
+    reason: String,
+) -> WorkflowResult<OrderState> {
     move_to(ctx, to, reason).await?;
     Ok(to)
 }
 
-async fn release_unpaid(ctx: &mut WorkflowContext<OrderWorkflow>, order_id: &str) -> WorkflowResult<()> {
-    ctx.execute_activity(OrderActivities::cancel_payment, order_id.to_owned(), io_opts()).await?;
-    ctx.execute_activity(OrderActivities::release_stock, order_id.to_owned(), io_opts()).await?;
+async fn release_unpaid(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: &str,
+) -> WorkflowResult<()> {
+    ctx.execute_activity(
+        OrderActivities::cancel_payment,
+        order_id.to_owned(),
+        io_opts(),
+    )
+    .await?;
+    ctx.execute_activity(
+        OrderActivities::release_stock,
+        order_id.to_owned(),
+        io_opts(),
+    )
+    .await?;
     Ok(())
 }
 
 /// Compensate a paid order in reverse: refund the customer, then release the stock.
-async fn refund_and_close(ctx: &mut WorkflowContext<OrderWorkflow>, plan: &OrderPlan, reason: String) -> WorkflowResult<OrderState> {
+async fn refund_and_close(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+    reason: String,
+) -> WorkflowResult<OrderState> {
     let refund = ctx
         .execute_activity(
             OrderActivities::refund_payment,
-            RefundRequest { order_id: plan.order_id.clone(), amount: plan.total, reason: reason.clone() },
+            RefundRequest {
+                order_id: plan.order_id.clone(),
+                amount: plan.total,
+                reason: reason.clone(),
+            },
             io_opts(),
         )
         .await?;
     let released = ctx
-        .execute_activity(OrderActivities::release_stock, plan.order_id.clone(), io_opts())
+        .execute_activity(
+            OrderActivities::release_stock,
+            plan.order_id.clone(),
+            io_opts(),
+        )
         .await?;
     finish(
         ctx,
         OrderState::Refunded,
-        format!("{reason}; refunded {} ({}), released {released} reservation(s)", refund.amount, refund.refund_id),
+        format!(
+            "{reason}; refunded {} ({}), released {released} reservation(s)",
+            refund.amount, refund.refund_id
+        ),
     )
     .await
 }

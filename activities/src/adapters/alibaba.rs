@@ -1,0 +1,1424 @@
+//! 1688 Open Platform (AOP) buyer-side client: product info, order preview, cross-border order
+//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries, and
+//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use procure_domain::{Secret, money::parse_rate_e6, signing};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::http::{
+    BuildError, HttpClient, HttpConfig, RawResponse, Transport, join_url, retry_5xx_429,
+};
+
+/// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
+/// modelled here and nowhere else.
+pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+
+/// At most this many SKUs per cross-border order (1688 limit).
+const MAX_CARGO_LINES: usize = 50;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlibabaConfig {
+    pub base_url: String,
+    pub app_key: Secret,
+    pub app_secret: Secret,
+    pub access_token: Secret,
+    pub http: HttpConfig,
+    /// Pay requests per `purchase` call before handing back to the activity's retry.
+    pub max_pay_attempts: u32,
+}
+
+impl Default for AlibabaConfig {
+    fn default() -> Self {
+        AlibabaConfig {
+            base_url: super::SANDBOX_BASE_URL.into(),
+            app_key: Secret::new("demo1688"),
+            app_secret: Secret::new("demo1688-secret"),
+            access_token: Secret::new("demo1688-token"),
+            http: HttpConfig::default(),
+            max_pay_attempts: 3,
+        }
+    }
+}
+
+/// Every failure of a 1688 call, classified once (see [`classify_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MarketError {
+    /// No answer in time: the call may have taken effect. Never read as "not done".
+    #[error("1688 call timed out; the outcome is unknown")]
+    Timeout,
+    #[error("transient 1688 failure: {0}")]
+    Transient(String),
+    #[error("rate limited by 1688")]
+    RateLimited,
+    #[error("1688 rejected the request signature")]
+    SignatureRejected,
+    #[error("the 1688 buyer account is restricted")]
+    AccountRestricted,
+    #[error("out of stock")]
+    OutOfStock,
+    /// Amounts in fen: a unit price against its line's maximum, or an order total against the
+    /// request's maximum.
+    #[error("price {quoted} fen is above the tolerated {max} fen")]
+    PriceAboveTolerance { quoted: i64, max: i64 },
+    #[error("the listing no longer exists")]
+    ListingGone,
+    #[error("rejected by 1688 ({code}): {message}")]
+    Rejected { code: String, message: String },
+}
+
+impl MarketError {
+    /// Whether retrying the same call (same ids) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            MarketError::Timeout | MarketError::Transient(_) | MarketError::RateLimited
+        )
+    }
+
+    fn from_transport(t: Transport) -> Self {
+        match t {
+            Transport::Timeout => MarketError::Timeout,
+            Transport::Connect(m) | Transport::Io(m) => MarketError::Transient(m),
+            Transport::Build(m) => MarketError::Rejected {
+                code: "CLIENT_CONFIG".into(),
+                message: m,
+            },
+        }
+    }
+
+    fn invalid_response(what: impl std::fmt::Display) -> Self {
+        // The outcome of the call is unknown; every 1688 call we make is safe to repeat.
+        MarketError::Transient(format!("unexpected 1688 response: {what}"))
+    }
+}
+
+/// The one mapping from 1688 gateway (`error_code`) and business (`code`) codes to
+/// [`MarketError`].
+pub fn classify_code(code: &str, message: &str) -> MarketError {
+    match code {
+        ACCOUNT_RESTRICTED => MarketError::AccountRestricted,
+        "OUT_OF_STOCK" => MarketError::OutOfStock,
+        "PRODUCT_NOT_EXIST" => MarketError::ListingGone,
+        "gw.SignatureInvalid" => MarketError::SignatureRejected,
+        "gw.QosAppFrequencyLimit" | "gw.QosApiFrequencyLimit" => MarketError::RateLimited,
+        "gw.ServiceUnavailable" | "gw.InternalError" | "gw.RequestTimeout" => {
+            MarketError::Transient(format!("{code}: {message}"))
+        }
+        c if c.starts_with("gw.") && c.contains("Signature") => MarketError::SignatureRejected,
+        c if c.contains("FrequencyLimit") => MarketError::RateLimited,
+        _ => MarketError::Rejected {
+            code: code.into(),
+            message: message.into(),
+        },
+    }
+}
+
+/// Turn any 1688 answer into its JSON body or a classified error.
+fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
+    let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
+    let Some(body) = parsed.filter(Value::is_object) else {
+        return Err(match resp.status {
+            429 => MarketError::RateLimited,
+            s if s >= 500 => MarketError::Transient(format!("HTTP {s}: {}", resp.snippet())),
+            _ => {
+                MarketError::invalid_response(format!("HTTP {} {:?}", resp.status, resp.snippet()))
+            }
+        });
+    };
+    // Gateway errors: `error_code` at the top level, usually with HTTP 400.
+    if let Some(code) = text(&body, "error_code").or_else(|| text(&body, "errorCode")) {
+        let message = text(&body, "error_message")
+            .or_else(|| text(&body, "errorMessage"))
+            .unwrap_or_default();
+        return Err(classify_code(&code, &message));
+    }
+    match resp.status {
+        429 => return Err(MarketError::RateLimited),
+        s if s >= 500 => {
+            return Err(MarketError::Transient(format!(
+                "HTTP {s}: {}",
+                resp.snippet()
+            )));
+        }
+        _ => {}
+    }
+    if body.get("success").and_then(Value::as_bool) == Some(false) {
+        let code = text(&body, "code").unwrap_or_else(|| "UNKNOWN".into());
+        let message = text(&body, "message").unwrap_or_default();
+        return Err(classify_code(&code, &message));
+    }
+    if !resp.is_success() {
+        return Err(MarketError::Rejected {
+            code: format!("HTTP_{}", resp.status),
+            message: resp.snippet(),
+        });
+    }
+    Ok(body)
+}
+
+/// A string field that may come as a JSON string or number (1688 ids are longs).
+fn text(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer field (fen, counts) that may come as a number or a numeric string.
+fn int(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn need<T>(v: Option<T>, what: &str) -> Result<T, MarketError> {
+    v.ok_or_else(|| MarketError::invalid_response(format!("missing {what}")))
+}
+
+/// A yuan decimal string ("45.50") in fen, exactly; sub-fen precision is refused, not rounded.
+pub fn yuan_to_fen(s: &str) -> Option<i64> {
+    let micro = parse_rate_e6(s.trim()).ok()?;
+    (micro % 10_000 == 0)
+        .then(|| i64::try_from(micro / 10_000).ok())
+        .flatten()
+}
+
+fn price_field(v: &Value, key: &str) -> Result<i64, MarketError> {
+    // Prices are decimal strings on the wire; a JSON float would have passed through f64.
+    let s = need(v.get(key).and_then(Value::as_str), key)?;
+    yuan_to_fen(s)
+        .ok_or_else(|| MarketError::invalid_response(format!("{key} {s:?} is not a yuan amount")))
+}
+
+/// One SKU to buy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CargoLine {
+    pub offer_id: String,
+    pub spec_id: String,
+    pub quantity: u32,
+    /// Highest unit price (fen) we accept for this line without asking the customer.
+    pub max_unit_price_fen: i64,
+}
+
+/// Where the seller ships to (our consolidation warehouse). Personal data: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAddress {
+    pub full_name: String,
+    pub mobile: String,
+    pub post_code: String,
+    pub province: String,
+    pub city: String,
+    pub area: String,
+    #[serde(default)]
+    pub town: String,
+    /// Street address.
+    pub address: String,
+}
+
+impl std::fmt::Debug for DeliveryAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryAddress")
+            .field("province", &self.province)
+            .field("city", &self.city)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeliveryAddress {
+    fn to_param(&self) -> String {
+        json!({
+            "fullName": self.full_name,
+            "mobile": self.mobile,
+            "postCode": self.post_code,
+            "provinceText": self.province,
+            "cityText": self.city,
+            "areaText": self.area,
+            "townText": self.town,
+            "address": self.address,
+        })
+        .to_string()
+    }
+}
+
+/// One order with one supplier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRequest {
+    /// Our idempotent id, sent as `outOrderId`: the same id never buys twice.
+    pub out_order_id: String,
+    pub lines: Vec<CargoLine>,
+    pub address: DeliveryAddress,
+    /// Highest total (goods + domestic carriage, fen) we will pay for this order.
+    pub max_total_fen: i64,
+}
+
+impl PurchaseRequest {
+    fn validate(&self) -> Result<(), MarketError> {
+        let bad = |m: &str| {
+            Err(MarketError::Rejected {
+                code: "INVALID_REQUEST".into(),
+                message: m.into(),
+            })
+        };
+        if self.out_order_id.trim().is_empty() {
+            return bad("empty out_order_id");
+        }
+        if self.lines.is_empty() || self.lines.len() > MAX_CARGO_LINES {
+            return bad("an order has 1 to 50 lines");
+        }
+        if self
+            .lines
+            .iter()
+            .any(|l| l.quantity == 0 || l.offer_id.is_empty())
+        {
+            return bad("every line needs an offer id and a positive quantity");
+        }
+        Ok(())
+    }
+
+    fn cargo_param(&self) -> String {
+        let cargo: Vec<Value> = self
+            .lines
+            .iter()
+            .map(|l| json!({"offerId": l.offer_id, "specId": l.spec_id, "quantity": l.quantity}))
+            .collect();
+        Value::Array(cargo).to_string()
+    }
+
+    fn order_params(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("flow", "general".into()),
+            ("addressParam", self.address.to_param()),
+            ("cargoParamList", self.cargo_param()),
+        ]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuInfo {
+    pub spec_id: String,
+    pub price_fen: i64,
+    pub amount_on_sale: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductInfo {
+    pub product_id: String,
+    pub subject: String,
+    /// `published` when buyable.
+    pub status: String,
+    pub skus: Vec<SkuInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewCargo {
+    pub offer_id: String,
+    pub spec_id: String,
+    pub amount_fen: i64,
+    pub final_unit_price_fen: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPreview {
+    pub sum_payment_fen: i64,
+    pub sum_carriage_fen: i64,
+    pub cargo: Vec<PreviewCargo>,
+}
+
+impl OrderPreview {
+    /// What the order will cost. The sandbox contract's `sumPayment` excludes carriage
+    /// (9100 + 800 = 9900); if a real endpoint includes it, this over-estimates, which errs on
+    /// the side of refusing.
+    pub fn total_fen(&self) -> i64 {
+        self.sum_payment_fen + self.sum_carriage_fen
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedOrder {
+    pub order_id: String,
+    pub total_success_amount_fen: i64,
+    /// Offers the marketplace could not add (partial order), as it reported them.
+    pub failed_offers: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PayOutcome {
+    Paid,
+    /// `paySuccess=false`: possibly debited anyway (documented pitfall): re-query the order.
+    NotConfirmed,
+    /// `ORDER_ALREADY_PAID`: counts as paid.
+    AlreadyPaid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketOrderStatus {
+    #[serde(rename = "waitbuyerpay")]
+    WaitBuyerPay,
+    #[serde(rename = "waitsellersend")]
+    WaitSellerSend,
+    #[serde(rename = "waitbuyerreceive")]
+    WaitBuyerReceive,
+    ConfirmGoods,
+    Success,
+    Cancel,
+    Terminated,
+    #[serde(other)]
+    Unknown,
+}
+
+impl MarketOrderStatus {
+    fn from_wire(s: &str) -> Self {
+        serde_json::from_value(Value::String(s.to_ascii_lowercase()))
+            .unwrap_or(MarketOrderStatus::Unknown)
+    }
+
+    /// The buyer's payment has gone through.
+    pub fn is_paid(&self) -> bool {
+        matches!(
+            self,
+            MarketOrderStatus::WaitSellerSend
+                | MarketOrderStatus::WaitBuyerReceive
+                | MarketOrderStatus::ConfirmGoods
+                | MarketOrderStatus::Success
+        )
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            MarketOrderStatus::Cancel | MarketOrderStatus::Terminated
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketOrder {
+    pub order_id: String,
+    pub out_order_id: Option<String>,
+    pub status: MarketOrderStatus,
+    pub total_amount_fen: i64,
+    /// Why a closed order was closed (`sellerGoodsLack` = out of stock).
+    pub close_reason: Option<String>,
+}
+
+impl MarketOrder {
+    fn from_base_info(v: &Value) -> Result<Self, MarketError> {
+        Ok(MarketOrder {
+            order_id: need(text(v, "id").or_else(|| text(v, "idOfStr")), "baseInfo.id")?,
+            out_order_id: text(v, "outOrderId"),
+            status: MarketOrderStatus::from_wire(&need(text(v, "status"), "baseInfo.status")?),
+            total_amount_fen: need(int(v, "totalAmount"), "baseInfo.totalAmount")?,
+            close_reason: text(v, "closeReason").filter(|s| !s.is_empty()),
+        })
+    }
+
+    fn closed_error(&self) -> MarketError {
+        match self.close_reason.as_deref() {
+            Some("sellerGoodsLack") => MarketError::OutOfStock,
+            reason => MarketError::Rejected {
+                code: "ORDER_CLOSED".into(),
+                message: format!(
+                    "order {} is closed ({})",
+                    self.order_id,
+                    reason.unwrap_or("no reason given")
+                ),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogisticsInfo {
+    pub bill_no: String,
+    pub company: String,
+}
+
+/// The result of [`Alibaba1688::purchase`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchased {
+    pub marketplace_order_id: String,
+    pub amount_paid_fen: i64,
+    /// The order was found by our `outOrderId` (made by an earlier attempt), not created by a
+    /// create call that answered in this one.
+    pub adopted: bool,
+}
+
+/// 1688 buyer-side client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Alibaba1688 {
+    cfg: AlibabaConfig,
+    http: HttpClient,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The signed form of one call: the call's params plus `access_token`, `_aop_timestamp` and
+/// `_aop_signature` over `url_path` (`param2/1/{namespace}/{api}/{appKey}`).
+fn signed_params(
+    url_path: &str,
+    params: &[(&'static str, String)],
+    access_token: &Secret,
+    app_secret: &Secret,
+    timestamp_ms: i64,
+) -> Vec<(&'static str, String)> {
+    let mut all = params.to_vec();
+    all.push(("access_token", access_token.expose().to_owned()));
+    all.push(("_aop_timestamp", timestamp_ms.to_string()));
+    let sig = signing::aop_signature(
+        url_path,
+        all.iter().map(|(k, v)| (*k, v.as_str())),
+        app_secret.expose(),
+    );
+    all.push(("_aop_signature", sig));
+    all
+}
+
+impl Alibaba1688 {
+    pub fn new(cfg: AlibabaConfig) -> Result<Self, BuildError> {
+        let secrets = vec![
+            cfg.app_secret.clone(),
+            cfg.access_token.clone(),
+            cfg.app_key.clone(),
+        ];
+        let http = HttpClient::new("1688", &cfg.http, secrets)?;
+        Ok(Alibaba1688 { cfg, http })
+    }
+
+    fn url_path(&self, namespace: &str, api: &str) -> String {
+        format!("param2/1/{namespace}/{api}/{}", self.cfg.app_key.expose())
+    }
+
+    async fn call(
+        &self,
+        namespace: &str,
+        api: &'static str,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<Value, MarketError> {
+        let url_path = self.url_path(namespace, api);
+        let url = join_url(&self.cfg.base_url, &format!("openapi/{url_path}"));
+        let make = |c: &reqwest::Client| {
+            let form = signed_params(
+                &url_path,
+                &params,
+                &self.cfg.access_token,
+                &self.cfg.app_secret,
+                now_ms(),
+            );
+            c.post(&url).form(&form)
+        };
+        let retry_on = |r: &RawResponse| {
+            retry_5xx_429(r)
+                || (r.status == 400
+                    && matches!(classify_response(r), Err(MarketError::RateLimited)))
+        };
+        let resp = self
+            .http
+            .execute(api, make, retry_on)
+            .await
+            .map_err(MarketError::from_transport)?;
+        classify_response(&resp)
+    }
+
+    pub async fn product_info(&self, offer_id: &str) -> Result<ProductInfo, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.product",
+                "alibaba.cross.productInfo",
+                vec![("productId", offer_id.into())],
+            )
+            .await?;
+        let info = need(body.get("productInfo"), "productInfo")?;
+        let skus = info
+            .get("skuInfos")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                Ok(SkuInfo {
+                    spec_id: text(s, "specId").unwrap_or_default(),
+                    price_fen: price_field(s, "price")?,
+                    amount_on_sale: int(s, "amountOnSale").unwrap_or(0),
+                })
+            })
+            .collect::<Result<_, MarketError>>()?;
+        Ok(ProductInfo {
+            product_id: text(info, "productID").unwrap_or_else(|| offer_id.into()),
+            subject: text(info, "subject").unwrap_or_default(),
+            status: text(info, "status").unwrap_or_default(),
+            skus,
+        })
+    }
+
+    pub async fn preview(&self, req: &PurchaseRequest) -> Result<OrderPreview, MarketError> {
+        req.validate()?;
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.createOrder.preview",
+                req.order_params(),
+            )
+            .await?;
+        // "orderPreviewResuslt" [sic] is the documented field name.
+        let results = body
+            .get("orderPreviewResuslt")
+            .or_else(|| body.get("orderPreviewResult"))
+            .and_then(Value::as_array);
+        let results = need(results, "orderPreviewResuslt")?;
+        let mut preview = OrderPreview {
+            sum_payment_fen: 0,
+            sum_carriage_fen: 0,
+            cargo: Vec::new(),
+        };
+        for r in results {
+            preview.sum_payment_fen += need(int(r, "sumPayment"), "sumPayment")?;
+            preview.sum_carriage_fen += int(r, "sumCarriage").unwrap_or(0);
+            for c in r
+                .get("cargoList")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                preview.cargo.push(PreviewCargo {
+                    offer_id: need(text(c, "offerId"), "cargoList.offerId")?,
+                    spec_id: text(c, "specId").unwrap_or_default(),
+                    amount_fen: int(c, "amount").unwrap_or(0),
+                    final_unit_price_fen: price_field(c, "finalUnitPrice")?,
+                });
+            }
+        }
+        Ok(preview)
+    }
+
+    /// Create the order; a repeat with the same `outOrderId` returns the same order.
+    pub async fn create_order(&self, req: &PurchaseRequest) -> Result<CreatedOrder, MarketError> {
+        req.validate()?;
+        let mut params = req.order_params();
+        params.push(("outOrderId", req.out_order_id.clone()));
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.createCrossOrder",
+                params,
+            )
+            .await?;
+        let result = need(body.get("result"), "result")?;
+        let failed_offers = result
+            .get("failedOfferList")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| text(f, "offerId").unwrap_or_else(|| f.to_string()))
+            .collect();
+        Ok(CreatedOrder {
+            order_id: need(text(result, "orderId"), "result.orderId")?,
+            total_success_amount_fen: int(result, "totalSuccessAmount").unwrap_or(0),
+            failed_offers,
+        })
+    }
+
+    /// Protocol pay. Repeating `op_request_id` returns the first answer, so a new pay attempt
+    /// after a definitive `paySuccess=false` needs a new id.
+    pub async fn pay(
+        &self,
+        order_id: &str,
+        amount_fen: i64,
+        op_request_id: &str,
+    ) -> Result<PayOutcome, MarketError> {
+        let params = vec![
+            ("orderId", order_id.to_owned()),
+            ("payAmount", amount_fen.to_string()),
+            ("opRequestId", op_request_id.to_owned()),
+        ];
+        match self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.pay.protocolPay.preparePay",
+                params,
+            )
+            .await
+        {
+            Ok(body) => {
+                let ok = body
+                    .get("result")
+                    .and_then(|r| r.get("paySuccess"))
+                    .and_then(Value::as_bool);
+                Ok(if ok == Some(true) {
+                    PayOutcome::Paid
+                } else {
+                    PayOutcome::NotConfirmed
+                })
+            }
+            Err(MarketError::Rejected { code, .. }) if code == "ORDER_ALREADY_PAID" => {
+                Ok(PayOutcome::AlreadyPaid)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Find the order made for our external id (after a timeout, before creating).
+    pub async fn order_by_out_id(
+        &self,
+        out_order_id: &str,
+    ) -> Result<Option<MarketOrder>, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.getBuyerOrderList",
+                vec![("outOrderId", out_order_id.into())],
+            )
+            .await?;
+        let list = body
+            .get("result")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut found = list
+            .iter()
+            .map(|o| MarketOrder::from_base_info(o.get("baseInfo").unwrap_or(o)))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Never adopt someone else's order if the filter is ignored upstream.
+        found.retain(|o| {
+            o.out_order_id
+                .as_deref()
+                .is_none_or(|id| id == out_order_id)
+        });
+        if found.len() > 1 {
+            tracing::warn!(
+                out_order_id,
+                count = found.len(),
+                "several 1688 orders carry one outOrderId"
+            );
+        }
+        Ok(found.into_iter().next())
+    }
+
+    pub async fn order_status(&self, order_id: &str) -> Result<MarketOrder, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.get.buyerView",
+                vec![("orderId", order_id.into())],
+            )
+            .await?;
+        let base = body.get("result").and_then(|r| r.get("baseInfo"));
+        MarketOrder::from_base_info(need(base, "result.baseInfo")?)
+    }
+
+    /// Domestic shipments of the order (empty until the seller ships).
+    pub async fn logistics(&self, order_id: &str) -> Result<Vec<LogisticsInfo>, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.logistics",
+                "alibaba.trade.getLogisticsInfos.buyerView",
+                vec![("orderId", order_id.into())],
+            )
+            .await?;
+        let list = body
+            .get("result")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|l| {
+                Some(LogisticsInfo {
+                    bill_no: text(l, "logisticsBillNo")?,
+                    company: text(l, "logisticsCompanyName").unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Buy exactly once, however often this is called with the same request:
+    /// 1. look the order up by `outOrderId` and adopt it if an earlier attempt made it (before
+    ///    previewing, because our own order may hold the last units);
+    /// 2. otherwise preview, refuse unit prices above a line's maximum or a total above the
+    ///    request's, and create (a create that timed out is looked up again before giving up);
+    /// 3. pay while the order waits for payment, re-reading the order before every pay request
+    ///    (protocolPay may report failure after debiting); `ORDER_ALREADY_PAID` counts as paid.
+    #[tracing::instrument(skip(self, req), fields(out_order_id = %req.out_order_id))]
+    pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchased, MarketError> {
+        req.validate()?;
+        let (order_id, adopted) = match self.order_by_out_id(&req.out_order_id).await? {
+            Some(existing) => {
+                tracing::info!(order_id = %existing.order_id, status = ?existing.status, "adopting existing 1688 order");
+                (existing.order_id, true)
+            }
+            None => {
+                let preview = self.preview(req).await?;
+                check_preview(req, &preview)?;
+                match self.create_order(req).await {
+                    Ok(created) if !created.failed_offers.is_empty() => {
+                        return Err(MarketError::Rejected {
+                            code: "PARTIAL_ORDER".into(),
+                            message: format!(
+                                "order {} was created without offers {:?}",
+                                created.order_id, created.failed_offers
+                            ),
+                        });
+                    }
+                    Ok(created) => (created.order_id, false),
+                    Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
+                        match self.order_by_out_id(&req.out_order_id).await? {
+                            Some(found) => (found.order_id, true),
+                            None => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let amount_paid_fen = self.settle(&order_id, req).await?;
+        Ok(Purchased {
+            marketplace_order_id: order_id,
+            amount_paid_fen,
+            adopted,
+        })
+    }
+
+    /// Pay the order unless it is paid already; returns the amount paid (fen).
+    async fn settle(&self, order_id: &str, req: &PurchaseRequest) -> Result<i64, MarketError> {
+        // ≤ 64 printable characters (the gateway limit); unique per pay attempt.
+        let new_op_id = || format!("pay-{}", uuid::Uuid::new_v4().simple());
+        let mut op_request_id = new_op_id();
+        let mut last = MarketError::Transient("payment not confirmed".into());
+        for attempt in 1..=self.cfg.max_pay_attempts.max(1) {
+            let order = self.order_status(order_id).await?;
+            if order.status.is_paid() {
+                return Ok(order.total_amount_fen);
+            }
+            if order.status.is_closed() {
+                return Err(order.closed_error());
+            }
+            if order.status != MarketOrderStatus::WaitBuyerPay {
+                return Err(MarketError::invalid_response(format!(
+                    "order {order_id} in state {:?}",
+                    order.status
+                )));
+            }
+            if order.total_amount_fen > req.max_total_fen {
+                return Err(MarketError::PriceAboveTolerance {
+                    quoted: order.total_amount_fen,
+                    max: req.max_total_fen,
+                });
+            }
+            match self
+                .pay(order_id, order.total_amount_fen, &op_request_id)
+                .await
+            {
+                Ok(PayOutcome::Paid | PayOutcome::AlreadyPaid) => return Ok(order.total_amount_fen),
+                Ok(PayOutcome::NotConfirmed) => {
+                    tracing::warn!(
+                        order_id,
+                        attempt,
+                        "protocolPay answered paySuccess=false; re-reading the order"
+                    );
+                    // That id's answer is recorded as a failure: a new attempt needs a new id.
+                    op_request_id = new_op_id();
+                    last = MarketError::Transient("protocolPay answered paySuccess=false".into());
+                }
+                // The request may still be processed: keep its id so a repeat cannot pay twice.
+                Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
+                    tracing::warn!(order_id, attempt, error = %e, "pay outcome unknown; re-reading the order");
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let order = self.order_status(order_id).await?;
+        if order.status.is_paid() {
+            Ok(order.total_amount_fen)
+        } else {
+            Err(last)
+        }
+    }
+}
+
+/// Refuse a preview whose unit prices or total exceed what the request tolerates.
+fn check_preview(req: &PurchaseRequest, preview: &OrderPreview) -> Result<(), MarketError> {
+    for line in &req.lines {
+        let quoted = preview
+            .cargo
+            .iter()
+            .find(|c| {
+                c.offer_id == line.offer_id && (c.spec_id.is_empty() || c.spec_id == line.spec_id)
+            })
+            .ok_or_else(|| MarketError::Rejected {
+                code: "PREVIEW_INCOMPLETE".into(),
+                message: format!(
+                    "preview has no price for offer {} spec {}",
+                    line.offer_id, line.spec_id
+                ),
+            })?;
+        if quoted.final_unit_price_fen > line.max_unit_price_fen {
+            tracing::warn!(offer_id = %line.offer_id, quoted = quoted.final_unit_price_fen, max = line.max_unit_price_fen, "unit price above tolerance");
+            return Err(MarketError::PriceAboveTolerance {
+                quoted: quoted.final_unit_price_fen,
+                max: line.max_unit_price_fen,
+            });
+        }
+    }
+    if preview.total_fen() > req.max_total_fen {
+        return Err(MarketError::PriceAboveTolerance {
+            quoted: preview.total_fen(),
+            max: req.max_total_fen,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use std::sync::{Arc, Mutex};
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn classifies_gateway_and_business_errors() {
+        let gw = |code: &str| {
+            raw(
+                400,
+                &format!(r#"{{"error_code":"{code}","error_message":"m"}}"#),
+            )
+        };
+        assert_eq!(
+            classify_response(&gw("gw.SignatureInvalid")),
+            Err(MarketError::SignatureRejected)
+        );
+        assert_eq!(
+            classify_response(&gw("gw.QosAppFrequencyLimit")),
+            Err(MarketError::RateLimited)
+        );
+        assert!(
+            matches!(classify_response(&gw("gw.APIACLDecline")), Err(MarketError::Rejected { code, .. }) if code == "gw.APIACLDecline")
+        );
+        let biz = |code: &str| {
+            raw(
+                200,
+                &format!(r#"{{"success":false,"code":"{code}","message":"m"}}"#),
+            )
+        };
+        assert_eq!(
+            classify_response(&biz("OUT_OF_STOCK")),
+            Err(MarketError::OutOfStock)
+        );
+        assert_eq!(
+            classify_response(&biz("PRODUCT_NOT_EXIST")),
+            Err(MarketError::ListingGone)
+        );
+        assert_eq!(
+            classify_response(&biz(ACCOUNT_RESTRICTED)),
+            Err(MarketError::AccountRestricted)
+        );
+        assert!(matches!(
+            classify_response(&biz("ORDER_ALREADY_PAID")),
+            Err(MarketError::Rejected { .. })
+        ));
+        assert!(matches!(
+            classify_response(&raw(502, "<html>bad gateway</html>")),
+            Err(MarketError::Transient(_))
+        ));
+        assert_eq!(
+            classify_response(&raw(429, "")),
+            Err(MarketError::RateLimited)
+        );
+        assert!(matches!(classify_response(&raw(200, "not json")), Err(e) if e.is_retryable()));
+        assert_eq!(
+            classify_response(&raw(200, r#"{"success":true,"x":1}"#)).unwrap()["x"],
+            1
+        );
+    }
+
+    #[test]
+    fn retryability() {
+        assert!(MarketError::Timeout.is_retryable());
+        assert!(MarketError::RateLimited.is_retryable());
+        assert!(!MarketError::OutOfStock.is_retryable());
+        assert!(!MarketError::SignatureRejected.is_retryable());
+        assert!(!MarketError::AccountRestricted.is_retryable());
+        assert!(!MarketError::PriceAboveTolerance { quoted: 2, max: 1 }.is_retryable());
+    }
+
+    #[test]
+    fn parses_yuan_exactly() {
+        assert_eq!(yuan_to_fen("45.50"), Some(4550));
+        assert_eq!(yuan_to_fen("45.5"), Some(4550));
+        assert_eq!(yuan_to_fen("45"), Some(4500));
+        assert_eq!(yuan_to_fen("0.01"), Some(1));
+        assert_eq!(
+            yuan_to_fen("45.505"),
+            None,
+            "sub-fen prices are refused, not rounded"
+        );
+        assert_eq!(yuan_to_fen("-1"), None);
+        assert_eq!(yuan_to_fen("abc"), None);
+    }
+
+    #[test]
+    fn signs_every_param_but_the_signature() {
+        let params = vec![("orderId", "42".to_string())];
+        let form = signed_params(
+            "param2/1/com.alibaba.trade/alibaba.trade.get.buyerView/demo1688",
+            &params,
+            &Secret::new("tok"),
+            &Secret::new("sec"),
+            1_700_000_000_000,
+        );
+        let keys: Vec<&str> = form.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "orderId",
+                "access_token",
+                "_aop_timestamp",
+                "_aop_signature"
+            ]
+        );
+        let expected = signing::aop_signature(
+            "param2/1/com.alibaba.trade/alibaba.trade.get.buyerView/demo1688",
+            [
+                ("orderId", "42"),
+                ("access_token", "tok"),
+                ("_aop_timestamp", "1700000000000"),
+            ],
+            "sec",
+        );
+        assert_eq!(form[3].1, expected);
+    }
+
+    fn request(max_unit: i64, max_total: i64) -> PurchaseRequest {
+        PurchaseRequest {
+            out_order_id: "ord-1-line-1".into(),
+            lines: vec![CargoLine {
+                offer_id: "610001".into(),
+                spec_id: "s1".into(),
+                quantity: 2,
+                max_unit_price_fen: max_unit,
+            }],
+            address: DeliveryAddress {
+                full_name: "Wang Wei".into(),
+                mobile: "13800000000".into(),
+                post_code: "518000".into(),
+                province: "广东省".into(),
+                city: "深圳市".into(),
+                area: "宝安区".into(),
+                town: String::new(),
+                address: "Warehouse 1".into(),
+            },
+            max_total_fen: max_total,
+        }
+    }
+
+    #[test]
+    fn builds_order_params_as_json_strings() {
+        let p = request(5000, 10_000).order_params();
+        assert_eq!(p[0], ("flow", "general".to_string()));
+        let addr: Value = serde_json::from_str(&p[1].1).unwrap();
+        assert_eq!(addr["fullName"], "Wang Wei");
+        assert_eq!(addr["cityText"], "深圳市");
+        let cargo: Value = serde_json::from_str(&p[2].1).unwrap();
+        assert_eq!(
+            cargo,
+            json!([{"offerId":"610001","specId":"s1","quantity":2}])
+        );
+    }
+
+    #[test]
+    fn address_debug_hides_personal_data() {
+        let dbg = format!("{:?}", request(1, 1));
+        assert!(!dbg.contains("Wang") && !dbg.contains("1380"), "{dbg}");
+    }
+
+    #[test]
+    fn preview_check_refuses_prices_above_tolerance() {
+        let preview = |unit: i64| OrderPreview {
+            sum_payment_fen: unit * 2,
+            sum_carriage_fen: 800,
+            cargo: vec![PreviewCargo {
+                offer_id: "610001".into(),
+                spec_id: "s1".into(),
+                amount_fen: unit * 2,
+                final_unit_price_fen: unit,
+            }],
+        };
+        assert_eq!(check_preview(&request(4550, 9900), &preview(4550)), Ok(()));
+        assert_eq!(
+            check_preview(&request(4550, 99_999), &preview(4551)),
+            Err(MarketError::PriceAboveTolerance {
+                quoted: 4551,
+                max: 4550
+            })
+        );
+        assert_eq!(
+            check_preview(&request(4550, 9899), &preview(4550)),
+            Err(MarketError::PriceAboveTolerance {
+                quoted: 9900,
+                max: 9899
+            })
+        );
+        let other = OrderPreview {
+            cargo: vec![],
+            ..preview(1)
+        };
+        assert!(
+            matches!(check_preview(&request(1, 1), &other), Err(MarketError::Rejected { code, .. }) if code == "PREVIEW_INCOMPLETE")
+        );
+    }
+
+    #[test]
+    fn parses_order_base_info() {
+        let o = MarketOrder::from_base_info(
+            &json!({"id": 123, "outOrderId": "x", "status": "waitbuyerpay", "totalAmount": "9900"}),
+        )
+        .unwrap();
+        assert_eq!(o.order_id, "123");
+        assert_eq!(o.status, MarketOrderStatus::WaitBuyerPay);
+        assert_eq!(o.total_amount_fen, 9900);
+        let closed = MarketOrder::from_base_info(&json!({"id": "1", "status": "cancel", "totalAmount": 1, "closeReason": "sellerGoodsLack"})).unwrap();
+        assert!(closed.status.is_closed());
+        assert_eq!(closed.closed_error(), MarketError::OutOfStock);
+        assert_eq!(
+            MarketOrderStatus::from_wire("confirm_goods"),
+            MarketOrderStatus::ConfirmGoods
+        );
+        assert_eq!(
+            MarketOrderStatus::from_wire("somethingnew"),
+            MarketOrderStatus::Unknown
+        );
+    }
+
+    // ---- a fake 1688 behind the mock server ----
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum PayMode {
+        Normal,
+        /// First pay debits but answers paySuccess=false (the documented pitfall).
+        FalseAfterDebit,
+        /// First pay debits, then never answers.
+        HangAfterDebit,
+        /// First pay answers paySuccess=false without debiting.
+        FalseNoDebit,
+    }
+
+    struct Fake {
+        unit_price_fen: i64,
+        orders: Vec<(String, String, String, i64)>, // id, outOrderId, status, total
+        pay_mode: PayMode,
+        hang_create_after_commit: bool,
+        pays: Vec<String>, // opRequestIds seen
+    }
+
+    fn fake(unit_price_fen: i64) -> Arc<Mutex<Fake>> {
+        Arc::new(Mutex::new(Fake {
+            unit_price_fen,
+            orders: vec![],
+            pay_mode: PayMode::Normal,
+            hang_create_after_commit: false,
+            pays: vec![],
+        }))
+    }
+
+    fn base_info(o: &(String, String, String, i64)) -> Value {
+        json!({"id": o.0, "outOrderId": o.1, "status": o.2, "totalAmount": o.3})
+    }
+
+    fn ok(v: Value) -> Reply {
+        let mut v = v;
+        v["success"] = json!(true);
+        Reply::json(200, v.to_string())
+    }
+
+    fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
+        let form = req.form();
+        // Verify the signature exactly as the real gateway would.
+        let url_path = req.path().trim_start_matches("/openapi/").to_string();
+        let sig = signing::aop_signature(
+            &url_path,
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "demo1688-secret",
+        );
+        if form.get("_aop_signature") != Some(&sig)
+            || form.get("access_token").map(String::as_str) != Some("demo1688-token")
+        {
+            return Reply::json(
+                400,
+                r#"{"error_code":"gw.SignatureInvalid","error_message":"bad"}"#,
+            );
+        }
+        let api = url_path.split('/').nth(3).unwrap_or_default().to_string();
+        let mut s = state.lock().unwrap();
+        let total = s.unit_price_fen * 2 + 800;
+        match api.as_str() {
+            "alibaba.trade.getBuyerOrderList" => {
+                let out = &form["outOrderId"];
+                let list: Vec<Value> = s
+                    .orders
+                    .iter()
+                    .filter(|o| &o.1 == out)
+                    .map(|o| json!({"baseInfo": base_info(o)}))
+                    .collect();
+                ok(json!({"result": list}))
+            }
+            "alibaba.createOrder.preview" => ok(json!({"orderPreviewResuslt": [{
+                "sumPayment": s.unit_price_fen * 2, "sumCarriage": 800,
+                "cargoList": [{"offerId": "610001", "specId": "s1", "amount": s.unit_price_fen * 2,
+                               "finalUnitPrice": format!("{}.{:02}", s.unit_price_fen / 100, s.unit_price_fen % 100)}]}]})),
+            "alibaba.trade.createCrossOrder" => {
+                let out = form["outOrderId"].clone();
+                let id = match s.orders.iter().find(|o| o.1 == out) {
+                    Some(o) => o.0.clone(),
+                    None => {
+                        let id = format!("{}", 9000 + s.orders.len());
+                        s.orders
+                            .push((id.clone(), out, "waitbuyerpay".into(), total));
+                        id
+                    }
+                };
+                if s.hang_create_after_commit {
+                    s.hang_create_after_commit = false;
+                    return Reply::Hang;
+                }
+                ok(
+                    json!({"result": {"orderId": id, "totalSuccessAmount": total, "failedOfferList": []}}),
+                )
+            }
+            "alibaba.trade.get.buyerView" => match s.orders.iter().find(|o| o.0 == form["orderId"])
+            {
+                Some(o) => ok(json!({"result": {"baseInfo": base_info(o)}})),
+                None => Reply::json(
+                    200,
+                    r#"{"success":false,"code":"ORDER_NOT_EXIST","message":"no"}"#,
+                ),
+            },
+            "alibaba.trade.pay.protocolPay.preparePay" => {
+                let op = form["opRequestId"].clone();
+                let first = s.pays.is_empty();
+                s.pays.push(op);
+                let mode = s.pay_mode;
+                let o = s
+                    .orders
+                    .iter_mut()
+                    .find(|o| o.0 == form["orderId"])
+                    .unwrap();
+                assert_eq!(form["payAmount"], o.3.to_string());
+                if o.2 != "waitbuyerpay" {
+                    return Reply::json(
+                        200,
+                        r#"{"success":false,"code":"ORDER_ALREADY_PAID","message":"paid"}"#,
+                    );
+                }
+                match (mode, first) {
+                    (PayMode::FalseNoDebit, true) => ok(json!({"result": {"paySuccess": false}})),
+                    (PayMode::FalseAfterDebit, true) => {
+                        o.2 = "waitsellersend".into();
+                        ok(json!({"result": {"paySuccess": false}}))
+                    }
+                    (PayMode::HangAfterDebit, true) => {
+                        o.2 = "waitsellersend".into();
+                        Reply::Hang
+                    }
+                    _ => {
+                        o.2 = "waitsellersend".into();
+                        ok(json!({"result": {"paySuccess": true}}))
+                    }
+                }
+            }
+            other => panic!("unexpected api {other}"),
+        }
+    }
+
+    async fn setup(state: &Arc<Mutex<Fake>>) -> (MockServer, Alibaba1688) {
+        let s = state.clone();
+        let server = MockServer::start(move |req| handle(&s, req)).await;
+        let mut cfg = AlibabaConfig {
+            base_url: server.base_url(),
+            ..AlibabaConfig::default()
+        };
+        cfg.http.request_timeout_ms = 300;
+        cfg.http.backoff_min_ms = 1;
+        cfg.http.backoff_max_ms = 5;
+        cfg.http.requests_per_second = 0;
+        (server, Alibaba1688::new(cfg).unwrap())
+    }
+
+    fn apis(server: &MockServer) -> Vec<String> {
+        server
+            .requests()
+            .iter()
+            .map(|r| r.path().split('/').nth(5).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn purchases_once_and_a_repeat_adopts() {
+        let state = fake(4550);
+        let (server, client) = setup(&state).await;
+        let first = client.purchase(&request(4550, 9900)).await.unwrap();
+        assert_eq!(
+            first,
+            Purchased {
+                marketplace_order_id: "9000".into(),
+                amount_paid_fen: 9900,
+                adopted: false
+            }
+        );
+        let again = client.purchase(&request(4550, 9900)).await.unwrap();
+        assert_eq!(
+            again,
+            Purchased {
+                adopted: true,
+                ..first
+            }
+        );
+        assert_eq!(state.lock().unwrap().pays.len(), 1, "paid exactly once");
+        assert_eq!(
+            apis(&server),
+            [
+                "alibaba.trade.getBuyerOrderList",
+                "alibaba.createOrder.preview",
+                "alibaba.trade.createCrossOrder",
+                "alibaba.trade.get.buyerView",
+                "alibaba.trade.pay.protocolPay.preparePay",
+                "alibaba.trade.getBuyerOrderList",
+                "alibaba.trade.get.buyerView",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn refuses_a_price_above_tolerance_before_creating() {
+        let state = fake(4600);
+        let (server, client) = setup(&state).await;
+        let err = client.purchase(&request(4550, 99_999)).await.unwrap_err();
+        assert_eq!(
+            err,
+            MarketError::PriceAboveTolerance {
+                quoted: 4600,
+                max: 4550
+            }
+        );
+        assert!(
+            !apis(&server)
+                .iter()
+                .any(|a| a == "alibaba.trade.createCrossOrder")
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn a_create_that_timed_out_after_commit_is_adopted() {
+        let state = fake(4550);
+        state.lock().unwrap().hang_create_after_commit = true;
+        let (_server, client) = setup(&state).await;
+        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        assert!(p.adopted);
+        assert_eq!(state.lock().unwrap().orders.len(), 1);
+        assert_eq!(state.lock().unwrap().pays.len(), 1);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn pay_false_after_debit_is_not_paid_twice() {
+        let state = fake(4550);
+        state.lock().unwrap().pay_mode = PayMode::FalseAfterDebit;
+        let (_server, client) = setup(&state).await;
+        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        assert_eq!(p.amount_paid_fen, 9900);
+        assert_eq!(
+            state.lock().unwrap().pays.len(),
+            1,
+            "the re-read shows it paid: no second pay"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn pay_timeout_after_debit_is_not_paid_twice() {
+        let state = fake(4550);
+        state.lock().unwrap().pay_mode = PayMode::HangAfterDebit;
+        let (_server, client) = setup(&state).await;
+        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        assert_eq!(p.amount_paid_fen, 9900);
+        assert_eq!(state.lock().unwrap().pays.len(), 1);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn pay_false_without_debit_pays_again_with_a_new_op_id() {
+        let state = fake(4550);
+        state.lock().unwrap().pay_mode = PayMode::FalseNoDebit;
+        let (_server, client) = setup(&state).await;
+        client.purchase(&request(4550, 9900)).await.unwrap();
+        let pays = state.lock().unwrap().pays.clone();
+        assert_eq!(pays.len(), 2);
+        assert_ne!(pays[0], pays[1]);
+        assert!(pays.iter().all(|p| p.starts_with("ord-1-line-1-pay-")));
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn an_adopted_unpaid_order_above_the_total_is_not_paid() {
+        let state = fake(4550);
+        state.lock().unwrap().orders.push((
+            "77".into(),
+            "ord-1-line-1".into(),
+            "waitbuyerpay".into(),
+            20_000,
+        ));
+        let (_server, client) = setup(&state).await;
+        let err = client.purchase(&request(4550, 9900)).await.unwrap_err();
+        assert_eq!(
+            err,
+            MarketError::PriceAboveTolerance {
+                quoted: 20_000,
+                max: 9900
+            }
+        );
+        assert!(state.lock().unwrap().pays.is_empty());
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
+    async fn a_wrong_secret_is_a_signature_rejection_and_leaks_nothing() {
+        let state = fake(4550);
+        let s = state.clone();
+        let server = MockServer::start(move |req| handle(&s, req)).await;
+        let cfg = AlibabaConfig {
+            base_url: server.base_url(),
+            app_secret: Secret::new("wrong-secret"),
+            ..AlibabaConfig::default()
+        };
+        let err = Alibaba1688::new(cfg)
+            .unwrap()
+            .order_status("1")
+            .await
+            .unwrap_err();
+        assert_eq!(err, MarketError::SignatureRejected);
+        assert!(!format!("{err} {err:?}").contains("demo1688-token"));
+    }
+}

@@ -1,0 +1,204 @@
+//! `/_sandbox/*` control endpoints: health, catalogue, product edits, ledger, faults, webhooks.
+
+use crate::{
+    Sandbox,
+    faults::{FaultSpec, Faults},
+    util::{self, json_response, plain_error},
+};
+use axum::{
+    body::Bytes,
+    extract::{Path, State as AxState},
+    http::StatusCode,
+    response::Response,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+pub(crate) async fn health() -> Response {
+    json_response(StatusCode::OK, json!({"status": "ok"}))
+}
+
+pub(crate) async fn catalogue(AxState(sb): AxState<Sandbox>) -> Response {
+    json_response(StatusCode::OK, json!({"products": sb.catalogue()}))
+}
+
+pub(crate) async fn ledger(AxState(sb): AxState<Sandbox>) -> Response {
+    json_response(StatusCode::OK, json!({"entries": sb.ledger()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductEdit {
+    price_fen: Option<i64>,
+    amount_on_sale: Option<i64>,
+    /// Sandbox extension: take the listing off the shelf (`PRODUCT_NOT_EXIST`) or back on.
+    removed: Option<bool>,
+}
+
+pub(crate) async fn update_product(
+    AxState(sb): AxState<Sandbox>,
+    Path(offer_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let edit: ProductEdit = match util::parse_json(&body) {
+        Ok(e) => e,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    if edit
+        .price_fen
+        .is_some_and(|p| !(1..=100_000_000).contains(&p))
+    {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "price_fen must be 1..=100000000",
+        );
+    }
+    if edit
+        .amount_on_sale
+        .is_some_and(|a| !(0..=100_000_000).contains(&a))
+    {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "amount_on_sale must be 0..=100000000",
+        );
+    }
+    let updated = sb.with(|s| {
+        let p = s.products.iter_mut().find(|p| p.offer_id == offer_id)?;
+        if let Some(v) = edit.price_fen {
+            p.price_fen = v;
+        }
+        if let Some(v) = edit.amount_on_sale {
+            p.amount_on_sale = v;
+        }
+        let p = p.clone();
+        match edit.removed {
+            Some(true) => {
+                s.removed.insert(offer_id.clone());
+            }
+            Some(false) => {
+                s.removed.remove(&offer_id);
+            }
+            None => {}
+        }
+        Some((p, s.removed.contains(&offer_id)))
+    });
+    match updated {
+        None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such offer"),
+        Some((p, removed)) => {
+            tracing::info!(offer_id = %offer_id, price_fen = p.price_fen, amount_on_sale = p.amount_on_sale, removed,
+                           "listing changed (sandbox)");
+            let mut v = serde_json::to_value(&p).unwrap_or_default();
+            v["removed"] = json!(removed);
+            json_response(StatusCode::OK, v)
+        }
+    }
+}
+
+pub(crate) async fn add_fault(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let spec: FaultSpec = match util::parse_json(&body) {
+        Ok(s) => s,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    match sb.with(|s| s.faults.add(spec)) {
+        Ok(f) => {
+            tracing::info!(fault = ?f, "fault injected");
+            json_response(StatusCode::OK, json!({"id": Faults::id(&f), "fault": f}))
+        }
+        Err(m) => plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    }
+}
+
+pub(crate) async fn list_faults(AxState(sb): AxState<Sandbox>) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"faults": sb.with(|s| s.faults.list())}),
+    )
+}
+
+pub(crate) async fn clear_faults(AxState(sb): AxState<Sandbox>) -> Response {
+    let n = sb.with(|s| s.faults.clear());
+    tracing::info!(cleared = n, "faults cleared");
+    json_response(StatusCode::OK, json!({"cleared": n}))
+}
+
+pub(crate) async fn delete_fault(
+    AxState(sb): AxState<Sandbox>,
+    Path(id): Path<String>,
+) -> Response {
+    if sb.with(|s| s.faults.remove(&id)) {
+        json_response(StatusCode::OK, json!({"deleted": id}))
+    } else {
+        plain_error(StatusCode::NOT_FOUND, "not_found", "no such fault")
+    }
+}
+
+/// `PUT /_sandbox/webhooks`: a field that is absent stays as it is; `null` removes the target.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookBody {
+    #[serde(default, with = "double_option")]
+    payments: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    tracking: Option<Option<String>>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+fn valid_url(u: &str) -> bool {
+    u.len() <= 2048
+        && reqwest::Url::parse(u)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+}
+
+pub(crate) async fn set_webhooks(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let req: WebhookBody = match util::parse_json(&body) {
+        Ok(b) => b,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    for u in [&req.payments, &req.tracking]
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if !valid_url(u) {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "webhook targets must be http(s) URLs",
+            );
+        }
+    }
+    let (payments, tracking) = sb.with(|s| {
+        if let Some(p) = req.payments {
+            s.webhooks.payments = p;
+        }
+        if let Some(t) = req.tracking {
+            s.webhooks.tracking = t;
+        }
+        (s.webhooks.payments.clone(), s.webhooks.tracking.clone())
+    });
+    tracing::info!(payments = ?payments, tracking = ?tracking, "webhook targets set");
+    json_response(
+        StatusCode::OK,
+        json!({"payments": payments, "tracking": tracking}),
+    )
+}
+
+pub(crate) async fn get_webhooks(AxState(sb): AxState<Sandbox>) -> Response {
+    let (payments, tracking) =
+        sb.with(|s| (s.webhooks.payments.clone(), s.webhooks.tracking.clone()));
+    json_response(
+        StatusCode::OK,
+        json!({"payments": payments, "tracking": tracking}),
+    )
+}

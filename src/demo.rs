@@ -1,0 +1,320 @@
+//! A customer, a warehouse and a carrier, played through the public API and the sandbox: places
+//! orders, pays for them as the customer would (the sandbox's confirm call), scans parcels in at
+//! the warehouse, and follows every order to a terminal state. Used by `procure dev`,
+//! `procure bench` and the end-to-end tests.
+
+use anyhow::{Context, bail};
+use procure_domain::OrderState;
+use procure_sandbox::LedgerEntry;
+use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+#[derive(Clone)]
+pub struct Driver {
+    http: reqwest::Client,
+    pub api: String,
+    pub sandbox: String,
+}
+
+/// What became of one demo order.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub order_id: String,
+    pub state: OrderState,
+    pub total: String,
+    pub elapsed: Duration,
+    /// Milliseconds from acceptance to the marketplace purchase, when there was one.
+    pub to_purchase_ms: Option<i64>,
+}
+
+/// How a demo order is played.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// Pay, receive in the warehouse, let the carrier deliver.
+    HappyPath,
+    /// Never pay: the reservation must expire.
+    NeverPay,
+}
+
+const DESTINATIONS: [(&str, &str); 4] =
+    [("US", "USD"), ("GB", "GBP"), ("DE", "EUR"), ("JP", "JPY")];
+
+impl Driver {
+    pub fn new(api: impl Into<String>, sandbox: impl Into<String>) -> Self {
+        crate::system::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Driver {
+            http,
+            api: api.into(),
+            sandbox: sandbox.into(),
+        }
+    }
+
+    async fn json(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("{what}: unreadable response"))?;
+        if !status.is_success() {
+            bail!("{what}: HTTP {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    pub async fn catalogue(&self) -> anyhow::Result<Vec<Value>> {
+        let v = Self::json(
+            self.http
+                .get(format!("{}/_sandbox/catalogue", self.sandbox))
+                .send()
+                .await?,
+            "catalogue",
+        )
+        .await?;
+        Ok(v["products"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub async fn quote(
+        &self,
+        items: &[(String, u32)],
+        country: &str,
+        currency: &str,
+    ) -> anyhow::Result<Value> {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
+            .collect();
+        let body = json!({"items": items, "destination_country": country, "currency": currency});
+        Self::json(
+            self.http
+                .post(format!("{}/api/v1/quotes", self.api))
+                .json(&body)
+                .send()
+                .await?,
+            "quote",
+        )
+        .await
+    }
+
+    pub async fn place_order(
+        &self,
+        quote_id: &str,
+        customer: &str,
+        country: &str,
+        key: &str,
+    ) -> anyhow::Result<Value> {
+        let body = json!({
+            "quote_id": quote_id,
+            "customer_id": customer,
+            "shipping_address": {
+                "name": "Demo Customer", "line1": "1 Example Street", "city": "Springfield",
+                "postal_code": "12345", "country": country, "phone": "+10000000000"
+            }
+        });
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/orders", self.api))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await?;
+        Self::json(resp, "place order").await
+    }
+
+    pub async fn order(&self, id: &str) -> anyhow::Result<Value> {
+        Self::json(
+            self.http
+                .get(format!("{}/api/v1/orders/{id}", self.api))
+                .send()
+                .await?,
+            "get order",
+        )
+        .await
+    }
+
+    /// The customer pays (the sandbox's stand-in for the browser confirming the intent).
+    pub async fn pay(&self, intent_id: &str) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/v1/payment_intents/{intent_id}/confirm",
+                self.sandbox
+            ))
+            .bearer_auth("sk_test_procure")
+            .send()
+            .await?;
+        Self::json(resp, "confirm payment").await.map(drop)
+    }
+
+    /// The warehouse scans the parcel in.
+    pub async fn scan_in(&self, order_id: &str) -> anyhow::Result<()> {
+        let body = json!({"order_id": order_id, "weight_g": 850, "l_mm": 300, "w_mm": 200, "h_mm": 120,
+            "photo_urls": ["https://warehouse.example/qc/1.jpg"]});
+        Self::json(
+            self.http
+                .post(format!("{}/api/v1/warehouse/inbound", self.api))
+                .json(&body)
+                .send()
+                .await?,
+            "inbound scan",
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn ledger(&self) -> anyhow::Result<Vec<LedgerEntry>> {
+        let v = Self::json(
+            self.http
+                .get(format!("{}/_sandbox/ledger", self.sandbox))
+                .send()
+                .await?,
+            "ledger",
+        )
+        .await?;
+        Ok(serde_json::from_value(v["entries"].clone())?)
+    }
+
+    pub async fn set_product(&self, offer_id: &str, change: Value) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/_sandbox/products/{offer_id}", self.sandbox))
+            .json(&change)
+            .send()
+            .await?;
+        Self::json(resp, "change product").await.map(drop)
+    }
+
+    pub async fn add_fault(&self, fault: Value) -> anyhow::Result<()> {
+        Self::json(
+            self.http
+                .post(format!("{}/_sandbox/faults", self.sandbox))
+                .json(&fault)
+                .send()
+                .await?,
+            "add fault",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Quote and place one order for the `i`-th demo customer.
+    pub async fn place_demo_order(&self, i: usize, catalogue: &[Value]) -> anyhow::Result<Value> {
+        let product = &catalogue[i % catalogue.len()];
+        let sku = product["sku"].as_str().context("catalogue sku")?.to_owned();
+        let (country, currency) = DESTINATIONS[i % DESTINATIONS.len()];
+        let quote = self
+            .quote(&[(sku, 1 + (i % 2) as u32)], country, currency)
+            .await?;
+        let key = format!("demo-{}", uuid::Uuid::new_v4());
+        self.place_order(
+            quote["quote_id"].as_str().context("quote id")?,
+            &format!("cust-{}", i % 7),
+            country,
+            &key,
+        )
+        .await
+    }
+
+    /// Drive already-placed orders until each is terminal (or `deadline` passes), acting as
+    /// customer and warehouse on the way. `on_change` sees every state change as it happens.
+    pub async fn drive(
+        &self,
+        orders: Vec<(String, Instant)>,
+        script: Script,
+        deadline: Duration,
+        mut on_change: impl FnMut(&str, OrderState, &str, Duration),
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let started = Instant::now();
+        let mut seen: HashMap<String, OrderState> = HashMap::new();
+        let mut acted: HashMap<String, (bool, bool)> = HashMap::new();
+        let mut done: HashMap<String, Outcome> = HashMap::new();
+        while done.len() < orders.len() {
+            if started.elapsed() > deadline {
+                break;
+            }
+            for (id, placed) in &orders {
+                if done.contains_key(id) {
+                    continue;
+                }
+                let o = self.order(id).await?;
+                let state: OrderState = o["state"]
+                    .as_str()
+                    .unwrap_or("Created")
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if seen.get(id) != Some(&state) {
+                    let reason = o["timeline"]
+                        .as_array()
+                        .and_then(|t| t.last())
+                        .and_then(|e| e["reason"].as_str())
+                        .unwrap_or("");
+                    on_change(id, state, reason, placed.elapsed());
+                    seen.insert(id.clone(), state);
+                }
+                let flags = acted.entry(id.clone()).or_default();
+                match state {
+                    OrderState::PendingPayment if script == Script::HappyPath && !flags.0 => {
+                        if let Some(intent) = o["payment_intent_id"].as_str() {
+                            self.pay(intent).await?;
+                            flags.0 = true;
+                        }
+                    }
+                    OrderState::InboundTransit if !flags.1 => {
+                        self.scan_in(id).await?;
+                        flags.1 = true;
+                    }
+                    s if s.is_terminal() => {
+                        let created = o["created_at_ms"].as_i64().unwrap_or_default();
+                        let purchased = o["timeline"].as_array().and_then(|t| {
+                            t.iter()
+                                .find(|e| e["state"] == "Purchased")
+                                .and_then(|e| e["at_ms"].as_i64())
+                        });
+                        done.insert(
+                            id.clone(),
+                            Outcome {
+                                order_id: id.clone(),
+                                state: s,
+                                total: display_total(&o),
+                                elapsed: placed.elapsed(),
+                                to_purchase_ms: purchased.map(|p| p - created),
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut out: Vec<Outcome> = orders
+            .iter()
+            .map(|(id, placed)| {
+                done.remove(id).unwrap_or(Outcome {
+                    order_id: id.clone(),
+                    state: seen.get(id).copied().unwrap_or(OrderState::Created),
+                    total: String::new(),
+                    elapsed: placed.elapsed(),
+                    to_purchase_ms: None,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(out)
+    }
+}
+
+/// Render money the way people read it: "12.34 USD" from minor units.
+pub fn display_total(o: &Value) -> String {
+    let minor = o["total"]["minor"].as_i64().unwrap_or_default();
+    let currency = o["total"]["currency"].as_str().unwrap_or("");
+    currency
+        .parse::<procure_domain::Currency>()
+        .map(|c| procure_domain::Money::new(minor, c).to_string())
+        .unwrap_or_else(|_| format!("{minor} {currency}"))
+}

@@ -1,0 +1,7 @@
+//! The `procure` binary's library: the in-process system wiring, the Temporal dev-server
+//! launcher, the demo driver and the benchmark. `main.rs` only parses the command line.
+
+pub mod bench;
+pub mod demo;
+pub mod devserver;
+pub mod system;

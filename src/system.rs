@@ -1,0 +1,259 @@
+//! The whole system in one process: sandbox, store, API, outbox dispatcher and worker, wired
+//! to a Temporal frontend. `procure dev`, `procure bench` and the end-to-end tests all start
+//! exactly this, so what the demo shows is what the tests prove.
+
+use anyhow::Context;
+use procure_activities::{
+    adapters::{
+        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Payments,
+        PaymentsConfig, Tracking, TrackingConfig,
+    },
+    order::{OrderActivitiesImpl, demo_warehouse},
+    store::{Listing, Store},
+};
+use procure_api::{
+    ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher, temporal::TemporalLink,
+};
+use procure_sandbox::{Sandbox, SandboxConfig};
+use std::{net::SocketAddr, sync::Arc};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+/// reqwest is built without a default TLS provider; install ring's once per process.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Clone, Debug)]
+pub struct SystemConfig {
+    pub database_url: String,
+    pub temporal_address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    pub api_addr: SocketAddr,
+    pub sandbox_addr: SocketAddr,
+    pub sandbox: SandboxConfig,
+    pub timings: OrderTimings,
+    /// Run the worker in this process (false when workers run as separate processes).
+    pub run_worker: bool,
+}
+
+impl SystemConfig {
+    pub fn local(database_url: impl Into<String>, temporal_address: impl Into<String>) -> Self {
+        SystemConfig {
+            database_url: database_url.into(),
+            temporal_address: temporal_address.into(),
+            namespace: "default".into(),
+            task_queue: procure_workflows::TASK_QUEUE.into(),
+            api_addr: "127.0.0.1:0".parse().expect("literal"),
+            sandbox_addr: "127.0.0.1:0".parse().expect("literal"),
+            sandbox: SandboxConfig::default(),
+            timings: OrderTimings::default(),
+            run_worker: true,
+        }
+    }
+}
+
+pub struct System {
+    pub api_url: String,
+    pub sandbox_url: String,
+    pub store: Store,
+    pub sandbox: Sandbox,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// The SDK's worker future is not `Send`, so the worker gets a runtime of its own on a
+/// dedicated thread; its store pool and HTTP clients are created there too.
+fn spawn_worker(
+    cfg: SystemConfig,
+    sandbox_url: String,
+    rx: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("procure-worker")
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let activities = OrderActivitiesImpl {
+                store: Store::connect(&cfg.database_url)
+                    .await
+                    .context("opening the database (worker)")?,
+                market: Alibaba1688::new(AlibabaConfig {
+                    base_url: sandbox_url.clone(),
+                    ..Default::default()
+                })?,
+                payments: Payments::new(PaymentsConfig {
+                    base_url: sandbox_url.clone(),
+                    ..Default::default()
+                })?,
+                carrier: Carrier::new(CarrierConfig {
+                    base_url: sandbox_url.clone(),
+                    ..Default::default()
+                })?,
+                tracking: Tracking::new(TrackingConfig {
+                    base_url: sandbox_url.clone(),
+                    ..Default::default()
+                })?,
+                warehouse: demo_warehouse(),
+                shipping_service: "EXP".into(),
+            };
+            let client = procure_api::temporal::connect(
+                &cfg.temporal_address,
+                &cfg.namespace,
+                "procure-worker",
+            )
+            .await
+            .context("connecting the worker to Temporal")?;
+            let settings = procure_worker::WorkerSettings {
+                task_queue: cfg.task_queue.clone(),
+                ..Default::default()
+            };
+            procure_worker::run(client, activities, settings, stopped(&rx)).await
+        })
+    })
+}
+
+/// Copy the sandbox's demo catalogue into our listings (our sellable stock mirrors the seller's).
+pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<usize> {
+    let products = sandbox.catalogue();
+    for p in &products {
+        store
+            .upsert_listing(&Listing {
+                sku: p.sku.clone(),
+                platform: p.platform.clone(),
+                offer_id: p.offer_id.clone(),
+                spec_id: p.spec_id.clone(),
+                title: p.title.clone(),
+                price_fen: p.price_fen,
+                weight_g: i64::from(p.weight_g),
+                l_mm: i64::from(p.l_mm),
+                w_mm: i64::from(p.w_mm),
+                h_mm: i64::from(p.h_mm),
+                domestic_shipping_fen: p.domestic_shipping_fen,
+                available: p.amount_on_sale,
+            })
+            .await?;
+    }
+    Ok(products.len())
+}
+
+impl System {
+    pub async fn start(cfg: SystemConfig) -> anyhow::Result<System> {
+        install_crypto_provider();
+        let (tx, rx) = watch::channel(false);
+        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+
+        let sandbox_listener = TcpListener::bind(cfg.sandbox_addr)
+            .await
+            .context("binding the sandbox port")?;
+        let api_listener = TcpListener::bind(cfg.api_addr)
+            .await
+            .context("binding the API port")?;
+        let sandbox_url = format!("http://{}", sandbox_listener.local_addr()?);
+        let api_url = format!("http://{}", api_listener.local_addr()?);
+
+        let mut sandbox_cfg = cfg.sandbox.clone();
+        sandbox_cfg.payments_webhook_url = Some(format!("{api_url}/api/v1/webhooks/payments"));
+        let sandbox = Sandbox::new(sandbox_cfg.clone());
+        {
+            let (sb, stop) = (sandbox.clone(), stopped(&rx));
+            tasks.push((
+                "sandbox",
+                tokio::spawn(async move {
+                    Ok(procure_sandbox::serve(sandbox_listener, sb, stop).await?)
+                }),
+            ));
+        }
+
+        let store = Store::connect(&cfg.database_url)
+            .await
+            .context("opening the database")?;
+        seed_catalogue(&store, &sandbox).await?;
+
+        let fx = EcbFx::new(EcbConfig {
+            base_url: sandbox_url.clone(),
+            ..Default::default()
+        })?;
+        let api_cfg = ApiConfig {
+            stripe_webhook_secret: sandbox_cfg.stripe_webhook_secret.clone().into(),
+            task_queue: cfg.task_queue.clone(),
+            timings: cfg.timings.clone(),
+            ..Default::default()
+        };
+        let state = AppState::new(store.clone(), fx, api_cfg);
+        let temporal = Arc::new(TemporalLink::new(
+            cfg.temporal_address.clone(),
+            cfg.namespace.clone(),
+        ));
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            temporal: temporal.clone(),
+            notify: state.outbox_notify.clone(),
+            task_queue: cfg.task_queue.clone(),
+            timings: cfg.timings.clone(),
+        };
+        {
+            let stop = stopped(&rx);
+            tasks.push((
+                "dispatcher",
+                tokio::spawn(async move {
+                    dispatcher.run(stop).await;
+                    Ok(())
+                }),
+            ));
+        }
+        {
+            let stop = stopped(&rx);
+            tasks.push((
+                "api",
+                tokio::spawn(
+                    async move { Ok(procure_api::serve(api_listener, state, stop).await?) },
+                ),
+            ));
+        }
+
+        if cfg.run_worker {
+            tasks.push((
+                "worker",
+                spawn_worker(cfg.clone(), sandbox_url.clone(), rx.clone()),
+            ));
+        }
+
+        Ok(System {
+            api_url,
+            sandbox_url,
+            store,
+            sandbox,
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// Stop every component and wait for each to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        for (name, task) in self.tasks {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(
+                    component = name,
+                    error = format!("{e:#}"),
+                    "stopped with an error"
+                ),
+                Ok(Err(e)) => tracing::warn!(component = name, error = %e, "task panicked"),
+                Err(_) => tracing::warn!(component = name, "did not stop within 30 s"),
+            }
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
