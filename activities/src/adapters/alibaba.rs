@@ -1273,7 +1273,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn purchases_once_and_a_repeat_adopts() {
         let state = fake(4550);
         let (server, client) = setup(&state).await;
@@ -1310,7 +1309,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn refuses_a_price_above_tolerance_before_creating() {
         let state = fake(4600);
         let (server, client) = setup(&state).await;
@@ -1330,7 +1328,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn a_create_that_timed_out_after_commit_is_adopted() {
         let state = fake(4550);
         state.lock().unwrap().hang_create_after_commit = true;
@@ -1342,7 +1339,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn pay_false_after_debit_is_not_paid_twice() {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::FalseAfterDebit;
@@ -1357,7 +1353,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn pay_timeout_after_debit_is_not_paid_twice() {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::HangAfterDebit;
@@ -1368,7 +1363,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn pay_false_without_debit_pays_again_with_a_new_op_id() {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::FalseNoDebit;
@@ -1377,11 +1371,13 @@ mod tests {
         let pays = state.lock().unwrap().pays.clone();
         assert_eq!(pays.len(), 2);
         assert_ne!(pays[0], pays[1]);
-        assert!(pays.iter().all(|p| p.starts_with("ord-1-line-1-pay-")));
+        assert!(
+            pays.iter().all(|p| p.starts_with("pay-") && p.len() <= 64),
+            "gateway limit: {pays:?}"
+        );
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn an_adopted_unpaid_order_above_the_total_is_not_paid() {
         let state = fake(4550);
         state.lock().unwrap().orders.push((
@@ -1403,7 +1399,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn a_wrong_secret_is_a_signature_rejection_and_leaks_nothing() {
         let state = fake(4550);
         let s = state.clone();

@@ -162,7 +162,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn books_with_bearer_key() {
         let server = MockServer::start(|_| {
             Reply::json(

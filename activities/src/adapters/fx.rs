@@ -364,7 +364,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn caches_for_the_ttl() {
         let server = MockServer::start(|_| Reply::xml(DAILY)).await;
         let cached = fx(&server, 3_600).await;
@@ -392,7 +391,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn a_failed_fetch_is_retryable() {
         let server = MockServer::start(|_| Reply::json(503, "")).await;
         let err = fx(&server, 3_600).await.table().await.unwrap_err();

@@ -495,7 +495,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn retries_5xx_then_succeeds() {
         let server = MockServer::start(|req| {
             if req.seq < 2 {
@@ -516,7 +515,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn gives_up_after_max_attempts_and_returns_last_answer() {
         let server = MockServer::start(|_| Reply::json(500, r#"{"e":1}"#)).await;
         let http = HttpClient::new("test", &fast_cfg(), vec![]).unwrap();
@@ -530,7 +528,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn does_not_retry_4xx() {
         let server = MockServer::start(|_| Reply::json(400, "{}")).await;
         let http = HttpClient::new("test", &fast_cfg(), vec![]).unwrap();
@@ -544,7 +541,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn a_hung_request_is_a_timeout_and_is_not_retried() {
         let server = MockServer::start(|_| Reply::Hang).await;
         let http = HttpClient::new("test", &fast_cfg(), vec![]).unwrap();
@@ -555,7 +551,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn connection_refused_is_retried_and_reported_without_secrets() {
         let base = refused_base_url().await;
         let token = Secret::new("super-secret-token");
@@ -573,7 +568,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn response_bodies_are_scrubbed() {
         let server =
             MockServer::start(|_| Reply::json(401, r#"{"msg":"bad token super-secret-token"}"#))

@@ -25,12 +25,11 @@ pub use tracking::{ParcelStatus, TrackRef, TrackStatus, Tracking, TrackingConfig
 /// The sandbox's address: the default base URL of every adapter.
 pub const SANDBOX_BASE_URL: &str = "http://127.0.0.1:8790";
 
-/// Tests that drive a real reqwest client are `#[ignore]`d because this crate has no rustls
-/// provider to install. To run them: add `rustls = { version = "0.23", default-features = false,
-/// features = ["ring", "std"] }` (ring is already built for temporalio-sdk-core), install it
-/// here, drop the `ignore` attributes (grep "needs a rustls CryptoProvider").
+/// Tests that drive a real reqwest client install ring's provider, as the binaries do.
 #[cfg(test)]
-fn install_test_crypto_provider() {}
+fn install_test_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Why an incoming webhook was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -492,7 +492,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn creates_with_key_and_bearer_and_retries_an_in_flight_duplicate() {
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
@@ -527,7 +526,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn refunds_and_maps_errors() {
         let server = MockServer::start(|req| match req.form().get("amount").map(String::as_str) {
             Some("100") => Reply::json(200, r#"{"id":"re_1","object":"refund","amount":100,"payment_intent":"pi_123","status":"succeeded"}"#),
@@ -555,7 +553,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn reads_and_cancels_by_path() {
         let server = MockServer::start(|_| Reply::json(200, INTENT)).await;
         let p = client(server.base_url());

@@ -481,7 +481,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs a rustls CryptoProvider in the test process; see adapters/mod.rs"]
     async fn splits_into_batches_of_forty() {
         let server = MockServer::start(|req| {
             let accepted: Vec<Value> = req
