@@ -232,6 +232,7 @@ impl Driver {
     ) -> anyhow::Result<Vec<Outcome>> {
         let started = Instant::now();
         let mut seen: HashMap<String, OrderState> = HashMap::new();
+        let mut reported: HashMap<String, usize> = HashMap::new();
         let mut acted: HashMap<String, (bool, bool)> = HashMap::new();
         let mut done: HashMap<String, Outcome> = HashMap::new();
         while done.len() < orders.len() {
@@ -248,15 +249,19 @@ impl Driver {
                     .unwrap_or("Created")
                     .parse()
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                if seen.get(id) != Some(&state) {
-                    let reason = o["timeline"]
-                        .as_array()
-                        .and_then(|t| t.last())
-                        .and_then(|e| e["reason"].as_str())
-                        .unwrap_or("");
-                    on_change(id, state, reason, placed.elapsed());
-                    seen.insert(id.clone(), state);
+                // Report every timeline event once, so fast steps between two polls still show.
+                let timeline = o["timeline"].as_array().cloned().unwrap_or_default();
+                let shown = reported.entry(id.clone()).or_insert(0);
+                for e in timeline.iter().skip(*shown) {
+                    if let Some(st) = e["state"]
+                        .as_str()
+                        .and_then(|s| s.parse::<OrderState>().ok())
+                    {
+                        on_change(id, st, e["reason"].as_str().unwrap_or(""), placed.elapsed());
+                    }
                 }
+                *shown = timeline.len();
+                seen.insert(id.clone(), state);
                 let flags = acted.entry(id.clone()).or_default();
                 match state {
                     OrderState::PendingPayment if script == Script::HappyPath && !flags.0 => {
