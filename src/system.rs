@@ -58,6 +58,7 @@ pub struct System {
     pub sandbox_url: String,
     pub store: Store,
     pub sandbox: Sandbox,
+    cfg: SystemConfig,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -221,21 +222,17 @@ impl System {
             ));
         }
 
-        if cfg.run_worker {
-            tasks.push((
-                "worker",
-                spawn_worker(cfg.clone(), sandbox_url.clone(), rx.clone()),
-            ));
+        let mut system = System { api_url, sandbox_url, store, sandbox, cfg, shutdown: tx, tasks };
+        if system.cfg.run_worker {
+            system.start_worker();
         }
+        Ok(system)
+    }
 
-        Ok(System {
-            api_url,
-            sandbox_url,
-            store,
-            sandbox,
-            shutdown: tx,
-            tasks,
-        })
+    /// Start a worker in this process (again, or for the first time when `run_worker` was off).
+    pub fn start_worker(&mut self) {
+        let handle = spawn_worker(self.cfg.clone(), self.sandbox_url.clone(), self.shutdown.subscribe());
+        self.tasks.push(("worker", handle));
     }
 
     /// Stop every component and wait for each to finish.
