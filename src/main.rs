@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use procure::{
+    components::{External, TemporalTarget},
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions, free_port},
     system::{System, SystemConfig, install_crypto_provider},
@@ -36,6 +37,21 @@ enum Command {
         #[arg(long, default_value_t = 8790)]
         port: u16,
     },
+    /// Serve the API and run the outbox dispatcher (one of several processes in production).
+    Api {
+        #[arg(long, env = "PROCURE_API_ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Copy the sandbox's demo catalogue into the listings at start (demo setups only).
+        #[arg(long, env = "PROCURE_SEED_SANDBOX_CATALOGUE")]
+        seed_sandbox_catalogue: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run a worker: workflows and activities on the task queue (run as many as you like).
+    Worker {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Measure end-to-end order throughput against a bare-workflow baseline.
     Bench {
         #[arg(long, default_value_t = 100)]
@@ -43,6 +59,98 @@ enum Command {
         #[arg(long, default_value = "bench/results/e2e.json")]
         out: PathBuf,
     },
+}
+
+/// Settings shared by the long-running processes; every flag can come from a `PROCURE_…`
+/// environment variable, credentials only from the environment (never on a command line).
+#[derive(clap::Args)]
+struct CommonArgs {
+    #[arg(
+        long,
+        env = "PROCURE_DATABASE_URL",
+        default_value = "sqlite://.procure/procure.db"
+    )]
+    database_url: String,
+    #[arg(
+        long,
+        env = "PROCURE_TEMPORAL_ADDRESS",
+        default_value = "127.0.0.1:7233"
+    )]
+    temporal_address: String,
+    #[arg(long, env = "PROCURE_TEMPORAL_NAMESPACE", default_value = "default")]
+    namespace: String,
+    #[arg(long, env = "PROCURE_TASK_QUEUE", default_value = procure_workflows::TASK_QUEUE)]
+    task_queue: String,
+    /// Base URL of every external system unless overridden below (default: the sandbox).
+    #[arg(
+        long,
+        env = "PROCURE_EXTERNAL_URL",
+        default_value = "http://127.0.0.1:8790"
+    )]
+    external_url: String,
+    #[arg(long, env = "PROCURE_1688_URL")]
+    alibaba_url: Option<String>,
+    #[arg(long, env = "PROCURE_PAYMENTS_URL")]
+    payments_url: Option<String>,
+    #[arg(long, env = "PROCURE_TRACKING_URL")]
+    tracking_url: Option<String>,
+    #[arg(long, env = "PROCURE_CARRIER_URL")]
+    carrier_url: Option<String>,
+    #[arg(long, env = "PROCURE_FX_URL")]
+    fx_url: Option<String>,
+    /// Seconds a customer has to pay before the reservation is released.
+    #[arg(long, env = "PROCURE_PAYMENT_TIMEOUT_S", default_value_t = 1800)]
+    payment_timeout_s: u64,
+    #[arg(long, env = "PROCURE_TRACKING_POLL_S", default_value_t = 21600)]
+    tracking_poll_s: u64,
+}
+
+impl CommonArgs {
+    fn external(&self) -> External {
+        let mut e = External::at(&self.external_url);
+        let pick = |o: &Option<String>, d: &mut String| {
+            if let Some(u) = o {
+                *d = u.clone();
+            }
+        };
+        pick(&self.alibaba_url, &mut e.alibaba.base_url);
+        pick(&self.payments_url, &mut e.payments.base_url);
+        pick(&self.tracking_url, &mut e.tracking.base_url);
+        pick(&self.carrier_url, &mut e.carrier.base_url);
+        pick(&self.fx_url, &mut e.fx.base_url);
+        let secret = |name: &str, d: &mut procure_domain::Secret| {
+            if let Ok(v) = std::env::var(name) {
+                *d = v.into();
+            }
+        };
+        secret("PROCURE_1688_APP_KEY", &mut e.alibaba.app_key);
+        secret("PROCURE_1688_APP_SECRET", &mut e.alibaba.app_secret);
+        secret("PROCURE_1688_ACCESS_TOKEN", &mut e.alibaba.access_token);
+        secret("PROCURE_STRIPE_API_KEY", &mut e.payments.api_key);
+        secret(
+            "PROCURE_STRIPE_WEBHOOK_SECRET",
+            &mut e.payments.webhook_secret,
+        );
+        secret("PROCURE_17TRACK_TOKEN", &mut e.tracking.token);
+        secret("PROCURE_CARRIER_API_KEY", &mut e.carrier.api_key);
+        e
+    }
+
+    fn target(&self) -> TemporalTarget {
+        TemporalTarget {
+            address: self.temporal_address.clone(),
+            namespace: self.namespace.clone(),
+            task_queue: self.task_queue.clone(),
+        }
+    }
+
+    fn timings(&self) -> OrderTimings {
+        OrderTimings {
+            payment_timeout: Duration::from_secs(self.payment_timeout_s.max(1)),
+            tracking_poll: Duration::from_secs(self.tracking_poll_s.max(1)),
+            ..OrderTimings::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -92,6 +200,12 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => dev(args).await,
         Command::Sandbox { port } => sandbox(port).await,
         Command::Bench { orders, out } => bench(orders, out).await,
+        Command::Api {
+            listen,
+            seed_sandbox_catalogue,
+            common,
+        } => api(listen, seed_sandbox_catalogue, common).await,
+        Command::Worker { common } => worker(common).await,
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -101,6 +215,48 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("Ctrl-C: stopping");
+}
+
+async fn api(listen: SocketAddr, seed: bool, common: CommonArgs) -> anyhow::Result<bool> {
+    init_logs("info");
+    let store = procure_activities::store::Store::connect(&common.database_url)
+        .await
+        .context("opening the database")?;
+    if seed {
+        let n = procure::system::seed_from_sandbox(&store, &common.external_url).await?;
+        tracing::info!(listings = n, "seeded the sandbox catalogue");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, temporal = %common.temporal_address, "API listening");
+    procure::components::run_api(
+        listener,
+        store,
+        &common.external(),
+        &common.target(),
+        common.timings(),
+        ctrl_c(),
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
+    init_logs("info");
+    procure::components::run_worker(
+        &common.database_url,
+        &common.external(),
+        &common.target(),
+        ctrl_c(),
+    )
+    .await?;
+    Ok(true)
 }
 
 async fn sandbox(port: u16) -> anyhow::Result<bool> {

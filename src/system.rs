@@ -2,20 +2,12 @@
 //! to a Temporal frontend. `procure dev`, `procure bench` and the end-to-end tests all start
 //! exactly this, so what the demo shows is what the tests prove.
 
+use crate::components::{External, TemporalTarget, run_api, run_worker};
 use anyhow::Context;
-use procure_activities::{
-    adapters::{
-        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Payments,
-        PaymentsConfig, Tracking, TrackingConfig,
-    },
-    order::{OrderActivitiesImpl, demo_warehouse},
-    store::{Listing, Store},
-};
-use procure_api::{
-    ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher, temporal::TemporalLink,
-};
+use procure_activities::store::{Listing, Store};
+use procure_api::OrderTimings;
 use procure_sandbox::{Sandbox, SandboxConfig};
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 /// reqwest is built without a default TLS provider; install ring's once per process.
@@ -38,6 +30,14 @@ pub struct SystemConfig {
 }
 
 impl SystemConfig {
+    pub fn target(&self) -> TemporalTarget {
+        TemporalTarget {
+            address: self.temporal_address.clone(),
+            namespace: self.namespace.clone(),
+            task_queue: self.task_queue.clone(),
+        }
+    }
+
     pub fn local(database_url: impl Into<String>, temporal_address: impl Into<String>) -> Self {
         SystemConfig {
             database_url: database_url.into(),
@@ -84,49 +84,23 @@ fn spawn_worker(
             .enable_all()
             .build()?;
         rt.block_on(async move {
-            let activities = OrderActivitiesImpl {
-                store: Store::connect(&cfg.database_url)
-                    .await
-                    .context("opening the database (worker)")?,
-                market: Alibaba1688::new(AlibabaConfig {
-                    base_url: sandbox_url.clone(),
-                    ..Default::default()
-                })?,
-                payments: Payments::new(PaymentsConfig {
-                    base_url: sandbox_url.clone(),
-                    ..Default::default()
-                })?,
-                carrier: Carrier::new(CarrierConfig {
-                    base_url: sandbox_url.clone(),
-                    ..Default::default()
-                })?,
-                tracking: Tracking::new(TrackingConfig {
-                    base_url: sandbox_url.clone(),
-                    ..Default::default()
-                })?,
-                warehouse: demo_warehouse(),
-                shipping_service: "EXP".into(),
-            };
-            let client = procure_api::temporal::connect(
-                &cfg.temporal_address,
-                &cfg.namespace,
-                "procure-worker",
-            )
-            .await
-            .context("connecting the worker to Temporal")?;
-            let settings = procure_worker::WorkerSettings {
-                task_queue: cfg.task_queue.clone(),
-                ..Default::default()
-            };
-            procure_worker::run(client, activities, settings, stopped(&rx)).await
+            let ext = External::at(&sandbox_url);
+            run_worker(&cfg.database_url, &ext, &cfg.target(), stopped(&rx)).await
         })
     })
 }
 
 /// Copy the sandbox's demo catalogue into our listings (our sellable stock mirrors the seller's).
 pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<usize> {
-    let products = sandbox.catalogue();
-    for p in &products {
+    seed_products(store, &sandbox.catalogue()).await
+}
+
+/// Upsert catalogue products as our listings; returns how many.
+pub async fn seed_products(
+    store: &Store,
+    products: &[procure_sandbox::catalogue::Product],
+) -> anyhow::Result<usize> {
+    for p in products {
         store
             .upsert_listing(&Listing {
                 sku: p.sku.clone(),
@@ -145,6 +119,22 @@ pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<
             .await?;
     }
     Ok(products.len())
+}
+
+/// Seed listings from a running sandbox's catalogue (`GET /_sandbox/catalogue`).
+pub async fn seed_from_sandbox(store: &Store, sandbox_url: &str) -> anyhow::Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct Catalogue {
+        products: Vec<procure_sandbox::catalogue::Product>,
+    }
+    install_crypto_provider();
+    let c: Catalogue = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
+        .await
+        .context("fetching the sandbox catalogue")?
+        .error_for_status()?
+        .json()
+        .await?;
+    seed_products(store, &c.products).await
 }
 
 impl System {
@@ -180,49 +170,32 @@ impl System {
             .context("opening the database")?;
         seed_catalogue(&store, &sandbox).await?;
 
-        let fx = EcbFx::new(EcbConfig {
-            base_url: sandbox_url.clone(),
-            ..Default::default()
-        })?;
-        let api_cfg = ApiConfig {
-            stripe_webhook_secret: sandbox_cfg.stripe_webhook_secret.clone().into(),
-            task_queue: cfg.task_queue.clone(),
-            timings: cfg.timings.clone(),
-            ..Default::default()
-        };
-        let state = AppState::new(store.clone(), fx, api_cfg);
-        let temporal = Arc::new(TemporalLink::new(
-            cfg.temporal_address.clone(),
-            cfg.namespace.clone(),
-        ));
-        let dispatcher = Dispatcher {
-            store: store.clone(),
-            temporal: temporal.clone(),
-            notify: state.outbox_notify.clone(),
-            task_queue: cfg.task_queue.clone(),
-            timings: cfg.timings.clone(),
-        };
+        let mut ext = External::at(&sandbox_url);
+        ext.payments.webhook_secret = sandbox_cfg.stripe_webhook_secret.clone().into();
         {
-            let stop = stopped(&rx);
+            let (store, target, timings, stop) = (
+                store.clone(),
+                cfg.target(),
+                cfg.timings.clone(),
+                stopped(&rx),
+            );
             tasks.push((
-                "dispatcher",
+                "api",
                 tokio::spawn(async move {
-                    dispatcher.run(stop).await;
-                    Ok(())
+                    run_api(api_listener, store, &ext, &target, timings, stop).await
                 }),
             ));
         }
-        {
-            let stop = stopped(&rx);
-            tasks.push((
-                "api",
-                tokio::spawn(
-                    async move { Ok(procure_api::serve(api_listener, state, stop).await?) },
-                ),
-            ));
-        }
 
-        let mut system = System { api_url, sandbox_url, store, sandbox, cfg, shutdown: tx, tasks };
+        let mut system = System {
+            api_url,
+            sandbox_url,
+            store,
+            sandbox,
+            cfg,
+            shutdown: tx,
+            tasks,
+        };
         if system.cfg.run_worker {
             system.start_worker();
         }
@@ -231,7 +204,11 @@ impl System {
 
     /// Start a worker in this process (again, or for the first time when `run_worker` was off).
     pub fn start_worker(&mut self) {
-        let handle = spawn_worker(self.cfg.clone(), self.sandbox_url.clone(), self.shutdown.subscribe());
+        let handle = spawn_worker(
+            self.cfg.clone(),
+            self.sandbox_url.clone(),
+            self.shutdown.subscribe(),
+        );
         self.tasks.push(("worker", handle));
     }
 

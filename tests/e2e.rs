@@ -462,19 +462,34 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
 #[tokio::test]
 async fn order_accepted_while_temporal_is_down_starts_later() {
     let port = procure::devserver::free_port();
-    let dir = std::env::temp_dir().join(format!("procure-e2e-down-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "procure-e2e-down-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = SystemConfig::local(format!("sqlite://{}", dir.join("app.db").display()), format!("127.0.0.1:{port}"));
+    let mut cfg = SystemConfig::local(
+        format!("sqlite://{}", dir.join("app.db").display()),
+        format!("127.0.0.1:{port}"),
+    );
     cfg.task_queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
     cfg.sandbox.tracking_step_ms = 50;
     cfg.timings = fast();
     cfg.run_worker = false;
-    let system = System::start(cfg).await.expect("the API starts without Temporal");
-    let app = TestApp { driver: Driver::new(system.api_url.clone(), system.sandbox_url.clone()), system };
+    let system = System::start(cfg)
+        .await
+        .expect("the API starts without Temporal");
+    let app = TestApp {
+        driver: Driver::new(system.api_url.clone(), system.sandbox_url.clone()),
+        system,
+    };
 
     let (id, _) = place(&app, 3).await;
     assert_eq!(app.driver.order(&id).await.unwrap()["state"], "Created");
-    assert_eq!(app.system.store.outbox_pending().await.unwrap(), 1, "the start waits in the outbox");
+    assert_eq!(
+        app.system.store.outbox_pending().await.unwrap(),
+        1,
+        "the start waits in the outbox"
+    );
 
     let server = DevServer::start(DevServerOptions {
         db_file: None,
@@ -490,10 +505,23 @@ async fn order_accepted_while_temporal_is_down_starts_later() {
     .unwrap();
     let mut system = app.system;
     system.start_worker();
-    let app = TestApp { driver: app.driver, system };
-    assert_eq!(drive_one(&app, &id, Script::HappyPath).await, OrderState::Completed);
+    let app = TestApp {
+        driver: app.driver,
+        system,
+    };
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
     assert_eq!(app.system.store.outbox_pending().await.unwrap(), 0);
-    let purchases = app.driver.ledger().await.unwrap().into_iter().filter(|e| e.kind == "purchase").count();
+    let purchases = app
+        .driver
+        .ledger()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "purchase")
+        .count();
     assert_eq!(purchases, 1);
     app.system.stop().await.unwrap();
     server.stop().await.unwrap();

@@ -1,0 +1,127 @@
+//! The deployable pieces, each runnable on its own (`procure api`, `procure worker`) or all
+//! together in one process (`crate::system`). Adapters are configured by [`External`]: every
+//! base URL and credential, so the same code talks to the sandbox or to the real vendors.
+
+use anyhow::Context;
+use procure_activities::{
+    adapters::{
+        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Payments,
+        PaymentsConfig, Tracking, TrackingConfig,
+    },
+    order::{OrderActivitiesImpl, demo_warehouse},
+    store::Store,
+};
+use procure_api::{
+    ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher, temporal::TemporalLink,
+};
+use std::{future::Future, sync::Arc};
+use tokio::net::TcpListener;
+
+/// Where the outside world is and how we authenticate to it.
+#[derive(Clone, Debug, Default)]
+pub struct External {
+    pub alibaba: AlibabaConfig,
+    pub payments: PaymentsConfig,
+    pub tracking: TrackingConfig,
+    pub carrier: CarrierConfig,
+    pub fx: EcbConfig,
+}
+
+impl External {
+    /// Every adapter pointed at one base URL (the sandbox), with the demo credentials.
+    pub fn at(base_url: &str) -> Self {
+        let mut e = External::default();
+        e.alibaba.base_url = base_url.into();
+        e.payments.base_url = base_url.into();
+        e.tracking.base_url = base_url.into();
+        e.carrier.base_url = base_url.into();
+        e.fx.base_url = base_url.into();
+        e
+    }
+}
+
+/// Where a component finds Temporal and its work.
+#[derive(Clone, Debug)]
+pub struct TemporalTarget {
+    pub address: String,
+    pub namespace: String,
+    pub task_queue: String,
+}
+
+pub async fn order_activities(
+    database_url: &str,
+    ext: &External,
+) -> anyhow::Result<OrderActivitiesImpl> {
+    Ok(OrderActivitiesImpl {
+        store: Store::connect(database_url)
+            .await
+            .context("opening the database (worker)")?,
+        market: Alibaba1688::new(ext.alibaba.clone())?,
+        payments: Payments::new(ext.payments.clone())?,
+        carrier: Carrier::new(ext.carrier.clone())?,
+        tracking: Tracking::new(ext.tracking.clone())?,
+        warehouse: demo_warehouse(),
+        shipping_service: "EXP".into(),
+    })
+}
+
+/// Run a worker until `shutdown`. The SDK's worker future is not `Send`: await it on the
+/// thread that owns the runtime (the `procure worker` main task, or a dedicated thread).
+pub async fn run_worker(
+    database_url: &str,
+    ext: &External,
+    temporal: &TemporalTarget,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let activities = order_activities(database_url, ext).await?;
+    let client =
+        procure_api::temporal::connect(&temporal.address, &temporal.namespace, "procure-worker")
+            .await
+            .context("connecting the worker to Temporal")?;
+    let settings = procure_worker::WorkerSettings {
+        task_queue: temporal.task_queue.clone(),
+        ..Default::default()
+    };
+    procure_worker::run(client, activities, settings, shutdown).await
+}
+
+/// Serve the API and run the outbox dispatcher until `shutdown`.
+pub async fn run_api(
+    listener: TcpListener,
+    store: Store,
+    ext: &External,
+    temporal: &TemporalTarget,
+    timings: OrderTimings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let fx = EcbFx::new(ext.fx.clone())?;
+    let api_cfg = ApiConfig {
+        stripe_webhook_secret: ext.payments.webhook_secret.clone(),
+        task_queue: temporal.task_queue.clone(),
+        timings: timings.clone(),
+        ..Default::default()
+    };
+    let state = AppState::new(store.clone(), fx, api_cfg);
+    let dispatcher = Dispatcher {
+        store,
+        temporal: Arc::new(TemporalLink::new(
+            temporal.address.clone(),
+            temporal.namespace.clone(),
+        )),
+        notify: state.outbox_notify.clone(),
+        task_queue: temporal.task_queue.clone(),
+        timings,
+    };
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let dispatcher_task = tokio::spawn(async move {
+        dispatcher
+            .run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let served = procure_api::serve(listener, state, shutdown).await;
+    let _ = tx.send(true);
+    let _ = dispatcher_task.await;
+    Ok(served?)
+}
