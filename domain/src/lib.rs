@@ -4,6 +4,7 @@
 
 pub mod money;
 pub mod order;
+pub mod procurement;
 pub mod quote;
 pub mod secret;
 pub mod signing;
