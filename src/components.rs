@@ -6,9 +6,10 @@ use anyhow::Context;
 use procure_activities::{
     adapters::{
         Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Payments,
-        PaymentsConfig, Tracking, TrackingConfig,
+        PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
     },
     order::{OrderActivitiesImpl, demo_warehouse},
+    seal::Sealer,
     store::Store,
 };
 use procure_api::{
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 #[derive(Clone, Debug, Default)]
 pub struct External {
     pub alibaba: AlibabaConfig,
+    pub taobao: TaobaoConfig,
+    pub pdd: PddConfig,
     pub payments: PaymentsConfig,
     pub tracking: TrackingConfig,
     pub carrier: CarrierConfig,
@@ -32,6 +35,8 @@ impl External {
     pub fn at(base_url: &str) -> Self {
         let mut e = External::default();
         e.alibaba.base_url = base_url.into();
+        e.taobao.base_url = base_url.into();
+        e.pdd.base_url = base_url.into();
         e.payments.base_url = base_url.into();
         e.tracking.base_url = base_url.into();
         e.carrier.base_url = base_url.into();
@@ -62,6 +67,10 @@ pub async fn order_activities(
         tracking: Tracking::new(ext.tracking.clone())?,
         warehouse: demo_warehouse(),
         shipping_service: "EXP".into(),
+        sealer: Sealer::from_env()?,
+        alibaba_cfg: ext.alibaba.clone(),
+        taobao_cfg: ext.taobao.clone(),
+        clients: Default::default(),
     })
 }
 

@@ -92,13 +92,15 @@ fn spawn_worker(
 
 /// Copy the sandbox's demo catalogue into our listings (our sellable stock mirrors the seller's).
 pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<usize> {
-    seed_products(store, &sandbox.catalogue()).await
+    seed_products(store, &sandbox.catalogue(), &sandbox.offers()).await
 }
 
-/// Upsert catalogue products as our listings; returns how many.
+/// Upsert catalogue products as our listings and their offers on every platform as
+/// procurement candidates; returns how many products.
 pub async fn seed_products(
     store: &Store,
     products: &[procure_sandbox::catalogue::Product],
+    offers: &[procure_sandbox::catalogue::Offer],
 ) -> anyhow::Result<usize> {
     for p in products {
         store
@@ -118,6 +120,22 @@ pub async fn seed_products(
             })
             .await?;
     }
+    for o in offers {
+        let Some(product) = products.iter().find(|p| p.sku == o.sku) else {
+            continue;
+        };
+        store
+            .upsert_offer(&procure_activities::pool::Offer {
+                sku: o.sku.clone(),
+                platform: o.platform.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+                offer_id: o.offer_id.clone(),
+                spec_id: o.spec_id.clone(),
+                price_fen: o.price_fen,
+                domestic_shipping_fen: product.domestic_shipping_fen,
+                stock: (o.platform != "pinduoduo").then_some(o.stock),
+            })
+            .await?;
+    }
     Ok(products.len())
 }
 
@@ -126,6 +144,8 @@ pub async fn seed_from_sandbox(store: &Store, sandbox_url: &str) -> anyhow::Resu
     #[derive(serde::Deserialize)]
     struct Catalogue {
         products: Vec<procure_sandbox::catalogue::Product>,
+        #[serde(default)]
+        offers: Vec<procure_sandbox::catalogue::Offer>,
     }
     install_crypto_provider();
     let c: Catalogue = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
@@ -134,7 +154,7 @@ pub async fn seed_from_sandbox(store: &Store, sandbox_url: &str) -> anyhow::Resu
         .error_for_status()?
         .json()
         .await?;
-    seed_products(store, &c.products).await
+    seed_products(store, &c.products, &c.offers).await
 }
 
 impl System {

@@ -4,4 +4,6 @@
 
 pub mod adapters;
 pub mod order;
+pub mod pool;
+pub mod seal;
 pub mod store;

@@ -4,18 +4,24 @@
 
 use crate::{
     adapters::{
-        Alibaba1688, Carrier, MarketError, Payments, TrackRef, Tracking,
-        alibaba::{CargoLine, DeliveryAddress, PurchaseRequest},
+        Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
+        Tracking,
+        alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
     },
-    store::{Store, StoreError},
+    pool::AccountOutcome,
+    seal::Sealer,
+    store::{Store, StoreError, now_ms},
 };
+use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{Currency, Money, order::Platform};
+use procure_workflows::contract::{CandidatesRequest, OfferOutcome, OfferPurchase};
 use procure_workflows::contract::{
     OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
     RefundRequest, ReserveOutcome, ShipmentBooked, ShipmentRequest, TransitionRecord,
     defs as order_activities,
 };
 use std::sync::Arc;
+use std::{collections::HashMap, sync::Mutex};
 use temporalio_macros::activities;
 use temporalio_sdk::{
     ApplicationFailure,
@@ -33,6 +39,120 @@ pub struct OrderActivitiesImpl {
     pub warehouse: DeliveryAddress,
     /// International service booked with the carrier.
     pub shipping_service: String,
+    /// Opens buyer-account credentials sealed in the store.
+    pub sealer: Sealer,
+    /// Endpoint and app credentials per platform; each buyer account adds its access token.
+    pub alibaba_cfg: AlibabaConfig,
+    pub taobao_cfg: TaobaoConfig,
+    /// Marketplace clients per buyer account, built on first use.
+    pub clients: Mutex<HashMap<String, MarketClient>>,
+}
+
+/// A buyer-side marketplace client bound to one account.
+#[derive(Clone)]
+pub enum MarketClient {
+    Alibaba(Alibaba1688),
+    Taobao(Taobao),
+}
+
+impl MarketClient {
+    async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchased, MarketError> {
+        match self {
+            MarketClient::Alibaba(c) => c.purchase(req).await,
+            MarketClient::Taobao(c) => c.purchase(req).await,
+        }
+    }
+}
+
+/// How long an account that met risk control sits out.
+const RISK_COOL_DOWN_MS: i64 = 30 * 60 * 1000;
+
+/// Account id used when a platform has no pool configured: the adapter's own credentials.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+impl OrderActivitiesImpl {
+    /// The client for `account` on `platform`, with that account's access token.
+    async fn client(
+        &self,
+        platform: Platform,
+        account: &str,
+    ) -> Result<MarketClient, ActivityError> {
+        let key = format!("{}:{account}", platform.as_str());
+        if let Some(c) = self.clients.lock().expect("client cache").get(&key) {
+            return Ok(c.clone());
+        }
+        let token = if account == DEFAULT_ACCOUNT {
+            None
+        } else {
+            Some(
+                self.store
+                    .account_token(account, &self.sealer)
+                    .await
+                    .map_err(store_err)?,
+            )
+        };
+        let client = match platform {
+            Platform::Alibaba1688 => {
+                let mut cfg = self.alibaba_cfg.clone();
+                if let Some(t) = token {
+                    cfg.access_token = t;
+                }
+                MarketClient::Alibaba(Alibaba1688::new(cfg).map_err(permanent)?)
+            }
+            Platform::Taobao => {
+                let mut cfg = self.taobao_cfg.clone();
+                if let Some(t) = token {
+                    cfg.access_token = t;
+                }
+                MarketClient::Taobao(Taobao::new(cfg).map_err(permanent)?)
+            }
+            Platform::Pinduoduo => return Err(permanent("Pinduoduo has no buyer API")),
+        };
+        self.clients
+            .lock()
+            .expect("client cache")
+            .insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Choose the buyer account for one attempt: the operator's choice, else a weighted claim
+    /// from the pool; platforms without a pool use the adapter's own credentials.
+    async fn choose_account(
+        &self,
+        platform: Platform,
+        forced: Option<&str>,
+        excluded: &[String],
+    ) -> Result<Option<String>, ActivityError> {
+        let all = self
+            .store
+            .accounts(Some(platform))
+            .await
+            .map_err(store_err)?;
+        if all.is_empty() {
+            return Ok((!excluded.iter().any(|e| e == DEFAULT_ACCOUNT))
+                .then(|| DEFAULT_ACCOUNT.to_owned()));
+        }
+        let mut exclude: Vec<String> = excluded.to_vec();
+        if let Some(f) = forced {
+            exclude.extend(all.iter().filter(|a| a.id != f).map(|a| a.id.clone()));
+        }
+        let claimed = self
+            .store
+            .claim_account(platform, &exclude, now_ms(), fastrand::f64())
+            .await
+            .map_err(store_err)?;
+        Ok(claimed.map(|a| a.id))
+    }
+}
+
+/// Our external id for buying `line` from one supplier: stable across attempts (so a retry finds
+/// the order an earlier attempt placed) and ≤ 64 characters.
+pub fn external_id(order_id: &str, line_no: u32, platform: Platform, offer_id: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in platform.as_str().bytes().chain(offer_id.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{order_id}-L{line_no}-{:08x}", h as u32)
 }
 
 /// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
@@ -285,6 +405,171 @@ impl OrderActivitiesImpl {
                 Ok(PurchaseOutcome::Refused {
                     reason: refusal(&e),
                 })
+            }
+        }
+    }
+
+    #[activity(definition = order_activities::ProcurementCandidates)]
+    pub async fn procurement_candidates(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: CandidatesRequest,
+    ) -> Result<Vec<Candidate>, ActivityError> {
+        let plan = self.store.plan(&req.order_id).await.map_err(store_err)?;
+        let line = plan
+            .lines
+            .iter()
+            .find(|l| l.line_no == req.line_no)
+            .ok_or_else(|| permanent(format!("order has no line {}", req.line_no)))?;
+        let mut candidates = self.store.candidates(&line.sku).await.map_err(store_err)?;
+        if candidates.is_empty() {
+            // No price snapshots yet: the offer the quote was made from is the one candidate.
+            let listing = self.store.listing(&line.sku).await.map_err(store_err)?;
+            candidates.push(Candidate {
+                platform: line.platform,
+                offer_id: line.offer_id.clone(),
+                spec_id: line.spec_id.clone(),
+                unit_price_fen: line.unit_price.minor,
+                domestic_shipping_fen: listing.domestic_shipping_fen,
+                reliability_bps: 9_000,
+                stock: None,
+            });
+        }
+        if let Some(only) = &req.only_offer {
+            candidates.retain(|c| &c.offer_id == only);
+        }
+        Ok(rank(&candidates, line.quantity))
+    }
+
+    #[activity(definition = order_activities::PurchaseOffer)]
+    pub async fn purchase_offer(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: OfferPurchase,
+    ) -> Result<OfferOutcome, ActivityError> {
+        let cand = &req.candidate;
+        if cand.platform == Platform::Pinduoduo {
+            return Ok(OfferOutcome::MoveOn {
+                reason: "Pinduoduo is an assisted channel; purchaser tasks are not enabled".into(),
+            });
+        }
+        let purchase = PurchaseRequest {
+            out_order_id: external_id(&req.order_id, req.line_no, cand.platform, &cand.offer_id),
+            lines: vec![CargoLine {
+                offer_id: cand.offer_id.clone(),
+                spec_id: cand.spec_id.clone(),
+                quantity: req.quantity,
+                max_unit_price_fen: req.max_unit_fen,
+            }],
+            address: self.warehouse.clone(),
+            max_total_fen: req
+                .max_unit_fen
+                .saturating_mul(i64::from(req.quantity))
+                .saturating_add(cand.domestic_shipping_fen.max(0) + 5_000),
+        };
+        // Risk control on one account moves the attempt to another account; it is not a
+        // supplier failure and does not use up one of the supplier's attempts.
+        let mut excluded = Vec::new();
+        loop {
+            let Some(account) = self
+                .choose_account(cand.platform, req.account.as_deref(), &excluded)
+                .await?
+            else {
+                return Ok(OfferOutcome::NoAccount {
+                    reason: format!(
+                        "no {} buyer account available (capped, cooling down or restricted)",
+                        cand.platform.as_str()
+                    ),
+                });
+            };
+            let client = self.client(cand.platform, &account).await?;
+            let result = client.purchase(&purchase).await;
+            let pooled = account != DEFAULT_ACCOUNT;
+            match result {
+                Ok(p) => {
+                    self.store
+                        .record_purchase(
+                            &req.order_id,
+                            req.line_no,
+                            cand.platform.as_str(),
+                            &p.marketplace_order_id,
+                            p.amount_paid_fen,
+                        )
+                        .await
+                        .map_err(store_err)?;
+                    self.store
+                        .record_offer_attempt(cand.platform, &cand.offer_id, true)
+                        .await
+                        .map_err(store_err)?;
+                    if pooled {
+                        self.store
+                            .record_account_outcome(&account, AccountOutcome::Success)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    tracing::info!(order_id = %req.order_id, line = req.line_no, platform = cand.platform.as_str(), offer = %cand.offer_id, %account, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased");
+                    return Ok(OfferOutcome::Purchased {
+                        platform: cand.platform.as_str().into(),
+                        marketplace_order_id: p.marketplace_order_id,
+                        paid: Money::new(p.amount_paid_fen, Currency::CNY),
+                        adopted: p.adopted,
+                        account,
+                    });
+                }
+                Err(MarketError::AccountRestricted) => {
+                    tracing::warn!(order_id = %req.order_id, %account, platform = cand.platform.as_str(), "account restricted by risk control; cooling down");
+                    if pooled {
+                        self.store
+                            .record_account_outcome(
+                                &account,
+                                AccountOutcome::RiskControl {
+                                    cool_for_ms: RISK_COOL_DOWN_MS,
+                                },
+                            )
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    if req.account.is_some() {
+                        return Ok(OfferOutcome::NoAccount {
+                            reason: format!("account {account} is restricted by risk control"),
+                        });
+                    }
+                    excluded.push(account);
+                }
+                Err(e @ (MarketError::OutOfStock | MarketError::ListingGone)) => {
+                    self.store
+                        .record_offer_attempt(cand.platform, &cand.offer_id, false)
+                        .await
+                        .map_err(store_err)?;
+                    return Ok(OfferOutcome::MoveOn {
+                        reason: refusal(&e),
+                    });
+                }
+                Err(MarketError::PriceAboveTolerance { quoted, max }) => {
+                    return Ok(OfferOutcome::PriceAbove {
+                        quoted_unit_fen: quoted,
+                        reason: format!("price {quoted} fen above the limit {max} fen"),
+                    });
+                }
+                Err(e) if e.is_retryable() => {
+                    if pooled {
+                        self.store
+                            .record_account_outcome(&account, AccountOutcome::Failure)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    tracing::warn!(order_id = %req.order_id, attempt = ctx.info().attempt, %account, error = %e, "purchase attempt failed");
+                    return Err(transient(format!("{e} (account {account})")));
+                }
+                Err(e) => {
+                    self.store
+                        .record_offer_attempt(cand.platform, &cand.offer_id, false)
+                        .await
+                        .map_err(store_err)?;
+                    return Ok(OfferOutcome::MoveOn {
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
     }

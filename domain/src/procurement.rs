@@ -23,7 +23,9 @@ pub struct Candidate {
 
 impl Candidate {
     pub fn landed_cost_fen(&self, quantity: u32) -> i64 {
-        self.unit_price_fen.saturating_mul(i64::from(quantity)).saturating_add(self.domestic_shipping_fen)
+        self.unit_price_fen
+            .saturating_mul(i64::from(quantity))
+            .saturating_add(self.domestic_shipping_fen)
     }
 
     /// Cost used for ranking: landed cost plus half of it for every 100 % of unreliability.
@@ -93,7 +95,13 @@ mod tests {
     #[test]
     fn unreliable_suppliers_sink() {
         // 20 % cheaper but fails half the time: 0.8 × 1.25 = 1.0 → loses the tie to 1688.
-        let ranked = rank(&[c(Platform::Pinduoduo, "p", 3_500, 5_000), c(Platform::Alibaba1688, "a", 4_500, 10_000)], 1);
+        let ranked = rank(
+            &[
+                c(Platform::Pinduoduo, "p", 3_500, 5_000),
+                c(Platform::Alibaba1688, "a", 4_500, 10_000),
+            ],
+            1,
+        );
         assert_eq!(ranked[0].offer_id, "a");
     }
 
@@ -105,17 +113,24 @@ mod tests {
     }
 
     fn any_candidate() -> impl Strategy<Value = Candidate> {
-        (0u8..3, "[a-z]{1,4}", 1i64..100_000, 0i64..2_000, 0u32..=10_000, proptest::option::of(0i64..50)).prop_map(
-            |(p, id, price, ship, rel, stock)| Candidate {
-                platform: [Platform::Alibaba1688, Platform::Taobao, Platform::Pinduoduo][p as usize],
+        (
+            0u8..3,
+            "[a-z]{1,4}",
+            1i64..100_000,
+            0i64..2_000,
+            0u32..=10_000,
+            proptest::option::of(0i64..50),
+        )
+            .prop_map(|(p, id, price, ship, rel, stock)| Candidate {
+                platform: [Platform::Alibaba1688, Platform::Taobao, Platform::Pinduoduo]
+                    [p as usize],
                 offer_id: id,
                 spec_id: "s".into(),
                 unit_price_fen: price,
                 domestic_shipping_fen: ship,
                 reliability_bps: rel,
                 stock,
-            },
-        )
+            })
     }
 
     proptest! {

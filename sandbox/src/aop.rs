@@ -655,6 +655,7 @@ pub(crate) struct CancelBody {
 
 /// Sandbox extension `POST /_sandbox/orders/{orderId}/cancel` `{"close_reason"?}`: the seller
 /// closes an unpaid order (default reason `sellerGoodsLack`); its stock goes back on sale.
+/// Taobao purchase orders too (`TRADE_CLOSED`; answered as `{"order": …}`).
 pub(crate) async fn sandbox_cancel(
     AxState(sb): AxState<Sandbox>,
     Path(order_id): Path<String>,
@@ -680,7 +681,15 @@ pub(crate) async fn sandbox_cancel(
     }
     sb.with(|s| {
         let Some(o) = s.aop.orders.get_mut(&order_id) else {
-            return plain_error(StatusCode::NOT_FOUND, "not_found", "no such order");
+            return match crate::taobao::sandbox_close(s, &order_id, &reason) {
+                None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
+                Some(Err(status)) => plain_error(
+                    StatusCode::CONFLICT,
+                    "invalid_state",
+                    format!("order is {status}"),
+                ),
+                Some(Ok(order)) => json_response(StatusCode::OK, json!({"order": order})),
+            };
         };
         if o.status != "waitbuyerpay" {
             return plain_error(

@@ -1,4 +1,5 @@
-//! The seeded demo catalogue: realistic 1688 listings (one spec each) the demo flow buys from.
+//! The seeded demo catalogue: realistic 1688 listings (one spec each) the demo flow buys from,
+//! plus the same skus offered on Taobao and Pinduoduo at other prices ([`demo_offers`]).
 //! `GET /_sandbox/catalogue` serves the current state of these listings (price and stock change
 //! as orders are placed or `POST /_sandbox/products/{offer_id}` edits them).
 
@@ -41,7 +42,7 @@ fn p(
 ) -> Product {
     Product {
         sku: sku.to_owned(),
-        platform: "1688".to_owned(),
+        platform: PLATFORM_1688.to_owned(),
         offer_id: offer_id.to_owned(),
         spec_id: spec_id.to_owned(),
         title: title.to_owned(),
@@ -149,6 +150,226 @@ pub fn demo() -> Vec<Product> {
     ]
 }
 
+/// One sku's listing on one platform (`GET /_sandbox/catalogue` `"offers"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub sku: String,
+    /// `1688` | `taobao` | `pinduoduo`
+    pub platform: String,
+    /// 1688 `offerId`, Taobao `item_id` (starts `tb`), Pinduoduo `goods_id` (starts `pdd`).
+    pub offer_id: String,
+    /// 1688 `specId`, Taobao `sku_id`, Pinduoduo sku id (not on the PDD wire).
+    pub spec_id: String,
+    /// Unit price in fen; on Pinduoduo the `min_group_price`.
+    pub price_fen: i64,
+    /// Units on sale (1688 `amountOnSale`, Taobao `quantity`; Pinduoduo reports no stock).
+    pub stock: i64,
+}
+
+pub(crate) const PLATFORM_1688: &str = "1688";
+pub(crate) const PLATFORM_TAOBAO: &str = "taobao";
+pub(crate) const PLATFORM_PDD: &str = "pinduoduo";
+
+impl From<&Product> for Offer {
+    fn from(p: &Product) -> Self {
+        Offer {
+            sku: p.sku.clone(),
+            platform: p.platform.clone(),
+            offer_id: p.offer_id.clone(),
+            spec_id: p.spec_id.clone(),
+            price_fen: p.price_fen,
+            stock: p.amount_on_sale,
+        }
+    }
+}
+
+/// Pinduoduo's single-buyer price shown next to the group price (`min_normal_price`): the group
+/// price plus 15 %, rounded up to whole yuan. Derived so the offer list stays one price per offer.
+pub(crate) fn pdd_normal_price(group_fen: i64) -> i64 {
+    let raised = group_fen.saturating_mul(115).saturating_add(99) / 100;
+    raised.saturating_add(99) / 100 * 100
+}
+
+fn o(
+    sku: &str,
+    platform: &str,
+    offer_id: &str,
+    spec_id: &str,
+    price_fen: i64,
+    stock: i64,
+) -> Offer {
+    Offer {
+        sku: sku.to_owned(),
+        platform: platform.to_owned(),
+        offer_id: offer_id.to_owned(),
+        spec_id: spec_id.to_owned(),
+        price_fen,
+        stock,
+    }
+}
+
+/// The Taobao and Pinduoduo offers of the demo skus. The cheapest platform differs by sku:
+/// Pinduoduo for the mug, earbuds and keyboard, Taobao for the bottle, lamp and phone case,
+/// 1688 for the T-shirt and the yoga mat. The sandbox starts with these behind its Taobao and
+/// Pinduoduo gateways.
+pub(crate) fn demo_marketplace_offers() -> Vec<Offer> {
+    const TB: &str = PLATFORM_TAOBAO;
+    const PDD: &str = PLATFORM_PDD;
+    vec![
+        o(
+            "MUG-CER-350-WHT",
+            TB,
+            "tb718204563391",
+            "5102938475610",
+            1350,
+            2400,
+        ),
+        o(
+            "MUG-CER-350-WHT",
+            PDD,
+            "pdd40571829364",
+            "1184720395",
+            1190,
+            9000,
+        ),
+        o(
+            "BTL-SS-500-BLK",
+            TB,
+            "tb720931845027",
+            "5109384726151",
+            2790,
+            1500,
+        ),
+        o(
+            "BTL-SS-500-BLK",
+            PDD,
+            "pdd40638217450",
+            "1190387264",
+            3090,
+            6000,
+        ),
+        o(
+            "EAR-TWS-BT53",
+            TB,
+            "tb695028137746",
+            "4987301265501",
+            4200,
+            300,
+        ),
+        o(
+            "EAR-TWS-BT53",
+            PDD,
+            "pdd39827104653",
+            "1137264098",
+            3900,
+            2000,
+        ),
+        o(
+            "TSH-COT-L-WHT",
+            TB,
+            "tb681739204518",
+            "4920183746529",
+            1990,
+            5000,
+        ),
+        o(
+            "TSH-COT-L-WHT",
+            PDD,
+            "pdd38492017365",
+            "1128374650",
+            1920,
+            12000,
+        ),
+        o(
+            "LMP-LED-FOLD",
+            TB,
+            "tb729384150672",
+            "5118273640912",
+            6450,
+            400,
+        ),
+        o(
+            "LMP-LED-FOLD",
+            PDD,
+            "pdd41029384756",
+            "1201938475",
+            6990,
+            1500,
+        ),
+        o(
+            "YOG-TPE-6MM",
+            TB,
+            "tb702817364509",
+            "5047182930465",
+            6200,
+            700,
+        ),
+        o(
+            "YOG-TPE-6MM",
+            PDD,
+            "pdd40182736450",
+            "1163829470",
+            6100,
+            2500,
+        ),
+        o(
+            "CSE-SIL-IP15",
+            TB,
+            "tb712098374615",
+            "5082736491027",
+            590,
+            8000,
+        ),
+        o(
+            "CSE-SIL-IP15",
+            PDD,
+            "pdd40928374615",
+            "1178293746",
+            620,
+            30000,
+        ),
+        o(
+            "KBD-MECH-87",
+            TB,
+            "tb725019283746",
+            "5127364918203",
+            24900,
+            200,
+        ),
+        o(
+            "KBD-MECH-87",
+            PDD,
+            "pdd41283746509",
+            "1219384756",
+            22800,
+            800,
+        ),
+    ]
+}
+
+/// Every listing as an offer, grouped by sku in `products` order: the 1688 offer (from
+/// `products`), then that sku's other offers in the order `others` holds them.
+pub(crate) fn merge_offers(products: &[Product], others: &[Offer]) -> Vec<Offer> {
+    let mut out = Vec::with_capacity(products.len() + others.len());
+    for p in products {
+        out.push(Offer::from(p));
+        out.extend(others.iter().filter(|o| o.sku == p.sku).cloned());
+    }
+    out.extend(
+        others
+            .iter()
+            .filter(|o| !products.iter().any(|p| p.sku == o.sku))
+            .cloned(),
+    );
+    out
+}
+
+/// The multi-platform demo catalogue: for every [`demo`] product its 1688 offer (same ids, price
+/// and stock), a Taobao offer and a Pinduoduo offer, grouped by sku.
+pub fn demo_offers() -> Vec<Offer> {
+    merge_offers(&demo(), &demo_marketplace_offers())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +388,35 @@ mod tests {
             assert!((100..=10_000).contains(&p.amount_on_sale), "{}", p.sku);
             assert!(p.weight_g > 0 && p.l_mm > 0 && p.w_mm > 0 && p.h_mm > 0);
         }
+    }
+
+    #[test]
+    fn demo_offers_cover_three_platforms_with_differing_cheapest() {
+        let offers = demo_offers();
+        let products = demo();
+        assert_eq!(offers.len(), products.len() * 3);
+        let mut ids: Vec<&str> = offers.iter().map(|o| o.offer_id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), offers.len(), "offer ids unique across platforms");
+        let mut cheapest = std::collections::HashSet::new();
+        for p in &products {
+            let of: Vec<&Offer> = offers.iter().filter(|o| o.sku == p.sku).collect();
+            let platforms: Vec<&str> = of.iter().map(|o| o.platform.as_str()).collect();
+            assert_eq!(platforms, [PLATFORM_1688, PLATFORM_TAOBAO, PLATFORM_PDD]);
+            assert_eq!(*of[0], Offer::from(p), "1688 offer as in demo()");
+            assert!(of[1].offer_id.starts_with("tb"));
+            assert!(of[2].offer_id.starts_with("pdd"));
+            let mut prices: Vec<i64> = of.iter().map(|o| o.price_fen).collect();
+            prices.sort();
+            prices.dedup();
+            assert_eq!(prices.len(), 3, "{}: different prices", p.sku);
+            let min = of.iter().min_by_key(|o| o.price_fen).unwrap();
+            cheapest.insert(min.platform.clone());
+            assert!(of.iter().all(|o| o.stock > 0));
+        }
+        assert_eq!(cheapest.len(), 3, "each platform is cheapest for some sku");
+        assert_eq!(pdd_normal_price(3900), 4500);
+        assert!(pdd_normal_price(650) > 650);
     }
 }

@@ -19,7 +19,11 @@ pub(crate) async fn health() -> Response {
 }
 
 pub(crate) async fn catalogue(AxState(sb): AxState<Sandbox>) -> Response {
-    json_response(StatusCode::OK, json!({"products": sb.catalogue()}))
+    let (products, offers) = sb.with(|s| (s.products.clone(), s.all_offers()));
+    json_response(
+        StatusCode::OK,
+        json!({"products": products, "offers": offers}),
+    )
 }
 
 pub(crate) async fn ledger(AxState(sb): AxState<Sandbox>) -> Response {
@@ -30,6 +34,8 @@ pub(crate) async fn ledger(AxState(sb): AxState<Sandbox>) -> Response {
 #[serde(deny_unknown_fields)]
 struct ProductEdit {
     price_fen: Option<i64>,
+    /// Units on sale (an offer's `stock`; `stock` is accepted as an alias).
+    #[serde(alias = "stock")]
     amount_on_sale: Option<i64>,
     /// Sandbox extension: take the listing off the shelf (`PRODUCT_NOT_EXIST`) or back on.
     removed: Option<bool>,
@@ -65,14 +71,25 @@ pub(crate) async fn update_product(
         );
     }
     let updated = sb.with(|s| {
-        let p = s.products.iter_mut().find(|p| p.offer_id == offer_id)?;
-        if let Some(v) = edit.price_fen {
-            p.price_fen = v;
-        }
-        if let Some(v) = edit.amount_on_sale {
-            p.amount_on_sale = v;
-        }
-        let p = p.clone();
+        // 1688 listings answer in the `products` shape, other platforms' in the `offers` shape.
+        let v = if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == offer_id) {
+            if let Some(v) = edit.price_fen {
+                p.price_fen = v;
+            }
+            if let Some(v) = edit.amount_on_sale {
+                p.amount_on_sale = v;
+            }
+            serde_json::to_value(&*p).unwrap_or_default()
+        } else {
+            let o = s.offers.iter_mut().find(|o| o.offer_id == offer_id)?;
+            if let Some(v) = edit.price_fen {
+                o.price_fen = v;
+            }
+            if let Some(v) = edit.amount_on_sale {
+                o.stock = v;
+            }
+            serde_json::to_value(&*o).unwrap_or_default()
+        };
         match edit.removed {
             Some(true) => {
                 s.removed.insert(offer_id.clone());
@@ -82,14 +99,12 @@ pub(crate) async fn update_product(
             }
             None => {}
         }
-        Some((p, s.removed.contains(&offer_id)))
+        Some((v, s.removed.contains(&offer_id)))
     });
     match updated {
         None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such offer"),
-        Some((p, removed)) => {
-            tracing::info!(offer_id = %offer_id, price_fen = p.price_fen, amount_on_sale = p.amount_on_sale, removed,
-                           "listing changed (sandbox)");
-            let mut v = serde_json::to_value(&p).unwrap_or_default();
+        Some((mut v, removed)) => {
+            tracing::info!(offer_id = %offer_id, listing = %v, removed, "listing changed (sandbox)");
             v["removed"] = json!(removed);
             json_response(StatusCode::OK, v)
         }

@@ -4,9 +4,11 @@
 //! probability `rate` and an optional `count` of firings after which it is spent.
 //!
 //! Matching: `api == "*"` or the request's api name ends with `api`. A fault only fires (and only
-//! uses up its count) on a call where its kind means something: `out_of_stock` / `price_jump`
-//! only on 1688, `bad_signature` on 1688 requests (the gateway rejects a correct signature, as
-//! after a secret rotation) and on Stripe / 17TRACK outgoing webhooks (signed with a wrong key).
+//! uses up its count) on a call where its kind means something: `out_of_stock` only on 1688 /
+//! Taobao, `price_jump` on 1688 / Taobao / Pinduoduo, `bad_signature` on 1688 / Taobao /
+//! Pinduoduo requests (the gateway rejects a correct signature, as after a secret rotation) and
+//! on Stripe / 17TRACK outgoing webhooks (signed with a wrong key). Taobao's `api` is the
+//! apiPath (`/purchase/order/create`), Pinduoduo's the `type` (`pdd.ddk.goods.detail`).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -23,6 +25,10 @@ pub(crate) enum Platform {
     Carrier,
     #[serde(rename = "ecb")]
     Ecb,
+    #[serde(rename = "taobao")]
+    Taobao,
+    #[serde(rename = "pinduoduo")]
+    Pinduoduo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,12 +54,24 @@ pub(crate) const REQUEST_KINDS: &[FaultKind] = &[
 ];
 /// Kinds that make sense on an outgoing webhook delivery.
 pub(crate) const WEBHOOK_KINDS: &[FaultKind] = &[FaultKind::Latency, FaultKind::BadSignature];
-/// Every kind applies to 1688 requests.
+/// Every kind applies to 1688 and Taobao (IOP) requests.
 pub(crate) const AOP_KINDS: &[FaultKind] = &[
     FaultKind::Error,
     FaultKind::Latency,
     FaultKind::TimeoutAfterCommit,
     FaultKind::OutOfStock,
+    FaultKind::PriceJump,
+    FaultKind::RateLimit,
+    FaultKind::AccountRestricted,
+    FaultKind::BadSignature,
+];
+
+/// Pinduoduo only answers prices: no stock to run out of, no effect to commit (a
+/// `timeout_after_commit` there just holds the answer back past the client's timeout).
+pub(crate) const PDD_KINDS: &[FaultKind] = &[
+    FaultKind::Error,
+    FaultKind::Latency,
+    FaultKind::TimeoutAfterCommit,
     FaultKind::PriceJump,
     FaultKind::RateLimit,
     FaultKind::AccountRestricted,

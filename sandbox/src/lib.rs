@@ -1,6 +1,7 @@
-//! A faithful stand-in for the outside world on one loopback port: the 1688 AOP gateway,
-//! Stripe-shaped PaymentIntents with signed webhooks, 17TRACK v2.2, a carrier booking API and the
-//! ECB daily reference-rate feed, plus `/_sandbox/*` control endpoints (catalogue, ledger, fault
+//! A faithful stand-in for the outside world on one loopback port: the 1688 AOP gateway, the
+//! Taobao Global (IOP) gateway, Pinduoduo's router (prices only), Stripe-shaped PaymentIntents
+//! with signed webhooks, 17TRACK v2.2, a carrier booking API and the ECB daily reference-rate
+//! feed, plus `/_sandbox/*` control endpoints (catalogue, ledger, fault
 //! injection, webhook targets). The wire contract is `docs/sandbox-wire.md`; signatures are made
 //! and checked only through `procure_domain::signing`.
 //!
@@ -19,6 +20,13 @@
 //!   shipping, `totalSuccessAmount` = `totalAmount` = both. Offer ids are answered as strings
 //!   (numbers are accepted). One order per call (no supplier split). `createCrossOrder` repeats
 //!   return the first order whatever their cargo.
+//! - Taobao (IOP): see `taobao` for the check order and choices: unknown apiPath
+//!   `InvalidApiPath`; `timestamp` must be present (no window); `sign_method` must be `sha256`;
+//!   an injected `error` is HTTP 503 `ServiceUnavailable`; postage = the sku's 1688 domestic
+//!   shipping per distinct item; ledger reference `outer_purchase_id` for both kinds.
+//! - Pinduoduo: see `pdd`: unknown client_id 10016, stale timestamp / unknown type / bad
+//!   parameters 10000, injected `error` HTTP 503 `{"error":{…}}`; `min_group_price` = the offer
+//!   price.
 //! - Stripe: idempotency results are saved once execution began (also execution errors such as
 //!   `amount_too_large`), not for auth / validation / injected pre-execution faults; replays
 //!   carry `Idempotent-Replayed: true`. Unknown form parameters → `parameter_unknown`.
@@ -29,7 +37,8 @@
 //!   `faults`); `bad_signature` on Stripe / 17TRACK corrupts outgoing webhook signatures.
 //! - Extensions: `GET /_sandbox/faults`, `DELETE /_sandbox/faults/{id}`, `GET /_sandbox/webhooks`,
 //!   `"removed": true|false` on `POST /_sandbox/products/{offer_id}`,
-//!   `POST /_sandbox/orders/{orderId}/cancel`, `GET /v1/refunds/{id}`.
+//!   `POST /_sandbox/orders/{orderId}/cancel` (1688 and Taobao orders), `GET /v1/refunds/{id}`,
+//!   `stock` as an alias of `amount_on_sale` in product edits.
 
 pub mod catalogue;
 
@@ -38,12 +47,14 @@ mod carrier;
 mod control;
 mod ecb;
 mod faults;
+mod pdd;
 mod stripe;
+mod taobao;
 mod track17;
 mod util;
 mod webhook;
 
-pub use catalogue::Product;
+pub use catalogue::{Offer, Product};
 
 use axum::{
     Router,
@@ -69,13 +80,18 @@ pub struct SandboxConfig {
     pub stripe_webhook_secret: String,
     pub track17_token: String,
     pub carrier_api_key: String,
+    pub taobao_app_key: String,
+    pub taobao_app_secret: String,
+    pub taobao_access_token: String,
+    pub pdd_client_id: String,
+    pub pdd_client_secret: String,
     /// Where `payment_intent.succeeded` events go (also settable via `PUT /_sandbox/webhooks`).
     pub payments_webhook_url: Option<String>,
     /// Where 17TRACK `TRACKING_UPDATED` pushes go (also settable via `PUT /_sandbox/webhooks`).
     pub tracking_webhook_url: Option<String>,
     /// A registered parcel moves one status every this many ms (0 = delivered at once).
     pub tracking_step_ms: u64,
-    /// The 1688 seller ships this long after payment (0 = on payment).
+    /// The 1688 and Taobao sellers ship this long after payment (0 = on payment).
     pub seller_ship_ms: u64,
     /// Latency added to every external-protocol request (not to `/_sandbox/*`).
     pub latency_ms: u64,
@@ -91,6 +107,11 @@ impl Default for SandboxConfig {
             stripe_webhook_secret: "whsec_procure_demo".into(),
             track17_token: "demo17token".into(),
             carrier_api_key: "demo-carrier-key".into(),
+            taobao_app_key: "demotaobao".into(),
+            taobao_app_secret: "demotaobao-secret".into(),
+            taobao_access_token: "demotaobao-token".into(),
+            pdd_client_id: "demopdd".into(),
+            pdd_client_secret: "demopdd-secret".into(),
             payments_webhook_url: None,
             tracking_webhook_url: None,
             tracking_step_ms: 1000,
@@ -111,6 +132,11 @@ impl fmt::Debug for SandboxConfig {
             .field("stripe_webhook_secret", &R)
             .field("track17_token", &R)
             .field("carrier_api_key", &R)
+            .field("taobao_app_key", &self.taobao_app_key)
+            .field("taobao_app_secret", &R)
+            .field("taobao_access_token", &R)
+            .field("pdd_client_id", &self.pdd_client_id)
+            .field("pdd_client_secret", &R)
             .field("payments_webhook_url", &self.payments_webhook_url)
             .field("tracking_webhook_url", &self.tracking_webhook_url)
             .field("tracking_step_ms", &self.tracking_step_ms)
@@ -127,13 +153,14 @@ pub struct LedgerEntry {
     pub at_ms: i64,
     /// `purchase` | `marketplace_payment` | `charge` | `refund` | `shipment`
     pub kind: String,
-    /// `1688` | `stripe` | `carrier`
+    /// `1688` | `taobao` | `stripe` | `carrier`
     pub platform: String,
     /// Our idempotent id: 1688 `outOrderId` (purchase), `opRequestId` (marketplace_payment),
+    /// Taobao `outer_purchase_id` (purchase and marketplace_payment),
     /// the PaymentIntent's `metadata[order_id]` or else its id (charge), the refund's
     /// `Idempotency-Key` or else its id (refund), the carrier `reference` (shipment).
     pub reference: String,
-    /// Their id: 1688 orderId, `pi_…`, `re_…`, carrier shipment id.
+    /// Their id: 1688 orderId, Taobao purchase_order_id, `pi_…`, `re_…`, carrier shipment id.
     pub external_id: String,
     /// Positive amount in minor units of `currency`.
     pub amount_minor: i64,
@@ -149,10 +176,14 @@ pub(crate) struct WebhookTargets {
 
 /// Everything the sandbox remembers.
 pub(crate) struct State {
+    /// The 1688 listings.
     pub(crate) products: Vec<Product>,
-    /// Offer ids taken off sale (answer `PRODUCT_NOT_EXIST`).
+    /// The Taobao and Pinduoduo listings (the 1688 ones are `products`).
+    pub(crate) offers: Vec<Offer>,
+    /// Offer ids (of any platform; they are unique across platforms) taken off sale.
     pub(crate) removed: std::collections::HashSet<String>,
     pub(crate) aop: aop::AopState,
+    pub(crate) taobao: taobao::TaobaoState,
     pub(crate) stripe: stripe::StripeState,
     pub(crate) track: track17::TrackState,
     pub(crate) carrier: carrier::CarrierState,
@@ -202,6 +233,45 @@ impl State {
         }
         self.products.iter_mut().find(|p| p.offer_id == offer_id)
     }
+
+    /// A Taobao / Pinduoduo listing that is on sale.
+    pub(crate) fn offer_mut(&mut self, platform: &str, offer_id: &str) -> Option<&mut Offer> {
+        if self.removed.contains(offer_id) {
+            return None;
+        }
+        self.offers
+            .iter_mut()
+            .find(|o| o.platform == platform && o.offer_id == offer_id)
+    }
+
+    /// `price_jump` on a Taobao / Pinduoduo listing: its price rises for good (at least 1 fen).
+    pub(crate) fn jump_offer_price(&mut self, platform: &str, offer_id: &str, percent: u32) {
+        if let Some(o) = self.offer_mut(platform, offer_id) {
+            let bump = (i128::from(o.price_fen) * i128::from(percent) / 100).max(1);
+            let new = i64::try_from(i128::from(o.price_fen) + bump).unwrap_or(i64::MAX);
+            tracing::info!(
+                platform,
+                offer_id,
+                old_fen = o.price_fen,
+                new_fen = new,
+                "price jump (fault)"
+            );
+            o.price_fen = new;
+        }
+    }
+
+    /// The product title of a sku (from its 1688 listing), shared by its offers on every platform.
+    pub(crate) fn title_of(&self, sku: &str) -> String {
+        self.products
+            .iter()
+            .find(|p| p.sku == sku)
+            .map_or_else(|| sku.to_owned(), |p| p.title.clone())
+    }
+
+    /// Every platform's offers in their current state, grouped by sku.
+    pub(crate) fn all_offers(&self) -> Vec<Offer> {
+        catalogue::merge_offers(&self.products, &self.offers)
+    }
 }
 
 struct Inner {
@@ -229,8 +299,10 @@ impl Sandbox {
     pub fn new(cfg: SandboxConfig) -> Self {
         let state = State {
             products: catalogue::demo(),
+            offers: catalogue::demo_marketplace_offers(),
             removed: Default::default(),
             aop: Default::default(),
+            taobao: Default::default(),
             stripe: Default::default(),
             track: Default::default(),
             carrier: Default::default(),
@@ -261,6 +333,11 @@ impl Sandbox {
     /// The current state of the catalogue (prices and stock as changed by orders and edits).
     pub fn catalogue(&self) -> Vec<Product> {
         self.lock().products.clone()
+    }
+
+    /// The current state of every platform's offers (as `GET /_sandbox/catalogue` `"offers"`).
+    pub fn offers(&self) -> Vec<Offer> {
+        self.lock().all_offers()
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -322,6 +399,11 @@ pub fn router(state: Sandbox) -> Router {
             "/openapi/param2/{version}/{namespace}/{api}/{app_key}",
             post(aop::handle_post).get(aop::handle_get),
         )
+        .route(
+            "/rest/{*api_path}",
+            post(taobao::handle_post).get(taobao::handle_get),
+        )
+        .route("/api/router", post(pdd::router))
         .route("/v1/payment_intents", post(stripe::create))
         .route("/v1/payment_intents/{id}", get(stripe::retrieve))
         .route("/v1/payment_intents/{id}/confirm", post(stripe::confirm))

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unused_unit)]
 
-use procure_domain::{Money, OrderState, order::OrderLine};
+use procure_domain::{Money, OrderState, order::OrderLine, procurement::Candidate};
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
@@ -113,9 +113,64 @@ impl ParcelStatus {
 pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
-        BookShipment, CancelPayment, CreatePayment, LoadOrder, PurchaseLine, RecordTransition,
-        RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
+        BookShipment, CancelPayment, CreatePayment, LoadOrder, ProcurementCandidates, PurchaseLine,
+        PurchaseOffer, RecordTransition, RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
     };
+}
+
+/// Which offers of a line to try, best first; an operator's override narrows the choice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidatesRequest {
+    pub order_id: String,
+    pub line_no: u32,
+    #[serde(default)]
+    pub only_offer: Option<String>,
+    #[serde(default)]
+    pub max_unit_fen: Option<i64>,
+}
+
+/// One purchase attempt on one offer (the activity picks the buyer account unless told).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferPurchase {
+    pub order_id: String,
+    pub line_no: u32,
+    pub candidate: Candidate,
+    pub quantity: u32,
+    pub max_unit_fen: i64,
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OfferOutcome {
+    Purchased {
+        platform: String,
+        marketplace_order_id: String,
+        paid: Money,
+        adopted: bool,
+        account: String,
+    },
+    /// This supplier cannot serve the line (out of stock, listing gone…): try the next one.
+    MoveOn { reason: String },
+    /// The supplier asks more than the customer's tolerance.
+    PriceAbove {
+        quoted_unit_fen: i64,
+        reason: String,
+    },
+    /// No buyer account of the platform can take an order now.
+    NoAccount { reason: String },
+}
+
+/// Operator override sent with `retry_procurement`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryProcurement {
+    #[serde(default)]
+    pub offer_id: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Highest unit price (fen) the operator allows.
+    #[serde(default)]
+    pub max_unit_fen: Option<i64>,
 }
 
 /// Declarations of the order activities; bodies are never called.
@@ -160,6 +215,16 @@ impl OrderActivities {
 
     #[activity(name = "purchase_line")]
     pub fn purchase_line(req: PurchaseLineRequest) -> Result<PurchaseOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "procurement_candidates")]
+    pub fn procurement_candidates(req: CandidatesRequest) -> Result<Vec<Candidate>, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "purchase_offer")]
+    pub fn purchase_offer(req: OfferPurchase) -> Result<OfferOutcome, ActivityError> {
         unimplemented!()
     }
 

@@ -9,8 +9,9 @@
 use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
-        OrderActivities, OrderPlan, PaymentCreated, PurchaseLineRequest, PurchaseOutcome,
-        RefundRequest, ReserveOutcome, ShipmentRequest, TransitionRecord,
+        CandidatesRequest, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan, PaymentCreated,
+        PurchaseLineRequest, PurchaseOutcome, RefundRequest, ReserveOutcome, RetryProcurement,
+        ShipmentRequest, TransitionRecord,
     },
 };
 use procure_domain::{Money, OrderState, order::TimelineEvent, quote::Dimensions, transition};
@@ -25,6 +26,13 @@ use temporalio_sdk::{
 };
 
 const ORDER_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword(ORDER_STATE_ATTRIBUTE);
+
+/// Patch marker of multi-supplier procurement (ranked candidates, 3 attempts per supplier with
+/// backoff, failover, operator retry). Orders started before it replay the single-offer path.
+pub const PROCUREMENT_V2: &str = "procurement-v2";
+
+/// Attempts per supplier before failing over.
+pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
 
 /// Workflow id of an order: stable, so a duplicate start is rejected by the server.
 pub fn order_workflow_id(order_id: &str) -> String {
@@ -87,6 +95,7 @@ pub struct OrderWorkflow {
     payment: Option<PaymentSucceeded>,
     inbound: Option<WarehouseInbound>,
     cancel_reason: Option<String>,
+    operator_retry: Option<RetryProcurement>,
 }
 
 enum PaymentWait {
@@ -107,6 +116,7 @@ impl OrderWorkflow {
             payment: None,
             inbound: None,
             cancel_reason: None,
+            operator_retry: None,
         }
     }
 
@@ -192,50 +202,59 @@ impl OrderWorkflow {
             format!("buying {} line(s)", plan.lines.len()),
         )
         .await?;
-        let mut bought = Vec::new();
-        for line in &plan.lines {
-            let req = PurchaseLineRequest {
-                order_id: order_id.clone(),
-                line_no: line.line_no,
-            };
-            let outcome = ctx
-                .execute_activity(OrderActivities::purchase_line, req, purchase_opts())
-                .await;
-            match outcome {
-                Ok(PurchaseOutcome::Purchased {
-                    platform,
-                    marketplace_order_id,
-                    paid,
-                    adopted,
-                }) => {
-                    let how = if adopted {
-                        " (adopted existing order)"
-                    } else {
-                        ""
-                    };
-                    bought.push(format!(
-                        "line {}: {platform} order {marketplace_order_id} paid {paid}{how}",
-                        line.line_no
-                    ));
-                }
-                Ok(PurchaseOutcome::Refused { reason }) => {
-                    return refund_and_close(
-                        ctx,
-                        &plan,
-                        format!("line {} not purchasable: {reason}", line.line_no),
-                    )
+        let bought = if ctx.patched(PROCUREMENT_V2) {
+            match procure_lines(ctx, &plan).await? {
+                Ok(bought) => bought,
+                Err(reason) => return refund_and_close(ctx, &plan, reason).await,
+            }
+        } else {
+            // Histories recorded before multi-supplier procurement replay through this path.
+            let mut bought = Vec::new();
+            for line in &plan.lines {
+                let req = PurchaseLineRequest {
+                    order_id: order_id.clone(),
+                    line_no: line.line_no,
+                };
+                let outcome = ctx
+                    .execute_activity(OrderActivities::purchase_line, req, purchase_opts())
                     .await;
-                }
-                Err(e) => {
-                    return refund_and_close(
-                        ctx,
-                        &plan,
-                        format!("line {} purchase failed after retries: {e}", line.line_no),
-                    )
-                    .await;
+                match outcome {
+                    Ok(PurchaseOutcome::Purchased {
+                        platform,
+                        marketplace_order_id,
+                        paid,
+                        adopted,
+                    }) => {
+                        let how = if adopted {
+                            " (adopted existing order)"
+                        } else {
+                            ""
+                        };
+                        bought.push(format!(
+                            "line {}: {platform} order {marketplace_order_id} paid {paid}{how}",
+                            line.line_no
+                        ));
+                    }
+                    Ok(PurchaseOutcome::Refused { reason }) => {
+                        return refund_and_close(
+                            ctx,
+                            &plan,
+                            format!("line {} not purchasable: {reason}", line.line_no),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        return refund_and_close(
+                            ctx,
+                            &plan,
+                            format!("line {} purchase failed after retries: {e}", line.line_no),
+                        )
+                        .await;
+                    }
                 }
             }
-        }
+            bought
+        };
         move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
         move_to(
             ctx,
@@ -359,6 +378,16 @@ impl OrderWorkflow {
         if self.cancel_reason.is_none() {
             self.cancel_reason = Some(reason);
         }
+    }
+
+    /// Operator: try procurement again, optionally with another supplier, account or price cap.
+    #[signal(name = "retry_procurement")]
+    pub fn retry_procurement(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        retry: RetryProcurement,
+    ) {
+        self.operator_retry = Some(retry);
     }
 
     #[query(name = "status")]
@@ -516,4 +545,151 @@ async fn refund_and_close(
         ),
     )
     .await
+}
+
+/// One purchase attempt: a single activity try, so every attempt lands on the timeline; the
+/// activity adopts an order an earlier timed-out attempt placed, so a retry never buys twice.
+fn attempt_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+        .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
+        .build()
+}
+
+/// Record an event without changing state (a purchase attempt, an operator action).
+async fn note(ctx: &mut WorkflowContext<OrderWorkflow>, reason: String) -> WorkflowResult<()> {
+    let state = ctx.state(|s| s.state);
+    record(ctx, state, reason).await
+}
+
+/// Buy every line: ranked suppliers, up to 3 attempts each with exponential backoff, then the
+/// next supplier; when all are exhausted, park in NeedsOperator until an operator retries
+/// (with an optional override) or cancels. `Err(reason)` means: refund and close.
+async fn procure_lines(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+) -> WorkflowResult<Result<Vec<String>, String>> {
+    let mut bought = Vec::new();
+    for line in &plan.lines {
+        let mut overrides = RetryProcurement::default();
+        'line: loop {
+            let req = CandidatesRequest {
+                order_id: plan.order_id.clone(),
+                line_no: line.line_no,
+                only_offer: overrides.offer_id.clone(),
+                max_unit_fen: overrides.max_unit_fen,
+            };
+            let candidates = ctx
+                .execute_activity(OrderActivities::procurement_candidates, req, io_opts())
+                .await?;
+            let max_unit_fen = overrides.max_unit_fen.unwrap_or(line.max_unit_price.minor);
+            let mut tried = Vec::new();
+            for cand in candidates {
+                let who = format!(
+                    "line {} {} {}",
+                    line.line_no,
+                    cand.platform.as_str(),
+                    cand.offer_id
+                );
+                for attempt in 1..=ATTEMPTS_PER_SUPPLIER {
+                    let req = OfferPurchase {
+                        order_id: plan.order_id.clone(),
+                        line_no: line.line_no,
+                        candidate: cand.clone(),
+                        quantity: line.quantity,
+                        max_unit_fen,
+                        account: overrides.account.clone(),
+                    };
+                    match ctx
+                        .execute_activity(OrderActivities::purchase_offer, req, attempt_opts())
+                        .await
+                    {
+                        Ok(OfferOutcome::Purchased {
+                            platform,
+                            marketplace_order_id,
+                            paid,
+                            adopted,
+                            account,
+                        }) => {
+                            let how = if adopted {
+                                ", adopted the order an earlier attempt placed"
+                            } else {
+                                ""
+                            };
+                            let what = format!(
+                                "line {}: {platform} order {marketplace_order_id} paid {paid} via account {account}{how}",
+                                line.line_no
+                            );
+                            note(ctx, format!("attempt {attempt} {who}: purchased ({what})"))
+                                .await?;
+                            bought.push(what);
+                            break 'line;
+                        }
+                        Ok(OfferOutcome::MoveOn { reason })
+                        | Ok(OfferOutcome::NoAccount { reason }) => {
+                            note(
+                                ctx,
+                                format!("attempt {attempt} {who}: {reason}; next supplier"),
+                            )
+                            .await?;
+                            tried.push(format!("{who}: {reason}"));
+                            break;
+                        }
+                        Ok(OfferOutcome::PriceAbove {
+                            quoted_unit_fen,
+                            reason,
+                        }) => {
+                            note(ctx, format!("attempt {attempt} {who}: {reason} (quoted {quoted_unit_fen} fen, limit {max_unit_fen} fen); next supplier")).await?;
+                            tried.push(format!(
+                                "{who}: price {quoted_unit_fen} fen above {max_unit_fen} fen"
+                            ));
+                            break;
+                        }
+                        Err(e) => {
+                            let last = attempt == ATTEMPTS_PER_SUPPLIER;
+                            let then = if last { "failing over" } else { "retrying" };
+                            note(
+                                ctx,
+                                format!("attempt {attempt} {who}: failed ({e}); {then}"),
+                            )
+                            .await?;
+                            if last {
+                                tried.push(format!(
+                                    "{who}: {ATTEMPTS_PER_SUPPLIER} attempts failed"
+                                ));
+                            } else {
+                                ctx.timer(Duration::from_secs(1u64 << (attempt - 1))).await;
+                            }
+                        }
+                    }
+                }
+            }
+            let why = if tried.is_empty() {
+                "no supplier offers this item".to_owned()
+            } else {
+                tried.join("; ")
+            };
+            move_to(
+                ctx,
+                OrderState::NeedsOperator,
+                format!("line {}: all suppliers exhausted: {why}", line.line_no),
+            )
+            .await?;
+            ctx.state_mut(|s| s.operator_retry = None);
+            ctx.wait_condition(|s| s.operator_retry.is_some() || s.cancel_reason.is_some())
+                .await?;
+            if let Some(reason) = ctx.state(|s| s.cancel_reason.clone()) {
+                return Ok(Err(format!("cancelled by operator: {reason}")));
+            }
+            overrides = ctx
+                .state_mut(|s| s.operator_retry.take())
+                .unwrap_or_default();
+            move_to(
+                ctx,
+                OrderState::Procuring,
+                format!("operator retry: {overrides:?}"),
+            )
+            .await?;
+        }
+    }
+    Ok(Ok(bought))
 }

@@ -8,16 +8,16 @@ use procure_domain::{Secret, money::parse_rate_e6, signing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{
-    BuildError, HttpClient, HttpConfig, RawResponse, Transport, join_url, retry_5xx_429,
+use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
+use super::market::{check_quote, int, need, text};
+// The shared marketplace types, under the paths callers have always used.
+pub use super::market::{
+    CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest, Purchased,
 };
 
 /// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
 /// modelled here and nowhere else.
 pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
-
-/// At most this many SKUs per cross-border order (1688 limit).
-const MAX_CARGO_LINES: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -41,58 +41,6 @@ impl Default for AlibabaConfig {
             http: HttpConfig::default(),
             max_pay_attempts: 3,
         }
-    }
-}
-
-/// Every failure of a 1688 call, classified once (see [`classify_code`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum MarketError {
-    /// No answer in time: the call may have taken effect. Never read as "not done".
-    #[error("1688 call timed out; the outcome is unknown")]
-    Timeout,
-    #[error("transient 1688 failure: {0}")]
-    Transient(String),
-    #[error("rate limited by 1688")]
-    RateLimited,
-    #[error("1688 rejected the request signature")]
-    SignatureRejected,
-    #[error("the 1688 buyer account is restricted")]
-    AccountRestricted,
-    #[error("out of stock")]
-    OutOfStock,
-    /// Amounts in fen: a unit price against its line's maximum, or an order total against the
-    /// request's maximum.
-    #[error("price {quoted} fen is above the tolerated {max} fen")]
-    PriceAboveTolerance { quoted: i64, max: i64 },
-    #[error("the listing no longer exists")]
-    ListingGone,
-    #[error("rejected by 1688 ({code}): {message}")]
-    Rejected { code: String, message: String },
-}
-
-impl MarketError {
-    /// Whether retrying the same call (same ids) may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            MarketError::Timeout | MarketError::Transient(_) | MarketError::RateLimited
-        )
-    }
-
-    fn from_transport(t: Transport) -> Self {
-        match t {
-            Transport::Timeout => MarketError::Timeout,
-            Transport::Connect(m) | Transport::Io(m) => MarketError::Transient(m),
-            Transport::Build(m) => MarketError::Rejected {
-                code: "CLIENT_CONFIG".into(),
-                message: m,
-            },
-        }
-    }
-
-    fn invalid_response(what: impl std::fmt::Display) -> Self {
-        // The outcome of the call is unknown; every 1688 call we make is safe to repeat.
-        MarketError::Transient(format!("unexpected 1688 response: {what}"))
     }
 }
 
@@ -160,28 +108,6 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     Ok(body)
 }
 
-/// A string field that may come as a JSON string or number (1688 ids are longs).
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer field (fen, counts) that may come as a number or a numeric string.
-fn int(v: &Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn need<T>(v: Option<T>, what: &str) -> Result<T, MarketError> {
-    v.ok_or_else(|| MarketError::invalid_response(format!("missing {what}")))
-}
-
 /// A yuan decimal string ("45.50") in fen, exactly; sub-fen precision is refused, not rounded.
 pub fn yuan_to_fen(s: &str) -> Option<i64> {
     let micro = parse_rate_e6(s.trim()).ok()?;
@@ -195,40 +121,6 @@ fn price_field(v: &Value, key: &str) -> Result<i64, MarketError> {
     let s = need(v.get(key).and_then(Value::as_str), key)?;
     yuan_to_fen(s)
         .ok_or_else(|| MarketError::invalid_response(format!("{key} {s:?} is not a yuan amount")))
-}
-
-/// One SKU to buy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CargoLine {
-    pub offer_id: String,
-    pub spec_id: String,
-    pub quantity: u32,
-    /// Highest unit price (fen) we accept for this line without asking the customer.
-    pub max_unit_price_fen: i64,
-}
-
-/// Where the seller ships to (our consolidation warehouse). Personal data: `Debug` hides it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryAddress {
-    pub full_name: String,
-    pub mobile: String,
-    pub post_code: String,
-    pub province: String,
-    pub city: String,
-    pub area: String,
-    #[serde(default)]
-    pub town: String,
-    /// Street address.
-    pub address: String,
-}
-
-impl std::fmt::Debug for DeliveryAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeliveryAddress")
-            .field("province", &self.province)
-            .field("city", &self.city)
-            .finish_non_exhaustive()
-    }
 }
 
 impl DeliveryAddress {
@@ -247,41 +139,7 @@ impl DeliveryAddress {
     }
 }
 
-/// One order with one supplier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseRequest {
-    /// Our idempotent id, sent as `outOrderId`: the same id never buys twice.
-    pub out_order_id: String,
-    pub lines: Vec<CargoLine>,
-    pub address: DeliveryAddress,
-    /// Highest total (goods + domestic carriage, fen) we will pay for this order.
-    pub max_total_fen: i64,
-}
-
 impl PurchaseRequest {
-    fn validate(&self) -> Result<(), MarketError> {
-        let bad = |m: &str| {
-            Err(MarketError::Rejected {
-                code: "INVALID_REQUEST".into(),
-                message: m.into(),
-            })
-        };
-        if self.out_order_id.trim().is_empty() {
-            return bad("empty out_order_id");
-        }
-        if self.lines.is_empty() || self.lines.len() > MAX_CARGO_LINES {
-            return bad("an order has 1 to 50 lines");
-        }
-        if self
-            .lines
-            .iter()
-            .any(|l| l.quantity == 0 || l.offer_id.is_empty())
-        {
-            return bad("every line needs an offer id and a positive quantity");
-        }
-        Ok(())
-    }
-
     fn cargo_param(&self) -> String {
         let cargo: Vec<Value> = self
             .lines
@@ -433,22 +291,6 @@ impl MarketOrder {
             },
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogisticsInfo {
-    pub bill_no: String,
-    pub company: String,
-}
-
-/// The result of [`Alibaba1688::purchase`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Purchased {
-    pub marketplace_order_id: String,
-    pub amount_paid_fen: i64,
-    /// The order was found by our `outOrderId` (made by an earlier attempt), not created by a
-    /// create call that answered in this one.
-    pub adopted: bool,
 }
 
 /// 1688 buyer-side client. Cheap to clone.
@@ -851,35 +693,16 @@ impl Alibaba1688 {
 
 /// Refuse a preview whose unit prices or total exceed what the request tolerates.
 fn check_preview(req: &PurchaseRequest, preview: &OrderPreview) -> Result<(), MarketError> {
-    for line in &req.lines {
-        let quoted = preview
+    let unit_price = |line: &CargoLine| {
+        preview
             .cargo
             .iter()
             .find(|c| {
                 c.offer_id == line.offer_id && (c.spec_id.is_empty() || c.spec_id == line.spec_id)
             })
-            .ok_or_else(|| MarketError::Rejected {
-                code: "PREVIEW_INCOMPLETE".into(),
-                message: format!(
-                    "preview has no price for offer {} spec {}",
-                    line.offer_id, line.spec_id
-                ),
-            })?;
-        if quoted.final_unit_price_fen > line.max_unit_price_fen {
-            tracing::warn!(offer_id = %line.offer_id, quoted = quoted.final_unit_price_fen, max = line.max_unit_price_fen, "unit price above tolerance");
-            return Err(MarketError::PriceAboveTolerance {
-                quoted: quoted.final_unit_price_fen,
-                max: line.max_unit_price_fen,
-            });
-        }
-    }
-    if preview.total_fen() > req.max_total_fen {
-        return Err(MarketError::PriceAboveTolerance {
-            quoted: preview.total_fen(),
-            max: req.max_total_fen,
-        });
-    }
-    Ok(())
+            .map(|c| c.final_unit_price_fen)
+    };
+    check_quote(req, unit_price, preview.total_fen())
 }
 
 #[cfg(test)]

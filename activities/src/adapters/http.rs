@@ -56,7 +56,7 @@ pub struct BuildError {
     pub reason: String,
 }
 
-/// Errors of the payment, tracking and carrier adapters (1688 has its own `MarketError`).
+/// Errors of the payment, tracking and carrier adapters (marketplaces use `market::MarketError`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ApiError {
     /// No answer in time: the request may or may not have taken effect. Reconcile or retry with

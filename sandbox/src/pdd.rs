@@ -1,0 +1,220 @@
+//! Pinduoduo open platform router, prices only: `POST /api/router` with
+//! `type=pdd.ddk.goods.detail`.
+//!
+//! Checks in order: `client_id` (10016, sandbox choice), `sign` (20004), `timestamp` within
+//! ±600 s of now (10000), duplicated parameters / `data_type` other than JSON (10000), known
+//! `type` (10000), then injected faults, then the call. `access_token` is optional and not
+//! checked (goods detail needs no user authorisation). Errors are HTTP 200
+//! `{"error_response":{"error_code","error_msg","sub_code","sub_msg","request_id"}}`, except an
+//! injected outage (`error` fault): HTTP 503 in the sandbox's own error shape
+//! (`{"error":{"code","message"}}`, as a proxy in front of the router would answer, so it reads
+//! as transient). No ledger entries.
+//! `min_group_price` is the offer's `price_fen`; `min_normal_price` is derived from it
+//! (`catalogue::pdd_normal_price`).
+
+use crate::{
+    Sandbox, State,
+    catalogue::{PLATFORM_PDD, pdd_normal_price},
+    faults::{Fired, PDD_KINDS, Platform},
+    util::{self, json_response, parse_form, plain_error},
+};
+use axum::{body::Bytes, extract::State as AxState, http::StatusCode, response::Response};
+use procure_domain::signing;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const BAD_SIGNATURE: i64 = 20004;
+const RATE_LIMITED: i64 = 52101;
+/// The single place the sandbox models a buyer / app under risk control on Pinduoduo: one of
+/// the documented forbidden / risky codes (70032/70034/70035).
+pub(crate) const ACCOUNT_RESTRICTED: i64 = 70032;
+const BAD_PARAMETER: i64 = 10000;
+// Sandbox choice (not pinned by the contract): unknown client_id.
+const UNKNOWN_CLIENT: i64 = 10016;
+
+/// Allowed distance of `timestamp` (unix seconds) from the sandbox's clock.
+const TIMESTAMP_WINDOW_S: i64 = 600;
+/// Ids per `goods_id_list` (the contract sends one; a few more are accepted).
+const MAX_GOODS_IDS: usize = 20;
+
+const TYPE_GOODS_DETAIL: &str = "pdd.ddk.goods.detail";
+
+fn error(code: i64, sub_code: &str, msg: &str) -> Value {
+    json!({"error_response": {
+        "error_code": code,
+        "error_msg": msg,
+        "sub_code": sub_code,
+        "sub_msg": msg,
+        "request_id": util::random_id("", 20),
+    }})
+}
+
+fn reply(body: Value) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+pub(crate) async fn router(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let Ok(pairs) = parse_form(&body) else {
+        return reply(error(
+            BAD_PARAMETER,
+            "invalid_form",
+            "parameters are not valid form encoding",
+        ));
+    };
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let cfg = sb.config();
+    if get("client_id") != Some(cfg.pdd_client_id.as_str()) {
+        return reply(error(
+            UNKNOWN_CLIENT,
+            "invalid_client_id",
+            "client_id is missing or unknown",
+        ));
+    }
+    let expected = signing::pdd_signature(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &cfg.pdd_client_secret,
+    );
+    if !get("sign").is_some_and(|g| signing::signatures_equal(g, &expected)) {
+        tracing::info!("pinduoduo call rejected: bad signature");
+        return reply(error(
+            BAD_SIGNATURE,
+            "sign_invalid",
+            "签名错误 / invalid sign",
+        ));
+    }
+    let now_s = util::now_ms().div_euclid(1000);
+    let fresh = get("timestamp")
+        .and_then(|t| t.parse::<i64>().ok())
+        .is_some_and(|t| (now_s - t).abs() <= TIMESTAMP_WINDOW_S);
+    if !fresh {
+        return reply(error(
+            BAD_PARAMETER,
+            "timestamp_invalid",
+            "timestamp must be unix seconds within 600 s of the server time",
+        ));
+    }
+    let mut params: HashMap<&str, &str> = HashMap::new();
+    for (k, v) in &pairs {
+        if params.insert(k.as_str(), v.as_str()).is_some() {
+            return reply(error(
+                BAD_PARAMETER,
+                "duplicate_parameter",
+                &format!("parameter {k} given twice"),
+            ));
+        }
+    }
+    if params
+        .get("data_type")
+        .is_some_and(|d| !d.eq_ignore_ascii_case("JSON"))
+    {
+        return reply(error(
+            BAD_PARAMETER,
+            "data_type_unsupported",
+            "data_type must be JSON",
+        ));
+    }
+    let kind = params.get("type").copied().unwrap_or_default();
+    if kind != TYPE_GOODS_DETAIL {
+        return reply(error(
+            BAD_PARAMETER,
+            "unknown_type",
+            "unknown type (api name)",
+        ));
+    }
+
+    let fired = sb.enter(Platform::Pinduoduo, kind, PDD_KINDS).await;
+    if fired.rate_limit {
+        return reply(error(
+            RATE_LIMITED,
+            "rate_limited",
+            "the call frequency limit was exceeded",
+        ));
+    }
+    if fired.bad_signature {
+        return reply(error(
+            BAD_SIGNATURE,
+            "sign_invalid",
+            "签名错误 / invalid sign",
+        ));
+    }
+    if fired.error {
+        // An outage answers from in front of the router, not in the PDD error shape.
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "service temporarily unavailable",
+        );
+    }
+    if fired.account_restricted {
+        return reply(error(
+            ACCOUNT_RESTRICTED,
+            "risk_control",
+            "the request was refused by risk control",
+        ));
+    }
+    let answer = match parse_goods_ids(params.get("goods_id_list").copied()) {
+        Ok(ids) => sb.with(|s| goods_detail(s, &ids, &fired)),
+        Err(e) => e,
+    };
+    if let Some(d) = fired.timeout_after_commit {
+        tracing::info!(
+            delay_ms = d.as_millis() as u64,
+            "pinduoduo answer held back (fault)"
+        );
+        sb.sleep(d).await;
+    }
+    reply(answer)
+}
+
+fn parse_goods_ids(raw: Option<&str>) -> Result<Vec<String>, Value> {
+    let bad = || {
+        error(
+            BAD_PARAMETER,
+            "goods_id_list_invalid",
+            "goods_id_list must be a JSON array of goods ids",
+        )
+    };
+    let v: Value = serde_json::from_str(raw.ok_or_else(bad)?).map_err(|_| bad())?;
+    let items = v.as_array().ok_or_else(bad)?;
+    if items.is_empty() || items.len() > MAX_GOODS_IDS {
+        return Err(bad());
+    }
+    items
+        .iter()
+        .map(|it| match it {
+            Value::String(s) if util::valid_token(s, 64) => Ok(s.clone()),
+            Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+fn goods_detail(s: &mut State, ids: &[String], fired: &Fired) -> Value {
+    let mut details = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            continue;
+        }
+        if let Some(pct) = fired.price_jump_percent {
+            s.jump_offer_price(PLATFORM_PDD, id, pct);
+        }
+        let Some(offer) = s.offer_mut(PLATFORM_PDD, id).map(|o| o.clone()) else {
+            continue;
+        };
+        details.push(json!({
+            "goods_id": offer.offer_id,
+            "goods_name": s.title_of(&offer.sku),
+            "min_group_price": offer.price_fen,
+            "min_normal_price": pdd_normal_price(offer.price_fen),
+        }));
+    }
+    json!({"goods_detail_response": {
+        "goods_details": details,
+        "request_id": util::random_id("", 20),
+    }})
+}
