@@ -694,3 +694,252 @@ async fn order_accepted_while_temporal_is_down_starts_later() {
     app.system.stop().await.unwrap();
     server.stop().await.unwrap();
 }
+
+/// Index in the demo catalogue of a sku whose cheapest offer is on `platform`.
+async fn sku_cheapest_on(app: &TestApp, platform: &str) -> usize {
+    let v: Value = reqwest::get(format!("{}/_sandbox/catalogue", app.system.sandbox_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let products = v["products"].as_array().unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    products
+        .iter()
+        .position(|p| {
+            let mine: Vec<&Value> = offers.iter().filter(|o| o["sku"] == p["sku"]).collect();
+            let best = mine
+                .iter()
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .unwrap();
+            best["platform"] == platform
+        })
+        .unwrap_or_else(|| panic!("no sku is cheapest on {platform}"))
+}
+
+struct Row {
+    scenario: &'static str,
+    outcome: String,
+    purchases: usize,
+    platform: String,
+    net_charge: i64,
+    total: i64,
+}
+
+/// Every fault class of the sandbox against a live order, one fresh system per scenario.
+/// Prints the evidence table (run with `-- --nocapture`) and writes target/fault-matrix.md.
+#[tokio::test]
+async fn fault_matrix() {
+    type Setup = fn(&TestApp) -> Vec<Value>;
+    let scenarios: Vec<(&str, &str, Setup, &str)> = vec![
+        (
+            "1688 errors on half the calls",
+            "1688",
+            |_| vec![json!({"platform": "1688", "api": "*", "kind": "error", "rate": 0.5})],
+            "completed",
+        ),
+        (
+            "1688 adds 2 s latency",
+            "1688",
+            |_| {
+                vec![
+                    json!({"platform": "1688", "api": "*", "kind": "latency", "rate": 1.0, "latency_ms": 2000}),
+                ]
+            },
+            "completed",
+        ),
+        (
+            "1688 rate limit (twice)",
+            "1688",
+            |_| {
+                vec![
+                    json!({"platform": "1688", "api": "*", "kind": "rate_limit", "rate": 1.0, "count": 2}),
+                ]
+            },
+            "completed",
+        ),
+        (
+            "1688 timeout after commit",
+            "1688",
+            |_| {
+                vec![
+                    json!({"platform": "1688", "api": "alibaba.trade.createCrossOrder", "kind": "timeout_after_commit", "rate": 1.0, "latency_ms": 12000, "count": 1}),
+                ]
+            },
+            "completed",
+        ),
+        (
+            "Taobao timeout after commit",
+            "taobao",
+            |_| {
+                vec![
+                    json!({"platform": "taobao", "api": "/purchase/order/create", "kind": "timeout_after_commit", "rate": 1.0, "latency_ms": 12000, "count": 1}),
+                ]
+            },
+            "completed",
+        ),
+        (
+            "1688 out of stock",
+            "1688",
+            |_| vec![json!({"platform": "1688", "api": "*", "kind": "out_of_stock", "rate": 1.0})],
+            "failed over",
+        ),
+        (
+            "1688 price jump +50 %",
+            "1688",
+            |_| {
+                vec![
+                    json!({"platform": "1688", "api": "*", "kind": "price_jump", "rate": 1.0, "percent": 50}),
+                ]
+            },
+            "failed over",
+        ),
+        (
+            "1688 bad signature",
+            "1688",
+            |_| vec![json!({"platform": "1688", "api": "*", "kind": "bad_signature", "rate": 1.0})],
+            "failed over",
+        ),
+        (
+            "1688 risk control on one account",
+            "1688",
+            |_| {
+                vec![
+                    json!({"platform": "1688", "api": "*", "kind": "account_restricted", "rate": 1.0, "count": 1}),
+                ]
+            },
+            "completed",
+        ),
+        (
+            "out of stock everywhere",
+            "1688",
+            |_| {
+                ["1688", "taobao"]
+                    .iter()
+                    .map(
+                        |p| json!({"platform": p, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
+                    )
+                    .collect()
+            },
+            "needs operator",
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, cheapest, faults, expected) in scenarios {
+        let app = spawn_app(fast()).await;
+        if name.contains("risk control") {
+            let sealer = procure_activities::seal::Sealer::from_env().unwrap();
+            for acct in ["a", "b"] {
+                app.system
+                    .store
+                    .add_account(
+                        &procure_activities::pool::NewAccount {
+                            id: format!("1688-{acct}"),
+                            platform: procure_domain::order::Platform::Alibaba1688,
+                            label: format!("buyer {acct}"),
+                            weight: 1,
+                            daily_cap: 100,
+                            per_minute: 100,
+                            access_token: format!("demo1688-token-{acct}").as_str().into(),
+                        },
+                        &sealer,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        for f in faults(&app) {
+            app.driver.add_fault(f).await.unwrap();
+        }
+        let idx = sku_cheapest_on(&app, cheapest).await;
+        let (id, _) = place(&app, idx).await;
+        let state = if expected == "needs operator" {
+            wait_state(&app, &id, OrderState::NeedsOperator).await;
+            OrderState::NeedsOperator
+        } else {
+            drive_one(&app, &id, Script::HappyPath).await
+        };
+        let order = app.driver.order(&id).await.unwrap();
+        let ledger = app.driver.ledger().await.unwrap();
+        let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
+        let charged: i64 = ledger
+            .iter()
+            .filter(|e| e.kind == "charge")
+            .map(|e| e.amount_minor)
+            .sum();
+        let refunded: i64 = ledger
+            .iter()
+            .filter(|e| e.kind == "refund")
+            .map(|e| e.amount_minor)
+            .sum();
+        let platform = purchases
+            .first()
+            .map(|p| p.platform.clone())
+            .unwrap_or_else(|| "-".into());
+        let outcome = match state {
+            OrderState::Completed if platform != cheapest => "failed over".to_owned(),
+            OrderState::Completed => "completed".to_owned(),
+            OrderState::NeedsOperator => "needs operator".to_owned(),
+            other => other.as_str().to_owned(),
+        };
+        let total = order["total"]["minor"].as_i64().unwrap();
+        assert_eq!(outcome, expected, "{name}: {:#?}", reasons(&order));
+        assert!(
+            purchases.len() <= 1,
+            "{name}: more than one marketplace purchase: {ledger:?}"
+        );
+        assert_eq!(
+            purchases.len(),
+            usize::from(state == OrderState::Completed),
+            "{name}"
+        );
+        assert_eq!(
+            charged - refunded,
+            total,
+            "{name}: the order's total is charged exactly once"
+        );
+        if name.contains("risk control") {
+            let risky: i64 = app
+                .system
+                .store
+                .accounts(None)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.risk_events)
+                .sum();
+            assert_eq!(risky, 1, "one account cooled down, the other bought");
+            assert!(
+                reasons(&order)
+                    .iter()
+                    .any(|r| r.contains("via account 1688-")),
+                "{:#?}",
+                reasons(&order)
+            );
+        }
+        rows.push(Row {
+            scenario: name,
+            outcome,
+            purchases: purchases.len(),
+            platform,
+            net_charge: charged - refunded,
+            total,
+        });
+        app.system.stop().await.unwrap();
+    }
+    let mut table = String::from(
+        "| fault scenario | outcome | purchases per line | bought on | net charge (minor) | order total |\n|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        table += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.scenario, r.outcome, r.purchases, r.platform, r.net_charge, r.total
+        );
+    }
+    println!("{table}");
+    let _ = std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/fault-matrix.md"),
+        &table,
+    );
+}

@@ -172,7 +172,7 @@ async fn call(sb: &Sandbox, api: &str, raw: &[u8]) -> Response {
             "The request signature does not conform to platform standards",
         ));
     }
-    if get("access_token") != Some(cfg.taobao_access_token.as_str()) {
+    if !util::buyer_token_ok(get("access_token"), &cfg.taobao_access_token) {
         return reply(fail(
             ILLEGAL_ACCESS_TOKEN,
             "The access_token is missing, invalid or expired",
