@@ -110,7 +110,7 @@ pub async fn run_api(
         timings: timings.clone(),
         ..Default::default()
     };
-    let state = AppState::new(store.clone(), fx, api_cfg);
+    let state = AppState::new(store.clone(), fx, api_cfg, Sealer::from_env()?);
     let dispatcher = Dispatcher {
         store,
         temporal: Arc::new(TemporalLink::new(

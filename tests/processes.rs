@@ -1,6 +1,7 @@
 //! The production shape: sandbox, API and two workers as separate `procure` processes,
 //! configured only through `PROCURE_…` environment variables, sharing a real Temporal dev
-//! server and one SQLite file. An order placed through the API completes, bought once.
+//! server and one SQLite file. 200 orders over a pool of three buyer accounts complete, each
+//! bought once, with every account inside its daily cap and per-minute rate.
 
 use procure::{
     demo::{Driver, Script},
@@ -84,18 +85,83 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         .unwrap();
     assert!(r.status().is_success());
 
-    let driver = Driver::new(api_url, sandbox_url);
-    let catalogue = driver.catalogue().await.unwrap();
+    // A pool of three 1688 buyer accounts, added through the admin API (tokens are write-only).
+    let pool = [
+        ("acc-a", 3, 90, 40),
+        ("acc-b", 2, 70, 30),
+        ("acc-c", 1, 50, 20),
+    ];
+    for (id, weight, cap, rate) in pool {
+        let r = http
+            .post(format!("{api_url}/api/v1/admin/accounts"))
+            .json(&serde_json::json!({"id": id, "platform": "1688", "label": format!("buyer {id}"), "weight": weight,
+                "daily_cap": cap, "per_minute": rate, "access_token": format!("demo1688-token-{id}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("demo1688-token"),
+            "credentials are write-only: {body}"
+        );
+    }
+    let bad = http
+        .post(format!("{api_url}/api/v1/admin/accounts"))
+        .json(&serde_json::json!({"id": "x", "platform": "1688", "label": "x", "weight": 0, "daily_cap": 1, "per_minute": 1, "access_token": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    let driver = Driver::new(api_url.clone(), sandbox_url.clone());
+    let v: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    let on_1688: Vec<String> = v["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let best = offers
+                .iter()
+                .filter(|o| o["sku"] == p["sku"])
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .unwrap();
+            best["platform"] == "1688"
+        })
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .collect();
+    let n: usize = std::env::var("PROCURE_POOL_TEST_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let mut placed = Vec::new();
-    for i in 0..4 {
-        let o = driver.place_demo_order(i, &catalogue).await.unwrap();
+    for i in 0..n {
+        let quote = driver
+            .quote(&[(on_1688[i % on_1688.len()].clone(), 1)], "US", "USD")
+            .await
+            .unwrap();
+        let o = driver
+            .place_order(
+                quote["quote_id"].as_str().unwrap(),
+                &format!("c{}", i % 9),
+                "US",
+                &format!("pool-{i}"),
+            )
+            .await
+            .unwrap();
         placed.push((o["id"].as_str().unwrap().to_owned(), Instant::now()));
     }
     let outcomes = driver
         .drive(
             placed.clone(),
             Script::HappyPath,
-            Duration::from_secs(120),
+            Duration::from_secs(600),
             |_, _, _, _| {},
         )
         .await
@@ -111,6 +177,40 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
             .count();
         assert_eq!(bought, 1, "{id} bought exactly once across two workers");
     }
-    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), 4);
+    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), n);
+
+    // Every account stayed within its daily cap and its per-minute rate, across both workers.
+    let store = procure_activities::store::Store::connect(&env[0].1)
+        .await
+        .unwrap();
+    let mut pooled = 0;
+    for (id, _, cap, rate) in pool {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT bucket, used FROM account_budget WHERE account_id = $1")
+                .bind(id)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        for (bucket, used) in &rows {
+            let limit = if bucket.starts_with("d:") { cap } else { rate };
+            assert!(*used <= limit, "{id} {bucket}: {used} > {limit}");
+        }
+        let acc = store.account(id).await.unwrap();
+        assert!(acc.successes <= cap);
+        pooled += acc.successes;
+        eprintln!(
+            "{id}: {} purchases (cap {cap}/day, {rate}/min), buckets {rows:?}",
+            acc.successes
+        );
+    }
+    let on_1688_purchases = ledger
+        .iter()
+        .filter(|e| e.kind == "purchase" && e.platform == "1688")
+        .count() as i64;
+    assert_eq!(
+        pooled, on_1688_purchases,
+        "every 1688 purchase went through a pool account"
+    );
+    assert!(pooled > 0);
     temporal.stop().await.unwrap();
 }

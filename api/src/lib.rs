@@ -2,6 +2,7 @@
 //! accepted work to Temporal. The API never talks to Temporal on the request path: an order is
 //! committed with its outbox row, so orders accepted while Temporal is down still start later.
 
+pub mod accounts;
 pub mod dispatcher;
 pub mod error;
 pub mod orders;
@@ -11,7 +12,7 @@ pub mod temporal;
 pub mod webhooks;
 
 use axum::{Json, Router, routing::get};
-use procure_activities::{adapters::fx::EcbFx, store::Store};
+use procure_activities::{adapters::fx::EcbFx, seal::Sealer, store::Store};
 use procure_domain::Secret;
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -70,15 +71,18 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Wakes the dispatcher as soon as new outbox work commits.
     pub outbox_notify: Arc<Notify>,
+    /// Seals buyer-account credentials before they are stored.
+    pub sealer: Arc<Sealer>,
 }
 
 impl AppState {
-    pub fn new(store: Store, fx: EcbFx, config: ApiConfig) -> Self {
+    pub fn new(store: Store, fx: EcbFx, config: ApiConfig, sealer: Sealer) -> Self {
         AppState {
             store,
             fx: Arc::new(fx),
             config: Arc::new(config),
             outbox_notify: Arc::new(Notify::new()),
+            sealer: Arc::new(sealer),
         }
     }
 }
@@ -92,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quotes::router())
         .merge(orders::router())
         .merge(webhooks::router())
+        .merge(accounts::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
