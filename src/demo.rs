@@ -203,6 +203,61 @@ impl Driver {
         .map(drop)
     }
 
+    /// Play the purchaser of the assisted channel: buy each open task's goods "in the PDD app"
+    /// (the sandbox records it) and report the order number and amount through the API.
+    pub async fn work_purchaser_tasks(
+        &self,
+        orders: &[(String, Instant)],
+    ) -> anyhow::Result<usize> {
+        let v = Self::json(
+            self.http
+                .get(format!("{}/api/v1/purchaser/tasks?status=open", self.api))
+                .send()
+                .await?,
+            "purchaser tasks",
+        )
+        .await?;
+        let mut done = 0;
+        for t in v["tasks"].as_array().cloned().unwrap_or_default() {
+            let order_id = t["order_id"].as_str().unwrap_or_default();
+            if !orders.iter().any(|(id, _)| id == order_id) {
+                continue;
+            }
+            let task_id = t["id"].as_str().context("task id")?;
+            let amount = t["max_total_fen"].as_i64().context("task amount")?;
+            let bought = Self::json(
+                self.http
+                    .post(format!("{}/_sandbox/pinduoduo/orders", self.sandbox))
+                    .json(&json!({"reference": task_id, "goods_id": t["offer_id"], "amount_fen": amount}))
+                    .send()
+                    .await?,
+                "manual PDD order",
+            )
+            .await?;
+            let resp = self
+                .http
+                .post(format!(
+                    "{}/api/v1/purchaser/tasks/{task_id}/complete",
+                    self.api
+                ))
+                .json(
+                    &json!({"marketplace_order_id": bought["order_sn"], "amount_paid_fen": amount}),
+                )
+                .send()
+                .await?;
+            // 409: another purchaser (or a previous round) completed it first.
+            if resp.status().is_success() {
+                done += 1;
+            } else if resp.status() != reqwest::StatusCode::CONFLICT {
+                bail!(
+                    "completing purchaser task {task_id}: HTTP {}",
+                    resp.status()
+                );
+            }
+        }
+        Ok(done)
+    }
+
     /// Quote and place one order for the `i`-th demo customer.
     pub async fn place_demo_order(&self, i: usize, catalogue: &[Value]) -> anyhow::Result<Value> {
         let product = &catalogue[i % catalogue.len()];
@@ -238,6 +293,9 @@ impl Driver {
         while done.len() < orders.len() {
             if started.elapsed() > deadline {
                 break;
+            }
+            if script == Script::HappyPath {
+                self.work_purchaser_tasks(&orders).await?;
             }
             for (id, placed) in &orders {
                 if done.contains_key(id) {

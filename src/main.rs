@@ -320,6 +320,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         payment_timeout: Duration::from_secs(600),
         inbound_timeout: Duration::from_secs(3600),
         tracking_poll: Duration::from_secs(1),
+        purchaser_deadline: Duration::from_secs(600),
     };
     let system = match System::start(cfg).await {
         Ok(s) => s,
@@ -440,6 +441,7 @@ async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
         payment_timeout: Duration::from_secs(600),
         inbound_timeout: Duration::from_secs(3600),
         tracking_poll: Duration::from_secs(1),
+        purchaser_deadline: Duration::from_secs(600),
     };
     let system = System::start(cfg).await?;
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());

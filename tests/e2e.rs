@@ -81,6 +81,7 @@ fn fast() -> OrderTimings {
         payment_timeout: Duration::from_secs(120),
         inbound_timeout: Duration::from_secs(600),
         tracking_poll: Duration::from_secs(1),
+        purchaser_deadline: Duration::from_secs(5),
     }
 }
 
@@ -118,7 +119,8 @@ async fn available(app: &TestApp, sku: &str) -> i64 {
 #[tokio::test]
 async fn order_completes_with_exactly_one_purchase_and_one_charge() {
     let app = spawn_app(fast()).await;
-    let (id, product) = place(&app, 0).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, product) = place(&app, idx).await;
     let sku = product["sku"].as_str().unwrap();
     let stock_after_accept = available(&app, sku).await;
 
@@ -326,7 +328,8 @@ async fn out_of_stock_at_the_best_supplier_fails_over_and_buys_once() {
         .add_fault(json!({"platform": "1688", "api": "alibaba.trade.createCrossOrder", "kind": "out_of_stock", "rate": 1.0}))
         .await
         .unwrap();
-    let (id, _) = place(&app, 0).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
     assert_eq!(
         drive_one(&app, &id, Script::HappyPath).await,
         OrderState::Completed
@@ -355,7 +358,8 @@ async fn timeout_after_commit_adopts_the_order_instead_of_buying_twice() {
             "rate": 1.0, "latency_ms": 12_000, "count": 1}))
         .await
         .unwrap();
-    let (id, _) = place(&app, 0).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
     assert_eq!(
         drive_one(&app, &id, Script::HappyPath).await,
         OrderState::Completed
@@ -390,13 +394,12 @@ async fn exhausted_suppliers_park_for_an_operator_who_retries_from_the_cli() {
             .await
             .unwrap();
     }
-    let (id, _) = place(&app, 0).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
     let parked = wait_state(&app, &id, OrderState::NeedsOperator).await;
     let last = reasons(&parked).pop().unwrap();
     assert!(
-        last.contains("all suppliers exhausted")
-            && last.contains("1688")
-            && last.contains("taobao"),
+        last.contains("no supplier could be bought from") && last.contains("1688"),
         "{last}"
     );
     // The operator clears the problem and retries from the stock CLI.
@@ -734,10 +737,11 @@ async fn fault_matrix() {
     type Setup = fn(&TestApp) -> Vec<Value>;
     let scenarios: Vec<(&str, &str, Setup, &str)> = vec![
         (
-            "1688 errors on half the calls",
+            "1688 errors on 30 % of calls",
             "1688",
-            |_| vec![json!({"platform": "1688", "api": "*", "kind": "error", "rate": 0.5})],
-            "completed",
+            |_| vec![json!({"platform": "1688", "api": "*", "kind": "error", "rate": 0.3})],
+            // Random: usually bought on 1688 after retries, else failed over; never twice.
+            "completed or failed over",
         ),
         (
             "1688 adds 2 s latency",
@@ -884,7 +888,11 @@ async fn fault_matrix() {
             other => other.as_str().to_owned(),
         };
         let total = order["total"]["minor"].as_i64().unwrap();
-        assert_eq!(outcome, expected, "{name}: {:#?}", reasons(&order));
+        assert!(
+            expected.split(" or ").any(|e| e == outcome),
+            "{name}: {outcome} not {expected}: {:#?}",
+            reasons(&order)
+        );
         assert!(
             purchases.len() <= 1,
             "{name}: more than one marketplace purchase: {ledger:?}"
@@ -942,4 +950,88 @@ async fn fault_matrix() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/fault-matrix.md"),
         &table,
     );
+}
+
+#[tokio::test]
+async fn pinduoduo_line_is_bought_through_a_purchaser_task() {
+    let app = spawn_app(fast()).await;
+    let idx = sku_cheapest_on(&app, "pinduoduo").await;
+    let (id, _) = place(&app, idx).await;
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
+    let order = app.driver.order(&id).await.unwrap();
+    let r = reasons(&order).join("\n");
+    assert!(
+        r.contains("purchaser task") && r.contains("opened for pinduoduo"),
+        "{r}"
+    );
+    assert!(r.contains("purchaser completed task"), "{r}");
+    let ledger = app.driver.ledger().await.unwrap();
+    let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
+    assert_eq!(purchases.len(), 1, "{ledger:?}");
+    assert_eq!(purchases[0].platform, "pinduoduo");
+    // A second completion of the same task is refused, not applied twice.
+    let tasks: Value = reqwest::get(format!(
+        "{}/api/v1/purchaser/tasks?status=completed",
+        app.system.api_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let task_id = tasks["tasks"][0]["id"].as_str().unwrap().to_owned();
+    let again = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/purchaser/tasks/{task_id}/complete",
+            app.system.api_url
+        ))
+        .json(&json!({"marketplace_order_id": "X1", "amount_paid_fen": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    app.system.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unanswered_purchaser_task_escalates_to_an_operator() {
+    let app = spawn_app(fast()).await;
+    let idx = sku_cheapest_on(&app, "pinduoduo").await;
+    let (id, _) = place(&app, idx).await;
+    // Nobody works the task: after the deadline the order waits for an operator.
+    let parked = wait_state(&app, &id, OrderState::NeedsOperator).await;
+    let last = reasons(&parked).pop().unwrap();
+    assert!(last.contains("not completed within 5 s"), "{last}");
+    let tasks: Value = reqwest::get(format!(
+        "{}/api/v1/purchaser/tasks?status=expired",
+        app.system.api_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let task_id = tasks["tasks"][0]["id"].as_str().unwrap().to_owned();
+    let late = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/purchaser/tasks/{task_id}/complete",
+            app.system.api_url
+        ))
+        .json(&json!({"marketplace_order_id": "LATE1", "amount_paid_fen": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 409, "an expired task cannot be completed");
+    assert!(
+        app.driver
+            .ledger()
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.kind != "purchase")
+    );
+    app.system.stop().await.unwrap();
 }

@@ -14,7 +14,9 @@ use crate::{
 };
 use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{Currency, Money, order::Platform};
-use procure_workflows::contract::{CandidatesRequest, OfferOutcome, OfferPurchase};
+use procure_workflows::contract::{
+    CandidatesRequest, OfferOutcome, OfferPurchase, PurchaserTaskRequest,
+};
 use procure_workflows::contract::{
     OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
     RefundRequest, ReserveOutcome, ShipmentBooked, ShipmentRequest, TransitionRecord,
@@ -572,6 +574,33 @@ impl OrderActivitiesImpl {
                 }
             }
         }
+    }
+
+    #[activity(definition = order_activities::OpenPurchaserTask)]
+    pub async fn open_purchaser_task(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: PurchaserTaskRequest,
+    ) -> Result<String, ActivityError> {
+        let task = self
+            .store
+            .open_purchaser_task(&req)
+            .await
+            .map_err(store_err)?;
+        tracing::info!(order_id = %req.order_id, line = req.line_no, task = %task.id, offer = %req.offer_id, "purchaser task open");
+        Ok(task.id)
+    }
+
+    #[activity(definition = order_activities::ExpirePurchaserTask)]
+    pub async fn expire_purchaser_task(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        task_id: String,
+    ) -> Result<bool, ActivityError> {
+        self.store
+            .expire_purchaser_task(&task_id)
+            .await
+            .map_err(store_err)
     }
 
     #[activity(definition = order_activities::BookShipment)]

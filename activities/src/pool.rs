@@ -11,6 +11,7 @@ use crate::{
     store::{Result, Store, StoreError, now_ms},
 };
 use procure_domain::{Secret, order::Platform, procurement::Candidate};
+use procure_workflows::contract::PurchaserTaskRequest;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -348,5 +349,155 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+/// A purchase a person (or browser agent) makes for us on a platform without a buyer API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaserTask {
+    pub id: String,
+    pub order_id: String,
+    pub line_no: i64,
+    pub platform: String,
+    pub offer_id: String,
+    pub quantity: i64,
+    pub max_total_fen: i64,
+    pub status: String,
+    pub marketplace_order_id: Option<String>,
+    pub paid_fen: Option<i64>,
+    pub due_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
+const TASK_COLUMNS: &str = "id, order_id, line_no, platform, offer_id, quantity, max_total_fen, status, \
+     marketplace_order_id, paid_fen, due_at_ms, created_at_ms";
+
+fn task_from_row(r: &sqlx::any::AnyRow) -> Result<PurchaserTask> {
+    Ok(PurchaserTask {
+        id: r.try_get("id")?,
+        order_id: r.try_get("order_id")?,
+        line_no: r.try_get("line_no")?,
+        platform: r.try_get("platform")?,
+        offer_id: r.try_get("offer_id")?,
+        quantity: r.try_get("quantity")?,
+        max_total_fen: r.try_get("max_total_fen")?,
+        status: r.try_get("status")?,
+        marketplace_order_id: r.try_get("marketplace_order_id")?,
+        paid_fen: r.try_get("paid_fen")?,
+        due_at_ms: r.try_get("due_at_ms")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+impl Store {
+    /// Open (or reopen after expiry) the task for one line and offer; idempotent.
+    pub async fn open_purchaser_task(&self, req: &PurchaserTaskRequest) -> Result<PurchaserTask> {
+        let id = format!("pt_{}_{}_{}", req.order_id, req.line_no, req.offer_id);
+        sqlx::query(
+            "INSERT INTO purchaser_tasks (id, order_id, line_no, platform, offer_id, quantity, max_total_fen, status, due_at_ms, created_at_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,'open',$8,$9) ON CONFLICT (id) DO UPDATE SET status = 'open', due_at_ms = excluded.due_at_ms \
+             WHERE purchaser_tasks.status = 'expired'",
+        )
+        .bind(&id)
+        .bind(&req.order_id)
+        .bind(i64::from(req.line_no))
+        .bind(&req.platform)
+        .bind(&req.offer_id)
+        .bind(i64::from(req.quantity))
+        .bind(req.max_total_fen)
+        .bind(req.due_at_ms)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        self.purchaser_task(&id).await
+    }
+
+    pub async fn purchaser_task(&self, id: &str) -> Result<PurchaserTask> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM purchaser_tasks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        task_from_row(&row)
+    }
+
+    pub async fn purchaser_tasks(&self, status: Option<&str>) -> Result<Vec<PurchaserTask>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM purchaser_tasks WHERE ($1 = '' OR status = $1) ORDER BY due_at_ms, id LIMIT 500"
+        ))
+        .bind(status.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Expire an open task; false when it was completed first (the completion stands).
+    pub async fn expire_purchaser_task(&self, id: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE purchaser_tasks SET status = 'expired' WHERE id = $1 AND status = 'open'",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Record a purchaser's completion exactly once: the task, the purchase and the workflow
+    /// signal commit together; a second completion or one after expiry is a conflict.
+    pub async fn complete_purchaser_task(
+        &self,
+        id: &str,
+        marketplace_order_id: &str,
+        paid_fen: i64,
+    ) -> Result<PurchaserTask> {
+        let task = self.purchaser_task(id).await?;
+        if paid_fen > task.max_total_fen {
+            return Err(StoreError::StateConflict(format!(
+                "paid {paid_fen} fen is above the {} fen allowed for this task",
+                task.max_total_fen
+            )));
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE purchaser_tasks SET status = 'completed', marketplace_order_id = $1, paid_fen = $2, completed_at_ms = $3 \
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(marketplace_order_id)
+        .bind(paid_fen)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::StateConflict(format!(
+                "task is {}",
+                task.status
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO purchases (order_id, line_no, platform, marketplace_order_id, paid_fen, created_at_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (order_id, line_no) DO NOTHING",
+        )
+        .bind(&task.order_id)
+        .bind(task.line_no)
+        .bind(&task.platform)
+        .bind(marketplace_order_id)
+        .bind(paid_fen)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let signal = serde_json::json!({
+            "signal": "purchaser_completed",
+            "args": {"task_id": id, "marketplace_order_id": marketplace_order_id, "paid_fen": paid_fen},
+        });
+        crate::store::enqueue(&mut tx, "signal", &task.order_id, &signal).await?;
+        tx.commit().await?;
+        self.purchaser_task(id).await
     }
 }

@@ -33,6 +33,8 @@ pub enum StoreError {
         requested: u32,
         available: i64,
     },
+    #[error("{0}")]
+    StateConflict(String),
     #[error("unknown sku {0}")]
     UnknownSku(String),
     #[error("stored data is corrupt: {0}")]
@@ -774,7 +776,7 @@ impl Store {
     }
 }
 
-async fn enqueue(
+pub(crate) async fn enqueue(
     tx: &mut Transaction<'_, Any>,
     kind: &str,
     order_id: &str,

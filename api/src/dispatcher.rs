@@ -8,6 +8,7 @@ use futures_util::{StreamExt, stream};
 use procure_activities::store::{OutboxItem, Store};
 use procure_workflows::{
     OrderWorkflow,
+    contract::PurchaserResult,
     order::{OrderInput, PaymentSucceeded, WarehouseInbound},
     order_workflow_id,
 };
@@ -117,6 +118,7 @@ impl Dispatcher {
                     payment_timeout_secs: self.timings.payment_timeout.as_secs().max(1),
                     inbound_timeout_secs: self.timings.inbound_timeout.as_secs().max(1),
                     tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
+                    purchaser_deadline_secs: self.timings.purchaser_deadline.as_secs().max(1),
                 };
                 let opts = WorkflowStartOptions::new(self.task_queue.clone(), wf_id).build();
                 match client.start_workflow(OrderWorkflow::run, input, opts).await {
@@ -145,6 +147,12 @@ impl Dispatcher {
                         let s: WarehouseInbound = serde_json::from_value(args)?;
                         handle
                             .signal(OrderWorkflow::warehouse_inbound, s, opts)
+                            .await?;
+                    }
+                    "purchaser_completed" => {
+                        let r: PurchaserResult = serde_json::from_value(args)?;
+                        handle
+                            .signal(OrderWorkflow::purchaser_completed, r, opts)
                             .await?;
                     }
                     "cancel_order" => {

@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod orders;
 pub mod pricing;
+pub mod purchaser;
 pub mod quotes;
 pub mod temporal;
 pub mod webhooks;
@@ -25,6 +26,7 @@ pub struct OrderTimings {
     pub payment_timeout: Duration,
     pub inbound_timeout: Duration,
     pub tracking_poll: Duration,
+    pub purchaser_deadline: Duration,
 }
 
 impl Default for OrderTimings {
@@ -33,6 +35,7 @@ impl Default for OrderTimings {
             payment_timeout: Duration::from_secs(30 * 60),
             inbound_timeout: Duration::from_secs(14 * 24 * 3600),
             tracking_poll: Duration::from_secs(6 * 3600),
+            purchaser_deadline: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -97,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::router())
         .merge(webhooks::router())
         .merge(accounts::router())
+        .merge(purchaser::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -441,6 +441,7 @@ pub fn router(state: Sandbox) -> Router {
         )
         .route("/_sandbox/tracking/{number}", post(track17::force_status))
         .route("/_sandbox/fx", post(ecb::set_fx))
+        .route("/_sandbox/pinduoduo/orders", post(pdd::manual_order))
         .fallback(|| async {
             util::plain_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -218,3 +218,63 @@ fn goods_detail(s: &mut State, ids: &[String], fired: &Fired) -> Value {
         "request_id": util::random_id("", 20),
     }})
 }
+
+/// `POST /_sandbox/pinduoduo/orders` — stands in for a purchaser buying by hand in the PDD app
+/// (PDD has no buyer API): records the purchase and payment in the ledger and returns the PDD
+/// order number. Idempotent on `reference` (our purchaser-task id).
+pub(crate) async fn manual_order(
+    AxState(sb): AxState<Sandbox>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+    let goods_id = body["goods_id"].as_str().unwrap_or_default().to_owned();
+    let amount = body["amount_fen"].as_i64().unwrap_or(0);
+    if !util::valid_token(&reference, 128) || goods_id.is_empty() || amount <= 0 {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "reference, goods_id and a positive amount_fen are required",
+        );
+    }
+    let mut st = sb.lock();
+    if let Some(e) = st
+        .ledger
+        .iter()
+        .find(|e| e.kind == "purchase" && e.platform == PLATFORM_PDD && e.reference == reference)
+    {
+        return json_response(
+            StatusCode::OK,
+            json!({"order_sn": e.external_id, "replayed": true}),
+        );
+    }
+    if !st
+        .offers
+        .iter()
+        .any(|o| o.platform == PLATFORM_PDD && o.offer_id == goods_id)
+        || st.removed.contains(&goods_id)
+    {
+        return plain_error(StatusCode::NOT_FOUND, "not_found", "no such goods on sale");
+    }
+    let order_sn = format!(
+        "{}-{}",
+        util::now_ms() / 1000 % 1_000_000,
+        util::random_id("", 12)
+    );
+    st.record(
+        "purchase",
+        PLATFORM_PDD,
+        &reference,
+        &order_sn,
+        amount,
+        "CNY",
+    );
+    st.record(
+        "marketplace_payment",
+        PLATFORM_PDD,
+        &reference,
+        &order_sn,
+        amount,
+        "CNY",
+    );
+    json_response(StatusCode::OK, json!({"order_sn": order_sn}))
+}

@@ -113,8 +113,9 @@ impl ParcelStatus {
 pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
-        BookShipment, CancelPayment, CreatePayment, LoadOrder, ProcurementCandidates, PurchaseLine,
-        PurchaseOffer, RecordTransition, RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
+        BookShipment, CancelPayment, CreatePayment, ExpirePurchaserTask, LoadOrder,
+        OpenPurchaserTask, ProcurementCandidates, PurchaseLine, PurchaseOffer, RecordTransition,
+        RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
     };
 }
 
@@ -173,6 +174,28 @@ pub struct RetryProcurement {
     pub max_unit_fen: Option<i64>,
 }
 
+/// Opening a purchaser task for an assisted line (no personal data: the purchaser ships to our
+/// warehouse, whose address is configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaserTaskRequest {
+    pub order_id: String,
+    pub line_no: u32,
+    pub platform: String,
+    pub offer_id: String,
+    pub spec_id: String,
+    pub quantity: u32,
+    pub max_total_fen: i64,
+    pub due_at_ms: i64,
+}
+
+/// Signal payload: a purchaser completed a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaserResult {
+    pub task_id: String,
+    pub marketplace_order_id: String,
+    pub paid_fen: i64,
+}
+
 /// Declarations of the order activities; bodies are never called.
 pub struct OrderActivities;
 
@@ -225,6 +248,16 @@ impl OrderActivities {
 
     #[activity(name = "purchase_offer")]
     pub fn purchase_offer(req: OfferPurchase) -> Result<OfferOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "open_purchaser_task")]
+    pub fn open_purchaser_task(req: PurchaserTaskRequest) -> Result<String, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "expire_purchaser_task")]
+    pub fn expire_purchaser_task(task_id: String) -> Result<bool, ActivityError> {
         unimplemented!()
     }
 

@@ -10,11 +10,17 @@ use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
         CandidatesRequest, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan, PaymentCreated,
-        PurchaseLineRequest, PurchaseOutcome, RefundRequest, ReserveOutcome, RetryProcurement,
-        ShipmentRequest, TransitionRecord,
+        PurchaseLineRequest, PurchaseOutcome, PurchaserResult, PurchaserTaskRequest, RefundRequest,
+        ReserveOutcome, RetryProcurement, ShipmentRequest, TransitionRecord,
     },
 };
-use procure_domain::{Money, OrderState, order::TimelineEvent, quote::Dimensions, transition};
+use procure_domain::{
+    Money, OrderState,
+    order::{OrderLine, Platform, TimelineEvent},
+    procurement::Candidate,
+    quote::Dimensions,
+    transition,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
@@ -30,6 +36,9 @@ const ORDER_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword(ORDE
 /// Patch marker of multi-supplier procurement (ranked candidates, 3 attempts per supplier with
 /// backoff, failover, operator retry). Orders started before it replay the single-offer path.
 pub const PROCUREMENT_V2: &str = "procurement-v2";
+
+/// Patch marker of the assisted Pinduoduo channel (purchaser tasks instead of skipping PDD).
+pub const ASSISTED_PDD: &str = "assisted-pdd";
 
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
@@ -49,6 +58,13 @@ pub struct OrderInput {
     pub inbound_timeout_secs: u64,
     /// Interval between tracking polls once shipped.
     pub tracking_poll_secs: u64,
+    /// How long a purchaser has to buy an assisted (Pinduoduo) line before it escalates.
+    #[serde(default = "default_purchaser_deadline")]
+    pub purchaser_deadline_secs: u64,
+}
+
+fn default_purchaser_deadline() -> u64 {
+    4 * 3600
 }
 
 impl OrderInput {
@@ -58,6 +74,7 @@ impl OrderInput {
             payment_timeout_secs: 30 * 60,
             inbound_timeout_secs: 14 * 24 * 3600,
             tracking_poll_secs: 6 * 3600,
+            purchaser_deadline_secs: default_purchaser_deadline(),
         }
     }
 }
@@ -96,6 +113,7 @@ pub struct OrderWorkflow {
     inbound: Option<WarehouseInbound>,
     cancel_reason: Option<String>,
     operator_retry: Option<RetryProcurement>,
+    purchaser_results: Vec<PurchaserResult>,
 }
 
 enum PaymentWait {
@@ -117,6 +135,7 @@ impl OrderWorkflow {
             inbound: None,
             cancel_reason: None,
             operator_retry: None,
+            purchaser_results: Vec::new(),
         }
     }
 
@@ -390,6 +409,22 @@ impl OrderWorkflow {
         self.operator_retry = Some(retry);
     }
 
+    /// A purchaser bought an assisted line (purchaser task completed through the API).
+    #[signal(name = "purchaser_completed")]
+    pub fn purchaser_completed(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        result: PurchaserResult,
+    ) {
+        if !self
+            .purchaser_results
+            .iter()
+            .any(|r| r.task_id == result.task_id)
+        {
+            self.purchaser_results.push(result);
+        }
+    }
+
     #[query(name = "status")]
     pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatusView {
         OrderStatusView {
@@ -583,13 +618,25 @@ async fn procure_lines(
                 .await?;
             let max_unit_fen = overrides.max_unit_fen.unwrap_or(line.max_unit_price.minor);
             let mut tried = Vec::new();
-            for cand in candidates {
+            'candidates: for cand in candidates {
                 let who = format!(
                     "line {} {} {}",
                     line.line_no,
                     cand.platform.as_str(),
                     cand.offer_id
                 );
+                if cand.platform == Platform::Pinduoduo && ctx.patched(ASSISTED_PDD) {
+                    match assisted_purchase(ctx, plan, line, &cand, max_unit_fen).await? {
+                        Ok(what) => {
+                            bought.push(what);
+                            break 'line;
+                        }
+                        Err(why) => {
+                            tried.push(format!("{who}: {why}"));
+                            break 'candidates;
+                        }
+                    }
+                }
                 for attempt in 1..=ATTEMPTS_PER_SUPPLIER {
                     let req = OfferPurchase {
                         order_id: plan.order_id.clone(),
@@ -671,7 +718,10 @@ async fn procure_lines(
             move_to(
                 ctx,
                 OrderState::NeedsOperator,
-                format!("line {}: all suppliers exhausted: {why}", line.line_no),
+                format!(
+                    "line {}: no supplier could be bought from: {why}",
+                    line.line_no
+                ),
             )
             .await?;
             ctx.state_mut(|s| s.operator_retry = None);
@@ -692,4 +742,80 @@ async fn procure_lines(
         }
     }
     Ok(Ok(bought))
+}
+
+/// The assisted channel: open a purchaser task, wait for the purchaser's completion (marketplace
+/// order number and amount paid) until the deadline. `Err(why)` escalates to an operator.
+async fn assisted_purchase(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+    line: &OrderLine,
+    cand: &Candidate,
+    max_unit_fen: i64,
+) -> WorkflowResult<Result<String, String>> {
+    let deadline = ctx.state(|s| s.input.purchaser_deadline_secs);
+    let req = PurchaserTaskRequest {
+        order_id: plan.order_id.clone(),
+        line_no: line.line_no,
+        platform: cand.platform.as_str().to_owned(),
+        offer_id: cand.offer_id.clone(),
+        spec_id: cand.spec_id.clone(),
+        quantity: line.quantity,
+        max_total_fen: max_unit_fen
+            .saturating_mul(i64::from(line.quantity))
+            .saturating_add(cand.domestic_shipping_fen),
+        due_at_ms: now_ms(ctx) + (deadline as i64) * 1000,
+    };
+    let task_id = ctx
+        .execute_activity(OrderActivities::open_purchaser_task, req, io_opts())
+        .await?;
+    note(
+        ctx,
+        format!(
+            "line {}: purchaser task {task_id} opened for pinduoduo {} (deadline {deadline} s)",
+            line.line_no, cand.offer_id
+        ),
+    )
+    .await?;
+    let tid = task_id.clone();
+    let done = select! {
+        _ = ctx.wait_condition(move |s| s.purchaser_results.iter().any(|r| r.task_id == tid)) => true,
+        _ = ctx.timer(Duration::from_secs(deadline.max(1))) => false,
+    };
+    if !done {
+        ctx.execute_activity(
+            OrderActivities::expire_purchaser_task,
+            task_id.clone(),
+            io_opts(),
+        )
+        .await?;
+        // The purchaser may have completed in the same instant: the store decides who won.
+        let late = ctx.state(|s| {
+            s.purchaser_results
+                .iter()
+                .find(|r| r.task_id == task_id)
+                .cloned()
+        });
+        if late.is_none() {
+            return Ok(Err(format!(
+                "purchaser task {task_id} not completed within {deadline} s"
+            )));
+        }
+    }
+    let r = ctx
+        .state(|s| {
+            s.purchaser_results
+                .iter()
+                .find(|r| r.task_id == task_id)
+                .cloned()
+        })
+        .expect("completion present");
+    let what = format!(
+        "line {}: pinduoduo order {} paid {} via purchaser task {task_id}",
+        line.line_no,
+        r.marketplace_order_id,
+        Money::new(r.paid_fen, procure_domain::Currency::CNY)
+    );
+    note(ctx, format!("purchaser completed task {task_id}: {what}")).await?;
+    Ok(Ok(what))
 }

@@ -1,0 +1,94 @@
+//! The assisted channel's work list: purchasers see open tasks (what to buy, where, for at most
+//! how much, by when) and report each purchase once; the order's workflow resumes on it.
+
+use crate::{ApiError, AppState, error::FieldError};
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::JsonRejection},
+    routing::{get, post},
+};
+use procure_activities::{pool::PurchaserTask, store::StoreError};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/purchaser/tasks", get(list))
+        .route("/api/v1/purchaser/tasks/{id}/complete", post(complete))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskList {
+    pub tasks: Vec<PurchaserTask>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    let status = q.status.as_deref().unwrap_or("open");
+    if !["open", "completed", "expired", "all"].contains(&status) {
+        return Err(ApiError::field("status", "open, completed, expired or all"));
+    }
+    let filter = (status != "all").then_some(status);
+    Ok(Json(TaskList {
+        tasks: state.store.purchaser_tasks(filter).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Completion {
+    pub marketplace_order_id: String,
+    pub amount_paid_fen: i64,
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<Completion>, JsonRejection>,
+) -> Result<Json<PurchaserTask>, ApiError> {
+    let Json(c) = body?;
+    let mut e = Vec::new();
+    let m = &c.marketplace_order_id;
+    if m.is_empty()
+        || m.len() > 64
+        || !m
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        e.push(FieldError {
+            field: "marketplace_order_id".into(),
+            message: "1 to 64 letters, digits, - or _".into(),
+        });
+    }
+    if c.amount_paid_fen <= 0 {
+        e.push(FieldError {
+            field: "amount_paid_fen".into(),
+            message: "must be positive".into(),
+        });
+    }
+    if !e.is_empty() {
+        return Err(ApiError::Validation(e));
+    }
+    match state
+        .store
+        .complete_purchaser_task(&id, m, c.amount_paid_fen)
+        .await
+    {
+        Ok(task) => {
+            state.outbox_notify.notify_one();
+            tracing::info!(task = %task.id, order_id = %task.order_id, "purchaser task completed");
+            Ok(Json(task))
+        }
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("task")),
+        Err(StoreError::StateConflict(why)) => Err(ApiError::Conflict("task_not_open", why)),
+        Err(other) => Err(other.into()),
+    }
+}
