@@ -1035,3 +1035,94 @@ async fn unanswered_purchaser_task_escalates_to_an_operator() {
     );
     app.system.stop().await.unwrap();
 }
+
+/// The worst case of "a timeout is not a failure": the create commits but answers late, and
+/// then every lookup by our external id fails too, through all three attempts. The workflow must
+/// not fail over to another supplier (that would buy twice): it keeps checking this supplier and
+/// adopts the order once the supplier answers again.
+#[tokio::test]
+async fn failover_waits_until_the_supplier_confirms_it_holds_no_order() {
+    let app = spawn_app(fast()).await;
+    app.driver
+        .add_fault(json!({"platform": "1688", "api": "alibaba.trade.createCrossOrder", "kind": "timeout_after_commit",
+            "rate": 1.0, "latency_ms": 12000, "count": 1}))
+        .await
+        .unwrap();
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
+    wait_state(&app, &id, OrderState::Procuring).await;
+    // As soon as the order is committed at 1688, its lookups start failing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !app
+        .driver
+        .ledger()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "purchase")
+    {
+        assert!(Instant::now() < deadline, "the create never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.driver
+        .add_fault(json!({"platform": "1688", "api": "alibaba.trade.getBuyerOrderList", "kind": "error", "rate": 1.0}))
+        .await
+        .unwrap();
+    // Wait until all three attempts have failed, then let 1688 answer again.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = app.driver.order(&id).await.unwrap();
+        if reasons(&o)
+            .iter()
+            .any(|r| r.starts_with("attempt 3") && r.contains("failed"))
+        {
+            break;
+        }
+        assert_ne!(
+            o["state"],
+            "Completed",
+            "bought despite failing lookups: {:#?}",
+            reasons(&o)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "attempts did not fail: {:#?}",
+            reasons(&o)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", app.system.sandbox_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
+    let order = app.driver.order(&id).await.unwrap();
+    assert!(
+        reasons(&order)
+            .iter()
+            .any(|r| r.contains("found the order a failed attempt placed")),
+        "{:#?}",
+        reasons(&order)
+    );
+    let ledger = app.driver.ledger().await.unwrap();
+    let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
+    assert_eq!(
+        purchases.len(),
+        1,
+        "exactly one purchase, no failover: {ledger:?}"
+    );
+    assert_eq!(purchases[0].platform, "1688");
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.kind == "marketplace_payment")
+            .count(),
+        1
+    );
+    app.system.stop().await.unwrap();
+}

@@ -145,6 +145,63 @@ impl OrderActivitiesImpl {
             .map_err(store_err)?;
         Ok(claimed.map(|a| a.id))
     }
+
+    /// The marketplace request for one offer of a line, under our stable external id.
+    fn offer_request(&self, req: &OfferPurchase) -> PurchaseRequest {
+        let cand = &req.candidate;
+        PurchaseRequest {
+            out_order_id: external_id(&req.order_id, req.line_no, cand.platform, &cand.offer_id),
+            lines: vec![CargoLine {
+                offer_id: cand.offer_id.clone(),
+                spec_id: cand.spec_id.clone(),
+                quantity: req.quantity,
+                max_unit_price_fen: req.max_unit_fen,
+            }],
+            address: self.warehouse.clone(),
+            max_total_fen: req
+                .max_unit_fen
+                .saturating_mul(i64::from(req.quantity))
+                .saturating_add(cand.domestic_shipping_fen.max(0) + 5_000),
+        }
+    }
+
+    /// Book a successful purchase: the purchase row, the supplier's and the account's records.
+    async fn bought(
+        &self,
+        req: &OfferPurchase,
+        account: String,
+        p: Purchased,
+    ) -> Result<OfferOutcome, ActivityError> {
+        let cand = &req.candidate;
+        self.store
+            .record_purchase(
+                &req.order_id,
+                req.line_no,
+                cand.platform.as_str(),
+                &p.marketplace_order_id,
+                p.amount_paid_fen,
+            )
+            .await
+            .map_err(store_err)?;
+        self.store
+            .record_offer_attempt(cand.platform, &cand.offer_id, true)
+            .await
+            .map_err(store_err)?;
+        if account != DEFAULT_ACCOUNT {
+            self.store
+                .record_account_outcome(&account, AccountOutcome::Success)
+                .await
+                .map_err(store_err)?;
+        }
+        tracing::info!(order_id = %req.order_id, line = req.line_no, platform = cand.platform.as_str(), offer = %cand.offer_id, %account, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased");
+        Ok(OfferOutcome::Purchased {
+            platform: cand.platform.as_str().into(),
+            marketplace_order_id: p.marketplace_order_id,
+            paid: Money::new(p.amount_paid_fen, Currency::CNY),
+            adopted: p.adopted,
+            account,
+        })
+    }
 }
 
 /// Our external id for buying `line` from one supplier: stable across attempts (so a retry finds
@@ -452,23 +509,10 @@ impl OrderActivitiesImpl {
         let cand = &req.candidate;
         if cand.platform == Platform::Pinduoduo {
             return Ok(OfferOutcome::MoveOn {
-                reason: "Pinduoduo is an assisted channel; purchaser tasks are not enabled".into(),
+                reason: "Pinduoduo is an assisted channel (purchaser task), not a buyer API".into(),
             });
         }
-        let purchase = PurchaseRequest {
-            out_order_id: external_id(&req.order_id, req.line_no, cand.platform, &cand.offer_id),
-            lines: vec![CargoLine {
-                offer_id: cand.offer_id.clone(),
-                spec_id: cand.spec_id.clone(),
-                quantity: req.quantity,
-                max_unit_price_fen: req.max_unit_fen,
-            }],
-            address: self.warehouse.clone(),
-            max_total_fen: req
-                .max_unit_fen
-                .saturating_mul(i64::from(req.quantity))
-                .saturating_add(cand.domestic_shipping_fen.max(0) + 5_000),
-        };
+        let purchase = self.offer_request(&req);
         // Risk control on one account moves the attempt to another account; it is not a
         // supplier failure and does not use up one of the supplier's attempts.
         let mut excluded = Vec::new();
@@ -488,36 +532,7 @@ impl OrderActivitiesImpl {
             let result = client.purchase(&purchase).await;
             let pooled = account != DEFAULT_ACCOUNT;
             match result {
-                Ok(p) => {
-                    self.store
-                        .record_purchase(
-                            &req.order_id,
-                            req.line_no,
-                            cand.platform.as_str(),
-                            &p.marketplace_order_id,
-                            p.amount_paid_fen,
-                        )
-                        .await
-                        .map_err(store_err)?;
-                    self.store
-                        .record_offer_attempt(cand.platform, &cand.offer_id, true)
-                        .await
-                        .map_err(store_err)?;
-                    if pooled {
-                        self.store
-                            .record_account_outcome(&account, AccountOutcome::Success)
-                            .await
-                            .map_err(store_err)?;
-                    }
-                    tracing::info!(order_id = %req.order_id, line = req.line_no, platform = cand.platform.as_str(), offer = %cand.offer_id, %account, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased");
-                    return Ok(OfferOutcome::Purchased {
-                        platform: cand.platform.as_str().into(),
-                        marketplace_order_id: p.marketplace_order_id,
-                        paid: Money::new(p.amount_paid_fen, Currency::CNY),
-                        adopted: p.adopted,
-                        account,
-                    });
-                }
+                Ok(p) => return self.bought(&req, account, p).await,
                 Err(MarketError::AccountRestricted) => {
                     tracing::warn!(order_id = %req.order_id, %account, platform = cand.platform.as_str(), "account restricted by risk control; cooling down");
                     if pooled {
@@ -573,6 +588,60 @@ impl OrderActivitiesImpl {
                     });
                 }
             }
+        }
+    }
+
+    #[activity(definition = order_activities::SettleExisting)]
+    pub async fn settle_existing(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: OfferPurchase,
+    ) -> Result<OfferOutcome, ActivityError> {
+        let cand = &req.candidate;
+        if cand.platform == Platform::Pinduoduo {
+            return Ok(OfferOutcome::MoveOn {
+                reason: "no buyer API to hold an order".into(),
+            });
+        }
+        let purchase = self.offer_request(&req);
+        // A lookup uses no order budget: any account of the app (or the adapter's own) will do.
+        let account = match &req.account {
+            Some(a) => a.clone(),
+            None => self
+                .store
+                .accounts(Some(cand.platform))
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .find(|a| a.status == "active")
+                .map(|a| a.id)
+                .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
+        };
+        let client = self.client(cand.platform, &account).await?;
+        let exists = match &client {
+            MarketClient::Alibaba(c) => c
+                .order_by_out_id(&purchase.out_order_id)
+                .await
+                .map(|o| o.is_some()),
+            MarketClient::Taobao(c) => c
+                .order_by_outer_id(&purchase.out_order_id)
+                .await
+                .map(|o| o.is_some()),
+        }
+        .map_err(|e| transient(format!("cannot confirm the supplier's state yet: {e}")))?;
+        if !exists {
+            return Ok(OfferOutcome::MoveOn {
+                reason: "the supplier holds no order for our id".into(),
+            });
+        }
+        tracing::warn!(order_id = %req.order_id, line = req.line_no, external_id = %purchase.out_order_id, "a failed attempt left an order at the supplier; adopting it");
+        match client.purchase(&purchase).await {
+            Ok(p) => self.bought(&req, account, p).await,
+            Err(e) if e.is_retryable() => Err(transient(e)),
+            // The order exists but cannot be paid within tolerance: it stays unpaid, nothing spent.
+            Err(e) => Ok(OfferOutcome::MoveOn {
+                reason: format!("existing order left unpaid: {e}"),
+            }),
         }
     }
 

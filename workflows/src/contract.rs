@@ -115,7 +115,7 @@ pub mod defs {
     pub use super::order_activities::{
         BookShipment, CancelPayment, CreatePayment, ExpirePurchaserTask, LoadOrder,
         OpenPurchaserTask, ProcurementCandidates, PurchaseLine, PurchaseOffer, RecordTransition,
-        RefundPayment, ReleaseStock, ReserveStock, TrackParcel,
+        RefundPayment, ReleaseStock, ReserveStock, SettleExisting, TrackParcel,
     };
 }
 
@@ -248,6 +248,13 @@ impl OrderActivities {
 
     #[activity(name = "purchase_offer")]
     pub fn purchase_offer(req: OfferPurchase) -> Result<OfferOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Adopt (and pay, within tolerance) an order our external id already holds at this
+    /// supplier; `MoveOn` when the supplier confirms there is none.
+    #[activity(name = "settle_existing")]
+    pub fn settle_existing(req: OfferPurchase) -> Result<OfferOutcome, ActivityError> {
         unimplemented!()
     }
 

@@ -40,6 +40,9 @@ pub const PROCUREMENT_V2: &str = "procurement-v2";
 /// Patch marker of the assisted Pinduoduo channel (purchaser tasks instead of skipping PDD).
 pub const ASSISTED_PDD: &str = "assisted-pdd";
 
+/// Patch marker: confirm a supplier holds no order before failing over from it.
+pub const VERIFY_BEFORE_FAILOVER: &str = "verify-before-failover";
+
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
 
@@ -699,7 +702,55 @@ async fn procure_lines(
                                 format!("attempt {attempt} {who}: failed ({e}); {then}"),
                             )
                             .await?;
-                            if last {
+                            if last && ctx.patched(VERIFY_BEFORE_FAILOVER) {
+                                // A failed attempt may still have placed an order (a timeout
+                                // after commit whose lookups failed too): never move to the next
+                                // supplier before this one is confirmed to hold no order.
+                                let req = OfferPurchase {
+                                    order_id: plan.order_id.clone(),
+                                    line_no: line.line_no,
+                                    candidate: cand.clone(),
+                                    quantity: line.quantity,
+                                    max_unit_fen,
+                                    account: overrides.account.clone(),
+                                };
+                                match ctx
+                                    .execute_activity(
+                                        OrderActivities::settle_existing,
+                                        req,
+                                        verify_opts(),
+                                    )
+                                    .await
+                                {
+                                    Ok(OfferOutcome::Purchased {
+                                        platform,
+                                        marketplace_order_id,
+                                        paid,
+                                        account,
+                                        ..
+                                    }) => {
+                                        let what = format!(
+                                            "line {}: {platform} order {marketplace_order_id} paid {paid} via account {account}, adopted after failed attempts",
+                                            line.line_no
+                                        );
+                                        note(ctx, format!("{who}: found the order a failed attempt placed ({what})")).await?;
+                                        bought.push(what);
+                                        break 'line;
+                                    }
+                                    Ok(_) => {
+                                        note(ctx, format!("{who}: confirmed no order at this supplier; failing over")).await?;
+                                        tried.push(format!(
+                                            "{who}: {ATTEMPTS_PER_SUPPLIER} attempts failed"
+                                        ));
+                                    }
+                                    Err(e) => {
+                                        tried.push(format!(
+                                            "{who}: could not confirm whether an order exists ({e})"
+                                        ));
+                                        break 'candidates;
+                                    }
+                                }
+                            } else if last {
                                 tried.push(format!(
                                     "{who}: {ATTEMPTS_PER_SUPPLIER} attempts failed"
                                 ));
@@ -818,4 +869,20 @@ async fn assisted_purchase(
     );
     note(ctx, format!("purchaser completed task {task_id}: {what}")).await?;
     Ok(Ok(what))
+}
+
+/// Confirming a supplier's state before failover: patient (60 tries with backoff up to 30 s
+/// apart, about half an hour), because failing over while an order may exist could buy the line
+/// twice; after that an operator decides.
+fn verify_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(30))
+                .maximum_attempts(60)
+                .build(),
+        )
+        .build()
 }
