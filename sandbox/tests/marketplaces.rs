@@ -3,7 +3,7 @@
 //! anything: the one wait (an effect committed behind a held-back answer) polls with a deadline.
 
 use procure_domain::signing;
-use procure_sandbox::{LedgerEntry, Offer, Sandbox, SandboxConfig, catalogue};
+use procure_sandbox::{LedgerEntry, Offer, SandboxConfig, catalogue};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::{
@@ -11,7 +11,6 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::{net::TcpListener, sync::oneshot};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -20,42 +19,8 @@ const TB_EARBUDS_SKU: &str = "4987301265501";
 const PDD_EARBUDS: &str = "pdd39827104653";
 const RECEIVER: &str = r#"{"name":"Warehouse","phone":"13800000000","address":"1 Test Rd","province":"Zhejiang","city":"Yiwu"}"#;
 
-struct Harness {
-    base: String,
-    http: reqwest::Client,
-    sandbox: Sandbox,
-    _stop: oneshot::Sender<()>,
-}
-
-fn install_crypto() {
-    // reqwest is built with `rustls-no-provider`: a client cannot be built without one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-async fn start(cfg: SandboxConfig) -> Harness {
-    install_crypto();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sandbox = Sandbox::new(cfg);
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(procure_sandbox::serve(
-        listener,
-        sandbox.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Harness {
-        base,
-        http: reqwest::Client::new(),
-        sandbox,
-        _stop: stop,
-    }
-}
-
-async fn start_default() -> Harness {
-    start(SandboxConfig::default()).await
-}
+mod common;
+use common::{Harness, start, start_default};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -10,7 +10,7 @@ use axum::{
     routing::post,
 };
 use procure_domain::signing;
-use procure_sandbox::{LedgerEntry, Sandbox, SandboxConfig};
+use procure_sandbox::{LedgerEntry, SandboxConfig};
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -19,49 +19,12 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use tokio::{
-    net::TcpListener,
-    sync::{mpsc, oneshot},
-};
+use tokio::{net::TcpListener, sync::mpsc};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-struct Harness {
-    base: String,
-    http: reqwest::Client,
-    sandbox: Sandbox,
-    _stop: oneshot::Sender<()>,
-}
-
-fn install_crypto() {
-    // reqwest is built with `rustls-no-provider`: a client cannot be built without one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-async fn start(cfg: SandboxConfig) -> Harness {
-    install_crypto();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sandbox = Sandbox::new(cfg);
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(procure_sandbox::serve(
-        listener,
-        sandbox.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Harness {
-        base,
-        http: reqwest::Client::new(),
-        sandbox,
-        _stop: stop,
-    }
-}
-
-async fn start_default() -> Harness {
-    start(SandboxConfig::default()).await
-}
+mod common;
+use common::{Harness, start, start_default};
 
 impl Harness {
     fn url(&self, path: &str) -> String {
