@@ -201,6 +201,17 @@ pub(crate) fn plain_error(status: StatusCode, code: &str, message: impl Into<Str
     )
 }
 
+/// A buyer access token of our app: the configured token itself, or one of the buyer accounts
+/// authorised under it (`<token>-<account>`), so a pool of accounts can be exercised.
+pub(crate) fn buyer_token_ok(given: Option<&str>, app_token: &str) -> bool {
+    given.is_some_and(|t| {
+        t == app_token
+            || t.strip_prefix(app_token)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|acct| valid_token(acct, 64))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,15 +250,4 @@ mod tests {
         assert_eq!(yuan(4550), "45.50");
         assert_eq!(yuan(5), "0.05");
     }
-}
-
-/// A buyer access token of our app: the configured token itself, or one of the buyer accounts
-/// authorised under it (`<token>-<account>`), so a pool of accounts can be exercised.
-pub(crate) fn buyer_token_ok(given: Option<&str>, app_token: &str) -> bool {
-    given.is_some_and(|t| {
-        t == app_token
-            || t.strip_prefix(app_token)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|acct| valid_token(acct, 64))
-    })
 }
