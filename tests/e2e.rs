@@ -275,11 +275,12 @@ async fn wait_state(app: &TestApp, id: &str, want: OrderState) -> Value {
         if o["state"] == want.as_str() {
             return o;
         }
-        if o["state"] == "PendingPayment" && !paid {
-            if let Some(intent) = o["payment_intent_id"].as_str() {
-                app.driver.pay(intent).await.unwrap();
-                paid = true;
-            }
+        if o["state"] == "PendingPayment"
+            && !paid
+            && let Some(intent) = o["payment_intent_id"].as_str()
+        {
+            app.driver.pay(intent).await.unwrap();
+            paid = true;
         }
         assert!(
             Instant::now() < deadline,
