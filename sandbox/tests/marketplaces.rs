@@ -3,16 +3,10 @@
 //! anything: the one wait (an effect committed behind a held-back answer) polls with a deadline.
 
 use procure_domain::signing;
-use procure_sandbox::{LedgerEntry, Offer, SandboxConfig, catalogue};
+use procure_sandbox::{Offer, SandboxConfig, catalogue};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::{
-    collections::HashSet,
-    sync::Arc,
-    time::{Duration, Instant},
-};
-
-const DEADLINE: Duration = Duration::from_secs(15);
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 const TB_EARBUDS: &str = "tb695028137746";
 const TB_EARBUDS_SKU: &str = "4987301265501";
@@ -73,10 +67,6 @@ fn pdd_form(params: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 impl Harness {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     async fn post_form_with(
         &self,
         client: &reqwest::Client,
@@ -108,65 +98,10 @@ impl Harness {
         v
     }
 
-    async fn get_json(&self, path: &str) -> Value {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        r.json().await.unwrap()
-    }
-
-    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn fault(&self, spec: Value) {
-        let (s, v) = self.post_json("/_sandbox/faults", spec).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-    }
-
-    async fn clear_faults(&self) {
-        let r = self
-            .http
-            .delete(self.url("/_sandbox/faults"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-    }
-
     async fn offer(&self, offer_id: &str) -> Offer {
         let c = self.get_json("/_sandbox/catalogue").await;
         let offers: Vec<Offer> = serde_json::from_value(c["offers"].clone()).unwrap();
         offers.into_iter().find(|o| o.offer_id == offer_id).unwrap()
-    }
-
-    fn ledger_of(&self, kind: &str) -> Vec<LedgerEntry> {
-        self.sandbox
-            .ledger()
-            .into_iter()
-            .filter(|e| e.kind == kind)
-            .collect()
-    }
-
-    async fn await_ledger(&self, kind: &str, n: usize) -> Vec<LedgerEntry> {
-        let start = Instant::now();
-        loop {
-            let entries = self.ledger_of(kind);
-            if entries.len() >= n {
-                return entries;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{n} {kind} ledger entries within the deadline"
-            );
-            tokio::task::yield_now().await;
-        }
     }
 }
 

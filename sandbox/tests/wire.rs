@@ -10,7 +10,7 @@ use axum::{
     routing::post,
 };
 use procure_domain::signing;
-use procure_sandbox::{LedgerEntry, SandboxConfig};
+use procure_sandbox::SandboxConfig;
 use serde_json::{Value, json};
 use std::{
     sync::{
@@ -21,16 +21,10 @@ use std::{
 };
 use tokio::{net::TcpListener, sync::mpsc};
 
-const DEADLINE: Duration = Duration::from_secs(15);
-
 mod common;
-use common::{Harness, start, start_default};
+use common::{DEADLINE, Harness, start, start_default};
 
 impl Harness {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     fn aop_form(
         &self,
         namespace: &str,
@@ -98,39 +92,6 @@ impl Harness {
         (status, headers, r.json().await.unwrap())
     }
 
-    async fn get_json(&self, path: &str) -> Value {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        r.json().await.unwrap()
-    }
-
-    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap())
-    }
-
-    async fn fault(&self, spec: Value) {
-        let (s, v) = self.post_json("/_sandbox/faults", spec).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        assert!(v["id"].is_string());
-    }
-
-    async fn clear_faults(&self) {
-        let r = self
-            .http
-            .delete(self.url("/_sandbox/faults"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-    }
-
     async fn track(&self, api: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
@@ -153,30 +114,6 @@ impl Harness {
             .unwrap()["amount_on_sale"]
             .as_i64()
             .unwrap()
-    }
-
-    fn ledger_of(&self, kind: &str) -> Vec<LedgerEntry> {
-        self.sandbox
-            .ledger()
-            .into_iter()
-            .filter(|e| e.kind == kind)
-            .collect()
-    }
-
-    /// Wait (polling, with a deadline) until the ledger holds `n` entries of `kind`.
-    async fn await_ledger(&self, kind: &str, n: usize) -> Vec<LedgerEntry> {
-        let start = Instant::now();
-        loop {
-            let entries = self.ledger_of(kind);
-            if entries.len() >= n {
-                return entries;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{n} {kind} ledger entries within the deadline"
-            );
-            tokio::task::yield_now().await;
-        }
     }
 }
 

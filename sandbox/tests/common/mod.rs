@@ -2,7 +2,10 @@
 //! when the harness is dropped.
 #![allow(dead_code)]
 
-use procure_sandbox::{Sandbox, SandboxConfig};
+use procure_sandbox::{LedgerEntry, Sandbox, SandboxConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::{Duration, Instant};
 use tokio::{net::TcpListener, sync::oneshot};
 
 pub(crate) struct Harness {
@@ -40,4 +43,69 @@ pub(crate) async fn start(cfg: SandboxConfig) -> Harness {
 
 pub(crate) async fn start_default() -> Harness {
     start(SandboxConfig::default()).await
+}
+
+/// How long a test waits for an asynchronous effect.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(15);
+
+impl Harness {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json().await.unwrap()
+    }
+
+    pub(crate) async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    pub(crate) async fn fault(&self, spec: Value) {
+        let (s, v) = self.post_json("/_sandbox/faults", spec).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert!(v["id"].is_string());
+    }
+
+    pub(crate) async fn clear_faults(&self) {
+        let r = self
+            .http
+            .delete(self.url("/_sandbox/faults"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    pub(crate) fn ledger_of(&self, kind: &str) -> Vec<LedgerEntry> {
+        self.sandbox
+            .ledger()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .collect()
+    }
+
+    pub(crate) async fn await_ledger(&self, kind: &str, n: usize) -> Vec<LedgerEntry> {
+        let start = Instant::now();
+        loop {
+            let entries = self.ledger_of(kind);
+            if entries.len() >= n {
+                return entries;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{n} {kind} ledger entries within the deadline"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
 }
