@@ -203,22 +203,47 @@ impl Driver {
         .map(drop)
     }
 
+    /// Purchaser tasks with a status (`open`, `completed`, `expired`, `all`).
+    pub async fn purchaser_tasks(&self, status: &str) -> anyhow::Result<Vec<Value>> {
+        let url = format!("{}/api/v1/purchaser/tasks?status={status}", self.api);
+        let v = Self::json(self.http.get(url).send().await?, "purchaser tasks").await?;
+        Ok(v["tasks"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Report a purchaser task done; the status tells whether it was accepted.
+    pub async fn complete_task(
+        &self,
+        task_id: &str,
+        marketplace_order_id: &str,
+        amount_paid_fen: i64,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/purchaser/tasks/{task_id}/complete", self.api))
+            .json(&json!({"marketplace_order_id": marketplace_order_id, "amount_paid_fen": amount_paid_fen}))
+            .send()
+            .await?;
+        Ok(resp.status())
+    }
+
+    /// Clear every injected sandbox fault.
+    pub async fn clear_faults(&self) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .delete(format!("{}/_sandbox/faults", self.sandbox))
+            .send()
+            .await?;
+        Self::json(resp, "clear faults").await.map(drop)
+    }
+
     /// Play the purchaser of the assisted channel: buy each open task's goods "in the PDD app"
     /// (the sandbox records it) and report the order number and amount through the API.
     pub async fn work_purchaser_tasks(
         &self,
         orders: &[(String, Instant)],
     ) -> anyhow::Result<usize> {
-        let v = Self::json(
-            self.http
-                .get(format!("{}/api/v1/purchaser/tasks?status=open", self.api))
-                .send()
-                .await?,
-            "purchaser tasks",
-        )
-        .await?;
         let mut done = 0;
-        for t in v["tasks"].as_array().cloned().unwrap_or_default() {
+        for t in self.purchaser_tasks("open").await? {
             let order_id = t["order_id"].as_str().unwrap_or_default();
             if !orders.iter().any(|(id, _)| id == order_id) {
                 continue;
@@ -234,25 +259,13 @@ impl Driver {
                 "manual PDD order",
             )
             .await?;
-            let resp = self
-                .http
-                .post(format!(
-                    "{}/api/v1/purchaser/tasks/{task_id}/complete",
-                    self.api
-                ))
-                .json(
-                    &json!({"marketplace_order_id": bought["order_sn"], "amount_paid_fen": amount}),
-                )
-                .send()
-                .await?;
+            let order_sn = bought["order_sn"].as_str().context("PDD order number")?;
+            let status = self.complete_task(task_id, order_sn, amount).await?;
             // 409: another purchaser (or a previous round) completed it first.
-            if resp.status().is_success() {
+            if status.is_success() {
                 done += 1;
-            } else if resp.status() != reqwest::StatusCode::CONFLICT {
-                bail!(
-                    "completing purchaser task {task_id}: HTTP {}",
-                    resp.status()
-                );
+            } else if status != reqwest::StatusCode::CONFLICT {
+                bail!("completing purchaser task {task_id}: HTTP {status}");
             }
         }
         Ok(done)

@@ -404,12 +404,7 @@ async fn exhausted_suppliers_park_for_an_operator_who_retries_from_the_cli() {
         "{last}"
     );
     // The operator clears the problem and retries from the stock CLI.
-    let r = reqwest::Client::new()
-        .delete(format!("{}/_sandbox/faults", app.system.sandbox_url))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    app.driver.clear_faults().await.unwrap();
     temporal_cli_signal(&id, "retry_procurement", "{}");
     assert_eq!(
         drive_one(&app, &id, Script::HappyPath).await,
@@ -974,26 +969,10 @@ async fn pinduoduo_line_is_bought_through_a_purchaser_task() {
     assert_eq!(purchases.len(), 1, "{ledger:?}");
     assert_eq!(purchases[0].platform, "pinduoduo");
     // A second completion of the same task is refused, not applied twice.
-    let tasks: Value = reqwest::get(format!(
-        "{}/api/v1/purchaser/tasks?status=completed",
-        app.system.api_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let task_id = tasks["tasks"][0]["id"].as_str().unwrap().to_owned();
-    let again = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/purchaser/tasks/{task_id}/complete",
-            app.system.api_url
-        ))
-        .json(&json!({"marketplace_order_id": "X1", "amount_paid_fen": 100}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
+    let tasks = app.driver.purchaser_tasks("completed").await.unwrap();
+    let task_id = tasks[0]["id"].as_str().unwrap();
+    let again = app.driver.complete_task(task_id, "X1", 100).await.unwrap();
+    assert_eq!(again, 409);
     app.system.stop().await.unwrap();
 }
 
@@ -1006,26 +985,14 @@ async fn unanswered_purchaser_task_escalates_to_an_operator() {
     let parked = wait_state(&app, &id, OrderState::NeedsOperator).await;
     let last = reasons(&parked).pop().unwrap();
     assert!(last.contains("not completed within 5 s"), "{last}");
-    let tasks: Value = reqwest::get(format!(
-        "{}/api/v1/purchaser/tasks?status=expired",
-        app.system.api_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let task_id = tasks["tasks"][0]["id"].as_str().unwrap().to_owned();
-    let late = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/purchaser/tasks/{task_id}/complete",
-            app.system.api_url
-        ))
-        .json(&json!({"marketplace_order_id": "LATE1", "amount_paid_fen": 100}))
-        .send()
+    let tasks = app.driver.purchaser_tasks("expired").await.unwrap();
+    let task_id = tasks[0]["id"].as_str().unwrap();
+    let late = app
+        .driver
+        .complete_task(task_id, "LATE1", 100)
         .await
         .unwrap();
-    assert_eq!(late.status(), 409, "an expired task cannot be completed");
+    assert_eq!(late, 409, "an expired task cannot be completed");
     assert!(
         app.driver
             .ledger()
@@ -1092,12 +1059,7 @@ async fn failover_waits_until_the_supplier_confirms_it_holds_no_order() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let r = reqwest::Client::new()
-        .delete(format!("{}/_sandbox/faults", app.system.sandbox_url))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    app.driver.clear_faults().await.unwrap();
     assert_eq!(
         drive_one(&app, &id, Script::HappyPath).await,
         OrderState::Completed
