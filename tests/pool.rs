@@ -63,6 +63,14 @@ async fn caps_hold_across_processes(db_url: &str) {
     assert_eq!(a.account_budget_used("acc-1", &day).await.unwrap(), 10);
 }
 
+/// The id of the 1688 account a claim with this pick gets, if any.
+async fn claimed(st: &Store, exclude: &[String], at: i64, pick: f64) -> Option<String> {
+    st.claim_account(Platform::Alibaba1688, exclude, at, pick)
+        .await
+        .unwrap()
+        .map(|a| a.id)
+}
+
 async fn weights_rate_limits_and_cooling(db_url: &str) {
     let s = sealer();
     let st = Store::connect(db_url).await.unwrap();
@@ -74,48 +82,13 @@ async fn weights_rate_limits_and_cooling(db_url: &str) {
         .unwrap();
     let at = now_ms();
     // Deterministic picks: the top 10 % of the range lands on the light account.
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], at, 0.05)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "heavy"
-    );
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], at, 0.95)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "light"
-    );
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], at, 0.95)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "light"
-    );
+    assert_eq!(claimed(&st, &[], at, 0.05).await.unwrap(), "heavy");
+    assert_eq!(claimed(&st, &[], at, 0.95).await.unwrap(), "light");
+    assert_eq!(claimed(&st, &[], at, 0.95).await.unwrap(), "light");
     // 'light' has used its 2 calls this minute: the same pick now falls to 'heavy'.
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], at, 0.95)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "heavy"
-    );
+    assert_eq!(claimed(&st, &[], at, 0.95).await.unwrap(), "heavy");
     // Next minute, the rate budget is fresh again.
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], at + 60_000, 0.95)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "light"
-    );
+    assert_eq!(claimed(&st, &[], at + 60_000, 0.95).await.unwrap(), "light");
     // Risk control cools an account down; exclusion and disabling take it out of the choice.
     st.record_account_outcome(
         "heavy",
@@ -126,29 +99,12 @@ async fn weights_rate_limits_and_cooling(db_url: &str) {
     .await
     .unwrap();
     let later = now_ms() + 120_000;
-    assert_eq!(
-        st.claim_account(Platform::Alibaba1688, &[], later, 0.05)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "light"
-    );
-    assert!(
-        st.claim_account(Platform::Alibaba1688, &["light".into()], later, 0.05)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(claimed(&st, &[], later, 0.05).await.unwrap(), "light");
+    assert!(claimed(&st, &["light".into()], later, 0.05).await.is_none());
     st.update_account("light", None, None, None, Some("disabled"), None)
         .await
         .unwrap();
-    assert!(
-        st.claim_account(Platform::Alibaba1688, &[], later, 0.5)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claimed(&st, &[], later, 0.5).await.is_none());
     assert!(
         st.claim_account(Platform::Taobao, &[], later, 0.5)
             .await
