@@ -462,9 +462,7 @@ mod tests {
             base_url,
             ..PaymentsConfig::default()
         };
-        cfg.http.backoff_min_ms = 1;
-        cfg.http.backoff_max_ms = 5;
-        cfg.http.requests_per_second = 0;
+        cfg.http = crate::adapters::testing::quick_http(None);
         Payments::new(cfg).unwrap()
     }
 

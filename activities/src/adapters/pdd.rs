@@ -377,9 +377,7 @@ mod tests {
             client_secret: Secret::new(secret),
             ..PddConfig::default()
         };
-        cfg.http.backoff_min_ms = 1;
-        cfg.http.backoff_max_ms = 5;
-        cfg.http.requests_per_second = 0;
+        cfg.http = crate::adapters::testing::quick_http(None);
         (server, Pdd::new(cfg).unwrap())
     }
 

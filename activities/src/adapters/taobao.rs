@@ -981,10 +981,7 @@ mod tests {
             base_url: server.base_url(),
             ..TaobaoConfig::default()
         };
-        cfg.http.request_timeout_ms = 300;
-        cfg.http.backoff_min_ms = 1;
-        cfg.http.backoff_max_ms = 5;
-        cfg.http.requests_per_second = 0;
+        cfg.http = crate::adapters::testing::quick_http(Some(300));
         (server, Taobao::new(cfg).unwrap())
     }
 

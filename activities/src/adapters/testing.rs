@@ -233,3 +233,16 @@ async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
+
+/// HTTP settings for tests against an in-test server: no pacing, near-instant backoff, and an
+/// optional short request timeout for the timeout cases.
+pub(crate) fn quick_http(request_timeout_ms: Option<u64>) -> super::HttpConfig {
+    let mut http = super::HttpConfig::default();
+    if let Some(ms) = request_timeout_ms {
+        http.request_timeout_ms = ms;
+    }
+    http.backoff_min_ms = 1;
+    http.backoff_max_ms = 5;
+    http.requests_per_second = 0;
+    http
+}
