@@ -55,14 +55,31 @@ _procure_path_prepend() {
     esac
 }
 
+# protoc compiles temporal's protos, which import the well-known types (google/protobuf/*.proto):
+# those ship in libprotobuf-dev, which an install without recommends leaves out.
+_procure_protoc_works() {
+    command -v protoc >/dev/null 2>&1 || return 1
+    local dir
+    dir=$(mktemp -d) || return 1
+    printf 'syntax = "proto3";\nimport "google/protobuf/field_mask.proto";\n' >"$dir/probe.proto"
+    protoc -I"$dir" --descriptor_set_out=/dev/null "$dir/probe.proto" >/dev/null 2>&1
+    local rc=$?
+    rm -rf "$dir"
+    return $rc
+}
+
 _procure_protoc() {
-    if command -v protoc >/dev/null 2>&1; then
+    if _procure_protoc_works; then
         _procure_say "protoc: $(protoc --version 2>/dev/null) ($(command -v protoc))"
         return 0
     fi
-    _procure_say "protoc: installing apt package protobuf-compiler"
-    _procure_apt_install protobuf-compiler || {
+    _procure_say "protoc: installing apt packages protobuf-compiler libprotobuf-dev"
+    _procure_apt_install protobuf-compiler && _procure_apt_install libprotobuf-dev || {
         _procure_say "protoc: installation failed"
+        return 1
+    }
+    _procure_protoc_works || {
+        _procure_say "protoc: installed but cannot find google/protobuf/field_mask.proto"
         return 1
     }
 }
@@ -199,6 +216,7 @@ _procure_bootstrap() {
 
 if _procure_bootstrap; then _procure_bootstrap_status=0; else _procure_bootstrap_status=$?; fi
 unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend _procure_protoc \
+    _procure_protoc_works \
     _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_bootstrap
 unset _procure_apt_updated
 if [ "$_procure_bootstrap_status" != 0 ]; then
