@@ -226,6 +226,52 @@ impl Driver {
         Ok(resp.status())
     }
 
+    /// The customer answers a price change (`accept` or `decline`); returns the HTTP status and
+    /// the answer's body.
+    pub async fn answer_price_change(
+        &self,
+        order_id: &str,
+        change_id: &str,
+        decision: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/orders/{order_id}/price-changes/{change_id}",
+                self.api
+            ))
+            .json(&json!({ "decision": decision }))
+            .send()
+            .await?;
+        let status = resp.status();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The customer accepts every pending price change of an order and pays its supplement.
+    /// Returns how many were paid.
+    pub async fn accept_price_changes(&self, order: &Value) -> anyhow::Result<usize> {
+        let order_id = order["id"].as_str().context("order id")?;
+        let mut paid = 0;
+        for c in order["price_changes"].as_array().into_iter().flatten() {
+            if c["status"] != "pending" {
+                continue;
+            }
+            let change_id = c["id"].as_str().context("price change id")?;
+            let (status, body) = self
+                .answer_price_change(order_id, change_id, "accept")
+                .await?;
+            if !status.is_success() {
+                bail!("accepting price change {change_id}: HTTP {status} {body}");
+            }
+            let intent = body["pay_intent_id"]
+                .as_str()
+                .context("supplement payment intent")?;
+            self.pay(intent).await?;
+            paid += 1;
+        }
+        Ok(paid)
+    }
+
     /// Clear every injected sandbox fault.
     pub async fn clear_faults(&self) -> anyhow::Result<()> {
         let resp = self
@@ -340,6 +386,11 @@ impl Driver {
                             self.pay(intent).await?;
                             flags.0 = true;
                         }
+                    }
+                    OrderState::AwaitingCustomer if script == Script::HappyPath => {
+                        // The demo customer accepts a higher price (each change once: an
+                        // accepted one is no longer pending).
+                        self.accept_price_changes(&o).await?;
                     }
                     OrderState::InboundTransit if !flags.1 => {
                         self.scan_in(id).await?;

@@ -103,6 +103,16 @@ struct CommonArgs {
     payment_timeout_s: u64,
     #[arg(long, env = "PROCURE_TRACKING_POLL_S", default_value_t = 21600)]
     tracking_poll_s: u64,
+    /// Seconds a purchaser has to buy an assisted (Pinduoduo) line before it escalates.
+    #[arg(long, env = "PROCURE_PURCHASER_DEADLINE_S", default_value_t = 14400)]
+    purchaser_deadline_s: u64,
+    /// Seconds a customer has to answer a price change before the order is cancelled.
+    #[arg(
+        long,
+        env = "PROCURE_PRICE_CHANGE_DEADLINE_S",
+        default_value_t = 172800
+    )]
+    price_change_deadline_s: u64,
 }
 
 impl CommonArgs {
@@ -148,6 +158,8 @@ impl CommonArgs {
         OrderTimings {
             payment_timeout: Duration::from_secs(self.payment_timeout_s.max(1)),
             tracking_poll: Duration::from_secs(self.tracking_poll_s.max(1)),
+            purchaser_deadline: Duration::from_secs(self.purchaser_deadline_s.max(1)),
+            price_change_deadline: Duration::from_secs(self.price_change_deadline_s.max(1)),
             ..OrderTimings::default()
         }
     }
@@ -321,6 +333,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         inbound_timeout: Duration::from_secs(3600),
         tracking_poll: Duration::from_secs(1),
         purchaser_deadline: Duration::from_secs(600),
+        price_change_deadline: Duration::from_secs(600),
     };
     let system = match System::start(cfg).await {
         Ok(s) => s,
@@ -442,6 +455,7 @@ async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
         inbound_timeout: Duration::from_secs(3600),
         tracking_poll: Duration::from_secs(1),
         purchaser_deadline: Duration::from_secs(600),
+        price_change_deadline: Duration::from_secs(600),
     };
     let system = System::start(cfg).await?;
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());

@@ -8,7 +8,7 @@ use procure::{
     system::{System, SystemConfig},
 };
 use procure_api::OrderTimings;
-use procure_domain::OrderState;
+use procure_domain::{OrderState, order::Platform};
 use procure_workflows::OrderWorkflow;
 use serde_json::{Value, json};
 use std::{
@@ -82,6 +82,7 @@ fn fast() -> OrderTimings {
         inbound_timeout: Duration::from_secs(600),
         tracking_poll: Duration::from_secs(1),
         purchaser_deadline: Duration::from_secs(5),
+        price_change_deadline: Duration::from_secs(60),
     }
 }
 
@@ -216,19 +217,29 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Replay the recorded history against today's workflow code.
+    replays_and_records(&client, &id, "order_completed").await;
+    app.system.stop().await.unwrap();
+}
+
+/// Replay an order's history against today's workflow code. With
+/// `PROCURE_RECORD_HISTORIES=<kind>…json` (e.g. `order_completed_v3.json`) the test of that
+/// kind also saves it for the replay suite.
+async fn replays_and_records(client: &temporalio_client::Client, order_id: &str, kind: &str) {
+    let handle =
+        client.get_workflow_handle::<OrderWorkflow>(procure_workflows::order_workflow_id(order_id));
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
         .await
         .unwrap();
-    // PROCURE_RECORD_HISTORIES=name.json records this run for the replay suite.
-    if let Some(name) = std::env::var_os("PROCURE_RECORD_HISTORIES") {
+    if let Some(name) = std::env::var("PROCURE_RECORD_HISTORIES")
+        .ok()
+        .filter(|n| n.starts_with(kind) && n.ends_with(".json"))
+    {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
         std::fs::write(dir.join(name), &json).unwrap();
     }
     replay(&json).await;
-    app.system.stop().await.unwrap();
 }
 
 async fn replay(json: &[u8]) {
@@ -259,10 +270,15 @@ async fn recorded_order_histories_replay() {
         }
     }
     replayed.sort();
-    // v1: single-offer purchase (before the procurement-v2 patch); v2: ranked suppliers.
+    // v1: single-offer purchase (before the procurement-v2 patch); v2: ranked suppliers;
+    // price change: a supplier's rise accepted by the customer (price-change patch).
     assert_eq!(
         replayed,
-        ["order_completed.json", "order_completed_v2.json"]
+        [
+            "order_completed.json",
+            "order_completed_v2.json",
+            "order_price_change.json"
+        ]
     );
 }
 
@@ -824,6 +840,13 @@ async fn fault_matrix() {
             },
             "needs operator",
         ),
+        (
+            // The sellers raise their listings (not a fault): see `raise_prices_everywhere`.
+            "price +60 % on every buying channel (customer accepts)",
+            "1688",
+            |_| vec![],
+            "awaiting customer, then completed",
+        ),
     ];
     let mut rows = Vec::new();
     for (name, cheapest, faults, expected) in scenarios {
@@ -849,10 +872,18 @@ async fn fault_matrix() {
                     .unwrap();
             }
         }
+        // Chosen before any setup: raising prices changes which sku is cheapest where.
+        let idx = sku_cheapest_on(&app, cheapest).await;
+        if name.contains("every buying channel") {
+            let sku = app.driver.catalogue().await.unwrap()[idx]["sku"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            raise_prices_everywhere(&app, &sku).await;
+        }
         for f in faults(&app) {
             app.driver.add_fault(f).await.unwrap();
         }
-        let idx = sku_cheapest_on(&app, cheapest).await;
         let (id, _) = place(&app, idx).await;
         let state = if expected == "needs operator" {
             wait_state(&app, &id, OrderState::NeedsOperator).await;
@@ -877,13 +908,24 @@ async fn fault_matrix() {
             .first()
             .map(|p| p.platform.clone())
             .unwrap_or_else(|| "-".into());
+        // Supplements the customer paid for price changes are part of what the order owes.
+        let supplements: i64 = order["price_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "paid")
+            .map(|c| c["amount"]["minor"].as_i64().unwrap())
+            .sum();
         let outcome = match state {
+            OrderState::Completed if supplements > 0 => {
+                "awaiting customer, then completed".to_owned()
+            }
             OrderState::Completed if platform != cheapest => "failed over".to_owned(),
             OrderState::Completed => "completed".to_owned(),
             OrderState::NeedsOperator => "needs operator".to_owned(),
             other => other.as_str().to_owned(),
         };
-        let total = order["total"]["minor"].as_i64().unwrap();
+        let total = order["total"]["minor"].as_i64().unwrap() + supplements;
         assert!(
             expected.split(" or ").any(|e| e == outcome),
             "{name}: {outcome} not {expected}: {:#?}",
@@ -901,7 +943,7 @@ async fn fault_matrix() {
         assert_eq!(
             charged - refunded,
             total,
-            "{name}: the order's total is charged exactly once"
+            "{name}: the order's total (with paid supplements) is charged exactly once"
         );
         if name.contains("risk control") {
             let risky: i64 = app
@@ -933,7 +975,7 @@ async fn fault_matrix() {
         app.system.stop().await.unwrap();
     }
     let mut table = String::from(
-        "| fault scenario | outcome | purchases per line | bought on | net charge (minor) | order total |\n|---|---|---|---|---|---|\n",
+        "| fault scenario | outcome | purchases per line | bought on | net charge (minor) | owed (total + supplements) |\n|---|---|---|---|---|---|\n",
     );
     for r in &rows {
         table += &format!(
@@ -1087,5 +1129,299 @@ async fn failover_waits_until_the_supplier_confirms_it_holds_no_order() {
             .count(),
         1
     );
+    app.system.stop().await.unwrap();
+}
+
+/// Every buying channel of the sku now asks 60 % more than when it was quoted (well above the
+/// tolerance) and its Pinduoduo offer is out of procurement: only higher prices are left.
+/// Returns the sku's cheapest new unit price in fen.
+async fn raise_prices_everywhere(app: &TestApp, sku: &str) -> i64 {
+    let v: Value = reqwest::get(format!("{}/_sandbox/catalogue", app.system.sandbox_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut cheapest = i64::MAX;
+    for o in v["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["sku"] == sku)
+    {
+        let offer_id = o["offer_id"].as_str().unwrap();
+        if o["platform"] == "pinduoduo" {
+            let off = app
+                .system
+                .store
+                .set_offer_active(Platform::Pinduoduo, offer_id, false)
+                .await
+                .unwrap();
+            assert!(off, "pinduoduo offer {offer_id} is in the store");
+            continue;
+        }
+        let raised = o["price_fen"].as_i64().unwrap() * 16 / 10;
+        app.driver
+            .set_product(offer_id, json!({"price_fen": raised}))
+            .await
+            .unwrap();
+        cheapest = cheapest.min(raised);
+    }
+    cheapest
+}
+
+/// Place an order for a sku whose prices all rise after the quote; returns the order once it
+/// waits for the customer, and the new cheapest unit price.
+async fn order_facing_a_price_rise(app: &TestApp) -> (String, Value, i64) {
+    let idx = sku_cheapest_on(app, "1688").await;
+    let catalogue = app.driver.catalogue().await.unwrap();
+    let sku = catalogue[idx]["sku"].as_str().unwrap().to_owned();
+    let new_unit = raise_prices_everywhere(app, &sku).await;
+    let (id, _) = place(app, idx).await;
+    let order = wait_state(app, &id, OrderState::AwaitingCustomer).await;
+    (id, order, new_unit)
+}
+
+fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
+    ledger
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.amount_minor)
+        .sum()
+}
+
+#[tokio::test]
+async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplement() {
+    let app = spawn_app(fast()).await;
+    let (id, order, new_unit) = order_facing_a_price_rise(&app).await;
+    let changes = order["price_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{order}");
+    let change = &changes[0];
+    let change_id = change["id"].as_str().unwrap();
+    assert_eq!(change["status"], "pending");
+    assert_eq!(change["new_unit_fen"], new_unit);
+    assert_eq!(change["amount"]["currency"], order["total"]["currency"]);
+    let supplement = change["amount"]["minor"].as_i64().unwrap();
+    assert!(supplement > 0, "{change}");
+    let last = reasons(&order).pop().unwrap();
+    assert!(
+        last.contains(change_id) && last.contains("supplement"),
+        "{last}"
+    );
+
+    // Bad answers change nothing.
+    let (status, body) = app
+        .driver
+        .answer_price_change(&id, change_id, "maybe")
+        .await
+        .unwrap();
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, _) = app
+        .driver
+        .answer_price_change("ord_unknown", change_id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+
+    let (status, body) = app
+        .driver
+        .answer_price_change(&id, change_id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    app.driver
+        .pay(body["pay_intent_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
+    let done = app.driver.order(&id).await.unwrap();
+    assert_eq!(done["price_changes"][0]["status"], "paid");
+    let r = reasons(&done).join("\n");
+    assert!(r.contains("customer paid the supplement"), "{r}");
+    // Too late to decline a paid change.
+    let (status, _) = app
+        .driver
+        .answer_price_change(&id, change_id, "decline")
+        .await
+        .unwrap();
+    assert_eq!(status, 409);
+
+    let ledger = app.driver.ledger().await.unwrap();
+    let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
+    assert_eq!(purchases.len(), 1, "{ledger:?}");
+    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), 2);
+    let total = order["total"]["minor"].as_i64().unwrap();
+    assert_eq!(ledger_sum(&ledger, "charge"), total + supplement);
+    assert_eq!(ledger_sum(&ledger, "refund"), 0);
+    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+        .await
+        .unwrap();
+    replays_and_records(&client, &id, "order_price_change").await;
+    app.system.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn declined_price_change_cancels_and_refunds_without_charging_the_supplement() {
+    let app = spawn_app(fast()).await;
+    let (id, order, _) = order_facing_a_price_rise(&app).await;
+    let sku = order["lines"][0]["sku"].as_str().unwrap().to_owned();
+    let change_id = order["price_changes"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .driver
+        .answer_price_change(&id, &change_id, "decline")
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let closed = wait_state(&app, &id, OrderState::Refunded).await;
+    let last = reasons(&closed).pop().unwrap();
+    assert!(last.contains("customer declined price change"), "{last}");
+    assert_eq!(closed["price_changes"][0]["status"], "declined");
+    // The supplement can no longer be accepted, nor paid: its intent is cancelled.
+    let (status, _) = app
+        .driver
+        .answer_price_change(&id, &change_id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(status, 409);
+    let intent = closed["price_changes"][0]["intent_id"].as_str().unwrap();
+    assert!(app.driver.pay(intent).await.is_err(), "cancelled intent");
+
+    let ledger = app.driver.ledger().await.unwrap();
+    assert!(ledger.iter().all(|e| e.kind != "purchase"));
+    let total = order["total"]["minor"].as_i64().unwrap();
+    assert_eq!(ledger_sum(&ledger, "charge"), total);
+    assert_eq!(ledger_sum(&ledger, "refund"), total, "net charge zero");
+    assert_eq!(app.system.store.reservation_units(&id).await.unwrap().0, 0);
+    let listing = app.system.store.listing(&sku).await.unwrap();
+    assert!(listing.available > 0);
+    app.system.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unanswered_price_change_cancels_the_order_by_default() {
+    let app = spawn_app(OrderTimings {
+        price_change_deadline: Duration::from_secs(2),
+        ..fast()
+    })
+    .await;
+    let (id, order, _) = order_facing_a_price_rise(&app).await;
+    let change_id = order["price_changes"][0]["id"].as_str().unwrap().to_owned();
+    let closed = wait_state(&app, &id, OrderState::Refunded).await;
+    let last = reasons(&closed).pop().unwrap();
+    assert!(
+        last.contains("did not answer") && last.contains("cancelled by default"),
+        "{last}"
+    );
+    assert_eq!(closed["price_changes"][0]["status"], "withdrawn");
+    let (status, _) = app
+        .driver
+        .answer_price_change(&id, &change_id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "too late to accept");
+    let ledger = app.driver.ledger().await.unwrap();
+    let total = order["total"]["minor"].as_i64().unwrap();
+    assert_eq!(ledger_sum(&ledger, "charge"), total);
+    assert_eq!(ledger_sum(&ledger, "refund"), total);
+    app.system.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paid_supplement_is_refunded_with_the_order_when_it_is_cancelled_later() {
+    let app = spawn_app(fast()).await;
+    let (id, order, _) = order_facing_a_price_rise(&app).await;
+    let change = &order["price_changes"][0];
+    let supplement = change["amount"]["minor"].as_i64().unwrap();
+    // The suppliers sell out before the customer's supplement arrives.
+    for platform in ["1688", "taobao"] {
+        app.driver
+            .add_fault(
+                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
+            )
+            .await
+            .unwrap();
+    }
+    let (status, body) = app
+        .driver
+        .answer_price_change(&id, change["id"].as_str().unwrap(), "accept")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    app.driver
+        .pay(body["pay_intent_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    wait_state(&app, &id, OrderState::NeedsOperator).await;
+    temporal_cli_signal(&id, "cancel_order", "\"supplier sold out\"");
+    let closed = wait_state(&app, &id, OrderState::Refunded).await;
+    let last = reasons(&closed).pop().unwrap();
+    assert!(last.contains("and supplement"), "{last}");
+    assert_eq!(closed["price_changes"][0]["status"], "refunded");
+    let ledger = app.driver.ledger().await.unwrap();
+    let total = order["total"]["minor"].as_i64().unwrap();
+    assert_eq!(ledger_sum(&ledger, "charge"), total + supplement);
+    assert_eq!(
+        ledger_sum(&ledger, "refund"),
+        total + supplement,
+        "every charge refunded: {ledger:?}"
+    );
+    assert!(ledger.iter().all(|e| e.kind != "purchase"));
+    app.system.stop().await.unwrap();
+}
+
+/// A supplier that raises its price again after the customer accepted asks again, for the new
+/// rise only: the supplements add up to the whole rise, never to more.
+#[tokio::test]
+async fn a_second_rise_charges_only_the_difference_to_the_first() {
+    let app = spawn_app(fast()).await;
+    let (id, order, _) = order_facing_a_price_rise(&app).await;
+    // While the customer considers the first change, the sellers raise their prices again.
+    let sku = order["lines"][0]["sku"].as_str().unwrap().to_owned();
+    raise_prices_everywhere(&app, &sku).await;
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
+    let order = app.driver.order(&id).await.unwrap();
+    let changes = order["price_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{:#?}", reasons(&order));
+    assert_eq!(
+        changes[1]["quoted_unit_fen"], changes[0]["new_unit_fen"],
+        "the second change starts from the price the first one paid for"
+    );
+    let line = &order["lines"][0];
+    let qty = line["quantity"].as_i64().unwrap();
+    let rise_fen = (changes[1]["new_unit_fen"].as_i64().unwrap()
+        - line["unit_price"]["minor"].as_i64().unwrap())
+        * qty;
+    let paid: i64 = changes
+        .iter()
+        .map(|c| c["amount"]["minor"].as_i64().unwrap())
+        .sum();
+    // Converted once per change with half-even rounding: at most one minor unit each apart
+    // from converting the whole rise at once.
+    let quote = app
+        .system
+        .store
+        .quote(order["quote_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let rate: f64 = quote.body["fx"]["rate"].as_str().unwrap().parse().unwrap();
+    let exponent = match order["total"]["currency"].as_str().unwrap() {
+        "JPY" => 0,
+        _ => 2,
+    };
+    let whole = (rise_fen as f64 / 100.0) * rate * 10f64.powi(exponent);
+    assert!(
+        (paid as f64 - whole).abs() <= 2.0,
+        "supplements {paid} vs the whole rise {whole}"
+    );
+    let ledger = app.driver.ledger().await.unwrap();
+    assert_eq!(ledger.iter().filter(|e| e.kind == "purchase").count(), 1);
+    let total = order["total"]["minor"].as_i64().unwrap();
+    assert_eq!(ledger_sum(&ledger, "charge"), total + paid);
     app.system.stop().await.unwrap();
 }

@@ -198,6 +198,32 @@ async fn offers_rank_with_track_record(db_url: &str) {
         ranked[0].offer_id, "pdd1",
         "a supplier that keeps failing sinks"
     );
+    // A withdrawn offer leaves the candidates and the listing of active offers.
+    assert!(
+        st.set_offer_active(Platform::Taobao, "tb1", false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !st.set_offer_active(Platform::Taobao, "nope", false)
+            .await
+            .unwrap()
+    );
+    let active: Vec<String> = st
+        .offers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.offer_id)
+        .collect();
+    assert_eq!(active, ["a1", "pdd1"]);
+    assert!(
+        st.candidates("S1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.offer_id != "tb1")
+    );
 }
 
 macro_rules! on_both {

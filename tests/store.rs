@@ -1,7 +1,8 @@
 //! The sqlx store against real databases: a fresh SQLite file and a fresh PostgreSQL database
 //! per test (PROCURE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 
-use procure_activities::store::{Listing, NewOrder, Store, StoreError};
+use procure_activities::store::{Listing, NewOrder, Store, StoreError, now_ms};
+use procure_activities::supplements::{IntentOwner, PriceChange};
 use procure_domain::{
     Currency, Money, OrderState,
     order::{OrderLine, Platform},
@@ -244,6 +245,145 @@ async fn outbox_retries_and_completes(store: Store) {
     assert_eq!(store.outbox_pending().await.unwrap(), 0);
 }
 
+fn change(id: &str, order_id: &str, due_at_ms: i64) -> PriceChange {
+    PriceChange {
+        id: id.into(),
+        order_id: order_id.into(),
+        line_no: 1,
+        platform: "1688".into(),
+        offer_id: "offer-SKU-P".into(),
+        quantity: 1,
+        quoted_unit_fen: 4_550,
+        new_unit_fen: 7_000,
+        amount: Money::new(345, Currency::USD),
+        intent_id: None,
+        status: "pending".into(),
+        refunded_minor: 0,
+        due_at_ms,
+        created_at_ms: 0,
+        decided_at_ms: None,
+    }
+}
+
+/// Accept, decline, payment and the deadline race; each change ends in exactly one outcome, and
+/// a decline queues the order's cancellation in the same transaction.
+async fn price_change_decisions_are_settled_once(store: Store) {
+    store.upsert_listing(&listing("SKU-P", 10)).await.unwrap();
+    store
+        .create_order(&order("op", "SKU-P", 1), "key-p", "hash-p")
+        .await
+        .unwrap();
+    let due = now_ms() + 60_000;
+    let first = store
+        .insert_price_change(&change("pc1", "op", due))
+        .await
+        .unwrap();
+    assert_eq!(first.status, "pending");
+    let again = store
+        .insert_price_change(&PriceChange {
+            new_unit_fen: 9_999,
+            ..change("pc1", "op", due)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        again.new_unit_fen, 7_000,
+        "a retried insert keeps the first row"
+    );
+    store
+        .set_price_change_intent("pc1", "pi_sup1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.intent_owner("pi_sup1").await.unwrap(),
+        Some(IntentOwner::Supplement {
+            order_id: "op".into(),
+            change_id: "pc1".into()
+        })
+    );
+
+    // Another order's id does not reach this change.
+    assert!(matches!(
+        store.accept_price_change("other", "pc1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.accept_price_change("op", "pc1").await.unwrap().status,
+        "accepted"
+    );
+    assert_eq!(
+        store.accept_price_change("op", "pc1").await.unwrap().status,
+        "accepted"
+    );
+    let before = store.outbox_pending().await.unwrap();
+    assert_eq!(
+        store
+            .decline_price_change("op", "pc1")
+            .await
+            .unwrap()
+            .status,
+        "declined"
+    );
+    assert_eq!(
+        store.outbox_pending().await.unwrap(),
+        before + 1,
+        "cancel queued"
+    );
+    let cancel = store.outbox_due(100).await.unwrap().pop().unwrap();
+    assert_eq!(cancel.payload["signal"], "cancel_order");
+    assert!(matches!(
+        store.decline_price_change("op", "pc1").await,
+        Err(StoreError::StateConflict(_))
+    ));
+    assert!(matches!(
+        store.accept_price_change("op", "pc1").await,
+        Err(StoreError::StateConflict(_))
+    ));
+    // The customer's payment raced the decline: the provider's word wins, the change is paid
+    // (and the workflow refunds it with the order); withdrawing it later keeps it paid.
+    let signal = serde_json::json!({"signal": "supplement_paid", "args": {}});
+    assert!(
+        store
+            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.price_change("pc1").await.unwrap().status, "paid");
+    assert_eq!(
+        store.withdraw_price_change("pc1").await.unwrap().status,
+        "paid"
+    );
+    store.mark_price_change_refunded("pc1", 345).await.unwrap();
+    let refunded = store.price_change("pc1").await.unwrap();
+    assert_eq!(
+        (refunded.status.as_str(), refunded.refunded_minor),
+        ("refunded", 345)
+    );
+
+    // Past its deadline a change can no longer be accepted; the workflow withdraws it.
+    store
+        .insert_price_change(&change("pc2", "op", now_ms() - 1))
+        .await
+        .unwrap();
+    match store.accept_price_change("op", "pc2").await {
+        Err(StoreError::StateConflict(why)) => assert!(why.contains("deadline"), "{why}"),
+        other => panic!("accepted after the deadline: {other:?}"),
+    }
+    assert_eq!(
+        store.withdraw_price_change("pc2").await.unwrap().status,
+        "withdrawn"
+    );
+    let all = store.price_changes("op").await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(store.order_detail("op").await.unwrap().price_changes, all);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -258,4 +398,5 @@ on_both!(
     release_is_idempotent,
     transitions_are_idempotent_and_ordered,
     outbox_retries_and_completes,
+    price_change_decisions_are_settled_once,
 );

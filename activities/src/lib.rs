@@ -7,3 +7,4 @@ pub mod order;
 pub mod pool;
 pub mod seal;
 pub mod store;
+pub mod supplements;

@@ -3,6 +3,7 @@
 //! may retry any of them after a timeout without doubling an effect.
 
 use crate::{
+    adapters::payments::IntentStatus,
     adapters::{
         Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
         Tracking,
@@ -11,11 +12,18 @@ use crate::{
     pool::AccountOutcome,
     seal::Sealer,
     store::{Store, StoreError, now_ms},
+    supplements::PriceChange,
 };
 use procure_domain::procurement::{Candidate, rank};
-use procure_domain::{Currency, Money, order::Platform};
+use procure_domain::{
+    Currency, FxRate, Money,
+    money::{RATE_SCALE, parse_rate_e6},
+    order::Platform,
+    quote::price_change_supplement,
+};
 use procure_workflows::contract::{
-    CandidatesRequest, OfferOutcome, OfferPurchase, PurchaserTaskRequest,
+    CandidatesRequest, OfferOutcome, OfferPurchase, PriceChangeProposal, PriceChangeRequest,
+    PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
 };
 use procure_workflows::contract::{
     OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
@@ -222,6 +230,20 @@ fn transient(e: impl std::fmt::Display) -> ActivityError {
 /// A failure no retry can fix.
 fn permanent(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
+}
+
+/// The exchange rate a quote locked (CNY → the order's currency), as the quote states it.
+fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String> {
+    let rate = quote["fx"]["rate"]
+        .as_str()
+        .ok_or("the quote records no exchange rate")?;
+    let num = parse_rate_e6(rate).map_err(|e| format!("the quote's rate {rate:?}: {e}"))?;
+    Ok(FxRate {
+        from: Currency::CNY,
+        to,
+        num,
+        den: RATE_SCALE,
+    })
 }
 
 fn store_err(e: StoreError) -> ActivityError {
@@ -670,6 +692,177 @@ impl OrderActivitiesImpl {
             .expire_purchaser_task(&task_id)
             .await
             .map_err(store_err)
+    }
+
+    #[activity(definition = order_activities::ProposePriceChange)]
+    pub async fn propose_price_change(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: PriceChangeRequest,
+    ) -> Result<PriceChangeProposal, ActivityError> {
+        let change = match self.store.price_change(&req.change_id).await {
+            Ok(existing) => existing,
+            Err(StoreError::NotFound) => {
+                let order = self.store.order(&req.order_id).await.map_err(store_err)?;
+                let line = order
+                    .lines
+                    .iter()
+                    .find(|l| l.line_no == req.line_no)
+                    .ok_or_else(|| permanent(format!("order has no line {}", req.line_no)))?;
+                let quote = self.store.quote(&order.quote_id).await.map_err(store_err)?;
+                let fx = quoted_rate(&quote.body, order.total.currency).map_err(permanent)?;
+                let covered = Money::new(
+                    req.covered_unit_fen.max(line.unit_price.minor),
+                    Currency::CNY,
+                );
+                let supplement = price_change_supplement(
+                    covered,
+                    Money::new(req.new_unit_fen, Currency::CNY),
+                    req.quantity,
+                    &fx,
+                )
+                .map_err(permanent)?;
+                self.store
+                    .insert_price_change(&PriceChange {
+                        id: req.change_id.clone(),
+                        order_id: req.order_id.clone(),
+                        line_no: i64::from(req.line_no),
+                        platform: req.platform.clone(),
+                        offer_id: req.offer_id.clone(),
+                        quantity: i64::from(req.quantity),
+                        quoted_unit_fen: covered.minor,
+                        new_unit_fen: req.new_unit_fen,
+                        amount: supplement,
+                        intent_id: None,
+                        status: "pending".into(),
+                        refunded_minor: 0,
+                        due_at_ms: req.due_at_ms,
+                        created_at_ms: 0,
+                        decided_at_ms: None,
+                    })
+                    .await
+                    .map_err(store_err)?
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+        let mut intent_id = change.intent_id.clone();
+        if intent_id.is_none() && change.amount.minor > 0 {
+            // One intent per change: the key makes a retried call return the first one.
+            let intent = self
+                .payments
+                .create_intent(
+                    &format!("{}-charge", change.id),
+                    change.amount,
+                    &change.order_id,
+                )
+                .await
+                .map_err(transient)?;
+            self.store
+                .set_price_change_intent(&change.id, &intent.id)
+                .await
+                .map_err(store_err)?;
+            intent_id = Some(intent.id);
+        }
+        tracing::info!(order_id = %change.order_id, change = %change.id, supplement = %change.amount, "price change put to the customer");
+        Ok(PriceChangeProposal {
+            change_id: change.id,
+            supplement: change.amount,
+            intent_id,
+        })
+    }
+
+    #[activity(definition = order_activities::WithdrawPriceChange)]
+    pub async fn withdraw_price_change(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        change_id: String,
+    ) -> Result<WithdrawOutcome, ActivityError> {
+        let change = self
+            .store
+            .price_change(&change_id)
+            .await
+            .map_err(store_err)?;
+        let paid = |c: &PriceChange, intent_id: String| {
+            WithdrawOutcome::Paid(SupplementPaid {
+                change_id: c.id.clone(),
+                intent_id,
+                amount: c.amount,
+            })
+        };
+        let Some(intent_id) = change.intent_id.clone() else {
+            self.store
+                .withdraw_price_change(&change_id)
+                .await
+                .map_err(store_err)?;
+            return Ok(WithdrawOutcome::Withdrawn);
+        };
+        if matches!(change.status.as_str(), "paid" | "refunded") {
+            return Ok(paid(&change, intent_id));
+        }
+        let intent = self
+            .payments
+            .get_intent(&intent_id)
+            .await
+            .map_err(transient)?;
+        match intent.status {
+            IntentStatus::Succeeded => {
+                self.store
+                    .mark_price_change_paid(&change_id)
+                    .await
+                    .map_err(store_err)?;
+                tracing::warn!(order_id = %change.order_id, change = %change_id, "supplement paid while being withdrawn");
+                return Ok(paid(&change, intent_id));
+            }
+            IntentStatus::Canceled => {}
+            // A payment landing between the read and the cancel makes the cancel fail; the
+            // retry then reads it as succeeded.
+            _ => {
+                self.payments
+                    .cancel_intent(&intent_id)
+                    .await
+                    .map_err(transient)?;
+            }
+        }
+        self.store
+            .withdraw_price_change(&change_id)
+            .await
+            .map_err(store_err)?;
+        Ok(WithdrawOutcome::Withdrawn)
+    }
+
+    #[activity(definition = order_activities::RefundSupplements)]
+    pub async fn refund_supplements(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<Vec<RefundDone>, ActivityError> {
+        let mut done = Vec::new();
+        for c in self
+            .store
+            .price_changes(&order_id)
+            .await
+            .map_err(store_err)?
+        {
+            let (Some(intent_id), "paid" | "refunded") = (&c.intent_id, c.status.as_str()) else {
+                continue;
+            };
+            // One refund per supplement; a retry gets the first refund back from the provider.
+            let refund = self
+                .payments
+                .refund(&format!("{}-refund", c.id), intent_id, c.amount)
+                .await
+                .map_err(transient)?;
+            self.store
+                .mark_price_change_refunded(&c.id, refund.amount.minor)
+                .await
+                .map_err(store_err)?;
+            tracing::info!(%order_id, change = %c.id, refund = %refund.id, amount = %refund.amount, "supplement refunded");
+            done.push(RefundDone {
+                refund_id: refund.id,
+                amount: refund.amount,
+            });
+        }
+        Ok(done)
     }
 
     #[activity(definition = order_activities::BookShipment)]

@@ -117,6 +117,52 @@ impl Store {
         Ok(())
     }
 
+    /// Every active offer, by sku then platform.
+    pub async fn offers(&self) -> Result<Vec<Offer>> {
+        let rows = sqlx::query(
+            "SELECT sku, platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock \
+             FROM offers WHERE active = 1 ORDER BY sku, platform, offer_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let platform: String = r.try_get("platform")?;
+                Ok(Offer {
+                    sku: r.try_get("sku")?,
+                    platform: platform
+                        .parse()
+                        .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                    offer_id: r.try_get("offer_id")?,
+                    spec_id: r.try_get("spec_id")?,
+                    price_fen: r.try_get("price_fen")?,
+                    domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
+                    stock: r.try_get("stock")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Take an offer out of (or back into) procurement, e.g. when its listing disappears.
+    pub async fn set_offer_active(
+        &self,
+        platform: Platform,
+        offer_id: &str,
+        active: bool,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE offers SET active = $1, updated_at_ms = $2 WHERE platform = $3 AND offer_id = $4",
+        )
+        .bind(i64::from(active))
+        .bind(now_ms())
+        .bind(platform.as_str())
+        .bind(offer_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Every active offer of a sku as a ranking candidate, with its supplier's track record
     /// (Laplace-smoothed so a new supplier starts near, not at, perfect reliability).
     pub async fn candidates(&self, sku: &str) -> Result<Vec<Candidate>> {

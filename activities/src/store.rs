@@ -115,6 +115,8 @@ pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderRecord,
     pub timeline: Vec<TimelineEvent>,
+    /// Supplier price rises beyond the tolerance, with the supplement each asks of the customer.
+    pub price_changes: Vec<crate::supplements::PriceChange>,
 }
 
 #[derive(Debug)]
@@ -421,7 +423,12 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(OrderDetail { order, timeline })
+        let price_changes = self.price_changes(id).await?;
+        Ok(OrderDetail {
+            order,
+            timeline,
+            price_changes,
+        })
     }
 
     /// Orders, newest first, optionally filtered by state and customer; `before_ms` pages.
@@ -635,6 +642,15 @@ impl Store {
         }
         sqlx::query(
             "UPDATE payments SET status = 'succeeded', updated_at_ms = $1 WHERE intent_id = $2",
+        )
+        .bind(now_ms())
+        .bind(intent_id)
+        .execute(&mut *tx)
+        .await?;
+        // A supplement's intent: the customer accepted a price change by paying it.
+        sqlx::query(
+            "UPDATE price_changes SET status = 'paid', decided_at_ms = COALESCE(decided_at_ms, $1) \
+             WHERE intent_id = $2 AND status IN ('pending', 'accepted', 'declined', 'withdrawn')",
         )
         .bind(now_ms())
         .bind(intent_id)
@@ -886,7 +902,7 @@ fn state(s: String) -> Result<OrderState> {
     OrderState::from_str(&s).map_err(corrupt)
 }
 
-fn money(r: &AnyRow, minor: &str, currency: &str) -> Result<Money> {
+pub(crate) fn money(r: &AnyRow, minor: &str, currency: &str) -> Result<Money> {
     let c: String = r.try_get(currency)?;
     Ok(Money::new(
         r.try_get(minor)?,

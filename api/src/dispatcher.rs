@@ -8,7 +8,7 @@ use futures_util::{StreamExt, stream};
 use procure_activities::store::{OutboxItem, Store};
 use procure_workflows::{
     OrderWorkflow,
-    contract::PurchaserResult,
+    contract::{PurchaserResult, SupplementPaid},
     order::{OrderInput, PaymentSucceeded, WarehouseInbound},
     order_workflow_id,
 };
@@ -119,6 +119,7 @@ impl Dispatcher {
                     inbound_timeout_secs: self.timings.inbound_timeout.as_secs().max(1),
                     tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
                     purchaser_deadline_secs: self.timings.purchaser_deadline.as_secs().max(1),
+                    price_change_deadline_secs: self.timings.price_change_deadline.as_secs().max(1),
                 };
                 let opts = WorkflowStartOptions::new(self.task_queue.clone(), wf_id).build();
                 match client.start_workflow(OrderWorkflow::run, input, opts).await {
@@ -153,6 +154,12 @@ impl Dispatcher {
                         let r: PurchaserResult = serde_json::from_value(args)?;
                         handle
                             .signal(OrderWorkflow::purchaser_completed, r, opts)
+                            .await?;
+                    }
+                    "supplement_paid" => {
+                        let p: SupplementPaid = serde_json::from_value(args)?;
+                        handle
+                            .signal(OrderWorkflow::supplement_paid, p, opts)
                             .await?;
                     }
                     "cancel_order" => {

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod dispatcher;
 pub mod error;
 pub mod orders;
+pub mod price_changes;
 pub mod pricing;
 pub mod purchaser;
 pub mod quotes;
@@ -27,6 +28,8 @@ pub struct OrderTimings {
     pub inbound_timeout: Duration,
     pub tracking_poll: Duration,
     pub purchaser_deadline: Duration,
+    /// How long a customer has to answer a price change before the order is cancelled.
+    pub price_change_deadline: Duration,
 }
 
 impl Default for OrderTimings {
@@ -36,6 +39,7 @@ impl Default for OrderTimings {
             inbound_timeout: Duration::from_secs(14 * 24 * 3600),
             tracking_poll: Duration::from_secs(6 * 3600),
             purchaser_deadline: Duration::from_secs(4 * 3600),
+            price_change_deadline: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -101,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(accounts::router())
         .merge(purchaser::router())
+        .merge(price_changes::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -10,6 +10,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
+use procure_activities::supplements::IntentOwner;
 use procure_domain::{Currency, Money, signing};
 use serde::Deserialize;
 
@@ -68,20 +69,27 @@ async fn payment_webhook(
         return ignored();
     }
     let intent = event.data.object;
-    let Some(order_id) = state.store.order_for_intent(&intent.id).await? else {
+    let Some(owner) = state.store.intent_owner(&intent.id).await? else {
         tracing::warn!(intent = %intent.id, "payment for an unknown intent");
         return ignored();
     };
+    let order_id = owner.order_id().to_owned();
     let currency: Currency = intent
         .currency
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| ApiError::BadRequest("invalid_event", "unsupported currency".into()))?;
     let amount = Money::new(intent.amount_received, currency);
-    let payload = serde_json::json!({
-        "signal": "payment_succeeded",
-        "args": {"intent_id": intent.id, "amount": amount},
-    });
+    let payload = match &owner {
+        IntentOwner::Order { .. } => serde_json::json!({
+            "signal": "payment_succeeded",
+            "args": {"intent_id": intent.id, "amount": amount},
+        }),
+        IntentOwner::Supplement { change_id, .. } => serde_json::json!({
+            "signal": "supplement_paid",
+            "args": {"change_id": change_id, "intent_id": intent.id, "amount": amount},
+        }),
+    };
     // Redeliveries and replays of an event already handled are acknowledged and dropped.
     if !state
         .store

@@ -164,6 +164,30 @@ pub fn quote(req: &QuoteRequest<'_>) -> Result<QuoteBreakdown, QuoteError> {
     })
 }
 
+/// What the customer pays on top of the order when the supplier's unit price rose beyond the
+/// tolerance and the customer accepts the new price: the increase over the quoted unit price
+/// times the quantity, converted at the rate locked in the quote (the one rounding rule of
+/// `Money::convert`). Policy: no service fee, shipping or duty is added on the increase. Zero
+/// when the price did not rise.
+pub fn price_change_supplement(
+    quoted_unit: Money,
+    new_unit: Money,
+    quantity: u32,
+    fx: &FxRate,
+) -> Result<Money, QuoteError> {
+    if quoted_unit.currency != Currency::CNY || new_unit.currency != Currency::CNY {
+        return Err(QuoteError::NotCny);
+    }
+    if fx.from != Currency::CNY {
+        return Err(QuoteError::Rate("rate must convert from CNY".into()));
+    }
+    let increase = new_unit.checked_sub(quoted_unit)?;
+    if increase.minor <= 0 {
+        return Ok(Money::zero(fx.to));
+    }
+    Ok(increase.times(quantity)?.convert(fx)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +333,37 @@ mod tests {
             prop_assert!(qa.chargeable_weight_g >= qa.actual_weight_g);
             prop_assert!(qb.total_cny.minor > qa.total_cny.minor);
             prop_assert!(qb.total.minor >= qa.total.minor);
+        }
+    }
+
+    #[test]
+    fn supplement_is_the_converted_increase_and_never_negative() {
+        let eur = FxRate {
+            from: Currency::CNY,
+            to: Currency::EUR,
+            num: 127_000,
+            den: 1_000_000,
+        };
+        // 2 units, 12.00 → 19.50 CNY: 15.00 CNY increase at 0.127 = 1.905 → 1.90 EUR (half even).
+        let s = price_change_supplement(cny(1_200), cny(1_950), 2, &eur).unwrap();
+        assert_eq!(s, Money::new(190, Currency::EUR));
+        let none = price_change_supplement(cny(1_950), cny(1_200), 2, &eur).unwrap();
+        assert_eq!(none, Money::zero(Currency::EUR));
+        assert!(matches!(
+            price_change_supplement(Money::new(1, Currency::EUR), cny(2), 1, &eur),
+            Err(QuoteError::NotCny)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn supplement_grows_with_the_increase(quoted in 1i64..1_000_000, a in 0i64..100_000, b in 0i64..100_000, qty in 1u32..100) {
+            let rate = FxRate { from: Currency::CNY, to: Currency::USD, num: 138_000, den: 1_000_000 };
+            let (lo, hi) = (a.min(b), a.max(b));
+            let s_lo = price_change_supplement(cny(quoted), cny(quoted + lo), qty, &rate).unwrap();
+            let s_hi = price_change_supplement(cny(quoted), cny(quoted + hi), qty, &rate).unwrap();
+            prop_assert!(s_lo.minor >= 0 && s_lo.minor <= s_hi.minor);
+            prop_assert_eq!(s_hi.currency, Currency::USD);
         }
     }
 }

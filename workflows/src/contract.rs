@@ -114,8 +114,9 @@ pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
         BookShipment, CancelPayment, CreatePayment, ExpirePurchaserTask, LoadOrder,
-        OpenPurchaserTask, ProcurementCandidates, PurchaseLine, PurchaseOffer, RecordTransition,
-        RefundPayment, ReleaseStock, ReserveStock, SettleExisting, TrackParcel,
+        OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseLine, PurchaseOffer,
+        RecordTransition, RefundPayment, RefundSupplements, ReleaseStock, ReserveStock,
+        SettleExisting, TrackParcel, WithdrawPriceChange,
     };
 }
 
@@ -196,6 +197,50 @@ pub struct PurchaserResult {
     pub paid_fen: i64,
 }
 
+/// The cheapest supplier left asks more than the customer's tolerance: ask the customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChangeRequest {
+    /// Deterministic (order, line, n-th change of the order): a retried activity finds its row.
+    pub change_id: String,
+    pub order_id: String,
+    pub line_no: u32,
+    pub platform: String,
+    pub offer_id: String,
+    pub quantity: u32,
+    pub new_unit_fen: i64,
+    /// The unit price the customer has already paid for (the quote's, or an earlier accepted
+    /// change's): the supplement covers only the rise above it.
+    pub covered_unit_fen: i64,
+    pub due_at_ms: i64,
+}
+
+/// The change as put to the customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChangeProposal {
+    pub change_id: String,
+    /// In the order's currency; zero when the rise vanished in conversion (then no question).
+    pub supplement: Money,
+    /// The payment intent the customer confirms to accept; none when there is nothing to pay.
+    pub intent_id: Option<String>,
+}
+
+/// Signal payload: the customer paid a supplement (payment webhook → outbox → signal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplementPaid {
+    pub change_id: String,
+    pub intent_id: String,
+    pub amount: Money,
+}
+
+/// How a withdrawn price change ended at the payment provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WithdrawOutcome {
+    /// The supplement's intent is cancelled; the customer was not charged.
+    Withdrawn,
+    /// The customer paid at the last moment: the money is ours to use or to return.
+    Paid(SupplementPaid),
+}
+
 /// Declarations of the order activities; bodies are never called.
 pub struct OrderActivities;
 
@@ -265,6 +310,26 @@ impl OrderActivities {
 
     #[activity(name = "expire_purchaser_task")]
     pub fn expire_purchaser_task(task_id: String) -> Result<bool, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Record a price change and create the supplement's payment intent; idempotent.
+    #[activity(name = "propose_price_change")]
+    pub fn propose_price_change(
+        req: PriceChangeRequest,
+    ) -> Result<PriceChangeProposal, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Close an unanswered or declined price change: cancel its intent unless it was paid.
+    #[activity(name = "withdraw_price_change")]
+    pub fn withdraw_price_change(change_id: String) -> Result<WithdrawOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Refund every paid supplement of an order (one refund each, idempotent).
+    #[activity(name = "refund_supplements")]
+    pub fn refund_supplements(order_id: String) -> Result<Vec<RefundDone>, ActivityError> {
         unimplemented!()
     }
 

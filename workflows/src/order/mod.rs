@@ -6,12 +6,18 @@
 //! refunds exactly once (idempotency key derived from the order id) and releases the stock,
 //! in reverse order of the steps taken.
 
+mod price_change;
+mod procure;
+
+use price_change::{MAX_PRICE_CHANGES_PER_LINE, ask_customer};
+use procure::procure_lines;
+
 use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
         CandidatesRequest, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan, PaymentCreated,
         PurchaseLineRequest, PurchaseOutcome, PurchaserResult, PurchaserTaskRequest, RefundRequest,
-        ReserveOutcome, RetryProcurement, ShipmentRequest, TransitionRecord,
+        ReserveOutcome, RetryProcurement, ShipmentRequest, SupplementPaid, TransitionRecord,
     },
 };
 use procure_domain::{
@@ -43,6 +49,10 @@ pub const ASSISTED_PDD: &str = "assisted-pdd";
 /// Patch marker: confirm a supplier holds no order before failing over from it.
 pub const VERIFY_BEFORE_FAILOVER: &str = "verify-before-failover";
 
+/// Patch marker: a supplier price above the tolerance asks the customer (AwaitingCustomer)
+/// instead of parking the order for an operator.
+pub const PRICE_CHANGE: &str = "price-change";
+
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
 
@@ -64,6 +74,13 @@ pub struct OrderInput {
     /// How long a purchaser has to buy an assisted (Pinduoduo) line before it escalates.
     #[serde(default = "default_purchaser_deadline")]
     pub purchaser_deadline_secs: u64,
+    /// How long the customer has to answer a price change before the order is cancelled.
+    #[serde(default = "default_price_change_deadline")]
+    pub price_change_deadline_secs: u64,
+}
+
+fn default_price_change_deadline() -> u64 {
+    48 * 3600
 }
 
 fn default_purchaser_deadline() -> u64 {
@@ -78,6 +95,7 @@ impl OrderInput {
             inbound_timeout_secs: 14 * 24 * 3600,
             tracking_poll_secs: 6 * 3600,
             purchaser_deadline_secs: default_purchaser_deadline(),
+            price_change_deadline_secs: default_price_change_deadline(),
         }
     }
 }
@@ -117,6 +135,10 @@ pub struct OrderWorkflow {
     cancel_reason: Option<String>,
     operator_retry: Option<RetryProcurement>,
     purchaser_results: Vec<PurchaserResult>,
+    /// Price changes put to the customer so far (numbers their ids).
+    price_changes: u32,
+    /// Supplements the customer paid; refunded with the order if it is cancelled.
+    supplements: Vec<SupplementPaid>,
 }
 
 enum PaymentWait {
@@ -139,6 +161,8 @@ impl OrderWorkflow {
             cancel_reason: None,
             operator_retry: None,
             purchaser_results: Vec::new(),
+            price_changes: 0,
+            supplements: Vec::new(),
         }
     }
 
@@ -428,6 +452,18 @@ impl OrderWorkflow {
         }
     }
 
+    /// The customer paid the supplement of a price change (payment webhook).
+    #[signal(name = "supplement_paid")]
+    pub fn supplement_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, paid: SupplementPaid) {
+        if !self
+            .supplements
+            .iter()
+            .any(|p| p.change_id == paid.change_id)
+        {
+            self.supplements.push(paid);
+        }
+    }
+
     #[query(name = "status")]
     pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatusView {
         OrderStatusView {
@@ -550,7 +586,8 @@ async fn release_unpaid(
     Ok(())
 }
 
-/// Compensate a paid order in reverse: refund the customer, then release the stock.
+/// Compensate a paid order in reverse: refund the customer (the order's charge and any
+/// supplement paid for a price change), then release the stock.
 async fn refund_and_close(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     plan: &OrderPlan,
@@ -567,6 +604,21 @@ async fn refund_and_close(
             io_opts(),
         )
         .await?;
+    // Only orders that went through a price change have supplements, so histories recorded
+    // before price changes replay without this step.
+    let mut supplements = String::new();
+    if ctx.state(|s| !s.supplements.is_empty()) {
+        let refunds = ctx
+            .execute_activity(
+                OrderActivities::refund_supplements,
+                plan.order_id.clone(),
+                io_opts(),
+            )
+            .await?;
+        for r in refunds {
+            supplements.push_str(&format!(" and supplement {} ({})", r.amount, r.refund_id));
+        }
+    }
     let released = ctx
         .execute_activity(
             OrderActivities::release_stock,
@@ -578,311 +630,15 @@ async fn refund_and_close(
         ctx,
         OrderState::Refunded,
         format!(
-            "{reason}; refunded {} ({}), released {released} reservation(s)",
+            "{reason}; refunded {} ({}){supplements}, released {released} reservation(s)",
             refund.amount, refund.refund_id
         ),
     )
     .await
 }
 
-/// One purchase attempt: a single activity try, so every attempt lands on the timeline; the
-/// activity adopts an order an earlier timed-out attempt placed, so a retry never buys twice.
-fn attempt_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
-        .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
-        .build()
-}
-
 /// Record an event without changing state (a purchase attempt, an operator action).
 async fn note(ctx: &mut WorkflowContext<OrderWorkflow>, reason: String) -> WorkflowResult<()> {
     let state = ctx.state(|s| s.state);
     record(ctx, state, reason).await
-}
-
-/// Buy every line: ranked suppliers, up to 3 attempts each with exponential backoff, then the
-/// next supplier; when all are exhausted, park in NeedsOperator until an operator retries
-/// (with an optional override) or cancels. `Err(reason)` means: refund and close.
-async fn procure_lines(
-    ctx: &mut WorkflowContext<OrderWorkflow>,
-    plan: &OrderPlan,
-) -> WorkflowResult<Result<Vec<String>, String>> {
-    let mut bought = Vec::new();
-    for line in &plan.lines {
-        let mut overrides = RetryProcurement::default();
-        'line: loop {
-            let req = CandidatesRequest {
-                order_id: plan.order_id.clone(),
-                line_no: line.line_no,
-                only_offer: overrides.offer_id.clone(),
-                max_unit_fen: overrides.max_unit_fen,
-            };
-            let candidates = ctx
-                .execute_activity(OrderActivities::procurement_candidates, req, io_opts())
-                .await?;
-            let max_unit_fen = overrides.max_unit_fen.unwrap_or(line.max_unit_price.minor);
-            let mut tried = Vec::new();
-            'candidates: for cand in candidates {
-                let who = format!(
-                    "line {} {} {}",
-                    line.line_no,
-                    cand.platform.as_str(),
-                    cand.offer_id
-                );
-                if cand.platform == Platform::Pinduoduo && ctx.patched(ASSISTED_PDD) {
-                    match assisted_purchase(ctx, plan, line, &cand, max_unit_fen).await? {
-                        Ok(what) => {
-                            bought.push(what);
-                            break 'line;
-                        }
-                        Err(why) => {
-                            tried.push(format!("{who}: {why}"));
-                            break 'candidates;
-                        }
-                    }
-                }
-                for attempt in 1..=ATTEMPTS_PER_SUPPLIER {
-                    let req = OfferPurchase {
-                        order_id: plan.order_id.clone(),
-                        line_no: line.line_no,
-                        candidate: cand.clone(),
-                        quantity: line.quantity,
-                        max_unit_fen,
-                        account: overrides.account.clone(),
-                    };
-                    match ctx
-                        .execute_activity(OrderActivities::purchase_offer, req, attempt_opts())
-                        .await
-                    {
-                        Ok(OfferOutcome::Purchased {
-                            platform,
-                            marketplace_order_id,
-                            paid,
-                            adopted,
-                            account,
-                        }) => {
-                            let how = if adopted {
-                                ", adopted the order an earlier attempt placed"
-                            } else {
-                                ""
-                            };
-                            let what = format!(
-                                "line {}: {platform} order {marketplace_order_id} paid {paid} via account {account}{how}",
-                                line.line_no
-                            );
-                            note(ctx, format!("attempt {attempt} {who}: purchased ({what})"))
-                                .await?;
-                            bought.push(what);
-                            break 'line;
-                        }
-                        Ok(OfferOutcome::MoveOn { reason })
-                        | Ok(OfferOutcome::NoAccount { reason }) => {
-                            note(
-                                ctx,
-                                format!("attempt {attempt} {who}: {reason}; next supplier"),
-                            )
-                            .await?;
-                            tried.push(format!("{who}: {reason}"));
-                            break;
-                        }
-                        Ok(OfferOutcome::PriceAbove {
-                            quoted_unit_fen,
-                            reason,
-                        }) => {
-                            note(ctx, format!("attempt {attempt} {who}: {reason} (quoted {quoted_unit_fen} fen, limit {max_unit_fen} fen); next supplier")).await?;
-                            tried.push(format!(
-                                "{who}: price {quoted_unit_fen} fen above {max_unit_fen} fen"
-                            ));
-                            break;
-                        }
-                        Err(e) => {
-                            let last = attempt == ATTEMPTS_PER_SUPPLIER;
-                            let then = if last { "failing over" } else { "retrying" };
-                            note(
-                                ctx,
-                                format!("attempt {attempt} {who}: failed ({e}); {then}"),
-                            )
-                            .await?;
-                            if last && ctx.patched(VERIFY_BEFORE_FAILOVER) {
-                                // A failed attempt may still have placed an order (a timeout
-                                // after commit whose lookups failed too): never move to the next
-                                // supplier before this one is confirmed to hold no order.
-                                let req = OfferPurchase {
-                                    order_id: plan.order_id.clone(),
-                                    line_no: line.line_no,
-                                    candidate: cand.clone(),
-                                    quantity: line.quantity,
-                                    max_unit_fen,
-                                    account: overrides.account.clone(),
-                                };
-                                match ctx
-                                    .execute_activity(
-                                        OrderActivities::settle_existing,
-                                        req,
-                                        verify_opts(),
-                                    )
-                                    .await
-                                {
-                                    Ok(OfferOutcome::Purchased {
-                                        platform,
-                                        marketplace_order_id,
-                                        paid,
-                                        account,
-                                        ..
-                                    }) => {
-                                        let what = format!(
-                                            "line {}: {platform} order {marketplace_order_id} paid {paid} via account {account}, adopted after failed attempts",
-                                            line.line_no
-                                        );
-                                        note(ctx, format!("{who}: found the order a failed attempt placed ({what})")).await?;
-                                        bought.push(what);
-                                        break 'line;
-                                    }
-                                    Ok(_) => {
-                                        note(ctx, format!("{who}: confirmed no order at this supplier; failing over")).await?;
-                                        tried.push(format!(
-                                            "{who}: {ATTEMPTS_PER_SUPPLIER} attempts failed"
-                                        ));
-                                    }
-                                    Err(e) => {
-                                        tried.push(format!(
-                                            "{who}: could not confirm whether an order exists ({e})"
-                                        ));
-                                        break 'candidates;
-                                    }
-                                }
-                            } else if last {
-                                tried.push(format!(
-                                    "{who}: {ATTEMPTS_PER_SUPPLIER} attempts failed"
-                                ));
-                            } else {
-                                ctx.timer(Duration::from_secs(1u64 << (attempt - 1))).await;
-                            }
-                        }
-                    }
-                }
-            }
-            let why = if tried.is_empty() {
-                "no supplier offers this item".to_owned()
-            } else {
-                tried.join("; ")
-            };
-            move_to(
-                ctx,
-                OrderState::NeedsOperator,
-                format!(
-                    "line {}: no supplier could be bought from: {why}",
-                    line.line_no
-                ),
-            )
-            .await?;
-            ctx.state_mut(|s| s.operator_retry = None);
-            ctx.wait_condition(|s| s.operator_retry.is_some() || s.cancel_reason.is_some())
-                .await?;
-            if let Some(reason) = ctx.state(|s| s.cancel_reason.clone()) {
-                return Ok(Err(format!("cancelled by operator: {reason}")));
-            }
-            overrides = ctx
-                .state_mut(|s| s.operator_retry.take())
-                .unwrap_or_default();
-            move_to(
-                ctx,
-                OrderState::Procuring,
-                format!("operator retry: {overrides:?}"),
-            )
-            .await?;
-        }
-    }
-    Ok(Ok(bought))
-}
-
-/// The assisted channel: open a purchaser task, wait for the purchaser's completion (marketplace
-/// order number and amount paid) until the deadline. `Err(why)` escalates to an operator.
-async fn assisted_purchase(
-    ctx: &mut WorkflowContext<OrderWorkflow>,
-    plan: &OrderPlan,
-    line: &OrderLine,
-    cand: &Candidate,
-    max_unit_fen: i64,
-) -> WorkflowResult<Result<String, String>> {
-    let deadline = ctx.state(|s| s.input.purchaser_deadline_secs);
-    let req = PurchaserTaskRequest {
-        order_id: plan.order_id.clone(),
-        line_no: line.line_no,
-        platform: cand.platform.as_str().to_owned(),
-        offer_id: cand.offer_id.clone(),
-        spec_id: cand.spec_id.clone(),
-        quantity: line.quantity,
-        max_total_fen: max_unit_fen
-            .saturating_mul(i64::from(line.quantity))
-            .saturating_add(cand.domestic_shipping_fen),
-        due_at_ms: now_ms(ctx) + (deadline as i64) * 1000,
-    };
-    let task_id = ctx
-        .execute_activity(OrderActivities::open_purchaser_task, req, io_opts())
-        .await?;
-    note(
-        ctx,
-        format!(
-            "line {}: purchaser task {task_id} opened for pinduoduo {} (deadline {deadline} s)",
-            line.line_no, cand.offer_id
-        ),
-    )
-    .await?;
-    let tid = task_id.clone();
-    let done = select! {
-        _ = ctx.wait_condition(move |s| s.purchaser_results.iter().any(|r| r.task_id == tid)) => true,
-        _ = ctx.timer(Duration::from_secs(deadline.max(1))) => false,
-    };
-    if !done {
-        ctx.execute_activity(
-            OrderActivities::expire_purchaser_task,
-            task_id.clone(),
-            io_opts(),
-        )
-        .await?;
-        // The purchaser may have completed in the same instant: the store decides who won.
-        let late = ctx.state(|s| {
-            s.purchaser_results
-                .iter()
-                .find(|r| r.task_id == task_id)
-                .cloned()
-        });
-        if late.is_none() {
-            return Ok(Err(format!(
-                "purchaser task {task_id} not completed within {deadline} s"
-            )));
-        }
-    }
-    let r = ctx
-        .state(|s| {
-            s.purchaser_results
-                .iter()
-                .find(|r| r.task_id == task_id)
-                .cloned()
-        })
-        .expect("completion present");
-    let what = format!(
-        "line {}: pinduoduo order {} paid {} via purchaser task {task_id}",
-        line.line_no,
-        r.marketplace_order_id,
-        Money::new(r.paid_fen, procure_domain::Currency::CNY)
-    );
-    note(ctx, format!("purchaser completed task {task_id}: {what}")).await?;
-    Ok(Ok(what))
-}
-
-/// Confirming a supplier's state before failover: patient (60 tries with backoff up to 30 s
-/// apart, about half an hour), because failing over while an order may exist could buy the line
-/// twice; after that an operator decides.
-fn verify_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(30))
-                .maximum_attempts(60)
-                .build(),
-        )
-        .build()
 }

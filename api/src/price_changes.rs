@@ -1,0 +1,97 @@
+//! The customer's answer to a price change (`AwaitingCustomer`): accept, which hands back the
+//! supplement's payment intent to confirm (the order resumes when the provider reports it
+//! paid), or decline, which cancels the order with a full refund. A change can be decided once,
+//! and only before its deadline; the workflow cancels by default after it.
+
+use crate::{ApiError, AppState};
+use axum::{
+    Json, Router,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+    routing::post,
+};
+use procure_activities::{store::StoreError, supplements::PriceChange};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/orders/{id}/price-changes/{change_id}",
+        post(decide),
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Accept,
+    Decline,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub decision: Decision,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DecisionResult {
+    pub price_change: PriceChange,
+    /// After accepting: the payment intent to confirm for the supplement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pay_intent_id: Option<String>,
+}
+
+fn id_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Path((order_id, change_id)): Path<(String, String)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<DecisionResult>), ApiError> {
+    let Json(body) = body?;
+    if !id_ok(&order_id) || !id_ok(&change_id) {
+        return Err(ApiError::NotFound("price change"));
+    }
+    let result = match body.decision {
+        Decision::Accept => state.store.accept_price_change(&order_id, &change_id).await,
+        Decision::Decline => {
+            state
+                .store
+                .decline_price_change(&order_id, &change_id)
+                .await
+        }
+    };
+    let change = match result {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("price change")),
+        Err(StoreError::StateConflict(why)) => {
+            return Err(ApiError::Conflict("price_change_closed", why));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(%order_id, change = %change_id, decision = ?body.decision, "price change decided");
+    match body.decision {
+        Decision::Accept => Ok((
+            StatusCode::OK,
+            Json(DecisionResult {
+                pay_intent_id: change.intent_id.clone(),
+                price_change: change,
+            }),
+        )),
+        Decision::Decline => {
+            state.outbox_notify.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(DecisionResult {
+                    price_change: change,
+                    pay_intent_id: None,
+                }),
+            ))
+        }
+    }
+}
