@@ -106,6 +106,7 @@ pub async fn run_api(
     let fx = EcbFx::new(ext.fx.clone())?;
     let api_cfg = ApiConfig {
         stripe_webhook_secret: ext.payments.webhook_secret.clone(),
+        tracking: ext.tracking.clone(),
         task_queue: temporal.task_queue.clone(),
         timings: timings.clone(),
         ..Default::default()

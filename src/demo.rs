@@ -86,11 +86,26 @@ impl Driver {
         country: &str,
         currency: &str,
     ) -> anyhow::Result<Value> {
+        self.quote_with(items, country, currency, json!({})).await
+    }
+
+    /// A quote with options (`shipping_line`, `insurance`, `guaranteed`) merged into the request.
+    pub async fn quote_with(
+        &self,
+        items: &[(String, u32)],
+        country: &str,
+        currency: &str,
+        options: Value,
+    ) -> anyhow::Result<Value> {
         let items: Vec<Value> = items
             .iter()
             .map(|(sku, q)| json!({"sku": sku, "quantity": q}))
             .collect();
-        let body = json!({"items": items, "destination_country": country, "currency": currency});
+        let mut body =
+            json!({"items": items, "destination_country": country, "currency": currency});
+        if let (Some(b), Some(o)) = (body.as_object_mut(), options.as_object()) {
+            b.extend(o.clone());
+        }
         Self::json(
             self.http
                 .post(format!("{}/api/v1/quotes", self.api))
@@ -152,9 +167,14 @@ impl Driver {
         Self::json(resp, "confirm payment").await.map(drop)
     }
 
-    /// The warehouse scans the parcel in.
+    /// The warehouse scans the seller's parcel in, as the catalogue describes the goods (units
+    /// stacked, plus the seller's packaging); a fixed demo size when the order is unknown.
     pub async fn scan_in(&self, order_id: &str) -> anyhow::Result<()> {
-        let body = json!({"order_id": order_id, "weight_g": 850, "l_mm": 300, "w_mm": 200, "h_mm": 120,
+        let (weight_g, [l, w, h]) = match self.order(order_id).await {
+            Ok(o) => measure(&o, &self.catalogue().await?),
+            Err(_) => (850, [300, 200, 120]),
+        };
+        let body = json!({"order_id": order_id, "weight_g": weight_g, "l_mm": l, "w_mm": w, "h_mm": h,
             "photo_urls": ["https://warehouse.example/qc/1.jpg"]});
         Self::json(
             self.http
@@ -221,6 +241,90 @@ impl Driver {
             .http
             .post(format!("{}/api/v1/purchaser/tasks/{task_id}/complete", self.api))
             .json(&json!({"marketplace_order_id": marketplace_order_id, "amount_paid_fen": amount_paid_fen}))
+            .send()
+            .await?;
+        Ok(resp.status())
+    }
+
+    /// The customer ships stored orders in one parcel; returns the parcel.
+    pub async fn request_parcel(
+        &self,
+        customer_id: &str,
+        order_ids: &[&str],
+        shipping_line: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut body = json!({"customer_id": customer_id, "order_ids": order_ids});
+        if let Some(l) = shipping_line {
+            body["shipping_line"] = json!(l);
+        }
+        Self::json(
+            self.http
+                .post(format!("{}/api/v1/parcels", self.api))
+                .json(&body)
+                .send()
+                .await?,
+            "request parcel",
+        )
+        .await
+    }
+
+    pub async fn parcel(&self, id: &str) -> anyhow::Result<Value> {
+        Self::json(
+            self.http
+                .get(format!("{}/api/v1/parcels/{id}", self.api))
+                .send()
+                .await?,
+            "get parcel",
+        )
+        .await
+    }
+
+    /// The warehouse reports the packed parcel's measures; returns the priced parcel.
+    pub async fn pack(
+        &self,
+        parcel_id: &str,
+        weight_g: u32,
+        dims: [u32; 3],
+    ) -> anyhow::Result<Value> {
+        let body = json!({"weight_g": weight_g, "l_mm": dims[0], "w_mm": dims[1], "h_mm": dims[2]});
+        Self::json(
+            self.http
+                .post(format!(
+                    "{}/api/v1/warehouse/parcels/{parcel_id}/packed",
+                    self.api
+                ))
+                .json(&body)
+                .send()
+                .await?,
+            "packed parcel",
+        )
+        .await
+    }
+
+    /// Pay every pending charge of a parcel or order document (`charges` list); returns how many.
+    pub async fn pay_charges(&self, doc: &Value) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for c in doc["charges"].as_array().into_iter().flatten() {
+            if c["status"] == "pending"
+                && let Some(intent) = c["intent_id"].as_str()
+            {
+                self.pay(intent).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The customer's storage choice: `{"choice": "extend", "days": n}` or `{"choice": "dispose"}`.
+    pub async fn storage_choice(
+        &self,
+        order_id: &str,
+        choice: Value,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/orders/{order_id}/storage", self.api))
+            .json(&choice)
             .send()
             .await?;
         Ok(resp.status())
@@ -347,7 +451,7 @@ impl Driver {
         let started = Instant::now();
         let mut seen: HashMap<String, OrderState> = HashMap::new();
         let mut reported: HashMap<String, usize> = HashMap::new();
-        let mut acted: HashMap<String, (bool, bool)> = HashMap::new();
+        let mut acted: HashMap<String, Acted> = HashMap::new();
         let mut done: HashMap<String, Outcome> = HashMap::new();
         while done.len() < orders.len() {
             if started.elapsed() > deadline {
@@ -381,10 +485,42 @@ impl Driver {
                 seen.insert(id.clone(), state);
                 let flags = acted.entry(id.clone()).or_default();
                 match state {
-                    OrderState::PendingPayment if script == Script::HappyPath && !flags.0 => {
+                    OrderState::PendingPayment if script == Script::HappyPath && !flags.paid => {
                         if let Some(intent) = o["payment_intent_id"].as_str() {
                             self.pay(intent).await?;
-                            flags.0 = true;
+                            flags.paid = true;
+                        }
+                    }
+                    // The customer ships each order on its own (consolidation is the parcel
+                    // example's business); the warehouse packs it a little heavier than
+                    // scanned, in a box; the customer pays any supplementary charge.
+                    OrderState::InWarehouse
+                        if script == Script::HappyPath
+                            && flags.parcel.is_none()
+                            && o["warehouse"]["status"] == "stored" =>
+                    {
+                        let customer = o["customer_id"].as_str().unwrap_or_default();
+                        let p = self.request_parcel(customer, &[id.as_str()], None).await?;
+                        flags.parcel = p["id"].as_str().map(str::to_owned);
+                    }
+                    OrderState::Packing if script == Script::HappyPath => {
+                        if let Some(pid) = flags.parcel.clone() {
+                            let p = self.parcel(&pid).await?;
+                            if p["status"] == "requested" {
+                                // Repacked in a fitted box: a little heavier, a little bigger.
+                                let item = &o["warehouse"];
+                                let dim =
+                                    |k: &str| item["dims"][k].as_u64().unwrap_or(100) as u32 + 20;
+                                let w = item["weight_g"].as_u64().unwrap_or(850) as u32;
+                                self.pack(
+                                    &pid,
+                                    w + w / 20 + 40,
+                                    [dim("l_mm"), dim("w_mm"), dim("h_mm")],
+                                )
+                                .await?;
+                            } else {
+                                self.pay_charges(&p).await?;
+                            }
                         }
                     }
                     OrderState::AwaitingCustomer if script == Script::HappyPath => {
@@ -392,9 +528,9 @@ impl Driver {
                         // accepted one is no longer pending).
                         self.accept_price_changes(&o).await?;
                     }
-                    OrderState::InboundTransit if !flags.1 => {
+                    OrderState::InboundTransit if !flags.scanned => {
                         self.scan_in(id).await?;
-                        flags.1 = true;
+                        flags.scanned = true;
                     }
                     s if s.is_terminal() => {
                         let created = o["created_at_ms"].as_i64().unwrap_or_default();
@@ -434,6 +570,35 @@ impl Driver {
         out.sort_by(|a, b| a.order_id.cmp(&b.order_id));
         Ok(out)
     }
+}
+
+/// The goods of an order as the catalogue describes them: total weight plus 60 g of seller
+/// packaging, footprint of the largest unit, units stacked in height, 10 mm of packaging a side.
+fn measure(order: &Value, catalogue: &[Value]) -> (u32, [u32; 3]) {
+    let (mut weight, mut l, mut w, mut h) = (60u32, 0u32, 0u32, 0u32);
+    for line in order["lines"].as_array().into_iter().flatten() {
+        let qty = line["quantity"].as_u64().unwrap_or(1) as u32;
+        let Some(p) = catalogue.iter().find(|p| p["sku"] == line["sku"]) else {
+            continue;
+        };
+        let get = |k: &str| p[k].as_u64().unwrap_or(100) as u32;
+        weight += get("weight_g") * qty;
+        l = l.max(get("l_mm"));
+        w = w.max(get("w_mm"));
+        h += get("h_mm") * qty;
+    }
+    if l == 0 {
+        return (850, [300, 200, 120]);
+    }
+    (weight, [l + 20, w + 20, h + 20])
+}
+
+/// What the driver already did for an order.
+#[derive(Default)]
+struct Acted {
+    paid: bool,
+    scanned: bool,
+    parcel: Option<String>,
 }
 
 /// Render money the way people read it: "12.34 USD" from minor units.

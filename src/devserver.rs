@@ -354,7 +354,9 @@ impl DevServer {
                     self.log.describe(),
                     tail
                 );
-                return Err(if tail.contains("address already in use") {
+                // The bind error comes first; a Go panic trace may push it out of the tail.
+                let recent = self.log.tail(usize::MAX);
+                return Err(if recent.contains("address already in use") {
                     StartError::PortTaken(err)
                 } else {
                     StartError::Other(err)

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod components;
 pub mod demo;
 pub mod devserver;
+pub mod example;
 pub mod system;

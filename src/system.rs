@@ -174,6 +174,7 @@ impl System {
 
         let mut sandbox_cfg = cfg.sandbox.clone();
         sandbox_cfg.payments_webhook_url = Some(format!("{api_url}/api/v1/webhooks/payments"));
+        sandbox_cfg.tracking_webhook_url = Some(format!("{api_url}/api/v1/webhooks/tracking"));
         let sandbox = Sandbox::new(sandbox_cfg.clone());
         {
             let (sb, stop) = (sandbox.clone(), stopped(&rx));

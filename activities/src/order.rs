@@ -223,17 +223,17 @@ pub fn external_id(order_id: &str, line_no: u32, platform: Platform, offer_id: &
 }
 
 /// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
-fn transient(e: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn transient(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
 }
 
 /// A failure no retry can fix.
-fn permanent(e: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn permanent(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
 }
 
 /// The exchange rate a quote locked (CNY → the order's currency), as the quote states it.
-fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String> {
+pub fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String> {
     let rate = quote["fx"]["rate"]
         .as_str()
         .ok_or("the quote records no exchange rate")?;
@@ -246,7 +246,7 @@ fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String
     })
 }
 
-fn store_err(e: StoreError) -> ActivityError {
+pub(crate) fn store_err(e: StoreError) -> ActivityError {
     match e {
         StoreError::NotFound | StoreError::Corrupt(_) | StoreError::UnknownSku(_) => permanent(e),
         other => transient(other),

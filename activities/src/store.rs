@@ -117,6 +117,10 @@ pub struct OrderDetail {
     pub timeline: Vec<TimelineEvent>,
     /// Supplier price rises beyond the tolerance, with the supplement each asks of the customer.
     pub price_changes: Vec<crate::supplements::PriceChange>,
+    /// The goods in the warehouse, once scanned in.
+    pub warehouse: Option<crate::warehouse::WarehouseItem>,
+    /// Charges beyond the total (storage extensions).
+    pub charges: Vec<crate::warehouse::Charge>,
 }
 
 #[derive(Debug)]
@@ -424,10 +428,20 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let price_changes = self.price_changes(id).await?;
+        let warehouse = match self.warehouse_item(id).await {
+            Ok(i) => Some(i),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let charges = self
+            .charges_of(&procure_workflows::order_workflow_id(id))
+            .await?;
         Ok(OrderDetail {
             order,
             timeline,
             price_changes,
+            warehouse,
+            charges,
         })
     }
 

@@ -42,16 +42,15 @@ impl PriceChange {
 /// Who a payment intent belongs to: an order's main charge or one of its supplements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntentOwner {
-    Order { order_id: String },
-    Supplement { order_id: String, change_id: String },
-}
-
-impl IntentOwner {
-    pub fn order_id(&self) -> &str {
-        match self {
-            IntentOwner::Order { order_id } | IntentOwner::Supplement { order_id, .. } => order_id,
-        }
-    }
+    Order {
+        order_id: String,
+    },
+    Supplement {
+        order_id: String,
+        change_id: String,
+    },
+    /// A shipping settlement or storage extension (`crate::warehouse::Charge`).
+    Charge(crate::warehouse::Charge),
 }
 
 const COLUMNS: &str = "id, order_id, line_no, platform, offer_id, quantity, quoted_unit_fen, new_unit_fen, \
@@ -141,13 +140,16 @@ impl Store {
             .bind(intent_id)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| {
-            Ok(IntentOwner::Supplement {
+        if let Some(r) = row {
+            return Ok(Some(IntentOwner::Supplement {
                 order_id: r.try_get("order_id")?,
                 change_id: r.try_get("id")?,
-            })
-        })
-        .transpose()
+            }));
+        }
+        Ok(self
+            .charge_for_intent(intent_id)
+            .await?
+            .map(IntentOwner::Charge))
     }
 
     /// The customer accepts: allowed once, while the change is pending and before its deadline.

@@ -6,11 +6,14 @@
 use crate::{OrderTimings, temporal::TemporalLink};
 use futures_util::{StreamExt, stream};
 use procure_activities::store::{OutboxItem, Store};
+use procure_activities::warehouse::{SIGNAL_PARCEL, START_PARCEL};
 use procure_workflows::{
-    OrderWorkflow,
-    contract::{PurchaserResult, SupplementPaid},
-    order::{OrderInput, PaymentSucceeded, WarehouseInbound},
+    OrderWorkflow, ParcelWorkflow,
+    contract::{ChargePaid, PurchaserResult, SupplementPaid},
+    order::{OrderInput, PaymentSucceeded, StorageChoice, WarehouseInbound},
     order_workflow_id,
+    parcel::{ParcelInput, ParcelPacked, TrackingUpdate},
+    parcel_workflow_id,
 };
 use std::{future::Future, sync::Arc, time::Duration};
 use temporalio_client::{
@@ -59,22 +62,15 @@ impl Dispatcher {
 
     /// One pass over due items; returns how many were handed over.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let mut items = self.store.outbox_due(BATCH).await?;
+        let items = self.store.outbox_due(BATCH).await?;
         if items.is_empty() {
             return Ok(0);
         }
         let client = self.temporal.client().await?;
         // Starts before signals, so a signal never races its own workflow's start.
-        let signals = items.split_off(
-            items
-                .iter()
-                .position(|i| i.kind != "start")
-                .unwrap_or(items.len()),
-        );
         let (starts, signals): (Vec<_>, Vec<_>) = items
             .into_iter()
-            .chain(signals)
-            .partition(|i| i.kind == "start");
+            .partition(|i| i.kind == "start" || i.kind == START_PARCEL);
         let mut done = 0;
         for batch in [starts, signals] {
             let results: Vec<(OutboxItem, anyhow::Result<()>)> = stream::iter(batch)
@@ -120,6 +116,8 @@ impl Dispatcher {
                     tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
                     purchaser_deadline_secs: self.timings.purchaser_deadline.as_secs().max(1),
                     price_change_deadline_secs: self.timings.price_change_deadline.as_secs().max(1),
+                    storage_reminder_secs: self.timings.storage_reminder.as_secs(),
+                    storage_grace_secs: self.timings.storage_grace.as_secs().max(1),
                 };
                 let opts = WorkflowStartOptions::new(self.task_queue.clone(), wf_id).build();
                 match client.start_workflow(OrderWorkflow::run, input, opts).await {
@@ -162,6 +160,16 @@ impl Dispatcher {
                             .signal(OrderWorkflow::supplement_paid, p, opts)
                             .await?;
                     }
+                    "storage_choice" => {
+                        let c: StorageChoice = serde_json::from_value(args)?;
+                        handle
+                            .signal(OrderWorkflow::storage_choice, c, opts)
+                            .await?;
+                    }
+                    "charge_paid" => {
+                        let p: ChargePaid = serde_json::from_value(args)?;
+                        handle.signal(OrderWorkflow::charge_paid, p, opts).await?;
+                    }
                     "cancel_order" => {
                         let reason: String = serde_json::from_value(args)?;
                         handle
@@ -169,6 +177,62 @@ impl Dispatcher {
                             .await?;
                     }
                     other => anyhow::bail!("unknown signal {other:?} in outbox"),
+                }
+                Ok(())
+            }
+            START_PARCEL => {
+                let order_ids: Vec<String> =
+                    serde_json::from_value(item.payload["order_ids"].clone())?;
+                let input = ParcelInput {
+                    parcel_id: item.order_id.clone(),
+                    order_ids,
+                    payment_timeout_secs: self.timings.payment_timeout.as_secs().max(1),
+                    tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
+                    polls_per_run: self.timings.parcel_polls_per_run.max(1),
+                    resume: None,
+                };
+                let opts = WorkflowStartOptions::new(
+                    self.task_queue.clone(),
+                    parcel_workflow_id(&item.order_id),
+                )
+                .build();
+                match client
+                    .start_workflow(ParcelWorkflow::run, input, opts)
+                    .await
+                {
+                    Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                        tracing::info!(parcel_id = %item.order_id, "parcel workflow started");
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            SIGNAL_PARCEL => {
+                let name = item.payload["signal"].as_str().unwrap_or_default();
+                let args = item.payload["args"].clone();
+                let handle = client
+                    .get_workflow_handle::<ParcelWorkflow>(parcel_workflow_id(&item.order_id));
+                let opts = WorkflowSignalOptions::builder()
+                    .request_id(format!("outbox-{}", item.id))
+                    .build();
+                match name {
+                    "parcel_packed" => {
+                        let p: ParcelPacked = serde_json::from_value(args)?;
+                        handle
+                            .signal(ParcelWorkflow::parcel_packed, p, opts)
+                            .await?;
+                    }
+                    "charge_paid" => {
+                        let p: ChargePaid = serde_json::from_value(args)?;
+                        handle.signal(ParcelWorkflow::charge_paid, p, opts).await?;
+                    }
+                    "tracking_update" => {
+                        let u: TrackingUpdate = serde_json::from_value(args)?;
+                        handle
+                            .signal(ParcelWorkflow::tracking_update, u, opts)
+                            .await?;
+                    }
+                    other => anyhow::bail!("unknown parcel signal {other:?} in outbox"),
                 }
                 Ok(())
             }

@@ -6,11 +6,13 @@ pub mod accounts;
 pub mod dispatcher;
 pub mod error;
 pub mod orders;
+pub mod parcels;
 pub mod price_changes;
 pub mod pricing;
 pub mod purchaser;
 pub mod quotes;
 pub mod temporal;
+pub mod warehouse;
 pub mod webhooks;
 
 use axum::{Json, Router, routing::get};
@@ -30,6 +32,13 @@ pub struct OrderTimings {
     pub purchaser_deadline: Duration,
     /// How long a customer has to answer a price change before the order is cancelled.
     pub price_change_deadline: Duration,
+    /// Free storage in the warehouse, the reminder before it ends, and the grace period after
+    /// it in which the customer still chooses before the goods are disposed.
+    pub storage_free: Duration,
+    pub storage_reminder: Duration,
+    pub storage_grace: Duration,
+    /// Tracking polls per parcel workflow run before it continues as new.
+    pub parcel_polls_per_run: u32,
 }
 
 impl Default for OrderTimings {
@@ -40,6 +49,10 @@ impl Default for OrderTimings {
             tracking_poll: Duration::from_secs(6 * 3600),
             purchaser_deadline: Duration::from_secs(4 * 3600),
             price_change_deadline: Duration::from_secs(48 * 3600),
+            storage_free: Duration::from_secs(90 * 24 * 3600),
+            storage_reminder: Duration::from_secs(7 * 24 * 3600),
+            storage_grace: Duration::from_secs(30 * 24 * 3600),
+            parcel_polls_per_run: 500,
         }
     }
 }
@@ -49,6 +62,8 @@ pub struct ApiConfig {
     pub quote_ttl: Duration,
     pub pricing: pricing::Pricing,
     pub stripe_webhook_secret: Secret,
+    /// 17TRACK webhooks are signed with the API token.
+    pub tracking: procure_activities::adapters::tracking::TrackingConfig,
     /// Signed webhooks older than this are rejected (replay protection).
     pub webhook_tolerance: Duration,
     pub task_queue: String,
@@ -63,6 +78,7 @@ impl Default for ApiConfig {
             quote_ttl: Duration::from_secs(15 * 60),
             pricing: pricing::Pricing::default(),
             stripe_webhook_secret: Secret::new("whsec_procure_demo"),
+            tracking: Default::default(),
             webhook_tolerance: Duration::from_secs(300),
             task_queue: procure_workflows::TASK_QUEUE.to_owned(),
             timings: OrderTimings::default(),
@@ -106,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(purchaser::router())
         .merge(price_changes::router())
+        .merge(parcels::router())
+        .merge(warehouse::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -1,5 +1,5 @@
 //! Orders: accept (`POST /api/v1/orders`, exactly once per `Idempotency-Key`), read one with its
-//! timeline, list by state; and the warehouse inbound scan that moves a parcel into storage.
+//! timeline, list by state.
 
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc};
 use axum::{
@@ -20,7 +20,6 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/orders", post(create_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
-        .route("/api/v1/warehouse/inbound", post(warehouse_inbound))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -259,83 +258,4 @@ async fn list_orders(
         .list_orders(st, q.customer_id.as_deref(), limit, q.before_ms)
         .await?;
     Ok(Json(OrderList { orders }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboundScan {
-    pub order_id: String,
-    pub weight_g: u32,
-    pub l_mm: u32,
-    pub w_mm: u32,
-    pub h_mm: u32,
-    #[serde(default)]
-    pub photo_urls: Vec<String>,
-}
-
-/// The warehouse scanned a parcel in: record it and signal the order's workflow (through the
-/// outbox, so a scan is never lost while Temporal is unreachable).
-async fn warehouse_inbound(
-    State(state): State<AppState>,
-    body: Result<Json<InboundScan>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(scan) = body?;
-    let mut e = Vec::new();
-    if scan.weight_g == 0 || scan.weight_g > 70_000 {
-        e.push(FieldError {
-            field: "weight_g".into(),
-            message: "must be 1 to 70000".into(),
-        });
-    }
-    for (f, v) in [
-        ("l_mm", scan.l_mm),
-        ("w_mm", scan.w_mm),
-        ("h_mm", scan.h_mm),
-    ] {
-        if v == 0 || v > 3_000 {
-            e.push(FieldError {
-                field: f.into(),
-                message: "must be 1 to 3000".into(),
-            });
-        }
-    }
-    if scan.photo_urls.len() > 20
-        || scan
-            .photo_urls
-            .iter()
-            .any(|u| u.len() > 500 || !u.starts_with("http"))
-    {
-        e.push(FieldError {
-            field: "photo_urls".into(),
-            message: "at most 20 http(s) URLs of ≤ 500 characters".into(),
-        });
-    }
-    if !e.is_empty() {
-        return Err(ApiError::Validation(e));
-    }
-    let order = match state.store.order(&scan.order_id).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
-        Err(err) => return Err(err.into()),
-    };
-    if order.state.is_terminal() || !order.state.customer_has_paid() {
-        return Err(ApiError::Conflict(
-            "order_not_expecting_parcel",
-            format!("order is {}", order.state),
-        ));
-    }
-    let payload = serde_json::json!({
-        "signal": "warehouse_inbound",
-        "args": {
-            "weight_g": scan.weight_g,
-            "dims": {"l_mm": scan.l_mm, "w_mm": scan.w_mm, "h_mm": scan.h_mm},
-            "photo_urls": scan.photo_urls,
-        }
-    });
-    state.store.enqueue("signal", &order.id, &payload).await?;
-    state.outbox_notify.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"order_id": order.id, "status": "accepted"})),
-    ))
 }

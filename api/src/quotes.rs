@@ -1,15 +1,20 @@
 //! `POST /api/v1/quotes`: an all-in price in the customer's currency, with the exchange rate
-//! locked (rate, date and source recorded) until the quote expires.
+//! locked (rate, date and source recorded) until the quote expires. The customer may pick a
+//! shipping line (default: the cheapest that can carry the parcel), insurance and a guaranteed
+//! price; the response lists every line that could carry it.
 
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
     routing::post,
 };
-use procure_activities::store::{StoredQuote, now_ms};
+use procure_activities::store::{Listing, StoredQuote, now_ms};
 use procure_domain::{
-    Currency, Money,
-    quote::{Dimensions, QuoteBreakdown, QuoteItem, QuoteRequest, quote},
+    Currency, Money, MoneyError,
+    quote::{
+        Dimensions, LineOption, Parcel, QuoteBreakdown, QuoteItem, QuoteRequest, line_options,
+        quote,
+    },
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -34,6 +39,19 @@ pub struct CreateQuote {
     pub items: Vec<QuoteItemRequest>,
     pub destination_country: String,
     pub currency: String,
+    /// Code of the shipping line; the cheapest eligible line when absent.
+    #[serde(default)]
+    pub shipping_line: Option<String>,
+    #[serde(default)]
+    pub insurance: bool,
+    #[serde(default)]
+    pub guaranteed: bool,
+}
+
+/// Duty and shipping-line category of a listing. Listings carry no category yet, so everything
+/// is "general"; this is the one place to change when they do.
+fn category_of(_listing: &Listing) -> String {
+    "general".to_owned()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +82,14 @@ pub struct QuotedItem {
     pub unit_price: Money,
 }
 
+/// A line that can carry the parcel: its fee in CNY and in the quote's currency.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShippingOption {
+    #[serde(flatten)]
+    pub line: LineOption,
+    pub fee_in_currency: MoneyView,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FxView {
     pub rate: String,
@@ -82,6 +108,13 @@ pub struct QuoteDoc {
     pub breakdown: QuoteBreakdown,
     pub fx: FxView,
     pub shipping_line: String,
+    /// Eligible lines, cheapest first (absent in quotes stored before there was a choice).
+    #[serde(default)]
+    pub shipping_options: Vec<ShippingOption>,
+    #[serde(default)]
+    pub insurance: bool,
+    #[serde(default)]
+    pub guaranteed: bool,
     pub price_tolerance_bps: u32,
     pub items: Vec<QuotedItem>,
 }
@@ -132,6 +165,11 @@ fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
     if currency.is_err() {
         err("currency", "unsupported currency".into());
     }
+    if let Some(code) = &req.shipping_line
+        && state.config.pricing.line(code).is_none()
+    {
+        err("shipping_line", "unknown shipping line".into());
+    }
     if errors.is_empty() {
         Ok(currency.expect("checked"))
     } else {
@@ -176,6 +214,7 @@ async fn create_quote(
                 h_mm: dim(l.h_mm),
             },
             domestic_shipping: Money::new(l.domestic_shipping_fen, Currency::CNY),
+            category: category_of(&l),
         });
         quoted.push(QuotedItem {
             sku: l.sku,
@@ -188,6 +227,43 @@ async fn create_quote(
         });
     }
 
+    let country = req.destination_country.as_str();
+    let parcel = Parcel::of(&items);
+    let options = line_options(
+        &pricing.lines,
+        country,
+        &parcel.categories,
+        parcel.actual_g,
+        parcel.volume_mm3,
+    )
+    .map_err(ApiError::internal)?;
+    let line = match &req.shipping_line {
+        Some(code) => {
+            let line = pricing.line(code).expect("validated");
+            let chargeable = line.chargeable_weight_g(parcel.actual_g, parcel.volume_mm3);
+            if let Err(reason) = line.check(country, &parcel.categories, chargeable) {
+                return Err(ApiError::field(
+                    "shipping_line",
+                    format!("{code} cannot carry this order: {reason}"),
+                ));
+            }
+            line
+        }
+        None => options
+            .first()
+            .and_then(|o| pricing.line(&o.code))
+            .ok_or_else(|| {
+                ApiError::Unprocessable(
+                    "no_shipping_line",
+                    format!(
+                        "no shipping line can carry this order to {country} \
+                         ({} g, {} mm³)",
+                        parcel.actual_g, parcel.volume_mm3
+                    ),
+                )
+            })?,
+    };
+
     let fx = state
         .fx
         .locked_rate(Currency::CNY, currency)
@@ -198,15 +274,28 @@ async fn create_quote(
         .locked_rate(Currency::CNY, dest.duty.de_minimis.currency)
         .await
         .map_err(|e| ApiError::Unavailable(format!("exchange rates unavailable: {e}")))?;
+
     let breakdown = quote(&QuoteRequest {
         items: &items,
         service_fee: &pricing.service_fee,
-        line: &pricing.line,
+        line,
         duty: &dest.duty,
         fx: &fx.rate,
         fx_destination: &fx_dest.rate,
+        insurance: req.insurance.then_some(&pricing.insurance),
+        guarantee: req.guaranteed.then_some(&pricing.guarantee),
     })
     .map_err(|e| ApiError::Unprocessable("unquotable", e.to_string()))?;
+    let shipping_options = options
+        .into_iter()
+        .map(|line| {
+            Ok(ShippingOption {
+                fee_in_currency: line.fee.convert(&fx.rate)?.into(),
+                line,
+            })
+        })
+        .collect::<Result<Vec<_>, MoneyError>>()
+        .map_err(|e| ApiError::Unprocessable("unquotable", e.to_string()))?;
 
     let doc = QuoteDoc {
         quote_id: format!("q_{}", uuid::Uuid::now_v7().simple()),
@@ -220,7 +309,10 @@ async fn create_quote(
             source: fx.source.clone(),
         },
         breakdown,
-        shipping_line: pricing.line.code.clone(),
+        shipping_line: line.code.clone(),
+        shipping_options,
+        insurance: req.insurance,
+        guaranteed: req.guaranteed,
         price_tolerance_bps: state.config.price_tolerance_bps,
         items: quoted,
     };

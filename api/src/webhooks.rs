@@ -15,7 +15,9 @@ use procure_domain::{Currency, Money, signing};
 use serde::Deserialize;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/webhooks/payments", post(payment_webhook))
+    Router::new()
+        .route("/api/v1/webhooks/payments", post(payment_webhook))
+        .route("/api/v1/webhooks/tracking", post(tracking_webhook))
 }
 
 #[derive(Deserialize)]
@@ -73,36 +75,113 @@ async fn payment_webhook(
         tracing::warn!(intent = %intent.id, "payment for an unknown intent");
         return ignored();
     };
-    let order_id = owner.order_id().to_owned();
+
     let currency: Currency = intent
         .currency
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| ApiError::BadRequest("invalid_event", "unsupported currency".into()))?;
     let amount = Money::new(intent.amount_received, currency);
-    let payload = match &owner {
-        IntentOwner::Order { .. } => serde_json::json!({
-            "signal": "payment_succeeded",
-            "args": {"intent_id": intent.id, "amount": amount},
-        }),
-        IntentOwner::Supplement { change_id, .. } => serde_json::json!({
-            "signal": "supplement_paid",
-            "args": {"change_id": change_id, "intent_id": intent.id, "amount": amount},
-        }),
-    };
     // Redeliveries and replays of an event already handled are acknowledged and dropped.
-    if !state
-        .store
-        .accept_payment_succeeded(&event.id, &intent.id, &order_id, &payload)
-        .await?
-    {
+    let (subject, fresh) = match &owner {
+        IntentOwner::Order { order_id } => {
+            let payload = serde_json::json!({
+                "signal": "payment_succeeded",
+                "args": {"intent_id": intent.id, "amount": amount},
+            });
+            let fresh = state
+                .store
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload)
+                .await?;
+            (order_id.clone(), fresh)
+        }
+        IntentOwner::Supplement {
+            order_id,
+            change_id,
+        } => {
+            let payload = serde_json::json!({
+                "signal": "supplement_paid",
+                "args": {"change_id": change_id, "intent_id": intent.id, "amount": amount},
+            });
+            let fresh = state
+                .store
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload)
+                .await?;
+            (order_id.clone(), fresh)
+        }
+        IntentOwner::Charge(charge) => {
+            let payload = serde_json::json!({
+                "signal": "charge_paid",
+                "args": {"charge_id": charge.id, "intent_id": intent.id, "amount": amount},
+            });
+            let fresh = state
+                .store
+                .accept_charge_paid(&event.id, charge, &payload)
+                .await?;
+            (charge.workflow_id.clone(), fresh)
+        }
+    };
+    if !fresh {
         return Ok((
             StatusCode::OK,
             Json(serde_json::json!({"received": true, "duplicate": true})),
         ));
     }
     state.outbox_notify.notify_one();
-    tracing::info!(%order_id, %amount, "payment succeeded");
+    tracing::info!(%subject, %amount, "payment succeeded");
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"received": true, "handled": true})),
+    ))
+}
+
+/// 17TRACK `TRACKING_UPDATED` pushes: the `sign` header is checked (constant time) before the
+/// body is parsed; the update goes to the parcel's workflow through the outbox (polling covers
+/// a lost push).
+async fn tracking_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let sign = headers
+        .get("sign")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::Unauthorized("missing sign header".into()))?;
+    let hook = state
+        .config
+        .tracking
+        .verify_webhook(&body, sign)
+        .map_err(|e| ApiError::Unauthorized(format!("webhook rejected: {e}")))?;
+    let Some(parcel_id) = state.store.parcel_for_tracking(&hook.status.number).await? else {
+        tracing::warn!(tracking = %hook.status.number, "tracking update for an unknown parcel");
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({"received": true, "handled": false})),
+        ));
+    };
+    let status = serde_json::to_value(hook.status.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "NotFound".into());
+    let description = hook
+        .status
+        .events
+        .first()
+        .map(|e| e.description.clone())
+        .unwrap_or_else(|| status.clone());
+    let payload = serde_json::json!({
+        "signal": "tracking_update",
+        "args": {"status": status, "description": description},
+    });
+    state
+        .store
+        .enqueue(
+            procure_activities::warehouse::SIGNAL_PARCEL,
+            &parcel_id,
+            &payload,
+        )
+        .await?;
+    state.outbox_notify.notify_one();
     Ok((
         StatusCode::OK,
         Json(serde_json::json!({"received": true, "handled": true})),

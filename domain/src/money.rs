@@ -208,6 +208,50 @@ impl Money {
             .try_fold(Money::zero(currency), Money::checked_add)
     }
 
+    /// Split this amount in proportion to `weights` (e.g. a parcel's cost across its orders by
+    /// their estimates): each share rounds down and the minor units left over go, one each, to
+    /// the largest remainders, so the shares always add up to the whole. Equal weights when all
+    /// are zero.
+    pub fn allocate(self, weights: &[i64]) -> Result<Vec<Money>, MoneyError> {
+        if weights.is_empty() {
+            return Ok(Vec::new());
+        }
+        if weights.iter().any(|w| *w < 0) {
+            return Err(MoneyError::Overflow);
+        }
+        let ones;
+        let weights = if weights.iter().all(|w| *w == 0) {
+            ones = vec![1i64; weights.len()];
+            &ones[..]
+        } else {
+            weights
+        };
+        let total: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+        let amount = i128::from(self.minor);
+        let mut shares: Vec<(usize, i128, i128)> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let num = amount * i128::from(*w);
+                (i, num.div_euclid(total), num.rem_euclid(total))
+            })
+            .collect();
+        let mut left = amount - shares.iter().map(|s| s.1).sum::<i128>();
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        order.sort_by(|a, b| shares[*b].2.cmp(&shares[*a].2).then(a.cmp(b)));
+        for i in order {
+            if left <= 0 {
+                break;
+            }
+            shares[i].1 += 1;
+            left -= 1;
+        }
+        shares
+            .into_iter()
+            .map(|(_, v, _)| Ok(Money::new(narrow(v)?, self.currency)))
+            .collect()
+    }
+
     /// Convert with a locked rate; rounds once, by the one rule.
     pub fn convert(self, rate: &FxRate) -> Result<Money, MoneyError> {
         if rate.from != self.currency {
@@ -422,6 +466,39 @@ mod tests {
         fn rate_parse_roundtrip(int in 0u64..100_000, frac in 0u64..10_000) {
             let s = format!("{int}.{frac:04}");
             prop_assert_eq!(parse_rate_e6(&s).unwrap(), int * RATE_SCALE + frac * 100);
+        }
+    }
+
+    #[test]
+    fn allocation_adds_up_and_follows_the_weights() {
+        let m = Money::new(1_000, Currency::USD);
+        let parts = m.allocate(&[1, 1, 1]).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.minor).collect::<Vec<_>>(),
+            [334, 333, 333]
+        );
+        let parts = m.allocate(&[3_000, 1_000]).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.minor).collect::<Vec<_>>(),
+            [750, 250]
+        );
+        assert_eq!(m.allocate(&[0, 0]).unwrap()[0].minor, 500);
+        assert!(m.allocate(&[]).unwrap().is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn allocation_is_exact(amount in 0i64..10_000_000, weights in proptest::collection::vec(0i64..1_000_000, 1..8)) {
+            let parts = Money::new(amount, Currency::EUR).allocate(&weights).unwrap();
+            prop_assert_eq!(parts.len(), weights.len());
+            prop_assert_eq!(parts.iter().map(|p| p.minor).sum::<i64>(), amount);
+            let total: i64 = weights.iter().sum();
+            if total > 0 {
+                for (p, w) in parts.iter().zip(&weights) {
+                    let exact = amount as f64 * *w as f64 / total as f64;
+                    prop_assert!((p.minor as f64 - exact).abs() < 1.0 + 1e-9);
+                }
+            }
         }
     }
 }

@@ -24,12 +24,15 @@ pub enum OrderState {
     Cancelled,
     Refunded,
     Failed,
+    /// Stored goods disposed of at the customer's choice (or by default after the storage
+    /// period and its grace period ran out).
+    Disposed,
 }
 
 use OrderState::*;
 
 impl OrderState {
-    pub const ALL: [OrderState; 17] = [
+    pub const ALL: [OrderState; 18] = [
         Created,
         PendingPayment,
         Paid,
@@ -47,13 +50,14 @@ impl OrderState {
         Cancelled,
         Refunded,
         Failed,
+        Disposed,
     ];
 
     /// Terminal states: the workflow has ended and nothing moves the order any more.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Completed | PaymentExpired | Cancelled | Refunded | Failed
+            Completed | PaymentExpired | Cancelled | Refunded | Failed | Disposed
         )
     }
 
@@ -84,6 +88,7 @@ impl OrderState {
             Cancelled => "Cancelled",
             Refunded => "Refunded",
             Failed => "Failed",
+            Disposed => "Disposed",
         }
     }
 
@@ -94,10 +99,12 @@ impl OrderState {
             PendingPayment => &[Paid, PaymentExpired, Cancelled, Failed],
             Paid => &[Procuring, Refunded],
             Procuring => &[Purchased, AwaitingCustomer, NeedsOperator, Refunded],
-            AwaitingCustomer => &[Procuring, Refunded],
+            // The customer answers a price change (back to buying) or, for stored goods whose
+            // free period ended, extends storage, ships or disposes.
+            AwaitingCustomer => &[Procuring, Refunded, InWarehouse, Packing, Disposed],
             Purchased => &[InboundTransit, NeedsOperator, Refunded],
             InboundTransit => &[InWarehouse, NeedsOperator, Refunded],
-            InWarehouse => &[Packing, NeedsOperator, Refunded],
+            InWarehouse => &[Packing, AwaitingCustomer, Disposed, NeedsOperator, Refunded],
             Packing => &[Shipped, NeedsOperator],
             Shipped => &[Delivered, NeedsOperator],
             Delivered => &[Completed],
@@ -111,7 +118,7 @@ impl OrderState {
                 Delivered,
                 Refunded,
             ],
-            Completed | PaymentExpired | Cancelled | Refunded | Failed => &[],
+            Completed | PaymentExpired | Cancelled | Refunded | Failed | Disposed => &[],
         }
     }
 }

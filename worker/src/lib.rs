@@ -2,7 +2,7 @@
 //! stop. It holds no logic of its own.
 
 use procure_activities::order::{NoopActivitiesImpl, OrderActivitiesImpl};
-use procure_workflows::{OrderWorkflow, bench::BareWorkflow};
+use procure_workflows::{OrderWorkflow, ParcelWorkflow, bench::BareWorkflow};
 use std::future::Future;
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -30,11 +30,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
+    let fulfilment = activities.fulfilment();
     let options = WorkerOptions::new(settings.task_queue.clone())
         .max_cached_workflows(settings.max_cached_workflows)
         .register_workflow::<OrderWorkflow>()?
+        .register_workflow::<ParcelWorkflow>()?
         .register_workflow::<BareWorkflow>()?
         .register_activities(activities)
+        .register_activities(fulfilment)
         .register_activities(NoopActivitiesImpl)
         .build();
     let mut worker = Worker::new(&runtime, client, options)?;

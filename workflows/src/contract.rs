@@ -354,3 +354,132 @@ impl NoopActivities {
         unimplemented!()
     }
 }
+
+// ----- fulfilment: warehouse storage, parcels, charges ------------------------------------
+
+/// A charge beyond an order's total (shipping settlement, storage extension).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeCreated {
+    pub charge_id: String,
+    pub intent_id: String,
+    pub amount: Money,
+}
+
+/// Signal payload: a charge's payment intent succeeded (payment webhook → outbox → signal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargePaid {
+    pub charge_id: String,
+    pub intent_id: String,
+    pub amount: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChargeWithdrawal {
+    Withdrawn,
+    /// Paid at the last moment: the payment stands.
+    Paid(ChargePaid),
+}
+
+/// Extending an order's storage by `days`, charged per day at the configured rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageExtension {
+    pub charge_id: String,
+    pub order_id: String,
+    pub days: u32,
+}
+
+/// Remind the customer of their items whose free storage ends within `window_secs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageReminderRequest {
+    pub order_id: String,
+    pub window_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendStorage {
+    pub order_id: String,
+    pub days: u32,
+}
+
+/// What packing settled: refunds made to orders, and the charge still to pay, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParcelSettled {
+    pub refunds: Vec<RefundDone>,
+    pub charge: Option<ChargeCreated>,
+    /// Differences we absorbed for guaranteed quotes.
+    pub absorbed: Option<Money>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParcelStatusUpdate {
+    pub parcel_id: String,
+    pub status: String,
+}
+
+/// Marker types of the fulfilment activities.
+pub mod fulfilment_defs {
+    pub use super::fulfilment_activities::{
+        BookParcel, CreateStorageCharge, DisposeItem, ExtendStorage, RecordParcelStatus,
+        SettleParcel, StorageDeadline, StorageReminder, WithdrawCharge,
+    };
+}
+
+/// Declarations of the warehouse and parcel activities; bodies are never called.
+pub struct FulfilmentActivities;
+
+#[activity_definitions]
+impl FulfilmentActivities {
+    /// When the order's goods stop being stored for free (ms since the epoch).
+    #[activity(name = "storage_deadline")]
+    pub fn storage_deadline(order_id: String) -> Result<i64, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Remind the customer of every item of theirs whose storage ends soon (one message per
+    /// customer and day); false when today's reminder was already sent.
+    #[activity(name = "storage_reminder")]
+    pub fn storage_reminder(req: StorageReminderRequest) -> Result<bool, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "create_storage_charge")]
+    pub fn create_storage_charge(req: StorageExtension) -> Result<ChargeCreated, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Push the storage end by `days`; returns the new end (ms).
+    #[activity(name = "extend_storage")]
+    pub fn extend_storage(req: ExtendStorage) -> Result<i64, ActivityError> {
+        unimplemented!()
+    }
+
+    /// False when the goods already left in a parcel.
+    #[activity(name = "dispose_item")]
+    pub fn dispose_item(order_id: String) -> Result<bool, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Cancel an unpaid charge's intent; reports a payment that raced the withdrawal.
+    #[activity(name = "withdraw_charge")]
+    pub fn withdraw_charge(charge_id: String) -> Result<ChargeWithdrawal, ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "record_parcel_status")]
+    pub fn record_parcel_status(update: ParcelStatusUpdate) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Refund each order's overpaid estimate and open the charge for underpaid ones, as the
+    /// packing report settled them; idempotent.
+    #[activity(name = "settle_parcel")]
+    pub fn settle_parcel(parcel_id: String) -> Result<ParcelSettled, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Book the carrier for the packed parcel and register its tracking number.
+    #[activity(name = "book_parcel")]
+    pub fn book_parcel(parcel_id: String) -> Result<ShipmentBooked, ActivityError> {
+        unimplemented!()
+    }
+}

@@ -6,6 +6,7 @@
 //! refunds exactly once (idempotency key derived from the order id) and releases the stock,
 //! in reverse order of the steps taken.
 
+mod fulfilment;
 mod price_change;
 mod procure;
 
@@ -15,9 +16,10 @@ use procure::procure_lines;
 use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
-        CandidatesRequest, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan, PaymentCreated,
-        PurchaseLineRequest, PurchaseOutcome, PurchaserResult, PurchaserTaskRequest, RefundRequest,
-        ReserveOutcome, RetryProcurement, ShipmentRequest, SupplementPaid, TransitionRecord,
+        CandidatesRequest, ChargePaid, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan,
+        PaymentCreated, PurchaseLineRequest, PurchaseOutcome, PurchaserResult,
+        PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement, ShipmentRequest,
+        SupplementPaid, TransitionRecord,
     },
 };
 use procure_domain::{
@@ -53,6 +55,10 @@ pub const VERIFY_BEFORE_FAILOVER: &str = "verify-before-failover";
 /// instead of parking the order for an operator.
 pub const PRICE_CHANGE: &str = "price-change";
 
+/// Patch marker: stored goods wait in the warehouse (free period, reminder, choice at expiry)
+/// until the customer ships them in a parcel, instead of being shipped one order at a time.
+pub const PARCELS: &str = "parcels";
+
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
 
@@ -77,6 +83,20 @@ pub struct OrderInput {
     /// How long the customer has to answer a price change before the order is cancelled.
     #[serde(default = "default_price_change_deadline")]
     pub price_change_deadline_secs: u64,
+    /// How long before the free storage period ends the customer is reminded.
+    #[serde(default = "default_storage_reminder")]
+    pub storage_reminder_secs: u64,
+    /// After the free period: how long the customer has to choose before the goods are disposed.
+    #[serde(default = "default_storage_grace")]
+    pub storage_grace_secs: u64,
+}
+
+fn default_storage_reminder() -> u64 {
+    7 * 24 * 3600
+}
+
+fn default_storage_grace() -> u64 {
+    30 * 24 * 3600
 }
 
 fn default_price_change_deadline() -> u64 {
@@ -96,6 +116,8 @@ impl OrderInput {
             tracking_poll_secs: 6 * 3600,
             purchaser_deadline_secs: default_purchaser_deadline(),
             price_change_deadline_secs: default_price_change_deadline(),
+            storage_reminder_secs: default_storage_reminder(),
+            storage_grace_secs: default_storage_grace(),
         }
     }
 }
@@ -114,6 +136,33 @@ pub struct WarehouseInbound {
     pub dims: Dimensions,
     #[serde(default)]
     pub photo_urls: Vec<String>,
+}
+
+/// What a parcel tells each of its orders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParcelNews {
+    pub parcel_id: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParcelEvent {
+    Assigned,
+    Shipped,
+    Delivered,
+    Exception,
+}
+
+/// Signal: the customer's choice for stored goods (before or after the free period ends).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "choice")]
+pub enum StorageChoice {
+    /// Keep the goods `days` longer, for the storage fee.
+    Extend {
+        days: u32,
+    },
+    Dispose,
 }
 
 /// Query result: where the order is and how it got there.
@@ -139,6 +188,10 @@ pub struct OrderWorkflow {
     price_changes: u32,
     /// Supplements the customer paid; refunded with the order if it is cancelled.
     supplements: Vec<SupplementPaid>,
+    /// News from the order's parcel, by kind.
+    parcel: Vec<(String, ParcelNews)>,
+    storage_choice: Option<StorageChoice>,
+    charges_paid: Vec<ChargePaid>,
 }
 
 enum PaymentWait {
@@ -163,6 +216,9 @@ impl OrderWorkflow {
             purchaser_results: Vec::new(),
             price_changes: 0,
             supplements: Vec::new(),
+            parcel: Vec::new(),
+            storage_choice: None,
+            charges_paid: Vec::new(),
         }
     }
 
@@ -341,6 +397,10 @@ impl OrderWorkflow {
             ),
         )
         .await?;
+        if ctx.patched(PARCELS) {
+            // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
+            return fulfilment::store_and_ship(ctx, &order_id).await;
+        }
         move_to(
             ctx,
             OrderState::Packing,
@@ -464,6 +524,40 @@ impl OrderWorkflow {
         }
     }
 
+    #[signal(name = "parcel_assigned")]
+    pub fn parcel_assigned(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
+        self.parcel_news("assigned", n);
+    }
+
+    #[signal(name = "parcel_shipped")]
+    pub fn parcel_shipped(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
+        self.parcel_news("shipped", n);
+    }
+
+    #[signal(name = "parcel_delivered")]
+    pub fn parcel_delivered(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
+        self.parcel_news("delivered", n);
+    }
+
+    #[signal(name = "parcel_exception")]
+    pub fn parcel_exception(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
+        self.parcel_news("exception", n);
+    }
+
+    /// The customer chose what happens to stored goods (API → outbox → signal).
+    #[signal(name = "storage_choice")]
+    pub fn storage_choice(&mut self, _ctx: &mut SyncWorkflowContext<Self>, c: StorageChoice) {
+        self.storage_choice = Some(c);
+    }
+
+    /// A charge of this order (storage extension) was paid.
+    #[signal(name = "charge_paid")]
+    pub fn charge_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: ChargePaid) {
+        if !self.charges_paid.iter().any(|x| x.charge_id == p.charge_id) {
+            self.charges_paid.push(p);
+        }
+    }
+
     #[query(name = "status")]
     pub fn status(&self, _ctx: &WorkflowContextView) -> OrderStatusView {
         OrderStatusView {
@@ -471,6 +565,21 @@ impl OrderWorkflow {
             state: self.state,
             timeline: self.timeline.clone(),
         }
+    }
+}
+
+impl OrderWorkflow {
+    fn parcel_news(&mut self, kind: &str, n: ParcelNews) {
+        if !self.parcel.iter().any(|(k, _)| k == kind) {
+            self.parcel.push((kind.to_owned(), n));
+        }
+    }
+
+    fn news(&self, kind: &str) -> Option<ParcelNews> {
+        self.parcel
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, n)| n.clone())
     }
 }
 

@@ -1,0 +1,366 @@
+//! The consolidation warehouse: inbound scans (matched to an order by its id or by the label we
+//! ask sellers to print, `{order}-L{line}`; anything else goes to the exceptions list), the
+//! exceptions list and its resolution, a customer's stored items, and the customer's storage
+//! choice (extend for a fee, or dispose). Shipping stored items is a parcel (`parcels.rs`).
+
+use crate::{ApiError, AppState, error::FieldError};
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::JsonRejection},
+    http::StatusCode,
+    routing::{get, post},
+};
+use procure_activities::{
+    store::{StoreError, now_ms},
+    warehouse::{Scan, WarehouseException, WarehouseItem},
+};
+use procure_domain::quote::Dimensions;
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/warehouse/inbound", post(inbound))
+        .route("/api/v1/warehouse/exceptions", get(exceptions))
+        .route(
+            "/api/v1/warehouse/exceptions/{id}/resolve",
+            post(resolve_exception),
+        )
+        .route("/api/v1/warehouse/items", get(items))
+        .route("/api/v1/orders/{id}/storage", post(storage_choice))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundScan {
+    /// The order the parcel belongs to, when the label names it.
+    #[serde(default)]
+    pub order_id: Option<String>,
+    /// Whatever else the label or waybill says (e.g. `{order}-L1`, a domestic tracking number).
+    #[serde(default)]
+    pub reference: Option<String>,
+    pub weight_g: u32,
+    pub l_mm: u32,
+    pub w_mm: u32,
+    pub h_mm: u32,
+    #[serde(default)]
+    pub photo_urls: Vec<String>,
+}
+
+fn measure_errors(weight_g: u32, dims: [(&str, u32); 3]) -> Vec<FieldError> {
+    let mut e = Vec::new();
+    if weight_g == 0 || weight_g > 70_000 {
+        e.push(FieldError {
+            field: "weight_g".into(),
+            message: "must be 1 to 70000".into(),
+        });
+    }
+    for (f, v) in dims {
+        if v == 0 || v > 3_000 {
+            e.push(FieldError {
+                field: f.into(),
+                message: "must be 1 to 3000".into(),
+            });
+        }
+    }
+    e
+}
+
+/// Weight and dimensions as the warehouse measured them, validated.
+pub(crate) fn measures(
+    weight_g: u32,
+    l_mm: u32,
+    w_mm: u32,
+    h_mm: u32,
+) -> Result<Dimensions, ApiError> {
+    let e = measure_errors(weight_g, [("l_mm", l_mm), ("w_mm", w_mm), ("h_mm", h_mm)]);
+    if e.is_empty() {
+        Ok(Dimensions { l_mm, w_mm, h_mm })
+    } else {
+        Err(ApiError::Validation(e))
+    }
+}
+
+fn id_like(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The order a label names: our order id, or `{order}-L{line}` as sellers print it.
+fn order_from_reference(reference: &str) -> &str {
+    match reference.rsplit_once("-L") {
+        Some((order, line)) if !line.is_empty() && line.chars().all(|c| c.is_ascii_digit()) => {
+            order
+        }
+        _ => reference,
+    }
+}
+
+/// A scan is recorded and the order's workflow signalled in one transaction, so a scan is never
+/// lost while Temporal is unreachable; a parcel nobody can match is kept as an exception.
+async fn inbound(
+    State(state): State<AppState>,
+    body: Result<Json<InboundScan>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(scan) = body?;
+    let mut e = measure_errors(
+        scan.weight_g,
+        [
+            ("l_mm", scan.l_mm),
+            ("w_mm", scan.w_mm),
+            ("h_mm", scan.h_mm),
+        ],
+    );
+    if scan.photo_urls.len() > 20
+        || scan
+            .photo_urls
+            .iter()
+            .any(|u| u.len() > 500 || !u.starts_with("http"))
+    {
+        e.push(FieldError {
+            field: "photo_urls".into(),
+            message: "at most 20 http(s) URLs of ≤ 500 characters".into(),
+        });
+    }
+    let label = match (&scan.order_id, &scan.reference) {
+        (Some(o), None) | (None, Some(o)) if id_like(o) => Some(o.clone()),
+        (Some(_), Some(_)) => {
+            e.push(FieldError {
+                field: "order_id".into(),
+                message: "give order_id or reference, not both".into(),
+            });
+            None
+        }
+        (None, None) => {
+            e.push(FieldError {
+                field: "order_id".into(),
+                message: "order_id or reference is required".into(),
+            });
+            None
+        }
+        _ => {
+            e.push(FieldError {
+                field: "reference".into(),
+                message: "1 to 64 letters, digits, - or _".into(),
+            });
+            None
+        }
+    };
+    if !e.is_empty() {
+        return Err(ApiError::Validation(e));
+    }
+    let label = label.expect("validated");
+    let measured = Scan {
+        weight_g: scan.weight_g,
+        dims: Dimensions {
+            l_mm: scan.l_mm,
+            w_mm: scan.w_mm,
+            h_mm: scan.h_mm,
+        },
+        photo_urls: scan.photo_urls,
+    };
+    let order_id = order_from_reference(&label);
+    let order = match state.store.order(order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => {
+            let id = state
+                .store
+                .add_warehouse_exception(&label, &measured)
+                .await?;
+            tracing::warn!(
+                exception = id,
+                "inbound parcel matches no order; kept as an exception"
+            );
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"status": "exception", "exception_id": id})),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if order.state.is_terminal() || !order.state.customer_has_paid() {
+        return Err(ApiError::Conflict(
+            "order_not_expecting_parcel",
+            format!("order is {}", order.state),
+        ));
+    }
+    let until = now_ms() + state.config.timings.storage_free.as_millis() as i64;
+    let received = state
+        .store
+        .receive_scan(&order.id, &measured, until)
+        .await?;
+    state.outbox_notify.notify_one();
+    let status = if received {
+        "received"
+    } else {
+        "already_received"
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"order_id": order.id, "status": status})),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExceptionList {
+    pub exceptions: Vec<WarehouseException>,
+}
+
+async fn exceptions(
+    State(state): State<AppState>,
+    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ExceptionList>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    let status = q.status.as_deref().unwrap_or("open");
+    if !["open", "resolved", "all"].contains(&status) {
+        return Err(ApiError::field("status", "open, resolved or all"));
+    }
+    Ok(Json(ExceptionList {
+        exceptions: state
+            .store
+            .warehouse_exceptions((status != "all").then_some(status))
+            .await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    pub order_id: String,
+}
+
+/// An operator matched an exception to its order: the scan applies as if it had matched.
+async fn resolve_exception(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<Resolve>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(r) = body?;
+    if !id_like(&r.order_id) {
+        return Err(ApiError::field(
+            "order_id",
+            "1 to 64 letters, digits, - or _",
+        ));
+    }
+    let order = match state.store.order(&r.order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
+        Err(e) => return Err(e.into()),
+    };
+    if order.state.is_terminal() || !order.state.customer_has_paid() {
+        return Err(ApiError::Conflict(
+            "order_not_expecting_parcel",
+            format!("order is {}", order.state),
+        ));
+    }
+    let until = now_ms() + state.config.timings.storage_free.as_millis() as i64;
+    match state
+        .store
+        .resolve_warehouse_exception(id, &order.id, until)
+        .await
+    {
+        Ok(_) => {
+            state.outbox_notify.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(
+                    serde_json::json!({"exception_id": id, "order_id": order.id, "status": "resolved"}),
+                ),
+            ))
+        }
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("open exception")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsQuery {
+    pub customer_id: String,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItemList {
+    pub items: Vec<WarehouseItem>,
+}
+
+async fn items(
+    State(state): State<AppState>,
+    q: Result<Query<ItemsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ItemList>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
+    if !id_like(&q.customer_id) {
+        return Err(ApiError::field(
+            "customer_id",
+            "1 to 64 letters, digits, - or _",
+        ));
+    }
+    let status = q.status.as_deref().unwrap_or("stored");
+    if !["stored", "in_parcel", "shipped", "disposed", "all"].contains(&status) {
+        return Err(ApiError::field(
+            "status",
+            "stored, in_parcel, shipped, disposed or all",
+        ));
+    }
+    Ok(Json(ItemList {
+        items: state
+            .store
+            .warehouse_items(&q.customer_id, (status != "all").then_some(status))
+            .await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "choice")]
+pub enum Choice {
+    Extend { days: u32 },
+    Dispose,
+}
+
+/// The customer extends storage (charged per day; the order resumes once paid) or has the goods
+/// disposed. To ship them, the customer requests a parcel instead.
+async fn storage_choice(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+    body: Result<Json<Choice>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(choice) = body?;
+    if let Choice::Extend { days } = choice
+        && !(1..=365).contains(&days)
+    {
+        return Err(ApiError::field("days", "must be 1 to 365"));
+    }
+    if !id_like(&order_id) {
+        return Err(ApiError::NotFound("stored goods"));
+    }
+    let item = match state.store.warehouse_item(&order_id).await {
+        Ok(i) => i,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("stored goods")),
+        Err(e) => return Err(e.into()),
+    };
+    if item.status != "stored" {
+        return Err(ApiError::Conflict(
+            "not_in_storage",
+            format!("the goods are {}", item.status),
+        ));
+    }
+    let args = match choice {
+        Choice::Extend { days } => serde_json::json!({"choice": "extend", "days": days}),
+        Choice::Dispose => serde_json::json!({"choice": "dispose"}),
+    };
+    let payload = serde_json::json!({"signal": "storage_choice", "args": args});
+    state.store.enqueue("signal", &order_id, &payload).await?;
+    state.outbox_notify.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"order_id": order_id, "status": "accepted"})),
+    ))
+}

