@@ -119,6 +119,14 @@ struct CommonArgs {
         default_value_t = 172800
     )]
     price_change_deadline_s: u64,
+    /// Days goods are stored for free, days before the end the customer is reminded, and days
+    /// of grace after it before unclaimed goods are disposed.
+    #[arg(long, env = "PROCURE_STORAGE_FREE_DAYS", default_value_t = 90)]
+    storage_free_days: u64,
+    #[arg(long, env = "PROCURE_STORAGE_REMINDER_DAYS", default_value_t = 7)]
+    storage_reminder_days: u64,
+    #[arg(long, env = "PROCURE_STORAGE_GRACE_DAYS", default_value_t = 30)]
+    storage_grace_days: u64,
 }
 
 impl CommonArgs {
@@ -166,6 +174,9 @@ impl CommonArgs {
             tracking_poll: Duration::from_secs(self.tracking_poll_s.max(1)),
             purchaser_deadline: Duration::from_secs(self.purchaser_deadline_s.max(1)),
             price_change_deadline: Duration::from_secs(self.price_change_deadline_s.max(1)),
+            storage_free: Duration::from_secs(self.storage_free_days.max(1) * DAY_S),
+            storage_reminder: Duration::from_secs(self.storage_reminder_days * DAY_S),
+            storage_grace: Duration::from_secs(self.storage_grace_days.max(1) * DAY_S),
             ..OrderTimings::default()
         }
     }
@@ -448,6 +459,8 @@ async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {
     );
     Ok(completed == n)
 }
+
+const DAY_S: u64 = 24 * 3600;
 
 async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
     init_logs("warn");
