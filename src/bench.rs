@@ -31,10 +31,12 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Activities an order runs on the happy path with one line (load, reserve, create payment,
-/// purchase, book shipment, ≥1 tracking poll) and transitions recorded by local activities.
-pub const ORDER_ACTIVITIES: u32 = 6;
-pub const ORDER_LOCAL_ACTIVITIES: u32 = 11;
+/// Activities an order runs on the happy path with one line, shipped alone in its parcel:
+/// the order's (load, reserve, create payment, candidates, purchase, storage deadline) and its
+/// parcel's (settle, book, three status records, ≥1 tracking poll), plus the order's timeline
+/// events recorded by local activities.
+pub const ORDER_ACTIVITIES: u32 = 12;
+pub const ORDER_LOCAL_ACTIVITIES: u32 = 12;
 
 pub async fn run(
     driver: &Driver,
