@@ -194,7 +194,27 @@ async fn settlement_refunds_a_lighter_parcel_charges_a_heavier_one_and_honours_a
         (&heavy, "cust-heavy"),
         (&sure, "cust-sure"),
     ] {
-        into_warehouse(&app, id).await;
+        let stored = into_warehouse(&app, id).await;
+        if id == &sure {
+            // A guaranteed price holds on its quoted line only: no free upgrade to another.
+            let quoted = app
+                .system
+                .store
+                .quote(stored["quote_id"].as_str().unwrap())
+                .await
+                .unwrap();
+            let other = if quoted.body["shipping_line"] == "SANDBOX-EXP" {
+                "SANDBOX-ECO"
+            } else {
+                "SANDBOX-EXP"
+            };
+            assert!(
+                app.driver
+                    .request_parcel(customer, &[id.as_str()], Some(other))
+                    .await
+                    .is_err()
+            );
+        }
         let p = app
             .driver
             .request_parcel(customer, &[id.as_str()], None)

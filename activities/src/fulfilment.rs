@@ -207,9 +207,14 @@ impl FulfilmentActivitiesImpl {
             .warehouse_item(&req.order_id)
             .await
             .map_err(store_err)?;
-        // Idempotent under retries: the extension is counted from the end that was current
-        // when it was paid, so repeat it only if the row still shows that end.
-        let until = item.stored_until_ms.max(now_ms()) + i64::from(req.days) * DAY_MS;
+        // Idempotent under retries: counted from the end the workflow saw when it was paid (or
+        // from now, if that is later), never from a row a previous attempt already extended.
+        let base = if req.from_ms > 0 {
+            req.from_ms
+        } else {
+            item.stored_until_ms
+        };
+        let until = base.max(now_ms()) + i64::from(req.days) * DAY_MS;
         self.store
             .extend_storage(&req.order_id, until)
             .await

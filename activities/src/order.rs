@@ -745,6 +745,13 @@ impl OrderActivitiesImpl {
             }
             Err(e) => return Err(store_err(e)),
         };
+        if change.amount.minor <= 0 {
+            // Nothing to ask: the workflow buys at once; the change must not stay answerable.
+            self.store
+                .withdraw_price_change(&change.id)
+                .await
+                .map_err(store_err)?;
+        }
         let mut intent_id = change.intent_id.clone();
         if intent_id.is_none() && change.amount.minor > 0 {
             // One intent per change: the key makes a retried call return the first one.

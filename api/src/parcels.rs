@@ -152,6 +152,20 @@ async fn create(
     let Some(tariff) = line(&state, &code) else {
         return Err(ApiError::field("shipping_line", "unknown shipping line"));
     };
+    // A guaranteed price holds for the line it was quoted on: another line would make us absorb
+    // whatever it costs more.
+    if let Some(o) = orders
+        .iter()
+        .find(|o| o.quote.guaranteed && o.quote.shipping_line != code)
+    {
+        return Err(ApiError::field(
+            "shipping_line",
+            format!(
+                "order {} has a guaranteed price on {}; ship it on that line",
+                o.order.id, o.quote.shipping_line
+            ),
+        ));
+    }
     // The line must be able to carry the goods as the warehouse measured them (packing adds a
     // little; the packing report is checked again).
     let (mut weight_g, mut volume) = (0u64, 0u64);

@@ -399,6 +399,10 @@ pub struct StorageReminderRequest {
 pub struct ExtendStorage {
     pub order_id: String,
     pub days: u32,
+    /// The storage end the extension starts from (the workflow's view when it was paid), so a
+    /// retried activity extends once, not twice.
+    #[serde(default)]
+    pub from_ms: i64,
 }
 
 /// What packing settled: refunds made to orders, and the charge still to pay, if any.

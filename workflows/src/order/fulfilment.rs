@@ -47,10 +47,13 @@ pub(super) async fn store_and_ship(
                         )
                         .await;
                     }
+                    ctx.wait_condition(|s| s.news("assigned").is_some()).await?;
                 }
                 StorageChoice::Extend { days } => {
                     extensions += 1;
-                    if let Some(new_until) = extend(ctx, order_id, days, extensions).await? {
+                    if let Some(new_until) =
+                        extend(ctx, order_id, days, extensions, until_ms).await?
+                    {
                         until_ms = new_until;
                         reminded = false;
                         if ctx.state(|s| s.state) == OrderState::AwaitingCustomer {
@@ -120,14 +123,18 @@ pub(super) async fn store_and_ship(
             _ = ctx.wait_condition(decided) => false,
             _ = ctx.timer(Duration::from_millis((deadline - now).max(1) as u64)) => true,
         };
-        if timed_out && dispose(ctx, order_id).await? {
-            return finish(
-                ctx,
-                OrderState::Disposed,
-                "no choice within the grace period after free storage ended: disposed by default"
-                    .into(),
-            )
-            .await;
+        if timed_out {
+            if dispose(ctx, order_id).await? {
+                return finish(
+                    ctx,
+                    OrderState::Disposed,
+                    "no choice within the grace period after free storage ended: disposed by default"
+                        .into(),
+                )
+                .await;
+            }
+            // Refused: the goods just went into a parcel, whose news is on its way.
+            ctx.wait_condition(|s| s.news("assigned").is_some()).await?;
         }
     }
 
@@ -204,6 +211,7 @@ async fn extend(
     order_id: &str,
     days: u32,
     n: u32,
+    until_before: i64,
 ) -> WorkflowResult<Option<i64>> {
     let req = StorageExtension {
         charge_id: format!("sx_{order_id}_{n}"),
@@ -251,6 +259,7 @@ async fn extend(
             ExtendStorage {
                 order_id: order_id.to_owned(),
                 days,
+                from_ms: until_before,
             },
             io_opts(),
         )
