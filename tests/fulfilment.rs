@@ -70,16 +70,42 @@ async fn into_warehouse(app: &TestApp, id: &str) -> Value {
     wait_state(app, id, OrderState::InWarehouse).await
 }
 
-async fn wait_parcel(app: &TestApp, id: &str, status: &str) -> Value {
+/// Poll a parcel until `done` holds for it (at most 60 s).
+async fn wait_parcel_until(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let p = app.driver.parcel(id).await.unwrap();
-        if p["status"] == status {
+        if done(&p) {
             return p;
         }
-        assert!(Instant::now() < deadline, "parcel never {status}: {p}");
+        assert!(Instant::now() < deadline, "parcel never {what}: {p}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_parcel(app: &TestApp, id: &str, status: &str) -> Value {
+    wait_parcel_until(app, id, status, |p| p["status"] == status).await
+}
+
+/// The parcel as soon as it either asks for a supplementary payment or has shipped.
+async fn wait_any_charge_or_shipped(app: &TestApp, pid: &str) -> Value {
+    wait_parcel_until(app, pid, "awaiting payment or shipped", |p| {
+        ["awaiting_payment", "shipped", "delivered", "exception"]
+            .contains(&p["status"].as_str().unwrap_or_default())
+    })
+    .await
+}
+
+async fn wait_parcel_with_tracking(app: &TestApp, pid: &str) -> Value {
+    wait_parcel_until(app, pid, "booked", |p| {
+        p["tracking_number"].as_str().is_some()
+    })
+    .await
 }
 
 fn minor(v: &Value) -> i64 {
@@ -164,20 +190,6 @@ async fn two_orders_consolidate_into_one_parcel_and_both_are_delivered() {
     let delivered = wait_parcel(&app, &pid, "delivered").await;
     assert!(delivered["tracking_number"].as_str().is_some());
     app.system.stop().await.unwrap();
-}
-
-/// The parcel as soon as it either asks for a supplementary payment or has shipped.
-async fn wait_any_charge_or_shipped(app: &TestApp, pid: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let p = app.driver.parcel(pid).await.unwrap();
-        let status = p["status"].as_str().unwrap_or_default().to_owned();
-        if ["awaiting_payment", "shipped", "delivered", "exception"].contains(&status.as_str()) {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "parcel stuck: {p}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -430,18 +442,6 @@ async fn a_delivery_exception_parks_the_order_for_an_operator_until_the_parcel_a
             .any(|r| r.contains("Delivered") || r.contains("delivered"))
     );
     app.system.stop().await.unwrap();
-}
-
-async fn wait_parcel_with_tracking(app: &TestApp, pid: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let p = app.driver.parcel(pid).await.unwrap();
-        if p["tracking_number"].as_str().is_some() {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "never booked: {p}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A parcel tracked for long enough continues as new (here every 2 polls); each run's history

@@ -4,7 +4,7 @@
 //! chooses), so Temporal may retry any of them.
 
 use crate::{
-    adapters::{Carrier, Payments, TrackRef, Tracking, payments::IntentStatus},
+    adapters::{Carrier, Payments, TrackRef, Tracking, carrier::Shipment},
     order::{permanent, quoted_rate, store_err, transient},
     store::{Store, now_ms},
     warehouse::Charge,
@@ -84,6 +84,37 @@ impl FulfilmentActivitiesImpl {
             amount: charge.amount,
         })
     }
+}
+
+/// Book the international leg (the carrier deduplicates bookings by our `reference`) and
+/// register its tracking number with 17TRACK (a number already registered is fine).
+pub(crate) async fn book_and_track(
+    carrier: &Carrier,
+    tracking: &Tracking,
+    reference: &str,
+    service: &str,
+    weight_g: u32,
+    country: &str,
+) -> Result<Shipment, ActivityError> {
+    let shipment = carrier
+        .book(reference, service, weight_g, country)
+        .await
+        .map_err(transient)?;
+    let registered = tracking
+        .register(&[TrackRef::new(shipment.tracking_number.clone())])
+        .await
+        .map_err(transient)?;
+    if let Some(r) = registered
+        .rejected
+        .iter()
+        .find(|r| !r.is_already_registered())
+    {
+        return Err(transient(format!(
+            "tracking registration rejected: {}",
+            r.message
+        )));
+    }
+    Ok(shipment)
 }
 
 fn paid(c: &Charge, intent_id: String) -> ChargeWithdrawal {
@@ -261,26 +292,17 @@ impl FulfilmentActivitiesImpl {
         if matches!(charge.status.as_str(), "paid" | "refunded") {
             return Ok(paid(&charge, intent_id));
         }
-        let intent = self
+        if self
             .payments
-            .get_intent(&intent_id)
+            .withdraw_intent(&intent_id)
             .await
-            .map_err(transient)?;
-        match intent.status {
-            IntentStatus::Succeeded => {
-                self.store
-                    .set_charge_status(&charge_id, "paid", &["pending", "withdrawn"])
-                    .await
-                    .map_err(store_err)?;
-                return Ok(paid(&charge, intent_id));
-            }
-            IntentStatus::Canceled => {}
-            _ => {
-                self.payments
-                    .cancel_intent(&intent_id)
-                    .await
-                    .map_err(transient)?;
-            }
+            .map_err(transient)?
+        {
+            self.store
+                .set_charge_status(&charge_id, "paid", &["pending", "withdrawn"])
+                .await
+                .map_err(store_err)?;
+            return Ok(paid(&charge, intent_id));
         }
         self.store
             .set_charge_status(&charge_id, "withdrawn", &["pending"])
@@ -388,32 +410,15 @@ impl FulfilmentActivitiesImpl {
             .weight_g
             .and_then(|w| u32::try_from(w).ok())
             .ok_or_else(|| permanent("the parcel has not been packed"))?;
-        // The carrier deduplicates bookings by our reference, the parcel id.
-        let shipment = self
-            .carrier
-            .book(
-                &parcel_id,
-                &parcel.shipping_line,
-                weight,
-                &parcel.destination_country,
-            )
-            .await
-            .map_err(transient)?;
-        let registered = self
-            .tracking
-            .register(&[TrackRef::new(shipment.tracking_number.clone())])
-            .await
-            .map_err(transient)?;
-        if let Some(r) = registered
-            .rejected
-            .iter()
-            .find(|r| !r.is_already_registered())
-        {
-            return Err(transient(format!(
-                "tracking registration rejected: {}",
-                r.message
-            )));
-        }
+        let shipment = book_and_track(
+            &self.carrier,
+            &self.tracking,
+            &parcel_id,
+            &parcel.shipping_line,
+            weight,
+            &parcel.destination_country,
+        )
+        .await?;
         self.store
             .set_parcel_shipment(&parcel_id, &shipment.carrier, &shipment.tracking_number)
             .await

@@ -2,8 +2,8 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
+use crate::adapters::payments::IntentStatus;
 use crate::{
-    adapters::payments::IntentStatus,
     adapters::{
         Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
         Tracking,
@@ -371,7 +371,7 @@ impl OrderActivitiesImpl {
             .get_intent(&intent_id)
             .await
             .map_err(transient)?;
-        if intent.status == crate::adapters::payments::IntentStatus::Succeeded {
+        if intent.status == IntentStatus::Succeeded {
             // Paid at the last moment: the money must go back, not be left captured.
             let refund = self
                 .payments
@@ -806,29 +806,18 @@ impl OrderActivitiesImpl {
         if matches!(change.status.as_str(), "paid" | "refunded") {
             return Ok(paid(&change, intent_id));
         }
-        let intent = self
+        if self
             .payments
-            .get_intent(&intent_id)
+            .withdraw_intent(&intent_id)
             .await
-            .map_err(transient)?;
-        match intent.status {
-            IntentStatus::Succeeded => {
-                self.store
-                    .mark_price_change_paid(&change_id)
-                    .await
-                    .map_err(store_err)?;
-                tracing::warn!(order_id = %change.order_id, change = %change_id, "supplement paid while being withdrawn");
-                return Ok(paid(&change, intent_id));
-            }
-            IntentStatus::Canceled => {}
-            // A payment landing between the read and the cancel makes the cancel fail; the
-            // retry then reads it as succeeded.
-            _ => {
-                self.payments
-                    .cancel_intent(&intent_id)
-                    .await
-                    .map_err(transient)?;
-            }
+            .map_err(transient)?
+        {
+            self.store
+                .mark_price_change_paid(&change_id)
+                .await
+                .map_err(store_err)?;
+            tracing::warn!(order_id = %change.order_id, change = %change_id, "supplement paid while being withdrawn");
+            return Ok(paid(&change, intent_id));
         }
         self.store
             .withdraw_price_change(&change_id)
@@ -894,31 +883,15 @@ impl OrderActivitiesImpl {
             .shipping_address(&req.order_id)
             .await
             .map_err(store_err)?;
-        let shipment = self
-            .carrier
-            .book(
-                &req.order_id,
-                &self.shipping_service,
-                req.weight_g,
-                &country,
-            )
-            .await
-            .map_err(transient)?;
-        let registered = self
-            .tracking
-            .register(&[TrackRef::new(shipment.tracking_number.clone())])
-            .await
-            .map_err(transient)?;
-        if let Some(r) = registered
-            .rejected
-            .iter()
-            .find(|r| !r.is_already_registered())
-        {
-            return Err(transient(format!(
-                "tracking registration rejected: {}",
-                r.message
-            )));
-        }
+        let shipment = crate::fulfilment::book_and_track(
+            &self.carrier,
+            &self.tracking,
+            &req.order_id,
+            &self.shipping_service,
+            req.weight_g,
+            &country,
+        )
+        .await?;
         self.store
             .record_shipment(&req.order_id, &shipment.carrier, &shipment.tracking_number)
             .await

@@ -4,6 +4,10 @@
 //! follows tracking; `bench` is the bare baseline for `procure bench`.
 //! Nothing here performs I/O, reads the clock or draws random numbers except through the SDK.
 
+use std::time::Duration;
+use temporalio_common::RetryPolicy;
+use temporalio_sdk::ActivityOptions;
+
 pub mod bench;
 pub mod contract;
 pub mod order;
@@ -17,3 +21,17 @@ pub const TASK_QUEUE: &str = "procure-orders";
 
 /// Keyword search attribute that mirrors the order state (register it on the server).
 pub const ORDER_STATE_ATTRIBUTE: &str = "OrderState";
+
+/// Activities that talk to the outside world: bounded per attempt, retried by Temporal with
+/// backoff (each is idempotent, so a retry after a timeout never doubles an effect).
+pub(crate) fn io_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .build()
+}

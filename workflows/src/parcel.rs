@@ -11,17 +11,17 @@ use crate::{
         ChargePaid, FulfilmentActivities, OrderActivities, ParcelStatus, ParcelStatusUpdate,
         ShipmentBooked,
     },
+    io_opts,
     order::{ParcelEvent, ParcelNews},
     order_workflow_id,
 };
 use procure_domain::quote::Dimensions;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, ContinueAsNewOptions, SignalWorkflowOptions, SyncWorkflowContext,
-    WorkflowContext, WorkflowContextView, WorkflowResult, workflows::select,
+    ContinueAsNewOptions, SignalWorkflowOptions, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowResult, workflows::select,
 };
 
 /// Workflow id of a parcel.
@@ -242,18 +242,6 @@ impl ParcelWorkflow {
             history: self.history.clone(),
         }
     }
-}
-
-fn io_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
-                .build(),
-        )
-        .build()
 }
 
 fn note(ctx: &mut WorkflowContext<ParcelWorkflow>, what: String) {

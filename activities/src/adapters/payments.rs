@@ -284,6 +284,17 @@ impl Payments {
         )
     }
 
+    /// Withdraw an intent the customer was asked to pay: cancel it unless it already
+    /// succeeded. Returns true when it was paid (the payment stands). A payment landing between
+    /// the read and the cancel makes the cancel fail; a retry then reads it as succeeded.
+    pub async fn withdraw_intent(&self, id: &str) -> Result<bool, ApiError> {
+        match self.get_intent(id).await?.status {
+            IntentStatus::Succeeded => Ok(true),
+            IntentStatus::Canceled => Ok(false),
+            _ => self.cancel_intent(id).await.map(|_| false),
+        }
+    }
+
     /// Refund `amount` of a succeeded intent, idempotent on `idempotency_key`.
     pub async fn refund(
         &self,

@@ -21,6 +21,7 @@ use crate::{
         PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement, ShipmentRequest,
         SupplementPaid, TransitionRecord,
     },
+    io_opts,
 };
 use procure_domain::{
     Money, OrderState,
@@ -581,20 +582,6 @@ impl OrderWorkflow {
             .find(|(k, _)| k == kind)
             .map(|(_, n)| n.clone())
     }
-}
-
-/// Activities that talk to the outside world: bounded per attempt, retried by Temporal with
-/// backoff (each is idempotent, so a retry after a timeout never doubles an effect).
-fn io_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
-                .build(),
-        )
-        .build()
 }
 
 /// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the
