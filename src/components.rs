@@ -5,10 +5,12 @@
 use anyhow::Context;
 use procure_activities::{
     adapters::{
-        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Payments,
-        PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
+        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces,
+        Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
     },
+    monitor::MonitorActivitiesImpl,
     order::{OrderActivitiesImpl, demo_warehouse},
+    pricing::Pricing,
     seal::Sealer,
     store::Store,
 };
@@ -19,7 +21,7 @@ use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
 
 /// Where the outside world is and how we authenticate to it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct External {
     pub alibaba: AlibabaConfig,
     pub taobao: TaobaoConfig,
@@ -28,6 +30,26 @@ pub struct External {
     pub tracking: TrackingConfig,
     pub carrier: CarrierConfig,
     pub fx: EcbConfig,
+    /// Price-monitor lookups per second on each platform (separate from purchasing).
+    pub monitor_requests_per_second: u32,
+}
+
+/// Price monitors leave most of each platform's call budget to purchasing.
+pub const DEFAULT_MONITOR_REQUESTS_PER_SECOND: u32 = 5;
+
+impl Default for External {
+    fn default() -> Self {
+        External {
+            alibaba: Default::default(),
+            taobao: Default::default(),
+            pdd: Default::default(),
+            payments: Default::default(),
+            tracking: Default::default(),
+            carrier: Default::default(),
+            fx: Default::default(),
+            monitor_requests_per_second: DEFAULT_MONITOR_REQUESTS_PER_SECOND,
+        }
+    }
 }
 
 impl External {
@@ -74,6 +96,25 @@ pub async fn order_activities(
     })
 }
 
+/// The price-monitor activities: their own marketplace clients, paced at
+/// `monitor_requests_per_second` per platform, beside the store, exchange rates and tariff.
+pub async fn monitor_activities(
+    store: Store,
+    ext: &External,
+) -> anyhow::Result<MonitorActivitiesImpl> {
+    let (mut alibaba, mut taobao, mut pdd) =
+        (ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone());
+    for http in [&mut alibaba.http, &mut taobao.http, &mut pdd.http] {
+        http.requests_per_second = ext.monitor_requests_per_second;
+    }
+    Ok(MonitorActivitiesImpl {
+        store,
+        market: Marketplaces::new(alibaba, taobao, pdd)?,
+        fx: Arc::new(EcbFx::new(ext.fx.clone())?),
+        pricing: Pricing::default(),
+    })
+}
+
 /// Run a worker until `shutdown`. The SDK's worker future is not `Send`: await it on the
 /// thread that owns the runtime (the `procure worker` main task, or a dedicated thread).
 pub async fn run_worker(
@@ -83,6 +124,7 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let activities = order_activities(database_url, ext).await?;
+    let monitor = monitor_activities(activities.store.clone(), ext).await?;
     let client =
         procure_api::temporal::connect(&temporal.address, &temporal.namespace, "procure-worker")
             .await
@@ -91,7 +133,7 @@ pub async fn run_worker(
         task_queue: temporal.task_queue.clone(),
         ..Default::default()
     };
-    procure_worker::run(client, activities, settings, shutdown).await
+    procure_worker::run(client, activities, monitor, settings, shutdown).await
 }
 
 /// Serve the API and run the outbox dispatcher until `shutdown`.

@@ -39,6 +39,9 @@ pub enum Script {
     NeverPay,
 }
 
+/// Name of the monitor `procure dev` creates.
+pub const DEMO_MONITOR: &str = "demo: every product";
+
 const DESTINATIONS: [(&str, &str); 4] =
     [("US", "USD"), ("GB", "GBP"), ("DE", "EUR"), ("JP", "JPY")];
 
@@ -208,6 +211,68 @@ impl Driver {
             .send()
             .await?;
         Self::json(resp, "change product").await.map(drop)
+    }
+
+    /// GET an API path (e.g. `/api/v1/price-monitors`), failing on a non-2xx answer.
+    pub async fn api_get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self.http.get(format!("{}{path}", self.api)).send().await?;
+        Self::json(resp, path).await
+    }
+
+    /// POST JSON to an API path, failing on a non-2xx answer.
+    pub async fn api_post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .json(body)
+            .send()
+            .await?;
+        Self::json(resp, path).await
+    }
+
+    /// The demo price monitor (every demo product, every 5 minutes, landed cost to the US),
+    /// created unless one by that name exists; returns it.
+    pub async fn ensure_demo_monitor(&self) -> anyhow::Result<Value> {
+        let list = self.api_get("/api/v1/price-monitors").await?;
+        if let Some(m) = list["monitors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == DEMO_MONITOR)
+        {
+            return Ok(m.clone());
+        }
+        let products: Vec<Value> = self
+            .catalogue()
+            .await?
+            .iter()
+            .map(|p| json!({"sku": p["sku"]}))
+            .collect();
+        self.api_post(
+            "/api/v1/price-monitors",
+            &json!({"name": DEMO_MONITOR, "cron": "*/5 * * * *", "threshold_bps": 500,
+                    "destination_country": "US", "products": products}),
+        )
+        .await
+    }
+
+    /// Run a monitor now and wait (up to `within`) for the run to be recorded; returns it.
+    pub async fn run_monitor(&self, monitor_id: &str, within: Duration) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/price-monitors/{monitor_id}");
+        let newest = |m: &Value| m["recent_runs"][0]["run_key"].clone();
+        let before = newest(&self.api_get(&path).await?);
+        self.api_post(&format!("{path}/run"), &json!({})).await?;
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.api_get(&path).await?;
+            if newest(&m) != before {
+                return Ok(m["recent_runs"][0].clone());
+            }
+            if Instant::now() > deadline {
+                bail!("price monitor {monitor_id}: no run recorded within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn add_fault(&self, fault: Value) -> anyhow::Result<()> {

@@ -127,6 +127,12 @@ struct CommonArgs {
     storage_reminder_days: u64,
     #[arg(long, env = "PROCURE_STORAGE_GRACE_DAYS", default_value_t = 30)]
     storage_grace_days: u64,
+    /// Shortest period a price monitor's cron may have, in seconds.
+    #[arg(long, env = "PROCURE_MONITOR_MIN_PERIOD_S", default_value_t = 60)]
+    monitor_min_period_s: u64,
+    /// Price-monitor lookups per second on each marketplace.
+    #[arg(long, env = "PROCURE_MONITOR_RPS", default_value_t = procure::components::DEFAULT_MONITOR_REQUESTS_PER_SECOND)]
+    monitor_rps: u32,
 }
 
 impl CommonArgs {
@@ -157,6 +163,7 @@ impl CommonArgs {
         );
         secret("PROCURE_17TRACK_TOKEN", &mut e.tracking.token);
         secret("PROCURE_CARRIER_API_KEY", &mut e.carrier.api_key);
+        e.monitor_requests_per_second = self.monitor_rps;
         e
     }
 
@@ -177,6 +184,7 @@ impl CommonArgs {
             storage_free: Duration::from_secs(self.storage_free_days.max(1) * DAY_S),
             storage_reminder: Duration::from_secs(self.storage_reminder_days * DAY_S),
             storage_grace: Duration::from_secs(self.storage_grace_days.max(1) * DAY_S),
+            monitor_min_period: Duration::from_secs(self.monitor_min_period_s),
             ..OrderTimings::default()
         }
     }
@@ -376,13 +384,16 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     println!("  Sandbox      {}/_sandbox/ledger", system.sandbox_url);
     println!("  Database     sqlite://{}", db.display());
     println!();
+    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    if let Err(e) = demo_monitor(&driver).await {
+        println!("  price monitor demo failed: {e:#}\n");
+    }
 
     let ok;
     let demo = async {
         if args.demo_orders == 0 {
             return anyhow::Ok(true);
         }
-        let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
         run_demo(&driver, args.demo_orders).await
     };
     tokio::select! {
@@ -401,6 +412,35 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     temporal.stop().await?;
     println!("stopped.");
     Ok(ok)
+}
+
+/// The demo price monitor: a Temporal Schedule over every demo product; one run now, shown.
+async fn demo_monitor(driver: &Driver) -> anyhow::Result<()> {
+    let m = driver.ensure_demo_monitor().await?;
+    let id = m["monitor_id"].as_str().unwrap_or_default();
+    println!(
+        "  Price monitor {id} \"{}\": cron {} → Temporal schedule {} (UI: Schedules)",
+        m["name"].as_str().unwrap_or_default(),
+        m["cron"].as_str().unwrap_or_default(),
+        m["schedule"]["schedule_id"].as_str().unwrap_or_default()
+    );
+    println!("  running it once now …");
+    let run = driver.run_monitor(id, Duration::from_secs(60)).await?;
+    println!(
+        "  priced {} offer(s): {} listed, {} gone, {} failed; {} price change(s), {} alert(s)",
+        run["offers"], run["listed"], run["gone"], run["failed"], run["price_changes"],
+        run["alerts"].as_array().map_or(0, Vec::len)
+    );
+    for line in run["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(run["ranking"].as_array().into_iter().flatten())
+    {
+        println!("    {}", line.as_str().unwrap_or_default());
+    }
+    println!("  price history: GET /api/v1/products/{{sku}}/prices\n");
+    Ok(())
 }
 
 async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {

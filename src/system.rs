@@ -133,6 +133,7 @@ pub async fn seed_products(
                 price_fen: o.price_fen,
                 domestic_shipping_fen: product.domestic_shipping_fen,
                 stock: (o.platform != "pinduoduo").then_some(o.stock),
+                active: true,
             })
             .await?;
     }

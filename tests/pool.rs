@@ -182,6 +182,7 @@ async fn offers_rank_with_track_record(db_url: &str) {
             price_fen: price,
             domestic_shipping_fen: 500,
             stock: None,
+            active: true,
         })
         .await
         .unwrap();

@@ -24,6 +24,13 @@ pub struct Offer {
     pub price_fen: i64,
     pub domestic_shipping_fen: i64,
     pub stock: Option<i64>,
+    /// Taken out of procurement (its listing disappeared); stored offers are written active.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A buyer account as operators see it; credentials never leave the store unsealed except to
@@ -87,6 +94,25 @@ fn account_from_row(r: &sqlx::any::AnyRow) -> Result<BuyerAccount> {
     })
 }
 
+/// A ranking candidate from an `offers` row (with `attempts` and `successes`): the supplier's
+/// track record is Laplace-smoothed so a new supplier starts near, not at, perfect reliability.
+pub(crate) fn candidate_from_row(r: &sqlx::any::AnyRow) -> Result<Candidate> {
+    let platform: String = r.try_get("platform")?;
+    let attempts: i64 = r.try_get("attempts")?;
+    let successes: i64 = r.try_get("successes")?;
+    Ok(Candidate {
+        platform: platform
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        offer_id: r.try_get("offer_id")?,
+        spec_id: r.try_get("spec_id")?,
+        unit_price_fen: r.try_get("price_fen")?,
+        domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
+        reliability_bps: ((successes + 9) * 10_000 / (attempts + 10)).clamp(0, 10_000) as u32,
+        stock: r.try_get("stock")?,
+    })
+}
+
 /// Budget bucket names for a moment: today's order count and this minute's call count.
 pub fn buckets(at_ms: i64) -> (String, String) {
     let day = at_ms.div_euclid(86_400_000);
@@ -119,15 +145,26 @@ impl Store {
 
     /// Every active offer, by sku then platform.
     pub async fn offers(&self) -> Result<Vec<Offer>> {
+        Ok(self
+            .offers_all()
+            .await?
+            .into_iter()
+            .filter(|o| o.active)
+            .collect())
+    }
+
+    /// Every offer, active or not, by sku then platform.
+    pub async fn offers_all(&self) -> Result<Vec<Offer>> {
         let rows = sqlx::query(
-            "SELECT sku, platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock \
-             FROM offers WHERE active = 1 ORDER BY sku, platform, offer_id",
+            "SELECT sku, platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, active \
+             FROM offers ORDER BY sku, platform, offer_id",
         )
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 let platform: String = r.try_get("platform")?;
+                let active: i64 = r.try_get("active")?;
                 Ok(Offer {
                     sku: r.try_get("sku")?,
                     platform: platform
@@ -138,6 +175,7 @@ impl Store {
                     price_fen: r.try_get("price_fen")?,
                     domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
                     stock: r.try_get("stock")?,
+                    active: active != 0,
                 })
             })
             .collect()
@@ -163,8 +201,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Every active offer of a sku as a ranking candidate, with its supplier's track record
-    /// (Laplace-smoothed so a new supplier starts near, not at, perfect reliability).
+    /// Every active offer of a sku as a ranking candidate, with its supplier's track record.
     pub async fn candidates(&self, sku: &str) -> Result<Vec<Candidate>> {
         let rows = sqlx::query(
             "SELECT platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, attempts, successes \
@@ -173,25 +210,7 @@ impl Store {
         .bind(sku)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let platform: String = r.try_get("platform")?;
-                let attempts: i64 = r.try_get("attempts")?;
-                let successes: i64 = r.try_get("successes")?;
-                Ok(Candidate {
-                    platform: platform
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                    offer_id: r.try_get("offer_id")?,
-                    spec_id: r.try_get("spec_id")?,
-                    unit_price_fen: r.try_get("price_fen")?,
-                    domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
-                    reliability_bps: ((successes + 9) * 10_000 / (attempts + 10)).clamp(0, 10_000)
-                        as u32,
-                    stock: r.try_get("stock")?,
-                })
-            })
-            .collect()
+        rows.iter().map(candidate_from_row).collect()
     }
 
     /// Count one purchase attempt against a supplier's record.

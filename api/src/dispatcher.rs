@@ -6,6 +6,7 @@
 use crate::{OrderTimings, temporal::TemporalLink};
 use futures_util::{StreamExt, stream};
 use procure_activities::store::{OutboxItem, Store};
+use procure_activities::prices::{SYNC_SCHEDULE, TRIGGER_SCHEDULE};
 use procure_activities::warehouse::{SIGNAL_PARCEL, START_PARCEL};
 use procure_workflows::{
     OrderWorkflow, ParcelWorkflow,
@@ -67,10 +68,11 @@ impl Dispatcher {
             return Ok(0);
         }
         let client = self.temporal.client().await?;
-        // Starts before signals, so a signal never races its own workflow's start.
+        // Starts before signals, so a signal never races its own workflow's start (and a
+        // schedule exists before it is triggered).
         let (starts, signals): (Vec<_>, Vec<_>) = items
             .into_iter()
-            .partition(|i| i.kind == "start" || i.kind == START_PARCEL);
+            .partition(|i| i.kind == "start" || i.kind == START_PARCEL || i.kind == SYNC_SCHEDULE);
         let mut done = 0;
         for batch in [starts, signals] {
             let results: Vec<(OutboxItem, anyhow::Result<()>)> = stream::iter(batch)
@@ -236,6 +238,18 @@ impl Dispatcher {
                 }
                 Ok(())
             }
+            SYNC_SCHEDULE => {
+                let r =
+                    crate::schedules::sync(client, &self.store, &self.task_queue, &item.order_id)
+                        .await;
+                if let Err(e) = &r {
+                    self.store
+                        .mark_schedule_error(&item.order_id, &format!("{e:#}"))
+                        .await?;
+                }
+                r
+            }
+            TRIGGER_SCHEDULE => crate::schedules::trigger(client, &self.store, &item.order_id).await,
             other => anyhow::bail!("unknown outbox kind {other:?}"),
         }
     }

@@ -8,9 +8,11 @@ pub mod error;
 pub mod orders;
 pub mod parcels;
 pub mod price_changes;
-pub mod pricing;
+
+pub mod monitors;
 pub mod purchaser;
 pub mod quotes;
+pub mod schedules;
 pub mod temporal;
 pub mod warehouse;
 pub mod webhooks;
@@ -22,8 +24,10 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::Notify;
 
 pub use error::ApiError;
+pub use procure_activities::pricing;
 
-/// Timings handed to each order workflow at start.
+/// Timings of the long-running processes: handed to each order and parcel workflow at start,
+/// and the pace limit of price monitors.
 #[derive(Clone, Debug)]
 pub struct OrderTimings {
     pub payment_timeout: Duration,
@@ -39,6 +43,8 @@ pub struct OrderTimings {
     pub storage_grace: Duration,
     /// Tracking polls per parcel workflow run before it continues as new.
     pub parcel_polls_per_run: u32,
+    /// The shortest period a price monitor's cron may have: marketplaces rate-limit lookups.
+    pub monitor_min_period: Duration,
 }
 
 impl Default for OrderTimings {
@@ -53,6 +59,7 @@ impl Default for OrderTimings {
             storage_reminder: Duration::from_secs(7 * 24 * 3600),
             storage_grace: Duration::from_secs(30 * 24 * 3600),
             parcel_polls_per_run: 500,
+            monitor_min_period: Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +92,15 @@ impl Default for ApiConfig {
             price_tolerance_bps: 1_000,
         }
     }
+}
+
+/// Whether a client-supplied id (in a path or a body) is well-formed: 1 to 128 ASCII letters,
+/// digits, '-' or '_'. Anything else cannot name one of ours.
+pub(crate) fn id_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[derive(Clone)]
@@ -124,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .merge(price_changes::router())
         .merge(parcels::router())
         .merge(warehouse::router())
+        .merge(monitors::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -3,7 +3,7 @@
 //! paid), or decline, which cancels the order with a full refund. A change can be decided once,
 //! and only before its deadline; the workflow cancels by default after it.
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, id_ok};
 use axum::{
     Json, Router,
     extract::{Path, State, rejection::JsonRejection},
@@ -39,13 +39,6 @@ pub struct DecisionResult {
     /// After accepting: the payment intent to confirm for the supplement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pay_intent_id: Option<String>,
-}
-
-fn id_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 async fn decide(

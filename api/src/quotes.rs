@@ -8,13 +8,10 @@ use axum::{
     Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
     routing::post,
 };
-use procure_activities::store::{Listing, StoredQuote, now_ms};
+use procure_activities::store::{StoredQuote, now_ms};
 use procure_domain::{
     Currency, Money, MoneyError,
-    quote::{
-        Dimensions, LineOption, Parcel, QuoteBreakdown, QuoteItem, QuoteRequest, line_options,
-        quote,
-    },
+    quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, line_options, quote},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -46,12 +43,6 @@ pub struct CreateQuote {
     pub insurance: bool,
     #[serde(default)]
     pub guaranteed: bool,
-}
-
-/// Duty and shipping-line category of a listing. Listings carry no category yet, so everything
-/// is "general"; this is the one place to change when they do.
-fn category_of(_listing: &Listing) -> String {
-    "general".to_owned()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -202,20 +193,9 @@ async fn create_quote(
                 ),
             ));
         }
-        let unit_price = Money::new(l.price_fen, Currency::CNY);
-        let dim = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-        items.push(QuoteItem {
-            unit_price,
-            quantity: it.quantity,
-            unit_weight_g: dim(l.weight_g),
-            unit_dims: Dimensions {
-                l_mm: dim(l.l_mm),
-                w_mm: dim(l.w_mm),
-                h_mm: dim(l.h_mm),
-            },
-            domestic_shipping: Money::new(l.domestic_shipping_fen, Currency::CNY),
-            category: category_of(&l),
-        });
+        let item = l.quote_item(l.price_fen, l.domestic_shipping_fen, it.quantity);
+        let unit_price = item.unit_price;
+        items.push(item);
         quoted.push(QuotedItem {
             sku: l.sku,
             title: l.title,

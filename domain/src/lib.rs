@@ -4,6 +4,7 @@
 //! use it freely.
 
 pub mod money;
+pub mod monitor;
 pub mod order;
 pub mod procurement;
 pub mod quote;

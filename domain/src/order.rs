@@ -168,7 +168,7 @@ pub struct TimelineEvent {
 }
 
 /// Marketplaces we buy from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     #[serde(rename = "1688")]

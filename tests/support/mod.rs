@@ -88,6 +88,7 @@ pub fn fast() -> OrderTimings {
         tracking_poll: Duration::from_secs(1),
         purchaser_deadline: Duration::from_secs(5),
         price_change_deadline: Duration::from_secs(60),
+        monitor_min_period: Duration::from_secs(1),
         ..OrderTimings::default()
     }
 }

@@ -1,8 +1,11 @@
 //! The worker: registers the workflows and activities on a task queue and runs until told to
 //! stop. It holds no logic of its own.
 
-use procure_activities::order::{NoopActivitiesImpl, OrderActivitiesImpl};
-use procure_workflows::{OrderWorkflow, ParcelWorkflow, bench::BareWorkflow};
+use procure_activities::{
+    monitor::MonitorActivitiesImpl,
+    order::{NoopActivitiesImpl, OrderActivitiesImpl},
+};
+use procure_workflows::{OrderWorkflow, ParcelWorkflow, PriceMonitorWorkflow, bench::BareWorkflow};
 use std::future::Future;
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -26,6 +29,7 @@ impl Default for WorkerSettings {
 pub async fn run(
     client: Client,
     activities: OrderActivitiesImpl,
+    monitor: MonitorActivitiesImpl,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -35,9 +39,11 @@ pub async fn run(
         .max_cached_workflows(settings.max_cached_workflows)
         .register_workflow::<OrderWorkflow>()?
         .register_workflow::<ParcelWorkflow>()?
+        .register_workflow::<PriceMonitorWorkflow>()?
         .register_workflow::<BareWorkflow>()?
         .register_activities(activities)
         .register_activities(fulfilment)
+        .register_activities(monitor)
         .register_activities(NoopActivitiesImpl)
         .build();
     let mut worker = Worker::new(&runtime, client, options)?;

@@ -1,7 +1,7 @@
 //! Deterministic workflow code. `contract` declares the activities by name and type (their
 //! implementations live in the `activities` crate, which this crate must never depend on);
 //! `order` is the long-lived per-order workflow; `parcel` ships stored orders to the customer and
-//! follows tracking; `bench` is the bare baseline for `procure bench`.
+//! follows tracking; `monitor` is one run of a scheduled price monitor; `bench` is the bare baseline for `procure bench`.
 //! Nothing here performs I/O, reads the clock or draws random numbers except through the SDK.
 
 use std::time::Duration;
@@ -10,9 +10,11 @@ use temporalio_sdk::ActivityOptions;
 
 pub mod bench;
 pub mod contract;
+pub mod monitor;
 pub mod order;
 pub mod parcel;
 
+pub use monitor::{PriceMonitorWorkflow, monitor_schedule_id};
 pub use order::{OrderWorkflow, order_workflow_id};
 pub use parcel::{ParcelWorkflow, parcel_workflow_id};
 
