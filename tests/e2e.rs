@@ -15,8 +15,6 @@ use procure_workflows::OrderWorkflow;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 #[tokio::test]
 async fn order_completes_with_exactly_one_purchase_and_one_charge() {
@@ -134,49 +132,14 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    replays_and_records(&client, &id, "order_completed").await;
+    replays_and_records(&client, &procure_workflows::order_workflow_id(&id), "order_completed").await;
     app.system.stop().await.unwrap();
-}
-
-/// Replay an order's history against today's workflow code. With
-/// `PROCURE_RECORD_HISTORIES=<kind>…json` (e.g. `order_completed_v3.json`) the test of that
-/// kind also saves it for the replay suite.
-async fn replays_and_records(client: &temporalio_client::Client, order_id: &str, kind: &str) {
-    let handle =
-        client.get_workflow_handle::<OrderWorkflow>(procure_workflows::order_workflow_id(order_id));
-    let json = handle
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await
-        .unwrap();
-    if let Some(name) = std::env::var("PROCURE_RECORD_HISTORIES")
-        .ok()
-        .filter(|n| n.starts_with(kind) && n.ends_with(".json"))
-    {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
-        std::fs::write(dir.join(name), &json).unwrap();
-    }
-    replay(&json).await;
-}
-
-async fn replay(json: &[u8]) {
-    let replayer = WorkflowReplayer::new(
-        WorkflowReplayerOptions::new()
-            .register_workflow::<OrderWorkflow>()
-            .unwrap()
-            .build(),
-    )
-    .unwrap();
-    replayer
-        .replay_workflow(WorkflowHistory::from_json(json).unwrap())
-        .await
-        .expect("history replays deterministically");
 }
 
 /// Histories recorded from real runs of every workflow version that shipped (record one with
 /// PROCURE_RECORD_HISTORIES=<file>.json): a change that would break running orders fails here.
 #[tokio::test]
-async fn recorded_order_histories_replay() {
+async fn recorded_histories_replay() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
     let mut replayed = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -188,10 +151,12 @@ async fn recorded_order_histories_replay() {
     }
     replayed.sort();
     // v1: single-offer purchase (before the procurement-v2 patch); v2: ranked suppliers;
-    // price change: a supplier's rise accepted by the customer (price-change patch).
+    // price change: a supplier's rise accepted by the customer (price-change patch); a price
+    // monitor's run.
     assert_eq!(
         replayed,
         [
+            "monitor_run.json",
             "order_completed.json",
             "order_completed_v2.json",
             "order_price_change.json"
@@ -1103,7 +1068,7 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
     let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
-    replays_and_records(&client, &id, "order_price_change").await;
+    replays_and_records(&client, &procure_workflows::order_workflow_id(&id), "order_price_change").await;
     app.system.stop().await.unwrap();
 }
 

@@ -7,12 +7,9 @@ mod support;
 
 use procure_api::OrderTimings;
 use procure_domain::OrderState;
-use procure_workflows::ParcelWorkflow;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHistory};
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 /// Quote and place an order of one unit of catalogue item `idx` for `customer` to `country`.
 async fn order_for(
@@ -497,26 +494,6 @@ async fn long_tracking_continues_as_new_and_the_first_run_replays() {
     force_tracking(&app, &number, "Delivered").await;
     wait_state(&app, &id, OrderState::Completed).await;
 
-    let history = WorkflowExecutionInfo::builder()
-        .namespace("default")
-        .workflow_id(wf_id)
-        .run_id(first_run)
-        .build()
-        .bind_untyped(client.clone())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await
-        .unwrap();
-    let replayer = WorkflowReplayer::new(
-        WorkflowReplayerOptions::new()
-            .register_workflow::<ParcelWorkflow>()
-            .unwrap()
-            .build(),
-    )
-    .unwrap();
-    replayer
-        .replay_workflow(WorkflowHistory::from_json(&history).unwrap())
-        .await
-        .expect("the first run replays deterministically");
+    replay(&history_json(&client, &wf_id, &first_run).await).await;
     app.system.stop().await.unwrap();
 }

@@ -214,6 +214,14 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         run["ranking"][0].as_str().unwrap().contains("→ taobao"),
         "{run}"
     );
+    // The run's history replays against today's workflow code (and is recorded for the
+    // replay suite with PROCURE_RECORD_HISTORIES=monitor_run.json).
+    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+        .await
+        .unwrap();
+    let (workflow_id, _) = run["run_key"].as_str().unwrap().rsplit_once('/').unwrap();
+    replays_and_records(&client, workflow_id, "monitor_run").await;
+
     let (_, prices) = get(&app, &format!("/api/v1/products/{sku}/prices")).await;
     assert_eq!(prices["quoted_platform"], "taobao");
     assert_eq!(prices["quoted_price_fen"], new_price);
@@ -261,6 +269,32 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         .map(|e| e.platform.as_str())
         .collect();
     assert_eq!(purchases, vec!["taobao"]);
+
+    // The Taobao listing is withdrawn: the next run alerts, and quotes fall back to 1688.
+    app.driver
+        .set_product(&taobao.1, json!({"removed": true}))
+        .await
+        .unwrap();
+    let run = app
+        .driver
+        .run_monitor(&id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!((run["listed"].as_u64(), run["gone"].as_u64()), (Some(2), Some(1)), "{run}");
+    assert!(
+        run["alerts"][0].as_str().unwrap().ends_with("disappeared"),
+        "{run}"
+    );
+    let (_, prices) = get(&app, &format!("/api/v1/products/{sku}/prices")).await;
+    assert_eq!(prices["quoted_platform"], "1688", "{prices}");
+    let tb = prices["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["offer_id"] == taobao.1.as_str())
+        .unwrap();
+    assert_eq!(tb["current"]["active"], false);
+    assert_eq!(tb["history"][0]["listed"], false);
 }
 
 #[tokio::test]

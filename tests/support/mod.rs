@@ -239,3 +239,60 @@ pub fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
         .map(|e| e.amount_minor)
         .sum()
 }
+
+/// Replay a recorded history (JSON) against today's code of every workflow: a change that
+/// would break running workflows fails here.
+pub async fn replay(json: &[u8]) {
+    use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<procure_workflows::OrderWorkflow>()
+            .unwrap()
+            .register_workflow::<procure_workflows::ParcelWorkflow>()
+            .unwrap()
+            .register_workflow::<procure_workflows::PriceMonitorWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap();
+    replayer
+        .replay_workflow(temporalio_client::WorkflowHistory::from_json(json).unwrap())
+        .await
+        .expect("history replays deterministically");
+}
+
+/// The history of one run of a workflow (the latest when `run_id` is empty), as JSON.
+pub async fn history_json(
+    client: &temporalio_client::Client,
+    workflow_id: &str,
+    run_id: &str,
+) -> Vec<u8> {
+    let info = temporalio_client::WorkflowExecutionInfo::builder()
+        .namespace("default")
+        .workflow_id(workflow_id.to_owned());
+    let info = if run_id.is_empty() {
+        info.build()
+    } else {
+        info.run_id(run_id.to_owned()).build()
+    };
+    info.bind_untyped(client.clone())
+        .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .unwrap()
+}
+
+/// Replay a workflow's history against today's code. With
+/// `PROCURE_RECORD_HISTORIES=<kind>…json` (e.g. `order_completed_v3.json`) the test of that
+/// kind also saves it to `tests/histories` for the replay suite.
+pub async fn replays_and_records(client: &temporalio_client::Client, workflow_id: &str, kind: &str) {
+    let json = history_json(client, workflow_id, "").await;
+    if let Some(name) = std::env::var("PROCURE_RECORD_HISTORIES")
+        .ok()
+        .filter(|n| n.starts_with(kind) && n.ends_with(".json"))
+    {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+        std::fs::write(dir.join(name), &json).unwrap();
+    }
+    replay(&json).await;
+}

@@ -2,8 +2,8 @@
 //! Schedule (`price-monitor-{id}`). It reads which offers to price, prices them on the three
 //! platforms at once (each platform in batches, paced by its adapter), and records the run in
 //! one step: snapshots with landed cost, alerts, the offers procurement ranks, and the listing
-//! price quotes use. A run is short and self-contained: its workflow id (the schedule's id plus
-//! the scheduled time) keys the recording, so a retried recording is a no-op.
+//! price quotes use. A run is short and self-contained: its workflow and run ids key the
+//! recording, so a retried recording is a no-op.
 
 #![allow(clippy::unused_unit)]
 
@@ -74,7 +74,7 @@ pub struct Observation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordRun {
     pub monitor_id: String,
-    /// The run's workflow id: recording the same run twice changes nothing.
+    /// `{workflow id}/{run id}` of the run: recording the same run twice changes nothing.
     pub run_key: String,
     pub observations: Vec<Observation>,
 }
@@ -169,7 +169,9 @@ impl PriceMonitorWorkflow {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<RunSummary> {
         let monitor_id = ctx.state(|s| s.input.monitor_id.clone());
-        let run_key = ctx.workflow_id().to_owned();
+        // A schedule names its runs by the scheduled second, so two runs triggered within one
+        // second share a workflow id: the run id tells them apart.
+        let run_key = format!("{}/{}", ctx.workflow_id(), ctx.run_id());
         let plan = ctx
             .execute_activity(
                 MonitorActivities::monitor_plan,
