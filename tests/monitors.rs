@@ -211,7 +211,7 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         "{alerts:?}"
     );
     assert!(
-        run["ranking"][0].as_str().unwrap().contains("→ taobao"),
+        run["ranking"][0].as_str().unwrap().contains("quoted from taobao"),
         "{run}"
     );
     // The run's history replays against today's workflow code (and is recorded for the

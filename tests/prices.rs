@@ -207,7 +207,10 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
     assert_eq!(s1.alerts.len(), 1, "{:?}", s1.alerts);
     assert!(s1.alerts[0].contains("price_down") && s1.alerts[0].contains("-50.00 %"), "{:?}", s1.alerts);
     assert_eq!(s1.ranking.len(), 1, "{:?}", s1.ranking);
-    assert!(s1.ranking[0].contains("1688 a1 → taobao t1"), "{:?}", s1.ranking);
+    assert_eq!(
+        s1.ranking,
+        ["SKU-M: quoted from taobao t1 at 6.00 CNY (was 1688 a1 at 10.00 CNY)"]
+    );
     let l = store.listing(SKU).await.unwrap();
     assert_eq!((l.platform.as_str(), l.offer_id.as_str(), l.price_fen), ("taobao", "t1", 600));
 
@@ -246,7 +249,7 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
     assert_eq!(active, ["a1", "p1"], "the gone listing left procurement");
     let l = store.listing(SKU).await.unwrap();
     assert_eq!((l.offer_id.as_str(), l.price_fen), ("a1", 1_050));
-    assert!(s2.ranking[0].contains("taobao t1 → 1688 a1"), "{:?}", s2.ranking);
+    assert!(s2.ranking[0].contains("quoted from 1688 a1"), "{:?}", s2.ranking);
 
     // Run 3: it is back, out of stock.
     let r3 = run(

@@ -522,43 +522,50 @@ impl Store {
         }
 
         for sku in &skus {
-            let before = best_before.remove(sku).flatten();
-            let after = best_candidate(&mut tx, sku).await?;
-            match (&before, &after) {
-                (_, Some(best)) => {
-                    sqlx::query(
-                        "UPDATE listings SET platform = $1, offer_id = $2, spec_id = $3, price_fen = $4, updated_at_ms = $5 \
-                         WHERE sku = $6 AND (platform <> $1 OR offer_id <> $2 OR spec_id <> $3 OR price_fen <> $4)",
-                    )
-                    .bind(best.platform.as_str())
-                    .bind(&best.offer_id)
-                    .bind(&best.spec_id)
-                    .bind(best.unit_price_fen)
-                    .bind(now)
-                    .bind(*sku)
-                    .execute(&mut *tx)
-                    .await?;
-                    if before
-                        .as_ref()
-                        .is_none_or(|b| (b.platform, &b.offer_id) != (best.platform, &best.offer_id))
-                    {
-                        summary.ranking.push(format!(
-                            "{sku}: best channel {} → {} {} at {}",
-                            before
-                                .as_ref()
-                                .map(|b| format!("{} {}", b.platform.as_str(), b.offer_id))
-                                .unwrap_or_else(|| "none".into()),
-                            best.platform.as_str(),
-                            best.offer_id,
-                            Money::new(best.unit_price_fen, Currency::CNY)
-                        ));
-                    }
+            let had_channel = best_before.remove(sku).flatten().is_some();
+            let Some(best) = best_candidate(&mut tx, sku).await? else {
+                if had_channel {
+                    summary
+                        .ranking
+                        .push(format!("{sku}: no channel can supply it any more"));
                 }
-                (Some(_), None) => summary
-                    .ranking
-                    .push(format!("{sku}: no channel can supply it any more")),
-                (None, None) => {}
+                continue;
+            };
+            // Quotes follow the channel procurement will try first.
+            let was = sqlx::query("SELECT platform, offer_id, price_fen FROM listings WHERE sku = $1")
+                .bind(*sku)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(was) = was else { continue };
+            let (was_platform, was_offer, was_price): (String, String, i64) = (
+                was.try_get("platform")?,
+                was.try_get("offer_id")?,
+                was.try_get("price_fen")?,
+            );
+            if (was_platform.as_str(), was_offer.as_str(), was_price)
+                == (best.platform.as_str(), best.offer_id.as_str(), best.unit_price_fen)
+            {
+                continue;
             }
+            sqlx::query(
+                "UPDATE listings SET platform = $1, offer_id = $2, spec_id = $3, price_fen = $4, updated_at_ms = $5 \
+                 WHERE sku = $6",
+            )
+            .bind(best.platform.as_str())
+            .bind(&best.offer_id)
+            .bind(&best.spec_id)
+            .bind(best.unit_price_fen)
+            .bind(now)
+            .bind(*sku)
+            .execute(&mut *tx)
+            .await?;
+            summary.ranking.push(format!(
+                "{sku}: quoted from {} {} at {} (was {was_platform} {was_offer} at {})",
+                best.platform.as_str(),
+                best.offer_id,
+                Money::new(best.unit_price_fen, Currency::CNY),
+                Money::new(was_price, Currency::CNY)
+            ));
         }
 
         sqlx::query("UPDATE price_monitor_runs SET summary = $1 WHERE run_key = $2")

@@ -91,7 +91,8 @@ pub struct RunSummary {
     pub price_changes: u32,
     /// One line per alert, e.g. "S1 1688:6001: price_up 17.80 → 26.70 CNY (+50.00 %)".
     pub alerts: Vec<String>,
-    /// One line per product whose best channel changed.
+    /// One line per product whose quoted channel or price changed (quotes follow the channel
+    /// procurement tries first), or that no channel can supply any more.
     pub ranking: Vec<String>,
     /// Why nothing was priced (the monitor was deleted), if so.
     #[serde(default)]
