@@ -71,15 +71,20 @@ impl Driver {
         Ok(body)
     }
 
-    pub async fn catalogue(&self) -> anyhow::Result<Vec<Value>> {
-        let v = Self::json(
+    /// The sandbox's catalogue: `{"products": […], "offers": […]}` (every platform's offers).
+    pub async fn catalogue_full(&self) -> anyhow::Result<Value> {
+        Self::json(
             self.http
                 .get(format!("{}/_sandbox/catalogue", self.sandbox))
                 .send()
                 .await?,
             "catalogue",
         )
-        .await?;
+        .await
+    }
+
+    pub async fn catalogue(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.catalogue_full().await?;
         Ok(v["products"].as_array().cloned().unwrap_or_default())
     }
 

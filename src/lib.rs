@@ -6,4 +6,5 @@ pub mod components;
 pub mod demo;
 pub mod devserver;
 pub mod example;
+pub mod example_monitor;
 pub mod system;

@@ -65,6 +65,12 @@ enum Command {
         #[arg(long, default_value = "bench/results/parcel-example.md")]
         out: PathBuf,
     },
+    /// Worked example: a price monitor as a Temporal Schedule, its price history before and
+    /// after a sandbox price change, alerts and the re-ranked channel (in-process, stops).
+    ExampleMonitor {
+        #[arg(long, default_value = "bench/results/monitor-example.md")]
+        out: PathBuf,
+    },
 }
 
 /// Settings shared by the long-running processes; every flag can come from a `PROCURE_…`
@@ -238,6 +244,7 @@ async fn main() -> std::process::ExitCode {
         Command::Sandbox { port } => sandbox(port).await,
         Command::Bench { orders, out } => bench(orders, out).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
+        Command::ExampleMonitor { out } => example_monitor(out).await,
         Command::Api {
             listen,
             seed_sandbox_catalogue,
@@ -428,7 +435,11 @@ async fn demo_monitor(driver: &Driver) -> anyhow::Result<()> {
     let run = driver.run_monitor(id, Duration::from_secs(60)).await?;
     println!(
         "  priced {} offer(s): {} listed, {} gone, {} failed; {} price change(s), {} alert(s)",
-        run["offers"], run["listed"], run["gone"], run["failed"], run["price_changes"],
+        run["offers"],
+        run["listed"],
+        run["gone"],
+        run["failed"],
+        run["price_changes"],
         run["alerts"].as_array().map_or(0, Vec::len)
     );
     for line in run["alerts"]
@@ -502,9 +513,11 @@ async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {
 
 const DAY_S: u64 = 24 * 3600;
 
-async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
+/// A throwaway system for a worked example: dev server, SQLite file, sandbox, API and worker,
+/// all on loopback under the temp directory.
+async fn example_system(name: &str) -> anyhow::Result<(DevServer, System, Driver)> {
     init_logs("warn");
-    let dir = std::env::temp_dir().join(format!("procure-example-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("procure-{name}-{}", std::process::id()));
     let temporal = start_temporal(&dir, None, None, false).await?;
     let mut cfg = SystemConfig::local(
         format!("sqlite://{}", dir.join("procure.db").display()),
@@ -517,6 +530,20 @@ async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
     };
     let system = System::start(cfg).await?;
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    Ok((temporal, system, driver))
+}
+
+fn write_report(out: &std::path::Path, report: &str) -> anyhow::Result<()> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(out, report)?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
+    let (temporal, system, driver) = example_system("example").await?;
     let mut report = String::from(
         "## Worked example: two-order parcels to two destinations\n\n\
          Produced by `procure example-parcels` against the sandbox. Each quote estimates \
@@ -541,11 +568,27 @@ async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
             }
         }
     }
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&out, &report)?;
-    println!("written to {}", out.display());
+    write_report(&out, &report)?;
+    system.stop().await?;
+    temporal.stop().await?;
+    Ok(ok)
+}
+
+async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
+    let (temporal, system, driver) = example_system("example-monitor").await?;
+    println!("creating a price monitor, running it, changing sandbox prices, running it again …");
+    let result = procure::example_monitor::run(&driver, &temporal.address()).await;
+    let ok = match result {
+        Ok(report) => {
+            println!("{report}");
+            write_report(&out, &report)?;
+            true
+        }
+        Err(e) => {
+            eprintln!("price monitor example failed: {e:#}");
+            false
+        }
+    };
     system.stop().await?;
     temporal.stop().await?;
     Ok(ok)

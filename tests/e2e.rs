@@ -132,7 +132,12 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    replays_and_records(&client, &procure_workflows::order_workflow_id(&id), "order_completed").await;
+    replays_and_records(
+        &client,
+        &procure_workflows::order_workflow_id(&id),
+        "order_completed",
+    )
+    .await;
     app.system.stop().await.unwrap();
 }
 
@@ -1068,7 +1073,12 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
     let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
-    replays_and_records(&client, &procure_workflows::order_workflow_id(&id), "order_price_change").await;
+    replays_and_records(
+        &client,
+        &procure_workflows::order_workflow_id(&id),
+        "order_price_change",
+    )
+    .await;
     app.system.stop().await.unwrap();
 }
 

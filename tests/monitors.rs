@@ -138,23 +138,34 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
     .await;
     assert_eq!(status, 201, "{created}");
     let id = created["monitor_id"].as_str().unwrap().to_owned();
-    let schedule_id = created["schedule"]["schedule_id"].as_str().unwrap().to_owned();
+    let schedule_id = created["schedule"]["schedule_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(schedule_id, format!("price-monitor-{id}"));
     assert_eq!(created["next_runs_ms"].as_array().unwrap().len(), 5);
 
     // It appears as a Temporal Schedule, with the cron, the overlap policy and catch-up window.
-    eventually("schedule listed by the temporal CLI", Duration::from_secs(30), || async {
-        schedule_listed(&schedule_id).then_some(())
-    })
+    eventually(
+        "schedule listed by the temporal CLI",
+        Duration::from_secs(30),
+        || async { schedule_listed(&schedule_id).then_some(()) },
+    )
     .await;
     eventually("monitor in sync", Duration::from_secs(30), || async {
         (monitor(&app, &id).await["schedule"]["in_sync"] == true).then_some(())
     })
     .await;
     let described = describe_schedule(&schedule_id).to_string();
-    assert!(described.contains("SCHEDULE_OVERLAP_POLICY_SKIP") || described.contains("Skip"), "{described}");
+    assert!(
+        described.contains("SCHEDULE_OVERLAP_POLICY_SKIP") || described.contains("Skip"),
+        "{described}"
+    );
     assert!(described.contains("PriceMonitorWorkflow"), "{described}");
-    assert!(described.contains("86400s") || described.contains("catchupWindow"), "{described}");
+    assert!(
+        described.contains("86400s") || described.contains("catchupWindow"),
+        "{described}"
+    );
 
     // A triggered run prices all three offers through the adapters and writes snapshots.
     let run = app
@@ -211,7 +222,10 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         "{alerts:?}"
     );
     assert!(
-        run["ranking"][0].as_str().unwrap().contains("quoted from taobao"),
+        run["ranking"][0]
+            .as_str()
+            .unwrap()
+            .contains("quoted from taobao"),
         "{run}"
     );
     // The run's history replays against today's workflow code (and is recorded for the
@@ -249,7 +263,10 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         .await
         .unwrap();
     assert_eq!(quote["items"][0]["platform"], "taobao", "{quote}");
-    assert_eq!(quote["items"][0]["unit_price"]["minor"], new_price, "{quote}");
+    assert_eq!(
+        quote["items"][0]["unit_price"]["minor"], new_price,
+        "{quote}"
+    );
     let (order_id, _) = place(&app, idx).await;
     assert_eq!(
         drive_one(&app, &order_id, Script::HappyPath).await,
@@ -280,7 +297,11 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
         .run_monitor(&id, Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!((run["listed"].as_u64(), run["gone"].as_u64()), (Some(2), Some(1)), "{run}");
+    assert_eq!(
+        (run["listed"].as_u64(), run["gone"].as_u64()),
+        (Some(2), Some(1)),
+        "{run}"
+    );
     assert!(
         run["alerts"][0].as_str().unwrap().ends_with("disappeared"),
         "{run}"
@@ -312,7 +333,10 @@ async fn pausing_stops_scheduled_runs_and_deleting_removes_the_schedule() {
     .await;
     assert_eq!(status, 201, "{created}");
     let id = created["monitor_id"].as_str().unwrap().to_owned();
-    let schedule_id = created["schedule"]["schedule_id"].as_str().unwrap().to_owned();
+    let schedule_id = created["schedule"]["schedule_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The schedule runs by itself.
     eventually("two scheduled runs", Duration::from_secs(45), || async {
@@ -320,14 +344,23 @@ async fn pausing_stops_scheduled_runs_and_deleting_removes_the_schedule() {
     })
     .await;
 
-    let (status, paused) = post(&app, &format!("/api/v1/price-monitors/{id}/pause"), &json!({})).await;
+    let (status, paused) = post(
+        &app,
+        &format!("/api/v1/price-monitors/{id}/pause"),
+        &json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["status"], "paused");
     assert_eq!(paused["next_runs_ms"].as_array().unwrap().len(), 0);
-    eventually("schedule paused in Temporal", Duration::from_secs(30), || async {
-        let d = describe_schedule(&schedule_id);
-        (d.to_string().contains("\"paused\":true")).then_some(())
-    })
+    eventually(
+        "schedule paused in Temporal",
+        Duration::from_secs(30),
+        || async {
+            let d = describe_schedule(&schedule_id);
+            (d.to_string().contains("\"paused\":true")).then_some(())
+        },
+    )
     .await;
     // Every run Temporal started has been recorded (a run in flight at the pause finishes).
     let actions = |d: &Value| {
@@ -339,21 +372,32 @@ async fn pausing_stops_scheduled_runs_and_deleting_removes_the_schedule() {
     };
     let started = actions(&describe_schedule(&schedule_id));
     assert!(started >= 2);
-    eventually("runs in flight recorded", Duration::from_secs(30), || async {
-        (runs(&app, &id).await.len() >= started.min(10)).then_some(())
-    })
+    eventually(
+        "runs in flight recorded",
+        Duration::from_secs(30),
+        || async { (runs(&app, &id).await.len() >= started.min(10)).then_some(()) },
+    )
     .await;
     let recorded = runs(&app, &id).await.len();
     // Observe three periods: a running schedule would start at least one run in that time.
     let window = Instant::now() + Duration::from_secs(7);
     while Instant::now() < window {
-        assert_eq!(actions(&describe_schedule(&schedule_id)), started, "no run while paused");
+        assert_eq!(
+            actions(&describe_schedule(&schedule_id)),
+            started,
+            "no run while paused"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(runs(&app, &id).await.len(), recorded);
 
     // Resumed, it runs again.
-    let (status, _) = post(&app, &format!("/api/v1/price-monitors/{id}/resume"), &json!({})).await;
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/price-monitors/{id}/resume"),
+        &json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     eventually("a run after resuming", Duration::from_secs(45), || async {
         (actions(&describe_schedule(&schedule_id)) > started).then_some(())
@@ -375,7 +419,12 @@ async fn pausing_stops_scheduled_runs_and_deleting_removes_the_schedule() {
     assert_eq!(status, 404);
     let (_, list) = get(&app, "/api/v1/price-monitors").await;
     assert!(list["monitors"].as_array().unwrap().is_empty(), "{list}");
-    let (status, _) = post(&app, &format!("/api/v1/price-monitors/{id}/resume"), &json!({})).await;
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/price-monitors/{id}/resume"),
+        &json!({}),
+    )
+    .await;
     assert_eq!(status, 404, "a deleted monitor cannot come back");
 }
 
@@ -384,9 +433,7 @@ async fn bad_monitors_are_refused_with_clear_errors_and_leave_nothing_behind() {
     let app = spawn_app(fast()).await;
     let cat = catalogue(&app).await;
     let sku = cat["products"][0]["sku"].as_str().unwrap().to_owned();
-    let body = |cron: &str| {
-        json!({"name": "bad", "cron": cron, "destination_country": "US", "products": [{"sku": sku}]})
-    };
+    let body = |cron: &str| json!({"name": "bad", "cron": cron, "destination_country": "US", "products": [{"sku": sku}]});
     for (cron, says) in [
         ("61 * * * *", "invalid cron expression"),
         ("* * * *", "expected five fields"),
@@ -408,8 +455,14 @@ async fn bad_monitors_are_refused_with_clear_errors_and_leave_nothing_behind() {
         (json!({"threshold_bps": 100_001}), "threshold_bps"),
         (json!({"name": ""}), "name"),
         (json!({"products": []}), "products"),
-        (json!({"products": [{"sku": sku}, {"sku": sku}]}), "products[1].sku"),
-        (json!({"products": [{"sku": sku, "offers": [{"platform": "amazon", "offer_id": "x"}]}]}), "products[0].offers[0].platform"),
+        (
+            json!({"products": [{"sku": sku}, {"sku": sku}]}),
+            "products[1].sku",
+        ),
+        (
+            json!({"products": [{"sku": sku, "offers": [{"platform": "amazon", "offer_id": "x"}]}]}),
+            "products[0].offers[0].platform",
+        ),
         (json!({"products": [{"sku": "NO-SUCH-SKU"}]}), "products"),
     ] {
         let mut b = body("*/5 * * * *");

@@ -129,26 +129,47 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
     assert_eq!(watched.len(), 4);
     let due = store.outbox_due(10).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!((due[0].kind.as_str(), due[0].order_id.as_str()), (SYNC_SCHEDULE, "pm1"));
+    assert_eq!(
+        (due[0].kind.as_str(), due[0].order_id.as_str()),
+        (SYNC_SCHEDULE, "pm1")
+    );
     store.outbox_done(due[0].id).await.unwrap();
 
     // Same status again: no new version, nothing queued.
-    let same = store.set_monitor_status("pm1", MonitorStatus::Active).await.unwrap();
+    let same = store
+        .set_monitor_status("pm1", MonitorStatus::Active)
+        .await
+        .unwrap();
     assert_eq!(same.version, 1);
     assert!(store.outbox_due(10).await.unwrap().is_empty());
-    let paused = store.set_monitor_status("pm1", MonitorStatus::Paused).await.unwrap();
+    let paused = store
+        .set_monitor_status("pm1", MonitorStatus::Paused)
+        .await
+        .unwrap();
     assert_eq!((paused.status, paused.version), (MonitorStatus::Paused, 2));
     store.mark_schedule_synced("pm1", 2).await.unwrap();
     store.mark_schedule_synced("pm1", 1).await.unwrap();
-    assert_eq!(store.monitor("pm1").await.unwrap().synced_version, 2, "never backwards");
+    assert_eq!(
+        store.monitor("pm1").await.unwrap().synced_version,
+        2,
+        "never backwards"
+    );
     store.trigger_monitor("pm1").await.unwrap();
-    let kinds: Vec<String> = store.outbox_due(10).await.unwrap().into_iter().map(|i| i.kind).collect();
+    let kinds: Vec<String> = store
+        .outbox_due(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.kind)
+        .collect();
     assert_eq!(kinds, [SYNC_SCHEDULE, TRIGGER_SCHEDULE]);
 
     // A product that is not a listing, or an offer of another product: nothing is stored.
     let mut bad = new_monitor("pm2", vec![]);
     bad.products.push(("NOPE".into(), vec![]));
-    assert!(matches!(store.create_monitor(&bad).await, Err(StoreError::UnknownSku(s)) if s == "NOPE"));
+    assert!(
+        matches!(store.create_monitor(&bad).await, Err(StoreError::UnknownSku(s)) if s == "NOPE")
+    );
     store
         .upsert_listing(&Listing {
             sku: "OTHER".into(),
@@ -158,12 +179,21 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
         .unwrap();
     let mut taken = new_monitor("pm3", vec![]);
     taken.products = vec![("OTHER".into(), vec![extra])];
-    assert!(matches!(store.create_monitor(&taken).await, Err(StoreError::StateConflict(_))));
+    assert!(matches!(
+        store.create_monitor(&taken).await,
+        Err(StoreError::StateConflict(_))
+    ));
     assert_eq!(store.monitors().await.unwrap().len(), 1);
 
-    let deleted = store.set_monitor_status("pm1", MonitorStatus::Deleted).await.unwrap();
+    let deleted = store
+        .set_monitor_status("pm1", MonitorStatus::Deleted)
+        .await
+        .unwrap();
     assert_eq!(deleted.status, MonitorStatus::Deleted);
-    assert!(matches!(store.monitor("pm1").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.monitor("pm1").await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.monitor_any("pm1").await.unwrap().version, 3);
     assert!(store.monitor_offers("pm1").await.unwrap().is_none());
     assert!(matches!(
@@ -175,7 +205,10 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
 
 async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
     let store = seeded(url).await;
-    store.create_monitor(&new_monitor("pm1", vec![])).await.unwrap();
+    store
+        .create_monitor(&new_monitor("pm1", vec![]))
+        .await
+        .unwrap();
     let landed = HashMap::from([(
         (Platform::Taobao, "t1".to_owned()),
         Landed {
@@ -205,20 +238,38 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
     assert_eq!((s1.offers, s1.listed, s1.gone, s1.failed), (3, 2, 0, 1));
     assert_eq!(s1.price_changes, 1);
     assert_eq!(s1.alerts.len(), 1, "{:?}", s1.alerts);
-    assert!(s1.alerts[0].contains("price_down") && s1.alerts[0].contains("-50.00 %"), "{:?}", s1.alerts);
+    assert!(
+        s1.alerts[0].contains("price_down") && s1.alerts[0].contains("-50.00 %"),
+        "{:?}",
+        s1.alerts
+    );
     assert_eq!(s1.ranking.len(), 1, "{:?}", s1.ranking);
     assert_eq!(
         s1.ranking,
         ["SKU-M: quoted from taobao t1 at 6.00 CNY (was 1688 a1 at 10.00 CNY)"]
     );
     let l = store.listing(SKU).await.unwrap();
-    assert_eq!((l.platform.as_str(), l.offer_id.as_str(), l.price_fen), ("taobao", "t1", 600));
+    assert_eq!(
+        (l.platform.as_str(), l.offer_id.as_str(), l.price_fen),
+        ("taobao", "t1", 600)
+    );
 
     // The activity retried after the commit: same key, same summary, nothing doubled.
     let again = store.record_run(&r1, &landed).await.unwrap();
     assert_eq!(again, s1);
-    assert_eq!(store.price_history(SKU, 100).await.unwrap().len(), 2, "a failed lookup leaves no snapshot");
-    assert_eq!(store.price_alerts(Some("pm1"), None, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store.price_history(SKU, 100).await.unwrap().len(),
+        2,
+        "a failed lookup leaves no snapshot"
+    );
+    assert_eq!(
+        store
+            .price_alerts(Some("pm1"), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Run 2: Taobao's listing is gone, 1688 +5 % (under the threshold), PDD answers.
     let r2 = run(
@@ -230,7 +281,10 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
         ],
     );
     let s2 = store.record_run(&r2, &HashMap::new()).await.unwrap();
-    assert_eq!((s2.listed, s2.gone, s2.failed, s2.price_changes), (2, 1, 0, 1));
+    assert_eq!(
+        (s2.listed, s2.gone, s2.failed, s2.price_changes),
+        (2, 1, 0, 1)
+    );
     let kinds: Vec<&str> = store
         .price_alerts(None, Some(SKU), 100)
         .await
@@ -238,7 +292,11 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
         .iter()
         .map(|a| a.alert.name())
         .collect();
-    assert_eq!(kinds, ["disappeared", "price_down"], "newest first; +5 % is no alert");
+    assert_eq!(
+        kinds,
+        ["disappeared", "price_down"],
+        "newest first; +5 % is no alert"
+    );
     let active: Vec<String> = store
         .offers()
         .await
@@ -249,7 +307,11 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
     assert_eq!(active, ["a1", "p1"], "the gone listing left procurement");
     let l = store.listing(SKU).await.unwrap();
     assert_eq!((l.offer_id.as_str(), l.price_fen), ("a1", 1_050));
-    assert!(s2.ranking[0].contains("quoted from 1688 a1"), "{:?}", s2.ranking);
+    assert!(
+        s2.ranking[0].contains("quoted from 1688 a1"),
+        "{:?}",
+        s2.ranking
+    );
 
     // Run 3: it is back, out of stock.
     let r3 = run(
@@ -285,14 +347,23 @@ async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {
         .collect();
     assert_eq!(t1, [(true, Some(600)), (false, None), (true, Some(600))]);
     let first_t1 = history.iter().rfind(|s| s.offer_id == "t1").unwrap();
-    assert_eq!(first_t1.landed.as_ref().unwrap().cost, Money::new(1_400, Currency::USD));
+    assert_eq!(
+        first_t1.landed.as_ref().unwrap().cost,
+        Money::new(1_400, Currency::USD)
+    );
     let runs = store.monitor_runs("pm1", 10).await.unwrap();
     assert_eq!(runs.len(), 3);
 
     // A run of a monitor that does not exist records nothing.
-    let mut ghost = run("run-ghost", vec![obs(Platform::Alibaba1688, "a1", listed(1))]);
+    let mut ghost = run(
+        "run-ghost",
+        vec![obs(Platform::Alibaba1688, "a1", listed(1))],
+    );
     ghost.monitor_id = "pm-none".into();
-    assert!(matches!(store.record_run(&ghost, &HashMap::new()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.record_run(&ghost, &HashMap::new()).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.price_history(SKU, 100).await.unwrap().len(), 6);
 }
 

@@ -11,8 +11,7 @@ use crate::{
 };
 use procure_domain::{Currency, monitor::Seen, order::Platform};
 use procure_workflows::monitor::{
-    MonitorPlan, ObserveBatch, Observation, Observed, RecordRun, RunSummary,
-    monitor_defs as defs,
+    MonitorPlan, Observation, ObserveBatch, Observed, RecordRun, RunSummary, monitor_defs as defs,
 };
 use std::{collections::HashMap, sync::Arc};
 use temporalio_macros::activities;

@@ -198,13 +198,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for o in offers {
-                let owner = sqlx::query(
-                    "SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2",
-                )
-                .bind(o.platform.as_str())
-                .bind(&o.offer_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let owner =
+                    sqlx::query("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
+                        .bind(o.platform.as_str())
+                        .bind(&o.offer_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 match owner {
                     Some(r) => {
                         let owner: String = r.try_get("sku")?;
@@ -346,7 +345,8 @@ impl Store {
     /// Queue a run now (the schedule's trigger), whatever the cron says.
     pub async fn trigger_monitor(&self, id: &str) -> Result<Monitor> {
         let m = self.monitor(id).await?;
-        self.enqueue(TRIGGER_SCHEDULE, id, &serde_json::json!({})).await?;
+        self.enqueue(TRIGGER_SCHEDULE, id, &serde_json::json!({}))
+            .await?;
         Ok(m)
     }
 
@@ -474,8 +474,7 @@ impl Store {
             match seen {
                 Seen::Listed { price_fen, stock } => {
                     summary.listed += 1;
-                    if matches!(before, Some(Seen::Listed { price_fen: p, .. }) if p != price_fen)
-                    {
+                    if matches!(before, Some(Seen::Listed { price_fen: p, .. }) if p != price_fen) {
                         summary.price_changes += 1;
                     }
                     sqlx::query(
@@ -517,7 +516,9 @@ impl Store {
                 .bind(obs.observed_at_ms)
                 .execute(&mut *tx)
                 .await?;
-                summary.alerts.push(describe_alert(&obs.sku, &obs.offer, &alert));
+                summary
+                    .alerts
+                    .push(describe_alert(&obs.sku, &obs.offer, &alert));
             }
         }
 
@@ -532,10 +533,11 @@ impl Store {
                 continue;
             };
             // Quotes follow the channel procurement will try first.
-            let was = sqlx::query("SELECT platform, offer_id, price_fen FROM listings WHERE sku = $1")
-                .bind(*sku)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let was =
+                sqlx::query("SELECT platform, offer_id, price_fen FROM listings WHERE sku = $1")
+                    .bind(*sku)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(was) = was else { continue };
             let (was_platform, was_offer, was_price): (String, String, i64) = (
                 was.try_get("platform")?,
@@ -543,7 +545,11 @@ impl Store {
                 was.try_get("price_fen")?,
             );
             if (was_platform.as_str(), was_offer.as_str(), was_price)
-                == (best.platform.as_str(), best.offer_id.as_str(), best.unit_price_fen)
+                == (
+                    best.platform.as_str(),
+                    best.offer_id.as_str(),
+                    best.unit_price_fen,
+                )
             {
                 continue;
             }

@@ -233,8 +233,10 @@ impl Pricing {
         item: &procure_domain::quote::QuoteItem,
         country: &str,
         fx_destination: &procure_domain::FxRate,
-    ) -> Result<Option<(String, procure_domain::quote::QuoteBreakdown)>, procure_domain::quote::QuoteError>
-    {
+    ) -> Result<
+        Option<(String, procure_domain::quote::QuoteBreakdown)>,
+        procure_domain::quote::QuoteError,
+    > {
         use procure_domain::quote::{Parcel, QuoteRequest, line_options, quote};
         let Some(dest) = self.destination(country) else {
             return Ok(None);

@@ -5,8 +5,8 @@
 
 use crate::{OrderTimings, temporal::TemporalLink};
 use futures_util::{StreamExt, stream};
-use procure_activities::store::{OutboxItem, Store};
 use procure_activities::prices::{SYNC_SCHEDULE, TRIGGER_SCHEDULE};
+use procure_activities::store::{OutboxItem, Store};
 use procure_activities::warehouse::{SIGNAL_PARCEL, START_PARCEL};
 use procure_workflows::{
     OrderWorkflow, ParcelWorkflow,
@@ -249,7 +249,9 @@ impl Dispatcher {
                 }
                 r
             }
-            TRIGGER_SCHEDULE => crate::schedules::trigger(client, &self.store, &item.order_id).await,
+            TRIGGER_SCHEDULE => {
+                crate::schedules::trigger(client, &self.store, &item.order_id).await
+            }
             other => anyhow::bail!("unknown outbox kind {other:?}"),
         }
     }

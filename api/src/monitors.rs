@@ -299,11 +299,17 @@ async fn create(
     }
     let mut new = validate(&req, &state)?;
     new.cron = cron.as_str().to_owned();
-    let monitor = state.store.create_monitor(&new).await.map_err(|e| match e {
-        StoreError::UnknownSku(sku) => ApiError::field("products", format!("unknown sku {sku}")),
-        StoreError::StateConflict(m) => ApiError::Conflict("offer_taken", m),
-        other => other.into(),
-    })?;
+    let monitor = state
+        .store
+        .create_monitor(&new)
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownSku(sku) => {
+                ApiError::field("products", format!("unknown sku {sku}"))
+            }
+            StoreError::StateConflict(m) => ApiError::Conflict("offer_taken", m),
+            other => other.into(),
+        })?;
     state.outbox_notify.notify_one();
     tracing::info!(monitor_id = %monitor.id, cron = %monitor.cron, products = monitor.skus.len(), "price monitor created");
     Ok((StatusCode::CREATED, Json(view(monitor))))
@@ -560,7 +566,10 @@ async fn alerts(
     }
     for (field, v) in [("monitor_id", &q.monitor_id), ("sku", &q.sku)] {
         if v.as_deref().is_some_and(|v| !id_ok(v)) {
-            return Err(ApiError::field(field, "must be 1 to 128 letters, digits, '-' or '_'"));
+            return Err(ApiError::field(
+                field,
+                "must be 1 to 128 letters, digits, '-' or '_'",
+            ));
         }
     }
     let alerts = state

@@ -70,12 +70,15 @@ impl CronSpec {
                 fields.len()
             )));
         };
-        let schedule = cron::Schedule::from_str(&crate_expr).map_err(|e| {
-            CronError(format!("invalid cron expression {trimmed:?}: {e}"))
-        })?;
+        let schedule = cron::Schedule::from_str(&crate_expr)
+            .map_err(|e| CronError(format!("invalid cron expression {trimmed:?}: {e}")))?;
         // Without a year field an expression that fires once fires after the epoch; reading no
         // clock keeps this module pure.
-        if schedule.after(&chrono::DateTime::UNIX_EPOCH).next().is_none() {
+        if schedule
+            .after(&chrono::DateTime::UNIX_EPOCH)
+            .next()
+            .is_none()
+        {
             return Err(CronError(format!(
                 "cron expression {trimmed:?} never fires"
             )));
@@ -311,7 +314,10 @@ mod tests {
         ] {
             CronSpec::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
-        assert_eq!(CronSpec::parse("  0   4 * *   0 ").unwrap().as_str(), "0 4 * * 0");
+        assert_eq!(
+            CronSpec::parse("  0   4 * *   0 ").unwrap().as_str(),
+            "0 4 * * 0"
+        );
         assert_eq!(CronSpec::parse("@Daily").unwrap().as_str(), "@daily");
     }
 
@@ -346,7 +352,9 @@ mod tests {
     fn day_of_week_follows_crontab_numbering() {
         // 2026-11-23 is a Monday: crontab 1 = Monday, 0 and 7 = Sunday.
         let day = |expr: &str| {
-            let t = CronSpec::parse(expr).unwrap().next_runs(MONDAY_2026_11_23_00_00, 1)[0];
+            let t = CronSpec::parse(expr)
+                .unwrap()
+                .next_runs(MONDAY_2026_11_23_00_00, 1)[0];
             (t - MONDAY_2026_11_23_00_00) / 86_400_000
         };
         assert_eq!(day("0 12 * * 1"), 0);
@@ -381,10 +389,7 @@ mod tests {
         assert_eq!(every5.period_ms(MONDAY_2026_11_23_00_00), 300_000);
         let twice = CronSpec::parse("0 8,20 * * *").unwrap();
         assert_eq!(twice.period_ms(MONDAY_2026_11_23_00_00), 12 * 3_600_000);
-        assert_eq!(
-            CronSpec::parse("@hourly").unwrap().period_ms(0),
-            3_600_000
-        );
+        assert_eq!(CronSpec::parse("@hourly").unwrap().period_ms(0), 3_600_000);
         let seconds = CronSpec::parse("*/2 * * * * * *").unwrap();
         assert_eq!(seconds.period_ms(MONDAY_2026_11_23_00_00), 2_000);
         assert_eq!(
@@ -426,7 +431,11 @@ mod tests {
             vec![AlertKind::Reappeared, AlertKind::OutOfStock]
         );
         assert_eq!(
-            assess(Some(listed(10_000, Some(3))), listed(10_000, Some(0)), 1_000),
+            assess(
+                Some(listed(10_000, Some(3))),
+                listed(10_000, Some(0)),
+                1_000
+            ),
             vec![AlertKind::OutOfStock]
         );
         assert!(assess(Some(listed(10_000, Some(0))), listed(10_000, Some(0)), 0).is_empty());

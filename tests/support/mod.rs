@@ -285,7 +285,11 @@ pub async fn history_json(
 /// Replay a workflow's history against today's code. With
 /// `PROCURE_RECORD_HISTORIES=<kind>…json` (e.g. `order_completed_v3.json`) the test of that
 /// kind also saves it to `tests/histories` for the replay suite.
-pub async fn replays_and_records(client: &temporalio_client::Client, workflow_id: &str, kind: &str) {
+pub async fn replays_and_records(
+    client: &temporalio_client::Client,
+    workflow_id: &str,
+    kind: &str,
+) {
     let json = history_json(client, workflow_id, "").await;
     if let Some(name) = std::env::var("PROCURE_RECORD_HISTORIES")
         .ok()

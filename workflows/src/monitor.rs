@@ -60,7 +60,9 @@ pub enum Observed {
     Seen(Seen),
     /// The platform could not be asked (rate limit, outage, bad credentials) even after the
     /// adapter's retries: nothing is concluded about the offer.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
