@@ -154,6 +154,14 @@ pub async fn run_api(
         ..Default::default()
     };
     let state = AppState::new(store.clone(), fx, api_cfg, Sealer::from_env()?);
+    // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
+    let queued = store
+        .resync_schedules()
+        .await
+        .context("queueing price-monitor schedule syncs")?;
+    if queued > 0 {
+        tracing::info!(monitors = queued, "price-monitor schedules queued for sync");
+    }
     let dispatcher = Dispatcher {
         store,
         temporal: Arc::new(TemporalLink::new(

@@ -201,6 +201,10 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
         Err(StoreError::NotFound)
     ));
     assert!(store.monitors().await.unwrap().is_empty());
+    // Deleted but its schedule not yet removed: still re-synced; once removed, never again.
+    assert_eq!(store.resync_schedules().await.unwrap(), 1);
+    store.mark_schedule_synced("pm1", 3).await.unwrap();
+    assert_eq!(store.resync_schedules().await.unwrap(), 0);
 }
 
 async fn runs_record_snapshots_alerts_and_ranking_once(url: &str) {

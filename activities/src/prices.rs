@@ -350,6 +350,31 @@ impl Store {
         Ok(m)
     }
 
+    /// Queue a schedule sync for every monitor that has, or still needs to lose, a schedule:
+    /// run when the API starts, so schedules lost with a Temporal database (or deleted by hand)
+    /// come back. Returns how many were queued.
+    pub async fn resync_schedules(&self) -> Result<usize> {
+        let rows = sqlx::query(
+            "SELECT id, version FROM price_monitors WHERE status <> 'deleted' OR synced_version < version",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut tx = self.pool().begin().await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let version: i64 = r.try_get("version")?;
+            enqueue(
+                &mut tx,
+                SYNC_SCHEDULE,
+                &id,
+                &serde_json::json!({"version": version}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
     /// The schedule now reflects `version` (never moves backwards).
     pub async fn mark_schedule_synced(&self, id: &str, version: i64) -> Result<()> {
         sqlx::query(
