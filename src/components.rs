@@ -73,6 +73,8 @@ pub struct TemporalTarget {
     pub address: String,
     pub namespace: String,
     pub task_queue: String,
+    /// Browser origins of the Temporal Web UI, allowed to call our codec endpoint.
+    pub ui_origins: Vec<String>,
 }
 
 pub async fn order_activities(
@@ -151,9 +153,16 @@ pub async fn run_api(
         tracking: ext.tracking.clone(),
         task_queue: temporal.task_queue.clone(),
         timings: timings.clone(),
+        codec_origins: temporal.ui_origins.clone(),
         ..Default::default()
     };
-    let state = AppState::new(store.clone(), fx, api_cfg, Sealer::from_env()?);
+    let state = AppState::new(
+        store.clone(),
+        fx,
+        api_cfg,
+        Sealer::from_env()?,
+        procure_activities::codec::EncryptionCodec::from_env()?,
+    );
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store
         .resync_schedules()

@@ -133,6 +133,13 @@ struct CommonArgs {
     storage_reminder_days: u64,
     #[arg(long, env = "PROCURE_STORAGE_GRACE_DAYS", default_value_t = 30)]
     storage_grace_days: u64,
+    /// Origins of the Temporal Web UI allowed to call the codec endpoint (comma-separated).
+    #[arg(
+        long,
+        env = "PROCURE_UI_ORIGINS",
+        default_value = "http://127.0.0.1:8233,http://localhost:8233"
+    )]
+    ui_origins: String,
     /// Shortest period a price monitor's cron may have, in seconds.
     #[arg(long, env = "PROCURE_MONITOR_MIN_PERIOD_S", default_value_t = 60)]
     monitor_min_period_s: u64,
@@ -178,6 +185,13 @@ impl CommonArgs {
             address: self.temporal_address.clone(),
             namespace: self.namespace.clone(),
             task_queue: self.task_queue.clone(),
+            ui_origins: self
+                .ui_origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -324,6 +338,17 @@ async fn start_temporal(
     ui_port: Option<u16>,
     ui: bool,
 ) -> anyhow::Result<DevServer> {
+    start_temporal_with_codec(data_dir, port, ui_port, ui, None).await
+}
+
+/// As `start_temporal`, with the Web UI decoding payloads through `ui_codec_endpoint`.
+async fn start_temporal_with_codec(
+    data_dir: &std::path::Path,
+    port: Option<u16>,
+    ui_port: Option<u16>,
+    ui: bool,
+    ui_codec_endpoint: Option<String>,
+) -> anyhow::Result<DevServer> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     println!(
@@ -341,7 +366,7 @@ async fn start_temporal(
             "Keyword".into(),
         )],
         log_file: Some(data_dir.join("temporal.log")),
-        ui_codec_endpoint: None,
+        ui_codec_endpoint,
     })
     .await
 }
@@ -349,16 +374,47 @@ async fn start_temporal(
 async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     init_logs("warn,procure=info");
     let started = Instant::now();
-    let temporal = start_temporal(
+    let (api_port, ui_port) = (port_or_free(args.api_port), port_or_free(args.ui_port));
+    // Demo tokens, one per role, signed with the API's key; the UI decodes payloads through
+    // the codec endpoint with the operator's.
+    let tokens = procure_api::auth::TokenKey::from_env();
+    let now_s = procure_activities::store::now_ms() / 1000;
+    let demo_tokens: Vec<(String, String)> = procure_api::auth::Role::ALL
+        .iter()
+        .map(|&role| {
+            let customer = (role == procure_api::auth::Role::Customer).then_some("cust-0");
+            let who = format!("demo-{}", role.as_str());
+            (
+                match customer {
+                    Some(c) => format!("{} ({c})", role.as_str()),
+                    None => role.as_str().to_owned(),
+                },
+                tokens.issue(&who, role, customer, now_s, 7 * 24 * 3600),
+            )
+        })
+        .collect();
+    let operator_token = &demo_tokens
+        .iter()
+        .find(|(r, _)| r == "operator")
+        .expect("operator token")
+        .1;
+    let temporal = start_temporal_with_codec(
         &args.data_dir,
         Some(port_or_free(args.temporal_port)),
-        Some(port_or_free(args.ui_port)),
+        Some(ui_port),
         true,
+        Some(format!(
+            "http://127.0.0.1:{api_port}/api/codec/t/{operator_token}"
+        )),
     )
     .await?;
     let db = args.data_dir.join("procure.db");
     let mut cfg = SystemConfig::local(format!("sqlite://{}", db.display()), temporal.address());
-    cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.api_port)));
+    cfg.ui_origins = vec![
+        format!("http://127.0.0.1:{ui_port}"),
+        format!("http://localhost:{ui_port}"),
+    ];
+    cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.sandbox_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.sandbox_port)));
     cfg.sandbox.tracking_step_ms = 400;
     cfg.timings = OrderTimings {
@@ -390,6 +446,15 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     );
     println!("  Sandbox      {}/_sandbox/ledger", system.sandbox_url);
     println!("  Database     sqlite://{}", db.display());
+    println!("  Payloads     encrypted in Temporal (AES-256-GCM); the UI decodes them through");
+    println!(
+        "               {}/api/codec/… with an operator token",
+        system.api_url
+    );
+    println!("  Demo tokens  (Authorization: Bearer …, valid 7 days)");
+    for (role, token) in &demo_tokens {
+        println!("    {role:<18} {token}");
+    }
     println!();
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
     if let Err(e) = demo_monitor(&driver).await {

@@ -27,6 +27,8 @@ pub struct SystemConfig {
     pub timings: OrderTimings,
     /// Run the worker in this process (false when workers run as separate processes).
     pub run_worker: bool,
+    /// Origins of the Temporal Web UI (allowed to call the codec endpoint).
+    pub ui_origins: Vec<String>,
 }
 
 impl SystemConfig {
@@ -35,6 +37,7 @@ impl SystemConfig {
             address: self.temporal_address.clone(),
             namespace: self.namespace.clone(),
             task_queue: self.task_queue.clone(),
+            ui_origins: self.ui_origins.clone(),
         }
     }
 
@@ -49,6 +52,7 @@ impl SystemConfig {
             sandbox: SandboxConfig::default(),
             timings: OrderTimings::default(),
             run_worker: true,
+            ui_origins: Vec::new(),
         }
     }
 }

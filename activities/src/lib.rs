@@ -5,6 +5,7 @@
 //! snapshots and alerts, and `monitor` runs them.
 
 pub mod adapters;
+pub mod codec;
 pub mod fulfilment;
 pub mod monitor;
 pub mod order;

@@ -61,13 +61,50 @@ impl Sealer {
 
     /// Keys from `PROCURE_DATA_KEYS`, else the (public) development key with a warning.
     pub fn from_env() -> Result<Sealer, SealError> {
-        match std::env::var("PROCURE_DATA_KEYS") {
+        Sealer::from_env_var("PROCURE_DATA_KEYS", "dev")
+    }
+
+    /// Key id new data is sealed with.
+    pub fn current_key_id(&self) -> &str {
+        &self.current
+    }
+
+    /// Seal into binary: the current key's id and `nonce ‖ ciphertext` (for envelopes that
+    /// carry the key id themselves, such as Temporal payload metadata).
+    pub fn seal_binary(&self, plaintext: &[u8]) -> (String, Vec<u8>) {
+        let cipher = Aes256Gcm::new(&self.keys[&self.current]);
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ct = cipher
+            .encrypt(&nonce, plaintext)
+            .expect("AES-GCM encryption does not fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        (self.current.clone(), out)
+    }
+
+    /// Open what [`Sealer::seal_binary`] produced with key `kid`.
+    pub fn open_binary(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let key = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| SealError::UnknownKey(kid.to_owned()))?;
+        if sealed.len() < 12 + 16 {
+            return Err(SealError::Malformed);
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        Aes256Gcm::new(key)
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| SealError::Tampered)
+    }
+
+    /// Keys from the environment variable `var` (`"kid1:hex32,kid0:hex32"`), else the public
+    /// development key under `dev_kid`, with a warning.
+    pub fn from_env_var(var: &str, dev_kid: &str) -> Result<Sealer, SealError> {
+        match std::env::var(var) {
             Ok(spec) => Sealer::from_spec(&spec),
             Err(_) => {
-                tracing::warn!(
-                    "PROCURE_DATA_KEYS not set: sealing with the public development key"
-                );
-                Sealer::from_spec(&format!("dev:{DEV_KEY_HEX}"))
+                tracing::warn!("{var} not set: using the public development key");
+                Sealer::from_spec(&format!("{dev_kid}:{DEV_KEY_HEX}"))
             }
         }
     }

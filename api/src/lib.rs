@@ -3,6 +3,8 @@
 //! committed with its outbox row, so orders accepted while Temporal is down still start later.
 
 pub mod accounts;
+pub mod auth;
+pub mod codec;
 pub mod dispatcher;
 pub mod error;
 pub mod orders;
@@ -77,6 +79,10 @@ pub struct ApiConfig {
     pub timings: OrderTimings,
     /// Default price tolerance over the quoted unit price before the customer is asked.
     pub price_tolerance_bps: u32,
+    /// Verifies (and in development issues) bearer tokens.
+    pub tokens: auth::TokenKey,
+    /// Browser origins allowed to call the codec endpoint (the Temporal Web UI's).
+    pub codec_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +96,8 @@ impl Default for ApiConfig {
             task_queue: procure_workflows::TASK_QUEUE.to_owned(),
             timings: OrderTimings::default(),
             price_tolerance_bps: 1_000,
+            tokens: auth::TokenKey::from_env(),
+            codec_origins: Vec::new(),
         }
     }
 }
@@ -112,16 +120,28 @@ pub struct AppState {
     pub outbox_notify: Arc<Notify>,
     /// Seals buyer-account credentials before they are stored.
     pub sealer: Arc<Sealer>,
+    /// Verifies bearer tokens (shared with `config.tokens`).
+    pub tokens: Arc<auth::TokenKey>,
+    /// Temporal payload encryption, for the UI's codec endpoint.
+    pub codec: Arc<procure_activities::codec::EncryptionCodec>,
 }
 
 impl AppState {
-    pub fn new(store: Store, fx: EcbFx, config: ApiConfig, sealer: Sealer) -> Self {
+    pub fn new(
+        store: Store,
+        fx: EcbFx,
+        config: ApiConfig,
+        sealer: Sealer,
+        codec: procure_activities::codec::EncryptionCodec,
+    ) -> Self {
         AppState {
             store,
             fx: Arc::new(fx),
+            tokens: Arc::new(config.tokens.clone()),
             config: Arc::new(config),
             outbox_notify: Arc::new(Notify::new()),
             sealer: Arc::new(sealer),
+            codec: Arc::new(codec),
         }
     }
 }
@@ -141,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(parcels::router())
         .merge(warehouse::router())
         .merge(monitors::router())
+        .merge(codec::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

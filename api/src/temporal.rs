@@ -27,7 +27,8 @@ impl TemporalLink {
     }
 }
 
-/// Connect to a Temporal frontend at `host:port` (or a full URL).
+/// Connect to a Temporal frontend at `host:port` (or a full URL). Every payload the client
+/// (and a worker built on it) sends is encrypted with the keys in `PROCURE_PAYLOAD_KEYS`.
 pub async fn connect(address: &str, namespace: &str, identity: &str) -> anyhow::Result<Client> {
     let url = if address.contains("://") {
         address.to_owned()
@@ -39,8 +40,11 @@ pub async fn connect(address: &str, namespace: &str, identity: &str) -> anyhow::
         .connect_timeout(std::time::Duration::from_secs(5))
         .build();
     let conn = Connection::connect(opts).await?;
+    let codec = procure_activities::codec::EncryptionCodec::from_env()?;
     Ok(Client::new(
         conn,
-        ClientOptions::new(namespace.to_owned()).build(),
+        ClientOptions::new(namespace.to_owned())
+            .data_converter(codec.data_converter())
+            .build(),
     )?)
 }

@@ -244,8 +244,10 @@ pub fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
 /// would break running workflows fails here.
 pub async fn replay(json: &[u8]) {
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+    let codec = procure_activities::codec::EncryptionCodec::from_env().unwrap();
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
+            .data_converter(codec.data_converter())
             .register_workflow::<procure_workflows::OrderWorkflow>()
             .unwrap()
             .register_workflow::<procure_workflows::ParcelWorkflow>()

@@ -1,0 +1,195 @@
+//! The codec endpoint for the Temporal Web UI and CLI (Temporal's remote codec protocol):
+//! `POST /api/codec/decode` and `/api/codec/encode` with `{"payloads": [{"metadata": {…},
+//! "data": "…"}]}` (bytes base64-encoded), so operators read and send payloads in clear while
+//! Temporal stores them encrypted. Only operators (and admins) may use it: a bearer token in
+//! `Authorization`, or, because the stock UI cannot add a header, in the path
+//! (`/api/codec/t/{token}/decode`): configure `…/api/codec/t/{token}` as the UI's codec
+//! endpoint (`procure dev` starts the UI so). Browsers may call it from the origins in
+//! `ApiConfig::codec_origins` (CORS).
+
+use crate::{
+    ApiError, AppState,
+    auth::{Caller, Role, authenticate},
+};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use temporalio_common::protos::temporal::api::common::v1::Payload;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/codec/decode", post(decode).options(preflight))
+        .route("/api/codec/encode", post(encode).options(preflight))
+        .route(
+            "/api/codec/t/{token}/decode",
+            post(decode_t).options(preflight),
+        )
+        .route(
+            "/api/codec/t/{token}/encode",
+            post(encode_t).options(preflight),
+        )
+}
+
+/// Most payloads one request may carry.
+const MAX_PAYLOADS: usize = 1_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JsonPayload {
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+    #[serde(default)]
+    pub data: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Payloads {
+    #[serde(default)]
+    pub payloads: Vec<JsonPayload>,
+}
+
+fn from_json(p: JsonPayload) -> Result<Payload, ApiError> {
+    let bad = |what: &str| ApiError::BadRequest("invalid_payload", format!("{what} is not base64"));
+    Ok(Payload {
+        metadata: p
+            .metadata
+            .into_iter()
+            .map(|(k, v)| Ok((k, B64.decode(v).map_err(|_| bad("metadata"))?)))
+            .collect::<Result<_, ApiError>>()?,
+        data: B64.decode(p.data).map_err(|_| bad("data"))?,
+        ..Default::default()
+    })
+}
+
+fn to_json(p: Payload) -> JsonPayload {
+    JsonPayload {
+        metadata: p
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (k, B64.encode(v)))
+            .collect(),
+        data: B64.encode(p.data),
+    }
+}
+
+/// CORS headers for an allowed browser origin.
+fn cors(state: &AppState, headers: &HeaderMap, response: &mut Response) {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return;
+    };
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|o| state.config.codec_origins.iter().any(|a| a == o));
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if allowed {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type,x-namespace,authorization"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+    }
+}
+
+async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    cors(&state, &headers, &mut r);
+    r
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Encode,
+    Decode,
+}
+
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
+    body: Bytes,
+    direction: Direction,
+) -> Response {
+    let result = async {
+        let caller = caller?;
+        caller.require(&[Role::Operator])?;
+        let req: Payloads = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest("invalid_body", e.to_string()))?;
+        if req.payloads.len() > MAX_PAYLOADS {
+            return Err(ApiError::BadRequest(
+                "too_many_payloads",
+                format!("at most {MAX_PAYLOADS} payloads per request"),
+            ));
+        }
+        let mut out = Vec::with_capacity(req.payloads.len());
+        for p in req.payloads {
+            let p = from_json(p)?;
+            out.push(to_json(match direction {
+                Direction::Encode => state.codec.encode_one(&p),
+                Direction::Decode => state.codec.decode_one(p).map_err(|e| {
+                    ApiError::Unprocessable("undecodable_payload", e.to_string())
+                })?,
+            }));
+        }
+        tracing::info!(operator = %caller.0.sub, payloads = out.len(), encode = matches!(direction, Direction::Encode), "codec request");
+        Ok::<_, ApiError>(Json(Payloads { payloads: out }))
+    }
+    .await;
+    let mut response = result.into_response();
+    cors(&state, &headers, &mut response);
+    response
+}
+
+async fn header_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    authenticate(&state.tokens, token.trim())
+}
+
+async fn decode(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = header_caller(&state, &headers).await;
+    handle(state, headers, caller, body, Direction::Decode).await
+}
+
+async fn encode(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = header_caller(&state, &headers).await;
+    handle(state, headers, caller, body, Direction::Encode).await
+}
+
+async fn decode_t(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = authenticate(&state.tokens, &token);
+    handle(state, headers, caller, body, Direction::Decode).await
+}
+
+async fn encode_t(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = authenticate(&state.tokens, &token);
+    handle(state, headers, caller, body, Direction::Encode).await
+}

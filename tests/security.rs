@@ -1,0 +1,239 @@
+//! Secrets stay secret on a real Temporal dev server: every payload Temporal stores is
+//! encrypted (no order id, customer address or buyer-account credential in clear text in a
+//! workflow history read straight from the Temporal API), operators read payloads in clear
+//! through the codec endpoint, and nobody else can.
+
+mod support;
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use procure::demo::Script;
+use procure_api::auth::{Role, TokenKey};
+use procure_domain::OrderState;
+use serde_json::{Value, json};
+use support::*;
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowExecutionInfo,
+    WorkflowFetchHistoryOptions,
+};
+
+/// A client with the default (plain JSON) converter: it sees payloads as Temporal stores them.
+async fn raw_client() -> Client {
+    let conn = Connection::connect(
+        ConnectionOptions::new(Url::parse(&format!("http://{}", temporal_address())).unwrap())
+            .identity("raw-reader".to_owned())
+            .build(),
+    )
+    .await
+    .unwrap();
+    Client::new(conn, ClientOptions::new("default".to_owned()).build()).unwrap()
+}
+
+/// Every `data` field of the history's payloads, base64-decoded, with its `encoding`.
+fn payloads(v: &Value, out: &mut Vec<(String, Vec<u8>)>) {
+    match v {
+        Value::Object(m) => {
+            if let (Some(Value::String(data)), Some(meta)) = (m.get("data"), m.get("metadata")) {
+                let encoding = meta["encoding"]
+                    .as_str()
+                    .and_then(|e| B64.decode(e).ok())
+                    .map(|e| String::from_utf8_lossy(&e).into_owned())
+                    .unwrap_or_default();
+                out.push((encoding, B64.decode(data).unwrap_or_default()));
+            }
+            m.values().for_each(|x| payloads(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| payloads(x, out)),
+        _ => {}
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
+    let app = spawn_app(fast()).await;
+    let token = "demo1688-token-secret-a";
+    app.system
+        .store
+        .add_account(
+            &procure_activities::pool::NewAccount {
+                id: "1688-sec".into(),
+                platform: procure_domain::order::Platform::Alibaba1688,
+                label: "buyer sec".into(),
+                weight: 1,
+                daily_cap: 100,
+                per_minute: 100,
+                access_token: token.into(),
+            },
+            &procure_activities::seal::Sealer::from_env().unwrap(),
+        )
+        .await
+        .unwrap();
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
+    assert_eq!(
+        drive_one(&app, &id, Script::HappyPath).await,
+        OrderState::Completed
+    );
+
+    let history = WorkflowExecutionInfo::builder()
+        .namespace("default")
+        .workflow_id(procure_workflows::order_workflow_id(&id))
+        .build()
+        .bind_untyped(raw_client().await)
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&history).unwrap();
+    let mut found = Vec::new();
+    payloads(&json, &mut found);
+    let encrypted = found
+        .iter()
+        .filter(|(e, _)| e == procure_activities::codec::ENCODING)
+        .count();
+    assert!(
+        encrypted >= 20,
+        "only {encrypted} encrypted payloads of {}",
+        found.len()
+    );
+    // The demo customer's address, the account credential, even the order id: nowhere in
+    // clear text, neither in the history nor inside any payload.
+    for secret in [
+        "1 Example Street",
+        "Springfield",
+        "+10000000000",
+        token,
+        id.as_str(),
+    ] {
+        for (encoding, data) in &found {
+            assert!(
+                !contains(data, secret),
+                "{secret:?} in clear text in a {encoding} payload"
+            );
+        }
+    }
+    for secret in ["1 Example Street", "Springfield", token] {
+        assert!(!contains(&history, secret), "{secret:?} in the history");
+    }
+    // What stays plain is Temporal's own bookkeeping (search attributes such as the order
+    // state, patch markers): no value of ours, which all carry an order id or an amount.
+    for (encoding, data) in &found {
+        if encoding != procure_activities::codec::ENCODING {
+            assert!(
+                !contains(data, "order_id") && !contains(data, "minor"),
+                "unencrypted {encoding} payload of ours: {}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+
+    // The codec endpoint: operators decode, everyone else is refused.
+    let sample: Vec<Value> = json_payloads(&json).into_iter().take(5).collect();
+    let keys = TokenKey::from_env();
+    let now = procure_activities::store::now_ms() / 1000;
+    let operator = keys.issue("op", Role::Operator, None, now, 300);
+    let customer = keys.issue("c", Role::Customer, Some("cust-0"), now, 300);
+    let warehouse = keys.issue("w", Role::Warehouse, None, now, 300);
+    let url = format!("{}/api/codec/decode", app.system.api_url);
+    let http = reqwest::Client::new();
+    let body = json!({"payloads": sample});
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(http.post(&url).json(&body).send().await.unwrap()),
+        401
+    );
+    for refused in [&customer, &warehouse] {
+        let r = http
+            .post(&url)
+            .bearer_auth(refused)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(r), 403);
+    }
+    let forged = format!("{}x", &operator[..operator.len() - 1]);
+    assert_eq!(
+        status(
+            http.post(&url)
+                .bearer_auth(&forged)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    let decoded: Value = http
+        .post(&url)
+        .bearer_auth(&operator)
+        .header("Origin", "http://127.0.0.1:8233")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clear: Vec<String> = decoded["payloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| String::from_utf8(B64.decode(p["data"].as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(clear.len(), sample.len());
+    assert!(
+        clear.iter().any(|c| c.contains(&id)),
+        "decoded payloads name the order: {clear:?}"
+    );
+    // The UI's form: the token in the path.
+    let via_path = http
+        .post(format!(
+            "{}/api/codec/t/{operator}/decode",
+            app.system.api_url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(via_path), 200);
+    let bad_path = http
+        .post(format!(
+            "{}/api/codec/t/{customer}/decode",
+            app.system.api_url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(bad_path), 403);
+    app.system.stop().await.unwrap();
+}
+
+/// The encrypted payloads of a history, in the codec protocol's JSON shape.
+fn json_payloads(v: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("data") && m.contains_key("metadata") {
+                    let enc = m["metadata"]["encoding"]
+                        .as_str()
+                        .and_then(|e| B64.decode(e).ok())
+                        .unwrap_or_default();
+                    if enc == procure_activities::codec::ENCODING.as_bytes() {
+                        out.push(json!({"metadata": m["metadata"], "data": m["data"]}));
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
+}
