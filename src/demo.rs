@@ -4,6 +4,7 @@
 //! `procure bench` and the end-to-end tests.
 
 use anyhow::{Context, bail};
+use procure_api::auth::Role;
 use procure_domain::OrderState;
 use procure_sandbox::LedgerEntry;
 use serde_json::{Value, json};
@@ -17,6 +18,9 @@ pub struct Driver {
     http: reqwest::Client,
     pub api: String,
     pub sandbox: String,
+    /// Signs the bearer token of whichever role the driver plays for a call (customer,
+    /// warehouse, purchaser, operator): the API's key, from the same environment.
+    tokens: procure_api::auth::TokenKey,
 }
 
 /// What became of one demo order.
@@ -56,7 +60,20 @@ impl Driver {
             http,
             api: api.into(),
             sandbox: sandbox.into(),
+            tokens: procure_api::auth::TokenKey::from_env(),
         }
+    }
+
+    /// A short-lived bearer token for `role` (customers: acting for `customer`).
+    pub fn token(&self, role: Role, customer: Option<&str>) -> String {
+        let now = procure_activities::store::now_ms() / 1000;
+        self.tokens.issue(
+            &format!("driver-{}", role.as_str()),
+            role,
+            customer,
+            now,
+            3_600,
+        )
     }
 
     async fn json(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
@@ -117,6 +134,7 @@ impl Driver {
         Self::json(
             self.http
                 .post(format!("{}/api/v1/quotes", self.api))
+                .bearer_auth(self.token(Role::Operator, None))
                 .json(&body)
                 .send()
                 .await?,
@@ -143,6 +161,7 @@ impl Driver {
         let resp = self
             .http
             .post(format!("{}/api/v1/orders", self.api))
+            .bearer_auth(self.token(Role::Customer, Some(customer)))
             .header("Idempotency-Key", key)
             .json(&body)
             .send()
@@ -154,6 +173,7 @@ impl Driver {
         Self::json(
             self.http
                 .get(format!("{}/api/v1/orders/{id}", self.api))
+                .bearer_auth(self.token(Role::Operator, None))
                 .send()
                 .await?,
             "get order",
@@ -187,6 +207,7 @@ impl Driver {
         Self::json(
             self.http
                 .post(format!("{}/api/v1/warehouse/inbound", self.api))
+                .bearer_auth(self.token(Role::Warehouse, None))
                 .json(&body)
                 .send()
                 .await?,
@@ -220,7 +241,12 @@ impl Driver {
 
     /// GET an API path (e.g. `/api/v1/price-monitors`), failing on a non-2xx answer.
     pub async fn api_get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self.http.get(format!("{}{path}", self.api)).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(self.token(Role::Operator, None))
+            .send()
+            .await?;
         Self::json(resp, path).await
     }
 
@@ -229,6 +255,7 @@ impl Driver {
         let resp = self
             .http
             .post(format!("{}{path}", self.api))
+            .bearer_auth(self.token(Role::Operator, None))
             .json(body)
             .send()
             .await?;
@@ -296,7 +323,15 @@ impl Driver {
     /// Purchaser tasks with a status (`open`, `completed`, `expired`, `all`).
     pub async fn purchaser_tasks(&self, status: &str) -> anyhow::Result<Vec<Value>> {
         let url = format!("{}/api/v1/purchaser/tasks?status={status}", self.api);
-        let v = Self::json(self.http.get(url).send().await?, "purchaser tasks").await?;
+        let v = Self::json(
+            self.http
+                .get(url)
+                .bearer_auth(self.token(Role::Purchaser, None))
+                .send()
+                .await?,
+            "purchaser tasks",
+        )
+        .await?;
         Ok(v["tasks"].as_array().cloned().unwrap_or_default())
     }
 
@@ -310,6 +345,7 @@ impl Driver {
         let resp = self
             .http
             .post(format!("{}/api/v1/purchaser/tasks/{task_id}/complete", self.api))
+            .bearer_auth(self.token(Role::Purchaser, None))
             .json(&json!({"marketplace_order_id": marketplace_order_id, "amount_paid_fen": amount_paid_fen}))
             .send()
             .await?;
@@ -330,6 +366,7 @@ impl Driver {
         Self::json(
             self.http
                 .post(format!("{}/api/v1/parcels", self.api))
+                .bearer_auth(self.token(Role::Customer, Some(customer_id)))
                 .json(&body)
                 .send()
                 .await?,
@@ -342,6 +379,7 @@ impl Driver {
         Self::json(
             self.http
                 .get(format!("{}/api/v1/parcels/{id}", self.api))
+                .bearer_auth(self.token(Role::Warehouse, None))
                 .send()
                 .await?,
             "get parcel",
@@ -363,6 +401,7 @@ impl Driver {
                     "{}/api/v1/warehouse/parcels/{parcel_id}/packed",
                     self.api
                 ))
+                .bearer_auth(self.token(Role::Warehouse, None))
                 .json(&body)
                 .send()
                 .await?,
@@ -394,6 +433,7 @@ impl Driver {
         let resp = self
             .http
             .post(format!("{}/api/v1/orders/{order_id}/storage", self.api))
+            .bearer_auth(self.token(Role::Operator, None))
             .json(&choice)
             .send()
             .await?;
@@ -414,6 +454,7 @@ impl Driver {
                 "{}/api/v1/orders/{order_id}/price-changes/{change_id}",
                 self.api
             ))
+            .bearer_auth(self.token(Role::Operator, None))
             .json(&json!({ "decision": decision }))
             .send()
             .await?;

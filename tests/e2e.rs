@@ -354,7 +354,12 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
     let app = spawn_app(fast()).await;
     let http = reqwest::Client::new();
     let api = &app.system.api_url;
-    let post = |path: &str, body: Value| http.post(format!("{api}{path}")).json(&body);
+    let operator = app.driver.token(procure_api::auth::Role::Operator, None);
+    let post = |path: &str, body: Value| {
+        http.post(format!("{api}{path}"))
+            .bearer_auth(&operator)
+            .json(&body)
+    };
 
     let r = post("/api/v1/quotes", json!({"items": [{"sku": "X", "quantity": 0}], "destination_country": "ZZ", "currency": "XXX"})).send().await.unwrap();
     assert_eq!(r.status(), 422);
@@ -373,6 +378,7 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
 
     let r = http
         .post(format!("{api}/api/v1/quotes"))
+        .bearer_auth(&operator)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -436,6 +442,7 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
     assert_eq!(clash.status(), 409);
     let listed: Value = http
         .get(format!("{api}/api/v1/orders?customer_id=c1"))
+        .bearer_auth(&operator)
         .send()
         .await
         .unwrap()
@@ -449,6 +456,7 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
     );
     let r = http
         .get(format!("{api}/api/v1/orders?state=Nope"))
+        .bearer_auth(&operator)
         .send()
         .await
         .unwrap();

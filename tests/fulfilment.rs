@@ -37,6 +37,7 @@ async fn order_of(
     let sku = catalogue[idx]["sku"].as_str().unwrap();
     let quote: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/quotes", app.system.api_url))
+        .bearer_auth(app.driver.token(procure_api::auth::Role::Operator, None))
         .json(
             &json!({"items": [{"sku": sku, "quantity": quantity}], "destination_country": country,
             "currency": currency, "guaranteed": guaranteed}),

@@ -61,9 +61,14 @@ where
     }
 }
 
+fn operator(app: &TestApp) -> String {
+    app.driver.token(procure_api::auth::Role::Operator, None)
+}
+
 async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", app.system.api_url))
+        .bearer_auth(operator(app))
         .json(body)
         .send()
         .await
@@ -72,7 +77,10 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let resp = reqwest::get(format!("{}{path}", app.system.api_url))
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", app.system.api_url))
+        .bearer_auth(operator(app))
+        .send()
         .await
         .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
@@ -407,6 +415,7 @@ async fn pausing_stops_scheduled_runs_and_deleting_removes_the_schedule() {
     // Deleted, the schedule goes and the monitor is gone from the API.
     let resp = reqwest::Client::new()
         .delete(format!("{}/api/v1/price-monitors/{id}", app.system.api_url))
+        .bearer_auth(operator(&app))
         .send()
         .await
         .unwrap();

@@ -91,9 +91,12 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         ("acc-b", 2, 70, 30),
         ("acc-c", 1, 50, 20),
     ];
+    let admin = Driver::new(api_url.clone(), sandbox_url.clone())
+        .token(procure_api::auth::Role::Admin, None);
     for (id, weight, cap, rate) in pool {
         let r = http
             .post(format!("{api_url}/api/v1/admin/accounts"))
+            .bearer_auth(&admin)
             .json(&serde_json::json!({"id": id, "platform": "1688", "label": format!("buyer {id}"), "weight": weight,
                 "daily_cap": cap, "per_minute": rate, "access_token": format!("demo1688-token-{id}")}))
             .send()
@@ -108,6 +111,7 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     }
     let bad = http
         .post(format!("{api_url}/api/v1/admin/accounts"))
+        .bearer_auth(&admin)
         .json(&serde_json::json!({"id": "x", "platform": "1688", "label": "x", "weight": 0, "daily_cap": 1, "per_minute": 1, "access_token": "t"}))
         .send()
         .await

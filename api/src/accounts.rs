@@ -1,6 +1,7 @@
 //! Admin API for the buyer-account pool. Credentials are write-only: they are sealed on the
 //! way in and no response, log line or error ever carries them.
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -89,8 +90,10 @@ fn platform(s: &str) -> Result<Platform, ApiError> {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AccountList>, ApiError> {
+    caller.require(&[])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let p = q.platform.as_deref().map(platform).transpose()?;
     Ok(Json(AccountList {
@@ -100,8 +103,10 @@ async fn list(
 
 async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<BuyerAccount>, ApiError> {
+    caller.require(&[])?;
     match state.store.account(&id).await {
         Ok(a) => Ok(Json(a)),
         Err(StoreError::NotFound) => Err(ApiError::NotFound("account")),
@@ -111,8 +116,10 @@ async fn one(
 
 async fn add(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<AddAccount>, JsonRejection>,
 ) -> Result<(StatusCode, Json<BuyerAccount>), ApiError> {
+    caller.require(&[])?;
     let Json(req) = body?;
     let p = platform(&req.platform)?;
     let mut e = Vec::new();
@@ -168,9 +175,11 @@ async fn add(
 
 async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<UpdateAccount>, JsonRejection>,
 ) -> Result<Json<BuyerAccount>, ApiError> {
+    caller.require(&[])?;
     let Json(req) = body?;
     let mut e = Vec::new();
     check_range(&mut e, "weight", req.weight, 1, 1_000);

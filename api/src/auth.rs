@@ -221,6 +221,16 @@ impl Caller {
         }
     }
 
+    /// After the role check: a customer may act only for themself; staff for anyone.
+    pub fn owns(&self, customer_id: &str) -> Result<(), ApiError> {
+        match self.0.role {
+            Role::Customer if self.0.customer_id.as_deref() != Some(customer_id) => Err(
+                ApiError::Forbidden("a customer may act only on their own orders".into()),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The customer a customer token acts for; `None` for staff.
     pub fn customer_id(&self) -> Option<&str> {
         match self.0.role {

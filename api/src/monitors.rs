@@ -15,6 +15,7 @@
 //! Changes are committed with an outbox row; the dispatcher applies them to Temporal, so the
 //! API answers while Temporal is down and `schedule.in_sync` tells when Temporal caught up.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError, id_ok, quotes::MoneyView};
 use axum::{
     Json, Router,
@@ -279,8 +280,10 @@ fn validate(req: &CreateMonitor, state: &AppState) -> Result<NewMonitor, ApiErro
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<CreateMonitor>, JsonRejection>,
 ) -> Result<(StatusCode, Json<MonitorView>), ApiError> {
+    caller.require(&[Role::Operator])?;
     let Json(req) = body?;
     let cron = CronSpec::parse(&req.cron)
         .map_err(|e| ApiError::BadRequest("invalid_cron", format!("cron: {e}")))?;
@@ -315,7 +318,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(monitor))))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<MonitorList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MonitorList>, ApiError> {
+    caller.require(&[Role::Operator])?;
     let monitors = state.store.monitors().await?;
     Ok(Json(MonitorList {
         monitors: monitors.into_iter().map(view).collect(),
@@ -324,8 +331,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<MonitorList>, ApiErr
 
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MonitorDetail>, ApiError> {
+    caller.require(&[Role::Operator])?;
     path_id(&id)?;
     let m = state.store.monitor(&id).await.map_err(not_found)?;
     let skus: HashSet<&str> = m.skus.iter().map(String::as_str).collect();
@@ -373,29 +382,37 @@ async fn set_status(
 
 async fn pause(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MonitorView>, ApiError> {
+    caller.require(&[Role::Operator])?;
     set_status(&state, &id, MonitorStatus::Paused).await
 }
 
 async fn resume(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MonitorView>, ApiError> {
+    caller.require(&[Role::Operator])?;
     set_status(&state, &id, MonitorStatus::Active).await
 }
 
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MonitorView>, ApiError> {
+    caller.require(&[Role::Operator])?;
     set_status(&state, &id, MonitorStatus::Deleted).await
 }
 
 async fn run_now(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<MonitorView>), ApiError> {
+    caller.require(&[Role::Operator])?;
     path_id(&id)?;
     let m = state.store.trigger_monitor(&id).await.map_err(not_found)?;
     state.outbox_notify.notify_one();
@@ -454,9 +471,11 @@ pub struct ProductPrices {
 
 async fn prices(
     State(state): State<AppState>,
+    caller: Caller,
     Path(sku): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<ProductPrices>, ApiError> {
+    caller.require(&[Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(200);
     if !(1..=2_000).contains(&limit) {
@@ -557,8 +576,10 @@ pub struct AlertList {
 
 async fn alerts(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<AlertQuery>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
+    caller.require(&[Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {

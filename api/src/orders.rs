@@ -1,6 +1,7 @@
 //! Orders: accept (`POST /api/v1/orders`, exactly once per `Idempotency-Key`), read one with its
 //! timeline, list by state.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc};
 use axum::{
     Json, Router,
@@ -134,11 +135,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
 #[tracing::instrument(skip_all)]
 async fn create_order(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Json<CreateOrder>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OrderRecord>), ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let key = idempotency_key(&headers)?;
     let Json(req) = body?;
+    caller.owns(&req.customer_id)?;
     validate(&req)?;
     let request_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&req).map_err(ApiError::internal)?,
@@ -211,13 +215,18 @@ async fn create_order(
 
 async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderDetail>, ApiError> {
+    caller.require(&[Role::Customer, Role::Operator, Role::Warehouse])?;
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("order"));
     }
     match state.store.order_detail(&id).await {
-        Ok(d) => Ok(Json(d)),
+        Ok(d) => {
+            caller.owns(&d.order.customer_id)?;
+            Ok(Json(d))
+        }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("order")),
         Err(e) => Err(e.into()),
     }
@@ -239,8 +248,10 @@ pub struct OrderList {
 
 async fn list_orders(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<OrderList>, ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let st = match q.state.as_deref() {
         None | Some("") => None,
@@ -253,9 +264,19 @@ async fn list_orders(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 500"));
     }
+    // A customer lists their own orders only.
+    let customer = match (caller.customer_id(), q.customer_id.as_deref()) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::Forbidden(
+                "a customer may list only their own orders".into(),
+            ));
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
     let orders = state
         .store
-        .list_orders(st, q.customer_id.as_deref(), limit, q.before_ms)
+        .list_orders(st, customer, limit, q.before_ms)
         .await?;
     Ok(Json(OrderList { orders }))
 }

@@ -12,6 +12,7 @@
 //! order's locked quote rate; the duty threshold is assessed on the consolidated parcel at
 //! today's rate, as customs will.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc, warehouse::measures};
 use axum::{
     Json, Router,
@@ -91,9 +92,12 @@ fn line<'a>(state: &'a AppState, code: &str) -> Option<&'a ShippingLine> {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<CreateParcel>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Parcel>), ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let Json(req) = body?;
+    caller.owns(&req.customer_id)?;
     let mut e = Vec::new();
     if req.order_ids.is_empty() || req.order_ids.len() > MAX_ORDERS {
         e.push(FieldError {
@@ -222,13 +226,18 @@ async fn create(
 
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Parcel>, ApiError> {
+    caller.require(&[Role::Customer, Role::Operator, Role::Warehouse])?;
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("parcel"));
     }
     match state.store.parcel(&id).await {
-        Ok(p) => Ok(Json(p)),
+        Ok(p) => {
+            caller.owns(&p.customer_id)?;
+            Ok(Json(p))
+        }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("parcel")),
         Err(e) => Err(e.into()),
     }
@@ -247,9 +256,11 @@ pub struct Packed {
 /// the refunds and the charge.
 async fn packed(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<Packed>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Parcel>), ApiError> {
+    caller.require(&[Role::Warehouse, Role::Operator])?;
     let Json(p) = body?;
     let dims = measures(p.weight_g, p.l_mm, p.w_mm, p.h_mm)?;
     let parcel = match state.store.parcel(&id).await {

@@ -3,6 +3,7 @@
 //! paid), or decline, which cancels the order with a full refund. A change can be decided once,
 //! and only before its deadline; the workflow cancels by default after it.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, id_ok};
 use axum::{
     Json, Router,
@@ -43,12 +44,19 @@ pub struct DecisionResult {
 
 async fn decide(
     State(state): State<AppState>,
+    caller: Caller,
     Path((order_id, change_id)): Path<(String, String)>,
     body: Result<Json<DecisionBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DecisionResult>), ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let Json(body) = body?;
     if !id_ok(&order_id) || !id_ok(&change_id) {
         return Err(ApiError::NotFound("price change"));
+    }
+    match state.store.order(&order_id).await {
+        Ok(o) => caller.owns(&o.customer_id)?,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("price change")),
+        Err(e) => return Err(e.into()),
     }
     let result = match body.decision {
         Decision::Accept => state.store.accept_price_change(&order_id, &change_id).await,

@@ -1,6 +1,7 @@
 //! The assisted channel's work list: purchasers see open tasks (what to buy, where, for at most
 //! how much, by when) and report each purchase once; the order's workflow resumes on it.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -29,8 +30,10 @@ pub struct TaskList {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskList>, ApiError> {
+    caller.require(&[Role::Purchaser, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let status = q.status.as_deref().unwrap_or("open");
     if !["open", "completed", "expired", "all"].contains(&status) {
@@ -51,9 +54,11 @@ pub struct Completion {
 
 async fn complete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<Completion>, JsonRejection>,
 ) -> Result<Json<PurchaserTask>, ApiError> {
+    caller.require(&[Role::Purchaser, Role::Operator])?;
     let Json(c) = body?;
     let mut e = Vec::new();
     let m = &c.marketplace_order_id;

@@ -3,6 +3,7 @@
 //! shipping line (default: the cheapest that can carry the parcel), insurance and a guaranteed
 //! price; the response lists every line that could carry it.
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
@@ -171,8 +172,10 @@ fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
 #[tracing::instrument(skip_all, fields(items = body.as_ref().map(|b| b.items.len()).unwrap_or(0)))]
 async fn create_quote(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<CreateQuote>, JsonRejection>,
 ) -> Result<(StatusCode, Json<QuoteDoc>), ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let Json(req) = body?;
     let currency = validate(&req, &state)?;
     let pricing = &state.config.pricing;

@@ -3,6 +3,7 @@
 //! exceptions list and its resolution, a customer's stored items, and the customer's storage
 //! choice (extend for a fee, or dispose). Shipping stored items is a parcel (`parcels.rs`).
 
+use crate::auth::{Caller, Role};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -101,8 +102,10 @@ fn order_from_reference(reference: &str) -> &str {
 /// lost while Temporal is unreachable; a parcel nobody can match is kept as an exception.
 async fn inbound(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<InboundScan>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(&[Role::Warehouse, Role::Operator])?;
     let Json(scan) = body?;
     let mut e = measure_errors(
         scan.weight_g,
@@ -215,8 +218,10 @@ pub struct ExceptionList {
 
 async fn exceptions(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ExceptionList>, ApiError> {
+    caller.require(&[Role::Warehouse, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let status = q.status.as_deref().unwrap_or("open");
     if !["open", "resolved", "all"].contains(&status) {
@@ -239,9 +244,11 @@ pub struct Resolve {
 /// An operator matched an exception to its order: the scan applies as if it had matched.
 async fn resolve_exception(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
     body: Result<Json<Resolve>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(&[Role::Warehouse, Role::Operator])?;
     let Json(r) = body?;
     if !id_like(&r.order_id) {
         return Err(ApiError::field(
@@ -294,8 +301,10 @@ pub struct ItemList {
 
 async fn items(
     State(state): State<AppState>,
+    caller: Caller,
     q: Result<Query<ItemsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ItemList>, ApiError> {
+    caller.require(&[Role::Warehouse, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     if !id_like(&q.customer_id) {
         return Err(ApiError::field(
@@ -329,9 +338,11 @@ pub enum Choice {
 /// disposed. To ship them, the customer requests a parcel instead.
 async fn storage_choice(
     State(state): State<AppState>,
+    caller: Caller,
     Path(order_id): Path<String>,
     body: Result<Json<Choice>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
     let Json(choice) = body?;
     if let Choice::Extend { days } = choice
         && !(1..=365).contains(&days)
@@ -346,6 +357,7 @@ async fn storage_choice(
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("stored goods")),
         Err(e) => return Err(e.into()),
     };
+    caller.owns(&item.customer_id)?;
     if item.status != "stored" {
         return Err(ApiError::Conflict(
             "not_in_storage",
