@@ -237,3 +237,91 @@ fn json_payloads(v: &Value) -> Vec<Value> {
     walk(v, &mut out);
     out
 }
+
+/// Signed webhooks: a stale delivery and a replay of an accepted one are refused; a provider's
+/// redelivery (re-signed) of an event already handled is acknowledged without effect.
+#[tokio::test]
+async fn signed_webhooks_refuse_stale_deliveries_and_replays() {
+    use procure_domain::signing;
+    let app = spawn_app(fast()).await;
+    let http = reqwest::Client::new();
+    let api = &app.system.api_url;
+    let now = procure_activities::store::now_ms() / 1000;
+    let secret = "whsec_procure_demo";
+    let event = br#"{"id":"evt_replay","type":"payment_intent.succeeded","data":{"object":{"id":"pi_unknown","amount_received":100,"currency":"usd"}}}"#;
+    let pay = |t: i64| {
+        http.post(format!("{api}/api/v1/webhooks/payments"))
+            .header(
+                "Stripe-Signature",
+                signing::stripe_signature_header(secret, t, event),
+            )
+            .body(event.to_vec())
+    };
+    let code = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(code(pay(now - 400).send().await.unwrap()), 401, "stale");
+    assert_eq!(
+        code(pay(now + 400).send().await.unwrap()),
+        401,
+        "from the future"
+    );
+    assert_eq!(code(pay(now).send().await.unwrap()), 200);
+    let replay = pay(now).send().await.unwrap();
+    assert_eq!(replay.status(), 409, "the same signed delivery again");
+    let e: Value = replay.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "webhook_replayed");
+    // The provider's own redelivery is re-signed at another second: accepted, and (the event
+    // being known) without effect.
+    assert_eq!(code(pay(now - 1).send().await.unwrap()), 200);
+
+    let track = |body: &str| {
+        http.post(format!("{api}/api/v1/webhooks/tracking"))
+            .header(
+                "sign",
+                signing::track17_signature(body.as_bytes(), "demo17token"),
+            )
+            .body(body.to_owned())
+    };
+    let fresh = format!(
+        r#"{{"event":"TRACKING_UPDATED","data":{{"number":"SXREPLAY","track_info":{{"latest_status":{{"status":"InTransit"}},"tracking":{{"providers":[{{"events":[{{"time_iso":"{}","description":"Departed"}}]}}]}}}}}}}}"#,
+        rfc3339(now - 3_600)
+    );
+    assert_eq!(code(track(&fresh).send().await.unwrap()), 200);
+    assert_eq!(
+        code(track(&fresh).send().await.unwrap()),
+        409,
+        "replayed push"
+    );
+    let stale = fresh.replace(&rfc3339(now - 3_600), &rfc3339(now - 40 * 86_400));
+    assert_eq!(code(track(&stale).send().await.unwrap()), 401, "stale push");
+    let forged = http
+        .post(format!("{api}/api/v1/webhooks/tracking"))
+        .header("sign", "00")
+        .body(fresh.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(forged), 401);
+    app.system.stop().await.unwrap();
+}
+
+/// `2026-11-22T10:00:00Z` for seconds since the epoch.
+fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}

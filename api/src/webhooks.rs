@@ -1,6 +1,7 @@
-//! Signed webhooks from the payment provider. The signature is checked (constant time, stale
-//! timestamps rejected) before anything is parsed; each event id is processed once; the
-//! workflow is signalled through the outbox.
+//! Signed webhooks from the payment provider and the tracking provider. The signature is
+//! checked (constant time) before anything is parsed; stale deliveries and replays (the same
+//! signed request again) are refused; each payment event id is processed once (a provider's
+//! redelivery is acknowledged and dropped); the workflow is signalled through the outbox.
 
 use crate::{ApiError, AppState};
 use axum::{
@@ -41,6 +42,18 @@ struct Intent {
     currency: String,
 }
 
+fn replayed() -> ApiError {
+    ApiError::Conflict(
+        "webhook_replayed",
+        "this signed delivery was already received".into(),
+    )
+}
+
+/// How long a tracking push is remembered against replays; a push whose newest event is
+/// older than that is stale (17TRACK signs no timestamp, so the events date it).
+pub const TRACKING_REPLAY_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+
 async fn payment_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -59,7 +72,30 @@ async fn payment_webhook(
         state.config.webhook_tolerance.as_secs() as i64,
     )
     .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
-    let event: Event = serde_json::from_slice(&body)
+    // A signature covers its timestamp: within the tolerance window the same one again is a
+    // replay (the provider re-signs each redelivery).
+    if !state
+        .store
+        .claim_webhook_delivery("stripe", header.trim(), 2 * state.config.webhook_tolerance)
+        .await?
+    {
+        return Err(replayed());
+    }
+    let outcome = payment_event(&state, &body).await;
+    if outcome.is_err() {
+        // Not processed: the provider's retry of this very delivery must be accepted.
+        state
+            .store
+            .release_webhook_delivery("stripe", header.trim())
+            .await?;
+    }
+    outcome
+}
+
+type Handled = Result<(StatusCode, Json<serde_json::Value>), ApiError>;
+
+async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
+    let event: Event = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest("invalid_event", format!("unreadable event: {e}")))?;
     let ignored = || {
         Ok((
@@ -152,6 +188,43 @@ async fn tracking_webhook(
         .tracking
         .verify_webhook(&body, sign)
         .map_err(|e| ApiError::Unauthorized(format!("webhook rejected: {e}")))?;
+    let newest_ms = hook
+        .status
+        .events
+        .iter()
+        .filter_map(|e| parse_rfc3339_ms(&e.time_iso))
+        .max();
+    let now = procure_activities::store::now_ms();
+    if newest_ms.is_some_and(|t| now - t > TRACKING_REPLAY_WINDOW.as_millis() as i64) {
+        return Err(ApiError::Unauthorized(
+            "webhook rejected: stale (its newest event is older than 30 days)".into(),
+        ));
+    }
+    if !state
+        .store
+        .claim_webhook_delivery(
+            "17track",
+            &sign.trim().to_ascii_lowercase(),
+            TRACKING_REPLAY_WINDOW,
+        )
+        .await?
+    {
+        return Err(replayed());
+    }
+    let outcome = tracking_event(&state, &hook).await;
+    if outcome.is_err() {
+        state
+            .store
+            .release_webhook_delivery("17track", &sign.trim().to_ascii_lowercase())
+            .await?;
+    }
+    outcome
+}
+
+async fn tracking_event(
+    state: &AppState,
+    hook: &procure_activities::adapters::tracking::TrackingWebhook,
+) -> Handled {
     let Some(parcel_id) = state.store.parcel_for_tracking(&hook.status.number).await? else {
         tracing::warn!(tracking = %hook.status.number, "tracking update for an unknown parcel");
         return Ok((
@@ -186,4 +259,82 @@ async fn tracking_webhook(
         StatusCode::OK,
         Json(serde_json::json!({"received": true, "handled": true})),
     ))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time (`2025-01-02T10:00:00Z`, fractions and
+/// offsets allowed); `None` when unreadable.
+fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (time, offset_s) = if let Some(t) = rest.strip_suffix('Z') {
+        (t, 0)
+    } else {
+        let idx = rest.rfind(['+', '-'])?;
+        let (t, off) = rest.split_at(idx);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = off[1..].split_once(':')?;
+        (
+            t,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
+    };
+    let time = time.split('.').next()?;
+    let mut t = time.split(':');
+    let (hh, mm, ss): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days since the epoch (civil calendar, Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) - offset_s) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339_ms;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ms("2025-01-02T10:00:00Z"),
+            Some(1_735_812_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2025-01-02T10:00:00.250Z"),
+            Some(1_735_812_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2025-01-02T18:00:00+08:00"),
+            Some(1_735_812_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "2025-01-02 10:00:00",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
+        }
+    }
 }
