@@ -96,13 +96,31 @@ async fn a_full_run_logs_no_secret() {
     );
     let ext = External::at("http://127.0.0.1:1");
     let mut secrets: Vec<(&str, String)> = vec![
-        ("1688 app secret", ext.alibaba.app_secret.expose().to_owned()),
-        ("1688 access token", ext.alibaba.access_token.expose().to_owned()),
-        ("Taobao app secret", ext.taobao.app_secret.expose().to_owned()),
-        ("Taobao access token", ext.taobao.access_token.expose().to_owned()),
-        ("PDD client secret", ext.pdd.client_secret.expose().to_owned()),
+        (
+            "1688 app secret",
+            ext.alibaba.app_secret.expose().to_owned(),
+        ),
+        (
+            "1688 access token",
+            ext.alibaba.access_token.expose().to_owned(),
+        ),
+        (
+            "Taobao app secret",
+            ext.taobao.app_secret.expose().to_owned(),
+        ),
+        (
+            "Taobao access token",
+            ext.taobao.access_token.expose().to_owned(),
+        ),
+        (
+            "PDD client secret",
+            ext.pdd.client_secret.expose().to_owned(),
+        ),
         ("payments API key", ext.payments.api_key.expose().to_owned()),
-        ("payments webhook secret", ext.payments.webhook_secret.expose().to_owned()),
+        (
+            "payments webhook secret",
+            ext.payments.webhook_secret.expose().to_owned(),
+        ),
         ("17TRACK token", ext.tracking.token.expose().to_owned()),
         ("carrier API key", ext.carrier.api_key.expose().to_owned()),
         ("pooled account credential", account_token.to_owned()),
@@ -111,9 +129,15 @@ async fn a_full_run_logs_no_secret() {
             "AES key",
             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_owned(),
         ),
-        ("token signing key", "procure-development-jwt-secret".to_owned()),
+        (
+            "token signing key",
+            "procure-development-jwt-secret".to_owned(),
+        ),
         // Any bearer token (every JWT starts with this header).
-        ("bearer token", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9".to_owned()),
+        (
+            "bearer token",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9".to_owned(),
+        ),
         ("operator token", operator.clone()),
         // The customer's address and phone.
         ("address", "1 Example Street".to_owned()),
@@ -128,7 +152,11 @@ async fn a_full_run_logs_no_secret() {
             format!("{what}: {line}")
         })
         .collect();
-    assert!(leaked.is_empty(), "secrets in the logs:\n{}", leaked.join("\n"));
+    assert!(
+        leaked.is_empty(),
+        "secrets in the logs:\n{}",
+        leaked.join("\n")
+    );
     println!(
         "{} bytes, {} lines of debug logs checked for {} secret values: none found",
         logs.len(),

@@ -325,3 +325,140 @@ fn rfc3339(t: i64) -> String {
         secs % 60
     )
 }
+
+/// Hostile input gets a clear 4xx with a structured body, and nothing is created.
+#[tokio::test]
+async fn hostile_input_meets_explicit_limits() {
+    let app = spawn_app(fast()).await;
+    let http = reqwest::Client::new();
+    let api = &app.system.api_url;
+    let customer = app.driver.token(Role::Customer, Some("cust-h"));
+    let sku = app.driver.catalogue().await.unwrap()[0]["sku"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let quote = |body: Value| {
+        http.post(format!("{api}/api/v1/quotes"))
+            .bearer_auth(&customer)
+            .json(&body)
+    };
+    let check = |status: u16, code: &'static str| {
+        move |r: (u16, Value)| {
+            assert_eq!(r.0, status, "{}", r.1);
+            assert_eq!(r.1["error"]["code"], code, "{}", r.1);
+            r.1
+        }
+    };
+    async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+    let fields = |v: &Value| -> Vec<String> {
+        v["error"]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Body size, content type, malformed JSON, unknown fields.
+    let huge = json!({"items": [{"sku": "x".repeat(70 * 1024), "quantity": 1}], "destination_country": "US", "currency": "USD"});
+    check(413, "body_too_large")(answer(quote(huge)).await);
+    check(415, "unsupported_media_type")(
+        answer(
+            http.post(format!("{api}/api/v1/quotes"))
+                .bearer_auth(&customer)
+                .header("content-type", "text/plain")
+                .body("{}"),
+        )
+        .await,
+    );
+    check(400, "malformed_json")(
+        answer(
+            http.post(format!("{api}/api/v1/quotes"))
+                .bearer_auth(&customer)
+                .header("content-type", "application/json")
+                .body(r#"{"items": ["#),
+        )
+        .await,
+    );
+    check(400, "invalid_body")(
+        answer(quote(
+            json!({"items": [], "destination_country": "US", "currency": "USD", "admin": true}),
+        ))
+        .await,
+    );
+    // Counts, ranges, lengths, currencies and countries.
+    let many: Vec<Value> = (0..51)
+        .map(|i| json!({"sku": format!("S{i}"), "quantity": 1}))
+        .collect();
+    let v = check(422, "validation_failed")(
+        answer(quote(
+            json!({"items": many, "destination_country": "US", "currency": "USD"}),
+        ))
+        .await,
+    );
+    assert_eq!(fields(&v), ["items"]);
+    let v = check(422, "validation_failed")(
+        answer(quote(json!({"items": [{"sku": sku, "quantity": 1000}, {"sku": "y".repeat(65), "quantity": 0}],
+                            "destination_country": "XX", "currency": "BTC"})))
+        .await,
+    );
+    assert_eq!(
+        fields(&v),
+        [
+            "items[0].quantity",
+            "items[1].sku",
+            "items[1].quantity",
+            "destination_country",
+            "currency"
+        ]
+    );
+    check(400, "invalid_body")(answer(quote(json!({"items": [{"sku": sku, "quantity": -1}], "destination_country": "US", "currency": "USD"}))).await);
+
+    // Orders: string lengths and characters; a reused Idempotency-Key with another body.
+    let q = answer(quote(json!({"items": [{"sku": sku, "quantity": 1}], "destination_country": "US", "currency": "USD"}))).await.1;
+    let order = |body: Value, key: &str| {
+        http.post(format!("{api}/api/v1/orders"))
+            .bearer_auth(&customer)
+            .header("Idempotency-Key", key)
+            .json(&body)
+    };
+    let address = json!({"name": "N".repeat(101), "line1": "", "city": "C", "postal_code": "1".repeat(21), "country": "us", "phone": "9".repeat(31)});
+    let v = check(422, "validation_failed")(
+        answer(order(json!({"quote_id": q["quote_id"], "customer_id": "cust-h", "shipping_address": address}), "k-h1")).await,
+    );
+    assert_eq!(
+        fields(&v),
+        [
+            "shipping_address.name",
+            "shipping_address.line1",
+            "shipping_address.postal_code",
+            "shipping_address.phone",
+            "shipping_address.country"
+        ]
+    );
+    let good = json!({"quote_id": q["quote_id"], "customer_id": "cust-h", "shipping_address":
+        {"name": "N", "line1": "L", "city": "C", "postal_code": "1", "country": "US"}});
+    check(400, "invalid_idempotency_key")(answer(order(good.clone(), &"k".repeat(256))).await);
+    assert_eq!(answer(order(good.clone(), "k-h2")).await.0, 201);
+    let mut other = good.clone();
+    other["shipping_address"]["name"] = json!("Someone Else");
+    check(409, "idempotency_key_reused")(answer(order(other, "k-h2")).await);
+
+    // Exactly one order came of all that.
+    let listed = answer(
+        http.get(format!("{api}/api/v1/orders"))
+            .bearer_auth(&customer),
+    )
+    .await;
+    assert_eq!(
+        listed.1["orders"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.1
+    );
+    app.system.stop().await.unwrap();
+}

@@ -14,7 +14,7 @@ use crate::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, State},
+    extract::{Path, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
@@ -122,12 +122,13 @@ async fn handle(
     state: AppState,
     headers: HeaderMap,
     caller: Result<Caller, ApiError>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     direction: Direction,
 ) -> Response {
     let result = async {
         let caller = caller?;
         caller.require(&[Role::Operator])?;
+        let body = body?;
         let req: Payloads = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest("invalid_body", e.to_string()))?;
         if req.payloads.len() > MAX_PAYLOADS {
@@ -164,12 +165,20 @@ async fn header_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, 
     authenticate(&state.tokens, token.trim())
 }
 
-async fn decode(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn decode(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let caller = header_caller(&state, &headers).await;
     handle(state, headers, caller, body, Direction::Decode).await
 }
 
-async fn encode(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn encode(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let caller = header_caller(&state, &headers).await;
     handle(state, headers, caller, body, Direction::Encode).await
 }
@@ -178,7 +187,7 @@ async fn decode_t(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = authenticate(&state.tokens, &token);
     handle(state, headers, caller, body, Direction::Decode).await
@@ -188,7 +197,7 @@ async fn encode_t(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let caller = authenticate(&state.tokens, &token);
     handle(state, headers, caller, body, Direction::Encode).await

@@ -32,6 +32,12 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 413: the body is over the API's size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: not `Content-Type: application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -88,6 +94,18 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None)
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), None),
+            ApiError::TooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                m.clone(),
+                None,
+            ),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m.clone(),
+                None,
+            ),
             ApiError::Unavailable(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -121,10 +139,15 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
-                "unsupported_media_type",
-                "expected Content-Type: application/json".into(),
-            ),
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge(format!(
+                    "the body is larger than {} KiB",
+                    crate::MAX_BODY_BYTES / 1024
+                ))
+            }
             JsonRejection::JsonSyntaxError(e) => {
                 ApiError::BadRequest("malformed_json", e.body_text())
             }
@@ -153,6 +176,19 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::UnknownSku(sku) => ApiError::field("items", format!("unknown sku {sku}")),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the body is larger than {} KiB",
+                crate::MAX_BODY_BYTES / 1024
+            ))
+        } else {
+            ApiError::BadRequest("invalid_body", e.body_text())
         }
     }
 }

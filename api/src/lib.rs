@@ -102,6 +102,9 @@ impl Default for ApiConfig {
     }
 }
 
+/// Largest request body the API reads; larger ones get a 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// Whether a client-supplied id (in a path or a body) is well-formed: 1 to 128 ASCII letters,
 /// digits, '-' or '_'. Anything else cannot name one of ours.
 pub(crate) fn id_ok(s: &str) -> bool {
@@ -163,7 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::router())
         .merge(codec::router())
         .fallback(|| async { ApiError::NotFound("route") })
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

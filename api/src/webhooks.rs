@@ -57,8 +57,9 @@ pub const TRACKING_REPLAY_WINDOW: std::time::Duration =
 async fn payment_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body = body?;
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
@@ -177,8 +178,9 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
 async fn tracking_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body = body?;
     let sign = headers
         .get("sign")
         .and_then(|v| v.to_str().ok())
