@@ -41,6 +41,32 @@ pub enum Script {
     HappyPath,
     /// Never pay: the reservation must expire.
     NeverPay,
+    /// As `HappyPath` while the system is being broken on purpose (`procure chaos`): an order
+    /// parked for an operator counts as done.
+    Chaos,
+}
+
+impl Script {
+    /// Whether the customer, warehouse and purchaser play along.
+    fn acts(self) -> bool {
+        matches!(self, Script::HappyPath | Script::Chaos)
+    }
+}
+
+/// A failed step of the driver is logged and tried again on the next pass: the system may be
+/// restarting (the chaos run restarts it on purpose).
+fn soft<T>(what: &str, r: anyhow::Result<T>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::debug!(
+                step = what,
+                error = format!("{e:#}"),
+                "driver step failed; retrying"
+            );
+            None
+        }
+    }
 }
 
 /// Name of the monitor `procure dev` creates.
@@ -568,14 +594,16 @@ impl Driver {
             if started.elapsed() > deadline {
                 break;
             }
-            if script == Script::HappyPath {
-                self.work_purchaser_tasks(&orders).await?;
+            if script.acts() {
+                soft("purchaser tasks", self.work_purchaser_tasks(&orders).await);
             }
             for (id, placed) in &orders {
                 if done.contains_key(id) {
                     continue;
                 }
-                let o = self.order(id).await?;
+                let Some(o) = soft("read order", self.order(id).await) else {
+                    continue;
+                };
                 let state: OrderState = o["state"]
                     .as_str()
                     .unwrap_or("Created")
@@ -596,54 +624,63 @@ impl Driver {
                 seen.insert(id.clone(), state);
                 let flags = acted.entry(id.clone()).or_default();
                 match state {
-                    OrderState::PendingPayment if script == Script::HappyPath && !flags.paid => {
+                    OrderState::PendingPayment if script.acts() && !flags.paid => {
                         if let Some(intent) = o["payment_intent_id"].as_str() {
-                            self.pay(intent).await?;
-                            flags.paid = true;
+                            flags.paid = soft("pay", self.pay(intent).await).is_some();
                         }
                     }
                     // The customer ships each order on its own (consolidation is the parcel
                     // example's business); the warehouse packs it a little heavier than
                     // scanned, in a box; the customer pays any supplementary charge.
                     OrderState::InWarehouse
-                        if script == Script::HappyPath
+                        if script.acts()
                             && flags.parcel.is_none()
                             && o["warehouse"]["status"] == "stored" =>
                     {
                         let customer = o["customer_id"].as_str().unwrap_or_default();
-                        let p = self.request_parcel(customer, &[id.as_str()], None).await?;
-                        flags.parcel = p["id"].as_str().map(str::to_owned);
+                        if let Some(p) = soft(
+                            "request parcel",
+                            self.request_parcel(customer, &[id.as_str()], None).await,
+                        ) {
+                            flags.parcel = p["id"].as_str().map(str::to_owned);
+                        }
                     }
-                    OrderState::Packing if script == Script::HappyPath => {
+                    OrderState::Packing if script.acts() => {
                         if let Some(pid) = flags.parcel.clone() {
-                            let p = self.parcel(&pid).await?;
+                            let Some(p) = soft("read parcel", self.parcel(&pid).await) else {
+                                continue;
+                            };
                             if p["status"] == "requested" {
                                 // Repacked in a fitted box: a little heavier, a little bigger.
                                 let item = &o["warehouse"];
                                 let dim =
                                     |k: &str| item["dims"][k].as_u64().unwrap_or(100) as u32 + 20;
                                 let w = item["weight_g"].as_u64().unwrap_or(850) as u32;
-                                self.pack(
-                                    &pid,
-                                    w + w / 20 + 40,
-                                    [dim("l_mm"), dim("w_mm"), dim("h_mm")],
-                                )
-                                .await?;
+                                soft(
+                                    "pack",
+                                    self.pack(
+                                        &pid,
+                                        w + w / 20 + 40,
+                                        [dim("l_mm"), dim("w_mm"), dim("h_mm")],
+                                    )
+                                    .await,
+                                );
                             } else {
-                                self.pay_charges(&p).await?;
+                                soft("pay charges", self.pay_charges(&p).await);
                             }
                         }
                     }
-                    OrderState::AwaitingCustomer if script == Script::HappyPath => {
+                    OrderState::AwaitingCustomer if script.acts() => {
                         // The demo customer accepts a higher price (each change once: an
                         // accepted one is no longer pending).
-                        self.accept_price_changes(&o).await?;
+                        soft("accept price change", self.accept_price_changes(&o).await);
                     }
                     OrderState::InboundTransit if !flags.scanned => {
-                        self.scan_in(id).await?;
-                        flags.scanned = true;
+                        flags.scanned = soft("scan in", self.scan_in(id).await).is_some();
                     }
-                    s if s.is_terminal() => {
+                    s if s.is_terminal()
+                        || (script == Script::Chaos && s == OrderState::NeedsOperator) =>
+                    {
                         let created = o["created_at_ms"].as_i64().unwrap_or_default();
                         let purchased = o["timeline"].as_array().and_then(|t| {
                             t.iter()

@@ -2,6 +2,7 @@
 //! launcher, the demo driver and the benchmark. `main.rs` only parses the command line.
 
 pub mod bench;
+pub mod chaos;
 pub mod components;
 pub mod demo;
 pub mod devserver;

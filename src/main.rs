@@ -65,6 +65,26 @@ enum Command {
         #[arg(long, default_value = "bench/results/parcel-example.md")]
         out: PathBuf,
     },
+    /// Nothing lost, nothing doubled: N orders while workers are SIGKILLed, the API restarted
+    /// and the Temporal dev server restarted, with sandbox faults on; checks and prints the
+    /// invariants, exits non-zero if one fails (bounded, loopback only).
+    Chaos {
+        #[arg(long, default_value_t = 300)]
+        orders: usize,
+        /// Seeds the kill timing and choice of worker (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seconds between worker kills, drawn from MIN..MAX.
+        #[arg(long, default_value_t = 3)]
+        kill_min_s: u64,
+        #[arg(long, default_value_t = 8)]
+        kill_max_s: u64,
+        /// Give up on orders still moving after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        deadline_s: u64,
+        #[arg(long, default_value = "bench/results/chaos.md")]
+        out: PathBuf,
+    },
     /// Worked example: a price monitor as a Temporal Schedule, its price history before and
     /// after a sandbox price change, alerts and the re-ranked channel (in-process, stops).
     ExampleMonitor {
@@ -259,6 +279,14 @@ async fn main() -> std::process::ExitCode {
         Command::Bench { orders, out } => bench(orders, out).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
         Command::ExampleMonitor { out } => example_monitor(out).await,
+        Command::Chaos {
+            orders,
+            seed,
+            kill_min_s,
+            kill_max_s,
+            deadline_s,
+            out,
+        } => chaos(orders, seed, (kill_min_s, kill_max_s), deadline_s, out).await,
         Command::Api {
             listen,
             seed_sandbox_catalogue,
@@ -637,6 +665,41 @@ async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
     system.stop().await?;
     temporal.stop().await?;
     Ok(ok)
+}
+
+async fn chaos(
+    orders: usize,
+    seed: Option<u64>,
+    (kill_min_s, kill_max_s): (u64, u64),
+    deadline_s: u64,
+    out: PathBuf,
+) -> anyhow::Result<bool> {
+    init_logs("warn");
+    let seed = seed.unwrap_or_else(|| procure_activities::store::now_ms() as u64);
+    let dir = std::env::temp_dir().join(format!("procure-chaos-{}", std::process::id()));
+    println!(
+        "chaos: {orders} orders, seed {seed}, data in {}",
+        dir.display()
+    );
+    let report = procure::chaos::run(procure::chaos::ChaosConfig {
+        orders,
+        seed,
+        procure_bin: std::env::current_exe()?,
+        dir,
+        kill_every: (
+            Duration::from_secs(kill_min_s.max(1)),
+            Duration::from_secs(kill_max_s.max(kill_min_s.max(1) + 1)),
+        ),
+        deadline: Duration::from_secs(deadline_s),
+    })
+    .await?;
+    let md = format!(
+        "## Chaos run\n\n`procure chaos --orders {orders} --seed {seed}`\n\n{}",
+        report.markdown()
+    );
+    println!("{md}");
+    write_report(&out, &md)?;
+    Ok(report.ok())
 }
 
 async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
