@@ -65,6 +65,20 @@ enum Command {
         #[arg(long, default_value = "bench/results/parcel-example.md")]
         out: PathBuf,
     },
+    /// Print a bearer token for a role, signed with PROCURE_JWT_SECRET (the development key when
+    /// unset): for operators' scripts, the fuzzer and trying the API by hand.
+    Token {
+        /// customer, operator, warehouse, purchaser or admin.
+        #[arg(long)]
+        role: String,
+        /// For a customer token: the customer it acts for.
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, default_value = "cli")]
+        subject: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_s: i64,
+    },
     /// Nothing lost, nothing doubled: N orders while workers are SIGKILLed, the API restarted
     /// and the Temporal dev server restarted, with sandbox faults on; checks and prints the
     /// invariants, exits non-zero if one fails (bounded, loopback only).
@@ -279,6 +293,12 @@ async fn main() -> std::process::ExitCode {
         Command::Bench { orders, out } => bench(orders, out).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
         Command::ExampleMonitor { out } => example_monitor(out).await,
+        Command::Token {
+            role,
+            customer,
+            subject,
+            ttl_s,
+        } => token(&role, customer.as_deref(), &subject, ttl_s),
         Command::Chaos {
             orders,
             seed,
@@ -665,6 +685,27 @@ async fn example_parcels(out: PathBuf) -> anyhow::Result<bool> {
     system.stop().await?;
     temporal.stop().await?;
     Ok(ok)
+}
+
+fn token(role: &str, customer: Option<&str>, subject: &str, ttl_s: i64) -> anyhow::Result<bool> {
+    let role = procure_api::auth::Role::ALL
+        .into_iter()
+        .find(|r| r.as_str() == role)
+        .with_context(|| format!("unknown role {role:?}"))?;
+    anyhow::ensure!(
+        role != procure_api::auth::Role::Customer || customer.is_some(),
+        "a customer token needs --customer"
+    );
+    anyhow::ensure!(
+        (1..=30 * 24 * 3600).contains(&ttl_s),
+        "--ttl-s must be 1 s to 30 days"
+    );
+    let now = procure_activities::store::now_ms() / 1000;
+    println!(
+        "{}",
+        procure_api::auth::TokenKey::from_env().issue(subject, role, customer, now, ttl_s)
+    );
+    Ok(true)
 }
 
 async fn chaos(

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod codec;
 pub mod dispatcher;
 pub mod error;
+pub mod openapi;
 pub mod orders;
 pub mod parcels;
 pub mod price_changes;
@@ -165,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(warehouse::router())
         .merge(monitors::router())
         .merge(codec::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

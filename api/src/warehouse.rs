@@ -245,10 +245,15 @@ pub struct Resolve {
 async fn resolve_exception(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<Resolve>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
+    // Exception ids are integers; anything else names none (a structured 404, not a plain
+    // text path rejection).
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound("warehouse exception"))?;
     let Json(r) = body?;
     if !id_like(&r.order_id) {
         return Err(ApiError::field(

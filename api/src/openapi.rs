@@ -1,0 +1,487 @@
+//! `GET /api/openapi.json`: the API's OpenAPI 3.0 document: every endpoint, its role, its
+//! request body and the answers it may give (each error in the one structured shape). The
+//! property-based fuzzer (`scripts/fuzz.sh`, schemathesis) runs against it.
+
+use crate::{AppState, monitors, quotes};
+use axum::{Json, Router, routing::get};
+use serde_json::{Value, json};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/openapi.json", get(|| async { Json(document()) }))
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(schema: Value) -> Value {
+    json!({"description": "success", "content": {"application/json": {"schema": schema}}})
+}
+
+/// The answers every authenticated operation may give besides its success.
+fn errors(mut responses: serde_json::Map<String, Value>, body: bool) -> Value {
+    for (code, what) in [
+        ("400", "malformed request (body, query or header)"),
+        ("401", "missing, forged or expired bearer token"),
+        ("403", "the role, or the customer, may not do this"),
+        ("404", "no such resource"),
+        ("409", "conflicts with the current state"),
+        ("422", "invalid fields (each named)"),
+        ("503", "a dependency is unavailable; retry later"),
+    ] {
+        responses.insert(code.into(), error_response(what));
+    }
+    if body {
+        responses.insert("413".into(), error_response("body over 64 KiB"));
+        responses.insert("415".into(), error_response("not application/json"));
+    }
+    Value::Object(responses)
+}
+
+fn op(summary: &str, roles: &str, body: Option<Value>, success: (&str, Value)) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(success.0.into(), ok(success.1));
+    let mut o = json!({
+        "summary": summary,
+        "description": format!("Roles: {roles}."),
+        "security": [{"bearer": []}],
+        "responses": errors(responses, body.is_some()),
+    });
+    if let Some(schema) = body {
+        o["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    }
+    o
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 128}})
+}
+
+fn query(name: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema})
+}
+
+fn object() -> Value {
+    json!({"type": "object"})
+}
+
+fn id_string() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"})
+}
+
+pub fn document() -> Value {
+    let address = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["name", "line1", "city", "postal_code", "country"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "line1": {"type": "string", "minLength": 1, "maxLength": 200},
+            "line2": {"type": "string", "maxLength": 200},
+            "city": {"type": "string", "minLength": 1, "maxLength": 100},
+            "region": {"type": "string", "maxLength": 100},
+            "postal_code": {"type": "string", "minLength": 1, "maxLength": 20},
+            "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            "phone": {"type": "string", "maxLength": 30}
+        }
+    });
+    let quote_body = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["items", "destination_country", "currency"],
+        "properties": {
+            "items": {"type": "array", "minItems": 1, "maxItems": quotes::MAX_ITEMS, "items": {
+                "type": "object", "additionalProperties": false, "required": ["sku", "quantity"],
+                "properties": {"sku": {"type": "string", "minLength": 1, "maxLength": 64},
+                               "quantity": {"type": "integer", "minimum": 1, "maximum": quotes::MAX_QUANTITY}}}},
+            "destination_country": {"type": "string"},
+            "currency": {"type": "string"},
+            "shipping_line": {"type": "string"},
+            "insurance": {"type": "boolean"},
+            "guaranteed": {"type": "boolean"}
+        }
+    });
+    let order_body = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["quote_id", "customer_id", "shipping_address"],
+        "properties": {"quote_id": id_string(), "customer_id": id_string(), "shipping_address": address}
+    });
+    let monitor_body = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["name", "cron", "destination_country", "products"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "cron": {"type": "string", "description": "five crontab fields, seven (second … year) or @hourly/@daily/…"},
+            "threshold_bps": {"type": "integer", "minimum": 0, "maximum": monitors::MAX_THRESHOLD_BPS},
+            "destination_country": {"type": "string"},
+            "paused": {"type": "boolean"},
+            "products": {"type": "array", "minItems": 1, "maxItems": monitors::MAX_PRODUCTS, "items": {
+                "type": "object", "additionalProperties": false, "required": ["sku"],
+                "properties": {"sku": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "offers": {"type": "array", "maxItems": monitors::MAX_OFFERS_PER_PRODUCT, "items": {
+                        "type": "object", "additionalProperties": false, "required": ["platform", "offer_id"],
+                        "properties": {"platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
+                                       "offer_id": id_string(), "spec_id": {"type": "string", "maxLength": 128}}}}}}}
+        }
+    });
+    let payloads = json!({"type": "object", "required": ["payloads"], "properties": {"payloads": {
+        "type": "array", "items": {"type": "object", "properties": {
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "data": {"type": "string"}}}}}});
+    let with_id = |required: &[&str]| json!({"type": "object", "required": required});
+    let mut paths = serde_json::Map::new();
+    let mut add = |path: &str, method: &str, operation: Value, params: Vec<Value>| {
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        let mut operation = operation;
+        if !params.is_empty() {
+            operation["parameters"] = Value::Array(params);
+        }
+        entry[method] = operation;
+    };
+    let (cust, ops, wh, pur, admin) = (
+        "customer (own), operator, admin",
+        "operator, admin",
+        "warehouse, operator, admin",
+        "purchaser, operator, admin",
+        "admin",
+    );
+    add(
+        "/api/v1/quotes",
+        "post",
+        op(
+            "Quote an all-in price",
+            "customer, operator, admin",
+            Some(quote_body),
+            ("201", with_id(&["quote_id", "total", "breakdown"])),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/orders",
+        "post",
+        op(
+            "Place an order from a quote (Idempotency-Key required)",
+            cust,
+            Some(order_body),
+            ("201", with_id(&["id", "state", "total"])),
+        ),
+        vec![
+            json!({"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}),
+        ],
+    );
+    add(
+        "/api/v1/orders",
+        "get",
+        op("List orders", cust, None, ("200", with_id(&["orders"]))),
+        vec![
+            query("state", json!({"type": "string"})),
+            query("customer_id", json!({"type": "string"})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            ),
+            query("before_ms", json!({"type": "integer"})),
+        ],
+    );
+    add(
+        "/api/v1/orders/{id}",
+        "get",
+        op(
+            "An order with its timeline",
+            "customer (own), operator, warehouse, admin",
+            None,
+            ("200", with_id(&["id", "state", "timeline"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/orders/{id}/price-changes/{change_id}",
+        "post",
+        op(
+            "Accept or decline a price change",
+            cust,
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["decision"], "properties": {"decision": {"type": "string", "enum": ["accept", "decline"]}}}),
+            ),
+            ("200", with_id(&["price_change"])),
+        ),
+        vec![path_param("id"), path_param("change_id")],
+    );
+    add(
+        "/api/v1/orders/{id}/storage",
+        "post",
+        op(
+            "Extend storage or dispose of the goods",
+            cust,
+            Some(
+                json!({"type": "object", "required": ["choice"], "properties": {"choice": {"type": "string", "enum": ["extend", "dispose"]}, "days": {"type": "integer", "minimum": 1, "maximum": 365}}}),
+            ),
+            ("202", object()),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/parcels",
+        "post",
+        op(
+            "Ship stored orders in one parcel",
+            cust,
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["customer_id", "order_ids"], "properties": {
+            "customer_id": id_string(), "order_ids": {"type": "array", "minItems": 1, "items": id_string()}, "shipping_line": {"type": "string"}}}),
+            ),
+            ("201", with_id(&["id", "status"])),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/parcels/{id}",
+        "get",
+        op(
+            "A parcel with its settlements and tracking",
+            "customer (own), operator, warehouse, admin",
+            None,
+            ("200", with_id(&["id", "status"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/warehouse/parcels/{id}/packed",
+        "post",
+        op(
+            "The packing report",
+            wh,
+            Some(
+                json!({"type": "object", "required": ["weight_g", "l_mm", "w_mm", "h_mm"], "properties": {
+            "weight_g": {"type": "integer", "minimum": 1}, "l_mm": {"type": "integer", "minimum": 1}, "w_mm": {"type": "integer", "minimum": 1}, "h_mm": {"type": "integer", "minimum": 1}}}),
+            ),
+            ("200", with_id(&["id", "status"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/warehouse/inbound",
+        "post",
+        op("Inbound scan", wh, Some(object()), ("201", object())),
+        vec![],
+    );
+    add(
+        "/api/v1/warehouse/exceptions",
+        "get",
+        op(
+            "Unmatched inbound parcels",
+            wh,
+            None,
+            ("200", with_id(&["exceptions"])),
+        ),
+        vec![query("status", json!({"type": "string"}))],
+    );
+    add(
+        "/api/v1/warehouse/exceptions/{id}/resolve",
+        "post",
+        op(
+            "Match an unmatched parcel to its order",
+            wh,
+            Some(
+                json!({"type": "object", "required": ["order_id"], "properties": {"order_id": id_string()}}),
+            ),
+            ("200", object()),
+        ),
+        vec![json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}})],
+    );
+    add(
+        "/api/v1/warehouse/items",
+        "get",
+        op("Stored goods", wh, None, ("200", with_id(&["items"]))),
+        vec![query("customer_id", json!({"type": "string"}))],
+    );
+    add(
+        "/api/v1/purchaser/tasks",
+        "get",
+        op(
+            "Assisted purchases to make",
+            pur,
+            None,
+            ("200", with_id(&["tasks"])),
+        ),
+        vec![query("status", json!({"type": "string"}))],
+    );
+    add(
+        "/api/v1/purchaser/tasks/{id}/complete",
+        "post",
+        op(
+            "Report an assisted purchase made",
+            pur,
+            Some(
+                json!({"type": "object", "required": ["marketplace_order_id", "amount_paid_fen"], "properties": {
+            "marketplace_order_id": {"type": "string", "minLength": 1, "maxLength": 128}, "amount_paid_fen": {"type": "integer", "minimum": 1}}}),
+            ),
+            ("200", object()),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/admin/accounts",
+        "get",
+        op(
+            "Buyer accounts",
+            admin,
+            None,
+            ("200", with_id(&["accounts"])),
+        ),
+        vec![query("platform", json!({"type": "string"}))],
+    );
+    add(
+        "/api/v1/admin/accounts",
+        "post",
+        op(
+            "Add a buyer account (credentials are write-only)",
+            admin,
+            Some(object()),
+            ("201", with_id(&["id"])),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/admin/accounts/{id}",
+        "get",
+        op("A buyer account", admin, None, ("200", with_id(&["id"]))),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/admin/accounts/{id}",
+        "patch",
+        op(
+            "Change a buyer account",
+            admin,
+            Some(object()),
+            ("200", with_id(&["id"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/price-monitors",
+        "post",
+        op(
+            "Create a price monitor (a Temporal Schedule)",
+            ops,
+            Some(monitor_body),
+            ("201", with_id(&["monitor_id", "schedule"])),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/price-monitors",
+        "get",
+        op("Price monitors", ops, None, ("200", with_id(&["monitors"]))),
+        vec![],
+    );
+    add(
+        "/api/v1/price-monitors/{id}",
+        "get",
+        op(
+            "A price monitor with its recent runs and alerts",
+            ops,
+            None,
+            ("200", with_id(&["monitor_id", "recent_runs"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/price-monitors/{id}",
+        "delete",
+        op(
+            "Delete a price monitor and its schedule",
+            ops,
+            None,
+            ("200", with_id(&["monitor_id"])),
+        ),
+        vec![path_param("id")],
+    );
+    for (verb, summary, code) in [
+        ("pause", "Pause", "200"),
+        ("resume", "Resume", "200"),
+        ("run", "Run now", "202"),
+    ] {
+        add(
+            &format!("/api/v1/price-monitors/{{id}}/{verb}"),
+            "post",
+            op(summary, ops, None, (code, with_id(&["monitor_id"]))),
+            vec![path_param("id")],
+        );
+    }
+    add(
+        "/api/v1/products/{sku}/prices",
+        "get",
+        op(
+            "A product's price history",
+            ops,
+            None,
+            ("200", with_id(&["sku", "offers"])),
+        ),
+        vec![
+            path_param("sku"),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 2000}),
+            ),
+        ],
+    );
+    add(
+        "/api/v1/price-alerts",
+        "get",
+        op("Price alerts", ops, None, ("200", with_id(&["alerts"]))),
+        vec![
+            query("monitor_id", json!({"type": "string"})),
+            query("sku", json!({"type": "string"})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+            ),
+        ],
+    );
+    add(
+        "/api/codec/decode",
+        "post",
+        op(
+            "Decode Temporal payloads (Web UI codec server)",
+            ops,
+            Some(payloads.clone()),
+            ("200", payloads.clone()),
+        ),
+        vec![],
+    );
+    add(
+        "/api/codec/encode",
+        "post",
+        op(
+            "Encode Temporal payloads",
+            ops,
+            Some(payloads.clone()),
+            ("200", payloads),
+        ),
+        vec![],
+    );
+    add(
+        "/health",
+        "get",
+        json!({"summary": "Liveness", "security": [], "responses": {"200": ok(json!({"type": "object", "required": ["status"]}))}}),
+        vec![],
+    );
+
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "procure", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Durable procurement orchestrator for cross-border agent purchasing. Signed webhooks (payments, tracking) are not listed: they answer to their signatures."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"Error": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"},
+                    "fields": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}}
+            }}
+        }
+    })
+}
