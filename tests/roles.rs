@@ -338,6 +338,23 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // The OpenAPI document is public and lists every endpoint checked above.
+    let doc: Value = reqwest::get(format!("{}/api/openapi.json", app.system.api_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    for c in &cases {
+        let path = c.path.split('?').next().unwrap();
+        let known = documented.iter().any(|d| {
+            let (a, b): (Vec<&str>, Vec<&str>) =
+                (d.split('/').collect(), path.split('/').collect());
+            a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.starts_with('{') || x == y)
+        });
+        assert!(known, "{} {} is not in /api/openapi.json", c.method, c.path);
+    }
     println!("{matrix}");
     let _ = std::fs::write(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/role-matrix.md"),

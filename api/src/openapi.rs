@@ -485,3 +485,33 @@ pub fn document() -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_documents_its_errors_and_security() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let responses = op["responses"].as_object().unwrap();
+                if path == "/health" {
+                    continue;
+                }
+                for code in ["400", "401", "403", "404", "422"] {
+                    assert!(responses.contains_key(code), "{method} {path}: no {code}");
+                }
+                assert_eq!(op["security"][0]["bearer"], json!([]), "{method} {path}");
+                if op.get("requestBody").is_some() {
+                    assert!(responses.contains_key("413"), "{method} {path}: no 413");
+                }
+            }
+        }
+        assert_eq!(operations, 31, "every route of the router is documented");
+        assert_eq!(doc["openapi"], "3.0.3");
+    }
+}
