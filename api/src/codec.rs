@@ -26,15 +26,10 @@ use temporalio_common::protos::temporal::api::common::v1::Payload;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/codec/decode", post(decode).options(preflight))
-        .route("/api/codec/encode", post(encode).options(preflight))
+        .route("/api/codec/{direction}", post(by_header).options(preflight))
         .route(
-            "/api/codec/t/{token}/decode",
-            post(decode_t).options(preflight),
-        )
-        .route(
-            "/api/codec/t/{token}/encode",
-            post(encode_t).options(preflight),
+            "/api/codec/t/{token}/{direction}",
+            post(by_path).options(preflight),
         )
 }
 
@@ -156,49 +151,42 @@ async fn handle(
     response
 }
 
-async fn header_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    authenticate(&state.tokens, token.trim())
+impl Direction {
+    fn parse(s: &str) -> Result<Direction, ApiError> {
+        match s {
+            "decode" => Ok(Direction::Decode),
+            "encode" => Ok(Direction::Encode),
+            _ => Err(ApiError::NotFound("route")),
+        }
+    }
 }
 
-async fn decode(
+/// `POST /api/codec/{decode|encode}` with the token in `Authorization`.
+async fn by_header(
     State(state): State<AppState>,
+    Path(direction): Path<String>,
+    caller: Result<Caller, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = header_caller(&state, &headers).await;
-    handle(state, headers, caller, body, Direction::Decode).await
+    match Direction::parse(&direction) {
+        Ok(d) => handle(state, headers, caller, body, d).await,
+        Err(e) => e.into_response(),
+    }
 }
 
-async fn encode(
+/// `POST /api/codec/t/{token}/{decode|encode}`: the token in the path, for the stock Web UI.
+async fn by_path(
     State(state): State<AppState>,
+    Path((token, direction)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = header_caller(&state, &headers).await;
-    handle(state, headers, caller, body, Direction::Encode).await
-}
-
-async fn decode_t(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = authenticate(&state.tokens, &token);
-    handle(state, headers, caller, body, Direction::Decode).await
-}
-
-async fn encode_t(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = authenticate(&state.tokens, &token);
-    handle(state, headers, caller, body, Direction::Encode).await
+    match Direction::parse(&direction) {
+        Ok(d) => {
+            let caller = authenticate(&state.tokens, &token);
+            handle(state, headers, caller, body, d).await
+        }
+        Err(e) => e.into_response(),
+    }
 }
