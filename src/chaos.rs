@@ -15,6 +15,7 @@
 use crate::{
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions, free_port},
+    system::wait_http_ok,
 };
 use anyhow::Context;
 use procure_activities::store::Store;
@@ -126,22 +127,6 @@ impl Procs {
         let w = self.spawn(&["worker"], "worker.log")?;
         self.workers.push(w);
         Ok(())
-    }
-}
-
-async fn wait_http_ok(url: &str, within: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(r) = reqwest::get(url).await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{url} did not answer within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -486,7 +471,7 @@ fn verdict(name: &str, failures: &[String], of: usize) -> (String, bool, String)
 
 /// What packing settled for one order of a parcel: a paid supplementary charge (+) or a
 /// refund (−); nothing when absorbed or not settled.
-fn settlement_of(parcel: &Value, order_id: &str) -> i64 {
+pub fn settlement_of(parcel: &Value, order_id: &str) -> i64 {
     parcel["settlements"]
         .as_array()
         .into_iter()

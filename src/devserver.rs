@@ -846,6 +846,23 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// A currently free TCP port on 127.0.0.1 (bound to port 0, then released).
+/// Run the stock `temporal` CLI against the server at `address`; its stdout, or its stderr
+/// as the error.
+pub fn temporal_cli(address: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(find_temporal()?)
+        .args(args)
+        .args(["--address", address])
+        .output()
+        .context("running the temporal CLI")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "temporal {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())

@@ -4,7 +4,7 @@
 //! withdrawn), runs it again, and prints the price history before and after, the alerts, and
 //! the channel quotes now use. Everything runs in-process on loopback and stops by itself.
 
-use crate::demo::Driver;
+use crate::{demo::Driver, devserver::temporal_cli};
 use anyhow::{Context, bail};
 use procure_domain::{Currency, Money};
 use serde_json::{Value, json};
@@ -15,21 +15,6 @@ fn cny(fen: &Value) -> String {
     fen.as_i64()
         .map(|f| Money::new(f, Currency::CNY).to_string())
         .unwrap_or_else(|| "–".into())
-}
-
-fn temporal_cli(address: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(crate::devserver::find_temporal()?)
-        .args(args)
-        .args(["--address", address])
-        .output()
-        .context("running the temporal CLI")?;
-    if !out.status.success() {
-        bail!(
-            "temporal {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The product's offers after the latest run: one table row per offer, newest observation.

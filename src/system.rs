@@ -7,7 +7,10 @@ use anyhow::Context;
 use procure_activities::store::{Listing, Store};
 use procure_api::OrderTimings;
 use procure_sandbox::{Sandbox, SandboxConfig};
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 /// reqwest is built without a default TLS provider; install ring's once per process.
@@ -255,5 +258,22 @@ impl System {
         }
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// Poll `url` until it answers 2xx, failing after `within`.
+pub async fn wait_http_ok(url: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{url} did not answer within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -14,18 +14,7 @@ use support::*;
 
 /// The stock `temporal` CLI against the test binary's dev server; its stdout.
 fn temporal_cli(args: &[&str]) -> String {
-    let temporal = procure::devserver::find_temporal().unwrap();
-    let out = std::process::Command::new(temporal)
-        .args(args)
-        .args(["--address", &temporal_address()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "temporal {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    procure::devserver::temporal_cli(&temporal_address(), args).unwrap()
 }
 
 fn schedule_listed(schedule_id: &str) -> bool {

@@ -24,16 +24,9 @@ fn procure(args: &[&str], env: &[(&str, String)]) -> Child {
 }
 
 async fn wait_http_ok(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = reqwest::get(url).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not answer in time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    procure::system::wait_http_ok(url, Duration::from_secs(30))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -150,24 +150,21 @@ pub async fn wait_state(app: &TestApp, id: &str, want: OrderState) -> Value {
 
 /// Send a signal the way an operator does from a terminal: the stock `temporal` CLI.
 pub fn temporal_cli_signal(id: &str, name: &str, input: &str) {
-    let temporal = procure::devserver::find_temporal().unwrap();
-    let out = std::process::Command::new(temporal)
-        .args([
+    let workflow_id = procure_workflows::order_workflow_id(id);
+    procure::devserver::temporal_cli(
+        &temporal_address(),
+        &[
             "workflow",
             "signal",
-            "--address",
-            &temporal_address(),
             "--workflow-id",
-        ])
-        .arg(procure_workflows::order_workflow_id(id))
-        .args(["--name", name, "--input", input])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "temporal workflow signal failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+            &workflow_id,
+            "--name",
+            name,
+            "--input",
+            input,
+        ],
+    )
+    .unwrap();
 }
 
 pub fn reasons(order: &Value) -> Vec<String> {
@@ -209,19 +206,7 @@ pub async fn shipping_settlement(app: &TestApp, order: &Value) -> i64 {
         return 0;
     };
     let parcel = app.driver.parcel(parcel_id).await.unwrap();
-    let s = parcel["settlements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["order_id"] == order["id"])
-        .cloned()
-        .unwrap_or(Value::Null);
-    let amount = s["amount"]["minor"].as_i64().unwrap_or(0);
-    match s["outcome"].as_str() {
-        Some("charge") => amount,
-        Some("refund") => -amount,
-        _ => 0,
-    }
+    procure::chaos::settlement_of(&parcel, order["id"].as_str().unwrap())
 }
 
 /// Charges made against the order itself (its total, supplements), not its parcel's.
