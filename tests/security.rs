@@ -28,23 +28,32 @@ async fn raw_client() -> Client {
     Client::new(conn, ClientOptions::new("default".to_owned()).build()).unwrap()
 }
 
-/// Every `data` field of the history's payloads, base64-decoded, with its `encoding`.
-fn payloads(v: &Value, out: &mut Vec<(String, Vec<u8>)>) {
-    match v {
-        Value::Object(m) => {
-            if let (Some(Value::String(data)), Some(meta)) = (m.get("data"), m.get("metadata")) {
-                let encoding = meta["encoding"]
-                    .as_str()
-                    .and_then(|e| B64.decode(e).ok())
-                    .map(|e| String::from_utf8_lossy(&e).into_owned())
-                    .unwrap_or_default();
-                out.push((encoding, B64.decode(data).unwrap_or_default()));
+/// Every payload of a history (an object with `metadata` and base64 `data`), in order.
+fn payload_objects(v: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("data").is_some_and(Value::is_string) && m.contains_key("metadata") {
+                    out.push(v);
+                }
+                m.values().for_each(|x| walk(x, out));
             }
-            m.values().for_each(|x| payloads(x, out));
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
         }
-        Value::Array(a) => a.iter().for_each(|x| payloads(x, out)),
-        _ => {}
     }
+    walk(v, &mut out);
+    out
+}
+
+/// A payload's `encoding` metadata, decoded.
+fn encoding(p: &Value) -> String {
+    p["metadata"]["encoding"]
+        .as_str()
+        .and_then(|e| B64.decode(e).ok())
+        .map(|e| String::from_utf8_lossy(&e).into_owned())
+        .unwrap_or_default()
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
@@ -88,8 +97,14 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
         .await
         .unwrap();
     let json: Value = serde_json::from_slice(&history).unwrap();
-    let mut found = Vec::new();
-    payloads(&json, &mut found);
+    // Every payload's encoding and base64-decoded data.
+    let found: Vec<(String, Vec<u8>)> = payload_objects(&json)
+        .into_iter()
+        .map(|p| {
+            let data = B64.decode(p["data"].as_str().unwrap()).unwrap_or_default();
+            (encoding(p), data)
+        })
+        .collect();
     let encrypted = found
         .iter()
         .filter(|(e, _)| e == procure_activities::codec::ENCODING)
@@ -131,7 +146,13 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
     }
 
     // The codec endpoint: operators decode, everyone else is refused.
-    let sample: Vec<Value> = json_payloads(&json).into_iter().take(5).collect();
+    // Encrypted payloads, in the codec protocol's JSON shape.
+    let sample: Vec<Value> = payload_objects(&json)
+        .into_iter()
+        .filter(|p| encoding(p) == procure_activities::codec::ENCODING)
+        .take(5)
+        .map(|p| json!({"metadata": p["metadata"], "data": p["data"]}))
+        .collect();
     let keys = TokenKey::from_env();
     let now = procure_activities::store::now_ms() / 1000;
     let operator = keys.issue("op", Role::Operator, None, now, 300);
@@ -211,31 +232,6 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
         .unwrap();
     assert_eq!(status(bad_path), 403);
     app.system.stop().await.unwrap();
-}
-
-/// The encrypted payloads of a history, in the codec protocol's JSON shape.
-fn json_payloads(v: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    fn walk(v: &Value, out: &mut Vec<Value>) {
-        match v {
-            Value::Object(m) => {
-                if m.contains_key("data") && m.contains_key("metadata") {
-                    let enc = m["metadata"]["encoding"]
-                        .as_str()
-                        .and_then(|e| B64.decode(e).ok())
-                        .unwrap_or_default();
-                    if enc == procure_activities::codec::ENCODING.as_bytes() {
-                        out.push(json!({"metadata": m["metadata"], "data": m["data"]}));
-                    }
-                }
-                m.values().for_each(|x| walk(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    walk(v, &mut out);
-    out
 }
 
 /// Signed webhooks: a stale delivery and a replay of an accepted one are refused; a provider's
