@@ -488,18 +488,23 @@ pub fn settlement_of(parcel: &Value, order_id: &str) -> i64 {
         .unwrap_or_default()
 }
 
-/// What an order owes in the end, in minor units of its currency: nothing when refunded,
-/// cancelled, expired or failed; otherwise its total, the price changes it paid for and its
-/// parcel's settlement (an order parked for an operator keeps its payment until one acts).
-fn owed(o: &Value, state: OrderState, settlement: i64) -> i64 {
-    let total = o["total"]["minor"].as_i64().unwrap_or_default();
-    let supplements: i64 = o["price_changes"]
+/// What the customer paid on top of an order for accepted price changes (minor units).
+pub fn paid_supplements(o: &Value) -> i64 {
+    o["price_changes"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|c| c["status"] == "paid")
         .map(|c| c["amount"]["minor"].as_i64().unwrap_or_default())
-        .sum();
+        .sum()
+}
+
+/// What an order owes in the end, in minor units of its currency: nothing when refunded,
+/// cancelled, expired or failed; otherwise its total, the price changes it paid for and its
+/// parcel's settlement (an order parked for an operator keeps its payment until one acts).
+fn owed(o: &Value, state: OrderState, settlement: i64) -> i64 {
+    let total = o["total"]["minor"].as_i64().unwrap_or_default();
+    let supplements = paid_supplements(o);
     match state {
         OrderState::Refunded
         | OrderState::Cancelled

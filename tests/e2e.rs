@@ -730,13 +730,7 @@ async fn fault_matrix() {
             .map(|p| p.platform.clone())
             .unwrap_or_else(|| "-".into());
         // Supplements the customer paid for price changes are part of what the order owes.
-        let supplements: i64 = order["price_changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["status"] == "paid")
-            .map(|c| c["amount"]["minor"].as_i64().unwrap())
-            .sum();
+        let supplements = procure::chaos::paid_supplements(&order);
         let outcome = match state {
             OrderState::Completed if supplements > 0 => {
                 "awaiting customer, then completed".to_owned()

@@ -101,6 +101,15 @@ fn offers_of(catalogue: &Value, sku: &str) -> Vec<(String, String, i64)> {
         .collect()
 }
 
+/// Change an offer in the sandbox, then run the monitor; the run's summary.
+async fn change_then_run(app: &TestApp, offer_id: &str, change: Value, monitor_id: &str) -> Value {
+    app.driver.set_product(offer_id, change).await.unwrap();
+    app.driver
+        .run_monitor(monitor_id, Duration::from_secs(60))
+        .await
+        .unwrap()
+}
+
 async fn monitor(app: &TestApp, id: &str) -> Value {
     let (status, m) = get(app, &format!("/api/v1/price-monitors/{id}")).await;
     assert_eq!(status, 200, "{m}");
@@ -197,15 +206,7 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
 
     // Taobao drops to 60 % of the 1688 price; the next run notices, alerts, and re-ranks.
     let new_price = p1688 * 6 / 10;
-    app.driver
-        .set_product(&taobao.1, json!({"price_fen": new_price}))
-        .await
-        .unwrap();
-    let run = app
-        .driver
-        .run_monitor(&id, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let run = change_then_run(&app, &taobao.1, json!({"price_fen": new_price}), &id).await;
     assert_eq!(run["price_changes"], 1, "{run}");
     let alerts: Vec<&str> = run["alerts"]
         .as_array()
@@ -285,15 +286,7 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
     assert_eq!(purchases, vec!["taobao"]);
 
     // The Taobao listing is withdrawn: the next run alerts, and quotes fall back to 1688.
-    app.driver
-        .set_product(&taobao.1, json!({"removed": true}))
-        .await
-        .unwrap();
-    let run = app
-        .driver
-        .run_monitor(&id, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let run = change_then_run(&app, &taobao.1, json!({"removed": true}), &id).await;
     assert_eq!(
         (run["listed"].as_u64(), run["gone"].as_u64()),
         (Some(2), Some(1)),
