@@ -11,6 +11,7 @@ pub mod quote;
 pub mod secret;
 pub mod shipping;
 pub mod signing;
+pub mod text;
 
 pub use money::{Currency, FxRate, Money, MoneyError};
 pub use order::{IllegalTransition, OrderState, transition};
