@@ -157,10 +157,12 @@ pub async fn run(cfg: ChaosConfig) -> anyhow::Result<ChaosReport> {
     // The outside world, in this process, with faults switched on.
     let api_port = free_port();
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let mut sb_cfg = procure_sandbox::SandboxConfig::default();
-    sb_cfg.payments_webhook_url = Some(format!("{api_url}/api/v1/webhooks/payments"));
-    sb_cfg.tracking_webhook_url = Some(format!("{api_url}/api/v1/webhooks/tracking"));
-    sb_cfg.tracking_step_ms = 300;
+    let sb_cfg = procure_sandbox::SandboxConfig {
+        payments_webhook_url: Some(format!("{api_url}/api/v1/webhooks/payments")),
+        tracking_webhook_url: Some(format!("{api_url}/api/v1/webhooks/tracking")),
+        tracking_step_ms: 300,
+        ..Default::default()
+    };
     let sandbox = procure_sandbox::Sandbox::new(sb_cfg);
     let sb_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sandbox_url = format!("http://{}", sb_listener.local_addr()?);

@@ -187,42 +187,6 @@ impl Default for Pricing {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demo_tariff_is_consistent() {
-        let p = Pricing::default();
-        assert_eq!(p.default_line().unwrap().code, "SANDBOX-EXP");
-        for line in &p.lines {
-            assert_eq!(line.first_price.currency, Currency::CNY, "{}", line.code);
-            for c in &line.destinations {
-                assert!(
-                    p.destination(c).is_some(),
-                    "{} serves unknown {c}",
-                    line.code
-                );
-            }
-        }
-        for d in &p.destinations {
-            assert!(
-                p.line("SANDBOX-EXP")
-                    .unwrap()
-                    .destinations
-                    .contains(&d.duty.country)
-            );
-            assert_eq!(d.duty.rate_bps("general"), d.duty.default_rate_bps);
-        }
-        assert!(
-            p.line("SANDBOX-ECO")
-                .unwrap()
-                .check("JP", &[], 1_000)
-                .is_err()
-        );
-    }
-}
-
 impl Pricing {
     /// What one customer in `country` would pay, all in, for `item` alone: goods, domestic
     /// shipping, service fee, the cheapest line that can carry it, and duty (no insurance, no
@@ -296,5 +260,41 @@ impl crate::store::Listing {
             domestic_shipping: Money::new(domestic_shipping_fen, Currency::CNY),
             category: category_of(self),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_tariff_is_consistent() {
+        let p = Pricing::default();
+        assert_eq!(p.default_line().unwrap().code, "SANDBOX-EXP");
+        for line in &p.lines {
+            assert_eq!(line.first_price.currency, Currency::CNY, "{}", line.code);
+            for c in &line.destinations {
+                assert!(
+                    p.destination(c).is_some(),
+                    "{} serves unknown {c}",
+                    line.code
+                );
+            }
+        }
+        for d in &p.destinations {
+            assert!(
+                p.line("SANDBOX-EXP")
+                    .unwrap()
+                    .destinations
+                    .contains(&d.duty.country)
+            );
+            assert_eq!(d.duty.rate_bps("general"), d.duty.default_rate_bps);
+        }
+        assert!(
+            p.line("SANDBOX-ECO")
+                .unwrap()
+                .check("JP", &[], 1_000)
+                .is_err()
+        );
     }
 }

@@ -141,41 +141,43 @@ impl Dispatcher {
                     "payment_succeeded" => {
                         let p: PaymentSucceeded = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::payment_succeeded, p, opts)
+                            .signal(OrderWorkflow::payment_succeeded, p.into(), opts)
                             .await?;
                     }
                     "warehouse_inbound" => {
                         let s: WarehouseInbound = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::warehouse_inbound, s, opts)
+                            .signal(OrderWorkflow::warehouse_inbound, s.into(), opts)
                             .await?;
                     }
                     "purchaser_completed" => {
                         let r: PurchaserResult = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::purchaser_completed, r, opts)
+                            .signal(OrderWorkflow::purchaser_completed, r.into(), opts)
                             .await?;
                     }
                     "supplement_paid" => {
                         let p: SupplementPaid = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::supplement_paid, p, opts)
+                            .signal(OrderWorkflow::supplement_paid, p.into(), opts)
                             .await?;
                     }
                     "storage_choice" => {
                         let c: StorageChoice = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::storage_choice, c, opts)
+                            .signal(OrderWorkflow::storage_choice, c.into(), opts)
                             .await?;
                     }
                     "charge_paid" => {
                         let p: ChargePaid = serde_json::from_value(args)?;
-                        handle.signal(OrderWorkflow::charge_paid, p, opts).await?;
+                        handle
+                            .signal(OrderWorkflow::charge_paid, p.into(), opts)
+                            .await?;
                     }
                     "cancel_order" => {
                         let reason: String = serde_json::from_value(args)?;
                         handle
-                            .signal(OrderWorkflow::cancel_order, reason, opts)
+                            .signal(OrderWorkflow::cancel_order, reason.into(), opts)
                             .await?;
                     }
                     other => anyhow::bail!("unknown signal {other:?} in outbox"),
@@ -221,17 +223,19 @@ impl Dispatcher {
                     "parcel_packed" => {
                         let p: ParcelPacked = serde_json::from_value(args)?;
                         handle
-                            .signal(ParcelWorkflow::parcel_packed, p, opts)
+                            .signal(ParcelWorkflow::parcel_packed, p.into(), opts)
                             .await?;
                     }
                     "charge_paid" => {
                         let p: ChargePaid = serde_json::from_value(args)?;
-                        handle.signal(ParcelWorkflow::charge_paid, p, opts).await?;
+                        handle
+                            .signal(ParcelWorkflow::charge_paid, p.into(), opts)
+                            .await?;
                     }
                     "tracking_update" => {
                         let u: TrackingUpdate = serde_json::from_value(args)?;
                         handle
-                            .signal(ParcelWorkflow::tracking_update, u, opts)
+                            .signal(ParcelWorkflow::tracking_update, u.into(), opts)
                             .await?;
                     }
                     other => anyhow::bail!("unknown parcel signal {other:?} in outbox"),

@@ -252,7 +252,7 @@ fn validate(req: &CreateMonitor, state: &AppState) -> Result<NewMonitor, ApiErro
             }
             if let Ok(platform) = platform {
                 if !offers_seen.insert((platform, o.offer_id.clone())) {
-                    err(format!("{at}"), "offer listed twice");
+                    err(at.to_string(), "offer listed twice");
                 }
                 offers.push(OfferRef {
                     platform,

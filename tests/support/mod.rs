@@ -167,6 +167,49 @@ pub fn temporal_cli_signal(id: &str, name: &str, input: &str) {
     .unwrap();
 }
 
+/// The stock `temporal` CLI against the test binary's dev server.
+pub fn temporal_cli(args: &[&str]) -> anyhow::Result<String> {
+    procure::devserver::temporal_cli(&temporal_address(), args)
+}
+
+/// Execute an update the way an operator does from a terminal; `Err` carries the CLI's
+/// message when the update is refused. The CLI waits for the update's outcome, which may need
+/// the in-process system on this runtime, so it runs on a blocking thread.
+/// The CLI is given the codec endpoint and an operator token, so it shows decoded outcomes.
+pub async fn temporal_cli_update(
+    app: &TestApp,
+    id: &str,
+    name: &str,
+    input: &str,
+) -> anyhow::Result<String> {
+    let workflow_id = procure_workflows::order_workflow_id(id);
+    let (name, input) = (name.to_owned(), input.to_owned());
+    let codec = format!("{}/api/codec", app.system.api_url);
+    let auth = format!(
+        "Bearer {}",
+        app.driver.token(procure_api::auth::Role::Operator, None)
+    );
+    tokio::task::spawn_blocking(move || {
+        temporal_cli(&[
+            "--codec-endpoint",
+            &codec,
+            "--codec-auth",
+            &auth,
+            "workflow",
+            "update",
+            "execute",
+            "--workflow-id",
+            &workflow_id,
+            "--name",
+            &name,
+            "--input",
+            &input,
+        ])
+    })
+    .await
+    .expect("the CLI thread")
+}
+
 pub fn reasons(order: &Value) -> Vec<String> {
     order["timeline"]
         .as_array()

@@ -163,8 +163,10 @@ pub enum OfferOutcome {
     NoAccount { reason: String },
 }
 
-/// Operator override sent with `retry_procurement`.
+/// Operator override sent with `retry_procurement` (unknown fields are refused, so a
+/// misspelt override is never silently dropped).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "JsonObject")]
 pub struct RetryProcurement {
     #[serde(default)]
     pub offer_id: Option<String>,
@@ -173,6 +175,33 @@ pub struct RetryProcurement {
     /// Highest unit price (fen) the operator allows.
     #[serde(default)]
     pub max_unit_fen: Option<i64>,
+}
+
+/// Operator inputs are JSON objects only: serde would otherwise also fill a struct of
+/// optional fields from an array (`[]` would mean "no overrides").
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+impl TryFrom<JsonObject> for RetryProcurement {
+    type Error = String;
+    fn try_from(m: JsonObject) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default)]
+            offer_id: Option<String>,
+            #[serde(default)]
+            account: Option<String>,
+            #[serde(default)]
+            max_unit_fen: Option<i64>,
+        }
+        let f: Fields =
+            serde_json::from_value(serde_json::Value::Object(m)).map_err(|e| e.to_string())?;
+        Ok(RetryProcurement {
+            offer_id: f.offer_id,
+            account: f.account,
+            max_unit_fen: f.max_unit_fen,
+        })
+    }
 }
 
 /// Opening a purchaser task for an assisted line (no personal data: the purchaser ships to our

@@ -10,6 +10,7 @@ use temporalio_sdk::ActivityOptions;
 
 pub mod bench;
 pub mod contract;
+pub mod lenient;
 pub mod monitor;
 pub mod order;
 pub mod parcel;

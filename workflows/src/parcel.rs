@@ -12,6 +12,7 @@ use crate::{
         ShipmentBooked,
     },
     io_opts,
+    lenient::Lenient,
     order::{ParcelEvent, ParcelNews},
     order_workflow_id,
 };
@@ -78,6 +79,15 @@ pub struct ParcelWorkflow {
     packed: Option<ParcelPacked>,
     paid: Vec<ChargePaid>,
     updates: Vec<TrackingUpdate>,
+}
+
+impl ParcelWorkflow {
+    fn on_signal<T>(&mut self, name: &str, input: Lenient<T>, apply: impl FnOnce(&mut Self, T)) {
+        match input {
+            Lenient::Valid(v) => apply(self, v),
+            invalid => self.history.push(invalid.refusal(name).unwrap_or_default()),
+        }
+    }
 }
 
 #[workflow_methods]
@@ -215,23 +225,38 @@ impl ParcelWorkflow {
         }
     }
 
+    // Signals decode leniently (see `crate::lenient`): input that does not fit is noted in the
+    // parcel's history and ignored, never a workflow-task failure.
+
     #[signal(name = "parcel_packed")]
-    pub fn parcel_packed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: ParcelPacked) {
-        if self.packed.is_none() {
-            self.packed = Some(p);
-        }
+    pub fn parcel_packed(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        p: Lenient<ParcelPacked>,
+    ) {
+        self.on_signal("parcel_packed", p, |s, p| {
+            if s.packed.is_none() {
+                s.packed = Some(p);
+            }
+        });
     }
 
     #[signal(name = "charge_paid")]
-    pub fn charge_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: ChargePaid) {
-        if !self.paid.iter().any(|x| x.charge_id == p.charge_id) {
-            self.paid.push(p);
-        }
+    pub fn charge_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: Lenient<ChargePaid>) {
+        self.on_signal("charge_paid", p, |s, p| {
+            if !s.paid.iter().any(|x| x.charge_id == p.charge_id) {
+                s.paid.push(p);
+            }
+        });
     }
 
     #[signal(name = "tracking_update")]
-    pub fn tracking_update(&mut self, _ctx: &mut SyncWorkflowContext<Self>, u: TrackingUpdate) {
-        self.updates.insert(0, u);
+    pub fn tracking_update(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        u: Lenient<TrackingUpdate>,
+    ) {
+        self.on_signal("tracking_update", u, |s, u| s.updates.insert(0, u));
     }
 
     #[query(name = "status")]
@@ -290,22 +315,22 @@ async fn tell_orders(
         let sent = match event {
             ParcelEvent::Assigned => {
                 handle
-                    .signal(OrderWorkflow::parcel_assigned, news, opts)
+                    .signal(OrderWorkflow::parcel_assigned, news.into(), opts)
                     .await
             }
             ParcelEvent::Shipped => {
                 handle
-                    .signal(OrderWorkflow::parcel_shipped, news, opts)
+                    .signal(OrderWorkflow::parcel_shipped, news.into(), opts)
                     .await
             }
             ParcelEvent::Delivered => {
                 handle
-                    .signal(OrderWorkflow::parcel_delivered, news, opts)
+                    .signal(OrderWorkflow::parcel_delivered, news.into(), opts)
                     .await
             }
             ParcelEvent::Exception => {
                 handle
-                    .signal(OrderWorkflow::parcel_exception, news, opts)
+                    .signal(OrderWorkflow::parcel_exception, news.into(), opts)
                     .await
             }
         };

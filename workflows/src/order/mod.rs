@@ -7,8 +7,11 @@
 //! in reverse order of the steps taken.
 
 mod fulfilment;
+pub mod operator;
 mod price_change;
 mod procure;
+
+pub use operator::{CancelOutcome, CancelRequest, OperatorOutcome, Parked, RetryStep};
 
 use price_change::{MAX_PRICE_CHANGES_PER_LINE, ask_customer};
 use procure::procure_lines;
@@ -22,6 +25,7 @@ use crate::{
         SupplementPaid, TransitionRecord,
     },
     io_opts,
+    lenient::Lenient,
 };
 use procure_domain::{
     Money, OrderState,
@@ -193,6 +197,14 @@ pub struct OrderWorkflow {
     parcel: Vec<(String, ParcelNews)>,
     storage_choice: Option<StorageChoice>,
     charges_paid: Vec<ChargePaid>,
+    /// Lines bought at a marketplace so far.
+    purchased_lines: Vec<u32>,
+    /// What the order waits for while parked in NeedsOperator (validates operator updates).
+    parked: Option<Parked>,
+    /// An operator asked to retry the step the order is parked on.
+    step_retry: bool,
+    /// The answer to a granted cancellation, once the workflow has acted on it.
+    cancel_outcome: Option<CancelOutcome>,
 }
 
 enum PaymentWait {
@@ -220,6 +232,10 @@ impl OrderWorkflow {
             parcel: Vec::new(),
             storage_choice: None,
             charges_paid: Vec::new(),
+            purchased_lines: Vec::new(),
+            parked: None,
+            step_retry: false,
+            cancel_outcome: None,
         }
     }
 
@@ -461,102 +477,211 @@ impl OrderWorkflow {
         .await
     }
 
+    // Signals carry deliveries (webhooks, scans, purchaser completions) through the outbox, and
+    // may be sent by hand from the CLI: each decodes leniently, so input that does not fit is
+    // put on the timeline and ignored instead of failing the workflow task.
+
     #[signal(name = "payment_succeeded")]
-    pub fn payment_succeeded(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: PaymentSucceeded) {
+    pub async fn payment_succeeded(ctx: &mut WorkflowContext<Self>, p: Lenient<PaymentSucceeded>) {
         // The first confirmation wins; webhook redeliveries are harmless.
-        if self.payment.is_none() {
-            self.payment = Some(p);
-        }
+        on_signal(ctx, "payment_succeeded", p, |s, p| {
+            if s.payment.is_none() {
+                s.payment = Some(p);
+            }
+        })
+        .await
     }
 
     #[signal(name = "warehouse_inbound")]
-    pub fn warehouse_inbound(
-        &mut self,
-        _ctx: &mut SyncWorkflowContext<Self>,
-        scan: WarehouseInbound,
+    pub async fn warehouse_inbound(
+        ctx: &mut WorkflowContext<Self>,
+        scan: Lenient<WarehouseInbound>,
     ) {
-        if self.inbound.is_none() {
-            self.inbound = Some(scan);
-        }
+        on_signal(ctx, "warehouse_inbound", scan, |s, scan| {
+            if s.inbound.is_none() {
+                s.inbound = Some(scan);
+            }
+        })
+        .await
     }
 
+    /// The earlier form of cancellation, kept for running histories and scripts: the reason
+    /// as a string. Prefer the `cancel_order` update, which answers with the outcome.
     #[signal(name = "cancel_order")]
-    pub fn cancel_order(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
-        if self.cancel_reason.is_none() {
-            self.cancel_reason = Some(reason);
-        }
+    pub async fn cancel_order(ctx: &mut WorkflowContext<Self>, reason: Lenient<String>) {
+        let reason = reason.checked(|r| {
+            operator::validate_cancel(&CancelRequest {
+                reason: r.clone(),
+                requested_by: operator::UNNAMED_OPERATOR.into(),
+            })
+        });
+        on_signal(ctx, "cancel_order", reason, |s, reason| {
+            if s.cancel_reason.is_none() {
+                s.cancel_reason = Some(reason);
+            }
+        })
+        .await
     }
 
-    /// Operator: try procurement again, optionally with another supplier, account or price cap.
+    /// The earlier form of an operator retry, kept for running histories and scripts. Prefer
+    /// the `retry_procurement` update, which refuses bad input and answers.
     #[signal(name = "retry_procurement")]
-    pub fn retry_procurement(
-        &mut self,
-        _ctx: &mut SyncWorkflowContext<Self>,
-        retry: RetryProcurement,
+    pub async fn retry_procurement(
+        ctx: &mut WorkflowContext<Self>,
+        retry: Lenient<RetryProcurement>,
     ) {
-        self.operator_retry = Some(retry);
+        let (state, parked) = ctx.state(|s| (s.state, s.parked));
+        let retry = retry.checked(|r| operator::validate_retry(state, parked, r));
+        on_signal(ctx, "retry_procurement", retry, |s, retry| {
+            s.operator_retry = Some(retry);
+        })
+        .await
     }
 
     /// A purchaser bought an assisted line (purchaser task completed through the API).
     #[signal(name = "purchaser_completed")]
-    pub fn purchaser_completed(
-        &mut self,
-        _ctx: &mut SyncWorkflowContext<Self>,
-        result: PurchaserResult,
+    pub async fn purchaser_completed(
+        ctx: &mut WorkflowContext<Self>,
+        result: Lenient<PurchaserResult>,
     ) {
-        if !self
-            .purchaser_results
-            .iter()
-            .any(|r| r.task_id == result.task_id)
-        {
-            self.purchaser_results.push(result);
-        }
+        on_signal(ctx, "purchaser_completed", result, |s, result| {
+            if !s
+                .purchaser_results
+                .iter()
+                .any(|r| r.task_id == result.task_id)
+            {
+                s.purchaser_results.push(result);
+            }
+        })
+        .await
     }
 
     /// The customer paid the supplement of a price change (payment webhook).
     #[signal(name = "supplement_paid")]
-    pub fn supplement_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, paid: SupplementPaid) {
-        if !self
-            .supplements
-            .iter()
-            .any(|p| p.change_id == paid.change_id)
-        {
-            self.supplements.push(paid);
-        }
+    pub async fn supplement_paid(ctx: &mut WorkflowContext<Self>, paid: Lenient<SupplementPaid>) {
+        on_signal(ctx, "supplement_paid", paid, |s, paid| {
+            if !s.supplements.iter().any(|p| p.change_id == paid.change_id) {
+                s.supplements.push(paid);
+            }
+        })
+        .await
     }
 
     #[signal(name = "parcel_assigned")]
-    pub fn parcel_assigned(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
-        self.parcel_news("assigned", n);
+    pub async fn parcel_assigned(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
+        on_signal(ctx, "parcel_assigned", n, |s, n| {
+            s.parcel_news("assigned", n)
+        })
+        .await
     }
 
     #[signal(name = "parcel_shipped")]
-    pub fn parcel_shipped(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
-        self.parcel_news("shipped", n);
+    pub async fn parcel_shipped(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
+        on_signal(ctx, "parcel_shipped", n, |s, n| s.parcel_news("shipped", n)).await
     }
 
     #[signal(name = "parcel_delivered")]
-    pub fn parcel_delivered(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
-        self.parcel_news("delivered", n);
+    pub async fn parcel_delivered(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
+        on_signal(ctx, "parcel_delivered", n, |s, n| {
+            s.parcel_news("delivered", n)
+        })
+        .await
     }
 
     #[signal(name = "parcel_exception")]
-    pub fn parcel_exception(&mut self, _ctx: &mut SyncWorkflowContext<Self>, n: ParcelNews) {
-        self.parcel_news("exception", n);
+    pub async fn parcel_exception(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
+        on_signal(ctx, "parcel_exception", n, |s, n| {
+            s.parcel_news("exception", n)
+        })
+        .await
     }
 
     /// The customer chose what happens to stored goods (API → outbox → signal).
     #[signal(name = "storage_choice")]
-    pub fn storage_choice(&mut self, _ctx: &mut SyncWorkflowContext<Self>, c: StorageChoice) {
-        self.storage_choice = Some(c);
+    pub async fn storage_choice(ctx: &mut WorkflowContext<Self>, c: Lenient<StorageChoice>) {
+        on_signal(ctx, "storage_choice", c, |s, c| s.storage_choice = Some(c)).await
     }
 
     /// A charge of this order (storage extension) was paid.
     #[signal(name = "charge_paid")]
-    pub fn charge_paid(&mut self, _ctx: &mut SyncWorkflowContext<Self>, p: ChargePaid) {
-        if !self.charges_paid.iter().any(|x| x.charge_id == p.charge_id) {
-            self.charges_paid.push(p);
+    pub async fn charge_paid(ctx: &mut WorkflowContext<Self>, p: Lenient<ChargePaid>) {
+        on_signal(ctx, "charge_paid", p, |s, p| {
+            if !s.charges_paid.iter().any(|x| x.charge_id == p.charge_id) {
+                s.charges_paid.push(p);
+            }
+        })
+        .await
+    }
+
+    // Operator decisions: Updates with validators (see `operator`).
+
+    /// Try procurement again, optionally with another supplier, account or price cap.
+    #[update(name = "retry_procurement")]
+    pub fn update_retry_procurement(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        retry: RetryProcurement,
+    ) -> OperatorOutcome {
+        let message = format!("retrying procurement with {}", operator::describe(&retry));
+        self.operator_retry = Some(retry);
+        OperatorOutcome {
+            accepted: true,
+            state: self.state,
+            message,
         }
+    }
+
+    #[update_validator(update_retry_procurement)]
+    pub fn validate_retry_procurement(
+        &self,
+        _ctx: &WorkflowContextView,
+        retry: &RetryProcurement,
+    ) -> Result<(), operator::Refusal> {
+        operator::validate_retry(self.state, self.parked, retry)
+    }
+
+    /// Retry the step the order is parked on (after a failure no automatic retry fixes, or a
+    /// payment that did not verify), once its cause is dealt with.
+    #[update(name = "retry_step")]
+    pub fn update_retry_step(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        _retry: RetryStep,
+    ) -> OperatorOutcome {
+        self.step_retry = true;
+        OperatorOutcome {
+            accepted: true,
+            state: self.state,
+            message: "retrying the step".into(),
+        }
+    }
+
+    #[update_validator(update_retry_step)]
+    pub fn validate_retry_step(
+        &self,
+        _ctx: &WorkflowContextView,
+        _retry: &RetryStep,
+    ) -> Result<(), operator::Refusal> {
+        operator::validate_retry_step(self.state, self.parked)
+    }
+
+    /// Cancel the order (customer through the API, or an operator): the answer says whether it
+    /// was granted and what happened, or why not. Every request is on the timeline.
+    #[update(name = "cancel_order")]
+    pub async fn update_cancel_order(
+        ctx: &mut WorkflowContext<Self>,
+        req: CancelRequest,
+    ) -> CancelOutcome {
+        operator::cancel(ctx, req).await
+    }
+
+    #[update_validator(update_cancel_order)]
+    pub fn validate_cancel_order(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &CancelRequest,
+    ) -> Result<(), operator::Refusal> {
+        operator::validate_cancel(req)
     }
 
     #[query(name = "status")]
@@ -582,6 +707,52 @@ impl OrderWorkflow {
             .find(|(k, _)| k == kind)
             .map(|(_, n)| n.clone())
     }
+}
+
+/// Apply a signal's input, or put why it does not fit on the timeline and ignore it.
+async fn on_signal<T>(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    name: &str,
+    input: Lenient<T>,
+    apply: impl FnOnce(&mut OrderWorkflow, T),
+) {
+    match input {
+        Lenient::Valid(v) => ctx.state_mut(|s| apply(s, v)),
+        invalid => {
+            let why = invalid.refusal(name).unwrap_or_default();
+            // A failed write of the note is retried by the local activity; the signal stays
+            // ignored either way.
+            let _ = note(ctx, why).await;
+        }
+    }
+}
+
+/// Park in NeedsOperator for `why` until an operator decides: `Ok(true)` to retry, `Ok(false)`
+/// when a cancellation was requested (the caller compensates and ends).
+pub(crate) async fn park(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    kind: Parked,
+    why: String,
+) -> WorkflowResult<bool> {
+    move_to(ctx, OrderState::NeedsOperator, why).await?;
+    ctx.state_mut(|s| {
+        s.parked = Some(kind);
+        s.operator_retry = None;
+        s.step_retry = false;
+    });
+    ctx.wait_condition(move |s| {
+        s.cancel_reason.is_some()
+            || match kind {
+                Parked::Procurement => s.operator_retry.is_some(),
+                Parked::Step => s.step_retry,
+            }
+    })
+    .await?;
+    Ok(ctx.state_mut(|s| {
+        s.parked = None;
+        s.step_retry = false;
+        s.cancel_reason.is_none()
+    }))
 }
 
 /// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the
@@ -659,7 +830,24 @@ async fn finish(
     to: OrderState,
     reason: String,
 ) -> WorkflowResult<OrderState> {
-    move_to(ctx, to, reason).await?;
+    move_to(ctx, to, reason.clone()).await?;
+    // A waiting `cancel_order` update answers with how the order ended.
+    ctx.state_mut(|s| {
+        if s.cancel_reason.is_some() && s.cancel_outcome.is_none() {
+            s.cancel_outcome = Some(CancelOutcome {
+                granted: matches!(
+                    to,
+                    OrderState::Cancelled | OrderState::Refunded | OrderState::PaymentExpired
+                ),
+                state: to,
+                message: reason,
+            });
+        }
+    });
+    // Let a waiting update answer (and a signal's note land) before the workflow completes.
+    let handlers = ctx.clone();
+    ctx.wait_condition(move |_| handlers.all_handlers_finished())
+        .await?;
     Ok(to)
 }
 

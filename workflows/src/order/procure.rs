@@ -52,6 +52,7 @@ pub(super) async fn procure_lines(
                     match assisted_purchase(ctx, plan, line, &cand, max_unit_fen).await? {
                         Ok(what) => {
                             bought.push(what);
+                            ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
                             break 'line;
                         }
                         Err(why) => {
@@ -92,6 +93,7 @@ pub(super) async fn procure_lines(
                             note(ctx, format!("attempt {attempt} {who}: purchased ({what})"))
                                 .await?;
                             bought.push(what);
+                            ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
                             break 'line;
                         }
                         Ok(OfferOutcome::MoveOn { reason })
@@ -161,6 +163,7 @@ pub(super) async fn procure_lines(
                                         );
                                         note(ctx, format!("{who}: found the order a failed attempt placed ({what})")).await?;
                                         bought.push(what);
+                                        ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
                                         break 'line;
                                     }
                                     Ok(_) => {
@@ -215,19 +218,17 @@ pub(super) async fn procure_lines(
             } else {
                 tried.join("; ")
             };
-            move_to(
+            let retry = park(
                 ctx,
-                OrderState::NeedsOperator,
+                Parked::Procurement,
                 format!(
                     "line {}: no supplier could be bought from: {why}",
                     line.line_no
                 ),
             )
             .await?;
-            ctx.state_mut(|s| s.operator_retry = None);
-            ctx.wait_condition(|s| s.operator_retry.is_some() || s.cancel_reason.is_some())
-                .await?;
-            if let Some(reason) = ctx.state(|s| s.cancel_reason.clone()) {
+            if !retry {
+                let reason = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
                 return Ok(Err(format!("cancelled by operator: {reason}")));
             }
             overrides = ctx
