@@ -157,15 +157,37 @@ async fn recorded_histories_replay() {
     replayed.sort();
     // v1: single-offer purchase (before the procurement-v2 patch); v2: ranked suppliers;
     // price change: a supplier's rise accepted by the customer (price-change patch); a price
-    // monitor's run.
+    // monitor's run; malformed signal: recorded by the code before lenient signals, where a
+    // `cancel_order` signal with input `5` failed every workflow task, then finished by
+    // today's worker (the signal noted and ignored, a `cancel_order` update).
     assert_eq!(
         replayed,
         [
             "monitor_run.json",
             "order_completed.json",
             "order_completed_v2.json",
+            "order_malformed_signal.json",
             "order_price_change.json"
         ]
+    );
+    let malformed: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("order_malformed_signal.json")).unwrap())
+            .unwrap();
+    let kinds: Vec<&str> = malformed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["attributes"].as_object()?.keys().next().map(String::as_str))
+        .collect();
+    let failed = kinds
+        .iter()
+        .filter(|k| **k == "WorkflowTaskFailedEventAttributes")
+        .count();
+    assert!(failed >= 2, "the recording holds the failing tasks: {kinds:?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&"WorkflowExecutionCompletedEventAttributes"),
+        "and the workflow completed after them"
     );
 }
 
