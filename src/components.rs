@@ -162,7 +162,10 @@ pub async fn run_api(
         api_cfg,
         Sealer::from_env()?,
         procure_activities::codec::EncryptionCodec::from_env()?,
-    );
+    )
+    .with_payments(procure_activities::adapters::Payments::new(
+        ext.payments.clone(),
+    )?);
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store
         .resync_schedules()

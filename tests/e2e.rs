@@ -177,13 +177,22 @@ async fn recorded_histories_replay() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|e| e["attributes"].as_object()?.keys().next().map(String::as_str))
+        .filter_map(|e| {
+            e["attributes"]
+                .as_object()?
+                .keys()
+                .next()
+                .map(String::as_str)
+        })
         .collect();
     let failed = kinds
         .iter()
         .filter(|k| **k == "WorkflowTaskFailedEventAttributes")
         .count();
-    assert!(failed >= 2, "the recording holds the failing tasks: {kinds:?}");
+    assert!(
+        failed >= 2,
+        "the recording holds the failing tasks: {kinds:?}"
+    );
     assert_eq!(
         kinds.last(),
         Some(&"WorkflowExecutionCompletedEventAttributes"),

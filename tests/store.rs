@@ -344,13 +344,13 @@ async fn price_change_decisions_are_settled_once(store: Store) {
     let signal = serde_json::json!({"signal": "supplement_paid", "args": {}});
     assert!(
         store
-            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal)
+            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal, true)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal)
+            .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal, true)
             .await
             .unwrap()
     );

@@ -2,7 +2,7 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
-use crate::adapters::payments::IntentStatus;
+use crate::adapters::payments::{IntentStatus, PaymentIntent};
 use crate::{
     adapters::{
         Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
@@ -22,8 +22,8 @@ use procure_domain::{
     quote::price_change_supplement,
 };
 use procure_workflows::contract::{
-    CandidatesRequest, OfferOutcome, OfferPurchase, PriceChangeProposal, PriceChangeRequest,
-    PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
+    CandidatesRequest, OfferOutcome, OfferPurchase, PaymentCheck, PaymentVerdict,
+    PriceChangeProposal, PriceChangeRequest, PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
 };
 use procure_workflows::contract::{
     OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
@@ -372,15 +372,19 @@ impl OrderActivitiesImpl {
             .await
             .map_err(transient)?;
         if intent.status == IntentStatus::Succeeded {
-            // Paid at the last moment: the money must go back, not be left captured.
+            // Paid at the last moment (or not as owed): what the provider received goes back.
             let refund = self
                 .payments
-                .refund(&format!("{order_id}-refund"), &intent_id, intent.amount)
+                .refund(
+                    &format!("{order_id}-refund"),
+                    &intent_id,
+                    intent.amount_received,
+                )
                 .await
                 .map_err(transient)?;
             tracing::warn!(%order_id, refund = %refund.id, "payment arrived after expiry; refunded");
             self.store
-                .set_payment_status(&intent_id, "refunded", Some(intent.amount.minor))
+                .set_payment_status(&intent_id, "refunded", Some(intent.amount_received.minor))
                 .await
                 .map_err(store_err)?;
             return Ok(());
@@ -933,6 +937,57 @@ impl OrderActivitiesImpl {
             status: format!("{:?}", st.status),
             description,
         })
+    }
+
+    #[activity(definition = order_activities::VerifyPayment)]
+    pub async fn verify_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        check: PaymentCheck,
+    ) -> Result<PaymentVerdict, ActivityError> {
+        let intent = self
+            .payments
+            .get_intent(&check.intent_id)
+            .await
+            .map_err(transient)?;
+        let verdict = payment_verdict(&intent, &check);
+        if let PaymentVerdict::Mismatch { reason } = &verdict {
+            tracing::warn!(intent = %check.intent_id, %reason, "payment not verified");
+        }
+        Ok(verdict)
+    }
+}
+
+/// Whether the provider's intent pays exactly what `check` owes: succeeded, ours (the reference
+/// we set), and the amount received equal in amount and currency.
+pub fn payment_verdict(intent: &PaymentIntent, check: &PaymentCheck) -> PaymentVerdict {
+    let mismatch = |reason: String| PaymentVerdict::Mismatch { reason };
+    if intent.id != check.intent_id {
+        return mismatch(format!(
+            "the provider answered for intent {}, not {}",
+            intent.id, check.intent_id
+        ));
+    }
+    if intent.status != IntentStatus::Succeeded {
+        return mismatch(format!(
+            "the provider reports payment {} as {:?}, not succeeded",
+            intent.id, intent.status
+        ));
+    }
+    if intent.order_id.as_deref() != Some(check.reference.as_str()) {
+        return mismatch(format!(
+            "payment {} belongs to {:?}, not {}",
+            intent.id, intent.order_id, check.reference
+        ));
+    }
+    if intent.amount_received != check.expected {
+        return mismatch(format!(
+            "payment {} received {}, but {} is owed",
+            intent.id, intent.amount_received, check.expected
+        ));
+    }
+    PaymentVerdict::Verified {
+        received: intent.amount_received,
     }
 }
 

@@ -642,6 +642,7 @@ impl Store {
         intent_id: &str,
         order_id: &str,
         signal: &serde_json::Value,
+        provider_confirmed: bool,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let new = sqlx::query("INSERT INTO webhook_events (event_id, received_at_ms) VALUES ($1,$2) ON CONFLICT (event_id) DO NOTHING")
@@ -653,6 +654,13 @@ impl Store {
         if new == 0 {
             tx.rollback().await?;
             return Ok(false);
+        }
+        // Only what the provider holds is recorded as paid; an event it does not confirm still
+        // reaches the workflow, which parks the order with the reason.
+        if !provider_confirmed {
+            enqueue(&mut tx, "signal", order_id, signal).await?;
+            tx.commit().await?;
+            return Ok(true);
         }
         sqlx::query(
             "UPDATE payments SET status = 'succeeded', updated_at_ms = $1 WHERE intent_id = $2",

@@ -725,6 +725,7 @@ impl Store {
         event_id: &str,
         charge: &Charge,
         signal: &serde_json::Value,
+        provider_confirmed: bool,
     ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let new = sqlx::query("INSERT INTO webhook_events (event_id, received_at_ms) VALUES ($1,$2) ON CONFLICT (event_id) DO NOTHING")
@@ -737,11 +738,13 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("UPDATE charges SET status = 'paid', paid_at_ms = $1 WHERE id = $2 AND status IN ('pending', 'withdrawn')")
-            .bind(now_ms())
-            .bind(&charge.id)
-            .execute(&mut *tx)
-            .await?;
+        if provider_confirmed {
+            sqlx::query("UPDATE charges SET status = 'paid', paid_at_ms = $1 WHERE id = $2 AND status IN ('pending', 'withdrawn')")
+                .bind(now_ms())
+                .bind(&charge.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let (kind, subject) = match charge.workflow_id.split_once('-') {
             Some(("parcel", id)) => (SIGNAL_PARCEL, id),
             Some((_, id)) => ("signal", id),

@@ -128,6 +128,9 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenKey>,
     /// Temporal payload encryption, for the UI's codec endpoint.
     pub codec: Arc<procure_activities::codec::EncryptionCodec>,
+    /// The payment provider, read back when its webhook reports a payment (the event is a
+    /// notification; the provider's intent is the record).
+    pub payments: Option<Arc<procure_activities::adapters::Payments>>,
 }
 
 impl AppState {
@@ -146,7 +149,14 @@ impl AppState {
             outbox_notify: Arc::new(Notify::new()),
             sealer: Arc::new(sealer),
             codec: Arc::new(codec),
+            payments: None,
         }
+    }
+
+    /// Read payments back from this provider before recording them as paid.
+    pub fn with_payments(mut self, payments: procure_activities::adapters::Payments) -> Self {
+        self.payments = Some(Arc::new(payments));
+        self
     }
 }
 

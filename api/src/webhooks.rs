@@ -118,7 +118,23 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| ApiError::BadRequest("invalid_event", "unsupported currency".into()))?;
-    let amount = Money::new(intent.amount_received, currency);
+    let claimed = Money::new(intent.amount_received, currency);
+    // The provider's own record decides what was paid, not the event's copy of it.
+    let (amount, confirmed) = match &state.payments {
+        Some(payments) => {
+            let held = payments
+                .get_intent(&intent.id)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("payment provider unreachable: {e}")))?;
+            let confirmed =
+                held.status == procure_activities::adapters::payments::IntentStatus::Succeeded;
+            if !confirmed || held.amount_received != claimed {
+                tracing::warn!(intent = %intent.id, claimed = %claimed, held = %held.amount_received, status = ?held.status, "payment event disagrees with the provider's record");
+            }
+            (held.amount_received, confirmed)
+        }
+        None => (claimed, true),
+    };
     // Redeliveries and replays of an event already handled are acknowledged and dropped.
     let (subject, fresh) = match &owner {
         IntentOwner::Order { order_id } => {
@@ -128,7 +144,7 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
             });
             let fresh = state
                 .store
-                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload)
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload, confirmed)
                 .await?;
             (order_id.clone(), fresh)
         }
@@ -142,7 +158,7 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
             });
             let fresh = state
                 .store
-                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload)
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload, confirmed)
                 .await?;
             (order_id.clone(), fresh)
         }
@@ -153,7 +169,7 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
             });
             let fresh = state
                 .store
-                .accept_charge_paid(&event.id, charge, &payload)
+                .accept_charge_paid(&event.id, charge, &payload, confirmed)
                 .await?;
             (charge.workflow_id.clone(), fresh)
         }

@@ -116,7 +116,7 @@ pub mod defs {
         BookShipment, CancelPayment, CreatePayment, ExpirePurchaserTask, LoadOrder,
         OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseLine, PurchaseOffer,
         RecordTransition, RefundPayment, RefundSupplements, ReleaseStock, ReserveStock,
-        SettleExisting, TrackParcel, WithdrawPriceChange,
+        SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
     };
 }
 
@@ -270,6 +270,26 @@ pub enum WithdrawOutcome {
     Paid(SupplementPaid),
 }
 
+/// Read a payment back from the provider: a webhook (or a hand-sent signal) only says that
+/// something happened; the provider's intent decides whether we were paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCheck {
+    /// The intent we created for this payment (never the one a signal names).
+    pub intent_id: String,
+    /// Exactly what is owed, amount and currency.
+    pub expected: Money,
+    /// The `metadata[order_id]` we gave the intent.
+    pub reference: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentVerdict {
+    /// The provider holds a succeeded intent of ours for exactly what is owed.
+    Verified { received: Money },
+    /// Anything else, in words for the timeline.
+    Mismatch { reason: String },
+}
+
 /// Declarations of the order activities; bodies are never called.
 pub struct OrderActivities;
 
@@ -302,6 +322,11 @@ impl OrderActivities {
 
     #[activity(name = "cancel_payment")]
     pub fn cancel_payment(order_id: String) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "verify_payment")]
+    pub fn verify_payment(check: PaymentCheck) -> Result<PaymentVerdict, ActivityError> {
         unimplemented!()
     }
 

@@ -163,6 +163,9 @@ impl ParcelWorkflow {
                         ctx.wait_condition(move |s| s.paid.iter().any(|p| p.charge_id == cid))
                             .await?;
                     }
+                    if ctx.patched(crate::order::VERIFY_PAYMENTS) {
+                        verify_charge(ctx, &charge, &id).await?;
+                    }
                     note(ctx, format!("supplementary charge {} paid", charge.amount));
                 }
                 let booked = ctx
@@ -339,4 +342,56 @@ async fn tell_orders(
         }
     }
     Ok(())
+}
+
+/// The provider's intent decides whether the parcel's charge is paid: a confirmation that does
+/// not verify is noted and dropped, and the parcel waits (stage `payment_unverified`, which an
+/// operator sees) for one that does.
+async fn verify_charge(
+    ctx: &mut WorkflowContext<ParcelWorkflow>,
+    charge: &crate::contract::ChargeCreated,
+    parcel_id: &str,
+) -> WorkflowResult<()> {
+    loop {
+        let claimed = ctx.state(|s| {
+            s.paid
+                .iter()
+                .find(|p| p.charge_id == charge.charge_id)
+                .map(|p| p.intent_id.clone())
+        });
+        let Some(claimed) = claimed else {
+            let cid = charge.charge_id.clone();
+            ctx.wait_condition(move |s| s.paid.iter().any(|p| p.charge_id == cid))
+                .await?;
+            continue;
+        };
+        let verdict = if claimed == charge.intent_id {
+            let check = crate::contract::PaymentCheck {
+                intent_id: charge.intent_id.clone(),
+                expected: charge.amount,
+                reference: parcel_id.to_owned(),
+            };
+            ctx.execute_activity(OrderActivities::verify_payment, check, io_opts())
+                .await?
+        } else {
+            crate::contract::PaymentVerdict::Mismatch {
+                reason: format!(
+                    "the confirmation names payment {claimed}, not {}",
+                    charge.intent_id
+                ),
+            }
+        };
+        match verdict {
+            crate::contract::PaymentVerdict::Verified { .. } => return Ok(()),
+            crate::contract::PaymentVerdict::Mismatch { reason } => {
+                ctx.state_mut(|s| s.paid.retain(|p| p.charge_id != charge.charge_id));
+                stage(
+                    ctx,
+                    "payment_unverified",
+                    format!("supplementary charge not paid: {reason}; the parcel waits"),
+                )
+                .await?;
+            }
+        }
+    }
 }

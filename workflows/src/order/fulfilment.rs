@@ -231,10 +231,32 @@ async fn extend(
     .await?;
     let timeout = ctx.state(|s| s.input.payment_timeout_secs).max(1);
     let cid = charge.charge_id.clone();
-    let paid = select! {
+    let mut paid = select! {
         _ = ctx.wait_condition(move |s| s.charges_paid.iter().any(|p| p.charge_id == cid)) => true,
         _ = ctx.timer(Duration::from_secs(timeout)) => false,
     };
+    if paid && ctx.patched(VERIFY_PAYMENTS) {
+        // The provider's intent decides; a confirmation that does not verify counts as unpaid
+        // (the withdrawal below still finds a real payment).
+        let claimed = ctx.state(|s| {
+            s.charges_paid
+                .iter()
+                .find(|p| p.charge_id == charge.charge_id)
+                .map(|p| p.intent_id.clone())
+                .unwrap_or_default()
+        });
+        if let PaymentVerdict::Mismatch { reason } =
+            check_payment(ctx, &claimed, &charge.intent_id, charge.amount, order_id).await?
+        {
+            ctx.state_mut(|s| s.charges_paid.retain(|p| p.charge_id != charge.charge_id));
+            note(
+                ctx,
+                format!("storage extension payment not verified: {reason}"),
+            )
+            .await?;
+            paid = false;
+        }
+    }
     let paid = paid
         || matches!(
             ctx.execute_activity(

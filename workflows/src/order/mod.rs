@@ -20,9 +20,9 @@ use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
         CandidatesRequest, ChargePaid, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan,
-        PaymentCreated, PurchaseLineRequest, PurchaseOutcome, PurchaserResult,
-        PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement, ShipmentRequest,
-        SupplementPaid, TransitionRecord,
+        PaymentCheck, PaymentCreated, PaymentVerdict, PurchaseLineRequest, PurchaseOutcome,
+        PurchaserResult, PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement,
+        ShipmentRequest, SupplementPaid, TransitionRecord,
     },
     io_opts,
     lenient::Lenient,
@@ -63,6 +63,10 @@ pub const PRICE_CHANGE: &str = "price-change";
 /// Patch marker: stored goods wait in the warehouse (free period, reminder, choice at expiry)
 /// until the customer ships them in a parcel, instead of being shipped one order at a time.
 pub const PARCELS: &str = "parcels";
+
+/// Patch marker: a payment counts only once the provider's intent, read back, holds exactly
+/// what is owed (a webhook or a hand-sent signal only triggers the check).
+pub const VERIFY_PAYMENTS: &str = "verify-payments";
 
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
@@ -306,6 +310,16 @@ impl OrderWorkflow {
                 );
                 return finish(ctx, OrderState::PaymentExpired, why).await;
             }
+        };
+        let paid = if ctx.patched(VERIFY_PAYMENTS) {
+            match verified_payment(ctx, &payment, paid).await? {
+                Ok(p) => p,
+                Err(reason) => {
+                    return cancel_unverified(ctx, &order_id, reason).await;
+                }
+            }
+        } else {
+            paid
         };
         move_to(
             ctx,
@@ -727,12 +741,14 @@ async fn on_signal<T>(
     }
 }
 
-/// Park in NeedsOperator for `why` until an operator decides: `Ok(true)` to retry, `Ok(false)`
-/// when a cancellation was requested (the caller compensates and ends).
+/// Park in NeedsOperator for `why` until an operator decides (or `wake` holds, which counts as
+/// a retry): `Ok(true)` to retry, `Ok(false)` when a cancellation was requested (the caller
+/// compensates and ends).
 pub(crate) async fn park(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     kind: Parked,
     why: String,
+    wake: impl Fn(&OrderWorkflow) -> bool + 'static,
 ) -> WorkflowResult<bool> {
     move_to(ctx, OrderState::NeedsOperator, why).await?;
     ctx.state_mut(|s| {
@@ -742,6 +758,7 @@ pub(crate) async fn park(
     });
     ctx.wait_condition(move |s| {
         s.cancel_reason.is_some()
+            || wake(s)
             || match kind {
                 Parked::Procurement => s.operator_retry.is_some(),
                 Parked::Step => s.step_retry,
@@ -753,6 +770,144 @@ pub(crate) async fn park(
         s.step_retry = false;
         s.cancel_reason.is_none()
     }))
+}
+
+/// The order's payment as the provider holds it. A confirmation that does not verify parks the
+/// order (nothing is bought) until a later confirmation or an operator's `retry_step` verifies
+/// it; `Err(reason)` when the order is cancelled instead.
+async fn verified_payment(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    ours: &PaymentCreated,
+    mut claimed: PaymentSucceeded,
+) -> WorkflowResult<Result<PaymentSucceeded, String>> {
+    let order_id = ctx.state(|s| s.order_id.clone());
+    loop {
+        let verdict = check_payment(
+            ctx,
+            &claimed.intent_id,
+            &ours.intent_id,
+            ours.amount,
+            &order_id,
+        )
+        .await?;
+        let reason = match verdict {
+            PaymentVerdict::Verified { received } => {
+                return Ok(Ok(PaymentSucceeded {
+                    intent_id: ours.intent_id.clone(),
+                    amount: received,
+                }));
+            }
+            PaymentVerdict::Mismatch { reason } => reason,
+        };
+        // A later confirmation is checked afresh.
+        ctx.state_mut(|s| s.payment = None);
+        let retry = park(
+            ctx,
+            Parked::Step,
+            format!(
+                "payment not verified: {reason}; nothing is bought until the provider holds {} \
+                 for payment {}. A new confirmation or retry_step checks again; cancel_order ends the order",
+                ours.amount, ours.intent_id
+            ),
+            |s| s.payment.is_some(),
+        )
+        .await?;
+        if !retry {
+            let why = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
+            return Ok(Err(format!("cancelled with its payment unverified: {why}")));
+        }
+        claimed = ctx
+            .state(|s| s.payment.clone())
+            .unwrap_or_else(|| claimed.clone());
+        move_to(
+            ctx,
+            OrderState::PendingPayment,
+            format!("checking payment {} again", ours.intent_id),
+        )
+        .await?;
+    }
+}
+
+/// Ask the provider whether `claimed` is `ours` and holds exactly `owed`.
+pub(crate) async fn check_payment(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    claimed: &str,
+    ours: &str,
+    owed: Money,
+    reference: &str,
+) -> WorkflowResult<PaymentVerdict> {
+    if claimed != ours {
+        return Ok(PaymentVerdict::Mismatch {
+            reason: format!("the confirmation names payment {claimed}, not this one ({ours})"),
+        });
+    }
+    let check = PaymentCheck {
+        intent_id: ours.to_owned(),
+        expected: owed,
+        reference: reference.to_owned(),
+    };
+    Ok(ctx
+        .execute_activity(OrderActivities::verify_payment, check, io_opts())
+        .await?)
+}
+
+/// End an order whose payment never verified: cancel its intent (refunding whatever the
+/// provider did receive) and release the stock. A provider that refuses ends the order anyway,
+/// with the refusal on the timeline for an operator to settle, instead of retrying forever.
+async fn cancel_unverified(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    order_id: &str,
+    reason: String,
+) -> WorkflowResult<OrderState> {
+    if ctx.state(|s| s.state) == OrderState::NeedsOperator {
+        move_to(
+            ctx,
+            OrderState::PendingPayment,
+            "cancelling: the payment never verified".into(),
+        )
+        .await?;
+    }
+    let settled = ctx
+        .execute_activity(
+            OrderActivities::cancel_payment,
+            order_id.to_owned(),
+            bounded_opts(),
+        )
+        .await;
+    if let Err(e) = settled {
+        note(
+            ctx,
+            format!("the payment could not be settled with the provider ({e}); an operator must settle it there"),
+        )
+        .await?;
+    }
+    let released = ctx
+        .execute_activity(
+            OrderActivities::release_stock,
+            order_id.to_owned(),
+            io_opts(),
+        )
+        .await?;
+    finish(
+        ctx,
+        OrderState::Cancelled,
+        format!("{reason}; released {released} reservation(s)"),
+    )
+    .await
+}
+
+/// Compensation that must end: a few patient tries, then the caller records why it gave up.
+pub(crate) fn bounded_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(30))
+                .maximum_attempts(8)
+                .build(),
+        )
+        .build()
 }
 
 /// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the

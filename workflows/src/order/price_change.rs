@@ -76,11 +76,55 @@ pub(super) async fn ask_customer(
     .await?;
 
     let paid = |s: &OrderWorkflow, id: &str| s.supplements.iter().any(|p| p.change_id == id);
-    let cid = change_id.clone();
-    select! {
-        _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
-        _ = ctx.timer(Duration::from_secs(deadline)) => {}
-    };
+    if ctx.patched(VERIFY_PAYMENTS) {
+        // A confirmation counts only once the provider holds exactly the supplement.
+        let due_ms = now_ms(ctx) + (deadline as i64) * 1000;
+        loop {
+            let cid = change_id.clone();
+            let left = (due_ms - now_ms(ctx)).max(1) as u64;
+            select! {
+                _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
+                _ = ctx.timer(Duration::from_millis(left)) => {}
+            };
+            let claimed = ctx.state(|s| {
+                s.supplements
+                    .iter()
+                    .find(|p| p.change_id == change_id)
+                    .cloned()
+            });
+            let Some(claimed) = claimed.filter(|_| ctx.state(|s| s.cancel_reason.is_none())) else {
+                break;
+            };
+            let verdict = check_payment(
+                ctx,
+                &claimed.intent_id,
+                &intent_id,
+                proposal.supplement,
+                &plan.order_id,
+            )
+            .await?;
+            match verdict {
+                PaymentVerdict::Verified { .. } => break,
+                PaymentVerdict::Mismatch { reason } => {
+                    ctx.state_mut(|s| s.supplements.retain(|p| p.change_id != change_id));
+                    note(
+                        ctx,
+                        format!("supplement of {change_id} not paid: {reason}; still waiting for the customer"),
+                    )
+                    .await?;
+                    if now_ms(ctx) >= due_ms {
+                        break;
+                    }
+                }
+            }
+        }
+    } else {
+        let cid = change_id.clone();
+        select! {
+            _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
+            _ = ctx.timer(Duration::from_secs(deadline)) => {}
+        };
+    }
     let cancel = ctx.state(|s| s.cancel_reason.clone());
     if cancel.is_none() && ctx.state(|s| paid(s, &change_id)) {
         let amount = proposal.supplement;

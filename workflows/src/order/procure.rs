@@ -225,6 +225,7 @@ pub(super) async fn procure_lines(
                     "line {}: no supplier could be bought from: {why}",
                     line.line_no
                 ),
+                |_| false,
             )
             .await?;
             if !retry {
