@@ -41,7 +41,8 @@ enum Command {
     Api {
         #[arg(long, env = "PROCURE_API_ADDR", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Copy the sandbox's demo catalogue into the listings at start (demo setups only).
+        /// Copy the sandbox's demo catalogue into the listings at start (demo setups only);
+        /// listings that exist keep their stock, so a restart never frees held units.
         #[arg(long, env = "PROCURE_SEED_SANDBOX_CATALOGUE")]
         seed_sandbox_catalogue: bool,
         #[command(flatten)]
