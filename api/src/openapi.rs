@@ -523,4 +523,35 @@ mod tests {
         assert_eq!(operations, 31, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
+
+    /// The documented pattern and `text::check_line` are one rule: the pattern's ranges refuse
+    /// exactly the characters the API refuses, and free-text fields carry it.
+    #[test]
+    fn the_free_text_pattern_is_the_api_rule() {
+        let class = NO_CONTROLS
+            .strip_prefix("^[^")
+            .and_then(|p| p.strip_suffix("]*$"))
+            .unwrap();
+        let hex = |s: &str| u32::from_str_radix(s, 16).unwrap();
+        let mut ranges = Vec::new();
+        let mut tokens = class.split("\\u").filter(|t| !t.is_empty());
+        while let Some(t) = tokens.next() {
+            match t.strip_suffix('-') {
+                Some(from) => ranges.push((hex(from), hex(tokens.next().unwrap()))),
+                None => ranges.push((hex(t), hex(t))),
+            }
+        }
+        assert!(!ranges.is_empty());
+        for c in (0..=0x2fff).filter_map(char::from_u32) {
+            let in_pattern = ranges.iter().any(|&(a, b)| (a..=b).contains(&(c as u32)));
+            let refused = procure_domain::text::check_line(&c.to_string()).is_err();
+            assert_eq!(in_pattern, refused, "U+{:04X}", c as u32);
+        }
+        let doc = document();
+        let address = &doc["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"]["shipping_address"]["properties"];
+        for field in ["name", "line1", "line2", "city", "postal_code", "phone"] {
+            assert_eq!(address[field]["pattern"], NO_CONTROLS, "{field}");
+        }
+    }
 }
