@@ -870,6 +870,260 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0 to find a free port")
 }
 
+// ----- the Web UI's codec endpoint -----------------------------------------------------
+
+/// The Web UI's codec endpoint in development: a loopback relay that hands the UI's decode
+/// requests to the API's header form (`POST /api/codec/decode` with `Authorization: Bearer`),
+/// adding a `codec` token it holds in memory and renews before it expires.
+///
+/// Why a relay and not the token in the UI's codec URL: the UI of `temporal server start-dev`
+/// takes its codec endpoint once, from `--ui-codec-endpoint`, and sends no credential of its
+/// own (forwarding the user's access token, the UI's `passAccessToken`, needs the UI's OIDC
+/// login, which the dev server cannot turn on). The UI runs inside the server process, so it
+/// cannot be restarted alone to take a renewed URL either. A token in that URL would live as
+/// long as the server and show in `ps` and in the UI's settings. The relay's URL carries no
+/// credential; the token exists only in this process, decodes only, and is valid for
+/// [`CODEC_TTL_S`]. The relay answers on loopback only, to the UI's origins (CORS): it shows
+/// what anyone who can open the dev UI (which has no login) already sees in clear.
+///
+/// The UI also sends what an operator types into "Send a Signal" / "Send an Update" to
+/// `/encode` first, and refuses to send it when that fails. The codec token may not encode, so
+/// the relay's `/encode` returns the payloads as they are: the input reaches Temporal as plain
+/// JSON, exactly as one sent with `temporal workflow signal` / `update` does, and the workers'
+/// codec passes unencrypted payloads through.
+pub struct CodecRelay {
+    url: String,
+    token: std::sync::Arc<std::sync::RwLock<String>>,
+    issue: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub use procure_api::auth::CODEC_TTL_S;
+
+#[derive(Clone)]
+struct RelayState {
+    decode_url: String,
+    origins: std::sync::Arc<Vec<String>>,
+    token: std::sync::Arc<std::sync::RwLock<String>>,
+    http: reqwest::Client,
+}
+
+/// Request headers the relay passes on to the API (the codec protocol's).
+const RELAY_REQUEST_HEADERS: [&str; 2] = ["content-type", "x-namespace"];
+
+/// A codec token for the UI: role `codec`, valid [`CODEC_TTL_S`] from now.
+pub fn ui_codec_token(key: &procure_api::auth::TokenKey) -> String {
+    let now_s = procure_activities::store::now_ms() / 1000;
+    key.issue(
+        "procure-dev-ui",
+        procure_api::auth::Role::Codec,
+        None,
+        now_s,
+        CODEC_TTL_S,
+    )
+}
+
+impl CodecRelay {
+    /// Serve the relay on `listener` for browsers from `origins`, forwarding to the API at
+    /// `api_url` (which may start later). `issue` makes a token; it is called now and again
+    /// every `renew_every`, which must be well inside the token's lifetime.
+    pub async fn start(
+        listener: tokio::net::TcpListener,
+        api_url: &str,
+        origins: Vec<String>,
+        issue: impl Fn() -> String + Send + Sync + 'static,
+        renew_every: Duration,
+    ) -> anyhow::Result<CodecRelay> {
+        crate::system::install_crypto_provider();
+        let issue: std::sync::Arc<dyn Fn() -> String + Send + Sync> = std::sync::Arc::new(issue);
+        let token = std::sync::Arc::new(std::sync::RwLock::new(issue()));
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = RelayState {
+            decode_url: format!("{}/api/codec/decode", api_url.trim_end_matches('/')),
+            origins: std::sync::Arc::new(origins),
+            token: token.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        };
+        let app = axum::Router::new()
+            .route(
+                "/decode",
+                axum::routing::post(relay_decode).options(relay_preflight),
+            )
+            .route(
+                "/encode",
+                axum::routing::post(relay_encode).options(relay_preflight),
+            )
+            .fallback(|| async { procure_api::ApiError::NotFound("route") })
+            .layer(axum::extract::DefaultBodyLimit::max(
+                procure_api::MAX_BODY_BYTES,
+            ))
+            .with_state(state);
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let stopped = |rx: &tokio::sync::watch::Receiver<bool>| {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let serve = {
+            let stop = stopped(&rx);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::warn!(error = %e, "codec relay stopped");
+                }
+            })
+        };
+        let renew = {
+            let (issue, token, mut stop) = (issue.clone(), token.clone(), Box::pin(stopped(&rx)));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(renew_every) => {
+                            let fresh = issue();
+                            *token.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                            tracing::debug!("UI codec token renewed");
+                        }
+                        _ = &mut stop => break,
+                    }
+                }
+            })
+        };
+        Ok(CodecRelay {
+            url,
+            token,
+            issue,
+            stop: Some(stop),
+            tasks: vec![serve, renew],
+        })
+    }
+
+    /// The URL to give the UI as its codec endpoint (no credential in it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Replace the token now (the renewal loop does this on its own).
+    pub fn renew(&self) {
+        let fresh = (self.issue)();
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+/// CORS headers for a browser from one of the UI's origins.
+fn relay_cors(
+    state: &RelayState,
+    headers: &axum::http::HeaderMap,
+    out: &mut axum::http::HeaderMap,
+) {
+    use axum::http::{HeaderValue, header};
+    out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return;
+    };
+    if origin
+        .to_str()
+        .is_ok_and(|o| state.origins.iter().any(|a| a == o))
+    {
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type,x-namespace"),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+    }
+}
+
+async fn relay_preflight(
+    axum::extract::State(state): axum::extract::State<RelayState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut out = axum::http::HeaderMap::new();
+    relay_cors(&state, &headers, &mut out);
+    (axum::http::StatusCode::NO_CONTENT, out).into_response()
+}
+
+/// Forward one decode request with the current token.
+async fn relay_decode(
+    axum::extract::State(state): axum::extract::State<RelayState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let token = state
+        .token
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut req = state.http.post(&state.decode_url).bearer_auth(token);
+    for name in RELAY_REQUEST_HEADERS {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v);
+        }
+    }
+    let mut out = axum::http::HeaderMap::new();
+    relay_cors(&state, &headers, &mut out);
+    let upstream = match req.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "codec relay: the API did not answer");
+            let mut r =
+                procure_api::ApiError::Unavailable("the API did not answer".into()).into_response();
+            r.headers_mut().extend(out);
+            return r;
+        }
+    };
+    let status = upstream.status();
+    if let Some(v) = upstream.headers().get(axum::http::header::CONTENT_TYPE) {
+        out.insert(axum::http::header::CONTENT_TYPE, v.clone());
+    }
+    match upstream.bytes().await {
+        Ok(bytes) => (status, out, bytes).into_response(),
+        Err(_) => {
+            let mut r = procure_api::ApiError::Unavailable("the API's answer broke off".into())
+                .into_response();
+            r.headers_mut().extend(out);
+            r
+        }
+    }
+}
+
+/// The UI's encode before it sends an operator's input: the payloads as they are (see
+/// [`CodecRelay`]), once they are in the codec protocol's shape.
+async fn relay_encode(
+    axum::extract::State(state): axum::extract::State<RelayState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut out = axum::http::HeaderMap::new();
+    relay_cors(&state, &headers, &mut out);
+    let mut r = match serde_json::from_slice::<procure_api::codec::Payloads>(&body) {
+        Ok(p) => axum::Json(p).into_response(),
+        Err(e) => procure_api::ApiError::BadRequest("invalid_body", e.to_string()).into_response(),
+    };
+    r.headers_mut().extend(out);
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

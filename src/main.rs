@@ -41,7 +41,8 @@ enum Command {
     Api {
         #[arg(long, env = "PROCURE_API_ADDR", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Copy the sandbox's demo catalogue into the listings at start (demo setups only).
+        /// Copy the sandbox's demo catalogue into the listings at start (demo setups only);
+        /// listings that exist keep their stock, so a restart never frees held units.
         #[arg(long, env = "PROCURE_SEED_SANDBOX_CATALOGUE")]
         seed_sandbox_catalogue: bool,
         #[command(flatten)]
@@ -68,7 +69,7 @@ enum Command {
     /// Print a bearer token for a role, signed with PROCURE_JWT_SECRET (the development key when
     /// unset): for operators' scripts, the fuzzer and trying the API by hand.
     Token {
-        /// customer, operator, warehouse, purchaser or admin.
+        /// customer, operator, warehouse, purchaser, admin, or codec (decodes payloads only).
         #[arg(long)]
         role: String,
         /// For a customer token: the customer it acts for.
@@ -423,12 +424,13 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     init_logs("warn,procure=info");
     let started = Instant::now();
     let (api_port, ui_port) = (port_or_free(args.api_port), port_or_free(args.ui_port));
-    // Demo tokens, one per role, signed with the API's key; the UI decodes payloads through
-    // the codec endpoint with the operator's.
+    // Demo tokens, one per person's role, signed with the API's key. The UI gets none of them:
+    // it decodes payloads through a loopback relay holding a short-lived codec token.
     let tokens = procure_api::auth::TokenKey::from_env();
     let now_s = procure_activities::store::now_ms() / 1000;
     let demo_tokens: Vec<(String, String)> = procure_api::auth::Role::ALL
         .iter()
+        .filter(|&&role| role != procure_api::auth::Role::Codec)
         .map(|&role| {
             let customer = (role == procure_api::auth::Role::Customer).then_some("cust-0");
             let who = format!("demo-{}", role.as_str());
@@ -441,27 +443,30 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
             )
         })
         .collect();
-    let operator_token = &demo_tokens
-        .iter()
-        .find(|(r, _)| r == "operator")
-        .expect("operator token")
-        .1;
+    let relay = {
+        let key = tokens.clone();
+        procure::devserver::CodecRelay::start(
+            tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .context("binding the UI codec relay")?,
+            &format!("http://127.0.0.1:{api_port}"),
+            ui_origins(ui_port),
+            move || procure::devserver::ui_codec_token(&key),
+            Duration::from_secs(procure::devserver::CODEC_TTL_S as u64 / 3),
+        )
+        .await?
+    };
     let temporal = start_temporal_with_codec(
         &args.data_dir,
         Some(port_or_free(args.temporal_port)),
         Some(ui_port),
         true,
-        Some(format!(
-            "http://127.0.0.1:{api_port}/api/codec/t/{operator_token}"
-        )),
+        Some(relay.url().to_owned()),
     )
     .await?;
     let db = args.data_dir.join("procure.db");
     let mut cfg = SystemConfig::local(format!("sqlite://{}", db.display()), temporal.address());
-    cfg.ui_origins = vec![
-        format!("http://127.0.0.1:{ui_port}"),
-        format!("http://localhost:{ui_port}"),
-    ];
+    cfg.ui_origins = ui_origins(ui_port);
     cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.sandbox_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.sandbox_port)));
     cfg.sandbox.tracking_step_ms = 400;
@@ -477,6 +482,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         Ok(s) => s,
         Err(e) => {
             let _ = temporal.stop().await;
+            relay.stop().await;
             return Err(e);
         }
     };
@@ -496,9 +502,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     println!("  Database     sqlite://{}", db.display());
     println!("  Payloads     encrypted in Temporal (AES-256-GCM); the UI decodes them through");
     println!(
-        "               {}/api/codec/… with an operator token",
+        "               {} (loopback relay to {}/api/codec/decode with a",
+        relay.url(),
         system.api_url
     );
+    println!("               decode-only codec token, renewed every 20 minutes)");
     println!("  Demo tokens  (Authorization: Bearer …, valid 7 days)");
     for (role, token) in &demo_tokens {
         println!("    {role:<18} {token}");
@@ -530,8 +538,17 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     system.stop().await?;
     println!("stopping Temporal dev server …");
     temporal.stop().await?;
+    relay.stop().await;
     println!("stopped.");
     Ok(ok)
+}
+
+/// The browser origins of the Web UI on `ui_port`.
+fn ui_origins(ui_port: u16) -> Vec<String> {
+    vec![
+        format!("http://127.0.0.1:{ui_port}"),
+        format!("http://localhost:{ui_port}"),
+    ]
 }
 
 /// The demo price monitor: a Temporal Schedule over every demo product; one run now, shown.

@@ -102,8 +102,10 @@ pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<
     seed_products(store, &sandbox.catalogue(), &sandbox.offers()).await
 }
 
-/// Upsert catalogue products as our listings and their offers on every platform as
-/// procurement candidates; returns how many products.
+/// Seed catalogue products as our listings and their offers on every platform as
+/// procurement candidates; returns how many products. Safe to run on every start: a listing
+/// that exists keeps its stock (units held by open orders stay held), only its offer, price
+/// and measures refresh.
 pub async fn seed_products(
     store: &Store,
     products: &[procure_sandbox::catalogue::Product],
@@ -111,7 +113,7 @@ pub async fn seed_products(
 ) -> anyhow::Result<usize> {
     for p in products {
         store
-            .upsert_listing(&Listing {
+            .seed_listing(&Listing {
                 sku: p.sku.clone(),
                 platform: p.platform.clone(),
                 offer_id: p.offer_id.clone(),

@@ -1,7 +1,8 @@
 //! Authentication and roles on every endpoint (except health and the signed webhooks), on a
 //! real system: without a token → 401, with a forged or expired token → 401, with a role the
 //! endpoint does not serve → 403, with another customer's token on a customer's resource →
-//! 403, and with an allowed role → neither. Prints the role matrix
+//! 403, and with an allowed role → neither. The codec role (the Web UI's credential) passes the
+//! codec decode endpoint alone. Prints the role matrix
 //! (`cargo test --test roles -- --nocapture`).
 
 mod support;
@@ -43,6 +44,8 @@ const WAREHOUSE: &[Role] = &[Role::Warehouse, Role::Operator];
 const PURCHASER: &[Role] = &[Role::Purchaser, Role::Operator];
 const OPERATOR: &[Role] = &[Role::Operator];
 const ADMIN: &[Role] = &[];
+/// The Web UI's credential: decoding payloads, nothing else.
+const DECODE: &[Role] = &[Role::Operator, Role::Codec];
 
 async fn send(app: &TestApp, c: &Case, token: Option<&str>) -> u16 {
     let http = reqwest::Client::new();
@@ -246,7 +249,7 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
             "POST",
             "/api/codec/decode",
             Some(json!({"payloads": []})),
-            OPERATOR,
+            DECODE,
             None,
         ),
         case(
@@ -268,10 +271,11 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
         format!("{head}.AAAA")
     };
     let expired = keys.issue("roles-test", Role::Admin, None, now - 7_200, 600);
+    let expired_codec = keys.issue("roles-test", Role::Codec, None, now - 7_200, 600);
     let stranger = token(Role::Customer, Some("cust-stranger"));
 
     let mut matrix = String::from(
-        "| endpoint | no token | forged / expired | customer | operator | warehouse | purchaser | admin | other customer |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| endpoint | no token | forged / expired | customer | operator | warehouse | purchaser | admin | codec | other customer |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in &cases {
         let what = format!("{} {}", c.method, c.path);
@@ -286,6 +290,11 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
             401,
             "{what}: expired token"
         );
+        assert_eq!(
+            send(&app, c, Some(&expired_codec)).await,
+            401,
+            "{what}: expired codec token"
+        );
         let mut row = format!("| `{what}` | 401 | 401 |");
         for role in [
             Role::Customer,
@@ -293,6 +302,7 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
             Role::Warehouse,
             Role::Purchaser,
             Role::Admin,
+            Role::Codec,
         ] {
             // A customer acts as the resource's owner here; strangers are checked below.
             let customer = (role == Role::Customer)

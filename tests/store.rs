@@ -384,6 +384,71 @@ async fn price_change_decisions_are_settled_once(store: Store) {
     assert_eq!(store.order_detail("op").await.unwrap().price_changes, all);
 }
 
+/// Seeding on every start (procure dev, procure api --seed-sandbox-catalogue) against held
+/// reservations: the stock stays as reservations left it, the rest of the listing refreshes, a
+/// new product arrives with its stock.
+async fn seeding_keeps_the_stock_reservations_hold(store: Store) {
+    let sandbox = procure_sandbox::Sandbox::new(Default::default());
+    let (products, offers) = (sandbox.catalogue(), sandbox.offers());
+    procure::system::seed_products(&store, &products, &offers)
+        .await
+        .unwrap();
+    let sku = products[0].sku.clone();
+    let seeded = available(&store, &sku).await;
+    assert_eq!(seeded, products[0].amount_on_sale);
+    for (id, qty) in [("os1", 3), ("os2", 2)] {
+        assert!(
+            store
+                .create_order(&order(id, &sku, qty), &format!("key-{id}"), id)
+                .await
+                .unwrap()
+                .created
+        );
+    }
+    assert_eq!(available(&store, &sku).await, seeded - 5);
+
+    // The catalogue moved on (price, title, the seller's stock figure, one product more) and is
+    // seeded again, twice, as two restarts would.
+    let mut changed = products.clone();
+    changed[0].price_fen += 100;
+    changed[0].title = "Renamed".into();
+    changed[0].amount_on_sale += 50;
+    let mut extra = changed[0].clone();
+    extra.sku = "SKU-NEW".into();
+    extra.amount_on_sale = 7;
+    changed.push(extra);
+    for _ in 0..2 {
+        procure::system::seed_products(&store, &changed, &offers)
+            .await
+            .unwrap();
+    }
+    let l = store.listing(&sku).await.unwrap();
+    let held = store.reservation_units("os1").await.unwrap().0
+        + store.reservation_units("os2").await.unwrap().0;
+    assert_eq!(
+        (l.available, held),
+        (seeded - 5, 5),
+        "held units stay out of available; available + reserved is unchanged"
+    );
+    assert_eq!(
+        (l.price_fen, l.title.as_str()),
+        (changed[0].price_fen, "Renamed"),
+        "the rest of the listing refreshes"
+    );
+    assert_eq!(
+        available(&store, "SKU-NEW").await,
+        7,
+        "new listings get their stock"
+    );
+    for p in &products[1..] {
+        assert_eq!(available(&store, &p.sku).await, p.amount_on_sale);
+    }
+    // Releasing returns exactly what was held, once.
+    store.release_reservations("os1").await.unwrap();
+    store.release_reservations("os1").await.unwrap();
+    assert_eq!(available(&store, &sku).await, seeded - 2);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -399,4 +464,5 @@ on_both!(
     transitions_are_idempotent_and_ordered,
     outbox_retries_and_completes,
     price_change_decisions_are_settled_once,
+    seeding_keeps_the_stock_reservations_hold,
 );

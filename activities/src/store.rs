@@ -226,6 +226,9 @@ impl Store {
 
     // ----- catalogue ---------------------------------------------------------------------
 
+    /// Write a listing with exactly the stock given, overwriting what is there: for setting
+    /// stock on purpose (tests, a restock). Seeding uses [`Store::seed_listing`], which never
+    /// touches stock.
     pub async fn upsert_listing(&self, l: &Listing) -> Result<()> {
         sqlx::query(
             "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
@@ -235,6 +238,37 @@ impl Store {
              weight_g = excluded.weight_g, l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
              domestic_shipping_fen = excluded.domestic_shipping_fen, available = excluded.available, \
              updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&l.sku)
+        .bind(&l.platform)
+        .bind(&l.offer_id)
+        .bind(&l.spec_id)
+        .bind(&l.title)
+        .bind(l.price_fen)
+        .bind(l.weight_g)
+        .bind(l.l_mm)
+        .bind(l.w_mm)
+        .bind(l.h_mm)
+        .bind(l.domestic_shipping_fen)
+        .bind(l.available)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Seed a listing from a catalogue: inserted with its stock when new; when it exists, its
+    /// offer, title, price and measures refresh and its stock stays as it is. Units held by
+    /// reservations were taken out of `available` when they were reserved, so writing the
+    /// catalogue's figure again on a restart would sell them twice.
+    pub async fn seed_listing(&self, l: &Listing) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
+             domestic_shipping_fen, available, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
+             ON CONFLICT (sku) DO UPDATE SET platform = excluded.platform, offer_id = excluded.offer_id, \
+             spec_id = excluded.spec_id, title = excluded.title, price_fen = excluded.price_fen, \
+             weight_g = excluded.weight_g, l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
+             domestic_shipping_fen = excluded.domestic_shipping_fen, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(&l.sku)
         .bind(&l.platform)

@@ -47,6 +47,8 @@ pub struct WarehouseException {
     pub dims: Dimensions,
     pub photo_urls: Vec<String>,
     pub status: String,
+    /// Why it could not be applied (no such order, or nothing of that order bought yet).
+    pub reason: String,
     pub resolved_order_id: Option<String>,
     pub created_at_ms: i64,
 }
@@ -220,10 +222,16 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn add_warehouse_exception(&self, reference: &str, scan: &Scan) -> Result<i64> {
+    /// Keep a parcel that cannot be applied to an order, with why; nothing is signalled.
+    pub async fn add_warehouse_exception(
+        &self,
+        reference: &str,
+        scan: &Scan,
+        reason: &str,
+    ) -> Result<i64> {
         let row = sqlx::query(
-            "INSERT INTO warehouse_exceptions (reference, weight_g, l_mm, w_mm, h_mm, photo_urls, status, created_at_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,'open',$7) RETURNING id",
+            "INSERT INTO warehouse_exceptions (reference, weight_g, l_mm, w_mm, h_mm, photo_urls, status, reason, created_at_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6,'open',$7,$8) RETURNING id",
         )
         .bind(reference)
         .bind(i64::from(scan.weight_g))
@@ -231,6 +239,7 @@ impl Store {
         .bind(i64::from(scan.dims.w_mm))
         .bind(i64::from(scan.dims.h_mm))
         .bind(serde_json::to_string(&scan.photo_urls).unwrap_or_else(|_| "[]".into()))
+        .bind(reason)
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?;
@@ -242,7 +251,7 @@ impl Store {
         status: Option<&str>,
     ) -> Result<Vec<WarehouseException>> {
         let rows = sqlx::query(
-            "SELECT id, reference, weight_g, l_mm, w_mm, h_mm, photo_urls, status, resolved_order_id, created_at_ms \
+            "SELECT id, reference, weight_g, l_mm, w_mm, h_mm, photo_urls, status, reason, resolved_order_id, created_at_ms \
              FROM warehouse_exceptions WHERE ($1 = '' OR status = $1) ORDER BY id LIMIT 500",
         )
         .bind(status.unwrap_or(""))
@@ -257,6 +266,7 @@ impl Store {
                     dims: dims(r)?,
                     photo_urls: urls(r)?,
                     status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
                     resolved_order_id: r.try_get("resolved_order_id")?,
                     created_at_ms: r.try_get("created_at_ms")?,
                 })

@@ -22,7 +22,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/admin/accounts/{id}", patch(update).get(one))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddAccount {
     pub id: String,
@@ -34,7 +34,7 @@ pub struct AddAccount {
     pub access_token: Secret,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAccount {
     pub weight: Option<i64>,
@@ -67,14 +67,16 @@ fn check_range(e: &mut Vec<FieldError>, field: &str, v: Option<i64>, lo: i64, hi
 }
 
 fn check_token(e: &mut Vec<FieldError>, t: Option<&Secret>) {
-    if let Some(t) = t
-        && (t.expose().is_empty() || t.expose().len() > 512)
-    {
+    let Some(t) = t else { return };
+    if t.expose().is_empty() || t.expose().len() > 512 {
         e.push(FieldError {
             field: "access_token".into(),
             message: "must be 1 to 512 characters".into(),
         });
     }
+    // A secret serializes redacted, so the body check cannot see it; the message names the
+    // character's position, never the token.
+    crate::text::line(e, "access_token", t.expose());
 }
 
 fn platform(s: &str) -> Result<Platform, ApiError> {
@@ -121,6 +123,10 @@ async fn add(
 ) -> Result<(StatusCode, Json<BuyerAccount>), ApiError> {
     caller.require(&[])?;
     let Json(req) = body?;
+    let text = crate::text::lines(&req);
+    if !text.is_empty() {
+        return Err(ApiError::Validation(text));
+    }
     let p = platform(&req.platform)?;
     let mut e = Vec::new();
     if req.id.is_empty()
@@ -181,7 +187,7 @@ async fn update(
 ) -> Result<Json<BuyerAccount>, ApiError> {
     caller.require(&[])?;
     let Json(req) = body?;
-    let mut e = Vec::new();
+    let mut e = crate::text::lines(&req);
     check_range(&mut e, "weight", req.weight, 1, 1_000);
     check_range(&mut e, "daily_cap", req.daily_cap, 0, 100_000);
     check_range(&mut e, "per_minute", req.per_minute, 0, 10_000);

@@ -20,15 +20,22 @@ pub enum Role {
     Warehouse,
     Purchaser,
     Admin,
+    /// Decodes Temporal payloads through the codec endpoint and nothing else: the credential
+    /// a Web UI holds, short-lived (`CODEC_TTL_S`) and renewed by whoever runs the UI.
+    Codec,
 }
 
+/// Lifetime of a codec token: a leaked one reads payloads for at most this long.
+pub const CODEC_TTL_S: i64 = 3_600;
+
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Customer,
         Role::Operator,
         Role::Warehouse,
         Role::Purchaser,
         Role::Admin,
+        Role::Codec,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +45,7 @@ impl Role {
             Role::Warehouse => "warehouse",
             Role::Purchaser => "purchaser",
             Role::Admin => "admin",
+            Role::Codec => "codec",
         }
     }
 }
@@ -342,6 +350,12 @@ mod tests {
         assert!(op.require(&[Role::Warehouse]).is_err());
         let admin = caller(Role::Admin, None);
         assert!(admin.require(&[Role::Warehouse]).is_ok());
+        // A codec token passes only where the codec role is named, never the admin-only checks.
+        let codec = caller(Role::Codec, None);
+        assert!(codec.require(&[Role::Operator, Role::Codec]).is_ok());
+        assert!(codec.require(&[Role::Operator]).is_err());
+        assert!(codec.require(&[]).is_err());
+        assert_eq!(codec.customer_id(), None);
         assert_eq!(customer.customer_id(), Some("cust-1"));
         assert_eq!(op.customer_id(), None);
     }

@@ -1,11 +1,13 @@
 //! The codec endpoint for the Temporal Web UI and CLI (Temporal's remote codec protocol):
 //! `POST /api/codec/decode` and `/api/codec/encode` with `{"payloads": [{"metadata": {…},
 //! "data": "…"}]}` (bytes base64-encoded), so operators read and send payloads in clear while
-//! Temporal stores them encrypted. Only operators (and admins) may use it: a bearer token in
-//! `Authorization`, or, because the stock UI cannot add a header, in the path
-//! (`/api/codec/t/{token}/decode`): configure `…/api/codec/t/{token}` as the UI's codec
-//! endpoint (`procure dev` starts the UI so). Browsers may call it from the origins in
-//! `ApiConfig::codec_origins` (CORS).
+//! Temporal stores them encrypted. Operators (and admins) may use both; a `codec` token (the
+//! Web UI's credential, short-lived) may only decode. The token comes in `Authorization` (the
+//! header form), or in the path (`/api/codec/t/{token}/decode`) for a stock UI that can send
+//! no header; a token in a URL shows up in process lists and logs, so only ever put a codec
+//! token there. `procure dev` uses neither in the UI's configuration: it gives the UI a
+//! loopback relay that adds the header (`procure::devserver::CodecRelay`). Browsers may call
+//! it from the origins in `ApiConfig::codec_origins` (CORS).
 
 use crate::{
     ApiError, AppState,
@@ -122,7 +124,12 @@ async fn handle(
 ) -> Response {
     let result = async {
         let caller = caller?;
-        caller.require(&[Role::Operator])?;
+        // A codec token (the Web UI's) decodes only; encoding makes payloads Temporal would
+        // act on, which is an operator's business.
+        match direction {
+            Direction::Decode => caller.require(&[Role::Operator, Role::Codec])?,
+            Direction::Encode => caller.require(&[Role::Operator])?,
+        }
         let body = body?;
         let req: Payloads = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest("invalid_body", e.to_string()))?;
@@ -142,7 +149,7 @@ async fn handle(
                 })?,
             }));
         }
-        tracing::info!(operator = %caller.0.sub, payloads = out.len(), encode = matches!(direction, Direction::Encode), "codec request");
+        tracing::info!(caller = %caller.0.sub, role = caller.role().as_str(), payloads = out.len(), encode = matches!(direction, Direction::Encode), "codec request");
         Ok::<_, ApiError>(Json(Payloads { payloads: out }))
     }
     .await;

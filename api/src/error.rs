@@ -24,6 +24,9 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("not found")]
     NotFound(&'static str),
+    /// 405: the path exists, the method does not (the `Allow` header lists those that do).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("{1}")]
     Conflict(&'static str, String),
     #[error("{1}")]
@@ -84,6 +87,12 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("{what} not found"),
+                None,
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not answer this method; see the Allow header".to_owned(),
                 None,
             ),
             ApiError::Conflict(code, m) => (StatusCode::CONFLICT, *code, m.clone(), None),

@@ -17,6 +17,7 @@ pub mod purchaser;
 pub mod quotes;
 pub mod schedules;
 pub mod temporal;
+pub mod text;
 pub mod warehouse;
 pub mod webhooks;
 
@@ -177,7 +178,9 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::router())
         .merge(codec::router())
         .merge(openapi::router())
+        // The router's own answers carry the one error body too; the 405 keeps its `Allow`.
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -53,7 +53,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/price-alerts", get(alerts))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OfferBody {
     pub platform: String,
@@ -62,7 +62,7 @@ pub struct OfferBody {
     pub spec_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
     pub sku: String,
@@ -71,7 +71,7 @@ pub struct ProductBody {
     pub offers: Vec<OfferBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMonitor {
     pub name: String,
@@ -181,7 +181,7 @@ fn not_found(e: StoreError) -> ApiError {
 
 /// Everything but the cron expression, which is checked first and answered with a 400.
 fn validate(req: &CreateMonitor, state: &AppState) -> Result<NewMonitor, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = crate::text::lines(req);
     let mut err = |f: String, m: &str| {
         errors.push(FieldError {
             field: f,
@@ -189,8 +189,8 @@ fn validate(req: &CreateMonitor, state: &AppState) -> Result<NewMonitor, ApiErro
         })
     };
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        err("name".into(), "must be 1 to 100 printable characters");
+    if name.is_empty() || name.chars().count() > 100 {
+        err("name".into(), "must be 1 to 100 characters");
     }
     let threshold_bps = req.threshold_bps.unwrap_or(DEFAULT_THRESHOLD_BPS);
     if threshold_bps > MAX_THRESHOLD_BPS {

@@ -66,6 +66,16 @@ fn object() -> Value {
     json!({"type": "object"})
 }
 
+/// Characters free text may not hold (`procure_domain::text::check_line`): control characters
+/// and the bidirectional controls; a body holding one is refused with a 422 naming the field.
+const NO_CONTROLS: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$";
+
+/// A free-text field typed by a person: one printable line of `min` to `max` characters.
+fn text(min: u32, max: u32) -> Value {
+    json!({"type": "string", "minLength": min, "maxLength": max, "pattern": NO_CONTROLS})
+}
+
 fn id_string() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"})
 }
@@ -75,14 +85,13 @@ pub fn document() -> Value {
         "type": "object", "additionalProperties": false,
         "required": ["name", "line1", "city", "postal_code", "country"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "line1": {"type": "string", "minLength": 1, "maxLength": 200},
-            "line2": {"type": "string", "maxLength": 200},
-            "city": {"type": "string", "minLength": 1, "maxLength": 100},
-            "region": {"type": "string", "maxLength": 100},
-            "postal_code": {"type": "string", "minLength": 1, "maxLength": 20},
+            "name": text(1, 100),
+            "line1": text(1, 200),
+            "line2": text(0, 200),
+            "city": text(1, 100),
+            "postal_code": text(1, 20),
             "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
-            "phone": {"type": "string", "maxLength": 30}
+            "phone": text(0, 30)
         }
     });
     let quote_body = json!({
@@ -109,7 +118,7 @@ pub fn document() -> Value {
         "type": "object", "additionalProperties": false,
         "required": ["name", "cron", "destination_country", "products"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "name": text(1, 100),
             "cron": {"type": "string", "description": "five crontab fields, seven (second … year) or @hourly/@daily/…"},
             "threshold_bps": {"type": "integer", "minimum": 0, "maximum": monitors::MAX_THRESHOLD_BPS},
             "destination_country": {"type": "string"},
@@ -444,7 +453,7 @@ pub fn document() -> Value {
         "post",
         op(
             "Decode Temporal payloads (Web UI codec server)",
-            ops,
+            "operator, codec (decode only), admin",
             Some(payloads.clone()),
             ("200", payloads.clone()),
         ),
@@ -471,7 +480,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "procure", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Durable procurement orchestrator for cross-border agent purchasing. Signed webhooks (payments, tracking) are not listed: they answer to their signatures."},
+                 "description": "Durable procurement orchestrator for cross-border agent purchasing. Signed webhooks (payments, tracking) are not listed: they answer to their signatures. Every error, including an unknown path (404) and a method a path does not answer (405, with `Allow`), has the `Error` body; every string a person sends is one printable line (no control or bidirectional characters), or the request is refused with a 422 naming the field."},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
@@ -513,5 +522,36 @@ mod tests {
         }
         assert_eq!(operations, 31, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
+    }
+
+    /// The documented pattern and `text::check_line` are one rule: the pattern's ranges refuse
+    /// exactly the characters the API refuses, and free-text fields carry it.
+    #[test]
+    fn the_free_text_pattern_is_the_api_rule() {
+        let class = NO_CONTROLS
+            .strip_prefix("^[^")
+            .and_then(|p| p.strip_suffix("]*$"))
+            .unwrap();
+        let hex = |s: &str| u32::from_str_radix(s, 16).unwrap();
+        let mut ranges = Vec::new();
+        let mut tokens = class.split("\\u").filter(|t| !t.is_empty());
+        while let Some(t) = tokens.next() {
+            match t.strip_suffix('-') {
+                Some(from) => ranges.push((hex(from), hex(tokens.next().unwrap()))),
+                None => ranges.push((hex(t), hex(t))),
+            }
+        }
+        assert!(!ranges.is_empty());
+        for c in (0..=0x2fff).filter_map(char::from_u32) {
+            let in_pattern = ranges.iter().any(|&(a, b)| (a..=b).contains(&(c as u32)));
+            let refused = procure_domain::text::check_line(&c.to_string()).is_err();
+            assert_eq!(in_pattern, refused, "U+{:04X}", c as u32);
+        }
+        let doc = document();
+        let address = &doc["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["properties"]["shipping_address"]["properties"];
+        for field in ["name", "line1", "line2", "city", "postal_code", "phone"] {
+            assert_eq!(address[field]["pattern"], NO_CONTROLS, "{field}");
+        }
     }
 }

@@ -56,7 +56,7 @@ fn check_len(errors: &mut Vec<FieldError>, field: &str, v: &str, min: usize, max
 }
 
 fn validate(req: &CreateOrder) -> Result<(), ApiError> {
-    let mut e = Vec::new();
+    let mut e = crate::text::lines(req);
     check_len(&mut e, "quote_id", &req.quote_id, 1, 64);
     check_len(&mut e, "customer_id", &req.customer_id, 1, 64);
     if !req

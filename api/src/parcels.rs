@@ -29,7 +29,7 @@ use procure_domain::{
     Currency, FxRate, Money,
     quote::{DeclaredItem, Settlement, ShippingLine, assess_duty, settle},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +40,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 const MAX_ORDERS: usize = 30;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateParcel {
     pub customer_id: String,
@@ -98,7 +98,7 @@ async fn create(
     caller.require(&[Role::Customer, Role::Operator])?;
     let Json(req) = body?;
     caller.owns(&req.customer_id)?;
-    let mut e = Vec::new();
+    let mut e = crate::text::lines(&req);
     if req.order_ids.is_empty() || req.order_ids.len() > MAX_ORDERS {
         e.push(FieldError {
             field: "order_ids".into(),

@@ -21,14 +21,14 @@ pub(crate) fn router() -> Router<AppState> {
     )
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Accept,
     Decline,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub decision: Decision,
@@ -50,6 +50,10 @@ async fn decide(
 ) -> Result<(StatusCode, Json<DecisionResult>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let Json(body) = body?;
+    let text = crate::text::lines(&body);
+    if !text.is_empty() {
+        return Err(ApiError::Validation(text));
+    }
     if !id_ok(&order_id) || !id_ok(&change_id) {
         return Err(ApiError::NotFound("price change"));
     }

@@ -45,7 +45,7 @@ async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Completion {
     pub marketplace_order_id: String,
@@ -60,7 +60,7 @@ async fn complete(
 ) -> Result<Json<PurchaserTask>, ApiError> {
     caller.require(&[Role::Purchaser, Role::Operator])?;
     let Json(c) = body?;
-    let mut e = Vec::new();
+    let mut e = crate::text::lines(&c);
     let m = &c.marketplace_order_id;
     if m.is_empty()
         || m.len() > 64

@@ -24,14 +24,14 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/v1/quotes", post(create_quote))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteItemRequest {
     pub sku: String,
     pub quantity: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuote {
     pub items: Vec<QuoteItemRequest>,
@@ -112,7 +112,7 @@ pub struct QuoteDoc {
 }
 
 fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = crate::text::lines(req);
     let mut err = |f: &str, m: String| {
         errors.push(FieldError {
             field: f.into(),

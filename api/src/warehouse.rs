@@ -1,5 +1,6 @@
 //! The consolidation warehouse: inbound scans (matched to an order by its id or by the label we
-//! ask sellers to print, `{order}-L{line}`; anything else goes to the exceptions list), the
+//! ask sellers to print, `{order}-L{line}`; a parcel matching no order, or an order nothing has
+//! been bought for yet, goes to the exceptions list with the reason), the
 //! exceptions list and its resolution, a customer's stored items, and the customer's storage
 //! choice (extend for a fee, or dispose). Shipping stored items is a parcel (`parcels.rs`).
 
@@ -12,10 +13,10 @@ use axum::{
     routing::{get, post},
 };
 use procure_activities::{
-    store::{StoreError, now_ms},
+    store::{OrderDetail, StoreError, now_ms},
     warehouse::{Scan, WarehouseException, WarehouseItem},
 };
-use procure_domain::quote::Dimensions;
+use procure_domain::{OrderState, quote::Dimensions};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -30,7 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/orders/{id}/storage", post(storage_choice))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundScan {
     /// The order the parcel belongs to, when the label names it.
@@ -98,8 +99,41 @@ fn order_from_reference(reference: &str) -> &str {
     }
 }
 
+/// Whether anything of the order has been bought, from the read model: its timeline reached
+/// `Purchased` (or `InboundTransit`). That holds on through a later `NeedsOperator`; it holds
+/// for none of the states before the purchase (`PendingPayment`, `Paid`, `Procuring`, a price
+/// change's `AwaitingCustomer`), whose workflow expects no goods. The timeline is written with
+/// each transition the workflow makes, so it never runs ahead of the workflow: a scan accepted
+/// here finds its workflow past the purchase.
+fn bought(order: &OrderDetail) -> bool {
+    order
+        .timeline
+        .iter()
+        .any(|e| matches!(e.state, OrderState::Purchased | OrderState::InboundTransit))
+}
+
+/// Keep a parcel that cannot be applied on the exceptions list, with why (202: the parcel is
+/// recorded, an operator resolves it).
+async fn exception(
+    state: &AppState,
+    label: &str,
+    scan: &Scan,
+    reason: String,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = state
+        .store
+        .add_warehouse_exception(label, scan, &reason)
+        .await?;
+    tracing::warn!(exception = id, %reason, "inbound parcel kept as an exception");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "exception", "exception_id": id, "reason": reason})),
+    ))
+}
+
 /// A scan is recorded and the order's workflow signalled in one transaction, so a scan is never
-/// lost while Temporal is unreachable; a parcel nobody can match is kept as an exception.
+/// lost while Temporal is unreachable. A parcel nobody can match, or one for an order with
+/// nothing bought, is kept as an exception.
 async fn inbound(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,14 +141,15 @@ async fn inbound(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
     let Json(scan) = body?;
-    let mut e = measure_errors(
+    let mut e = crate::text::lines(&scan);
+    e.extend(measure_errors(
         scan.weight_g,
         [
             ("l_mm", scan.l_mm),
             ("w_mm", scan.w_mm),
             ("h_mm", scan.h_mm),
         ],
-    );
+    ));
     if scan.photo_urls.len() > 20
         || scan
             .photo_urls
@@ -164,25 +199,24 @@ async fn inbound(
         photo_urls: scan.photo_urls,
     };
     let order_id = order_from_reference(&label);
-    let order = match state.store.order(order_id).await {
+    let order = match state.store.order_detail(order_id).await {
         Ok(o) => o,
         Err(StoreError::NotFound) => {
-            let id = state
-                .store
-                .add_warehouse_exception(&label, &measured)
-                .await?;
-            tracing::warn!(
-                exception = id,
-                "inbound parcel matches no order; kept as an exception"
-            );
-            return Ok((
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({"status": "exception", "exception_id": id})),
-            ));
+            return exception(&state, &label, &measured, "matches no order".into()).await;
         }
         Err(err) => return Err(err.into()),
     };
-    if order.state.is_terminal() || !order.state.customer_has_paid() {
+    // Goods of an order nothing has been bought for cannot be its goods (yet): kept aside for
+    // an operator, and the order's workflow is not told, so it cannot skip its wait.
+    if !bought(&order) {
+        let reason = format!(
+            "order {} is {}: nothing has been bought for it",
+            order.order.id, order.order.state
+        );
+        return exception(&state, &label, &measured, reason).await;
+    }
+    let order = order.order;
+    if order.state.is_terminal() {
         return Err(ApiError::Conflict(
             "order_not_expecting_parcel",
             format!("order is {}", order.state),
@@ -235,7 +269,7 @@ async fn exceptions(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resolve {
     pub order_id: String,
@@ -255,18 +289,32 @@ async fn resolve_exception(
         .parse()
         .map_err(|_| ApiError::NotFound("warehouse exception"))?;
     let Json(r) = body?;
+    let text = crate::text::lines(&r);
+    if !text.is_empty() {
+        return Err(ApiError::Validation(text));
+    }
     if !id_like(&r.order_id) {
         return Err(ApiError::field(
             "order_id",
             "1 to 64 letters, digits, - or _",
         ));
     }
-    let order = match state.store.order(&r.order_id).await {
+    let order = match state.store.order_detail(&r.order_id).await {
         Ok(o) => o,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
         Err(e) => return Err(e.into()),
     };
-    if order.state.is_terminal() || !order.state.customer_has_paid() {
+    if !bought(&order) {
+        return Err(ApiError::Conflict(
+            "order_not_purchased",
+            format!(
+                "order is {}: nothing has been bought for it yet",
+                order.order.state
+            ),
+        ));
+    }
+    let order = order.order;
+    if order.state.is_terminal() {
         return Err(ApiError::Conflict(
             "order_not_expecting_parcel",
             format!("order is {}", order.state),
@@ -332,7 +380,7 @@ async fn items(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", tag = "choice")]
 pub enum Choice {
     Extend { days: u32 },
@@ -349,6 +397,10 @@ async fn storage_choice(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let Json(choice) = body?;
+    let text = crate::text::lines(&choice);
+    if !text.is_empty() {
+        return Err(ApiError::Validation(text));
+    }
     if let Choice::Extend { days } = choice
         && !(1..=365).contains(&days)
     {
