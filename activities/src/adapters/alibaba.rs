@@ -1,6 +1,8 @@
 //! 1688 Open Platform (AOP) buyer-side client: product info, order preview, cross-border order
-//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries, and
-//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried.
+//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries,
+//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried, and
+//! [`Alibaba1688::cancel_order`], which cancels an unpaid order or asks for the refund of a paid
+//! one the seller has not shipped (docs/vendors/1688.md).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
-use super::market::{check_quote, int, need, text};
+use super::market::{check_quote, int, list, need, text};
 // The shared marketplace types, under the paths callers have always used.
 pub use super::market::{
-    CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest, Purchased,
+    CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest,
+    Purchased,
 };
 
 /// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
@@ -44,6 +47,23 @@ impl Default for AlibabaConfig {
     }
 }
 
+/// `alibaba.trade.cancel`: the order is no longer waiting for payment (1688 cancels unpaid
+/// orders only).
+const ORDER_STATUS_ERROR: &str = "ORDER_STATUS_ERROR";
+/// `alibaba.trade.cancel` less than ten seconds after the order was created.
+const CLOSE_ORDER_TOO_FAST: &str = "CLOSE_ORDER_TOO_FAST";
+/// `alibaba.trade.createRefund`: the refund does not fit the order's state (shipped meanwhile,
+/// or a refund is already open).
+const REFUND_STATE_ERROR: &str = "5010";
+/// `goodsStatus` of a paid order the seller has not shipped (售中等待卖家发货).
+const GOODS_WAIT_SELLER_SEND: &str = "refundWaitSellerSend";
+/// `cancelReason`: the buyer cancels (the other values are `sellerGoodsLack` and `other`).
+const CANCEL_REASON_BUYER: &str = "buyerCancel";
+/// `refundStatus` of a refund the seller has paid out.
+const REFUND_SUCCESS: &str = "refundsuccess";
+/// `refundStatus` of a refund the seller refused or that was closed.
+const REFUND_CLOSED: &str = "refundclose";
+
 /// The one mapping from 1688 gateway (`error_code`) and business (`code`) codes to
 /// [`MarketError`].
 pub fn classify_code(code: &str, message: &str) -> MarketError {
@@ -52,6 +72,8 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
         "OUT_OF_STOCK" => MarketError::OutOfStock,
         "PRODUCT_NOT_EXIST" => MarketError::ListingGone,
         "gw.SignatureInvalid" => MarketError::SignatureRejected,
+        // A cancel within ten seconds of the order's creation: the same call succeeds later.
+        CLOSE_ORDER_TOO_FAST => MarketError::Transient(format!("{code}: {message}")),
         "gw.QosAppFrequencyLimit" | "gw.QosApiFrequencyLimit" => MarketError::RateLimited,
         "gw.ServiceUnavailable" | "gw.InternalError" | "gw.RequestTimeout" => {
             MarketError::Transient(format!("{code}: {message}"))
@@ -689,6 +711,313 @@ impl Alibaba1688 {
             Err(last)
         }
     }
+}
+
+/// One order as the buyer view shows it, with what a cancellation or refund needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    pub order: MarketOrder,
+    /// `baseInfo.status` as 1688 wrote it.
+    pub status_text: String,
+    /// `baseInfo.sumProductPayment`: the goods, without carriage (fen).
+    pub goods_fen: i64,
+    /// `productItems[].subItemIDString` / `subItemID`: the sub-orders a refund names.
+    pub entry_ids: Vec<String>,
+    /// `baseInfo.refundStatus`: the in-sale refund's state, when there is one.
+    pub refund_status: Option<String>,
+    /// `baseInfo.refundPayment`: the amount refunded (fen), when there is one.
+    pub refund_fen: Option<i64>,
+}
+
+/// One of `alibaba.trade.getRefundReasonList`'s reasons.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundReason {
+    pub id: String,
+    pub name: String,
+    pub need_voucher: bool,
+    pub no_refund_carriage: bool,
+}
+
+/// The answer of the refund APIs, which nest their own `{success, code, message, result}`
+/// inside the top-level `result`. Codes `4xxx` are 1688-side failures (transient); the rest
+/// are the caller's (permanent), classified like every other code.
+fn refund_result(body: &Value) -> Result<&Value, MarketError> {
+    let inner = need(body.get("result"), "result")?;
+    if inner.get("success").and_then(Value::as_bool) == Some(true) {
+        return Ok(inner.get("result").unwrap_or(&Value::Null));
+    }
+    let code = text(inner, "code").unwrap_or_else(|| "UNKNOWN".into());
+    let message = text(inner, "message").unwrap_or_default();
+    Err(if code.len() == 4 && code.starts_with('4') {
+        MarketError::Transient(format!("{code}: {message}"))
+    } else {
+        classify_code(&code, &message)
+    })
+}
+
+/// The reason a refund of an unshipped order gives: one that needs no voucher upload, the
+/// buyer's own change of mind where 1688 offers one (its names are Chinese), else the first.
+fn pick_reason(reasons: &[RefundReason]) -> Option<&RefundReason> {
+    let usable: Vec<&RefundReason> = reasons.iter().filter(|r| !r.need_voucher).collect();
+    usable
+        .iter()
+        .find(|r| r.name.contains("不想要") || r.name.contains("拍错"))
+        .or(usable.first())
+        .copied()
+}
+
+impl Alibaba1688 {
+    /// The buyer view of one order with its sub-orders and refund state.
+    pub async fn order_detail(&self, order_id: &str) -> Result<OrderDetail, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.get.buyerView",
+                vec![("orderId", order_id.into())],
+            )
+            .await?;
+        let result = need(body.get("result"), "result")?;
+        let base = need(result.get("baseInfo"), "result.baseInfo")?;
+        let order = MarketOrder::from_base_info(base)?;
+        let items = list(result, "productItems");
+        let entry_ids = items
+            .iter()
+            .filter_map(|i| text(i, "subItemIDString").or_else(|| text(i, "subItemID")))
+            .collect();
+        let goods_fen = match int(base, "sumProductPayment") {
+            Some(g) => g,
+            None => items.iter().filter_map(|i| int(i, "itemAmount")).sum(),
+        };
+        Ok(OrderDetail {
+            status_text: text(base, "status").unwrap_or_default(),
+            goods_fen,
+            entry_ids,
+            refund_status: text(base, "refundStatus").filter(|s| !s.is_empty()),
+            refund_fen: int(base, "refundPayment"),
+            order,
+        })
+    }
+
+    /// `alibaba.trade.cancel`: close an order that waits for payment.
+    pub async fn trade_cancel(&self, order_id: &str, remark: &str) -> Result<(), MarketError> {
+        self.call(
+            "com.alibaba.trade",
+            "alibaba.trade.cancel",
+            vec![
+                ("webSite", "1688".into()),
+                ("tradeID", order_id.into()),
+                ("cancelReason", CANCEL_REASON_BUYER.into()),
+                ("remark", remark.into()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `alibaba.trade.getRefundReasonList` for the whole order in one goods status.
+    pub async fn refund_reasons(
+        &self,
+        order_id: &str,
+        entry_ids: &[String],
+        goods_status: &str,
+    ) -> Result<Vec<RefundReason>, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.getRefundReasonList",
+                vec![
+                    ("orderId", order_id.into()),
+                    ("orderEntryIds", entry_ids_param(entry_ids)),
+                    ("goodsStatus", goods_status.into()),
+                ],
+            )
+            .await?;
+        let result = refund_result(&body)?;
+        list(result, "reasons")
+            .iter()
+            .map(|r| {
+                Ok(RefundReason {
+                    id: need(text(r, "id"), "reasons.id")?,
+                    name: text(r, "name").unwrap_or_default(),
+                    need_voucher: r.get("needVoucher").is_some_and(truthy),
+                    no_refund_carriage: r.get("noRefundCarriage").is_some_and(truthy),
+                })
+            })
+            .collect()
+    }
+
+    /// `alibaba.trade.createRefund` (`disputeRequest=refund`, refund only) for a paid order the
+    /// seller has not shipped: `applyPayment` must be the goods' full payment. Returns the
+    /// refund id.
+    pub async fn create_refund(
+        &self,
+        detail: &OrderDetail,
+        reason: &RefundReason,
+        carriage_fen: i64,
+        description: &str,
+    ) -> Result<String, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.createRefund",
+                vec![
+                    ("orderId", detail.order.order_id.clone()),
+                    ("orderEntryIds", entry_ids_param(&detail.entry_ids)),
+                    ("disputeRequest", "refund".into()),
+                    ("applyPayment", detail.goods_fen.to_string()),
+                    ("applyCarriage", carriage_fen.to_string()),
+                    ("applyReasonId", reason.id.clone()),
+                    ("description", description.into()),
+                    ("goodsStatus", GOODS_WAIT_SELLER_SEND.into()),
+                ],
+            )
+            .await?;
+        need(text(refund_result(&body)?, "refundId"), "result.result.refundId")
+    }
+
+    /// Cancel our order at 1688 as far as 1688 allows, however often this is called:
+    /// - waiting for payment: `alibaba.trade.cancel` (nothing was paid, nothing to refund);
+    /// - paid, not shipped (`waitsellersend`): 1688's cancel refuses paid orders
+    ///   (`ORDER_STATUS_ERROR`), so ask for a full refund with `alibaba.trade.createRefund`
+    ///   (goods and carriage); it is final once the seller agrees (`refundStatus`
+    ///   `refundsuccess`, the order closes), [`CancelOutcome::Pending`] until then; an open
+    ///   refund is never asked for twice;
+    /// - closed already: `Cancelled` with whatever was refunded;
+    /// - anything else (shipped, received, finished, a refused refund): `TooLate`.
+    ///
+    /// `remark` (2 to 150 characters, no personal data) is the cancel remark and the refund
+    /// description.
+    #[tracing::instrument(skip(self, remark))]
+    pub async fn cancel_order(
+        &self,
+        order_id: &str,
+        remark: &str,
+    ) -> Result<CancelOutcome, MarketError> {
+        let detail = self.order_detail(order_id).await?;
+        match self.cancel_step(&detail, remark).await {
+            // The order moved under us (paid or shipped meanwhile): decide on its new state.
+            Err(MarketError::Rejected { code, .. })
+                if code == ORDER_STATUS_ERROR || code == REFUND_STATE_ERROR =>
+            {
+                let now = self.order_detail(order_id).await?;
+                tracing::info!(order_id, status = %now.status_text, "1688 order changed during cancel; deciding again");
+                match decide(&now) {
+                    Step::Done(outcome) => Ok(outcome),
+                    _ => Err(MarketError::Rejected {
+                        code,
+                        message: format!("order {order_id} is {}", now.status_text),
+                    }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn cancel_step(
+        &self,
+        detail: &OrderDetail,
+        remark: &str,
+    ) -> Result<CancelOutcome, MarketError> {
+        let order_id = detail.order.order_id.as_str();
+        match decide(detail) {
+            Step::Done(outcome) => Ok(outcome),
+            Step::CancelUnpaid => {
+                self.trade_cancel(order_id, remark).await?;
+                tracing::info!(order_id, "1688 unpaid order cancelled");
+                Ok(CancelOutcome::Cancelled {
+                    refunded_fen: 0,
+                    refund_id: None,
+                })
+            }
+            Step::RequestRefund => {
+                if detail.entry_ids.is_empty() {
+                    return Err(MarketError::invalid_response(format!(
+                        "order {order_id} lists no sub-orders to refund"
+                    )));
+                }
+                let reasons = self
+                    .refund_reasons(order_id, &detail.entry_ids, GOODS_WAIT_SELLER_SEND)
+                    .await?;
+                let reason = pick_reason(&reasons).ok_or_else(|| MarketError::Rejected {
+                    code: "NO_REFUND_REASON".into(),
+                    message: format!("1688 offers no refund reason without a voucher for order {order_id}"),
+                })?;
+                let carriage_fen = if reason.no_refund_carriage {
+                    0
+                } else {
+                    (detail.order.total_amount_fen - detail.goods_fen).max(0)
+                };
+                let refund_id = self
+                    .create_refund(detail, reason, carriage_fen, remark)
+                    .await?;
+                let requested_fen = detail.goods_fen + carriage_fen;
+                tracing::info!(order_id, %refund_id, requested_fen, "1688 refund requested");
+                let now = self.order_detail(order_id).await?;
+                Ok(match decide(&now) {
+                    Step::Done(CancelOutcome::Cancelled { refunded_fen, .. }) => {
+                        CancelOutcome::Cancelled {
+                            refunded_fen,
+                            refund_id: Some(refund_id),
+                        }
+                    }
+                    _ => CancelOutcome::Pending {
+                        refund_id: Some(refund_id),
+                        requested_fen,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// What to do with an order, from its state alone.
+enum Step {
+    Done(CancelOutcome),
+    CancelUnpaid,
+    RequestRefund,
+}
+
+fn decide(d: &OrderDetail) -> Step {
+    let refunded = || CancelOutcome::Cancelled {
+        refunded_fen: d.refund_fen.unwrap_or(0),
+        refund_id: None,
+    };
+    match (&d.order.status, d.refund_status.as_deref()) {
+        (MarketOrderStatus::WaitBuyerPay, _) => Step::CancelUnpaid,
+        (s, _) if s.is_closed() => Step::Done(refunded()),
+        (_, Some(REFUND_SUCCESS)) => Step::Done(refunded()),
+        (MarketOrderStatus::WaitSellerSend, None) => Step::RequestRefund,
+        (MarketOrderStatus::WaitSellerSend, Some(REFUND_CLOSED)) => {
+            Step::Done(CancelOutcome::TooLate {
+                status: format!("{}/{REFUND_CLOSED}", d.status_text),
+            })
+        }
+        (MarketOrderStatus::WaitSellerSend, Some(_)) => Step::Done(CancelOutcome::Pending {
+            refund_id: None,
+            requested_fen: d.order.total_amount_fen,
+        }),
+        _ => Step::Done(CancelOutcome::TooLate {
+            status: d.status_text.clone(),
+        }),
+    }
+}
+
+/// `orderEntryIds` (`Long[]`) as a JSON array of numbers; ids that are not numbers stay
+/// strings.
+fn entry_ids_param(ids: &[String]) -> String {
+    let v: Vec<Value> = ids
+        .iter()
+        .map(|id| match id.parse::<u64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(id),
+        })
+        .collect();
+    Value::Array(v).to_string()
+}
+
+/// A JSON boolean that may come as `true` or `"true"`.
+fn truthy(v: &Value) -> bool {
+    v.as_bool() == Some(true) || v.as_str() == Some("true")
 }
 
 /// Refuse a preview whose unit prices or total exceed what the request tolerates.
