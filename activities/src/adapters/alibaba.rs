@@ -872,7 +872,10 @@ impl Alibaba1688 {
                 ],
             )
             .await?;
-        need(text(refund_result(&body)?, "refundId"), "result.result.refundId")
+        need(
+            text(refund_result(&body)?, "refundId"),
+            "result.result.refundId",
+        )
     }
 
     /// Cancel our order at 1688 as far as 1688 allows, however often this is called:
@@ -893,24 +896,23 @@ impl Alibaba1688 {
         order_id: &str,
         remark: &str,
     ) -> Result<CancelOutcome, MarketError> {
-        let detail = self.order_detail(order_id).await?;
-        match self.cancel_step(&detail, remark).await {
-            // The order moved under us (paid or shipped meanwhile): decide on its new state.
-            Err(MarketError::Rejected { code, .. })
-                if code == ORDER_STATUS_ERROR || code == REFUND_STATE_ERROR =>
-            {
-                let now = self.order_detail(order_id).await?;
-                tracing::info!(order_id, status = %now.status_text, "1688 order changed during cancel; deciding again");
-                match decide(&now) {
-                    Step::Done(outcome) => Ok(outcome),
-                    _ => Err(MarketError::Rejected {
-                        code,
-                        message: format!("order {order_id} is {}", now.status_text),
-                    }),
+        let mut detail = self.order_detail(order_id).await?;
+        // The order may move under us (paid or shipped between our read and our request):
+        // decide again on its new state, a bounded number of times.
+        let mut refused = None;
+        for _ in 0..3 {
+            match self.cancel_step(&detail, remark).await {
+                Err(MarketError::Rejected { code, message })
+                    if code == ORDER_STATUS_ERROR || code == REFUND_STATE_ERROR =>
+                {
+                    detail = self.order_detail(order_id).await?;
+                    tracing::info!(order_id, status = %detail.status_text, %code, "1688 order changed during cancel; deciding again");
+                    refused = Some(MarketError::Rejected { code, message });
                 }
+                other => return other,
             }
-            other => other,
         }
+        Err(refused.unwrap_or_else(|| MarketError::Transient("cancel not decided".into())))
     }
 
     async fn cancel_step(
@@ -940,7 +942,9 @@ impl Alibaba1688 {
                     .await?;
                 let reason = pick_reason(&reasons).ok_or_else(|| MarketError::Rejected {
                     code: "NO_REFUND_REASON".into(),
-                    message: format!("1688 offers no refund reason without a voucher for order {order_id}"),
+                    message: format!(
+                        "1688 offers no refund reason without a voucher for order {order_id}"
+                    ),
                 })?;
                 let carriage_fen = if reason.no_refund_carriage {
                     0
@@ -1564,5 +1568,326 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, MarketError::SignatureRejected);
         assert!(!format!("{err} {err:?}").contains("demo1688-token"));
+    }
+}
+
+/// `cancel_order` against the vendor's documented answers (docs/vendors/1688.md).
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use std::sync::{Arc, Mutex};
+
+    /// `alibaba.trade.createRefund`'s documented sample answer.
+    const CREATE_REFUND_SAMPLE: &str =
+        r#"{"result":{"result":{"refundId":"TQ34931008034741532"},"success":true}}"#;
+    /// `alibaba.trade.cancel`'s documented answers.
+    const CANCEL_OK_SAMPLE: &str = r#"{"success":true}"#;
+    const CANCEL_REFUSED_SAMPLE: &str =
+        r#"{"success":false,"errorCode":"ORDER_STATUS_ERROR","errorMessage":"订单状态错误"}"#;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_vendor_samples() {
+        let body = classify_response(&raw(200, CREATE_REFUND_SAMPLE)).unwrap();
+        assert_eq!(
+            text(refund_result(&body).unwrap(), "refundId").as_deref(),
+            Some("TQ34931008034741532")
+        );
+        assert!(classify_response(&raw(200, CANCEL_OK_SAMPLE)).is_ok());
+        assert!(matches!(
+            classify_response(&raw(200, CANCEL_REFUSED_SAMPLE)),
+            Err(MarketError::Rejected { code, .. }) if code == ORDER_STATUS_ERROR
+        ));
+        let too_fast = r#"{"success":false,"errorCode":"CLOSE_ORDER_TOO_FAST","errorMessage":"m"}"#;
+        assert!(classify_response(&raw(200, too_fast)).is_err_and(|e| e.is_retryable()));
+        let nested =
+            |code: &str| json!({"result": {"success": false, "code": code, "message": "m"}});
+        assert!(matches!(
+            refund_result(&nested("5010")),
+            Err(MarketError::Rejected { code, .. }) if code == "5010"
+        ));
+        assert!(refund_result(&nested("4001")).is_err_and(|e| e.is_retryable()));
+        assert!(refund_result(&nested("5011")).is_err_and(|e| !e.is_retryable()));
+    }
+
+    #[test]
+    fn picks_a_reason_without_a_voucher() {
+        let r = |id: &str, name: &str, need_voucher: bool| RefundReason {
+            id: id.into(),
+            name: name.into(),
+            need_voucher,
+            no_refund_carriage: false,
+        };
+        let reasons = [
+            r("1", "质量问题", true),
+            r("2", "其他", false),
+            r("3", "我不想要了", false),
+        ];
+        assert_eq!(pick_reason(&reasons).unwrap().id, "3");
+        assert_eq!(pick_reason(&reasons[..2]).unwrap().id, "2");
+        assert_eq!(pick_reason(&reasons[..1]), None);
+        assert_eq!(entry_ids_param(&["12".into(), "x".into()]), r#"[12,"x"]"#);
+    }
+
+    /// One 1688 order: status, refund state, and whether the seller agrees to refunds.
+    struct Fake {
+        status: &'static str,
+        refund_status: Option<&'static str>,
+        refund_fen: Option<i64>,
+        seller_agrees: bool,
+        /// The order moves to this status just before the next write answers (a race).
+        ships_meanwhile: bool,
+    }
+
+    fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
+        let form = req.form();
+        let url_path = req.path().trim_start_matches("/openapi/").to_string();
+        let sig = signing::aop_signature(
+            &url_path,
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "demo1688-secret",
+        );
+        assert_eq!(form.get("_aop_signature"), Some(&sig), "signed");
+        let api = url_path.split('/').nth(3).unwrap_or_default().to_string();
+        let mut s = state.lock().unwrap();
+        let body = match api.as_str() {
+            "alibaba.trade.get.buyerView" => {
+                assert_eq!(form["orderId"], "777");
+                let mut base = json!({"id": 777, "status": s.status, "totalAmount": 9900,
+                                      "sumProductPayment": 9100});
+                if let Some(r) = s.refund_status {
+                    base["refundStatus"] = json!(r);
+                }
+                if let Some(f) = s.refund_fen {
+                    base["refundPayment"] = json!(f);
+                }
+                json!({"success": true, "result": {"baseInfo": base,
+                       "productItems": [{"subItemID": 7771, "subItemIDString": "7771", "itemAmount": 9100}]}})
+                .to_string()
+            }
+            "alibaba.trade.cancel" => {
+                assert_eq!(form["webSite"], "1688");
+                assert_eq!(form["tradeID"], "777");
+                assert_eq!(form["cancelReason"], "buyerCancel");
+                if s.ships_meanwhile {
+                    s.status = "waitsellersend";
+                    s.ships_meanwhile = false;
+                }
+                if s.status == "waitbuyerpay" {
+                    s.status = "cancel";
+                    CANCEL_OK_SAMPLE.into()
+                } else {
+                    CANCEL_REFUSED_SAMPLE.into()
+                }
+            }
+            "alibaba.trade.getRefundReasonList" => {
+                assert_eq!(form["orderEntryIds"], "[7771]");
+                assert_eq!(form["goodsStatus"], "refundWaitSellerSend");
+                json!({"result": {"success": true, "result": {"reasons": [
+                    {"id": 20001, "name": "质量问题", "needVoucher": true, "noRefundCarriage": false},
+                    {"id": 20003, "name": "我不想要了", "needVoucher": false, "noRefundCarriage": false}]}}})
+                .to_string()
+            }
+            "alibaba.trade.createRefund" => {
+                assert_eq!(form["disputeRequest"], "refund");
+                assert_eq!(form["applyPayment"], "9100");
+                assert_eq!(form["applyCarriage"], "800");
+                assert_eq!(form["applyReasonId"], "20003");
+                if s.ships_meanwhile {
+                    s.status = "waitbuyerreceive";
+                    return Reply::json(
+                        200,
+                        r#"{"result":{"success":false,"code":"5010","message":"退货状态错误"}}"#,
+                    );
+                }
+                if s.seller_agrees {
+                    s.status = "cancel";
+                    s.refund_status = Some("refundsuccess");
+                    s.refund_fen = Some(9900);
+                } else {
+                    s.refund_status = Some("waitselleragree");
+                }
+                CREATE_REFUND_SAMPLE.into()
+            }
+            other => panic!("unexpected api {other}"),
+        };
+        Reply::json(200, body)
+    }
+
+    fn fake(status: &'static str) -> Arc<Mutex<Fake>> {
+        Arc::new(Mutex::new(Fake {
+            status,
+            refund_status: None,
+            refund_fen: None,
+            seller_agrees: true,
+            ships_meanwhile: false,
+        }))
+    }
+
+    async fn setup(state: &Arc<Mutex<Fake>>) -> (MockServer, Alibaba1688) {
+        let s = state.clone();
+        let server = MockServer::start(move |req| handle(&s, req)).await;
+        let cfg = AlibabaConfig {
+            base_url: server.base_url(),
+            http: crate::adapters::testing::quick_http(Some(300)),
+            ..AlibabaConfig::default()
+        };
+        (server, Alibaba1688::new(cfg).unwrap())
+    }
+
+    fn apis(server: &MockServer) -> Vec<String> {
+        server
+            .requests()
+            .iter()
+            .map(|r| r.path().split('/').nth(5).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_order_is_cancelled_without_a_refund() {
+        let state = fake("waitbuyerpay");
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Cancelled {
+                refunded_fen: 0,
+                refund_id: None
+            }
+        );
+        assert_eq!(
+            apis(&server),
+            ["alibaba.trade.get.buyerView", "alibaba.trade.cancel"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paid_unshipped_order_is_refunded_in_full_once() {
+        let state = fake("waitsellersend");
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                refund_id: Some("TQ34931008034741532".into())
+            }
+        );
+        let again = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert!(matches!(
+            again,
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                ..
+            }
+        ));
+        let refunds = apis(&server)
+            .iter()
+            .filter(|a| *a == "alibaba.trade.createRefund")
+            .count();
+        assert_eq!(refunds, 1, "asked once: {:?}", apis(&server));
+    }
+
+    #[tokio::test]
+    async fn a_refund_the_seller_has_not_agreed_to_is_pending_and_not_asked_twice() {
+        let state = fake("waitsellersend");
+        state.lock().unwrap().seller_agrees = false;
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Pending {
+                refund_id: Some("TQ34931008034741532".into()),
+                requested_fen: 9900
+            }
+        );
+        let again = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert!(matches!(again, CancelOutcome::Pending { .. }));
+        assert_eq!(
+            apis(&server)
+                .iter()
+                .filter(|a| *a == "alibaba.trade.createRefund")
+                .count(),
+            1
+        );
+        state.lock().unwrap().refund_status = Some("refundclose");
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitsellersend/refundclose".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shipped_order_is_too_late_and_nothing_is_asked() {
+        let state = fake("waitbuyerreceive");
+        let (server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitbuyerreceive".into()
+            }
+        );
+        assert_eq!(apis(&server), ["alibaba.trade.get.buyerView"]);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_moves_during_the_cancel_is_decided_on_its_new_state() {
+        // Paid between our read and our cancel: the refund is asked for instead.
+        let state = fake("waitbuyerpay");
+        state.lock().unwrap().ships_meanwhile = true;
+        let (server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                refund_id: Some("TQ34931008034741532".into())
+            }
+        );
+        assert_eq!(
+            apis(&server),
+            [
+                "alibaba.trade.get.buyerView",
+                "alibaba.trade.cancel",
+                "alibaba.trade.get.buyerView",
+                "alibaba.trade.getRefundReasonList",
+                "alibaba.trade.createRefund",
+                "alibaba.trade.get.buyerView"
+            ]
+        );
+        // Shipped between our read and our refund request: too late.
+        let state = fake("waitsellersend");
+        state.lock().unwrap().ships_meanwhile = true;
+        let (_server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitbuyerreceive".into()
+            }
+        );
     }
 }
