@@ -1,4 +1,5 @@
-//! `/_sandbox/*` control endpoints: health, catalogue, product edits, ledger, faults, webhooks.
+//! `/_sandbox/*` control endpoints: health, catalogue, product edits, ledger, faults, webhooks,
+//! and the marketplace sellers (ship an order now, the shipping delay).
 
 use crate::{
     Sandbox,
@@ -216,4 +217,69 @@ pub(crate) async fn get_webhooks(AxState(sb): AxState<Sandbox>) -> Response {
         StatusCode::OK,
         json!({"payments": payments, "tracking": tracking}),
     )
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/ship`: the seller of a paid 1688 or Taobao order
+/// ships it now (from then on the buyer can no longer cancel). 404 for an unknown order, 409
+/// for one that is not paid (or closed); shipping a shipped order answers it again.
+pub(crate) async fn ship_order(
+    AxState(sb): AxState<Sandbox>,
+    Path(order_id): Path<String>,
+) -> Response {
+    let shipped = sb.with(|s| {
+        crate::aop::sandbox_ship(s, &order_id)
+            .map(|r| r.map(|o| ("1688", o)))
+            .or_else(|| crate::taobao::sandbox_ship(s, &order_id).map(|r| r.map(|o| ("taobao", o))))
+    });
+    match shipped {
+        None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
+        Some(Err(status)) => plain_error(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            format!("order is {status}: only a paid order can be shipped"),
+        ),
+        Some(Ok((platform, order))) => {
+            tracing::info!(order_id = %order_id, platform, "seller shipped (sandbox)");
+            json_response(
+                StatusCode::OK,
+                json!({"platform": platform, "order": order}),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SellerBody {
+    ship_after_ms: u64,
+}
+
+/// The longest shipping delay `PUT /_sandbox/marketplace/seller` accepts (30 days).
+const MAX_SHIP_AFTER_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// `PUT /_sandbox/marketplace/seller` `{"ship_after_ms": N}`: the 1688 and Taobao sellers ship
+/// N ms after payment from now on (orders already paid included; 0 = on payment).
+pub(crate) async fn set_seller(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let req: SellerBody = match util::parse_json(&body) {
+        Ok(b) => b,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    if req.ship_after_ms > MAX_SHIP_AFTER_MS {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ship_after_ms must be 0..=2592000000",
+        );
+    }
+    sb.with(|s| s.seller_ship_ms = req.ship_after_ms);
+    tracing::info!(
+        ship_after_ms = req.ship_after_ms,
+        "seller shipping delay set"
+    );
+    json_response(StatusCode::OK, json!({"ship_after_ms": req.ship_after_ms}))
+}
+
+pub(crate) async fn get_seller(AxState(sb): AxState<Sandbox>) -> Response {
+    let ms = sb.with(|s| s.seller_ship_ms);
+    json_response(StatusCode::OK, json!({"ship_after_ms": ms}))
 }
