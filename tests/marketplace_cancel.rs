@@ -321,3 +321,74 @@ async fn lines_without_a_buyer_api_and_unknown_accounts_are_refused_cleanly() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_refund_the_seller_decides_later_is_pending_then_final() {
+    let w = world().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{}/_sandbox/marketplace/seller", w.base))
+        .json(&serde_json::json!({"refunds_at_once": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let decide = |id: String, agree: bool| {
+        let (http, base) = (http.clone(), w.base.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/_sandbox/marketplace/orders/{id}/refund"))
+                .json(&serde_json::json!({"agree": agree}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+        }
+    };
+
+    for (line, platform) in [(1, Platform::Alibaba1688), (2, Platform::Taobao)] {
+        let (id, paid) = w.buy(line, platform).await;
+        let pending = MarketplaceCancelOutcome::Pending {
+            platform: platform.as_str().into(),
+            marketplace_order_id: id.clone(),
+            requested: cny(paid),
+        };
+        assert_eq!(w.cancel(line, None).await, pending);
+        assert_eq!(
+            w.cancel(line, None).await,
+            pending,
+            "asked again: still pending"
+        );
+        assert!(w.refunds().iter().all(|r| r.1 != id), "no money moved yet");
+        decide(id.clone(), true).await;
+        assert_eq!(
+            w.cancel(line, None).await,
+            MarketplaceCancelOutcome::Cancelled {
+                platform: platform.as_str().into(),
+                marketplace_order_id: id.clone(),
+                refunded: cny(paid)
+            }
+        );
+        assert_eq!(
+            w.refunds().iter().filter(|r| r.1 == id).count(),
+            1,
+            "refunded once"
+        );
+    }
+
+    // A refund the 1688 seller refuses is too late for a cancellation.
+    let (id, _) = w.buy(3, Platform::Alibaba1688).await;
+    assert!(matches!(
+        w.cancel(3, None).await,
+        MarketplaceCancelOutcome::Pending { .. }
+    ));
+    decide(id.clone(), false).await;
+    assert_eq!(
+        w.cancel(3, None).await,
+        MarketplaceCancelOutcome::TooLate {
+            platform: "1688".into(),
+            marketplace_order_id: id,
+            status: "waitsellersend/refundclose".into()
+        }
+    );
+}

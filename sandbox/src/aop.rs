@@ -574,8 +574,12 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
 }
 
 /// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read.
+/// A seller does not ship while a refund request is open (sandbox choice).
 fn advance(o: &mut Order, now: i64, ship_ms: i64) {
-    if o.status == "waitsellersend" && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms)) {
+    if o.status == "waitsellersend"
+        && o.refund.is_none()
+        && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms))
+    {
         o.status = "waitbuyerreceive";
         o.logistics = Some((format!("YT{}", util::random_digits(13)), "YTO".to_owned()));
         tracing::info!(order_id = %o.id, "1688 seller shipped");
@@ -837,11 +841,10 @@ fn refund_reasons(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Resu
     Ok(json!({"result": {"success": true, "result": {"reasons": reasons}}}))
 }
 
-/// `alibaba.trade.createRefund` (refund only, before shipping). Sandbox choice: the seller
-/// agrees at once, so the refund succeeds in the same call: `refundStatus=refundsuccess`,
-/// `refundPayment` = goods + carriage asked for, the order closes (`cancel`), its stock goes
-/// back on sale and the ledger records `marketplace_refund` (reference the 1688 order id).
-/// A second refund of the same order is `5010`.
+/// `alibaba.trade.createRefund` (refund only, before shipping): opens the request
+/// (`refundStatus=waitselleragree`). Sandbox choice: by default the seller agrees at once, so
+/// the refund succeeds within the call (see `settle_refund`); with `refunds_at_once` off it
+/// waits for `POST /_sandbox/marketplace/orders/{id}/refund`. A second request is `5010`.
 fn create_refund(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
     let description = p.req("description").unwrap_or_default();
     let reason = p.req("applyReasonId").unwrap_or_default().to_owned();
@@ -896,20 +899,61 @@ fn create_refund(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Resul
     }
     let refund_id = format!("TQ{}", util::random_digits(17));
     let amount = payment + carriage;
+    o.refund = Some(("waitselleragree", amount, refund_id.clone()));
+    let order_id = o.id.clone();
+    if s.refunds_at_once {
+        settle_refund(s, &order_id, true);
+    }
+    Ok(json!({"result": {"success": true, "result": {"refundId": refund_id}}}))
+}
+
+/// The seller decides an open refund request: agreed, the refund succeeds (`refundsuccess`,
+/// the order closes as `cancel`, stock back on sale, ledger `marketplace_refund` with reference
+/// the 1688 order id); refused, it is `refundclose` and the order goes on. False when the order
+/// has no open request.
+fn settle_refund(s: &mut State, order_id: &str, agree: bool) -> bool {
+    let Some(o) = s.aop.orders.get_mut(order_id) else {
+        return false;
+    };
+    let Some(("waitselleragree", amount, refund_id)) = o.refund.clone() else {
+        return false;
+    };
+    if !agree {
+        o.refund = Some(("refundclose", 0, refund_id));
+        tracing::info!(order_id, "1688 refund refused by the seller (sandbox)");
+        return true;
+    }
     o.refund = Some(("refundsuccess", amount, refund_id.clone()));
     o.status = "cancel";
     o.close_reason = Some("buyerCancel".to_owned());
-    let (order_id, lines) = (o.id.clone(), o.lines.clone());
+    let lines = o.lines.clone();
     restock(s, &lines);
     s.record(
         "marketplace_refund",
         "1688",
-        &order_id,
+        order_id,
         &refund_id,
         amount,
         "CNY",
     );
-    Ok(json!({"result": {"success": true, "result": {"refundId": refund_id}}}))
+    true
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/refund` for a 1688 order: `None` if there is no such
+/// order, `Some(false)` if it has no open refund request.
+pub(crate) fn sandbox_decide_refund(
+    s: &mut State,
+    id: &str,
+    agree: bool,
+) -> Option<Result<Value, String>> {
+    s.aop.orders.get(id)?;
+    if !settle_refund(s, id, agree) {
+        let status = s.aop.orders[id].status;
+        return Some(Err(format!(
+            "order is {status} with no open refund request"
+        )));
+    }
+    Some(Ok(base_info(&s.aop.orders[id])))
 }
 
 /// `POST /_sandbox/marketplace/orders/{id}/ship` for a 1688 order: the seller ships now.

@@ -41,7 +41,9 @@
 //!   `"removed": true|false` on `POST /_sandbox/products/{offer_id}`,
 //!   `POST /_sandbox/orders/{orderId}/cancel` (1688 and Taobao orders), `GET /v1/refunds/{id}`,
 //!   `POST /_sandbox/marketplace/orders/{id}/ship` (the seller ships a paid 1688 / Taobao order
-//!   now), `PUT /_sandbox/marketplace/seller` `{"ship_after_ms"}` (the sellers' shipping delay),
+//!   now), `PUT /_sandbox/marketplace/seller` `{"ship_after_ms"?, "refunds_at_once"?}` (the
+//!   sellers' shipping delay; whether they agree to a paid order's refund at once),
+//!   `POST /_sandbox/marketplace/orders/{id}/refund` `{"agree"}` (the seller decides a pending one),
 //!   `stock` as an alias of `amount_on_sale` in product edits.
 
 pub mod catalogue;
@@ -206,6 +208,9 @@ pub(crate) struct State {
     pub(crate) webhooks: WebhookTargets,
     /// The sellers ship this long after payment (from `SandboxConfig::seller_ship_ms`).
     pub(crate) seller_ship_ms: u64,
+    /// The sellers agree to a refund / cancellation of a paid order within the buyer's call
+    /// (else it waits for `POST /_sandbox/marketplace/orders/{id}/refund`).
+    pub(crate) refunds_at_once: bool,
 }
 
 impl State {
@@ -334,6 +339,7 @@ impl Sandbox {
                 tracking: cfg.tracking_webhook_url.clone(),
             },
             seller_ship_ms: cfg.seller_ship_ms,
+            refunds_at_once: true,
         };
         let (shutdown, _) = watch::channel(false);
         Sandbox {
@@ -448,6 +454,10 @@ pub fn router(state: Sandbox) -> Router {
         .route(
             "/_sandbox/marketplace/orders/{order_id}/ship",
             post(control::ship_order),
+        )
+        .route(
+            "/_sandbox/marketplace/orders/{order_id}/refund",
+            post(control::decide_refund),
         )
         .route(
             "/_sandbox/marketplace/seller",

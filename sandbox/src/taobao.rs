@@ -109,6 +109,8 @@ pub(crate) struct Order {
     close_reason: Option<String>,
     /// What the buyer got back when a paid order was cancelled (fen).
     refund_fen: Option<i64>,
+    /// The buyer asked to cancel this paid order and the seller has not decided yet.
+    cancel_requested: bool,
 }
 
 #[derive(Default)]
@@ -520,6 +522,7 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> 
         logistics: None,
         close_reason: None,
         refund_fen: None,
+        cancel_requested: false,
     };
     let data = create_data(&order);
     s.record(
@@ -535,9 +538,11 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> 
     Ok(data)
 }
 
-/// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read.
+/// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read. A
+/// seller does not ship while a cancellation is pending (sandbox choice).
 fn advance(o: &mut Order, now: i64, ship_ms: i64) {
     if o.status == WAIT_SELLER_SEND_GOODS
+        && !o.cancel_requested
         && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms))
     {
         o.status = WAIT_BUYER_CONFIRM_GOODS;
@@ -711,9 +716,10 @@ fn restock(s: &mut State, lines: &[Line]) {
 
 /// `/purchase/order/asyn/cancel` `purchase_id`, `sub_purchase_orderId_list` (JSON array of the
 /// order's sub-orders; the sandbox cancels whole orders only, so it must name all of them or
-/// be empty), `cancel_reason`, `cancel_remark`. Unpaid or paid-and-unshipped: closed at once
-/// (`TRADE_CLOSED`), a paid one refunded in full; closed already: accepted again, nothing
-/// more happens; anything else: `ORDER_CANNOT_CANCEL`.
+/// be empty), `cancel_reason`, `cancel_remark`. Unpaid: closed at once (`TRADE_CLOSED`).
+/// Paid and unshipped: closed and refunded in full at once by default, else pending until the
+/// seller decides (`refunds_at_once`). Closed already or pending: accepted again, nothing more
+/// happens. Anything else: `ORDER_CANNOT_CANCEL`.
 fn buyer_cancel(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
     let id = p.id("purchase_id")?;
     let reason = p.req("cancel_reason")?;
@@ -749,17 +755,43 @@ fn buyer_cancel(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result
             "sub_purchase_orderId_list must name every sub-order of the order",
         ));
     }
-    let refund = match o.status {
+    match o.status {
         TRADE_CLOSED => return Ok(json!({})),
-        WAIT_BUYER_P => None,
-        WAIT_SELLER_SEND_GOODS => Some(o.total_fen),
+        WAIT_BUYER_P | WAIT_SELLER_SEND_GOODS => {}
         other => {
             return Err(fail(
                 ORDER_CANNOT_CANCEL,
                 format!("order {id} is {other} and can no longer be cancelled"),
             ));
         }
+    }
+    let paid = o.status == WAIT_SELLER_SEND_GOODS;
+    o.cancel_requested = true;
+    if !paid || s.refunds_at_once {
+        close_cancelled(s, id, true);
+    }
+    Ok(json!({}))
+}
+
+/// Decide a pending cancellation: agreed, the order closes (`TRADE_CLOSED`, stock back on
+/// sale; a paid one refunded in full: `refund_amount`, ledger `marketplace_refund` with
+/// reference the `purchase_order_id`); refused, the order goes on. False when none is pending.
+fn close_cancelled(s: &mut State, id: &str, agree: bool) -> bool {
+    let Some(o) = s.taobao.orders.get_mut(id) else {
+        return false;
     };
+    if !o.cancel_requested || o.status == TRADE_CLOSED {
+        return false;
+    }
+    o.cancel_requested = false;
+    if !agree {
+        tracing::info!(
+            purchase_order_id = id,
+            "taobao cancellation refused by the seller (sandbox)"
+        );
+        return true;
+    }
+    let refund = (o.status == WAIT_SELLER_SEND_GOODS).then_some(o.total_fen);
     o.status = TRADE_CLOSED;
     o.close_reason = Some("BUYER_CANCEL".to_owned());
     o.refund_fen = refund;
@@ -773,7 +805,24 @@ fn buyer_cancel(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result
         refunded_fen = refund.unwrap_or(0),
         "taobao order cancelled by the buyer"
     );
-    Ok(json!({}))
+    true
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/refund` for a Taobao order (see
+/// `aop::sandbox_decide_refund`).
+pub(crate) fn sandbox_decide_refund(
+    s: &mut State,
+    id: &str,
+    agree: bool,
+) -> Option<Result<Value, String>> {
+    s.taobao.orders.get(id)?;
+    if !close_cancelled(s, id, agree) {
+        let status = s.taobao.orders[id].status;
+        return Some(Err(format!(
+            "order is {status} with no pending cancellation"
+        )));
+    }
+    Some(Ok(order_json(&s.taobao.orders[id])))
 }
 
 /// `POST /_sandbox/marketplace/orders/{id}/ship` for a Taobao order (see `aop::sandbox_ship`).

@@ -543,7 +543,7 @@ async fn the_sellers_shipping_delay_is_set_at_runtime() {
     let h = start_default().await;
     assert_eq!(
         h.get_json("/_sandbox/marketplace/seller").await,
-        json!({"ship_after_ms": 0})
+        json!({"ship_after_ms": 0, "refunds_at_once": true})
     );
     let o = h.tb_order("TB-D1", true).await;
     assert_eq!(o["status"], "WAIT_BUYER_CONFIRM_GOODS");
@@ -583,6 +583,113 @@ async fn the_sellers_shipping_delay_is_set_at_runtime() {
     }
     assert_eq!(
         h.get_json("/_sandbox/marketplace/seller").await,
-        json!({"ship_after_ms": 3_600_000})
+        json!({"ship_after_ms": 3_600_000, "refunds_at_once": true})
     );
+}
+
+#[tokio::test]
+async fn a_seller_that_decides_later_keeps_the_refund_pending_until_it_does() {
+    let h = held().await;
+    let r = h
+        .http
+        .put(h.url("/_sandbox/marketplace/seller"))
+        .json(&json!({"refunds_at_once": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let decide = |id: String, agree: bool| {
+        let h = &h;
+        async move {
+            h.post_json(
+                &format!("/_sandbox/marketplace/orders/{id}/refund"),
+                json!({"agree": agree}),
+            )
+            .await
+        }
+    };
+
+    // 1688: the request stays `waitselleragree` (no money moves, the seller does not ship).
+    let id = h.aop_order("PO-P1", true).await;
+    let (s, _) = decide(id.clone(), true).await;
+    assert_eq!(s, StatusCode::CONFLICT, "nothing to decide yet");
+    let view = h.buyer_view(&id).await;
+    let base = view["baseInfo"].clone();
+    let (total, goods) = (
+        base["totalAmount"].as_i64().unwrap(),
+        base["sumProductPayment"].as_i64().unwrap(),
+    );
+    let entries = format!(
+        "[{}]",
+        view["productItems"][0]["subItemIDString"].as_str().unwrap()
+    );
+    let v = h
+        .create_refund(&id, &entries, goods, total - goods, "20003")
+        .await;
+    assert_eq!(v["result"]["success"], true, "{v}");
+    let base = h.buyer_view(&id).await["baseInfo"].clone();
+    assert_eq!(
+        (&base["status"], &base["refundStatus"]),
+        (&json!("waitsellersend"), &json!("waitselleragree"))
+    );
+    assert!(h.ledger_of("marketplace_refund").is_empty());
+    let (s, v) = decide(id.clone(), true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let base = h.buyer_view(&id).await["baseInfo"].clone();
+    assert_eq!(
+        (
+            &base["status"],
+            &base["refundStatus"],
+            &base["refundPayment"]
+        ),
+        (&json!("cancel"), &json!("refundsuccess"), &json!(total))
+    );
+    assert_eq!(h.ledger_of("marketplace_refund").len(), 1);
+
+    // Refused: `refundclose`, the order goes on and ships when told.
+    let id = h.aop_order("PO-P2", true).await;
+    h.create_refund(
+        &id,
+        &format!(
+            "[{}]",
+            h.buyer_view(&id).await["productItems"][0]["subItemIDString"]
+                .as_str()
+                .unwrap()
+        ),
+        goods,
+        total - goods,
+        "20003",
+    )
+    .await;
+    assert_eq!(decide(id.clone(), false).await.0, StatusCode::OK);
+    let base = h.buyer_view(&id).await["baseInfo"].clone();
+    assert_eq!(
+        (&base["status"], &base["refundStatus"]),
+        (&json!("waitsellersend"), &json!("refundclose"))
+    );
+    assert_eq!(h.ledger_of("marketplace_refund").len(), 1);
+
+    // Taobao: a paid order's cancellation waits too; an unpaid one closes at once.
+    let o = h.tb_order("TB-P1", true).await;
+    let tb = o["purchase_order_id"].as_str().unwrap().to_owned();
+    assert_eq!(h.tb_cancel(&o).await["code"], "0");
+    assert_eq!(h.tb_query(&tb).await["status"], "WAIT_SELLER_SEND_GOODS");
+    assert_eq!(h.tb_cancel(&o).await["code"], "0", "a repeat while pending");
+    assert_eq!(h.ledger_of("marketplace_refund").len(), 1);
+    assert_eq!(decide(tb.clone(), true).await.0, StatusCode::OK);
+    let now = h.tb_query(&tb).await;
+    assert_eq!(
+        (&now["status"], &now["refund_amount"]),
+        (&json!("TRADE_CLOSED"), &o["total_amount"])
+    );
+    assert_eq!(h.ledger_of("marketplace_refund").len(), 2);
+    let unpaid = h.tb_order("TB-P2", false).await;
+    assert_eq!(h.tb_cancel(&unpaid).await["code"], "0");
+    assert_eq!(
+        h.tb_query(unpaid["purchase_order_id"].as_str().unwrap())
+            .await["status"],
+        "TRADE_CLOSED"
+    );
+    let (s, _) = decide("nope".into(), true).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
