@@ -72,12 +72,13 @@ impl OrderActivitiesImpl {
         &self,
         req: &MarketplaceCancelRequest,
     ) -> Result<MarketplaceCancelOutcome, ActivityError> {
+        // 1688 takes 2 to 150 characters as the refund description.
         let n = req.reason.chars().count();
-        if !(2..=150).contains(&n) || req.reason.chars().any(char::is_control) {
-            return Err(permanent(
-                "the cancel reason must be 2 to 150 characters without control characters",
-            ));
+        if !(2..=150).contains(&n) {
+            return Err(permanent("the cancel reason must be 2 to 150 characters"));
         }
+        procure_domain::text::check_line(&req.reason)
+            .map_err(|e| permanent(format!("the cancel reason {e}")))?;
         let Some(p) = self
             .line_purchase(&req.order_id, req.line_no)
             .await
