@@ -41,6 +41,30 @@ const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
 const ORDER_STATUS_INVALID: &str = "ORDER_STATUS_INVALID";
 const PAY_AMOUNT_MISMATCH: &str = "PAY_AMOUNT_MISMATCH";
 const INVALID_PARAMETER: &str = "INVALID_PARAMETER";
+// `alibaba.trade.cancel` (answered as `errorCode` / `errorMessage`, as documented).
+const ORDER_STATUS_ERROR: &str = "ORDER_STATUS_ERROR";
+const CLOSE_ORDER_TOO_FAST: &str = "CLOSE_ORDER_TOO_FAST";
+// The refund APIs' documented codes (nested `result.code`).
+const REFUND_ORDER_NOT_EXIST: &str = "5001";
+const REFUND_GOODS_STATUS_INVALID: &str = "5003";
+const REFUND_REASON_INVALID: &str = "5004";
+const REFUND_STATE_ERROR: &str = "5010";
+const REFUND_AMOUNT_ERROR: &str = "5011";
+const REFUND_DESCRIPTION_LENGTH: &str = "5012";
+const GOODS_STATUSES: [&str; 5] = [
+    "refundWaitSellerSend",
+    "refundWaitBuyerReceive",
+    "refundBuyerReceived",
+    "aftersaleBuyerNotReceived",
+    "aftersaleBuyerReceived",
+];
+const CANCEL_REASONS: [&str; 3] = ["buyerCancel", "sellerGoodsLack", "other"];
+/// The reasons offered for a refund before shipping (sandbox choice: ids and names are ours).
+const REFUND_REASONS: [(i64, &str, bool, bool); 3] = [
+    (20003, "我不想要了", false, false),
+    (20004, "拍错/多拍", false, false),
+    (20011, "其他", true, false),
+];
 
 const MAX_CARGO_LINES: usize = 50;
 const MAX_QUANTITY: i64 = 1_000_000;
@@ -58,7 +82,13 @@ const API_LOGISTICS: (&str, &str) = (
     "com.alibaba.logistics",
     "alibaba.trade.getLogisticsInfos.buyerView",
 );
-const APIS: [(&str, &str); 7] = [
+const API_CANCEL: (&str, &str) = ("com.alibaba.trade", "alibaba.trade.cancel");
+const API_REFUND_REASONS: (&str, &str) = ("com.alibaba.trade", "alibaba.trade.getRefundReasonList");
+const API_CREATE_REFUND: (&str, &str) = ("com.alibaba.trade", "alibaba.trade.createRefund");
+const APIS: [(&str, &str); 10] = [
+    API_CANCEL,
+    API_REFUND_REASONS,
+    API_CREATE_REFUND,
     API_PRODUCT_INFO,
     API_PREVIEW,
     API_CREATE,
@@ -70,6 +100,8 @@ const APIS: [(&str, &str); 7] = [
 
 #[derive(Clone, Debug)]
 struct OrderLine {
+    /// The sub-order id (`subItemID`).
+    entry_id: String,
     offer_id: String,
     spec_id: String,
     quantity: i64,
@@ -90,6 +122,8 @@ pub(crate) struct Order {
     paid_ms: Option<i64>,
     logistics: Option<(String, String)>,
     close_reason: Option<String>,
+    /// The in-sale refund: `refundStatus`, `refundPayment` (fen) and its id.
+    refund: Option<(&'static str, i64, String)>,
 }
 
 #[derive(Default)]
@@ -237,16 +271,24 @@ async fn call(
         }
     }
     let now = util::now_ms();
-    let ship_ms = i64::try_from(cfg.seller_ship_ms).unwrap_or(i64::MAX);
+    let grace_ms = i64::try_from(cfg.close_order_grace_ms).unwrap_or(i64::MAX);
     let p = Params(&params);
-    let answer = sb.with(|s| match (namespace, api) {
-        n if n == API_PRODUCT_INFO => product_info(s, &p, &fired),
-        n if n == API_PREVIEW => preview(s, &p, &fired),
-        n if n == API_CREATE => create_order(s, &p, &fired, now),
-        n if n == API_PAY => pay(s, &p, now, ship_ms),
-        n if n == API_BUYER_VIEW => buyer_view(s, &p, now, ship_ms),
-        n if n == API_ORDER_LIST => order_list(s, &p, now, ship_ms),
-        _ => logistics(s, &p, now, ship_ms),
+    let answer = sb.with(|s| {
+        let ship_ms = s.seller_ship_ms();
+        match (namespace, api) {
+            n if n == API_CANCEL => trade_cancel(s, &p, now, grace_ms, ship_ms),
+            n if n == API_REFUND_REASONS => {
+                refund_reasons(s, &p, now, ship_ms).map_err(refund_error)
+            }
+            n if n == API_CREATE_REFUND => create_refund(s, &p, now, ship_ms).map_err(refund_error),
+            n if n == API_PRODUCT_INFO => product_info(s, &p, &fired),
+            n if n == API_PREVIEW => preview(s, &p, &fired),
+            n if n == API_CREATE => create_order(s, &p, &fired, now),
+            n if n == API_PAY => pay(s, &p, now, ship_ms),
+            n if n == API_BUYER_VIEW => buyer_view(s, &p, now, ship_ms),
+            n if n == API_ORDER_LIST => order_list(s, &p, now, ship_ms),
+            _ => logistics(s, &p, now, ship_ms),
+        }
     });
     let answer = answer.unwrap_or_else(|e| e);
     if let Some(d) = fired.timeout_after_commit {
@@ -442,6 +484,7 @@ fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value>
             .ok_or_else(overflow)?;
         goods = goods.checked_add(amount).ok_or_else(overflow)?;
         lines.push(OrderLine {
+            entry_id: util::random_digits(19),
             offer_id: c.offer_id.clone(),
             spec_id: prod.spec_id.clone(),
             quantity: c.quantity,
@@ -521,6 +564,7 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
         paid_ms: None,
         logistics: None,
         close_reason: None,
+        refund: None,
     };
     let answer = create_response(&order);
     s.record("purchase", "1688", out, &id, order.total_fen, "CNY");
@@ -530,8 +574,12 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
 }
 
 /// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read.
+/// A seller does not ship while a refund request is open (sandbox choice).
 fn advance(o: &mut Order, now: i64, ship_ms: i64) {
-    if o.status == "waitsellersend" && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms)) {
+    if o.status == "waitsellersend"
+        && o.refund.is_none()
+        && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms))
+    {
         o.status = "waitbuyerreceive";
         o.logistics = Some((format!("YT{}", util::random_digits(13)), "YTO".to_owned()));
         tracing::info!(order_id = %o.id, "1688 seller shipped");
@@ -612,6 +660,10 @@ fn base_info(o: &Order) -> Value {
     if let Some(r) = &o.close_reason {
         v["closeReason"] = json!(r);
     }
+    if let Some((status, fen, _)) = &o.refund {
+        v["refundStatus"] = json!(status);
+        v["refundPayment"] = json!(fen);
+    }
     v
 }
 
@@ -622,7 +674,8 @@ fn buyer_view(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<V
         .iter()
         .map(|l| {
             json!({"productID": l.offer_id, "specId": l.spec_id, "quantity": l.quantity,
-                   "price": util::yuan(l.unit_price_fen), "itemAmount": l.amount_fen})
+                   "price": util::yuan(l.unit_price_fen), "itemAmount": l.amount_fen,
+                   "subItemID": l.entry_id.parse::<u64>().ok(), "subItemIDString": l.entry_id})
         })
         .collect();
     Ok(json!({"success": true, "result": {"baseInfo": base_info(o), "productItems": items}}))
@@ -645,6 +698,278 @@ fn logistics(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Va
         .map(|(bill, company)| json!({"logisticsBillNo": bill, "logisticsCompanyName": company}))
         .collect();
     Ok(json!({"success": true, "result": list}))
+}
+
+/// `alibaba.trade.cancel`'s documented failure shape.
+fn cancel_error(code: &str, message: impl Into<String>) -> Value {
+    json!({"success": false, "errorCode": code, "errorMessage": message.into()})
+}
+
+/// Put an order's units back on sale.
+fn restock(s: &mut State, lines: &[OrderLine]) {
+    for l in lines {
+        if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == l.offer_id) {
+            p.amount_on_sale += l.quantity;
+        }
+    }
+}
+
+/// `alibaba.trade.cancel`: the buyer closes an order that waits for payment (1688 cancels
+/// unpaid orders only: anything else is `ORDER_STATUS_ERROR`), not within `grace_ms` of its
+/// creation (`CLOSE_ORDER_TOO_FAST`). Its stock goes back on sale.
+fn trade_cancel(
+    s: &mut State,
+    p: &Params<'_>,
+    now: i64,
+    grace_ms: i64,
+    ship_ms: i64,
+) -> Result<Value, Value> {
+    let site = p
+        .req("webSite")
+        .map_err(|_| cancel_error(INVALID_PARAMETER, "missing parameter webSite"))?;
+    if site != "1688" {
+        return Err(cancel_error(INVALID_PARAMETER, "webSite must be 1688"));
+    }
+    let reason = p
+        .req("cancelReason")
+        .map_err(|_| cancel_error(INVALID_PARAMETER, "missing parameter cancelReason"))?;
+    if !CANCEL_REASONS.contains(&reason) {
+        return Err(cancel_error(
+            INVALID_PARAMETER,
+            "cancelReason must be buyerCancel, sellerGoodsLack or other",
+        ));
+    }
+    let id = p
+        .id("tradeID")
+        .map_err(|_| cancel_error(INVALID_PARAMETER, "tradeID must be an order id"))?;
+    let o =
+        order_mut(s, id, now, ship_ms).map_err(|_| cancel_error(ORDER_NOT_EXIST, "订单不存在"))?;
+    if o.status != "waitbuyerpay" {
+        return Err(cancel_error(ORDER_STATUS_ERROR, "订单状态错误"));
+    }
+    if now < o.created_ms.saturating_add(grace_ms) {
+        return Err(cancel_error(
+            CLOSE_ORDER_TOO_FAST,
+            "the order was created less than ten seconds ago",
+        ));
+    }
+    o.status = "cancel";
+    o.close_reason = Some(reason.to_owned());
+    let lines = o.lines.clone();
+    restock(s, &lines);
+    tracing::info!(order_id = id, "1688 order cancelled by the buyer");
+    Ok(json!({"success": true}))
+}
+
+/// The refund APIs answer inside `result`: `{"result":{"success":false,"code","message"}}`.
+fn refund_error(e: Value) -> Value {
+    json!({"result": e})
+}
+
+fn refund_fail(code: &str, message: impl Into<String>) -> Value {
+    json!({"success": false, "code": code, "message": message.into()})
+}
+
+/// The order a refund call names, with `orderEntryIds` checked against its sub-orders.
+fn refund_order<'a>(
+    s: &'a mut State,
+    p: &Params<'_>,
+    now: i64,
+    ship_ms: i64,
+) -> Result<&'a mut Order, Value> {
+    let id = p
+        .id("orderId")
+        .map_err(|_| refund_fail(REFUND_ORDER_NOT_EXIST, "orderId is required"))?;
+    let entries: Vec<String> = p
+        .req("orderEntryIds")
+        .ok()
+        .and_then(|raw| serde_json::from_str::<Vec<Value>>(raw).ok())
+        .map(|v| {
+            v.iter()
+                .filter_map(|e| match e {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .ok_or_else(|| {
+            refund_fail(
+                REFUND_STATE_ERROR,
+                "orderEntryIds must be a non-empty array",
+            )
+        })?;
+    let goods_status = p.req("goodsStatus").unwrap_or_default();
+    if !GOODS_STATUSES.contains(&goods_status) {
+        return Err(refund_fail(
+            REFUND_GOODS_STATUS_INVALID,
+            "货物状态状态不合法",
+        ));
+    }
+    let o = order_mut(s, id, now, ship_ms)
+        .map_err(|_| refund_fail(REFUND_ORDER_NOT_EXIST, "订单不存在"))?;
+    if entries
+        .iter()
+        .any(|e| !o.lines.iter().any(|l| &l.entry_id == e))
+    {
+        return Err(refund_fail(
+            REFUND_STATE_ERROR,
+            "sub-order not in this order",
+        ));
+    }
+    // Only the in-sale refund before shipping is modelled: any other goods status, or an order
+    // that is not waiting for the seller to ship, does not fit.
+    if goods_status != "refundWaitSellerSend" || o.status != "waitsellersend" {
+        return Err(refund_fail(
+            REFUND_STATE_ERROR,
+            format!("退货状态错误: order is {}", o.status),
+        ));
+    }
+    Ok(o)
+}
+
+/// `alibaba.trade.getRefundReasonList`.
+fn refund_reasons(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
+    refund_order(s, p, now, ship_ms)?;
+    let reasons: Vec<Value> = REFUND_REASONS
+        .iter()
+        .map(|(id, name, voucher, no_carriage)| {
+            json!({"id": id, "name": name, "needVoucher": voucher, "noRefundCarriage": no_carriage, "tip": ""})
+        })
+        .collect();
+    Ok(json!({"result": {"success": true, "result": {"reasons": reasons}}}))
+}
+
+/// `alibaba.trade.createRefund` (refund only, before shipping): opens the request
+/// (`refundStatus=waitselleragree`). Sandbox choice: by default the seller agrees at once, so
+/// the refund succeeds within the call (see `settle_refund`); with `refunds_at_once` off it
+/// waits for `POST /_sandbox/marketplace/orders/{id}/refund`. A second request is `5010`.
+fn create_refund(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
+    let description = p.req("description").unwrap_or_default();
+    let reason = p.req("applyReasonId").unwrap_or_default().to_owned();
+    let dispute = p.req("disputeRequest").unwrap_or_default();
+    let fen = |k: &str| {
+        p.req(k)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v >= 0)
+    };
+    let (payment, carriage) = (fen("applyPayment"), fen("applyCarriage"));
+    let o = refund_order(s, p, now, ship_ms)?;
+    if o.refund.is_some() {
+        return Err(refund_fail(
+            REFUND_STATE_ERROR,
+            "a refund is already open for this order",
+        ));
+    }
+    if dispute != "refund" {
+        return Err(refund_fail(
+            REFUND_STATE_ERROR,
+            "only a refund (not a return) fits an unshipped order",
+        ));
+    }
+    if !REFUND_REASONS
+        .iter()
+        .any(|(id, ..)| id.to_string() == reason)
+    {
+        return Err(refund_fail(
+            REFUND_REASON_INVALID,
+            "退款退货原因错误，请确认原因id",
+        ));
+    }
+    if !(2..=150).contains(&description.chars().count()) {
+        return Err(refund_fail(REFUND_DESCRIPTION_LENGTH, "退款描述长度错误"));
+    }
+    let (Some(payment), Some(carriage)) = (payment, carriage) else {
+        return Err(refund_fail(
+            REFUND_AMOUNT_ERROR,
+            "applyPayment and applyCarriage are fen",
+        ));
+    };
+    // Waiting for the seller to ship, the refund must be the goods' full payment.
+    if payment != o.goods_fen || carriage > o.carriage_fen {
+        return Err(refund_fail(
+            REFUND_AMOUNT_ERROR,
+            format!(
+                "退款金额错误: goods {} fen, carriage at most {} fen",
+                o.goods_fen, o.carriage_fen
+            ),
+        ));
+    }
+    let refund_id = format!("TQ{}", util::random_digits(17));
+    let amount = payment + carriage;
+    o.refund = Some(("waitselleragree", amount, refund_id.clone()));
+    let order_id = o.id.clone();
+    if s.refunds_at_once {
+        settle_refund(s, &order_id, true);
+    }
+    Ok(json!({"result": {"success": true, "result": {"refundId": refund_id}}}))
+}
+
+/// The seller decides an open refund request: agreed, the refund succeeds (`refundsuccess`,
+/// the order closes as `cancel`, stock back on sale, ledger `marketplace_refund` with reference
+/// the 1688 order id); refused, it is `refundclose` and the order goes on. False when the order
+/// has no open request.
+fn settle_refund(s: &mut State, order_id: &str, agree: bool) -> bool {
+    let Some(o) = s.aop.orders.get_mut(order_id) else {
+        return false;
+    };
+    let Some(("waitselleragree", amount, refund_id)) = o.refund.clone() else {
+        return false;
+    };
+    if !agree {
+        o.refund = Some(("refundclose", 0, refund_id));
+        tracing::info!(order_id, "1688 refund refused by the seller (sandbox)");
+        return true;
+    }
+    o.refund = Some(("refundsuccess", amount, refund_id.clone()));
+    o.status = "cancel";
+    o.close_reason = Some("buyerCancel".to_owned());
+    let lines = o.lines.clone();
+    restock(s, &lines);
+    s.record(
+        "marketplace_refund",
+        "1688",
+        order_id,
+        &refund_id,
+        amount,
+        "CNY",
+    );
+    true
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/refund` for a 1688 order: `None` if there is no such
+/// order, `Some(false)` if it has no open refund request.
+pub(crate) fn sandbox_decide_refund(
+    s: &mut State,
+    id: &str,
+    agree: bool,
+) -> Option<Result<Value, String>> {
+    s.aop.orders.get(id)?;
+    if !settle_refund(s, id, agree) {
+        let status = s.aop.orders[id].status;
+        return Some(Err(format!(
+            "order is {status} with no open refund request"
+        )));
+    }
+    Some(Ok(base_info(&s.aop.orders[id])))
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/ship` for a 1688 order: the seller ships now.
+/// `None` if there is no such order; `Err(status)` unless it is paid (shipping twice answers
+/// the shipped order again).
+pub(crate) fn sandbox_ship(s: &mut State, id: &str) -> Option<Result<Value, &'static str>> {
+    let o = s.aop.orders.get_mut(id)?;
+    match o.status {
+        // `advance` ships a paid order whose delay is over: make it over now.
+        "waitsellersend" => {
+            advance(o, i64::MAX, 0);
+            Some(Ok(base_info(o)))
+        }
+        "waitbuyerreceive" => Some(Ok(base_info(o))),
+        other => Some(Err(other)),
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -702,11 +1027,7 @@ pub(crate) async fn sandbox_cancel(
         o.close_reason = Some(reason);
         let info = base_info(o);
         let lines = o.lines.clone();
-        for l in lines {
-            if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == l.offer_id) {
-                p.amount_on_sale += l.quantity;
-            }
-        }
+        restock(s, &lines);
         tracing::info!(order_id = %order_id, "1688 order closed by the seller (sandbox)");
         json_response(StatusCode::OK, json!({"baseInfo": info}))
     })

@@ -1,4 +1,5 @@
-//! `/_sandbox/*` control endpoints: health, catalogue, product edits, ledger, faults, webhooks.
+//! `/_sandbox/*` control endpoints: health, catalogue, product edits, ledger, faults, webhooks,
+//! and the marketplace sellers (ship an order now, the shipping delay).
 
 use crate::{
     Sandbox,
@@ -216,4 +217,120 @@ pub(crate) async fn get_webhooks(AxState(sb): AxState<Sandbox>) -> Response {
         StatusCode::OK,
         json!({"payments": payments, "tracking": tracking}),
     )
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/ship`: the seller of a paid 1688 or Taobao order
+/// ships it now (from then on the buyer can no longer cancel). 404 for an unknown order, 409
+/// for one that is not paid (or closed); shipping a shipped order answers it again.
+pub(crate) async fn ship_order(
+    AxState(sb): AxState<Sandbox>,
+    Path(order_id): Path<String>,
+) -> Response {
+    let shipped = sb.with(|s| {
+        crate::aop::sandbox_ship(s, &order_id)
+            .map(|r| r.map(|o| ("1688", o)))
+            .or_else(|| crate::taobao::sandbox_ship(s, &order_id).map(|r| r.map(|o| ("taobao", o))))
+    });
+    match shipped {
+        None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
+        Some(Err(status)) => plain_error(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            format!("order is {status}: only a paid order can be shipped"),
+        ),
+        Some(Ok((platform, order))) => {
+            tracing::info!(order_id = %order_id, platform, "seller shipped (sandbox)");
+            json_response(
+                StatusCode::OK,
+                json!({"platform": platform, "order": order}),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SellerBody {
+    ship_after_ms: Option<u64>,
+    refunds_at_once: Option<bool>,
+}
+
+/// The longest shipping delay `PUT /_sandbox/marketplace/seller` accepts (30 days).
+const MAX_SHIP_AFTER_MS: u64 = 30 * 24 * 3600 * 1000;
+
+fn seller_json(s: &crate::State) -> serde_json::Value {
+    json!({"ship_after_ms": s.seller_ship_ms, "refunds_at_once": s.refunds_at_once})
+}
+
+/// `PUT /_sandbox/marketplace/seller` `{"ship_after_ms"?, "refunds_at_once"?}`: the 1688 and
+/// Taobao sellers ship `ship_after_ms` after payment from now on (orders already paid included;
+/// 0 = on payment), and agree to a paid order's refund / cancellation within the buyer's call
+/// (`refunds_at_once`, the default) or only when told (`POST …/orders/{id}/refund`). An absent
+/// field stays as it is.
+pub(crate) async fn set_seller(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let req: SellerBody = match util::parse_json(&body) {
+        Ok(b) => b,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    if req.ship_after_ms.is_some_and(|ms| ms > MAX_SHIP_AFTER_MS) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ship_after_ms must be 0..=2592000000",
+        );
+    }
+    let now = sb.with(|s| {
+        if let Some(ms) = req.ship_after_ms {
+            s.seller_ship_ms = ms;
+        }
+        if let Some(at_once) = req.refunds_at_once {
+            s.refunds_at_once = at_once;
+        }
+        seller_json(s)
+    });
+    tracing::info!(seller = %now, "marketplace sellers set");
+    json_response(StatusCode::OK, now)
+}
+
+pub(crate) async fn get_seller(AxState(sb): AxState<Sandbox>) -> Response {
+    json_response(StatusCode::OK, sb.with(|s| seller_json(s)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundDecision {
+    agree: bool,
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/refund` `{"agree": bool}`: the seller of a 1688
+/// order with an open refund request, or of a Taobao order with a pending cancellation,
+/// decides it. 404 for an unknown order, 409 when nothing is pending.
+pub(crate) async fn decide_refund(
+    AxState(sb): AxState<Sandbox>,
+    Path(order_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let req: RefundDecision = match util::parse_json(&body) {
+        Ok(b) => b,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    let decided = sb.with(|s| {
+        crate::aop::sandbox_decide_refund(s, &order_id, req.agree)
+            .map(|r| r.map(|o| ("1688", o)))
+            .or_else(|| {
+                crate::taobao::sandbox_decide_refund(s, &order_id, req.agree)
+                    .map(|r| r.map(|o| ("taobao", o)))
+            })
+    });
+    match decided {
+        None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such order"),
+        Some(Err(m)) => plain_error(StatusCode::CONFLICT, "invalid_state", m),
+        Some(Ok((platform, order))) => {
+            tracing::info!(order_id = %order_id, platform, agree = req.agree, "seller decided a refund (sandbox)");
+            json_response(
+                StatusCode::OK,
+                json!({"platform": platform, "order": order}),
+            )
+        }
+    }
 }

@@ -16,6 +16,8 @@
 //!   `PRODUCT_NOT_EXIST`, `SKU_NOT_EXIST`, `OUT_OF_STOCK`, `ORDER_NOT_EXIST`,
 //!   `ORDER_ALREADY_PAID`, `ORDER_STATUS_INVALID` (closed order), `PAY_AMOUNT_MISMATCH`
 //!   (`payAmount` ≠ order total), `ACCOUNT_RESTRICTED` (see `aop::ACCOUNT_RESTRICTED`).
+//!   `alibaba.trade.createRefund` before shipping is agreed by the seller at once (the refund
+//!   succeeds within the call); reasons and sub-order ids are the sandbox's own.
 //!   `sumPayment` is the goods total, `sumCarriage` the sum of each distinct offer's domestic
 //!   shipping, `totalSuccessAmount` = `totalAmount` = both. Offer ids are answered as strings
 //!   (numbers are accepted). One order per call (no supplier split). `createCrossOrder` repeats
@@ -38,6 +40,10 @@
 //! - Extensions: `GET /_sandbox/faults`, `DELETE /_sandbox/faults/{id}`, `GET /_sandbox/webhooks`,
 //!   `"removed": true|false` on `POST /_sandbox/products/{offer_id}`,
 //!   `POST /_sandbox/orders/{orderId}/cancel` (1688 and Taobao orders), `GET /v1/refunds/{id}`,
+//!   `POST /_sandbox/marketplace/orders/{id}/ship` (the seller ships a paid 1688 / Taobao order
+//!   now), `PUT /_sandbox/marketplace/seller` `{"ship_after_ms"?, "refunds_at_once"?}` (the
+//!   sellers' shipping delay; whether they agree to a paid order's refund at once),
+//!   `POST /_sandbox/marketplace/orders/{id}/refund` `{"agree"}` (the seller decides a pending one),
 //!   `stock` as an alias of `amount_on_sale` in product edits.
 
 pub mod catalogue;
@@ -91,8 +97,12 @@ pub struct SandboxConfig {
     pub tracking_webhook_url: Option<String>,
     /// A registered parcel moves one status every this many ms (0 = delivered at once).
     pub tracking_step_ms: u64,
-    /// The 1688 and Taobao sellers ship this long after payment (0 = on payment).
+    /// The 1688 and Taobao sellers ship this long after payment (0 = on payment); changed at
+    /// runtime with `PUT /_sandbox/marketplace/seller`. Until then a buyer can still cancel.
     pub seller_ship_ms: u64,
+    /// `alibaba.trade.cancel` refuses an order younger than this (`CLOSE_ORDER_TOO_FAST`;
+    /// 1688 documents ten seconds).
+    pub close_order_grace_ms: u64,
     /// Latency added to every external-protocol request (not to `/_sandbox/*`).
     pub latency_ms: u64,
 }
@@ -116,6 +126,7 @@ impl Default for SandboxConfig {
             tracking_webhook_url: None,
             tracking_step_ms: 1000,
             seller_ship_ms: 0,
+            close_order_grace_ms: 10_000,
             latency_ms: 0,
         }
     }
@@ -141,6 +152,7 @@ impl fmt::Debug for SandboxConfig {
             .field("tracking_webhook_url", &self.tracking_webhook_url)
             .field("tracking_step_ms", &self.tracking_step_ms)
             .field("seller_ship_ms", &self.seller_ship_ms)
+            .field("close_order_grace_ms", &self.close_order_grace_ms)
             .field("latency_ms", &self.latency_ms)
             .finish()
     }
@@ -151,16 +163,19 @@ impl fmt::Debug for SandboxConfig {
 pub struct LedgerEntry {
     pub seq: u64,
     pub at_ms: i64,
-    /// `purchase` | `marketplace_payment` | `charge` | `refund` | `shipment`
+    /// `purchase` | `marketplace_payment` | `marketplace_refund` | `charge` | `refund` |
+    /// `shipment`
     pub kind: String,
     /// `1688` | `taobao` | `stripe` | `carrier`
     pub platform: String,
     /// Our idempotent id: 1688 `outOrderId` (purchase), `opRequestId` (marketplace_payment),
-    /// Taobao `outer_purchase_id` (purchase and marketplace_payment),
+    /// Taobao `outer_purchase_id` (purchase and marketplace_payment), the marketplace order id
+    /// (marketplace_refund: 1688 orderId, Taobao purchase_order_id),
     /// the PaymentIntent's `metadata[order_id]` or else its id (charge), the refund's
     /// `Idempotency-Key` or else its id (refund), the carrier `reference` (shipment).
     pub reference: String,
-    /// Their id: 1688 orderId, Taobao purchase_order_id, `pi_…`, `re_…`, carrier shipment id.
+    /// Their id: 1688 orderId (1688 refundId for marketplace_refund), Taobao purchase_order_id,
+    /// `pi_…`, `re_…`, carrier shipment id.
     pub external_id: String,
     /// Positive amount in minor units of `currency`.
     pub amount_minor: i64,
@@ -191,6 +206,11 @@ pub(crate) struct State {
     pub(crate) faults: faults::Faults,
     pub(crate) ledger: Vec<LedgerEntry>,
     pub(crate) webhooks: WebhookTargets,
+    /// The sellers ship this long after payment (from `SandboxConfig::seller_ship_ms`).
+    pub(crate) seller_ship_ms: u64,
+    /// The sellers agree to a refund / cancellation of a paid order within the buyer's call
+    /// (else it waits for `POST /_sandbox/marketplace/orders/{id}/refund`).
+    pub(crate) refunds_at_once: bool,
 }
 
 impl State {
@@ -225,6 +245,11 @@ impl State {
             "sandbox effect"
         );
         self.ledger.push(entry);
+    }
+
+    /// How long after payment the 1688 and Taobao sellers ship (ms).
+    pub(crate) fn seller_ship_ms(&self) -> i64 {
+        i64::try_from(self.seller_ship_ms).unwrap_or(i64::MAX)
     }
 
     pub(crate) fn product_mut(&mut self, offer_id: &str) -> Option<&mut Product> {
@@ -313,6 +338,8 @@ impl Sandbox {
                 payments: cfg.payments_webhook_url.clone(),
                 tracking: cfg.tracking_webhook_url.clone(),
             },
+            seller_ship_ms: cfg.seller_ship_ms,
+            refunds_at_once: true,
         };
         let (shutdown, _) = watch::channel(false);
         Sandbox {
@@ -423,6 +450,18 @@ pub fn router(state: Sandbox) -> Router {
         .route(
             "/_sandbox/orders/{order_id}/cancel",
             post(aop::sandbox_cancel),
+        )
+        .route(
+            "/_sandbox/marketplace/orders/{order_id}/ship",
+            post(control::ship_order),
+        )
+        .route(
+            "/_sandbox/marketplace/orders/{order_id}/refund",
+            post(control::decide_refund),
+        )
+        .route(
+            "/_sandbox/marketplace/seller",
+            axum::routing::put(control::set_seller).get(control::get_seller),
         )
         .route("/_sandbox/ledger", get(control::ledger))
         .route(

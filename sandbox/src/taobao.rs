@@ -12,6 +12,11 @@
 //! observable), paying moves it to `WAIT_SELLER_SEND_GOODS`, the seller ships `seller_ship_ms`
 //! after payment (`WAIT_BUYER_CONFIRM_GOODS`, evaluated lazily on every read), and
 //! `POST /_sandbox/orders/{id}/cancel` closes an unpaid order (`TRADE_CLOSED`, stock returned).
+//! The buyer cancels with `/purchase/order/asyn/cancel` until the seller ships: Taobao handles
+//! it asynchronously, the sandbox closes the order within the call (`TRADE_CLOSED`; a paid order
+//! is refunded in full: `refund_amount`, ledger `marketplace_refund` with reference the
+//! `purchase_order_id`); a shipped order answers `ORDER_CANNOT_CANCEL` (assumed code,
+//! docs/vendors/taobao.md). Each line carries a `sub_purchase_order_id`.
 //! Postage is the sku's 1688 domestic shipping, once per distinct item of an order.
 //! Ledger: `purchase` and `marketplace_payment`, platform `taobao`, reference the
 //! `outer_purchase_id`, external id the `purchase_order_id`.
@@ -45,6 +50,8 @@ const ITEM_NOT_FOUND: &str = "ITEM_NOT_FOUND";
 const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";
 const PRICE_CHANGED: &str = "PRICE_CHANGED";
 const INVALID_PARAMETER: &str = "InvalidParameter";
+/// Assumed (docs/vendors/taobao.md): the refusal of a cancellation the order's state forbids.
+const ORDER_CANNOT_CANCEL: &str = "ORDER_CANNOT_CANCEL";
 // Sandbox choices (not pinned by the contract): unknown apiPath, injected outage.
 const INVALID_API_PATH: &str = "InvalidApiPath";
 const SERVICE_UNAVAILABLE: &str = "ServiceUnavailable";
@@ -69,7 +76,9 @@ const API_CREATE: &str = "/purchase/order/create";
 const API_PAY: &str = "/purchase/order/batch/pay";
 const API_QUERY: &str = "/purchase/orders/query";
 const API_LOGISTICS: &str = "/logistics/detail/get";
-const APIS: [&str; 6] = [
+const API_CANCEL: &str = "/purchase/order/asyn/cancel";
+const APIS: [&str; 7] = [
+    API_CANCEL,
     API_PRODUCT,
     API_RENDER,
     API_CREATE,
@@ -80,6 +89,7 @@ const APIS: [&str; 6] = [
 
 #[derive(Clone, Debug)]
 struct Line {
+    sub_id: String,
     item_id: String,
     sku_id: String,
     quantity: i64,
@@ -97,6 +107,10 @@ pub(crate) struct Order {
     paid_ms: Option<i64>,
     logistics: Option<(String, String)>,
     close_reason: Option<String>,
+    /// What the buyer got back when a paid order was cancelled (fen).
+    refund_fen: Option<i64>,
+    /// The buyer asked to cancel this paid order and the seller has not decided yet.
+    cancel_requested: bool,
 }
 
 #[derive(Default)]
@@ -221,15 +235,18 @@ async fn call(sb: &Sandbox, api: &str, raw: &[u8]) -> Response {
         ));
     }
     let now = util::now_ms();
-    let ship_ms = i64::try_from(cfg.seller_ship_ms).unwrap_or(i64::MAX);
     let p = Params(&params);
-    let answer = sb.with(|s| match api_path {
-        API_PRODUCT => product(s, &p, &fired),
-        API_RENDER => render(s, &p, &fired),
-        API_CREATE => create(s, &p, &fired),
-        API_PAY => batch_pay(s, &p, now, ship_ms),
-        API_QUERY => query(s, &p, now, ship_ms),
-        _ => logistics(s, &p, now, ship_ms),
+    let answer = sb.with(|s| {
+        let ship_ms = s.seller_ship_ms();
+        match api_path {
+            API_CANCEL => buyer_cancel(s, &p, now, ship_ms),
+            API_PRODUCT => product(s, &p, &fired),
+            API_RENDER => render(s, &p, &fired),
+            API_CREATE => create(s, &p, &fired),
+            API_PAY => batch_pay(s, &p, now, ship_ms),
+            API_QUERY => query(s, &p, now, ship_ms),
+            _ => logistics(s, &p, now, ship_ms),
+        }
     });
     let answer = answer.map(ok).unwrap_or_else(|e| e);
     if let Some(d) = fired.timeout_after_commit {
@@ -410,6 +427,7 @@ fn price(s: &mut State, req: &[LineReq], fired: &Fired) -> Result<Priced, Value>
             .ok_or_else(overflow)?;
         goods = goods.checked_add(amount).ok_or_else(overflow)?;
         lines.push(Line {
+            sub_id: String::new(),
             item_id: l.item_id.clone(),
             sku_id: offer.spec_id.clone(),
             quantity: l.quantity,
@@ -489,16 +507,22 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> 
             break id;
         }
     };
+    let mut lines = priced.lines;
+    for (i, l) in lines.iter_mut().enumerate() {
+        l.sub_id = format!("{id}-{}", i + 1);
+    }
     let order = Order {
         id: id.clone(),
         outer_id: outer.to_owned(),
         status: WAIT_BUYER_P,
         postage_fen: priced.postage_fen,
         total_fen: priced.total_fen,
-        lines: priced.lines,
+        lines,
         paid_ms: None,
         logistics: None,
         close_reason: None,
+        refund_fen: None,
+        cancel_requested: false,
     };
     let data = create_data(&order);
     s.record(
@@ -514,9 +538,11 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> 
     Ok(data)
 }
 
-/// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read.
+/// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read. A
+/// seller does not ship while a cancellation is pending (sandbox choice).
 fn advance(o: &mut Order, now: i64, ship_ms: i64) {
     if o.status == WAIT_SELLER_SEND_GOODS
+        && !o.cancel_requested
         && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms))
     {
         o.status = WAIT_BUYER_CONFIRM_GOODS;
@@ -586,16 +612,25 @@ fn batch_pay(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Va
 }
 
 fn order_json(o: &Order) -> Value {
+    let mut lines = lines_json(&o.lines);
+    if let Some(arr) = lines.as_array_mut() {
+        for (v, l) in arr.iter_mut().zip(&o.lines) {
+            v["sub_purchase_order_id"] = json!(l.sub_id);
+        }
+    }
     let mut v = json!({
         "purchase_order_id": o.id,
         "outer_purchase_id": o.outer_id,
         "status": o.status,
         "total_amount": o.total_fen,
         "postage": o.postage_fen,
-        "lines": lines_json(&o.lines),
+        "lines": lines,
     });
     if let Some(r) = &o.close_reason {
         v["close_reason"] = json!(r);
+    }
+    if let Some(r) = o.refund_fen {
+        v["refund_amount"] = json!(r);
     }
     v
 }
@@ -661,6 +696,13 @@ pub(crate) fn sandbox_close(
     o.close_reason = Some(reason.to_owned());
     let v = order_json(o);
     let lines = o.lines.clone();
+    restock(s, &lines);
+    tracing::info!(purchase_order_id = %id, "taobao order closed by the seller (sandbox)");
+    Some(Ok(v))
+}
+
+/// Put an order's units back on sale.
+fn restock(s: &mut State, lines: &[Line]) {
     for l in lines {
         if let Some(offer) = s
             .offers
@@ -670,8 +712,130 @@ pub(crate) fn sandbox_close(
             offer.stock += l.quantity;
         }
     }
-    tracing::info!(purchase_order_id = %id, "taobao order closed by the seller (sandbox)");
-    Some(Ok(v))
+}
+
+/// `/purchase/order/asyn/cancel` `purchase_id`, `sub_purchase_orderId_list` (JSON array of the
+/// order's sub-orders; the sandbox cancels whole orders only, so it must name all of them or
+/// be empty), `cancel_reason`, `cancel_remark`. Unpaid: closed at once (`TRADE_CLOSED`).
+/// Paid and unshipped: closed and refunded in full at once by default, else pending until the
+/// seller decides (`refunds_at_once`). Closed already or pending: accepted again, nothing more
+/// happens. Anything else: `ORDER_CANNOT_CANCEL`.
+fn buyer_cancel(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
+    let id = p.id("purchase_id")?;
+    let reason = p.req("cancel_reason")?;
+    if reason.chars().count() > 200 {
+        return Err(fail(
+            INVALID_PARAMETER,
+            "cancel_reason is at most 200 characters",
+        ));
+    }
+    let subs: Vec<String> = match p.0.get("sub_purchase_orderId_list") {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str::<Vec<Value>>(raw)
+            .ok()
+            .and_then(|v| v.iter().map(|x| json_id(Some(x), 64)).collect())
+            .ok_or_else(|| {
+                fail(
+                    INVALID_PARAMETER,
+                    "sub_purchase_orderId_list must be a JSON array of sub-order ids",
+                )
+            })?,
+    };
+    let o = s
+        .taobao
+        .orders
+        .get_mut(id)
+        .ok_or_else(|| fail(ORDER_NOT_FOUND, format!("order {id} does not exist")))?;
+    advance(o, now, ship_ms);
+    let all: HashSet<&str> = o.lines.iter().map(|l| l.sub_id.as_str()).collect();
+    let named: HashSet<&str> = subs.iter().map(String::as_str).collect();
+    if !named.is_empty() && named != all {
+        return Err(fail(
+            INVALID_PARAMETER,
+            "sub_purchase_orderId_list must name every sub-order of the order",
+        ));
+    }
+    match o.status {
+        TRADE_CLOSED => return Ok(json!({})),
+        WAIT_BUYER_P | WAIT_SELLER_SEND_GOODS => {}
+        other => {
+            return Err(fail(
+                ORDER_CANNOT_CANCEL,
+                format!("order {id} is {other} and can no longer be cancelled"),
+            ));
+        }
+    }
+    let paid = o.status == WAIT_SELLER_SEND_GOODS;
+    o.cancel_requested = true;
+    if !paid || s.refunds_at_once {
+        close_cancelled(s, id, true);
+    }
+    Ok(json!({}))
+}
+
+/// Decide a pending cancellation: agreed, the order closes (`TRADE_CLOSED`, stock back on
+/// sale; a paid one refunded in full: `refund_amount`, ledger `marketplace_refund` with
+/// reference the `purchase_order_id`); refused, the order goes on. False when none is pending.
+fn close_cancelled(s: &mut State, id: &str, agree: bool) -> bool {
+    let Some(o) = s.taobao.orders.get_mut(id) else {
+        return false;
+    };
+    if !o.cancel_requested || o.status == TRADE_CLOSED {
+        return false;
+    }
+    o.cancel_requested = false;
+    if !agree {
+        tracing::info!(
+            purchase_order_id = id,
+            "taobao cancellation refused by the seller (sandbox)"
+        );
+        return true;
+    }
+    let refund = (o.status == WAIT_SELLER_SEND_GOODS).then_some(o.total_fen);
+    o.status = TRADE_CLOSED;
+    o.close_reason = Some("BUYER_CANCEL".to_owned());
+    o.refund_fen = refund;
+    let lines = o.lines.clone();
+    restock(s, &lines);
+    if let Some(amount) = refund {
+        s.record("marketplace_refund", PLATFORM_TAOBAO, id, id, amount, "CNY");
+    }
+    tracing::info!(
+        purchase_order_id = id,
+        refunded_fen = refund.unwrap_or(0),
+        "taobao order cancelled by the buyer"
+    );
+    true
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/refund` for a Taobao order (see
+/// `aop::sandbox_decide_refund`).
+pub(crate) fn sandbox_decide_refund(
+    s: &mut State,
+    id: &str,
+    agree: bool,
+) -> Option<Result<Value, String>> {
+    s.taobao.orders.get(id)?;
+    if !close_cancelled(s, id, agree) {
+        let status = s.taobao.orders[id].status;
+        return Some(Err(format!(
+            "order is {status} with no pending cancellation"
+        )));
+    }
+    Some(Ok(order_json(&s.taobao.orders[id])))
+}
+
+/// `POST /_sandbox/marketplace/orders/{id}/ship` for a Taobao order (see `aop::sandbox_ship`).
+pub(crate) fn sandbox_ship(s: &mut State, id: &str) -> Option<Result<Value, &'static str>> {
+    let o = s.taobao.orders.get_mut(id)?;
+    match o.status {
+        WAIT_SELLER_SEND_GOODS => {
+            advance(o, i64::MAX, 0);
+            Some(Ok(order_json(o)))
+        }
+        WAIT_BUYER_CONFIRM_GOODS => Some(Ok(order_json(o))),
+        other => Some(Err(other)),
+    }
 }
 
 impl State {

@@ -541,3 +541,49 @@ impl FulfilmentActivities {
         unimplemented!()
     }
 }
+
+/// Cancel one bought line at its marketplace (`activities::cancel`). `account` is the buyer
+/// account the purchase went through (`OfferOutcome::Purchased::account`): the purchase row
+/// does not record it, so pass it when the platform has more than one pooled account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketplaceCancelRequest {
+    pub order_id: String,
+    pub line_no: u32,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Sent to the marketplace as the cancel remark / refund description: 2 to 150
+    /// characters, no personal data.
+    pub reason: String,
+}
+
+/// What cancelling one line at its marketplace achieved. Asking again is safe: a closed order
+/// answers `Cancelled` again, an open refund or cancellation `Pending`, and nothing is asked
+/// twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MarketplaceCancelOutcome {
+    /// Closed at the marketplace; `refunded` is what the marketplace pays back to our buyer
+    /// account (zero when the order was never paid).
+    Cancelled {
+        platform: String,
+        marketplace_order_id: String,
+        refunded: Money,
+    },
+    /// Asked for and accepted, not final yet: a 1688 refund waiting for the seller to agree, or
+    /// a Taobao cancellation still being processed. Ask again later.
+    Pending {
+        platform: String,
+        marketplace_order_id: String,
+        requested: Money,
+    },
+    /// The marketplace no longer allows it (the seller shipped, the refund was refused);
+    /// `status` is the marketplace's own status word.
+    TooLate {
+        platform: String,
+        marketplace_order_id: String,
+        status: String,
+    },
+    /// No buyer API can cancel this purchase (Pinduoduo, or a line a purchaser bought by hand).
+    NotCancellable { platform: String, reason: String },
+    /// The line has no purchase.
+    NotBought,
+}

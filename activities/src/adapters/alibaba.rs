@@ -1,6 +1,8 @@
 //! 1688 Open Platform (AOP) buyer-side client: product info, order preview, cross-border order
-//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries, and
-//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried.
+//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries,
+//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried, and
+//! [`Alibaba1688::cancel_order`], which cancels an unpaid order or asks for the refund of a paid
+//! one the seller has not shipped (docs/vendors/1688.md).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
-use super::market::{check_quote, int, need, text};
+use super::market::{check_quote, int, list, need, text};
 // The shared marketplace types, under the paths callers have always used.
 pub use super::market::{
-    CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest, Purchased,
+    CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest,
+    Purchased,
 };
 
 /// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
@@ -44,6 +47,23 @@ impl Default for AlibabaConfig {
     }
 }
 
+/// `alibaba.trade.cancel`: the order is no longer waiting for payment (1688 cancels unpaid
+/// orders only).
+const ORDER_STATUS_ERROR: &str = "ORDER_STATUS_ERROR";
+/// `alibaba.trade.cancel` less than ten seconds after the order was created.
+const CLOSE_ORDER_TOO_FAST: &str = "CLOSE_ORDER_TOO_FAST";
+/// `alibaba.trade.createRefund`: the refund does not fit the order's state (shipped meanwhile,
+/// or a refund is already open).
+const REFUND_STATE_ERROR: &str = "5010";
+/// `goodsStatus` of a paid order the seller has not shipped (售中等待卖家发货).
+const GOODS_WAIT_SELLER_SEND: &str = "refundWaitSellerSend";
+/// `cancelReason`: the buyer cancels (the other values are `sellerGoodsLack` and `other`).
+const CANCEL_REASON_BUYER: &str = "buyerCancel";
+/// `refundStatus` of a refund the seller has paid out.
+const REFUND_SUCCESS: &str = "refundsuccess";
+/// `refundStatus` of a refund the seller refused or that was closed.
+const REFUND_CLOSED: &str = "refundclose";
+
 /// The one mapping from 1688 gateway (`error_code`) and business (`code`) codes to
 /// [`MarketError`].
 pub fn classify_code(code: &str, message: &str) -> MarketError {
@@ -52,6 +72,8 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
         "OUT_OF_STOCK" => MarketError::OutOfStock,
         "PRODUCT_NOT_EXIST" => MarketError::ListingGone,
         "gw.SignatureInvalid" => MarketError::SignatureRejected,
+        // A cancel within ten seconds of the order's creation: the same call succeeds later.
+        CLOSE_ORDER_TOO_FAST => MarketError::Transient(format!("{code}: {message}")),
         "gw.QosAppFrequencyLimit" | "gw.QosApiFrequencyLimit" => MarketError::RateLimited,
         "gw.ServiceUnavailable" | "gw.InternalError" | "gw.RequestTimeout" => {
             MarketError::Transient(format!("{code}: {message}"))
@@ -691,6 +713,317 @@ impl Alibaba1688 {
     }
 }
 
+/// One order as the buyer view shows it, with what a cancellation or refund needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    pub order: MarketOrder,
+    /// `baseInfo.status` as 1688 wrote it.
+    pub status_text: String,
+    /// `baseInfo.sumProductPayment`: the goods, without carriage (fen).
+    pub goods_fen: i64,
+    /// `productItems[].subItemIDString` / `subItemID`: the sub-orders a refund names.
+    pub entry_ids: Vec<String>,
+    /// `baseInfo.refundStatus`: the in-sale refund's state, when there is one.
+    pub refund_status: Option<String>,
+    /// `baseInfo.refundPayment`: the amount refunded (fen), when there is one.
+    pub refund_fen: Option<i64>,
+}
+
+/// One of `alibaba.trade.getRefundReasonList`'s reasons.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundReason {
+    pub id: String,
+    pub name: String,
+    pub need_voucher: bool,
+    pub no_refund_carriage: bool,
+}
+
+/// The answer of the refund APIs, which nest their own `{success, code, message, result}`
+/// inside the top-level `result`. Codes `4xxx` are 1688-side failures (transient); the rest
+/// are the caller's (permanent), classified like every other code.
+fn refund_result(body: &Value) -> Result<&Value, MarketError> {
+    let inner = need(body.get("result"), "result")?;
+    if inner.get("success").and_then(Value::as_bool) == Some(true) {
+        return Ok(inner.get("result").unwrap_or(&Value::Null));
+    }
+    let code = text(inner, "code").unwrap_or_else(|| "UNKNOWN".into());
+    let message = text(inner, "message").unwrap_or_default();
+    Err(if code.len() == 4 && code.starts_with('4') {
+        MarketError::Transient(format!("{code}: {message}"))
+    } else {
+        classify_code(&code, &message)
+    })
+}
+
+/// The reason a refund of an unshipped order gives: one that needs no voucher upload, the
+/// buyer's own change of mind where 1688 offers one (its names are Chinese), else the first.
+fn pick_reason(reasons: &[RefundReason]) -> Option<&RefundReason> {
+    let usable: Vec<&RefundReason> = reasons.iter().filter(|r| !r.need_voucher).collect();
+    usable
+        .iter()
+        .find(|r| r.name.contains("不想要") || r.name.contains("拍错"))
+        .or(usable.first())
+        .copied()
+}
+
+impl Alibaba1688 {
+    /// The buyer view of one order with its sub-orders and refund state.
+    pub async fn order_detail(&self, order_id: &str) -> Result<OrderDetail, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.get.buyerView",
+                vec![("orderId", order_id.into())],
+            )
+            .await?;
+        let result = need(body.get("result"), "result")?;
+        let base = need(result.get("baseInfo"), "result.baseInfo")?;
+        let order = MarketOrder::from_base_info(base)?;
+        let items = list(result, "productItems");
+        let entry_ids = items
+            .iter()
+            .filter_map(|i| text(i, "subItemIDString").or_else(|| text(i, "subItemID")))
+            .collect();
+        let goods_fen = match int(base, "sumProductPayment") {
+            Some(g) => g,
+            None => items.iter().filter_map(|i| int(i, "itemAmount")).sum(),
+        };
+        Ok(OrderDetail {
+            status_text: text(base, "status").unwrap_or_default(),
+            goods_fen,
+            entry_ids,
+            refund_status: text(base, "refundStatus").filter(|s| !s.is_empty()),
+            refund_fen: int(base, "refundPayment"),
+            order,
+        })
+    }
+
+    /// `alibaba.trade.cancel`: close an order that waits for payment.
+    pub async fn trade_cancel(&self, order_id: &str, remark: &str) -> Result<(), MarketError> {
+        self.call(
+            "com.alibaba.trade",
+            "alibaba.trade.cancel",
+            vec![
+                ("webSite", "1688".into()),
+                ("tradeID", order_id.into()),
+                ("cancelReason", CANCEL_REASON_BUYER.into()),
+                ("remark", remark.into()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `alibaba.trade.getRefundReasonList` for the whole order in one goods status.
+    pub async fn refund_reasons(
+        &self,
+        order_id: &str,
+        entry_ids: &[String],
+        goods_status: &str,
+    ) -> Result<Vec<RefundReason>, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.getRefundReasonList",
+                vec![
+                    ("orderId", order_id.into()),
+                    ("orderEntryIds", entry_ids_param(entry_ids)),
+                    ("goodsStatus", goods_status.into()),
+                ],
+            )
+            .await?;
+        let result = refund_result(&body)?;
+        list(result, "reasons")
+            .iter()
+            .map(|r| {
+                Ok(RefundReason {
+                    id: need(text(r, "id"), "reasons.id")?,
+                    name: text(r, "name").unwrap_or_default(),
+                    need_voucher: r.get("needVoucher").is_some_and(truthy),
+                    no_refund_carriage: r.get("noRefundCarriage").is_some_and(truthy),
+                })
+            })
+            .collect()
+    }
+
+    /// `alibaba.trade.createRefund` (`disputeRequest=refund`, refund only) for a paid order the
+    /// seller has not shipped: `applyPayment` must be the goods' full payment. Returns the
+    /// refund id.
+    pub async fn create_refund(
+        &self,
+        detail: &OrderDetail,
+        reason: &RefundReason,
+        carriage_fen: i64,
+        description: &str,
+    ) -> Result<String, MarketError> {
+        let body = self
+            .call(
+                "com.alibaba.trade",
+                "alibaba.trade.createRefund",
+                vec![
+                    ("orderId", detail.order.order_id.clone()),
+                    ("orderEntryIds", entry_ids_param(&detail.entry_ids)),
+                    ("disputeRequest", "refund".into()),
+                    ("applyPayment", detail.goods_fen.to_string()),
+                    ("applyCarriage", carriage_fen.to_string()),
+                    ("applyReasonId", reason.id.clone()),
+                    ("description", description.into()),
+                    ("goodsStatus", GOODS_WAIT_SELLER_SEND.into()),
+                ],
+            )
+            .await?;
+        need(
+            text(refund_result(&body)?, "refundId"),
+            "result.result.refundId",
+        )
+    }
+
+    /// Cancel our order at 1688 as far as 1688 allows, however often this is called:
+    /// - waiting for payment: `alibaba.trade.cancel` (nothing was paid, nothing to refund);
+    /// - paid, not shipped (`waitsellersend`): 1688's cancel refuses paid orders
+    ///   (`ORDER_STATUS_ERROR`), so ask for a full refund with `alibaba.trade.createRefund`
+    ///   (goods and carriage); it is final once the seller agrees (`refundStatus`
+    ///   `refundsuccess`, the order closes), [`CancelOutcome::Pending`] until then; an open
+    ///   refund is never asked for twice;
+    /// - closed already: `Cancelled` with whatever was refunded;
+    /// - anything else (shipped, received, finished, a refused refund): `TooLate`.
+    ///
+    /// `remark` (2 to 150 characters, no personal data) is the cancel remark and the refund
+    /// description.
+    #[tracing::instrument(skip(self, remark))]
+    pub async fn cancel_order(
+        &self,
+        order_id: &str,
+        remark: &str,
+    ) -> Result<CancelOutcome, MarketError> {
+        let mut detail = self.order_detail(order_id).await?;
+        // The order may move under us (paid or shipped between our read and our request):
+        // decide again on its new state, a bounded number of times.
+        let mut refused = None;
+        for _ in 0..3 {
+            match self.cancel_step(&detail, remark).await {
+                Err(MarketError::Rejected { code, message })
+                    if code == ORDER_STATUS_ERROR || code == REFUND_STATE_ERROR =>
+                {
+                    detail = self.order_detail(order_id).await?;
+                    tracing::info!(order_id, status = %detail.status_text, %code, "1688 order changed during cancel; deciding again");
+                    refused = Some(MarketError::Rejected { code, message });
+                }
+                other => return other,
+            }
+        }
+        Err(refused.unwrap_or_else(|| MarketError::Transient("cancel not decided".into())))
+    }
+
+    async fn cancel_step(
+        &self,
+        detail: &OrderDetail,
+        remark: &str,
+    ) -> Result<CancelOutcome, MarketError> {
+        let order_id = detail.order.order_id.as_str();
+        match decide(detail) {
+            Step::Done(outcome) => Ok(outcome),
+            Step::CancelUnpaid => {
+                self.trade_cancel(order_id, remark).await?;
+                tracing::info!(order_id, "1688 unpaid order cancelled");
+                Ok(CancelOutcome::Cancelled {
+                    refunded_fen: 0,
+                    refund_id: None,
+                })
+            }
+            Step::RequestRefund => {
+                if detail.entry_ids.is_empty() {
+                    return Err(MarketError::invalid_response(format!(
+                        "order {order_id} lists no sub-orders to refund"
+                    )));
+                }
+                let reasons = self
+                    .refund_reasons(order_id, &detail.entry_ids, GOODS_WAIT_SELLER_SEND)
+                    .await?;
+                let reason = pick_reason(&reasons).ok_or_else(|| MarketError::Rejected {
+                    code: "NO_REFUND_REASON".into(),
+                    message: format!(
+                        "1688 offers no refund reason without a voucher for order {order_id}"
+                    ),
+                })?;
+                let carriage_fen = if reason.no_refund_carriage {
+                    0
+                } else {
+                    (detail.order.total_amount_fen - detail.goods_fen).max(0)
+                };
+                let refund_id = self
+                    .create_refund(detail, reason, carriage_fen, remark)
+                    .await?;
+                let requested_fen = detail.goods_fen + carriage_fen;
+                tracing::info!(order_id, %refund_id, requested_fen, "1688 refund requested");
+                let now = self.order_detail(order_id).await?;
+                Ok(match decide(&now) {
+                    Step::Done(CancelOutcome::Cancelled { refunded_fen, .. }) => {
+                        CancelOutcome::Cancelled {
+                            refunded_fen,
+                            refund_id: Some(refund_id),
+                        }
+                    }
+                    _ => CancelOutcome::Pending {
+                        refund_id: Some(refund_id),
+                        requested_fen,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// What to do with an order, from its state alone.
+enum Step {
+    Done(CancelOutcome),
+    CancelUnpaid,
+    RequestRefund,
+}
+
+fn decide(d: &OrderDetail) -> Step {
+    let refunded = || CancelOutcome::Cancelled {
+        refunded_fen: d.refund_fen.unwrap_or(0),
+        refund_id: None,
+    };
+    match (&d.order.status, d.refund_status.as_deref()) {
+        (MarketOrderStatus::WaitBuyerPay, _) => Step::CancelUnpaid,
+        (s, _) if s.is_closed() => Step::Done(refunded()),
+        (_, Some(REFUND_SUCCESS)) => Step::Done(refunded()),
+        (MarketOrderStatus::WaitSellerSend, None) => Step::RequestRefund,
+        (MarketOrderStatus::WaitSellerSend, Some(REFUND_CLOSED)) => {
+            Step::Done(CancelOutcome::TooLate {
+                status: format!("{}/{REFUND_CLOSED}", d.status_text),
+            })
+        }
+        (MarketOrderStatus::WaitSellerSend, Some(_)) => Step::Done(CancelOutcome::Pending {
+            refund_id: None,
+            requested_fen: d.order.total_amount_fen,
+        }),
+        _ => Step::Done(CancelOutcome::TooLate {
+            status: d.status_text.clone(),
+        }),
+    }
+}
+
+/// `orderEntryIds` (`Long[]`) as a JSON array of numbers; ids that are not numbers stay
+/// strings.
+fn entry_ids_param(ids: &[String]) -> String {
+    let v: Vec<Value> = ids
+        .iter()
+        .map(|id| match id.parse::<u64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(id),
+        })
+        .collect();
+    Value::Array(v).to_string()
+}
+
+/// A JSON boolean that may come as `true` or `"true"`.
+fn truthy(v: &Value) -> bool {
+    v.as_bool() == Some(true) || v.as_str() == Some("true")
+}
+
 /// Refuse a preview whose unit prices or total exceed what the request tolerates.
 fn check_preview(req: &PurchaseRequest, preview: &OrderPreview) -> Result<(), MarketError> {
     let unit_price = |line: &CargoLine| {
@@ -1235,5 +1568,326 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, MarketError::SignatureRejected);
         assert!(!format!("{err} {err:?}").contains("demo1688-token"));
+    }
+}
+
+/// `cancel_order` against the vendor's documented answers (docs/vendors/1688.md).
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use std::sync::{Arc, Mutex};
+
+    /// `alibaba.trade.createRefund`'s documented sample answer.
+    const CREATE_REFUND_SAMPLE: &str =
+        r#"{"result":{"result":{"refundId":"TQ34931008034741532"},"success":true}}"#;
+    /// `alibaba.trade.cancel`'s documented answers.
+    const CANCEL_OK_SAMPLE: &str = r#"{"success":true}"#;
+    const CANCEL_REFUSED_SAMPLE: &str =
+        r#"{"success":false,"errorCode":"ORDER_STATUS_ERROR","errorMessage":"订单状态错误"}"#;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_vendor_samples() {
+        let body = classify_response(&raw(200, CREATE_REFUND_SAMPLE)).unwrap();
+        assert_eq!(
+            text(refund_result(&body).unwrap(), "refundId").as_deref(),
+            Some("TQ34931008034741532")
+        );
+        assert!(classify_response(&raw(200, CANCEL_OK_SAMPLE)).is_ok());
+        assert!(matches!(
+            classify_response(&raw(200, CANCEL_REFUSED_SAMPLE)),
+            Err(MarketError::Rejected { code, .. }) if code == ORDER_STATUS_ERROR
+        ));
+        let too_fast = r#"{"success":false,"errorCode":"CLOSE_ORDER_TOO_FAST","errorMessage":"m"}"#;
+        assert!(classify_response(&raw(200, too_fast)).is_err_and(|e| e.is_retryable()));
+        let nested =
+            |code: &str| json!({"result": {"success": false, "code": code, "message": "m"}});
+        assert!(matches!(
+            refund_result(&nested("5010")),
+            Err(MarketError::Rejected { code, .. }) if code == "5010"
+        ));
+        assert!(refund_result(&nested("4001")).is_err_and(|e| e.is_retryable()));
+        assert!(refund_result(&nested("5011")).is_err_and(|e| !e.is_retryable()));
+    }
+
+    #[test]
+    fn picks_a_reason_without_a_voucher() {
+        let r = |id: &str, name: &str, need_voucher: bool| RefundReason {
+            id: id.into(),
+            name: name.into(),
+            need_voucher,
+            no_refund_carriage: false,
+        };
+        let reasons = [
+            r("1", "质量问题", true),
+            r("2", "其他", false),
+            r("3", "我不想要了", false),
+        ];
+        assert_eq!(pick_reason(&reasons).unwrap().id, "3");
+        assert_eq!(pick_reason(&reasons[..2]).unwrap().id, "2");
+        assert_eq!(pick_reason(&reasons[..1]), None);
+        assert_eq!(entry_ids_param(&["12".into(), "x".into()]), r#"[12,"x"]"#);
+    }
+
+    /// One 1688 order: status, refund state, and whether the seller agrees to refunds.
+    struct Fake {
+        status: &'static str,
+        refund_status: Option<&'static str>,
+        refund_fen: Option<i64>,
+        seller_agrees: bool,
+        /// The order moves to this status just before the next write answers (a race).
+        ships_meanwhile: bool,
+    }
+
+    fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
+        let form = req.form();
+        let url_path = req.path().trim_start_matches("/openapi/").to_string();
+        let sig = signing::aop_signature(
+            &url_path,
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "demo1688-secret",
+        );
+        assert_eq!(form.get("_aop_signature"), Some(&sig), "signed");
+        let api = url_path.split('/').nth(3).unwrap_or_default().to_string();
+        let mut s = state.lock().unwrap();
+        let body = match api.as_str() {
+            "alibaba.trade.get.buyerView" => {
+                assert_eq!(form["orderId"], "777");
+                let mut base = json!({"id": 777, "status": s.status, "totalAmount": 9900,
+                                      "sumProductPayment": 9100});
+                if let Some(r) = s.refund_status {
+                    base["refundStatus"] = json!(r);
+                }
+                if let Some(f) = s.refund_fen {
+                    base["refundPayment"] = json!(f);
+                }
+                json!({"success": true, "result": {"baseInfo": base,
+                       "productItems": [{"subItemID": 7771, "subItemIDString": "7771", "itemAmount": 9100}]}})
+                .to_string()
+            }
+            "alibaba.trade.cancel" => {
+                assert_eq!(form["webSite"], "1688");
+                assert_eq!(form["tradeID"], "777");
+                assert_eq!(form["cancelReason"], "buyerCancel");
+                if s.ships_meanwhile {
+                    s.status = "waitsellersend";
+                    s.ships_meanwhile = false;
+                }
+                if s.status == "waitbuyerpay" {
+                    s.status = "cancel";
+                    CANCEL_OK_SAMPLE.into()
+                } else {
+                    CANCEL_REFUSED_SAMPLE.into()
+                }
+            }
+            "alibaba.trade.getRefundReasonList" => {
+                assert_eq!(form["orderEntryIds"], "[7771]");
+                assert_eq!(form["goodsStatus"], "refundWaitSellerSend");
+                json!({"result": {"success": true, "result": {"reasons": [
+                    {"id": 20001, "name": "质量问题", "needVoucher": true, "noRefundCarriage": false},
+                    {"id": 20003, "name": "我不想要了", "needVoucher": false, "noRefundCarriage": false}]}}})
+                .to_string()
+            }
+            "alibaba.trade.createRefund" => {
+                assert_eq!(form["disputeRequest"], "refund");
+                assert_eq!(form["applyPayment"], "9100");
+                assert_eq!(form["applyCarriage"], "800");
+                assert_eq!(form["applyReasonId"], "20003");
+                if s.ships_meanwhile {
+                    s.status = "waitbuyerreceive";
+                    return Reply::json(
+                        200,
+                        r#"{"result":{"success":false,"code":"5010","message":"退货状态错误"}}"#,
+                    );
+                }
+                if s.seller_agrees {
+                    s.status = "cancel";
+                    s.refund_status = Some("refundsuccess");
+                    s.refund_fen = Some(9900);
+                } else {
+                    s.refund_status = Some("waitselleragree");
+                }
+                CREATE_REFUND_SAMPLE.into()
+            }
+            other => panic!("unexpected api {other}"),
+        };
+        Reply::json(200, body)
+    }
+
+    fn fake(status: &'static str) -> Arc<Mutex<Fake>> {
+        Arc::new(Mutex::new(Fake {
+            status,
+            refund_status: None,
+            refund_fen: None,
+            seller_agrees: true,
+            ships_meanwhile: false,
+        }))
+    }
+
+    async fn setup(state: &Arc<Mutex<Fake>>) -> (MockServer, Alibaba1688) {
+        let s = state.clone();
+        let server = MockServer::start(move |req| handle(&s, req)).await;
+        let cfg = AlibabaConfig {
+            base_url: server.base_url(),
+            http: crate::adapters::testing::quick_http(Some(300)),
+            ..AlibabaConfig::default()
+        };
+        (server, Alibaba1688::new(cfg).unwrap())
+    }
+
+    fn apis(server: &MockServer) -> Vec<String> {
+        server
+            .requests()
+            .iter()
+            .map(|r| r.path().split('/').nth(5).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_order_is_cancelled_without_a_refund() {
+        let state = fake("waitbuyerpay");
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Cancelled {
+                refunded_fen: 0,
+                refund_id: None
+            }
+        );
+        assert_eq!(
+            apis(&server),
+            ["alibaba.trade.get.buyerView", "alibaba.trade.cancel"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paid_unshipped_order_is_refunded_in_full_once() {
+        let state = fake("waitsellersend");
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                refund_id: Some("TQ34931008034741532".into())
+            }
+        );
+        let again = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert!(matches!(
+            again,
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                ..
+            }
+        ));
+        let refunds = apis(&server)
+            .iter()
+            .filter(|a| *a == "alibaba.trade.createRefund")
+            .count();
+        assert_eq!(refunds, 1, "asked once: {:?}", apis(&server));
+    }
+
+    #[tokio::test]
+    async fn a_refund_the_seller_has_not_agreed_to_is_pending_and_not_asked_twice() {
+        let state = fake("waitsellersend");
+        state.lock().unwrap().seller_agrees = false;
+        let (server, client) = setup(&state).await;
+        let out = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            CancelOutcome::Pending {
+                refund_id: Some("TQ34931008034741532".into()),
+                requested_fen: 9900
+            }
+        );
+        let again = client
+            .cancel_order("777", "customer cancelled")
+            .await
+            .unwrap();
+        assert!(matches!(again, CancelOutcome::Pending { .. }));
+        assert_eq!(
+            apis(&server)
+                .iter()
+                .filter(|a| *a == "alibaba.trade.createRefund")
+                .count(),
+            1
+        );
+        state.lock().unwrap().refund_status = Some("refundclose");
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitsellersend/refundclose".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shipped_order_is_too_late_and_nothing_is_asked() {
+        let state = fake("waitbuyerreceive");
+        let (server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitbuyerreceive".into()
+            }
+        );
+        assert_eq!(apis(&server), ["alibaba.trade.get.buyerView"]);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_moves_during_the_cancel_is_decided_on_its_new_state() {
+        // Paid between our read and our cancel: the refund is asked for instead.
+        let state = fake("waitbuyerpay");
+        state.lock().unwrap().ships_meanwhile = true;
+        let (server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::Cancelled {
+                refunded_fen: 9900,
+                refund_id: Some("TQ34931008034741532".into())
+            }
+        );
+        assert_eq!(
+            apis(&server),
+            [
+                "alibaba.trade.get.buyerView",
+                "alibaba.trade.cancel",
+                "alibaba.trade.get.buyerView",
+                "alibaba.trade.getRefundReasonList",
+                "alibaba.trade.createRefund",
+                "alibaba.trade.get.buyerView"
+            ]
+        );
+        // Shipped between our read and our refund request: too late.
+        let state = fake("waitsellersend");
+        state.lock().unwrap().ships_meanwhile = true;
+        let (_server, client) = setup(&state).await;
+        assert_eq!(
+            client.cancel_order("777", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "waitbuyerreceive".into()
+            }
+        );
     }
 }

@@ -147,6 +147,28 @@ pub struct Purchased {
     pub adopted: bool,
 }
 
+/// What a buyer-side `cancel_order` achieved at the marketplace (docs/vendors/).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelOutcome {
+    /// The order is closed at the marketplace. `refunded_fen` is what the marketplace pays
+    /// back to the buyer account (0 for an order that was never paid); `refund_id` is the
+    /// marketplace's refund reference where it issues one.
+    Cancelled {
+        refunded_fen: i64,
+        refund_id: Option<String>,
+    },
+    /// Asked for and accepted, not final yet: a 1688 refund request waiting for the seller, or
+    /// a Taobao cancellation the marketplace processes asynchronously. Calling `cancel_order`
+    /// again reads where it stands and never asks twice.
+    Pending {
+        refund_id: Option<String>,
+        requested_fen: i64,
+    },
+    /// The marketplace no longer allows it (the seller shipped, the refund was refused, or the
+    /// order is in another state the vendor refuses); `status` is the vendor's own word.
+    TooLate { status: String },
+}
+
 /// A domestic shipment of a marketplace order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogisticsInfo {

@@ -22,6 +22,7 @@ pub use alibaba::{Alibaba1688, AlibabaConfig, MarketError, PurchaseRequest, Purc
 pub use carrier::{Carrier, CarrierConfig, Shipment};
 pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};
+pub use market::CancelOutcome;
 pub use payments::{PaymentIntent, Payments, PaymentsConfig, Refund};
 pub use pdd::{Pdd, PddConfig, PddGoods};
 pub use taobao::{Taobao, TaobaoConfig};

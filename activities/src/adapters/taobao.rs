@@ -1,7 +1,8 @@
 //! Taobao Global Open Platform (IOP) buyer-side client: product, order render (preview),
 //! purchase-order creation (idempotent on our `outer_purchase_id`), batch pay, order and
-//! logistics queries, and [`Taobao::purchase`], which buys exactly once however often it is
-//! retried. Same request, result and error types as the 1688 client (`super::market`).
+//! logistics queries, [`Taobao::purchase`], which buys exactly once however often it is
+//! retried, and [`Taobao::cancel_order`] (`/purchase/order/asyn/cancel`, docs/vendors/taobao.md).
+//! Same request, result and error types as the 1688 client (`super::market`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use super::market::{
-    CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest, Purchased,
-    check_quote, int, list, need, text,
+    CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest,
+    Purchased, check_quote, int, list, need, text,
 };
 
 /// Business code for a restricted buyer account (risk control). IOP publishes none, so the
@@ -21,6 +22,11 @@ pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
 
 /// IOP's success code.
 const CODE_OK: &str = "0";
+
+/// Assumed (docs/vendors/taobao.md, "Assumed"): the code `/purchase/order/asyn/cancel` answers
+/// for an order it will not cancel (shipped, finished). Taobao Global documents none; this is
+/// the one place the client names it.
+pub const CANCEL_NOT_ALLOWED: &str = "ORDER_CANNOT_CANCEL";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -196,6 +202,19 @@ impl TaobaoOrderStatus {
         }
     }
 
+    /// The status as Taobao writes it.
+    pub fn wire(&self) -> &str {
+        match self {
+            TaobaoOrderStatus::Building => "BULIDING",
+            TaobaoOrderStatus::WaitBuyerPay => "WAIT_BUYER_P",
+            TaobaoOrderStatus::WaitSellerSendGoods => "WAIT_SELLER_SEND_GOODS",
+            TaobaoOrderStatus::WaitBuyerConfirmGoods => "WAIT_BUYER_CONFIRM_GOODS",
+            TaobaoOrderStatus::TradeFinished => "TRADE_FINISHED",
+            TaobaoOrderStatus::TradeClosed => "TRADE_CLOSED",
+            TaobaoOrderStatus::Unknown(s) => s,
+        }
+    }
+
     /// The buyer's payment has gone through.
     pub fn is_paid(&self) -> bool {
         matches!(
@@ -219,6 +238,12 @@ pub struct TaobaoOrder {
     pub total_amount_fen: i64,
     /// Why a closed order was closed, when Taobao says.
     pub close_reason: Option<String>,
+    /// `lines[].sub_purchase_order_id`: the sub-orders a cancellation names (assumed field).
+    #[serde(default)]
+    pub sub_order_ids: Vec<String>,
+    /// `refund_amount` (fen): what a closed, paid order refunded (assumed field).
+    #[serde(default)]
+    pub refund_fen: Option<i64>,
 }
 
 impl TaobaoOrder {
@@ -229,6 +254,11 @@ impl TaobaoOrder {
             status: TaobaoOrderStatus::from_wire(&need(text(v, "status"), "status")?),
             total_amount_fen: need(int(v, "total_amount"), "total_amount")?,
             close_reason: text(v, "close_reason").filter(|s| !s.is_empty()),
+            sub_order_ids: list(v, "lines")
+                .iter()
+                .filter_map(|l| text(l, "sub_purchase_order_id"))
+                .collect(),
+            refund_fen: int(v, "refund_amount"),
         })
     }
 
@@ -261,6 +291,23 @@ pub enum TaobaoPayOutcome {
     Paid,
     /// Listed in `pay_failure_list` with this reason.
     Failed { reason: String },
+}
+
+/// The outcome of a cancellation from the order's state alone; `None` while Taobao may still
+/// cancel it (unpaid, or paid and not shipped).
+fn cancel_decided(o: &TaobaoOrder) -> Option<CancelOutcome> {
+    match o.status {
+        TaobaoOrderStatus::Building
+        | TaobaoOrderStatus::WaitBuyerPay
+        | TaobaoOrderStatus::WaitSellerSendGoods => None,
+        TaobaoOrderStatus::TradeClosed => Some(CancelOutcome::Cancelled {
+            refunded_fen: o.refund_fen.unwrap_or(0),
+            refund_id: None,
+        }),
+        _ => Some(CancelOutcome::TooLate {
+            status: o.status.wire().to_owned(),
+        }),
+    }
 }
 
 /// Taobao Global buyer-side client. Cheap to clone.
@@ -519,6 +566,68 @@ impl Taobao {
                 })
             })
             .collect())
+    }
+
+    /// `/purchase/order/asyn/cancel`: ask Taobao to cancel the order (all its sub-orders).
+    /// Taobao processes it asynchronously: success means accepted, the order's status says
+    /// when it is done.
+    pub async fn request_cancel(
+        &self,
+        order: &TaobaoOrder,
+        remark: &str,
+    ) -> Result<(), MarketError> {
+        let subs: Vec<Value> = order
+            .sub_order_ids
+            .iter()
+            .map(|id| Value::String(id.clone()))
+            .collect();
+        self.call(
+            "/purchase/order/asyn/cancel",
+            vec![
+                ("purchase_id", order.purchase_order_id.clone()),
+                ("sub_purchase_orderId_list", Value::Array(subs).to_string()),
+                ("cancel_reason", remark.into()),
+                ("cancel_remark", remark.into()),
+            ],
+            Effect::Write,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Cancel our order at Taobao as far as Taobao allows, however often this is called:
+    /// unpaid, or paid and not shipped (`WAIT_SELLER_SEND_GOODS`): ask for the cancellation,
+    /// then read the order: `TRADE_CLOSED` is `Cancelled` (with the refunded amount of a paid
+    /// order), still open is `Pending`; closed already is `Cancelled`; shipped or finished is
+    /// `TooLate`, and so is a refusal ([`CANCEL_NOT_ALLOWED`]) of an order that moved on.
+    #[tracing::instrument(skip(self, remark))]
+    pub async fn cancel_order(
+        &self,
+        purchase_order_id: &str,
+        remark: &str,
+    ) -> Result<CancelOutcome, MarketError> {
+        let order = self.order(purchase_order_id).await?;
+        if let Some(done) = cancel_decided(&order) {
+            return Ok(done);
+        }
+        match self.request_cancel(&order, remark).await {
+            Ok(()) => {}
+            Err(MarketError::Rejected { code, message }) if code == CANCEL_NOT_ALLOWED => {
+                let now = self.order(purchase_order_id).await?;
+                return cancel_decided(&now).ok_or(MarketError::Rejected { code, message });
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::info!(purchase_order_id, "Taobao cancellation requested");
+        let now = self.order(purchase_order_id).await?;
+        Ok(cancel_decided(&now).unwrap_or(CancelOutcome::Pending {
+            refund_id: None,
+            requested_fen: if now.status.is_paid() {
+                now.total_amount_fen
+            } else {
+                0
+            },
+        }))
     }
 
     /// Buy exactly once, however often this is called with the same request:
@@ -1236,5 +1345,150 @@ mod tests {
         let err = Taobao::new(cfg).unwrap().order("TB1").await.unwrap_err();
         assert_eq!(err, MarketError::SignatureRejected);
         assert!(!format!("{err} {err:?}").contains("demotaobao-token"));
+    }
+}
+
+/// `cancel_order` against a fake IOP gateway (the answer shapes are the sandbox contract's;
+/// docs/vendors/taobao.md says which parts are assumed).
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use std::sync::{Arc, Mutex};
+
+    struct Fake {
+        status: &'static str,
+        refund_fen: Option<i64>,
+        /// Taobao closes the order at once (else it stays open: processed later).
+        closes_at_once: bool,
+    }
+
+    fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
+        let form = req.form();
+        let api_path = req.path().trim_start_matches("/rest").to_string();
+        let sign = signing::iop_signature(
+            &api_path,
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "demotaobao-secret",
+        );
+        assert_eq!(form.get("sign"), Some(&sign), "signed");
+        let mut s = state.lock().unwrap();
+        let data = match api_path.as_str() {
+            "/purchase/orders/query" => {
+                assert_eq!(form["purchase_order_id"], "tb-9");
+                let mut o = json!({"purchase_order_id": "tb-9", "outer_purchase_id": "o-1",
+                    "status": s.status, "total_amount": 8400,
+                    "lines": [{"item_id": "tb1", "sub_purchase_order_id": "tb-9-1"}]});
+                if let Some(r) = s.refund_fen {
+                    o["refund_amount"] = json!(r);
+                }
+                json!({"orders": [o]})
+            }
+            "/purchase/order/asyn/cancel" => {
+                assert_eq!(form["purchase_id"], "tb-9");
+                assert_eq!(form["sub_purchase_orderId_list"], r#"["tb-9-1"]"#);
+                if !matches!(s.status, "WAIT_BUYER_P" | "WAIT_SELLER_SEND_GOODS") {
+                    return Reply::json(
+                        200,
+                        json!({"code": CANCEL_NOT_ALLOWED, "message": "m", "request_id": "r"})
+                            .to_string(),
+                    );
+                }
+                if s.closes_at_once {
+                    if s.status == "WAIT_SELLER_SEND_GOODS" {
+                        s.refund_fen = Some(8400);
+                    }
+                    s.status = "TRADE_CLOSED";
+                }
+                json!({})
+            }
+            other => panic!("unexpected api {other}"),
+        };
+        Reply::json(
+            200,
+            json!({"code": "0", "request_id": "r", "data": data}).to_string(),
+        )
+    }
+
+    async fn setup(status: &'static str, closes_at_once: bool) -> (MockServer, Taobao) {
+        let state = Arc::new(Mutex::new(Fake {
+            status,
+            refund_fen: None,
+            closes_at_once,
+        }));
+        let server = MockServer::start(move |req| handle(&state, req)).await;
+        let cfg = TaobaoConfig {
+            base_url: server.base_url(),
+            http: crate::adapters::testing::quick_http(Some(300)),
+            ..TaobaoConfig::default()
+        };
+        (server, Taobao::new(cfg).unwrap())
+    }
+
+    fn cancels(server: &MockServer) -> usize {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path().ends_with("/asyn/cancel"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn cancels_unpaid_and_paid_unshipped_orders() {
+        let (server, client) = setup("WAIT_BUYER_P", true).await;
+        assert_eq!(
+            client
+                .cancel_order("tb-9", "customer cancelled")
+                .await
+                .unwrap(),
+            CancelOutcome::Cancelled {
+                refunded_fen: 0,
+                refund_id: None
+            }
+        );
+        let (_s, client) = setup("WAIT_SELLER_SEND_GOODS", true).await;
+        assert_eq!(
+            client
+                .cancel_order("tb-9", "customer cancelled")
+                .await
+                .unwrap(),
+            CancelOutcome::Cancelled {
+                refunded_fen: 8400,
+                refund_id: None
+            }
+        );
+        // A repeat reads the closed order and asks nothing.
+        assert!(matches!(
+            client.cancel_order("tb-9", "again").await.unwrap(),
+            CancelOutcome::Cancelled {
+                refunded_fen: 8400,
+                ..
+            }
+        ));
+        assert_eq!(cancels(&server), 1);
+    }
+
+    #[tokio::test]
+    async fn an_accepted_cancel_not_yet_processed_is_pending() {
+        let (_s, client) = setup("WAIT_SELLER_SEND_GOODS", false).await;
+        assert_eq!(
+            client.cancel_order("tb-9", "x").await.unwrap(),
+            CancelOutcome::Pending {
+                refund_id: None,
+                requested_fen: 8400
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shipped_order_is_too_late() {
+        let (server, client) = setup("WAIT_BUYER_CONFIRM_GOODS", true).await;
+        assert_eq!(
+            client.cancel_order("tb-9", "x").await.unwrap(),
+            CancelOutcome::TooLate {
+                status: "WAIT_BUYER_CONFIRM_GOODS".into()
+            }
+        );
+        assert_eq!(cancels(&server), 0);
     }
 }

@@ -1,0 +1,217 @@
+//! Cancelling one bought line at its marketplace: find the line's purchase in the store, open
+//! the buyer account that placed it, and ask the platform's buyer API (1688: cancel an unpaid
+//! order, or ask for the full refund of a paid one the seller has not shipped; Taobao: the
+//! asynchronous cancellation). Pinduoduo and lines a purchaser bought by hand have no buyer API.
+//! The vendors' rules are in docs/vendors/.
+//!
+//! [`OrderActivitiesImpl::cancel_line_at_marketplace`] is what an activity calls; it is
+//! idempotent (a repeat reads where the cancellation stands and never asks twice).
+
+use crate::{
+    adapters::{Alibaba1688, CancelOutcome, MarketError, Taobao},
+    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err, transient},
+    store::StoreError,
+};
+use procure_domain::{Currency, Money, order::Platform};
+use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
+use sqlx::Row;
+use temporalio_sdk::activities::ActivityError;
+
+/// One line's purchase as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinePurchase {
+    pub platform: String,
+    pub marketplace_order_id: String,
+    pub paid_fen: i64,
+    /// Bought by a purchaser by hand (a completed purchaser task), not through a buyer API.
+    pub assisted: bool,
+}
+
+impl OrderActivitiesImpl {
+    /// The purchase of `line_no` of `order_id`, if it was bought.
+    pub async fn line_purchase(
+        &self,
+        order_id: &str,
+        line_no: u32,
+    ) -> Result<Option<LinePurchase>, StoreError> {
+        let pool = self.store.pool();
+        let Some(row) = sqlx::query(
+            "SELECT platform, marketplace_order_id, paid_fen FROM purchases WHERE order_id = $1 AND line_no = $2",
+        )
+        .bind(order_id)
+        .bind(i64::from(line_no))
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let marketplace_order_id: String = row.try_get("marketplace_order_id")?;
+        let assisted = sqlx::query(
+            "SELECT id FROM purchaser_tasks WHERE order_id = $1 AND line_no = $2 AND status = 'completed' \
+             AND marketplace_order_id = $3",
+        )
+        .bind(order_id)
+        .bind(i64::from(line_no))
+        .bind(&marketplace_order_id)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+        Ok(Some(LinePurchase {
+            platform: row.try_get("platform")?,
+            marketplace_order_id,
+            paid_fen: row.try_get("paid_fen")?,
+            assisted,
+        }))
+    }
+
+    /// Cancel the line's marketplace order as far as its marketplace allows (see the module
+    /// docs). Marketplace failures are classified once: retryable ones (timeouts, 5xx, rate
+    /// limits, a cancel inside 1688's ten-second window) are transient, the rest permanent.
+    #[tracing::instrument(skip(self, req), fields(order_id = %req.order_id, line = req.line_no))]
+    pub async fn cancel_line_at_marketplace(
+        &self,
+        req: &MarketplaceCancelRequest,
+    ) -> Result<MarketplaceCancelOutcome, ActivityError> {
+        // 1688 takes 2 to 150 characters as the refund description.
+        let n = req.reason.chars().count();
+        if !(2..=150).contains(&n) {
+            return Err(permanent("the cancel reason must be 2 to 150 characters"));
+        }
+        procure_domain::text::check_line(&req.reason)
+            .map_err(|e| permanent(format!("the cancel reason {e}")))?;
+        let Some(p) = self
+            .line_purchase(&req.order_id, req.line_no)
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(MarketplaceCancelOutcome::NotBought);
+        };
+        let not_cancellable = |reason: &str| MarketplaceCancelOutcome::NotCancellable {
+            platform: p.platform.clone(),
+            reason: reason.into(),
+        };
+        if p.assisted {
+            return Ok(not_cancellable(
+                "bought by a purchaser by hand: there is no buyer-API order to cancel",
+            ));
+        }
+        let platform: Platform = match p.platform.parse() {
+            Ok(Platform::Pinduoduo) | Err(_) => {
+                return Ok(not_cancellable(
+                    "the platform has no buyer API to cancel an order",
+                ));
+            }
+            Ok(other) => other,
+        };
+        let account = self
+            .cancel_account(platform, req.account.as_deref())
+            .await?;
+        let client = self.buyer_client(platform, &account).await?;
+        let id = p.marketplace_order_id.as_str();
+        let outcome = match &client {
+            MarketClient::Alibaba(c) => c.cancel_order(id, &req.reason).await,
+            MarketClient::Taobao(c) => c.cancel_order(id, &req.reason).await,
+        }
+        .map_err(|e| market_err(&e))?;
+        tracing::info!(platform = platform.as_str(), marketplace_order = id, %account, ?outcome, "marketplace cancellation");
+        let cny = |fen: i64| Money::new(fen, Currency::CNY);
+        let (platform, marketplace_order_id) = (p.platform.clone(), p.marketplace_order_id.clone());
+        Ok(match outcome {
+            CancelOutcome::Cancelled { refunded_fen, .. } => MarketplaceCancelOutcome::Cancelled {
+                platform,
+                marketplace_order_id,
+                refunded: cny(refunded_fen),
+            },
+            CancelOutcome::Pending { requested_fen, .. } => MarketplaceCancelOutcome::Pending {
+                platform,
+                marketplace_order_id,
+                requested: cny(requested_fen),
+            },
+            CancelOutcome::TooLate { status } => MarketplaceCancelOutcome::TooLate {
+                platform,
+                marketplace_order_id,
+                status,
+            },
+        })
+    }
+
+    /// The buyer account that placed the purchase: the one named, else the adapter's own
+    /// credentials when the platform has no pool, else the pool's only account.
+    async fn cancel_account(
+        &self,
+        platform: Platform,
+        named: Option<&str>,
+    ) -> Result<String, ActivityError> {
+        if let Some(a) = named {
+            return Ok(a.to_owned());
+        }
+        let pool = self
+            .store
+            .accounts(Some(platform))
+            .await
+            .map_err(store_err)?;
+        match pool.as_slice() {
+            [] => Ok(DEFAULT_ACCOUNT.to_owned()),
+            [only] => Ok(only.id.clone()),
+            _ => Err(permanent(format!(
+                "{} has several buyer accounts and the purchase does not record which one bought: \
+                 pass the account of the purchase outcome",
+                platform.as_str()
+            ))),
+        }
+    }
+
+    /// A buyer-side client bound to `account` (its sealed access token), shared with the
+    /// purchase activities through the client cache.
+    async fn buyer_client(
+        &self,
+        platform: Platform,
+        account: &str,
+    ) -> Result<MarketClient, ActivityError> {
+        let key = format!("{}:{account}", platform.as_str());
+        if let Some(c) = self.clients.lock().expect("client cache").get(&key) {
+            return Ok(c.clone());
+        }
+        let token = if account == DEFAULT_ACCOUNT {
+            None
+        } else {
+            Some(
+                self.store
+                    .account_token(account, &self.sealer)
+                    .await
+                    .map_err(store_err)?,
+            )
+        };
+        let client = match platform {
+            Platform::Alibaba1688 => {
+                let mut cfg = self.alibaba_cfg.clone();
+                if let Some(t) = token {
+                    cfg.access_token = t;
+                }
+                MarketClient::Alibaba(Alibaba1688::new(cfg).map_err(permanent)?)
+            }
+            Platform::Taobao => {
+                let mut cfg = self.taobao_cfg.clone();
+                if let Some(t) = token {
+                    cfg.access_token = t;
+                }
+                MarketClient::Taobao(Taobao::new(cfg).map_err(permanent)?)
+            }
+            Platform::Pinduoduo => return Err(permanent("Pinduoduo has no buyer API")),
+        };
+        self.clients
+            .lock()
+            .expect("client cache")
+            .insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// A marketplace failure as an activity failure: retryable ones transient, the rest permanent.
+fn market_err(e: &MarketError) -> ActivityError {
+    if e.is_retryable() {
+        transient(e)
+    } else {
+        permanent(e)
+    }
+}
