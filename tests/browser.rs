@@ -102,27 +102,21 @@ async fn decoded(app: &TestApp, payloads: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
-/// Runs the Playwright driver against the UI; panics with its output unless it succeeds.
-async fn operator_retries_in_the_ui(
-    ui_url: &str,
-    workflow_id: &str,
-    other_workflow_id: &str,
-    malformed: &Value,
-) {
+/// Runs `tests/browser/operator_retry.mjs` against the UI for `workflow_id` with the extra
+/// environment `env` (`PROCURE_BROWSER_CHECK` picks what it checks); panics with its output
+/// unless it succeeds.
+async fn in_the_ui(ui_url: &str, workflow_id: &str, env: &[(&str, String)]) {
     let mut node = tokio::process::Command::new("node");
     node.arg(repo().join("tests/browser/operator_retry.mjs"))
         .current_dir(repo())
         .env("PROCURE_UI_URL", ui_url)
         .env("PROCURE_WORKFLOW_ID", workflow_id)
-        .env("PROCURE_OTHER_WORKFLOW_ID", other_workflow_id)
-        .env("PROCURE_UPDATE_NAME", "retry_procurement")
-        .env("PROCURE_RETRY_INPUT", "{}")
-        .env("PROCURE_MALFORMED_INPUTS", malformed.to_string())
         .env("PROCURE_SCREENSHOT_DIR", screenshot_dir())
         .env(
             "PROCURE_BROWSER_DEADLINE_S",
             (BROWSER_RUN.as_secs() - 10).to_string(),
         )
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(BROWSER_RUN, node.output())
@@ -134,7 +128,7 @@ async fn operator_retries_in_the_ui(
     print!("{stdout}");
     assert!(
         out.status.success(),
-        "the operator's retry in the Temporal UI failed ({}); screenshots in {}:\n{stdout}{stderr}",
+        "the browser run ({env:?}) failed ({}); screenshots in {}:\n{stdout}{stderr}",
         out.status,
         screenshot_dir().display()
     );
@@ -167,11 +161,19 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
         {"input": "42", "reason": ""},
         {"input": "[]", "reason": ""},
     ]);
-    operator_retries_in_the_ui(
+    in_the_ui(
         &ui.ui_url,
         &workflow_id,
-        &procure_workflows::order_workflow_id(&unpaid),
-        &malformed,
+        &[
+            ("PROCURE_BROWSER_CHECK", "retry".into()),
+            (
+                "PROCURE_OTHER_WORKFLOW_ID",
+                procure_workflows::order_workflow_id(&unpaid),
+            ),
+            ("PROCURE_UPDATE_NAME", "retry_procurement".into()),
+            ("PROCURE_RETRY_INPUT", "{}".into()),
+            ("PROCURE_MALFORMED_INPUTS", malformed.to_string()),
+        ],
     )
     .await;
 
@@ -190,6 +192,12 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
     );
     let ledger = app.driver.ledger().await.unwrap();
     assert_eq!(ledger.iter().filter(|e| e.kind == "purchase").count(), 1);
+    in_the_ui(
+        &ui.ui_url,
+        &workflow_id,
+        &[("PROCURE_BROWSER_CHECK", "completed".into())],
+    )
+    .await;
 
     // History: the one accepted Update with the valid input; the refused ones left nothing.
     let client = procure_api::temporal::connect(&ui.server.address(), "default", "e2e")

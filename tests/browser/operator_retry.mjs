@@ -19,6 +19,8 @@
 //   PROCURE_SCREENSHOT_DIR      where the PNGs go, default target/browser
 //   PROCURE_CHROMIUM            default /usr/bin/chromium
 //   PROCURE_NAMESPACE           default default
+//   PROCURE_BROWSER_CHECK       retry (the steps above, default) or completed (the order's page
+//                               shows it Completed, once the test has driven it to the end)
 //
 // Prints one line per step; exits 0 when every step held, 1 with the reason (and a screenshot
 // failure.png) otherwise. Every wait is bounded, and the whole run by PROCURE_BROWSER_DEADLINE_S
@@ -59,6 +61,7 @@ const shots = resolve(process.env.PROCURE_SCREENSHOT_DIR || 'target/browser');
 const executablePath = process.env.PROCURE_CHROMIUM || '/usr/bin/chromium';
 const deadlineS = Number(process.env.PROCURE_BROWSER_DEADLINE_S || 180);
 const query = 'OrderState="NeedsOperator"';
+const check = process.env.PROCURE_BROWSER_CHECK || 'retry';
 
 const say = (msg) => console.log(`operator_retry: ${msg}`);
 const fail = (msg) => {
@@ -110,13 +113,12 @@ async function setData(page, dialog, text) {
   if (shown !== text.replace(/\s+/g, '')) fail(`the Data editor shows ${JSON.stringify(shown)} after typing ${JSON.stringify(text)}`);
 }
 
-/// Fills the dialog's update name: a free-text input, or a choice when the UI lists the
-/// workflow's updates (from the __temporal_workflow_metadata query).
-async function setName(page, dialog) {
+/// Types the update name. The UI offers a list of names only when the workflow's
+/// __temporal_workflow_metadata query names its updates; the Rust SDK's names none, so the
+/// dialog shows a free-text Name field.
+async function setName(dialog) {
   const input = dialog.getByTestId('update-name');
   await input.fill(updateName);
-  const option = page.getByRole('option', { name: updateName, exact: true });
-  if (await option.first().isVisible().catch(() => false)) await option.first().click();
   const value = await input.inputValue();
   if (value !== updateName) fail(`the update name field holds ${JSON.stringify(value)}, not ${updateName}`);
 }
@@ -157,56 +159,75 @@ async function run() {
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.setDefaultNavigationTimeout(NAVIGATION_TIMEOUT_MS);
   try {
-    // 1. The workflow list, filtered in the UI.
-    await page.goto(`${ui}/namespaces/${encodeURIComponent(namespace)}/workflows`);
-    await waitListed(page, workflowId);
-    if (otherWorkflowId) await waitListed(page, otherWorkflowId);
-    await page.getByTestId('toggle-manual-query').click();
-    const search = page.getByTestId('workflow-manual-search-input');
-    await search.fill(query);
-    await page.getByTestId('workflow-manual-search-button').click();
-    await page.waitForURL((u) => new URL(u).searchParams.get('query') === query);
-    await waitListed(page, workflowId);
-    if (otherWorkflowId) {
-      await listLink(page, otherWorkflowId)
-        .waitFor({ state: 'hidden' })
-        .catch(() => fail(`${otherWorkflowId} (not in NeedsOperator) is still listed under ${query}`));
-    }
-    say(`the list filtered by ${query} shows ${workflowId}${otherWorkflowId ? ` and hides ${otherWorkflowId}` : ''}`);
-    await shot(page, '01-filtered-list.png');
-
-    // 2. The order's page and its Update dialog.
-    await listLink(page, workflowId).first().click();
-    await page.waitForURL((u) => new URL(u).pathname.includes(`/workflows/${encodeURIComponent(workflowId)}`));
-    await page.getByRole('button', { name: 'More Actions' }).click();
-    await page.getByRole('menuitem', { name: 'Send an Update' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Send an Update' });
-    await dialog.waitFor({ state: 'visible' });
-    await setName(page, dialog);
-    say(`opened "Send an Update" on ${workflowId}, name ${updateName}`);
-
-    // 3. Malformed inputs are refused with their reason; the dialog stays open.
-    for (const [i, { input, reason }] of malformed.entries()) {
-      await setData(page, dialog, input);
-      const refusal = await submit(page, dialog);
-      if (refusal === null) fail(`the malformed input ${input} was accepted (the dialog closed)`);
-      if (/no update handler/i.test(refusal)) fail(`${workflowId} has no update ${updateName}: ${refusal}`);
-      if (reason && !refusal.includes(reason)) fail(`the refusal of ${input} does not say ${JSON.stringify(reason)}: ${refusal}`);
-      say(`malformed input ${input} refused: ${refusal}`);
-      if (i === 0) await shot(page, '02-dialog-malformed-refused.png');
-    }
-
-    // 4. The valid retry.
-    await setData(page, dialog, retryInput);
-    await shot(page, '03-dialog-retry-before.png');
-    const refusal = await submit(page, dialog);
-    if (refusal !== null) fail(`the retry ${retryInput} was refused: ${refusal}`);
-    say(`retry ${retryInput} accepted (the dialog closed)`);
-    await shot(page, '04-after-retry.png');
+    if (check === 'completed') await showsCompleted(page);
+    else await retries(page);
   } catch (err) {
     await shot(page, 'failure.png').catch(() => {});
     throw err;
   }
+}
+
+/// The parked order, from the filtered list to the accepted retry.
+async function retries(page) {
+  // 1. The workflow list, filtered in the UI.
+  await page.goto(`${ui}/namespaces/${encodeURIComponent(namespace)}/workflows`);
+  await waitListed(page, workflowId);
+  if (otherWorkflowId) await waitListed(page, otherWorkflowId);
+  await page.getByTestId('toggle-manual-query').click();
+  const search = page.getByTestId('workflow-manual-search-input');
+  await search.fill(query);
+  await page.getByTestId('workflow-manual-search-button').click();
+  await page.waitForURL((u) => new URL(u).searchParams.get('query') === query);
+  await waitListed(page, workflowId);
+  if (otherWorkflowId) {
+    await listLink(page, otherWorkflowId)
+      .first()
+      .waitFor({ state: 'hidden' })
+      .catch(() => fail(`${otherWorkflowId} (not in NeedsOperator) is still listed under ${query}`));
+  }
+  say(`the list filtered by ${query} shows ${workflowId}${otherWorkflowId ? ` and hides ${otherWorkflowId}` : ''}`);
+  await shot(page, '01-filtered-list.png');
+
+  // 2. The order's page and its Update dialog.
+  await listLink(page, workflowId).first().click();
+  await page.waitForURL((u) => new URL(u).pathname.includes(`/workflows/${encodeURIComponent(workflowId)}`));
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send an Update' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Send an Update' });
+  await dialog.waitFor({ state: 'visible' });
+  await setName(dialog);
+  say(`opened "Send an Update" on ${workflowId}, name ${updateName}`);
+
+  // 3. Malformed inputs are refused with their reason; the dialog stays open.
+  for (const [i, { input, reason }] of malformed.entries()) {
+    await setData(page, dialog, input);
+    const refusal = await submit(page, dialog);
+    if (refusal === null) fail(`the malformed input ${input} was accepted (the dialog closed)`);
+    if (/no update handler/i.test(refusal)) fail(`${workflowId} has no update ${updateName}: ${refusal}`);
+    if (reason && !refusal.includes(reason)) fail(`the refusal of ${input} does not say ${JSON.stringify(reason)}: ${refusal}`);
+    say(`malformed input ${input} refused: ${refusal}`);
+    if (i === 0) await shot(page, '02-dialog-malformed-refused.png');
+  }
+
+  // 4. The valid retry.
+  await setData(page, dialog, retryInput);
+  await shot(page, '03-dialog-retry-before.png');
+  const refusal = await submit(page, dialog);
+  if (refusal !== null) fail(`the retry ${retryInput} was refused: ${refusal}`);
+  say(`retry ${retryInput} accepted (the dialog closed)`);
+  await shot(page, '04-after-retry.png');
+}
+
+/// The order's page once the test has driven it to the end: the UI shows it Completed.
+async function showsCompleted(page) {
+  await page.goto(`${ui}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`);
+  const status = page.getByTestId('execution-status').first();
+  await status
+    .getByText('Completed', { exact: true })
+    .waitFor({ state: 'visible' })
+    .catch(async () => fail(`the UI shows ${workflowId} as ${JSON.stringify(await status.textContent({ timeout: 1_000 }).catch(() => null))}, not Completed`));
+  say(`the UI shows ${workflowId} Completed`);
+  await shot(page, '05-completed.png');
 }
 
 try {
