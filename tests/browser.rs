@@ -156,10 +156,10 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
     let workflow_id = procure_workflows::order_workflow_id(&id);
 
     let malformed = json!([
-        {"input": r#"{"max_unit_fen": "abc"}"#, "reason": "max_unit_fen"},
-        {"input": r#"{"max_unit_fen": -5}"#, "reason": "max_unit_fen"},
-        {"input": "42", "reason": ""},
-        {"input": "[]", "reason": ""},
+        {"input": r#"{"max_unit_fen": "abc"}"#, "reason": r#"invalid type: string "abc", expected i64"#},
+        {"input": r#"{"max_unit_fen": -5}"#, "reason": "max_unit_fen must be 1 to 100000000 fen, got -5"},
+        {"input": "42", "reason": "expected a map"},
+        {"input": "[]", "reason": "expected a map"},
     ]);
     in_the_ui(
         &ui.ui_url,

@@ -5,8 +5,8 @@
 //      (the parked order is listed, an order in another state is not);
 //   2. the parked order's page, "More Actions" → "Send an Update";
 //   3. each malformed input typed into the dialog is refused there with its reason, the dialog
-//      staying open;
-//   4. the valid input is accepted: the dialog closes without an error.
+//      staying open (then cancelled);
+//   4. the valid input is accepted: the dialog closes and the UI says "Update successful".
 //
 // Environment:
 //   PROCURE_UI_URL              the Web UI, e.g. http://127.0.0.1:8233 (required)
@@ -123,19 +123,30 @@ async function setName(dialog) {
   if (value !== updateName) fail(`the update name field holds ${JSON.stringify(value)}, not ${updateName}`);
 }
 
-/// The refusal the dialog shows after a submit, or null when the dialog closed (accepted).
+/// The refusal the dialog shows after Submit, or null when the dialog closed (accepted). The
+/// dialog is a fresh one, so any error in it is this submit's ("In Progress" is not an error).
 async function submit(page, dialog) {
-  const before = await dialog.getByRole('alert').allInnerTexts();
   await dialog.getByTestId('confirm-modal-button').click();
   const until = Date.now() + STEP_TIMEOUT_MS;
   for (;;) {
     if (!(await dialog.isVisible())) return null;
-    const alerts = (await dialog.getByRole('alert').allInnerTexts()).map((t) => t.trim()).filter(Boolean);
-    const fresh = alerts.filter((t) => !before.includes(t));
-    if (fresh.length > 0) return fresh.join(' | ');
+    const alerts = (await dialog.getByRole('alert').allInnerTexts())
+      .map((t) => t.trim())
+      .filter((t) => t && !/^In Progress/i.test(t));
+    if (alerts.length > 0) return alerts.join(' | ');
     if (Date.now() > until) fail(`the dialog neither closed nor showed an error ${STEP_TIMEOUT_MS} ms after Submit`);
     await page.waitForTimeout(100);
   }
+}
+
+/// More Actions → "Send an Update" on the order's page: the dialog, its name typed.
+async function openUpdateDialog(page) {
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send an Update' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Send an Update' });
+  await dialog.waitFor({ state: 'visible' });
+  await setName(dialog);
+  return dialog;
 }
 
 async function run() {
@@ -188,33 +199,38 @@ async function retries(page) {
   say(`the list filtered by ${query} shows ${workflowId}${otherWorkflowId ? ` and hides ${otherWorkflowId}` : ''}`);
   await shot(page, '01-filtered-list.png');
 
-  // 2. The order's page and its Update dialog.
+  // 2. The order's page.
   await listLink(page, workflowId).first().click();
   await page.waitForURL((u) => new URL(u).pathname.includes(`/workflows/${encodeURIComponent(workflowId)}`));
-  await page.getByRole('button', { name: 'More Actions' }).click();
-  await page.getByRole('menuitem', { name: 'Send an Update' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Send an Update' });
-  await dialog.waitFor({ state: 'visible' });
-  await setName(dialog);
-  say(`opened "Send an Update" on ${workflowId}, name ${updateName}`);
+  say(`opened ${workflowId} from the list`);
 
-  // 3. Malformed inputs are refused with their reason; the dialog stays open.
+  // 3. Each malformed input, typed into a fresh dialog, is refused there with its reason; the
+  //    dialog stays open until the operator cancels it.
   for (const [i, { input, reason }] of malformed.entries()) {
+    const dialog = await openUpdateDialog(page);
     await setData(page, dialog, input);
     const refusal = await submit(page, dialog);
     if (refusal === null) fail(`the malformed input ${input} was accepted (the dialog closed)`);
     if (/no update handler/i.test(refusal)) fail(`${workflowId} has no update ${updateName}: ${refusal}`);
     if (reason && !refusal.includes(reason)) fail(`the refusal of ${input} does not say ${JSON.stringify(reason)}: ${refusal}`);
-    say(`malformed input ${input} refused: ${refusal}`);
+    say(`malformed input ${input} refused in the dialog: ${refusal}`);
     if (i === 0) await shot(page, '02-dialog-malformed-refused.png');
+    await dialog.getByTestId('cancel-modal-button').click();
+    await dialog.waitFor({ state: 'hidden' });
   }
 
   // 4. The valid retry.
+  const dialog = await openUpdateDialog(page);
   await setData(page, dialog, retryInput);
   await shot(page, '03-dialog-retry-before.png');
   const refusal = await submit(page, dialog);
   if (refusal !== null) fail(`the retry ${retryInput} was refused: ${refusal}`);
-  say(`retry ${retryInput} accepted (the dialog closed)`);
+  await page
+    .getByText('Update successful', { exact: true })
+    .first()
+    .waitFor({ state: 'visible' })
+    .catch(() => fail('the dialog closed, but the UI did not say "Update successful"'));
+  say(`retry ${retryInput} accepted: the dialog closed, the UI says "Update successful"`);
   await shot(page, '04-after-retry.png');
 }
 
