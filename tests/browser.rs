@@ -219,6 +219,17 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
             Some((kind, v))
         })
         .collect();
+    let task_failures = history_value["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["attributes"]
+                .get("WorkflowTaskFailedEventAttributes")
+                .is_some()
+        })
+        .count();
+    assert_eq!(task_failures, 0, "no workflow task failed");
     let kinds: Vec<&str> = updates.iter().map(|(k, _)| *k).collect();
     assert_eq!(kinds, ["Accepted", "Completed"], "{updates:#?}");
     let input = &updates[0].1["accepted_request"]["input"];
