@@ -166,6 +166,11 @@ pub async fn run_api(
     .with_payments(procure_activities::adapters::Payments::new(
         ext.payments.clone(),
     )?);
+    let link = Arc::new(TemporalLink::new(
+        temporal.address.clone(),
+        temporal.namespace.clone(),
+    ));
+    let state = state.with_temporal(link.clone());
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store
         .resync_schedules()
@@ -176,10 +181,7 @@ pub async fn run_api(
     }
     let dispatcher = Dispatcher {
         store,
-        temporal: Arc::new(TemporalLink::new(
-            temporal.address.clone(),
-            temporal.namespace.clone(),
-        )),
+        temporal: link,
         notify: state.outbox_notify.clone(),
         task_queue: temporal.task_queue.clone(),
         timings,

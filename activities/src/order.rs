@@ -22,8 +22,9 @@ use procure_domain::{
     quote::price_change_supplement,
 };
 use procure_workflows::contract::{
-    CandidatesRequest, OfferOutcome, OfferPurchase, PaymentCheck, PaymentVerdict,
-    PriceChangeProposal, PriceChangeRequest, PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
+    CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,
+    OfferPurchase, PaymentCheck, PaymentVerdict, PriceChangeProposal, PriceChangeRequest,
+    PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
 };
 use procure_workflows::contract::{
     OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
@@ -411,10 +412,15 @@ impl OrderActivitiesImpl {
             .await
             .map_err(store_err)?
             .ok_or_else(|| permanent("no payment to refund"))?;
-        // One refund per order: the idempotency key makes a retried call return the first refund.
+        // One refund per order (and per dropped line): the idempotency key makes a retried call
+        // return the first refund.
+        let key = match &req.part {
+            None => format!("{}-refund", req.order_id),
+            Some(part) => format!("{}-refund-{part}", req.order_id),
+        };
         let refund = self
             .payments
-            .refund(&format!("{}-refund", req.order_id), &intent_id, req.amount)
+            .refund(&key, &intent_id, req.amount)
             .await
             .map_err(transient)?;
         self.store
@@ -937,6 +943,15 @@ impl OrderActivitiesImpl {
             status: format!("{:?}", st.status),
             description,
         })
+    }
+
+    #[activity(definition = order_activities::CancelPurchase)]
+    pub async fn cancel_purchase(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: MarketplaceCancelRequest,
+    ) -> Result<MarketplaceCancelOutcome, ActivityError> {
+        self.cancel_line_at_marketplace(&req).await
     }
 
     #[activity(definition = order_activities::VerifyPayment)]

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cancel;
 pub mod codec;
 pub mod dispatcher;
 pub mod error;
@@ -132,6 +133,8 @@ pub struct AppState {
     /// The payment provider, read back when its webhook reports a payment (the event is a
     /// notification; the provider's intent is the record).
     pub payments: Option<Arc<procure_activities::adapters::Payments>>,
+    /// Temporal, for the operations that must answer with the workflow's outcome (cancel).
+    pub temporal: Option<Arc<temporal::TemporalLink>>,
 }
 
 impl AppState {
@@ -151,7 +154,13 @@ impl AppState {
             sealer: Arc::new(sealer),
             codec: Arc::new(codec),
             payments: None,
+            temporal: None,
         }
+    }
+
+    pub fn with_temporal(mut self, link: Arc<temporal::TemporalLink>) -> Self {
+        self.temporal = Some(link);
+        self
     }
 
     /// Read payments back from this provider before recording them as paid.
@@ -169,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(quotes::router())
         .merge(orders::router())
+        .merge(cancel::router())
         .merge(webhooks::router())
         .merge(accounts::router())
         .merge(purchaser::router())

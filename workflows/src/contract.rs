@@ -69,6 +69,10 @@ pub struct RefundRequest {
     pub order_id: String,
     pub amount: Money,
     pub reason: String,
+    /// Which refund of the order this is: none for the full refund (one per order), `L{n}`
+    /// for the share of a line dropped or cancelled on its own. Part of the idempotency key.
+    #[serde(default)]
+    pub part: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +117,7 @@ impl ParcelStatus {
 pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
-        BookShipment, CancelPayment, CreatePayment, ExpirePurchaserTask, LoadOrder,
+        BookShipment, CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder,
         OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseLine, PurchaseOffer,
         RecordTransition, RefundPayment, RefundSupplements, ReleaseStock, ReserveStock,
         SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
@@ -327,6 +331,14 @@ impl OrderActivities {
 
     #[activity(name = "verify_payment")]
     pub fn verify_payment(check: PaymentCheck) -> Result<PaymentVerdict, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Cancel one bought line at its marketplace (see `MarketplaceCancelOutcome`).
+    #[activity(name = "cancel_purchase")]
+    pub fn cancel_purchase(
+        req: MarketplaceCancelRequest,
+    ) -> Result<MarketplaceCancelOutcome, ActivityError> {
         unimplemented!()
     }
 

@@ -6,11 +6,13 @@
 //! refunds exactly once (idempotency key derived from the order id) and releases the stock,
 //! in reverse order of the steps taken.
 
+mod cancel;
 mod fulfilment;
 pub mod operator;
 mod price_change;
 mod procure;
 
+pub use cancel::CANCEL_ANYWHERE;
 pub use operator::{CancelOutcome, CancelRequest, OperatorOutcome, Parked, RetryStep};
 
 use price_change::{MAX_PRICE_CHANGES_PER_LINE, ask_customer};
@@ -201,8 +203,12 @@ pub struct OrderWorkflow {
     parcel: Vec<(String, ParcelNews)>,
     storage_choice: Option<StorageChoice>,
     charges_paid: Vec<ChargePaid>,
-    /// Lines bought at a marketplace so far.
+    /// Lines bought at a marketplace so far, with the buyer account that bought each (none for
+    /// assisted lines).
     purchased_lines: Vec<u32>,
+    purchase_accounts: Vec<(u32, Option<String>)>,
+    /// Lines cancelled at their marketplace and refunded on their own.
+    cancelled_lines: Vec<u32>,
     /// What the order waits for while parked in NeedsOperator (validates operator updates).
     parked: Option<Parked>,
     /// An operator asked to retry the step the order is parked on.
@@ -237,6 +243,8 @@ impl OrderWorkflow {
             storage_choice: None,
             charges_paid: Vec::new(),
             purchased_lines: Vec::new(),
+            purchase_accounts: Vec::new(),
+            cancelled_lines: Vec::new(),
             parked: None,
             step_retry: false,
             cancel_outcome: None,
@@ -388,107 +396,7 @@ impl OrderWorkflow {
             }
             bought
         };
-        move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
-        move_to(
-            ctx,
-            OrderState::InboundTransit,
-            "seller shipping to the consolidation warehouse".into(),
-        )
-        .await?;
-
-        let arrived = select! {
-            _ = ctx.wait_condition(|s| s.inbound.is_some()) => true,
-            _ = ctx.timer(Duration::from_secs(input.inbound_timeout_secs)) => false,
-        };
-        if !arrived {
-            move_to(
-                ctx,
-                OrderState::NeedsOperator,
-                format!(
-                    "parcel not received within {} s",
-                    input.inbound_timeout_secs
-                ),
-            )
-            .await?;
-            ctx.wait_condition(|s| s.inbound.is_some()).await?;
-        }
-        let inbound = ctx
-            .state(|s| s.inbound.clone())
-            .expect("condition guarantees inbound");
-        move_to(
-            ctx,
-            OrderState::InWarehouse,
-            format!(
-                "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
-                inbound.weight_g,
-                inbound.dims.l_mm,
-                inbound.dims.w_mm,
-                inbound.dims.h_mm,
-                inbound.photo_urls.len()
-            ),
-        )
-        .await?;
-        if ctx.patched(PARCELS) {
-            // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
-            return fulfilment::store_and_ship(ctx, &order_id).await;
-        }
-        move_to(
-            ctx,
-            OrderState::Packing,
-            "packing for international shipment".into(),
-        )
-        .await?;
-        let shipment = ctx
-            .execute_activity(
-                OrderActivities::book_shipment,
-                ShipmentRequest {
-                    order_id: order_id.clone(),
-                    weight_g: inbound.weight_g,
-                },
-                io_opts(),
-            )
-            .await?;
-        move_to(
-            ctx,
-            OrderState::Shipped,
-            format!("{} tracking {}", shipment.carrier, shipment.tracking_number),
-        )
-        .await?;
-
-        loop {
-            ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1)))
-                .await;
-            let status = ctx
-                .execute_activity(
-                    OrderActivities::track_parcel,
-                    shipment.tracking_number.clone(),
-                    io_opts(),
-                )
-                .await?;
-            if status.is_delivered() {
-                move_to(
-                    ctx,
-                    OrderState::Delivered,
-                    format!("delivered: {}", status.description),
-                )
-                .await?;
-                break;
-            }
-            if status.is_exception() && ctx.state(|s| s.state) == OrderState::Shipped {
-                move_to(
-                    ctx,
-                    OrderState::NeedsOperator,
-                    format!("carrier reports {}: {}", status.status, status.description),
-                )
-                .await?;
-            }
-        }
-        finish(
-            ctx,
-            OrderState::Completed,
-            "delivered to the customer".into(),
-        )
-        .await
+        receive_and_ship(ctx, &input, &plan, bought).await
     }
 
     // Signals carry deliveries (webhooks, scans, purchaser completions) through the outbox, and
@@ -709,6 +617,18 @@ impl OrderWorkflow {
 }
 
 impl OrderWorkflow {
+    fn bought(&mut self, line_no: u32, account: Option<String>) {
+        if !self.purchased_lines.contains(&line_no) {
+            self.purchased_lines.push(line_no);
+            self.purchase_accounts.push((line_no, account));
+        }
+    }
+
+    /// Whether a granted cancellation is waiting to be acted on.
+    pub(crate) fn cancelling(&self) -> bool {
+        self.cancel_reason.is_some() && self.cancel_outcome.is_none()
+    }
+
     fn parcel_news(&mut self, kind: &str, n: ParcelNews) {
         if !self.parcel.iter().any(|(k, _)| k == kind) {
             self.parcel.push((kind.to_owned(), n));
@@ -721,6 +641,140 @@ impl OrderWorkflow {
             .find(|(k, _)| k == kind)
             .map(|(_, n)| n.clone())
     }
+}
+
+/// From the purchase on: the goods travel to the warehouse, are stored, shipped and tracked.
+/// Also the way on for an order that keeps some bought lines after the rest were dropped.
+async fn receive_and_ship(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    input: &OrderInput,
+    plan: &OrderPlan,
+    bought: Vec<String>,
+) -> WorkflowResult<OrderState> {
+    let order_id = plan.order_id.clone();
+    move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
+    move_to(
+        ctx,
+        OrderState::InboundTransit,
+        "seller shipping to the consolidation warehouse".into(),
+    )
+    .await?;
+
+    let arrived = if ctx.patched(CANCEL_ANYWHERE) {
+        // A cancellation while the goods travel: cancelled at the marketplace while it allows.
+        let due_ms = now_ms(ctx) + (input.inbound_timeout_secs as i64) * 1000;
+        loop {
+            let left = (due_ms - now_ms(ctx)).max(1) as u64;
+            let arrived = select! {
+                _ = ctx.wait_condition(|s| s.inbound.is_some() || s.cancelling()) => true,
+                _ = ctx.timer(Duration::from_millis(left)) => false,
+            };
+            if !ctx.state(|s| s.cancelling()) || ctx.state(|s| s.inbound.is_some()) {
+                break arrived;
+            }
+            match cancel::cancel_bought_lines(ctx, plan).await? {
+                Ok(()) => {
+                    let why = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
+                    return refund_and_close(ctx, plan, format!("cancelled: {why}")).await;
+                }
+                Err(why) => cancel::refuse_cancel(ctx, why).await?,
+            }
+        }
+    } else {
+        select! {
+            _ = ctx.wait_condition(|s| s.inbound.is_some()) => true,
+            _ = ctx.timer(Duration::from_secs(input.inbound_timeout_secs)) => false,
+        }
+    };
+    if !arrived {
+        move_to(
+            ctx,
+            OrderState::NeedsOperator,
+            format!(
+                "parcel not received within {} s",
+                input.inbound_timeout_secs
+            ),
+        )
+        .await?;
+        ctx.wait_condition(|s| s.inbound.is_some()).await?;
+    }
+    let inbound = ctx
+        .state(|s| s.inbound.clone())
+        .expect("condition guarantees inbound");
+    move_to(
+        ctx,
+        OrderState::InWarehouse,
+        format!(
+            "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
+            inbound.weight_g,
+            inbound.dims.l_mm,
+            inbound.dims.w_mm,
+            inbound.dims.h_mm,
+            inbound.photo_urls.len()
+        ),
+    )
+    .await?;
+    if ctx.patched(PARCELS) {
+        // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
+        return fulfilment::store_and_ship(ctx, &order_id).await;
+    }
+    move_to(
+        ctx,
+        OrderState::Packing,
+        "packing for international shipment".into(),
+    )
+    .await?;
+    let shipment = ctx
+        .execute_activity(
+            OrderActivities::book_shipment,
+            ShipmentRequest {
+                order_id: order_id.clone(),
+                weight_g: inbound.weight_g,
+            },
+            io_opts(),
+        )
+        .await?;
+    move_to(
+        ctx,
+        OrderState::Shipped,
+        format!("{} tracking {}", shipment.carrier, shipment.tracking_number),
+    )
+    .await?;
+
+    loop {
+        ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1)))
+            .await;
+        let status = ctx
+            .execute_activity(
+                OrderActivities::track_parcel,
+                shipment.tracking_number.clone(),
+                io_opts(),
+            )
+            .await?;
+        if status.is_delivered() {
+            move_to(
+                ctx,
+                OrderState::Delivered,
+                format!("delivered: {}", status.description),
+            )
+            .await?;
+            break;
+        }
+        if status.is_exception() && ctx.state(|s| s.state) == OrderState::Shipped {
+            move_to(
+                ctx,
+                OrderState::NeedsOperator,
+                format!("carrier reports {}: {}", status.status, status.description),
+            )
+            .await?;
+        }
+    }
+    finish(
+        ctx,
+        OrderState::Completed,
+        "delivered to the customer".into(),
+    )
+    .await
 }
 
 /// Apply a signal's input, or put why it does not fit on the timeline and ignore it.
@@ -1032,6 +1086,13 @@ async fn refund_and_close(
     plan: &OrderPlan,
     reason: String,
 ) -> WorkflowResult<OrderState> {
+    if ctx.state(|s| !s.purchased_lines.is_empty()) && ctx.patched(CANCEL_ANYWHERE) {
+        // Bought lines go back to their marketplace first; one that cannot keeps the order.
+        if let Err(why) = cancel::cancel_bought_lines(ctx, plan).await? {
+            // Boxed: keeping goods goes on to receive them, which may cancel again.
+            return Box::pin(keep_bought(ctx, plan, reason, why)).await;
+        }
+    }
     let refund = ctx
         .execute_activity(
             OrderActivities::refund_payment,
@@ -1039,6 +1100,7 @@ async fn refund_and_close(
                 order_id: plan.order_id.clone(),
                 amount: plan.total,
                 reason: reason.clone(),
+                part: None,
             },
             io_opts(),
         )
@@ -1074,6 +1136,58 @@ async fn refund_and_close(
         ),
     )
     .await
+}
+
+/// Some bought lines could not be cancelled at their marketplace: refund the lines that were
+/// never bought (their share of the total) and go on with the kept ones, which the customer
+/// receives as stored goods. A waiting cancellation is answered as refused for those lines.
+async fn keep_bought(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+    reason: String,
+    why: String,
+) -> WorkflowResult<OrderState> {
+    let (bought, cancelled) = ctx.state(|s| (s.purchased_lines.clone(), s.cancelled_lines.clone()));
+    for (line_no, share) in cancel::line_shares(plan) {
+        if bought.contains(&line_no) || cancelled.contains(&line_no) || share.minor <= 0 {
+            continue;
+        }
+        let refund = ctx
+            .execute_activity(
+                OrderActivities::refund_payment,
+                RefundRequest {
+                    order_id: plan.order_id.clone(),
+                    amount: share,
+                    reason: format!("line {line_no} not bought: {reason}"),
+                    part: Some(format!("L{line_no}")),
+                },
+                io_opts(),
+            )
+            .await?;
+        note(
+            ctx,
+            format!(
+                "line {line_no} dropped ({reason}): refunded its share {} ({})",
+                refund.amount, refund.refund_id
+            ),
+        )
+        .await?;
+        ctx.state_mut(|s| s.cancelled_lines.push(line_no));
+    }
+    if ctx.state(|s| s.cancelling()) {
+        cancel::refuse_cancel(ctx, why.clone()).await?;
+    } else {
+        note(ctx, format!("kept as stored goods: {why}")).await?;
+    }
+    let kept: Vec<String> = ctx.state(|s| {
+        s.purchased_lines
+            .iter()
+            .filter(|l| !s.cancelled_lines.contains(l))
+            .map(|l| format!("line {l} kept"))
+            .collect()
+    });
+    let input = ctx.state(|s| s.input.clone());
+    receive_and_ship(ctx, &input, plan, kept).await
 }
 
 /// Record an event without changing state (a purchase attempt, an operator action).

@@ -205,28 +205,23 @@ pub fn describe(r: &RetryProcurement) -> String {
     }
 }
 
-/// Why a cancellation cannot be granted in the order's current state, if it cannot.
+/// Why a cancellation cannot be granted in the order's current state, if it cannot. Before the
+/// goods reach the warehouse it is granted (bought lines are then cancelled at the marketplace
+/// where it still allows; the answer says which could not be).
 fn refusal(s: &OrderWorkflow) -> Option<String> {
     use OrderState::*;
     match s.state {
-        Created | PendingPayment | Paid | Procuring | AwaitingCustomer | NeedsOperator
-            if s.purchased_lines.is_empty() =>
-        {
-            None
-        }
-        InWarehouse | AwaitingCustomer => Some(format!(
+        state if state.is_terminal() => Some(format!("the order already ended {state}")),
+        InWarehouse | AwaitingCustomer | NeedsOperator if s.inbound.is_some() => Some(format!(
             "the order is {}: its goods are in our warehouse; the customer can have them disposed \
-             (storage choice) or ship them in a parcel and return them",
+             of (storage choice) or ship them in a parcel and return them",
             s.state
         )),
         Packing | Shipped | Delivered => Some(format!(
             "the order is {}: its goods have left the warehouse; the customer can refuse or return the parcel",
             s.state
         )),
-        state if state.is_terminal() => Some(format!("the order already ended {state}")),
-        state => Some(format!(
-            "the order is {state} and its goods are bought; they are cancelled at the marketplace only before the seller ships"
-        )),
+        _ => None,
     }
 }
 
@@ -264,12 +259,23 @@ pub(super) async fn cancel(
         }
     });
     let _ = ctx.wait_condition(|s| s.cancel_outcome.is_some()).await;
-    ctx.state(|s| s.cancel_outcome.clone())
-        .unwrap_or(CancelOutcome {
-            granted: false,
-            state: OrderState::NeedsOperator,
-            message: "the workflow ended before the cancellation was dealt with".into(),
-        })
+    // A refusal (a line the marketplace would not cancel) leaves the way open to ask again.
+    ctx.state_mut(|s| {
+        let outcome = s.cancel_outcome.clone();
+        if outcome
+            .as_ref()
+            .is_some_and(|o| !o.granted && !s.state.is_terminal())
+        {
+            s.cancel_outcome = None;
+            s.cancel_reason = None;
+        }
+        outcome
+    })
+    .unwrap_or(CancelOutcome {
+        granted: false,
+        state: OrderState::NeedsOperator,
+        message: "the workflow ended before the cancellation was dealt with".into(),
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub(super) async fn procure_lines(
         let mut covered_unit_fen = line.unit_price.minor;
         let mut asked = 0;
         'line: loop {
+            if let Some(why) = cancelled(ctx) {
+                return Ok(Err(why));
+            }
             let req = CandidatesRequest {
                 order_id: plan.order_id.clone(),
                 line_no: line.line_no,
@@ -52,7 +55,7 @@ pub(super) async fn procure_lines(
                     match assisted_purchase(ctx, plan, line, &cand, max_unit_fen).await? {
                         Ok(what) => {
                             bought.push(what);
-                            ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
+                            ctx.state_mut(|s| s.bought(line.line_no, None));
                             break 'line;
                         }
                         Err(why) => {
@@ -62,6 +65,9 @@ pub(super) async fn procure_lines(
                     }
                 }
                 for attempt in 1..=ATTEMPTS_PER_SUPPLIER {
+                    if let Some(why) = cancelled(ctx) {
+                        return Ok(Err(why));
+                    }
                     let req = OfferPurchase {
                         order_id: plan.order_id.clone(),
                         line_no: line.line_no,
@@ -93,7 +99,7 @@ pub(super) async fn procure_lines(
                             note(ctx, format!("attempt {attempt} {who}: purchased ({what})"))
                                 .await?;
                             bought.push(what);
-                            ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
+                            ctx.state_mut(|s| s.bought(line.line_no, Some(account.clone())));
                             break 'line;
                         }
                         Ok(OfferOutcome::MoveOn { reason })
@@ -163,7 +169,9 @@ pub(super) async fn procure_lines(
                                         );
                                         note(ctx, format!("{who}: found the order a failed attempt placed ({what})")).await?;
                                         bought.push(what);
-                                        ctx.state_mut(|s| s.purchased_lines.push(line.line_no));
+                                        ctx.state_mut(|s| {
+                                            s.bought(line.line_no, Some(account.clone()))
+                                        });
                                         break 'line;
                                     }
                                     Ok(_) => {
@@ -280,10 +288,20 @@ async fn assisted_purchase(
     )
     .await?;
     let tid = task_id.clone();
+    let with_cancel = ctx.patched(CANCEL_ANYWHERE);
     let done = select! {
-        _ = ctx.wait_condition(move |s| s.purchaser_results.iter().any(|r| r.task_id == tid)) => true,
+        _ = ctx.wait_condition(move |s| {
+            s.purchaser_results.iter().any(|r| r.task_id == tid) || (with_cancel && s.cancelling())
+        }) => true,
         _ = ctx.timer(Duration::from_secs(deadline.max(1))) => false,
     };
+    // Cancelled while the task was open: withdraw it (a purchaser who bought at that moment is
+    // found by the withdrawal and the line counts as bought).
+    let done = done
+        && !(with_cancel
+            && ctx.state(|s| {
+                s.cancelling() && !s.purchaser_results.iter().any(|r| r.task_id == task_id)
+            }));
     if !done {
         ctx.execute_activity(
             OrderActivities::expire_purchaser_task,
@@ -336,4 +354,13 @@ fn verify_opts() -> ActivityOptions {
                 .build(),
         )
         .build()
+}
+
+/// A granted cancellation stops procurement before the next attempt (patch `cancel-anywhere`).
+fn cancelled(ctx: &mut WorkflowContext<OrderWorkflow>) -> Option<String> {
+    if !ctx.state(|s| s.cancelling()) || !ctx.patched(CANCEL_ANYWHERE) {
+        return None;
+    }
+    ctx.state(|s| s.cancel_reason.clone())
+        .map(|r| format!("cancelled: {r}"))
 }

@@ -1,0 +1,127 @@
+//! `POST /api/v1/orders/{id}/cancel`: the customer (their own orders) or an operator cancels an
+//! order. The request is the workflow's `cancel_order` update, so the answer is the outcome the
+//! workflow reached, granted or refused, and every request is on the order's timeline with who
+//! asked. Idempotent: the same caller and reason again is the same update (its id is derived
+//! from them) and gets the same answer.
+
+use crate::auth::{Caller, Role};
+use crate::{ApiError, AppState, error::FieldError};
+use axum::{
+    Json, Router,
+    extract::{Path, State, rejection::JsonRejection},
+    routing::post,
+};
+use procure_activities::store::StoreError;
+use procure_workflows::{
+    OrderWorkflow,
+    order::{CancelOutcome, CancelRequest},
+    order_workflow_id,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use temporalio_client::{WorkflowExecuteUpdateOptions, errors::WorkflowUpdateError};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/orders/{id}/cancel", post(cancel_order))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    pub reason: String,
+}
+
+async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<CancelBody>, JsonRejection>,
+) -> Result<Json<CancelOutcome>, ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
+    if !crate::id_ok(&id) {
+        return Err(ApiError::NotFound("order"));
+    }
+    let Json(body) = body?;
+    let mut errors = crate::text::lines(&body);
+    let n = body.reason.trim().chars().count();
+    if n == 0 || body.reason.chars().count() > procure_workflows::order::operator::MAX_REASON_CHARS
+    {
+        errors.push(FieldError {
+            field: "reason".into(),
+            message: format!(
+                "must be 1 to {} characters",
+                procure_workflows::order::operator::MAX_REASON_CHARS
+            ),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let order = match state.store.order_detail(&id).await {
+        Ok(d) => d.order,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
+        Err(e) => return Err(e.into()),
+    };
+    caller.owns(&order.customer_id)?;
+    let requested_by = match caller.customer_id() {
+        Some(c) => format!("customer:{c}"),
+        None => format!("{}:{}", caller.role().as_str(), caller.0.sub),
+    };
+    // Ended orders answer from the read-model: nothing left to ask the workflow.
+    if order.state.is_terminal() {
+        let granted = matches!(
+            order.state,
+            procure_domain::OrderState::Cancelled | procure_domain::OrderState::Refunded
+        );
+        if granted {
+            return Ok(Json(CancelOutcome {
+                granted,
+                state: order.state,
+                message: format!("the order already ended {}", order.state),
+            }));
+        }
+        return Err(ApiError::Conflict(
+            "not_cancellable",
+            format!("the order already ended {}", order.state),
+        ));
+    }
+    let Some(temporal) = &state.temporal else {
+        return Err(ApiError::Unavailable("cancellation needs Temporal".into()));
+    };
+    let client = temporal
+        .client()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("Temporal unreachable: {e:#}")))?;
+    let update_id = {
+        let mut h = Sha256::new();
+        h.update(requested_by.as_bytes());
+        h.update([0]);
+        h.update(body.reason.as_bytes());
+        format!("cancel-{}", &hex::encode(h.finalize())[..32])
+    };
+    let outcome = client
+        .get_workflow_handle::<OrderWorkflow>(order_workflow_id(&id))
+        .execute_update(
+            OrderWorkflow::update_cancel_order,
+            CancelRequest {
+                reason: body.reason,
+                requested_by,
+            },
+            WorkflowExecuteUpdateOptions::builder()
+                .update_id(update_id)
+                .build(),
+        )
+        .await;
+    match outcome {
+        Ok(o) if o.granted => Ok(Json(o)),
+        Ok(o) => Err(ApiError::Conflict("not_cancellable", o.message)),
+        Err(WorkflowUpdateError::NotFound(_)) => Err(ApiError::Conflict(
+            "not_cancellable",
+            "the order's workflow has not started yet or has ended; try again shortly".into(),
+        )),
+        Err(WorkflowUpdateError::Failed(f)) => {
+            Err(ApiError::BadRequest("invalid_cancel", f.message.clone()))
+        }
+        Err(e) => Err(ApiError::Unavailable(format!("Temporal: {e}"))),
+    }
+}

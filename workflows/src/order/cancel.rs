@@ -1,0 +1,169 @@
+//! Acting on a granted cancellation once goods may be bought (patch `cancel-anywhere`): the
+//! request is honoured between purchase attempts, while a purchaser task is open and while the
+//! goods travel to the warehouse, and every bought line is cancelled at its marketplace first.
+//! Lines the marketplace cancels are refunded (their share of the order's total); a line it
+//! refuses (the seller shipped, no buyer API) keeps the order going, and the answer says so.
+
+use super::*;
+use crate::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
+
+/// Patch marker: cancellation acts in every state before the warehouse.
+pub const CANCEL_ANYWHERE: &str = "cancel-anywhere";
+
+/// How often a pending marketplace cancellation is asked about, and for how long.
+const PENDING_POLL: Duration = Duration::from_secs(30);
+const PENDING_ASKS: u32 = 20;
+
+/// Each line's share of the order's total (goods, fees, shipping, duty), by goods value;
+/// the shares add up to the total exactly.
+pub(super) fn line_shares(plan: &OrderPlan) -> Vec<(u32, Money)> {
+    let weights: Vec<i64> = plan
+        .lines
+        .iter()
+        .map(|l| l.unit_price.minor.saturating_mul(i64::from(l.quantity)))
+        .collect();
+    let shares = plan
+        .total
+        .allocate(&weights)
+        .unwrap_or_else(|_| vec![Money::new(0, plan.total.currency); plan.lines.len()]);
+    plan.lines.iter().map(|l| l.line_no).zip(shares).collect()
+}
+
+/// Cancel every bought line at its marketplace. `Ok(())`: none is left bought (the caller
+/// refunds what is still owed and closes). `Err(why)`: at least one line stays bought; lines
+/// that were cancelled are refunded their share already.
+pub(super) async fn cancel_bought_lines(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+) -> WorkflowResult<Result<(), String>> {
+    let bought = ctx.state(|s| {
+        s.purchase_accounts
+            .iter()
+            .filter(|(l, _)| !s.cancelled_lines.contains(l))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    let mut kept = Vec::new();
+    let mut cancelled = Vec::new();
+    for (line_no, account) in bought {
+        let req = MarketplaceCancelRequest {
+            order_id: plan.order_id.clone(),
+            line_no,
+            account,
+            reason: "buyer cancelled the order".into(),
+        };
+        let mut asks = 0;
+        let outcome = loop {
+            let outcome = ctx
+                .execute_activity(
+                    OrderActivities::cancel_purchase,
+                    req.clone(),
+                    bounded_opts(),
+                )
+                .await;
+            match outcome {
+                Ok(MarketplaceCancelOutcome::Pending {
+                    platform,
+                    marketplace_order_id,
+                    ..
+                }) if asks < PENDING_ASKS => {
+                    if asks == 0 {
+                        note(ctx, format!("line {line_no}: cancellation of {platform} order {marketplace_order_id} asked; waiting for the marketplace")).await?;
+                    }
+                    asks += 1;
+                    ctx.timer(PENDING_POLL).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(MarketplaceCancelOutcome::Cancelled {
+                platform,
+                marketplace_order_id,
+                refunded,
+            }) => {
+                note(ctx, format!("line {line_no}: {platform} order {marketplace_order_id} cancelled at the marketplace ({refunded} back to our buyer account)")).await?;
+                cancelled.push(line_no);
+            }
+            Ok(MarketplaceCancelOutcome::NotBought) => cancelled.push(line_no),
+            Ok(MarketplaceCancelOutcome::Pending {
+                platform,
+                marketplace_order_id,
+                ..
+            }) => kept.push(format!(
+                "line {line_no}: {platform} has not confirmed the cancellation of order {marketplace_order_id}; an operator follows it up"
+            )),
+            Ok(MarketplaceCancelOutcome::TooLate {
+                platform,
+                marketplace_order_id,
+                status,
+            }) => kept.push(format!(
+                "line {line_no}: {platform} order {marketplace_order_id} can no longer be cancelled ({status}: the seller has shipped)"
+            )),
+            Ok(MarketplaceCancelOutcome::NotCancellable { platform, reason }) => {
+                kept.push(format!("line {line_no}: {platform}: {reason}"))
+            }
+            Err(e) => kept.push(format!(
+                "line {line_no}: the marketplace did not cancel it ({e})"
+            )),
+        }
+    }
+    if kept.is_empty() {
+        ctx.state_mut(|s| s.cancelled_lines.extend(cancelled));
+        return Ok(Ok(()));
+    }
+    // Some lines stay bought: refund the ones that went, each its own share, once.
+    let shares = line_shares(plan);
+    for line_no in cancelled {
+        let share = shares
+            .iter()
+            .find(|(l, _)| *l == line_no)
+            .map(|(_, m)| *m)
+            .unwrap_or(Money::new(0, plan.total.currency));
+        if share.minor > 0 {
+            let refund = ctx
+                .execute_activity(
+                    OrderActivities::refund_payment,
+                    RefundRequest {
+                        order_id: plan.order_id.clone(),
+                        amount: share,
+                        reason: format!("line {line_no} cancelled at the marketplace"),
+                        part: Some(format!("L{line_no}")),
+                    },
+                    io_opts(),
+                )
+                .await?;
+            note(
+                ctx,
+                format!(
+                    "line {line_no}: refunded its share {} ({})",
+                    refund.amount, refund.refund_id
+                ),
+            )
+            .await?;
+        }
+        ctx.state_mut(|s| s.cancelled_lines.push(line_no));
+    }
+    Ok(Err(kept.join("; ")))
+}
+
+/// A cancellation that could not be carried out: answer the waiting update, note it, and let
+/// the order go on (a later request may ask again).
+pub(super) async fn refuse_cancel(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    why: String,
+) -> WorkflowResult<()> {
+    let message = format!(
+        "cancellation refused: {why}; the customer can refuse or return the goods once delivered, \
+         or have them disposed of in the warehouse"
+    );
+    note(ctx, message.clone()).await?;
+    ctx.state_mut(|s| {
+        s.cancel_outcome = Some(CancelOutcome {
+            granted: false,
+            state: s.state,
+            message,
+        });
+    });
+    Ok(())
+}
