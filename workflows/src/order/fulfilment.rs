@@ -21,13 +21,12 @@ pub(super) async fn store_and_ship(
             (s.input.storage_grace_secs as i64) * 1000,
         )
     });
-    let mut until_ms = ctx
-        .execute_activity(
-            FulfilmentActivities::storage_deadline,
-            order_id.to_owned(),
-            io_opts(),
-        )
-        .await?;
+    let mut until_ms = step(
+        ctx,
+        || FulfilmentActivities::storage_deadline,
+        order_id.to_owned(),
+    )
+    .await?;
     let mut reminded = false;
     let mut extensions = 0u32;
     let decided = |s: &OrderWorkflow| s.news("assigned").is_some() || s.storage_choice.is_some();
@@ -75,16 +74,15 @@ pub(super) async fn store_and_ship(
             let remind_at = until_ms - reminder_ms;
             if !reminded && now >= remind_at {
                 reminded = true;
-                let sent = ctx
-                    .execute_activity(
-                        FulfilmentActivities::storage_reminder,
-                        StorageReminderRequest {
-                            order_id: order_id.to_owned(),
-                            window_secs: (reminder_ms / 1000) as u64,
-                        },
-                        io_opts(),
-                    )
-                    .await?;
+                let sent = step(
+                    ctx,
+                    || FulfilmentActivities::storage_reminder,
+                    StorageReminderRequest {
+                        order_id: order_id.to_owned(),
+                        window_secs: (reminder_ms / 1000) as u64,
+                    },
+                )
+                .await?;
                 let how = if sent {
                     "reminder sent"
                 } else {
@@ -187,13 +185,12 @@ pub(super) async fn store_and_ship(
 }
 
 async fn dispose(ctx: &mut WorkflowContext<OrderWorkflow>, order_id: &str) -> WorkflowResult<bool> {
-    let done = ctx
-        .execute_activity(
-            FulfilmentActivities::dispose_item,
-            order_id.to_owned(),
-            io_opts(),
-        )
-        .await?;
+    let done = step(
+        ctx,
+        || FulfilmentActivities::dispose_item,
+        order_id.to_owned(),
+    )
+    .await?;
     if !done {
         note(
             ctx,
@@ -218,9 +215,7 @@ async fn extend(
         order_id: order_id.to_owned(),
         days,
     };
-    let charge = ctx
-        .execute_activity(FulfilmentActivities::create_storage_charge, req, io_opts())
-        .await?;
+    let charge = step(ctx, || FulfilmentActivities::create_storage_charge, req).await?;
     note(
         ctx,
         format!(
@@ -259,10 +254,10 @@ async fn extend(
     }
     let paid = paid
         || matches!(
-            ctx.execute_activity(
-                FulfilmentActivities::withdraw_charge,
-                charge.charge_id.clone(),
-                io_opts(),
+            step(
+                ctx,
+                || FulfilmentActivities::withdraw_charge,
+                charge.charge_id.clone()
             )
             .await?,
             ChargeWithdrawal::Paid(_)
@@ -275,17 +270,16 @@ async fn extend(
         .await?;
         return Ok(None);
     }
-    let until = ctx
-        .execute_activity(
-            FulfilmentActivities::extend_storage,
-            ExtendStorage {
-                order_id: order_id.to_owned(),
-                days,
-                from_ms: until_before,
-            },
-            io_opts(),
-        )
-        .await?;
+    let until = step(
+        ctx,
+        || FulfilmentActivities::extend_storage,
+        ExtendStorage {
+            order_id: order_id.to_owned(),
+            days,
+            from_ms: until_before,
+        },
+    )
+    .await?;
     note(
         ctx,
         format!(

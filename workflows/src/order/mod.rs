@@ -70,6 +70,11 @@ pub const PARCELS: &str = "parcels";
 /// what is owed (a webhook or a hand-sent signal only triggers the check).
 pub const VERIFY_PAYMENTS: &str = "verify-payments";
 
+/// Patch marker: an activity step that keeps failing (a bounded number of tries, or at once
+/// when its failure is non-retryable) parks the order in NeedsOperator with the reason instead
+/// of retrying out of sight or failing the workflow; `retry_step` tries it again.
+pub const BOUNDED_STEPS: &str = "bounded-steps";
+
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
 
@@ -256,14 +261,9 @@ impl OrderWorkflow {
         let input = ctx.state(|s| s.input.clone());
         let order_id = input.order_id.clone();
         record(ctx, OrderState::Created, "order accepted".into()).await?;
-        let plan: OrderPlan = ctx
-            .execute_activity(OrderActivities::load_order, order_id.clone(), io_opts())
-            .await?;
+        let plan: OrderPlan = step(ctx, || OrderActivities::load_order, order_id.clone()).await?;
 
-        match ctx
-            .execute_activity(OrderActivities::reserve_stock, order_id.clone(), io_opts())
-            .await?
-        {
+        match step(ctx, || OrderActivities::reserve_stock, order_id.clone()).await? {
             ReserveOutcome::Reserved => {}
             ReserveOutcome::Insufficient {
                 sku,
@@ -276,9 +276,8 @@ impl OrderWorkflow {
             }
         }
 
-        let payment: PaymentCreated = ctx
-            .execute_activity(OrderActivities::create_payment, order_id.clone(), io_opts())
-            .await?;
+        let payment: PaymentCreated =
+            step(ctx, || OrderActivities::create_payment, order_id.clone()).await?;
         move_to(
             ctx,
             OrderState::PendingPayment,
@@ -724,16 +723,15 @@ async fn receive_and_ship(
         "packing for international shipment".into(),
     )
     .await?;
-    let shipment = ctx
-        .execute_activity(
-            OrderActivities::book_shipment,
-            ShipmentRequest {
-                order_id: order_id.clone(),
-                weight_g: inbound.weight_g,
-            },
-            io_opts(),
-        )
-        .await?;
+    let shipment = step(
+        ctx,
+        || OrderActivities::book_shipment,
+        ShipmentRequest {
+            order_id: order_id.clone(),
+            weight_g: inbound.weight_g,
+        },
+    )
+    .await?;
     move_to(
         ctx,
         OrderState::Shipped,
@@ -744,13 +742,12 @@ async fn receive_and_ship(
     loop {
         ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1)))
             .await;
-        let status = ctx
-            .execute_activity(
-                OrderActivities::track_parcel,
-                shipment.tracking_number.clone(),
-                io_opts(),
-            )
-            .await?;
+        let status = step(
+            ctx,
+            || OrderActivities::track_parcel,
+            shipment.tracking_number.clone(),
+        )
+        .await?;
         if status.is_delivered() {
             move_to(
                 ctx,
@@ -804,7 +801,11 @@ pub(crate) async fn park(
     why: String,
     wake: impl Fn(&OrderWorkflow) -> bool + 'static,
 ) -> WorkflowResult<bool> {
-    move_to(ctx, OrderState::NeedsOperator, why).await?;
+    if ctx.state(|s| s.state) == OrderState::NeedsOperator {
+        note(ctx, why).await?;
+    } else {
+        move_to(ctx, OrderState::NeedsOperator, why).await?;
+    }
     ctx.state_mut(|s| {
         s.parked = Some(kind);
         s.operator_retry = None;
@@ -824,6 +825,62 @@ pub(crate) async fn park(
         s.step_retry = false;
         s.cancel_reason.is_none()
     }))
+}
+
+/// Run one activity step of the order. Behind `bounded-steps`: a bounded number of tries
+/// (`step_opts`), then (or at once for a non-retryable failure, e.g. a refund the provider
+/// answers 400) the order parks in NeedsOperator with the step and its error until an operator
+/// sends `retry_step`, and goes back to where it was.
+pub(crate) async fn step<AD>(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    def: impl Fn() -> AD,
+    input: AD::Input,
+) -> WorkflowResult<AD::Output>
+where
+    AD: temporalio_common::ActivityDefinition,
+    AD::Input: Clone,
+    AD::Output: temporalio_common::data_converters::TemporalDeserializable + 'static,
+{
+    if !ctx.patched(BOUNDED_STEPS) {
+        return Ok(ctx.execute_activity(def(), input, io_opts()).await?);
+    }
+    loop {
+        match ctx
+            .execute_activity(def(), input.clone(), step_opts())
+            .await
+        {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                let name = def().name().to_owned();
+                let back = ctx.state(|s| s.state);
+                // A cancellation asked meanwhile is acted on once the step has gone through.
+                park(
+                    ctx,
+                    Parked::Step,
+                    format!("step {name} failed: {e}; fix the cause, then retry_step"),
+                    |_| false,
+                )
+                .await?;
+                if back != OrderState::NeedsOperator {
+                    move_to(ctx, back, format!("operator retries step {name}")).await?;
+                }
+            }
+        }
+    }
+}
+
+/// `io_opts` with an end: about 10 minutes of backoff before the step parks for an operator.
+fn step_opts() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .maximum_attempts(16)
+                .build(),
+        )
+        .build()
 }
 
 /// The order's payment as the provider holds it. A confirmation that does not verify parks the
@@ -900,9 +957,7 @@ pub(crate) async fn check_payment(
         expected: owed,
         reference: reference.to_owned(),
     };
-    Ok(ctx
-        .execute_activity(OrderActivities::verify_payment, check, io_opts())
-        .await?)
+    Ok(step(ctx, || OrderActivities::verify_payment, check).await?)
 }
 
 /// End an order whose payment never verified: cancel its intent (refunding whatever the
@@ -935,13 +990,7 @@ async fn cancel_unverified(
         )
         .await?;
     }
-    let released = ctx
-        .execute_activity(
-            OrderActivities::release_stock,
-            order_id.to_owned(),
-            io_opts(),
-        )
-        .await?;
+    let released = step(ctx, || OrderActivities::release_stock, order_id.to_owned()).await?;
     finish(
         ctx,
         OrderState::Cancelled,
@@ -1064,18 +1113,8 @@ async fn release_unpaid(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     order_id: &str,
 ) -> WorkflowResult<()> {
-    ctx.execute_activity(
-        OrderActivities::cancel_payment,
-        order_id.to_owned(),
-        io_opts(),
-    )
-    .await?;
-    ctx.execute_activity(
-        OrderActivities::release_stock,
-        order_id.to_owned(),
-        io_opts(),
-    )
-    .await?;
+    step(ctx, || OrderActivities::cancel_payment, order_id.to_owned()).await?;
+    step(ctx, || OrderActivities::release_stock, order_id.to_owned()).await?;
     Ok(())
 }
 
@@ -1093,40 +1132,37 @@ async fn refund_and_close(
             return Box::pin(keep_bought(ctx, plan, reason, why)).await;
         }
     }
-    let refund = ctx
-        .execute_activity(
-            OrderActivities::refund_payment,
-            RefundRequest {
-                order_id: plan.order_id.clone(),
-                amount: plan.total,
-                reason: reason.clone(),
-                part: None,
-            },
-            io_opts(),
-        )
-        .await?;
+    let refund = step(
+        ctx,
+        || OrderActivities::refund_payment,
+        RefundRequest {
+            order_id: plan.order_id.clone(),
+            amount: plan.total,
+            reason: reason.clone(),
+            part: None,
+        },
+    )
+    .await?;
     // Only orders that went through a price change have supplements, so histories recorded
     // before price changes replay without this step.
     let mut supplements = String::new();
     if ctx.state(|s| !s.supplements.is_empty()) {
-        let refunds = ctx
-            .execute_activity(
-                OrderActivities::refund_supplements,
-                plan.order_id.clone(),
-                io_opts(),
-            )
-            .await?;
+        let refunds = step(
+            ctx,
+            || OrderActivities::refund_supplements,
+            plan.order_id.clone(),
+        )
+        .await?;
         for r in refunds {
             supplements.push_str(&format!(" and supplement {} ({})", r.amount, r.refund_id));
         }
     }
-    let released = ctx
-        .execute_activity(
-            OrderActivities::release_stock,
-            plan.order_id.clone(),
-            io_opts(),
-        )
-        .await?;
+    let released = step(
+        ctx,
+        || OrderActivities::release_stock,
+        plan.order_id.clone(),
+    )
+    .await?;
     finish(
         ctx,
         OrderState::Refunded,
@@ -1152,18 +1188,17 @@ async fn keep_bought(
         if bought.contains(&line_no) || cancelled.contains(&line_no) || share.minor <= 0 {
             continue;
         }
-        let refund = ctx
-            .execute_activity(
-                OrderActivities::refund_payment,
-                RefundRequest {
-                    order_id: plan.order_id.clone(),
-                    amount: share,
-                    reason: format!("line {line_no} not bought: {reason}"),
-                    part: Some(format!("L{line_no}")),
-                },
-                io_opts(),
-            )
-            .await?;
+        let refund = step(
+            ctx,
+            || OrderActivities::refund_payment,
+            RefundRequest {
+                order_id: plan.order_id.clone(),
+                amount: share,
+                reason: format!("line {line_no} not bought: {reason}"),
+                part: Some(format!("L{line_no}")),
+            },
+        )
+        .await?;
         note(
             ctx,
             format!(

@@ -39,9 +39,7 @@ pub(super) async fn ask_customer(
         covered_unit_fen,
         due_at_ms: now_ms(ctx) + (deadline as i64) * 1000,
     };
-    let proposal = ctx
-        .execute_activity(OrderActivities::propose_price_change, req, io_opts())
-        .await?;
+    let proposal = step(ctx, || OrderActivities::propose_price_change, req).await?;
     let new_unit = Money::new(new_unit_fen, procure_domain::Currency::CNY);
     let Some(intent_id) = proposal.intent_id.filter(|_| proposal.supplement.minor > 0) else {
         note(
@@ -142,13 +140,12 @@ pub(super) async fn ask_customer(
 
     // Declined, cancelled or unanswered: withdraw the supplement. A payment that raced us is
     // found here and is then used (deadline) or refunded with the order (cancel).
-    let outcome = ctx
-        .execute_activity(
-            OrderActivities::withdraw_price_change,
-            change_id.clone(),
-            io_opts(),
-        )
-        .await?;
+    let outcome = step(
+        ctx,
+        || OrderActivities::withdraw_price_change,
+        change_id.clone(),
+    )
+    .await?;
     if let WithdrawOutcome::Paid(p) = outcome {
         ctx.state_mut(|s| {
             if !paid(s, &p.change_id) {

@@ -37,9 +37,7 @@ pub(super) async fn procure_lines(
                 only_offer: overrides.offer_id.clone(),
                 max_unit_fen: overrides.max_unit_fen,
             };
-            let candidates = ctx
-                .execute_activity(OrderActivities::procurement_candidates, req, io_opts())
-                .await?;
+            let candidates = step(ctx, || OrderActivities::procurement_candidates, req).await?;
             let max_unit_fen = overrides.max_unit_fen.unwrap_or(line.max_unit_price.minor);
             let mut tried = Vec::new();
             // The cheapest supplier that only refused on price, and its price.
@@ -276,9 +274,7 @@ async fn assisted_purchase(
             .saturating_add(cand.domestic_shipping_fen),
         due_at_ms: now_ms(ctx) + (deadline as i64) * 1000,
     };
-    let task_id = ctx
-        .execute_activity(OrderActivities::open_purchaser_task, req, io_opts())
-        .await?;
+    let task_id = step(ctx, || OrderActivities::open_purchaser_task, req).await?;
     note(
         ctx,
         format!(
@@ -303,10 +299,10 @@ async fn assisted_purchase(
                 s.cancelling() && !s.purchaser_results.iter().any(|r| r.task_id == task_id)
             }));
     if !done {
-        ctx.execute_activity(
-            OrderActivities::expire_purchaser_task,
+        step(
+            ctx,
+            || OrderActivities::expire_purchaser_task,
             task_id.clone(),
-            io_opts(),
         )
         .await?;
         // The purchaser may have completed in the same instant: the store decides who won.
