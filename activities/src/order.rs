@@ -372,6 +372,14 @@ impl OrderActivitiesImpl {
             .get_intent(&intent_id)
             .await
             .map_err(transient)?;
+        if intent.status == IntentStatus::Canceled {
+            // Cancelled at the provider already (a crash before our record was written).
+            return self
+                .store
+                .set_payment_status(&intent_id, "canceled", None)
+                .await
+                .map_err(store_err);
+        }
         if intent.status == IntentStatus::Succeeded {
             // Paid at the last moment (or not as owed): what the provider received goes back.
             let refund = self
