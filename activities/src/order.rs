@@ -2,6 +2,7 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
+use crate::adapters::failure::{adapter_err, adapter_err_while};
 use crate::adapters::payments::{IntentStatus, PaymentIntent};
 use crate::{
     adapters::{
@@ -338,7 +339,7 @@ impl OrderActivitiesImpl {
             .payments
             .create_intent(&format!("{order_id}-charge"), plan.total, &order_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .record_payment_intent(&order_id, &intent.id, plan.total)
             .await
@@ -371,7 +372,7 @@ impl OrderActivitiesImpl {
             .payments
             .get_intent(&intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         if intent.status == IntentStatus::Succeeded {
             // Paid at the last moment (or not as owed): what the provider received goes back.
             let refund = self
@@ -382,7 +383,7 @@ impl OrderActivitiesImpl {
                     intent.amount_received,
                 )
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             tracing::warn!(%order_id, refund = %refund.id, "payment arrived after expiry; refunded");
             self.store
                 .set_payment_status(&intent_id, "refunded", Some(intent.amount_received.minor))
@@ -393,7 +394,7 @@ impl OrderActivitiesImpl {
         self.payments
             .cancel_intent(&intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .set_payment_status(&intent_id, "canceled", None)
             .await
@@ -422,7 +423,7 @@ impl OrderActivitiesImpl {
             .payments
             .refund(&key, &intent_id, req.amount)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .set_payment_status(&intent_id, "refunded", Some(refund.amount.minor))
             .await
@@ -660,7 +661,7 @@ impl OrderActivitiesImpl {
                 .await
                 .map(|o| o.is_some()),
         }
-        .map_err(|e| transient(format!("cannot confirm the supplier's state yet: {e}")))?;
+        .map_err(|e| adapter_err_while("cannot confirm the supplier's state yet", e))?;
         if !exists {
             return Ok(OfferOutcome::MoveOn {
                 reason: "the supplier holds no order for our id".into(),
@@ -773,7 +774,7 @@ impl OrderActivitiesImpl {
                     &change.order_id,
                 )
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             self.store
                 .set_price_change_intent(&change.id, &intent.id)
                 .await
@@ -820,7 +821,7 @@ impl OrderActivitiesImpl {
             .payments
             .withdraw_intent(&intent_id)
             .await
-            .map_err(transient)?
+            .map_err(adapter_err)?
         {
             self.store
                 .mark_price_change_paid(&change_id)
@@ -857,7 +858,7 @@ impl OrderActivitiesImpl {
                 .payments
                 .refund(&format!("{}-refund", c.id), intent_id, c.amount)
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             self.store
                 .mark_price_change_refunded(&c.id, refund.amount.minor)
                 .await
@@ -923,7 +924,7 @@ impl OrderActivitiesImpl {
             .tracking
             .track(&[TrackRef::new(tracking_number.clone())])
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         let Some(st) = tracked
             .statuses
             .into_iter()
@@ -964,7 +965,7 @@ impl OrderActivitiesImpl {
             .payments
             .get_intent(&check.intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         let verdict = payment_verdict(&intent, &check);
         if let PaymentVerdict::Mismatch { reason } = &verdict {
             tracing::warn!(intent = %check.intent_id, %reason, "payment not verified");
