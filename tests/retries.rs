@@ -1,25 +1,33 @@
-//! Nothing in the outbox retries forever out of sight, on the real dev server: a signal for an
+//! Nothing retries forever out of sight. The outbox, on the real dev server: a signal for an
 //! order whose workflow has finished is dead-lettered at its first attempt with the server's
 //! reason (not retried every few seconds), operators see it at `/api/v1/admin/outbox/dead` and
 //! retry or discard it; a transient failure (Temporal unreachable) stops at the attempt bound
-//! and a retried dead letter is delivered once Temporal answers.
+//! and a retried dead letter is delivered once Temporal answers. Adapters, against the
+//! sandbox's Stripe: the refunds and lookups Stripe refuses for good (`amount_too_large`,
+//! `charge_already_refunded`, an unknown intent) are non-retryable typed failures; rate limits
+//! and server errors stay retryable.
 
 mod support;
 
 use procure::demo::Script;
-use procure_activities::store::Store;
+use procure_activities::{
+    adapters::{HttpConfig, Payments, PaymentsConfig, adapter_err},
+    store::Store,
+};
 use procure_api::{
     auth::Role,
     dispatcher::{DEFAULT_MAX_ATTEMPTS, Dispatcher, patience},
     temporal::TemporalLink,
 };
 use procure_domain::OrderState;
+use procure_domain::{Currency, Money};
 use serde_json::{Value, json};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 use support::*;
+use temporalio_sdk::activities::ActivityError;
 
 /// Poll `check` until it returns `Some`, failing after `within`.
 async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
@@ -258,4 +266,91 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
     handle.describe(Default::default()).await.unwrap();
     handle.terminate(Default::default()).await.unwrap();
     store.close().await;
+}
+
+/// (non-retryable, type name, message) of an activity failure.
+fn failure(e: ActivityError) -> (bool, String, String) {
+    match e {
+        ActivityError::Application(f) => (
+            f.is_non_retryable(),
+            f.type_name().unwrap_or_default().to_owned(),
+            f.source_error().to_string(),
+        ),
+        other => panic!("not an application failure: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refunds_stripe_refuses_for_good_are_not_retried() {
+    procure::system::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let sandbox = procure_sandbox::Sandbox::new(Default::default());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(procure_sandbox::serve(listener, sandbox, async move {
+        let _ = stopped.await;
+    }));
+    let payments = Payments::new(PaymentsConfig {
+        base_url: base_url.clone(),
+        // One attempt per call: what the classifier sees is the sandbox's first answer.
+        http: HttpConfig {
+            max_attempts: 1,
+            ..HttpConfig::default()
+        },
+        ..PaymentsConfig::default()
+    })
+    .unwrap();
+    let eur = |minor| Money::new(minor, Currency::EUR);
+    let intent = payments
+        .create_intent("retries-charge", eur(1_000), "ord-retries")
+        .await
+        .unwrap();
+    payments.confirm_intent(&intent.id).await.unwrap();
+
+    let expect = |e, non_retryable: bool, type_name: &str, says: &str| {
+        let (nr, t, msg) = failure(adapter_err(e));
+        assert_eq!((nr, t.as_str()), (non_retryable, type_name), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+    };
+    // More than was paid: 400 amount_too_large.
+    let e = payments
+        .refund("retries-refund-1", &intent.id, eur(2_000))
+        .await
+        .unwrap_err();
+    expect(e, true, "PaymentRejected", "amount_too_large");
+    // All of it, then again: 400 charge_already_refunded.
+    payments
+        .refund("retries-refund-2", &intent.id, eur(1_000))
+        .await
+        .unwrap();
+    let e = payments
+        .refund("retries-refund-3", &intent.id, eur(1))
+        .await
+        .unwrap_err();
+    expect(e, true, "PaymentRejected", "charge_already_refunded");
+    // A settlement naming an intent Stripe does not know: resource_missing, as a parameter
+    // and by path.
+    let e = payments
+        .refund("retries-refund-4", "pi_unknown", eur(100))
+        .await
+        .unwrap_err();
+    expect(e, true, "NotFound", "resource_missing");
+    let e = payments.get_intent("pi_unknown").await.unwrap_err();
+    expect(e, true, "NotFound", "resource_missing");
+
+    // Rate limits and server errors pass with time.
+    let http = reqwest::Client::new();
+    for (kind, type_name) in [("rate_limit", "RateLimited"), ("error", "Unavailable")] {
+        let r = http
+            .post(format!("{base_url}/_sandbox/faults"))
+            .json(&json!({"platform": "stripe", "api": "*", "kind": kind, "count": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{kind}: {}", r.status());
+        let e = payments.get_intent(&intent.id).await.unwrap_err();
+        expect(e, false, type_name, "");
+    }
+    // The faults are spent: the same call succeeds.
+    payments.get_intent(&intent.id).await.unwrap();
 }
