@@ -312,6 +312,15 @@ async fn refunds_stripe_refuses_for_good_are_not_retried() {
         assert_eq!((nr, t.as_str()), (non_retryable, type_name), "{msg}");
         assert!(msg.contains(says), "{msg}");
     };
+    // Cancelling an intent that was paid meanwhile: 400 payment_intent_unexpected_state, the one
+    // 400 worth another attempt (which reads the intent again and refunds instead).
+    let e = payments.cancel_intent(&intent.id).await.unwrap_err();
+    expect(
+        e,
+        false,
+        "PaymentStateChanged",
+        "payment_intent_unexpected_state",
+    );
     // More than was paid: 400 amount_too_large.
     let e = payments
         .refund("retries-refund-1", &intent.id, eur(2_000))

@@ -7,8 +7,10 @@
 //! get past, except 409 (a concurrent request with the same idempotency key, a lock) and 429
 //! (rate limited); 5xx, timeouts and connection failures are worth retrying with the same key.
 //! `resource_missing` (an unknown intent or refund) is `NotFound`, a refused money movement
-//! (`amount_too_large`, `charge_already_refunded`, `payment_intent_unexpected_state`, card
-//! declines) is `PaymentRejected`, 401/403 is `Unauthorized`, any other 4xx `InvalidRequest`.
+//! (`amount_too_large`, `charge_already_refunded`, card declines) is `PaymentRejected`, 401/403
+//! is `Unauthorized`, any other 4xx `InvalidRequest`. One 400 stays retryable:
+//! `payment_intent_unexpected_state` means the intent moved under us (a payment landing between
+//! our read and our cancel), and the activities re-read the intent on their next attempt.
 
 use super::{ApiError, FxError, MarketError};
 use temporalio_sdk::{ApplicationFailure, activities::ActivityError};
@@ -41,6 +43,8 @@ pub mod retryable {
     pub const RATE_LIMITED: &str = "RateLimited";
     /// An answer we cannot read: the outcome is unknown.
     pub const UNREADABLE: &str = "UnreadableResponse";
+    /// The payment intent changed state under us; the next attempt reads it again.
+    pub const UNEXPECTED_STATE: &str = "PaymentStateChanged";
 }
 
 /// How an adapter error is to be treated: `Err(type)` when no retry can fix it.
@@ -52,7 +56,6 @@ const PAYMENT_REFUSALS: &[&str] = &[
     "amount_too_small",
     "charge_already_refunded",
     "charge_disputed",
-    "payment_intent_unexpected_state",
     "card_declined",
     "expired_card",
     "balance_insufficient",
@@ -79,6 +82,9 @@ impl AdapterFailure for ApiError {
             ApiError::RateLimited => Ok(RATE_LIMITED),
             ApiError::InvalidResponse(_) => Ok(UNREADABLE),
             ApiError::Unauthorized(_) => Err(types::UNAUTHORIZED),
+            ApiError::Rejected { code, .. } if code == "payment_intent_unexpected_state" => {
+                Ok(UNEXPECTED_STATE)
+            }
             ApiError::Rejected { status, code, .. } => Err(match (*status, code.as_str()) {
                 (_, "resource_missing") | (404, _) => types::NOT_FOUND,
                 (402, _) => types::PAYMENT_REJECTED,
@@ -197,12 +203,13 @@ mod tests {
                 true,
                 "PaymentRejected",
             ),
+            // The intent moved under us (paid between our read and our cancel): read it again.
             (
                 400,
                 "invalid_request_error",
                 Some("payment_intent_unexpected_state"),
-                true,
-                "PaymentRejected",
+                false,
+                "PaymentStateChanged",
             ),
             (
                 402,
@@ -332,12 +339,20 @@ mod tests {
         );
     }
 
+    /// Where they differ, on purpose: an intent in an unexpected state is worth reading again.
     #[test]
     fn the_classifier_agrees_with_the_adapters_retry_rule() {
+        let moved = stripe(
+            400,
+            "invalid_request_error",
+            Some("payment_intent_unexpected_state"),
+        );
+        assert!(!moved.is_retryable() && moved.classify().is_ok());
         for e in [
             ApiError::Timeout,
             ApiError::RateLimited,
             stripe(400, "invalid_request_error", Some("amount_too_large")),
+            stripe(400, "invalid_request_error", Some("resource_missing")),
             stripe(409, "idempotency_error", Some("idempotency_key_in_use")),
             stripe(500, "api_error", None),
             stripe(401, "invalid_request_error", None),
