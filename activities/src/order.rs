@@ -35,10 +35,7 @@ use procure_workflows::contract::{
 use std::sync::Arc;
 use std::{collections::HashMap, sync::Mutex};
 use temporalio_macros::activities;
-use temporalio_sdk::{
-    ApplicationFailure,
-    activities::{ActivityContext, ActivityError},
-};
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 /// Everything the order activities need: the store and the external systems.
 pub struct OrderActivitiesImpl {
@@ -226,12 +223,12 @@ pub fn external_id(order_id: &str, line_no: u32, platform: Platform, offer_id: &
 
 /// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
 pub(crate) fn transient(e: impl std::fmt::Display) -> ActivityError {
-    ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
+    crate::adapters::failure::failed(e, Ok(crate::adapters::failure::retryable::UNAVAILABLE))
 }
 
-/// A failure no retry can fix.
+/// A failure no retry can fix (our own data does not allow the step), typed `InvalidState`.
 pub(crate) fn permanent(e: impl std::fmt::Display) -> ActivityError {
-    ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
+    crate::adapters::failure::failed(e, Err(crate::adapters::failure::types::INVALID_STATE))
 }
 
 /// The exchange rate a quote locked (CNY → the order's currency), as the quote states it.

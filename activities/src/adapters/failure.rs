@@ -32,6 +32,9 @@ pub mod types {
     pub const PRICE_ABOVE_TOLERANCE: &str = "PriceAboveTolerance";
     /// The marketplace buyer account may not buy.
     pub const ACCOUNT_RESTRICTED: &str = "AccountRestricted";
+    /// Our own records do not allow the step (no payment to refund, no such line, a corrupt
+    /// row): not an adapter's answer, but as final.
+    pub const INVALID_STATE: &str = "InvalidState";
 }
 
 /// Type names of retryable failures.
@@ -126,17 +129,22 @@ impl AdapterFailure for FxError {
 /// The one mapping of an adapter error to an activity failure (see the module docs).
 pub fn adapter_err(e: impl AdapterFailure) -> ActivityError {
     let class = e.classify();
-    let source = anyhow::anyhow!("{e}");
-    let failure = match class {
-        Ok(kind) => ApplicationFailure::builder(source)
-            .type_name(kind.to_owned())
-            .build(),
-        Err(kind) => ApplicationFailure::builder(source)
-            .type_name(kind.to_owned())
-            .non_retryable(true)
-            .build(),
+    failed(e, class)
+}
+
+/// An activity failure with its message and class: retryable of type `Ok(type)`, or
+/// non-retryable of type `Err(type)`. Every failure an activity returns is made here.
+pub fn failed(e: impl std::fmt::Display, class: Classified) -> ActivityError {
+    let (kind, non_retryable) = match class {
+        Ok(kind) => (kind, false),
+        Err(kind) => (kind, true),
     };
-    ActivityError::application(failure)
+    ActivityError::application(
+        ApplicationFailure::builder(anyhow::anyhow!("{e}"))
+            .type_name(kind.to_owned())
+            .non_retryable(non_retryable)
+            .build(),
+    )
 }
 
 /// As [`adapter_err`], the message prefixed with what was being done.
@@ -277,6 +285,18 @@ mod tests {
                 "{status} {kind} {code:?} ({e:?})"
             );
         }
+    }
+
+    #[test]
+    fn the_activities_own_helpers_are_typed_too() {
+        assert_eq!(
+            failure(crate::order::permanent("no payment to refund")),
+            (true, "InvalidState".into(), "no payment to refund".into())
+        );
+        assert_eq!(
+            failure(crate::order::transient("database busy")),
+            (false, "Unavailable".into(), "database busy".into())
+        );
     }
 
     #[test]
