@@ -185,6 +185,7 @@ pub async fn run_api(
         notify: state.outbox_notify.clone(),
         task_queue: temporal.task_queue.clone(),
         timings,
+        max_attempts: procure_api::dispatcher::max_attempts_from_env()?,
     };
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let dispatcher_task = tokio::spawn(async move {

@@ -194,6 +194,21 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
             ADMIN,
             None,
         ),
+        case("GET", "/api/v1/admin/outbox/dead", None, OPERATOR, None),
+        case(
+            "POST",
+            "/api/v1/admin/outbox/dead/999999/retry",
+            Some(json!({})),
+            OPERATOR,
+            None,
+        ),
+        case(
+            "POST",
+            "/api/v1/admin/outbox/dead/999999/discard",
+            Some(json!({})),
+            OPERATOR,
+            None,
+        ),
         case(
             "POST",
             "/api/v1/price-monitors",

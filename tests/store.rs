@@ -231,18 +231,164 @@ async fn outbox_retries_and_completes(store: Store) {
         .unwrap();
     let due = store.outbox_due(10).await.unwrap();
     assert_eq!(due.len(), 1);
-    store
+    let dead = store
         .outbox_retry_later(
             due[0].id,
             "temporal down",
             std::time::Duration::from_secs(60),
+            5,
         )
         .await
         .unwrap();
+    assert!(!dead, "one failure of five allowed");
     assert!(store.outbox_due(10).await.unwrap().is_empty(), "backed off");
     assert_eq!(store.outbox_pending().await.unwrap(), 1);
     store.outbox_done(due[0].id).await.unwrap();
     assert_eq!(store.outbox_pending().await.unwrap(), 0);
+}
+
+async fn signal(store: &Store, subject: &str) -> i64 {
+    store
+        .enqueue(
+            "signal",
+            subject,
+            &serde_json::json!({"signal": "payment_succeeded", "args": {"intent_id": "pi_secret_1"}}),
+        )
+        .await
+        .unwrap();
+    store.outbox_due(100).await.unwrap().last().unwrap().id
+}
+
+/// A permanent failure is dead at once and never picked again; the list shows its reason but
+/// not its payload; retry puts it back with attempts from zero; discard is final.
+async fn outbox_dead_letters(store: Store) {
+    use std::time::Duration;
+    let id = signal(&store, "o-dead").await;
+    store
+        .outbox_mark_dead(id, "NotFound: workflow execution already completed")
+        .await
+        .unwrap();
+    assert!(
+        store.outbox_due(100).await.unwrap().is_empty(),
+        "never picked"
+    );
+    assert_eq!(store.outbox_pending().await.unwrap(), 0);
+    assert_eq!(store.outbox_dead_count().await.unwrap(), 1);
+    let list = store.outbox_dead_letters(10).await.unwrap();
+    assert_eq!(list.len(), 1);
+    let d = &list[0];
+    assert_eq!(
+        (
+            d.id,
+            d.kind.as_str(),
+            d.subject_id.as_str(),
+            d.signal.as_deref(),
+            d.attempts
+        ),
+        (id, "signal", "o-dead", Some("payment_succeeded"), 1)
+    );
+    assert!(d.last_error.contains("already completed"), "{d:?}");
+    assert!(d.dead_at_ms > 0 && d.created_at_ms > 0 && !d.discarded);
+    let json = serde_json::to_string(d).unwrap();
+    assert!(!json.contains("pi_secret_1"), "no payload: {json}");
+    // A second failure report of a dead row changes nothing.
+    assert!(
+        !store
+            .outbox_retry_later(id, "late", Duration::ZERO, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.outbox_dead_letters(10).await.unwrap()[0].attempts, 1);
+
+    // Retry: pending, due now, attempts from zero, off the list.
+    store.outbox_retry_dead(id).await.unwrap();
+    let due = store.outbox_due(100).await.unwrap();
+    assert_eq!((due.len(), due[0].id, due[0].attempts), (1, id, 0));
+    assert_eq!(store.outbox_dead_count().await.unwrap(), 0);
+    assert!(matches!(
+        store.outbox_retry_dead(id).await,
+        Err(StoreError::StateConflict(why)) if why.contains("pending")
+    ));
+    assert!(matches!(
+        store.outbox_discard_dead(id, "op").await,
+        Err(StoreError::StateConflict(_))
+    ));
+
+    // Dead again, then discarded: gone from the list and the queue, for good.
+    store.outbox_mark_dead(id, "again").await.unwrap();
+    store.outbox_discard_dead(id, "op-1").await.unwrap();
+    store.outbox_discard_dead(id, "op-1").await.unwrap();
+    assert_eq!(store.outbox_dead_count().await.unwrap(), 0);
+    assert!(store.outbox_dead_letters(10).await.unwrap().is_empty());
+    assert!(store.outbox_due(100).await.unwrap().is_empty());
+    assert!(store.outbox_dead_letter(id).await.unwrap().discarded);
+    assert!(matches!(
+        store.outbox_retry_dead(id).await,
+        Err(StoreError::StateConflict(why)) if why.contains("discarded")
+    ));
+    assert!(matches!(
+        store.outbox_retry_dead(999_999).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.outbox_discard_dead(999_999, "op").await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A delivered row is not a dead letter.
+    let done = signal(&store, "o-done").await;
+    store.outbox_done(done).await.unwrap();
+    assert!(matches!(
+        store.outbox_retry_dead(done).await,
+        Err(StoreError::StateConflict(why)) if why.contains("delivered")
+    ));
+}
+
+/// Transient failures are retried at most `max_attempts` times, then the row is dead with the
+/// last error.
+async fn outbox_transient_failures_are_bounded(store: Store) {
+    use std::time::Duration;
+    let id = signal(&store, "o-flaky").await;
+    for attempt in 1..=3 {
+        let dead = store
+            .outbox_retry_later(id, &format!("unavailable #{attempt}"), Duration::ZERO, 3)
+            .await
+            .unwrap();
+        assert_eq!(dead, attempt == 3, "attempt {attempt}");
+        assert_eq!(
+            store.outbox_due(100).await.unwrap().len(),
+            usize::from(attempt < 3)
+        );
+    }
+    let d = store.outbox_dead_letter(id).await.unwrap();
+    assert_eq!((d.attempts, d.last_error.as_str()), (3, "unavailable #3"));
+    assert_eq!(store.outbox_dead_count().await.unwrap(), 1);
+    assert_eq!(store.outbox_pending().await.unwrap(), 0);
+}
+
+/// A signal waits on its workflow's start while the start is live (queued or retrying), not
+/// once it is delivered or dead.
+async fn outbox_signal_waits_on_its_start(store: Store) {
+    store
+        .enqueue("start", "o-w", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let start = store.outbox_due(100).await.unwrap()[0].id;
+    let sig = signal(&store, "o-w").await;
+    assert!(store.outbox_waits_on(sig, "o-w", "start").await.unwrap());
+    assert!(
+        !store
+            .outbox_waits_on(sig, "o-other", "start")
+            .await
+            .unwrap()
+    );
+    assert!(!store.outbox_waits_on(start, "o-w", "start").await.unwrap());
+    store.outbox_mark_dead(start, "x").await.unwrap();
+    assert!(!store.outbox_waits_on(sig, "o-w", "start").await.unwrap());
+    store.outbox_retry_dead(start).await.unwrap();
+    assert!(store.outbox_waits_on(sig, "o-w", "start").await.unwrap());
+    store.outbox_done(start).await.unwrap();
+    assert!(!store.outbox_waits_on(sig, "o-w", "start").await.unwrap());
 }
 
 fn change(id: &str, order_id: &str, due_at_ms: i64) -> PriceChange {
@@ -463,6 +609,9 @@ on_both!(
     release_is_idempotent,
     transitions_are_idempotent_and_ordered,
     outbox_retries_and_completes,
+    outbox_dead_letters,
+    outbox_transient_failures_are_bounded,
+    outbox_signal_waits_on_its_start,
     price_change_decisions_are_settled_once,
     seeding_keeps_the_stock_reservations_hold,
 );

@@ -9,7 +9,7 @@
 
 use crate::{
     adapters::{Alibaba1688, CancelOutcome, MarketError, Taobao},
-    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err, transient},
+    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err},
     store::StoreError,
 };
 use procure_domain::{Currency, Money, order::Platform};
@@ -207,11 +207,8 @@ impl OrderActivitiesImpl {
     }
 }
 
-/// A marketplace failure as an activity failure: retryable ones transient, the rest permanent.
+/// A marketplace failure as an activity failure, by the one classifier
+/// (`adapters::failure`): retryable ones typed and retried, the rest non-retryable and typed.
 fn market_err(e: &MarketError) -> ActivityError {
-    if e.is_retryable() {
-        transient(e)
-    } else {
-        permanent(e)
-    }
+    crate::adapters::adapter_err(e)
 }

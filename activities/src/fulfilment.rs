@@ -4,7 +4,7 @@
 //! chooses), so Temporal may retry any of them.
 
 use crate::{
-    adapters::{Carrier, Payments, TrackRef, Tracking, carrier::Shipment},
+    adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment},
     order::{permanent, quoted_rate, store_err, transient},
     store::{Store, now_ms},
     warehouse::Charge,
@@ -69,7 +69,7 @@ impl FulfilmentActivitiesImpl {
                     .payments
                     .create_intent(&format!("{id}-charge"), charge.amount, reference)
                     .await
-                    .map_err(transient)?;
+                    .map_err(adapter_err)?;
                 self.store
                     .set_charge_intent(id, &intent.id)
                     .await
@@ -99,11 +99,11 @@ pub(crate) async fn book_and_track(
     let shipment = carrier
         .book(reference, service, weight_g, country)
         .await
-        .map_err(transient)?;
+        .map_err(adapter_err)?;
     let registered = tracking
         .register(&[TrackRef::new(shipment.tracking_number.clone())])
         .await
-        .map_err(transient)?;
+        .map_err(adapter_err)?;
     if let Some(r) = registered
         .rejected
         .iter()
@@ -296,7 +296,7 @@ impl FulfilmentActivitiesImpl {
             .payments
             .withdraw_intent(&intent_id)
             .await
-            .map_err(transient)?
+            .map_err(adapter_err)?
         {
             self.store
                 .set_charge_status(&charge_id, "paid", &["pending", "withdrawn"])
@@ -352,7 +352,7 @@ impl FulfilmentActivitiesImpl {
                             s.amount,
                         )
                         .await
-                        .map_err(transient)?;
+                        .map_err(adapter_err)?;
                     self.store
                         .set_settlement_refund(&parcel_id, &s.order_id, &refund.id)
                         .await

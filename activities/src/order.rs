@@ -2,6 +2,7 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
+use crate::adapters::failure::{adapter_err, adapter_err_while};
 use crate::adapters::payments::{IntentStatus, PaymentIntent};
 use crate::{
     adapters::{
@@ -34,10 +35,7 @@ use procure_workflows::contract::{
 use std::sync::Arc;
 use std::{collections::HashMap, sync::Mutex};
 use temporalio_macros::activities;
-use temporalio_sdk::{
-    ApplicationFailure,
-    activities::{ActivityContext, ActivityError},
-};
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 /// Everything the order activities need: the store and the external systems.
 pub struct OrderActivitiesImpl {
@@ -225,12 +223,12 @@ pub fn external_id(order_id: &str, line_no: u32, platform: Platform, offer_id: &
 
 /// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
 pub(crate) fn transient(e: impl std::fmt::Display) -> ActivityError {
-    ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
+    crate::adapters::failure::failed(e, Ok(crate::adapters::failure::retryable::UNAVAILABLE))
 }
 
-/// A failure no retry can fix.
+/// A failure no retry can fix (our own data does not allow the step), typed `InvalidState`.
 pub(crate) fn permanent(e: impl std::fmt::Display) -> ActivityError {
-    ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
+    crate::adapters::failure::failed(e, Err(crate::adapters::failure::types::INVALID_STATE))
 }
 
 /// The exchange rate a quote locked (CNY → the order's currency), as the quote states it.
@@ -338,7 +336,7 @@ impl OrderActivitiesImpl {
             .payments
             .create_intent(&format!("{order_id}-charge"), plan.total, &order_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .record_payment_intent(&order_id, &intent.id, plan.total)
             .await
@@ -371,7 +369,7 @@ impl OrderActivitiesImpl {
             .payments
             .get_intent(&intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         if intent.status == IntentStatus::Canceled {
             // Cancelled at the provider already (a crash before our record was written).
             return self
@@ -390,7 +388,7 @@ impl OrderActivitiesImpl {
                     intent.amount_received,
                 )
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             tracing::warn!(%order_id, refund = %refund.id, "payment arrived after expiry; refunded");
             self.store
                 .set_payment_status(&intent_id, "refunded", Some(intent.amount_received.minor))
@@ -401,7 +399,7 @@ impl OrderActivitiesImpl {
         self.payments
             .cancel_intent(&intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .set_payment_status(&intent_id, "canceled", None)
             .await
@@ -430,7 +428,7 @@ impl OrderActivitiesImpl {
             .payments
             .refund(&key, &intent_id, req.amount)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         self.store
             .set_payment_status(&intent_id, "refunded", Some(refund.amount.minor))
             .await
@@ -668,7 +666,7 @@ impl OrderActivitiesImpl {
                 .await
                 .map(|o| o.is_some()),
         }
-        .map_err(|e| transient(format!("cannot confirm the supplier's state yet: {e}")))?;
+        .map_err(|e| adapter_err_while("cannot confirm the supplier's state yet", e))?;
         if !exists {
             return Ok(OfferOutcome::MoveOn {
                 reason: "the supplier holds no order for our id".into(),
@@ -781,7 +779,7 @@ impl OrderActivitiesImpl {
                     &change.order_id,
                 )
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             self.store
                 .set_price_change_intent(&change.id, &intent.id)
                 .await
@@ -828,7 +826,7 @@ impl OrderActivitiesImpl {
             .payments
             .withdraw_intent(&intent_id)
             .await
-            .map_err(transient)?
+            .map_err(adapter_err)?
         {
             self.store
                 .mark_price_change_paid(&change_id)
@@ -865,7 +863,7 @@ impl OrderActivitiesImpl {
                 .payments
                 .refund(&format!("{}-refund", c.id), intent_id, c.amount)
                 .await
-                .map_err(transient)?;
+                .map_err(adapter_err)?;
             self.store
                 .mark_price_change_refunded(&c.id, refund.amount.minor)
                 .await
@@ -931,7 +929,7 @@ impl OrderActivitiesImpl {
             .tracking
             .track(&[TrackRef::new(tracking_number.clone())])
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         let Some(st) = tracked
             .statuses
             .into_iter()
@@ -972,7 +970,7 @@ impl OrderActivitiesImpl {
             .payments
             .get_intent(&check.intent_id)
             .await
-            .map_err(transient)?;
+            .map_err(adapter_err)?;
         let verdict = payment_verdict(&intent, &check);
         if let PaymentVerdict::Mismatch { reason } = &verdict {
             tracing::warn!(intent = %check.intent_id, %reason, "payment not verified");

@@ -140,6 +140,26 @@ pub struct OutboxItem {
     pub attempts: i64,
 }
 
+/// An outbox row that will not be delivered without an operator: a permanent failure, or
+/// transient failures past the attempt bound. Carries no payload (personal data and payment
+/// details stay in the store); a signal is named, not shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub kind: String,
+    /// The order, parcel or price monitor the work is for.
+    pub subject_id: String,
+    /// The signal's name, for signals.
+    pub signal: Option<String>,
+    pub attempts: i64,
+    pub last_error: String,
+    pub created_at_ms: i64,
+    pub dead_at_ms: i64,
+    /// Given up by an operator (such rows leave the list).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub discarded: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -798,10 +818,12 @@ impl Store {
         Ok(())
     }
 
+    /// Live work whose next attempt is due: neither dispatched nor dead.
     pub async fn outbox_due(&self, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
             "SELECT id, kind, order_id, payload, attempts FROM outbox \
-             WHERE dispatched_at_ms IS NULL AND next_attempt_at_ms <= $1 ORDER BY id LIMIT $2",
+             WHERE dispatched_at_ms IS NULL AND dead_at_ms IS NULL AND next_attempt_at_ms <= $1 \
+             ORDER BY id LIMIT $2",
         )
         .bind(now_ms())
         .bind(limit)
@@ -830,14 +852,155 @@ impl Store {
         Ok(())
     }
 
-    pub async fn outbox_retry_later(&self, id: i64, error: &str, delay: Duration) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at_ms = $2 WHERE id = $3")
-            .bind(error.chars().take(500).collect::<String>())
-            .bind(now_ms() + delay.as_millis() as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// A transient failure: count the attempt and try again after `delay`, unless this was
+    /// attempt `max_attempts`, when the row goes dead instead. Returns true when it went dead.
+    pub async fn outbox_retry_later(
+        &self,
+        id: i64,
+        error: &str,
+        delay: Duration,
+        max_attempts: i64,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at_ms = $2, \
+             dead_at_ms = CASE WHEN attempts + 1 >= $3 THEN $4 ELSE NULL END \
+             WHERE id = $5 AND dispatched_at_ms IS NULL AND dead_at_ms IS NULL RETURNING dead_at_ms",
+        )
+        .bind(clip_error(error))
+        .bind(now + delay.as_millis() as i64)
+        .bind(max_attempts)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("dead_at_ms")?.is_some(),
+            None => false,
+        })
+    }
+
+    /// A permanent failure: the row goes dead at once with its reason (the attempt counts).
+    pub async fn outbox_mark_dead(&self, id: i64, reason: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, dead_at_ms = $2 \
+             WHERE id = $3 AND dispatched_at_ms IS NULL AND dead_at_ms IS NULL",
+        )
+        .bind(clip_error(reason))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Whether live work of `kind` for the same subject was queued before row `id` and is not
+    /// delivered yet (a signal whose workflow's start is still on its way).
+    pub async fn outbox_waits_on(&self, id: i64, subject: &str, kind: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE order_id = $1 AND kind = $2 AND id < $3 \
+             AND dispatched_at_ms IS NULL AND dead_at_ms IS NULL",
+        )
+        .bind(subject)
+        .bind(kind)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Dead letters awaiting an operator, oldest first.
+    pub async fn outbox_dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, order_id, payload, attempts, last_error, created_at_ms, dead_at_ms, \
+             discarded_at_ms FROM outbox WHERE dead_at_ms IS NOT NULL AND discarded_at_ms IS NULL \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(dead_letter).collect()
+    }
+
+    /// How many dead letters await an operator.
+    pub async fn outbox_dead_count(&self) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE dead_at_ms IS NOT NULL AND discarded_at_ms IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// One row as a dead letter (also once discarded); `NotFound` when there is no such row,
+    /// `StateConflict` naming its state when it is not dead.
+    pub async fn outbox_dead_letter(&self, id: i64) -> Result<DeadLetter> {
+        let row = sqlx::query(
+            "SELECT id, kind, order_id, payload, attempts, last_error, created_at_ms, dead_at_ms, \
+             discarded_at_ms, dispatched_at_ms FROM outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        if row.try_get::<Option<i64>, _>("dead_at_ms")?.is_none() {
+            let state = if row.try_get::<Option<i64>, _>("dispatched_at_ms")?.is_some() {
+                "delivered"
+            } else {
+                "pending delivery"
+            };
+            return Err(StoreError::StateConflict(format!(
+                "outbox row {id} is not dead: it is {state}"
+            )));
+        }
+        dead_letter(&row)
+    }
+
+    /// An operator sends a dead letter again: back to pending, due now, attempts from zero.
+    pub async fn outbox_retry_dead(&self, id: i64) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE outbox SET dead_at_ms = NULL, attempts = 0, next_attempt_at_ms = $1 \
+             WHERE id = $2 AND dead_at_ms IS NOT NULL AND discarded_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(self.not_a_dead_letter(id).await);
+        }
+        Ok(())
+    }
+
+    /// An operator gives a dead letter up: it leaves the list and is never delivered. Discarding
+    /// a discarded row again changes nothing.
+    pub async fn outbox_discard_dead(&self, id: i64, by: &str) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE outbox SET discarded_at_ms = $1, discarded_by = $2 \
+             WHERE id = $3 AND dead_at_ms IS NOT NULL AND discarded_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 && !self.outbox_dead_letter(id).await?.discarded {
+            return Err(self.not_a_dead_letter(id).await);
+        }
+        Ok(())
+    }
+
+    /// Why row `id` cannot be retried or discarded.
+    async fn not_a_dead_letter(&self, id: i64) -> StoreError {
+        match self.outbox_dead_letter(id).await {
+            Ok(d) if d.discarded => {
+                StoreError::StateConflict(format!("outbox row {id} was discarded"))
+            }
+            Ok(_) => StoreError::StateConflict(format!("outbox row {id} changed meanwhile")),
+            Err(e) => e,
+        }
     }
 
     /// Record a signed webhook delivery; false when the same signature was seen within
@@ -877,12 +1040,46 @@ impl Store {
         Ok(())
     }
 
+    /// Live work not delivered yet (dead letters not included).
     pub async fn outbox_pending(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE dispatched_at_ms IS NULL")
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE dispatched_at_ms IS NULL AND dead_at_ms IS NULL",
+        )
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Outbox errors are kept to a readable length.
+fn clip_error(e: &str) -> String {
+    e.chars().take(500).collect()
+}
+
+fn dead_letter(r: &AnyRow) -> Result<DeadLetter> {
+    let payload: String = r.try_get("payload")?;
+    // Only a signal's name leaves the store, and only when it looks like one.
+    let signal = serde_json::from_str::<serde_json::Value>(&payload)
+        .ok()
+        .and_then(|v| v["signal"].as_str().map(str::to_owned))
+        .filter(|n| {
+            !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        });
+    Ok(DeadLetter {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        subject_id: r.try_get("order_id")?,
+        signal,
+        attempts: r.try_get("attempts")?,
+        last_error: r
+            .try_get::<Option<String>, _>("last_error")?
+            .unwrap_or_default(),
+        created_at_ms: r.try_get("created_at_ms")?,
+        dead_at_ms: r
+            .try_get::<Option<i64>, _>("dead_at_ms")?
+            .unwrap_or_default(),
+        discarded: r.try_get::<Option<i64>, _>("discarded_at_ms")?.is_some(),
+    })
 }
 
 pub(crate) async fn enqueue(

@@ -3,6 +3,7 @@
 //! committed with its outbox row, so orders accepted while Temporal is down still start later.
 
 pub mod accounts;
+pub mod admin_outbox;
 pub mod auth;
 pub mod cancel;
 pub mod codec;
@@ -181,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cancel::router())
         .merge(webhooks::router())
         .merge(accounts::router())
+        .merge(admin_outbox::router())
         .merge(purchaser::router())
         .merge(price_changes::router())
         .merge(parcels::router())

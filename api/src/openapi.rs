@@ -2,7 +2,7 @@
 //! request body and the answers it may give (each error in the one structured shape). The
 //! property-based fuzzer (`scripts/fuzz.sh`, schemathesis) runs against it.
 
-use crate::{AppState, monitors, quotes};
+use crate::{AppState, admin_outbox, monitors, quotes};
 use axum::{Json, Router, routing::get};
 use serde_json::{Value, json};
 
@@ -368,6 +368,44 @@ pub fn document() -> Value {
         vec![path_param("id")],
     );
     add(
+        "/api/v1/admin/outbox/dead",
+        "get",
+        op(
+            "Outbox dead letters (work given up on) with the dead and pending counts",
+            ops,
+            None,
+            ("200", with_id(&["dead_count", "pending_count", "dead"])),
+        ),
+        vec![query(
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": admin_outbox::MAX_LIMIT}),
+        )],
+    );
+    for (verb, summary, status) in [
+        (
+            "retry",
+            "Send a dead letter again (pending, attempts from zero)",
+            "pending",
+        ),
+        ("discard", "Give a dead letter up", "discarded"),
+    ] {
+        add(
+            &format!("/api/v1/admin/outbox/dead/{{id}}/{verb}"),
+            "post",
+            op(
+                summary,
+                ops,
+                None,
+                (
+                    "200",
+                    json!({"type": "object", "required": ["id", "status"],
+                           "properties": {"id": {"type": "integer"}, "status": {"type": "string", "enum": [status]}}}),
+                ),
+            ),
+            vec![path_param("id")],
+        );
+    }
+    add(
         "/api/v1/price-monitors",
         "post",
         op(
@@ -520,7 +558,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 31, "every route of the router is documented");
+        assert_eq!(operations, 34, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

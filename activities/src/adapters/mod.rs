@@ -7,6 +7,7 @@
 
 pub mod alibaba;
 pub mod carrier;
+pub mod failure;
 pub mod fx;
 pub mod http;
 pub mod market;
@@ -20,6 +21,7 @@ mod testing;
 
 pub use alibaba::{Alibaba1688, AlibabaConfig, MarketError, PurchaseRequest, Purchased};
 pub use carrier::{Carrier, CarrierConfig, Shipment};
+pub use failure::adapter_err;
 pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};
 pub use market::CancelOutcome;

@@ -85,7 +85,7 @@ pub struct Payments {
 }
 
 /// Read Stripe's error envelope `{"error":{"type","code","message"}}` into an [`ApiError`].
-fn classify_error(resp: &RawResponse) -> ApiError {
+pub(crate) fn classify_error(resp: &RawResponse) -> ApiError {
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let err = &body["error"];
     let field = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_owned);
