@@ -216,3 +216,47 @@ async fn operator_cancel_update_answers_with_the_outcome() {
     assert_eq!(ledger_sum(&ledger, "charge"), ledger_sum(&ledger, "refund"));
     app.system.stop().await.unwrap();
 }
+
+/// A step no retry can fix (the provider answers the order's refund 400, because the charge was
+/// already refunded by hand) parks the order in NeedsOperator naming the step and its error,
+/// instead of retrying out of sight; `retry_step` tries it once more and it parks again.
+#[tokio::test]
+async fn a_step_the_provider_refuses_parks_for_an_operator_instead_of_retrying() {
+    let app = spawn_app(fast()).await;
+    let id = parked_order(&app).await;
+    let o = app.driver.order(&id).await.unwrap();
+    let intent = o["payment_intent_id"].as_str().unwrap();
+    let total = o["total"]["minor"].as_i64().unwrap();
+    // Someone refunds the charge by hand at the provider.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/refunds", app.system.sandbox_url))
+        .bearer_auth("sk_test_procure")
+        .header("Idempotency-Key", format!("by-hand-{id}"))
+        .form(&[("payment_intent", intent), ("amount", &total.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // The operator cancels (the earlier signal form: the update would wait for the outcome).
+    temporal_cli_signal(&id, "cancel_order", "\"supplier cannot deliver\"");
+    let o = wait_reasons(&app, &id, "step refund_payment failed", 1).await;
+    assert_eq!(o["state"], "NeedsOperator", "{o}");
+    let why = reasons(&o)
+        .into_iter()
+        .rfind(|r| r.contains("step refund_payment failed"))
+        .unwrap();
+    assert!(why.contains("retry_step"), "says what to do: {why}");
+    temporal_cli_update(&app, &id, "retry_step", "{}")
+        .await
+        .expect("retry_step is accepted while the step is parked");
+    let o = wait_reasons(&app, &id, "step refund_payment failed", 2).await;
+    assert_eq!(o["state"], "NeedsOperator");
+    let ledger = app.driver.ledger().await.unwrap();
+    assert_eq!(
+        ledger.iter().filter(|e| e.kind == "refund").count(),
+        1,
+        "only the refund by hand: nothing was refunded twice"
+    );
+    answers_status(&id);
+    app.system.stop().await.unwrap();
+}

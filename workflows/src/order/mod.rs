@@ -812,18 +812,18 @@ pub(crate) async fn park(
         s.step_retry = false;
     });
     ctx.wait_condition(move |s| {
-        s.cancel_reason.is_some()
-            || wake(s)
+        wake(s)
             || match kind {
-                Parked::Procurement => s.operator_retry.is_some(),
-                Parked::Step => s.step_retry,
+                Parked::Procurement => s.operator_retry.is_some() || s.cancel_reason.is_some(),
+                Parked::Step => s.step_retry || s.cancel_reason.is_some(),
+                Parked::FailedStep => s.step_retry,
             }
     })
     .await?;
     Ok(ctx.state_mut(|s| {
         s.parked = None;
-        s.step_retry = false;
-        s.cancel_reason.is_none()
+        let retried = std::mem::take(&mut s.step_retry);
+        kind == Parked::FailedStep && retried || s.cancel_reason.is_none()
     }))
 }
 
@@ -856,7 +856,7 @@ where
                 // A cancellation asked meanwhile is acted on once the step has gone through.
                 park(
                     ctx,
-                    Parked::Step,
+                    Parked::FailedStep,
                     format!("step {name} failed: {e}; fix the cause, then retry_step"),
                     |_| false,
                 )

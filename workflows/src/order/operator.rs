@@ -17,9 +17,11 @@ use serde::de::{self, Deserializer};
 pub enum Parked {
     /// No supplier could be bought from: retry (with overrides) or cancel.
     Procurement,
-    /// A step failed for a reason no automatic retry fixes, or a payment did not verify: retry
-    /// the step once the cause is fixed, or cancel.
+    /// A payment did not verify: check it again (`retry_step`), or cancel.
     Step,
+    /// An activity step failed for a reason no automatic retry fixes: `retry_step` once the
+    /// cause is fixed. A cancellation waits until the step has gone through.
+    FailedStep,
 }
 
 /// Highest unit price an operator may allow: ¥1,000,000.
@@ -121,7 +123,9 @@ fn not_parked(what: &str, state: OrderState, parked: Option<Parked>, want: Parke
     };
     let needs = match want {
         Parked::Procurement => "waiting in NeedsOperator for a procurement decision",
-        Parked::Step => "waiting in NeedsOperator after a failed step or an unverified payment",
+        Parked::Step | Parked::FailedStep => {
+            "waiting in NeedsOperator after a failed step or an unverified payment"
+        }
     };
     refuse(format!(
         "{what} applies only to an order {needs}; this order is {state}{waits}"
@@ -175,7 +179,7 @@ impl TryFrom<crate::contract::JsonObject> for RetryStep {
 }
 
 pub fn validate_retry_step(state: OrderState, parked: Option<Parked>) -> Result<(), Refusal> {
-    if parked != Some(Parked::Step) {
+    if !matches!(parked, Some(Parked::Step | Parked::FailedStep)) {
         return Err(not_parked("retry_step", state, parked, Parked::Step));
     }
     Ok(())
