@@ -139,14 +139,7 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
     browser_tools();
     let ui = spawn_app_with_ui(fast()).await;
     let app = &ui.app;
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(app).await;
     let idx = sku_cheapest_on(app, "1688").await;
     let (id, _) = place(app, idx).await;
     wait_state(app, &id, OrderState::NeedsOperator).await;

@@ -97,14 +97,7 @@ async fn paid_order_with_an_open_purchaser_task_is_withdrawn_and_refunded_once()
         ..fast()
     })
     .await;
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(&app).await;
     let idx = sku_cheapest_on(&app, "1688").await;
     let (id, _) = place(&app, idx).await;
     let o = wait_unpaid(&app, &id, "PendingPayment").await;

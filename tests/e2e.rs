@@ -270,14 +270,7 @@ async fn timeout_after_commit_adopts_the_order_instead_of_buying_twice() {
 #[tokio::test]
 async fn exhausted_suppliers_park_for_an_operator_who_retries_from_the_cli() {
     let app = spawn_app(fast()).await;
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(&app).await;
     let idx = sku_cheapest_on(&app, "1688").await;
     let (id, _) = place(&app, idx).await;
     let parked = wait_state(&app, &id, OrderState::NeedsOperator).await;
@@ -310,14 +303,7 @@ async fn operator_cancel_refunds_exactly_once_and_releases_stock() {
     let catalogue = app.driver.catalogue().await.unwrap();
     let sku = catalogue[1]["sku"].as_str().unwrap().to_owned();
     let before = available(&app, &sku).await;
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(&app).await;
     let (id, _) = place(&app, 1).await;
     assert!(
         available(&app, &sku).await < before,
@@ -1188,14 +1174,7 @@ async fn a_paid_supplement_is_refunded_with_the_order_when_it_is_cancelled_later
     let change = &order["price_changes"][0];
     let supplement = change["amount"]["minor"].as_i64().unwrap();
     // The suppliers sell out before the customer's supplement arrives.
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(&app).await;
     let (status, body) = app
         .driver
         .answer_price_change(&id, change["id"].as_str().unwrap(), "accept")

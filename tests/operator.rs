@@ -7,7 +7,7 @@ mod support;
 
 use procure::demo::Script;
 use procure_domain::OrderState;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -35,14 +35,7 @@ const BAD_CANCELS: [&str; 6] = [
 ];
 
 async fn parked_order(app: &TestApp) -> String {
-    for platform in ["1688", "taobao"] {
-        app.driver
-            .add_fault(
-                json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}),
-            )
-            .await
-            .unwrap();
-    }
+    stock_out_everywhere(app).await;
     let idx = sku_cheapest_on(app, "1688").await;
     let (id, _) = place(app, idx).await;
     wait_state(app, &id, OrderState::NeedsOperator).await;

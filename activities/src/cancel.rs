@@ -8,7 +8,7 @@
 //! idempotent (a repeat reads where the cancellation stands and never asks twice).
 
 use crate::{
-    adapters::{Alibaba1688, CancelOutcome, MarketError, Taobao},
+    adapters::{CancelOutcome, MarketError},
     order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err},
     store::StoreError,
 };
@@ -106,7 +106,7 @@ impl OrderActivitiesImpl {
         let account = self
             .cancel_account(platform, req.account.as_deref())
             .await?;
-        let client = self.buyer_client(platform, &account).await?;
+        let client = self.client(platform, &account).await?;
         let id = p.marketplace_order_id.as_str();
         let outcome = match &client {
             MarketClient::Alibaba(c) => c.cancel_order(id, &req.reason).await,
@@ -159,51 +159,6 @@ impl OrderActivitiesImpl {
                 platform.as_str()
             ))),
         }
-    }
-
-    /// A buyer-side client bound to `account` (its sealed access token), shared with the
-    /// purchase activities through the client cache.
-    async fn buyer_client(
-        &self,
-        platform: Platform,
-        account: &str,
-    ) -> Result<MarketClient, ActivityError> {
-        let key = format!("{}:{account}", platform.as_str());
-        if let Some(c) = self.clients.lock().expect("client cache").get(&key) {
-            return Ok(c.clone());
-        }
-        let token = if account == DEFAULT_ACCOUNT {
-            None
-        } else {
-            Some(
-                self.store
-                    .account_token(account, &self.sealer)
-                    .await
-                    .map_err(store_err)?,
-            )
-        };
-        let client = match platform {
-            Platform::Alibaba1688 => {
-                let mut cfg = self.alibaba_cfg.clone();
-                if let Some(t) = token {
-                    cfg.access_token = t;
-                }
-                MarketClient::Alibaba(Alibaba1688::new(cfg).map_err(permanent)?)
-            }
-            Platform::Taobao => {
-                let mut cfg = self.taobao_cfg.clone();
-                if let Some(t) = token {
-                    cfg.access_token = t;
-                }
-                MarketClient::Taobao(Taobao::new(cfg).map_err(permanent)?)
-            }
-            Platform::Pinduoduo => return Err(permanent("Pinduoduo has no buyer API")),
-        };
-        self.clients
-            .lock()
-            .expect("client cache")
-            .insert(key, client.clone());
-        Ok(client)
     }
 }
 

@@ -80,8 +80,9 @@ const RISK_COOL_DOWN_MS: i64 = 30 * 60 * 1000;
 pub const DEFAULT_ACCOUNT: &str = "default";
 
 impl OrderActivitiesImpl {
-    /// The client for `account` on `platform`, with that account's access token.
-    async fn client(
+    /// The client for `account` on `platform`, with that account's access token (shared by
+    /// purchasing and cancellation through the client cache).
+    pub(crate) async fn client(
         &self,
         platform: Platform,
         account: &str,

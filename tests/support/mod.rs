@@ -232,6 +232,17 @@ pub fn temporal_cli_signal(id: &str, name: &str, input: &str) {
     .unwrap();
 }
 
+/// Every 1688 and Taobao seller out of stock (sandbox faults), so procurement parks for an
+/// operator once the assisted Pinduoduo channel gives up too.
+pub async fn stock_out_everywhere(app: &TestApp) {
+    for platform in ["1688", "taobao"] {
+        app.driver
+            .add_fault(serde_json::json!({"platform": platform, "api": "*", "kind": "out_of_stock", "rate": 1.0}))
+            .await
+            .unwrap();
+    }
+}
+
 /// The stock `temporal` CLI against the test binary's dev server.
 pub fn temporal_cli(args: &[&str]) -> anyhow::Result<String> {
     procure::devserver::temporal_cli(&temporal_address(), args)

@@ -115,35 +115,48 @@ pub(super) async fn cancel_bought_lines(
     // Some lines stay bought: refund the ones that went, each its own share, once.
     let shares = line_shares(plan);
     for line_no in cancelled {
-        let share = shares
-            .iter()
-            .find(|(l, _)| *l == line_no)
-            .map(|(_, m)| *m)
-            .unwrap_or(Money::new(0, plan.total.currency));
-        if share.minor > 0 {
-            let refund = step(
-                ctx,
-                || OrderActivities::refund_payment,
-                RefundRequest {
-                    order_id: plan.order_id.clone(),
-                    amount: share,
-                    reason: format!("line {line_no} cancelled at the marketplace"),
-                    part: Some(format!("L{line_no}")),
-                },
-            )
-            .await?;
-            note(
-                ctx,
-                format!(
-                    "line {line_no}: refunded its share {} ({})",
-                    refund.amount, refund.refund_id
-                ),
-            )
-            .await?;
-        }
-        ctx.state_mut(|s| s.cancelled_lines.push(line_no));
+        refund_line(ctx, plan, &shares, line_no, "cancelled at the marketplace").await?;
     }
     Ok(Err(kept.join("; ")))
+}
+
+/// Refund one line's share of the order's total (once: the refund's key names the line) and
+/// count the line as gone.
+pub(super) async fn refund_line(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+    shares: &[(u32, Money)],
+    line_no: u32,
+    why: &str,
+) -> WorkflowResult<()> {
+    let share = shares
+        .iter()
+        .find(|(l, _)| *l == line_no)
+        .map(|(_, m)| *m)
+        .unwrap_or(Money::new(0, plan.total.currency));
+    if share.minor > 0 {
+        let refund = step(
+            ctx,
+            || OrderActivities::refund_payment,
+            RefundRequest {
+                order_id: plan.order_id.clone(),
+                amount: share,
+                reason: format!("line {line_no} {why}"),
+                part: Some(format!("L{line_no}")),
+            },
+        )
+        .await?;
+        note(
+            ctx,
+            format!(
+                "line {line_no} {why}: refunded its share {} ({})",
+                refund.amount, refund.refund_id
+            ),
+        )
+        .await?;
+    }
+    ctx.state_mut(|s| s.cancelled_lines.push(line_no));
+    Ok(())
 }
 
 /// A cancellation that could not be carried out: answer the waiting update, note it, and let

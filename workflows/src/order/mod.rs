@@ -1184,30 +1184,12 @@ async fn keep_bought(
     why: String,
 ) -> WorkflowResult<OrderState> {
     let (bought, cancelled) = ctx.state(|s| (s.purchased_lines.clone(), s.cancelled_lines.clone()));
-    for (line_no, share) in cancel::line_shares(plan) {
-        if bought.contains(&line_no) || cancelled.contains(&line_no) || share.minor <= 0 {
-            continue;
+    let shares = cancel::line_shares(plan);
+    for (line_no, _) in &shares {
+        if !bought.contains(line_no) && !cancelled.contains(line_no) {
+            let why = format!("not bought ({reason})");
+            cancel::refund_line(ctx, plan, &shares, *line_no, &why).await?;
         }
-        let refund = step(
-            ctx,
-            || OrderActivities::refund_payment,
-            RefundRequest {
-                order_id: plan.order_id.clone(),
-                amount: share,
-                reason: format!("line {line_no} not bought: {reason}"),
-                part: Some(format!("L{line_no}")),
-            },
-        )
-        .await?;
-        note(
-            ctx,
-            format!(
-                "line {line_no} dropped ({reason}): refunded its share {} ({})",
-                refund.amount, refund.refund_id
-            ),
-        )
-        .await?;
-        ctx.state_mut(|s| s.cancelled_lines.push(line_no));
     }
     if ctx.state(|s| s.cancelling()) {
         cancel::refuse_cancel(ctx, why.clone()).await?;
