@@ -14,7 +14,7 @@ use axum::{
 use procure_activities::store::StoreError;
 use procure_workflows::{
     OrderWorkflow,
-    order::{CancelOutcome, CancelRequest},
+    order::{CancelOutcome, CancelRequest, LineDecision, LineDecisionRequest, OperatorOutcome},
     order_workflow_id,
 };
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,75 @@ use sha2::{Digest, Sha256};
 use temporalio_client::{WorkflowExecuteUpdateOptions, errors::WorkflowUpdateError};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/orders/{id}/cancel", post(cancel_order))
+    Router::new()
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route(
+            "/api/v1/orders/{id}/lines/{line_no}/decision",
+            post(decide_line),
+        )
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDecisionBody {
+    pub decision: LineDecision,
+}
+
+/// `POST /api/v1/orders/{id}/lines/{line_no}/decision` `{"decision": "drop" | "cancel_all"}`:
+/// the customer's answer when one line of their order cannot be bought (the order waits in
+/// AwaitingCustomer). 409 when no such question is open.
+async fn decide_line(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, line_no)): Path<(String, u32)>,
+    body: Result<Json<LineDecisionBody>, JsonRejection>,
+) -> Result<Json<OperatorOutcome>, ApiError> {
+    caller.require(&[Role::Customer, Role::Operator])?;
+    if !crate::id_ok(&id) {
+        return Err(ApiError::NotFound("order"));
+    }
+    let Json(body) = body?;
+    let order = match state.store.order_detail(&id).await {
+        Ok(d) => d.order,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
+        Err(e) => return Err(e.into()),
+    };
+    caller.owns(&order.customer_id)?;
+    let client = temporal_client(&state).await?;
+    let outcome = client
+        .get_workflow_handle::<OrderWorkflow>(order_workflow_id(&id))
+        .execute_update(
+            OrderWorkflow::update_line_decision,
+            LineDecisionRequest {
+                line_no,
+                decision: body.decision,
+            },
+            WorkflowExecuteUpdateOptions::builder()
+                .update_id(format!("line-{line_no}-decision"))
+                .build(),
+        )
+        .await;
+    match outcome {
+        Ok(o) => Ok(Json(o)),
+        Err(WorkflowUpdateError::Failed(f)) => {
+            Err(ApiError::Conflict("no_question", f.message.clone()))
+        }
+        Err(WorkflowUpdateError::NotFound(_)) => Err(ApiError::Conflict(
+            "no_question",
+            "the order's workflow is not running".into(),
+        )),
+        Err(e) => Err(ApiError::Unavailable(format!("Temporal: {e}"))),
+    }
+}
+
+async fn temporal_client(state: &AppState) -> Result<temporalio_client::Client, ApiError> {
+    let Some(temporal) = &state.temporal else {
+        return Err(ApiError::Unavailable("this needs Temporal".into()));
+    };
+    temporal
+        .client()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("Temporal unreachable: {e:#}")))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -85,13 +153,7 @@ async fn cancel_order(
             format!("the order already ended {}", order.state),
         ));
     }
-    let Some(temporal) = &state.temporal else {
-        return Err(ApiError::Unavailable("cancellation needs Temporal".into()));
-    };
-    let client = temporal
-        .client()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("Temporal unreachable: {e:#}")))?;
+    let client = temporal_client(&state).await?;
     let update_id = {
         let mut h = Sha256::new();
         h.update(requested_by.as_bytes());

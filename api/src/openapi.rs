@@ -203,6 +203,32 @@ pub fn document() -> Value {
         vec![path_param("id")],
     );
     add(
+        "/api/v1/orders/{id}/cancel",
+        "post",
+        op(
+            "Cancel an order (the workflow's cancel_order update): 200 granted, 409 refused with the reason",
+            "customer (own), operator, admin",
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}}),
+            ),
+            ("200", with_id(&["granted", "state", "message"])),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/orders/{id}/lines/{line_no}/decision",
+        "post",
+        op(
+            "Drop a line that cannot be bought, or cancel the whole order (first answer wins)",
+            "customer (own), operator, admin",
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["decision"], "properties": {"decision": {"type": "string", "enum": ["drop", "cancel_all"]}}}),
+            ),
+            ("200", with_id(&["accepted", "state", "message"])),
+        ),
+        vec![path_param("id"), path_param("line_no")],
+    );
+    add(
         "/api/v1/orders/{id}/price-changes/{change_id}",
         "post",
         op(
@@ -558,7 +584,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 34, "every route of the router is documented");
+        assert_eq!(operations, 36, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

@@ -155,8 +155,75 @@ pub(super) async fn refund_line(
         )
         .await?;
     }
-    ctx.state_mut(|s| s.cancelled_lines.push(line_no));
+    ctx.state_mut(|s| {
+        s.cancelled_lines.push(line_no);
+        s.refunded_parts += share.minor.max(0);
+    });
     Ok(())
+}
+
+/// A line of a multi-line order that cannot be bought: the customer drops it (refunded its share
+/// of the total, the other lines go on) or cancels everything, within the price-change
+/// deadline; without an answer the line is dropped. `Ok(Ok(()))`: dropped; `Ok(Err(reason))`:
+/// cancel the order.
+pub(super) async fn ask_about_line(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    plan: &OrderPlan,
+    line: &OrderLine,
+    why: &str,
+) -> WorkflowResult<Result<(), String>> {
+    let shares = line_shares(plan);
+    let share = shares
+        .iter()
+        .find(|(l, _)| *l == line.line_no)
+        .map(|(_, m)| *m)
+        .unwrap_or(Money::new(0, plan.total.currency));
+    let deadline = ctx.state(|s| s.input.price_change_deadline_secs).max(1);
+    move_to(
+        ctx,
+        OrderState::AwaitingCustomer,
+        format!(
+            "line {n} cannot be bought ({why}); the customer decides within {deadline} s: drop line {n} \
+             (refund {share}) and go on with the others, or cancel the whole order; without an answer \
+             line {n} is dropped",
+            n = line.line_no
+        ),
+    )
+    .await?;
+    ctx.state_mut(|s| {
+        s.line_question = Some(line.line_no);
+        s.line_decision = None;
+    });
+    select! {
+        _ = ctx.wait_condition(|s| s.line_decision.is_some() || s.cancel_reason.is_some()) => {}
+        _ = ctx.timer(Duration::from_secs(deadline)) => {}
+    };
+    let (decision, cancel) = ctx.state_mut(|s| {
+        s.line_question = None;
+        (s.line_decision.take(), s.cancel_reason.clone())
+    });
+    if let Some(reason) = cancel {
+        return Ok(Err(format!("cancelled: {reason}")));
+    }
+    if decision == Some(LineDecision::CancelAll) {
+        return Ok(Err(format!(
+            "the customer cancelled the order when line {} could not be bought",
+            line.line_no
+        )));
+    }
+    let how = if decision.is_some() {
+        "dropped at the customer's request"
+    } else {
+        "dropped by default (no answer in time)"
+    };
+    refund_line(ctx, plan, &shares, line.line_no, how).await?;
+    move_to(
+        ctx,
+        OrderState::Procuring,
+        format!("line {} {how}; buying the other lines", line.line_no),
+    )
+    .await?;
+    Ok(Ok(()))
 }
 
 /// A cancellation that could not be carried out: answer the waiting update, note it, and let

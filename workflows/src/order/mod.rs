@@ -13,7 +13,10 @@ mod price_change;
 mod procure;
 
 pub use cancel::CANCEL_ANYWHERE;
-pub use operator::{CancelOutcome, CancelRequest, OperatorOutcome, Parked, RetryStep};
+pub use operator::{
+    CancelOutcome, CancelRequest, LineDecision, LineDecisionRequest, OperatorOutcome, Parked,
+    RetryStep,
+};
 
 use price_change::{MAX_PRICE_CHANGES_PER_LINE, ask_customer};
 use procure::procure_lines;
@@ -74,6 +77,11 @@ pub const VERIFY_PAYMENTS: &str = "verify-payments";
 /// when its failure is non-retryable) parks the order in NeedsOperator with the reason instead
 /// of retrying out of sight or failing the workflow; `retry_step` tries it again.
 pub const BOUNDED_STEPS: &str = "bounded-steps";
+
+/// Patch marker: a line of a multi-line order that cannot be bought asks the customer
+/// (AwaitingCustomer) to drop it (refunded its share) or cancel everything, dropping it by
+/// default, instead of parking the whole order.
+pub const LINE_OUTCOMES: &str = "line-outcomes";
 
 /// Attempts per supplier before failing over.
 pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
@@ -212,8 +220,13 @@ pub struct OrderWorkflow {
     /// assisted lines).
     purchased_lines: Vec<u32>,
     purchase_accounts: Vec<(u32, Option<String>)>,
-    /// Lines cancelled at their marketplace and refunded on their own.
+    /// Lines cancelled at their marketplace, or dropped, and refunded on their own.
     cancelled_lines: Vec<u32>,
+    /// What the lines refunded on their own came to (minor units of the order's currency).
+    refunded_parts: i64,
+    /// The line the customer is asked about, and their answer.
+    line_question: Option<u32>,
+    line_decision: Option<LineDecision>,
     /// What the order waits for while parked in NeedsOperator (validates operator updates).
     parked: Option<Parked>,
     /// An operator asked to retry the step the order is parked on.
@@ -250,6 +263,9 @@ impl OrderWorkflow {
             purchased_lines: Vec::new(),
             purchase_accounts: Vec::new(),
             cancelled_lines: Vec::new(),
+            refunded_parts: 0,
+            line_question: None,
+            line_decision: None,
             parked: None,
             step_retry: false,
             cancel_outcome: None,
@@ -584,6 +600,30 @@ impl OrderWorkflow {
         _retry: &RetryStep,
     ) -> Result<(), operator::Refusal> {
         operator::validate_retry_step(self.state, self.parked)
+    }
+
+    /// The customer's answer about a line that cannot be bought: drop it, or cancel all.
+    #[update(name = "line_decision")]
+    pub fn update_line_decision(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        req: LineDecisionRequest,
+    ) -> OperatorOutcome {
+        self.line_decision = Some(req.decision);
+        OperatorOutcome {
+            accepted: true,
+            state: self.state,
+            message: format!("line {}: {:?}", req.line_no, req.decision),
+        }
+    }
+
+    #[update_validator(update_line_decision)]
+    pub fn validate_line_decision(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &LineDecisionRequest,
+    ) -> Result<(), operator::Refusal> {
+        operator::validate_line_decision(self.line_question, req)
     }
 
     /// Cancel the order (customer through the API, or an operator): the answer says whether it
@@ -1132,12 +1172,17 @@ async fn refund_and_close(
             return Box::pin(keep_bought(ctx, plan, reason, why)).await;
         }
     }
+    // Lines already refunded on their own (dropped or cancelled) are not refunded again.
+    let owed = Money::new(
+        plan.total.minor - ctx.state(|s| s.refunded_parts),
+        plan.total.currency,
+    );
     let refund = step(
         ctx,
         || OrderActivities::refund_payment,
         RefundRequest {
             order_id: plan.order_id.clone(),
-            amount: plan.total,
+            amount: owed,
             reason: reason.clone(),
             part: None,
         },
@@ -1203,6 +1248,17 @@ async fn keep_bought(
             .map(|l| format!("line {l} kept"))
             .collect()
     });
+    if matches!(
+        ctx.state(|s| s.state),
+        OrderState::AwaitingCustomer | OrderState::NeedsOperator
+    ) {
+        move_to(
+            ctx,
+            OrderState::Procuring,
+            "going on with the kept lines".into(),
+        )
+        .await?;
+    }
     let input = ctx.state(|s| s.input.clone());
     receive_and_ship(ctx, &input, plan, kept).await
 }

@@ -161,6 +161,38 @@ pub fn validate_retry(
     Ok(())
 }
 
+/// The customer's answer about a line that cannot be bought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineDecision {
+    /// Drop the line (refunded its share) and go on with the others.
+    Drop,
+    /// Cancel the whole order.
+    CancelAll,
+}
+
+/// `line_decision` input: `{"line_no": 2, "decision": "drop" | "cancel_all"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDecisionRequest {
+    pub line_no: u32,
+    pub decision: LineDecision,
+}
+
+pub fn validate_line_decision(
+    asked: Option<u32>,
+    req: &LineDecisionRequest,
+) -> Result<(), Refusal> {
+    match asked {
+        Some(n) if n == req.line_no => Ok(()),
+        Some(n) => Err(refuse(format!(
+            "the customer is asked about line {n}, not line {}",
+            req.line_no
+        ))),
+        None => Err(refuse("no line of this order is waiting for a decision")),
+    }
+}
+
 /// `retry_step` takes an empty object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "crate::contract::JsonObject")]

@@ -224,6 +224,13 @@ pub(super) async fn procure_lines(
             } else {
                 tried.join("; ")
             };
+            // A multi-line order asks the customer about this line instead of parking.
+            if plan.lines.len() > 1 && ctx.patched(LINE_OUTCOMES) {
+                match cancel::ask_about_line(ctx, plan, line, &why).await? {
+                    Ok(()) => break 'line,
+                    Err(reason) => return Ok(Err(reason)),
+                }
+            }
             let retry = park(
                 ctx,
                 Parked::Procurement,
@@ -248,6 +255,9 @@ pub(super) async fn procure_lines(
             )
             .await?;
         }
+    }
+    if bought.is_empty() && !plan.lines.is_empty() {
+        return Ok(Err("every line was dropped".into()));
     }
     Ok(Ok(bought))
 }
