@@ -159,15 +159,21 @@ async fn recorded_histories_replay() {
     // price change: a supplier's rise accepted by the customer (price-change patch); a price
     // monitor's run; malformed signal: recorded by the code before lenient signals, where a
     // `cancel_order` signal with input `5` failed every workflow task, then finished by
-    // today's worker (the signal noted and ignored, a `cancel_order` update).
+    // today's worker (the signal noted and ignored, a `cancel_order` update); v3: verified
+    // payment, bounded steps and cancellation patches; unverified payment: lying webhooks
+    // parked the order until the real payment verified; line dropped: a two-line order whose
+    // second line could not be bought (line-outcomes patch).
     assert_eq!(
         replayed,
         [
             "monitor_run.json",
             "order_completed.json",
             "order_completed_v2.json",
+            "order_completed_v3.json",
+            "order_line_dropped.json",
             "order_malformed_signal.json",
-            "order_price_change.json"
+            "order_price_change.json",
+            "order_unverified_payment.json"
         ]
     );
     let malformed: Value =
