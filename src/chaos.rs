@@ -74,7 +74,7 @@ impl Default for Actions {
             operator_orders: 3,
             forged_payments: 3,
             customer_cancels: 3,
-            act_within: Duration::from_secs(20),
+            act_within: Duration::from_secs(15),
         }
     }
 }
@@ -97,11 +97,15 @@ pub struct ChaosReport {
     /// Malformed operator Updates sent, and refused (all should be).
     pub malformed_sent: usize,
     pub malformed_refused: usize,
+    /// Of those, refused only because the workflow had already completed.
+    pub malformed_late: usize,
     /// Malformed signals sent with the CLI (the workflow notes and ignores them).
     pub malformed_signals: usize,
     /// Well-formed operator Updates sent, and accepted (the rest refused: not waiting for it).
     pub valid_sent: usize,
     pub valid_accepted: usize,
+    /// Why operator Updates were refused (the CLI's message), with counts.
+    pub refusals: BTreeMap<String, usize>,
     /// Forged payment webhooks sent, and orders seen parked by one.
     pub forged_sent: usize,
     pub forged_parked: usize,
@@ -122,7 +126,7 @@ impl ChaosReport {
 
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "| figure | value |\n|---|---|\n| orders | {} |\n| outcomes | {} |\n| worker SIGKILLs (restarted) | {} |\n| API restarts | {} |\n| Temporal dev server restarts | {} |\n| sandbox faults | {} |\n| malformed operator updates sent / refused | {} / {} |\n| malformed signals sent | {} |\n| valid operator updates sent / accepted | {} / {} |\n| forged payments sent / parked | {} / {} |\n| replayed deliveries | {} |\n| customer cancellations granted / refused | {} / {} ({}) |\n| elapsed | {:.0} s |\n\n| invariant | held | detail |\n|---|---|---|\n",
+            "| figure | value |\n|---|---|\n| orders | {} |\n| outcomes | {} |\n| worker SIGKILLs (restarted) | {} |\n| API restarts | {} |\n| Temporal dev server restarts | {} |\n| sandbox faults | {} |\n| malformed operator updates sent / refused (of which after the order ended) | {} / {} ({}) |\n| malformed signals sent | {} |\n| valid operator updates sent / accepted | {} / {} |\n| operator refusals | {} |\n| forged payments sent / parked | {} / {} |\n| replayed deliveries | {} |\n| customer cancellations granted / refused | {} / {} ({}) |\n| elapsed | {:.0} s |\n\n| invariant | held | detail |\n|---|---|---|\n",
             self.orders,
             self.outcomes
                 .iter()
@@ -135,9 +139,15 @@ impl ChaosReport {
             self.faults.join("; "),
             self.malformed_sent,
             self.malformed_refused,
+            self.malformed_late,
             self.malformed_signals,
             self.valid_sent,
             self.valid_accepted,
+            self.refusals
+                .iter()
+                .map(|(k, v)| format!("{k} ×{v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
             self.forged_sent,
             self.forged_parked,
             self.replays_sent,
@@ -460,9 +470,11 @@ pub async fn run(cfg: ChaosConfig) -> anyhow::Result<ChaosReport> {
         let t = tally.lock().expect("tally");
         report.malformed_sent = t.malformed_sent;
         report.malformed_refused = t.malformed_refused;
+        report.malformed_late = t.malformed_late;
         report.malformed_signals = t.malformed_signals;
         report.valid_sent = t.valid_sent;
         report.valid_accepted = t.valid_accepted;
+        report.refusals = t.refusals.clone();
         report.forged_sent = t.forged_sent;
         report.forged_parked = t.forged_parked;
         report.replays_sent = t.replays_sent;
@@ -782,9 +794,11 @@ struct Tally {
     malformed_sent: usize,
     malformed_refused: usize,
     malformed_accepted: Vec<String>,
+    malformed_late: usize,
     malformed_signals: usize,
     valid_sent: usize,
     valid_accepted: usize,
+    refusals: BTreeMap<String, usize>,
     forged_sent: usize,
     forged_parked: usize,
     forged_through: Vec<String>,
@@ -848,6 +862,15 @@ impl Deliveries {
     }
 }
 
+/// The CLI's message without the command line it quotes, short.
+fn gist(msg: &str) -> String {
+    let m = msg.rsplit("Error:").next().unwrap_or(msg).trim();
+    m.chars()
+        .take(90)
+        .collect::<String>()
+        .replace(['|', '\n'], " ")
+}
+
 /// A CLI call's end: done (stdout) or refused (the CLI's message); Err is worth retrying.
 type CliEnd = Result<String, String>;
 
@@ -881,6 +904,11 @@ impl Actor {
                 Err(e) => {
                     let msg = format!("{e:#}");
                     let lower = msg.to_ascii_lowercase();
+                    // The update ran and answered, in the workers' encrypted encoding, which
+                    // the stock CLI (no codec) cannot show: done, not refused.
+                    if lower.contains("binary/encrypted") {
+                        return Ok(Ok("(an answer the CLI cannot decode: encrypted)".into()));
+                    }
                     let transient = [
                         "connection refused",
                         "unavailable",
@@ -926,7 +954,15 @@ impl Actor {
             let mut t = self.tally();
             t.malformed_sent += 1;
             match end {
-                Err(_) => t.malformed_refused += 1,
+                Err(why) => {
+                    t.malformed_refused += 1;
+                    if why.contains("already completed") {
+                        t.malformed_late += 1;
+                    }
+                    *t.refusals
+                        .entry(format!("{name}: {}", gist(&why)))
+                        .or_default() += 1;
+                }
                 Ok(out) => t
                     .malformed_accepted
                     .push(format!("{id} {name} {input}: {}", out.trim())),
@@ -970,7 +1006,14 @@ impl Actor {
             let end = self.update(&wid, name, &input).await?;
             let mut t = self.tally();
             t.valid_sent += 1;
-            t.valid_accepted += usize::from(end.is_ok());
+            match &end {
+                Ok(_) => t.valid_accepted += 1,
+                Err(why) => {
+                    *t.refusals
+                        .entry(format!("{name}: {}", gist(why)))
+                        .or_default() += 1
+                }
+            }
             drop(t);
             self.out.say(
                 "operator",
@@ -1187,6 +1230,7 @@ async fn check_task_failures(
 ) -> anyhow::Result<()> {
     let mut looping = Vec::new();
     let (mut failed, mut late, mut unhandled) = (0usize, 0usize, 0usize);
+    let mut seen_tasks = 0usize;
     for (id, _) in placed {
         let wid = procure_workflows::order_workflow_id(id);
         let addr = temporal.to_owned();
@@ -1209,6 +1253,7 @@ async fn check_task_failures(
             }
         };
         let mut last_task = "";
+        let mut tasks = 0usize;
         for e in history["events"].as_array().into_iter().flatten() {
             let kind = event_kind(e);
             if !kind.starts_with("workflowtask") || kind == "workflowtaskscheduled" {
@@ -1217,6 +1262,7 @@ async fn check_task_failures(
             if kind == "workflowtaskstarted" {
                 continue;
             }
+            tasks += 1;
             last_task = if kind == "workflowtaskfailed" {
                 "failed"
             } else {
@@ -1246,6 +1292,12 @@ async fn check_task_failures(
         if last_task == "failed" {
             looping.push(format!("{id}: its last workflow task failed"));
         }
+        if tasks == 0 {
+            looping.push(format!(
+                "{id}: no workflow task in its history (unreadable?)"
+            ));
+        }
+        seen_tasks += tasks;
     }
     let (name, held, detail) = verdict(
         "no workflow in a workflow-task-failure loop",
@@ -1256,8 +1308,8 @@ async fn check_task_failures(
         name,
         held,
         format!(
-            "{detail}; WorkflowTaskFailed: {failed} (after the last restart settled: {late}), \
-             UnhandledCommand: {unhandled}"
+            "{detail}; {seen_tasks} workflow tasks ended, WorkflowTaskFailed: {failed} \
+             (after the last restart settled: {late}), UnhandledCommand: {unhandled}"
         ),
     ));
     Ok(())

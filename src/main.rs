@@ -107,7 +107,7 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         customer_cancels: usize,
         /// Operators and customers act within this many seconds of the orders being placed.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 15)]
         act_within_s: u64,
         #[arg(long, default_value = "bench/results/chaos.md")]
         out: PathBuf,

@@ -32,6 +32,7 @@ async fn nothing_is_lost_or_doubled_while_processes_die() {
     // Every kind of action happened.
     assert!(report.malformed_sent >= 1, "{md}");
     assert_eq!(report.malformed_refused, report.malformed_sent, "{md}");
+    assert!(report.malformed_refused > report.malformed_late, "{md}");
     assert!(report.malformed_signals >= 1, "{md}");
     assert!(report.valid_sent >= 1, "{md}");
     assert!(report.forged_sent >= 1, "{md}");
