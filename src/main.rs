@@ -97,6 +97,18 @@ enum Command {
         /// Give up on orders still moving after this many seconds.
         #[arg(long, default_value_t = 900)]
         deadline_s: u64,
+        /// Orders an operator sends malformed Updates and signals (and valid ones) to.
+        #[arg(long, default_value_t = 3)]
+        operator_orders: usize,
+        /// Orders that get a signed webhook with a wrong amount, then a replayed delivery.
+        #[arg(long, default_value_t = 3)]
+        forged_payments: usize,
+        /// Orders the customer asks to cancel at a random stage.
+        #[arg(long, default_value_t = 3)]
+        customer_cancels: usize,
+        /// Operators and customers act within this many seconds of the orders being placed.
+        #[arg(long, default_value_t = 15)]
+        act_within_s: u64,
         #[arg(long, default_value = "bench/results/chaos.md")]
         out: PathBuf,
     },
@@ -306,8 +318,28 @@ async fn main() -> std::process::ExitCode {
             kill_min_s,
             kill_max_s,
             deadline_s,
+            operator_orders,
+            forged_payments,
+            customer_cancels,
+            act_within_s,
             out,
-        } => chaos(orders, seed, (kill_min_s, kill_max_s), deadline_s, out).await,
+        } => {
+            let actions = procure::chaos::Actions {
+                operator_orders,
+                forged_payments,
+                customer_cancels,
+                act_within: Duration::from_secs(act_within_s),
+            };
+            chaos(
+                orders,
+                seed,
+                (kill_min_s, kill_max_s),
+                deadline_s,
+                actions,
+                out,
+            )
+            .await
+        }
         Command::Api {
             listen,
             seed_sandbox_catalogue,
@@ -730,6 +762,7 @@ async fn chaos(
     seed: Option<u64>,
     (kill_min_s, kill_max_s): (u64, u64),
     deadline_s: u64,
+    actions: procure::chaos::Actions,
     out: PathBuf,
 ) -> anyhow::Result<bool> {
     init_logs("warn");
@@ -749,6 +782,7 @@ async fn chaos(
             Duration::from_secs(kill_max_s.max(kill_min_s.max(1) + 1)),
         ),
         deadline: Duration::from_secs(deadline_s),
+        actions,
     })
     .await?;
     let md = format!(
