@@ -265,15 +265,7 @@ async fn an_unbuyable_line_is_dropped_with_its_share_refunded_and_the_rest_goes_
         1,
         "line 1 bought once, line 2 never"
     );
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "cancel")
-        .await
-        .unwrap();
-    replays_and_records(
-        &client,
-        &procure_workflows::order_workflow_id(&id),
-        "order_line_dropped",
-    )
-    .await;
+    order_replays_and_records(&id, "order_line_dropped").await;
     app.system.stop().await.unwrap();
 }
 

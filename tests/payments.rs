@@ -116,15 +116,7 @@ async fn lying_payment_webhooks_never_make_an_order_paid() {
     );
     let ledger = app.driver.ledger().await.unwrap();
     assert_eq!(order_charges(&ledger, &id), 1);
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "payments")
-        .await
-        .unwrap();
-    replays_and_records(
-        &client,
-        &procure_workflows::order_workflow_id(&id),
-        "order_unverified_payment",
-    )
-    .await;
+    order_replays_and_records(&id, "order_unverified_payment").await;
     app.system.stop().await.unwrap();
 }
 

@@ -50,12 +50,7 @@ async fn decide_line(
         return Err(ApiError::NotFound("order"));
     }
     let Json(body) = body?;
-    let order = match state.store.order_detail(&id).await {
-        Ok(d) => d.order,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
-        Err(e) => return Err(e.into()),
-    };
-    caller.owns(&order.customer_id)?;
+    owned_order(&state, &caller, &id).await?;
     let client = temporal_client(&state).await?;
     let outcome = client
         .get_workflow_handle::<OrderWorkflow>(order_workflow_id(&id))
@@ -81,6 +76,21 @@ async fn decide_line(
         )),
         Err(e) => Err(ApiError::Unavailable(format!("Temporal: {e}"))),
     }
+}
+
+/// The order, when the caller may act on it (customers: their own).
+async fn owned_order(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<procure_activities::store::OrderRecord, ApiError> {
+    let order = match state.store.order_detail(id).await {
+        Ok(d) => d.order,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
+        Err(e) => return Err(e.into()),
+    };
+    caller.owns(&order.customer_id)?;
+    Ok(order)
 }
 
 async fn temporal_client(state: &AppState) -> Result<temporalio_client::Client, ApiError> {
@@ -125,12 +135,7 @@ async fn cancel_order(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let order = match state.store.order_detail(&id).await {
-        Ok(d) => d.order,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),
-        Err(e) => return Err(e.into()),
-    };
-    caller.owns(&order.customer_id)?;
+    let order = owned_order(&state, &caller, &id).await?;
     let requested_by = match caller.customer_id() {
         Some(c) => format!("customer:{c}"),
         None => format!("{}:{}", caller.role().as_str(), caller.0.sub),

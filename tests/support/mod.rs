@@ -406,3 +406,16 @@ pub async fn replays_and_records(
     }
     replay(&json).await;
 }
+
+/// `replays_and_records` for an order's workflow, over a connection of its own.
+pub async fn order_replays_and_records(order_id: &str, kind: &str) {
+    let client = procure_api::temporal::connect(&temporal_address(), "default", "replay")
+        .await
+        .unwrap();
+    replays_and_records(
+        &client,
+        &procure_workflows::order_workflow_id(order_id),
+        kind,
+    )
+    .await;
+}
