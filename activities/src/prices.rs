@@ -167,78 +167,88 @@ impl Store {
     pub async fn create_monitor(&self, m: &NewMonitor) -> Result<Monitor> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let status = if m.paused {
-            MonitorStatus::Paused
-        } else {
-            MonitorStatus::Active
-        };
-        sqlx::query(
-            "INSERT INTO price_monitors (id, name, cron, threshold_bps, destination_country, status, version, \
-             synced_version, created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,1,0,$7,$7)",
-        )
-        .bind(&m.id)
-        .bind(&m.name)
-        .bind(&m.cron)
-        .bind(i64::from(m.threshold_bps))
-        .bind(&m.destination_country)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (sku, offers) in &m.products {
-            let listing = sqlx::query("SELECT domestic_shipping_fen FROM listings WHERE sku = $1")
-                .bind(sku)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::UnknownSku(sku.clone()))?;
-            let domestic: i64 = listing.try_get("domestic_shipping_fen")?;
-            sqlx::query("INSERT INTO price_monitor_products (monitor_id, sku) VALUES ($1,$2)")
-                .bind(&m.id)
-                .bind(sku)
-                .execute(&mut *tx)
-                .await?;
-            for o in offers {
-                let owner =
-                    sqlx::query("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
-                        .bind(o.platform.as_str())
-                        .bind(&o.offer_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match owner {
-                    Some(r) => {
-                        let owner: String = r.try_get("sku")?;
-                        if &owner != sku {
-                            return Err(StoreError::StateConflict(format!(
-                                "{} offer {} already belongs to product {owner}",
-                                o.platform.as_str(),
-                                o.offer_id
-                            )));
+        // Roll back explicitly on a refusal: a dropped transaction is rolled back later, and
+        // SQLite's writer lock would be held until then.
+        let inserted: Result<()> = async {
+            let status = if m.paused {
+                MonitorStatus::Paused
+            } else {
+                MonitorStatus::Active
+            };
+            sqlx::query(
+                "INSERT INTO price_monitors (id, name, cron, threshold_bps, destination_country, status, version, \
+                 synced_version, created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,1,0,$7,$7)",
+            )
+            .bind(&m.id)
+            .bind(&m.name)
+            .bind(&m.cron)
+            .bind(i64::from(m.threshold_bps))
+            .bind(&m.destination_country)
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for (sku, offers) in &m.products {
+                let listing = sqlx::query("SELECT domestic_shipping_fen FROM listings WHERE sku = $1")
+                    .bind(sku)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownSku(sku.clone()))?;
+                let domestic: i64 = listing.try_get("domestic_shipping_fen")?;
+                sqlx::query("INSERT INTO price_monitor_products (monitor_id, sku) VALUES ($1,$2)")
+                    .bind(&m.id)
+                    .bind(sku)
+                    .execute(&mut *tx)
+                    .await?;
+                for o in offers {
+                    let owner =
+                        sqlx::query("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
+                            .bind(o.platform.as_str())
+                            .bind(&o.offer_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    match owner {
+                        Some(r) => {
+                            let owner: String = r.try_get("sku")?;
+                            if &owner != sku {
+                                return Err(StoreError::StateConflict(format!(
+                                    "{} offer {} already belongs to product {owner}",
+                                    o.platform.as_str(),
+                                    o.offer_id
+                                )));
+                            }
                         }
-                    }
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, \
-                             stock, active, updated_at_ms) VALUES ($1,$2,$3,$4,0,$5,NULL,1,$6)",
-                        )
-                        .bind(o.platform.as_str())
-                        .bind(&o.offer_id)
-                        .bind(sku)
-                        .bind(&o.spec_id)
-                        .bind(domestic)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        None => {
+                            sqlx::query(
+                                "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, \
+                                 stock, active, updated_at_ms) VALUES ($1,$2,$3,$4,0,$5,NULL,1,$6)",
+                            )
+                            .bind(o.platform.as_str())
+                            .bind(&o.offer_id)
+                            .bind(sku)
+                            .bind(&o.spec_id)
+                            .bind(domestic)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                     }
                 }
             }
+            enqueue(
+                &mut tx,
+                SYNC_SCHEDULE,
+                &m.id,
+                &serde_json::json!({"version": 1}),
+            )
+            .await?;
+            Ok(())
         }
-        enqueue(
-            &mut tx,
-            SYNC_SCHEDULE,
-            &m.id,
-            &serde_json::json!({"version": 1}),
-        )
-        .await?;
+        .await;
+        if let Err(e) = inserted {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
         tx.commit().await?;
         self.monitor(&m.id).await
     }
