@@ -250,31 +250,7 @@ impl Store {
     /// stock on purpose (tests, a restock). Seeding uses [`Store::seed_listing`], which never
     /// touches stock.
     pub async fn upsert_listing(&self, l: &Listing) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
-             domestic_shipping_fen, available, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
-             ON CONFLICT (sku) DO UPDATE SET platform = excluded.platform, offer_id = excluded.offer_id, \
-             spec_id = excluded.spec_id, title = excluded.title, price_fen = excluded.price_fen, \
-             weight_g = excluded.weight_g, l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
-             domestic_shipping_fen = excluded.domestic_shipping_fen, available = excluded.available, \
-             updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(&l.sku)
-        .bind(&l.platform)
-        .bind(&l.offer_id)
-        .bind(&l.spec_id)
-        .bind(&l.title)
-        .bind(l.price_fen)
-        .bind(l.weight_g)
-        .bind(l.l_mm)
-        .bind(l.w_mm)
-        .bind(l.h_mm)
-        .bind(l.domestic_shipping_fen)
-        .bind(l.available)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.write_listing(l, true).await
     }
 
     /// Seed a listing from a catalogue: inserted with its stock when new; when it exists, its
@@ -282,14 +258,24 @@ impl Store {
     /// reservations were taken out of `available` when they were reserved, so writing the
     /// catalogue's figure again on a restart would sell them twice.
     pub async fn seed_listing(&self, l: &Listing) -> Result<()> {
-        sqlx::query(
+        self.write_listing(l, false).await
+    }
+
+    /// Insert or refresh a listing; `set_stock` also overwrites `available` on an existing one.
+    async fn write_listing(&self, l: &Listing, set_stock: bool) -> Result<()> {
+        let stock = if set_stock {
+            "available = excluded.available, "
+        } else {
+            ""
+        };
+        sqlx::query(&format!(
             "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
              domestic_shipping_fen, available, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
              ON CONFLICT (sku) DO UPDATE SET platform = excluded.platform, offer_id = excluded.offer_id, \
              spec_id = excluded.spec_id, title = excluded.title, price_fen = excluded.price_fen, \
              weight_g = excluded.weight_g, l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
-             domestic_shipping_fen = excluded.domestic_shipping_fen, updated_at_ms = excluded.updated_at_ms",
-        )
+             domestic_shipping_fen = excluded.domestic_shipping_fen, {stock}updated_at_ms = excluded.updated_at_ms"
+        ))
         .bind(&l.sku)
         .bind(&l.platform)
         .bind(&l.offer_id)
