@@ -28,12 +28,29 @@ pub const ORDER_STATE_ATTRIBUTE: &str = "OrderState";
 /// Activities that talk to the outside world: bounded per attempt, retried by Temporal with
 /// backoff (each is idempotent, so a retry after a timeout never doubles an effect).
 pub(crate) fn io_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+    backoff_opts(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+        0,
+    )
+}
+
+/// Exponential backoff (doubling from `initial` up to `max_interval`) for `attempts` tries,
+/// 0 meaning no limit, each try bounded by `per_try`: the one shape of every retry policy.
+pub(crate) fn backoff_opts(
+    per_try: Duration,
+    initial: Duration,
+    max_interval: Duration,
+    attempts: u32,
+) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(per_try)
         .retry_policy(
             RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
+                .initial_interval(initial)
                 .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
+                .maximum_interval(max_interval)
+                .maximum_attempts(attempts)
                 .build(),
         )
         .build()

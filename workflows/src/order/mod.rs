@@ -911,16 +911,12 @@ where
 
 /// `io_opts` with an end: about 10 minutes of backoff before the step parks for an operator.
 fn step_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_millis(500))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(60))
-                .maximum_attempts(16)
-                .build(),
-        )
-        .build()
+    crate::backoff_opts(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+        16,
+    )
 }
 
 /// The order's payment as the provider holds it. A confirmation that does not verify parks the
@@ -1041,16 +1037,12 @@ async fn cancel_unverified(
 
 /// Compensation that must end: a few patient tries, then the caller records why it gave up.
 pub(crate) fn bounded_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(30))
-                .maximum_attempts(8)
-                .build(),
-        )
-        .build()
+    crate::backoff_opts(
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        8,
+    )
 }
 
 /// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the

@@ -350,16 +350,12 @@ async fn assisted_purchase(
 /// apart, about half an hour), because failing over while an order may exist could buy the line
 /// twice; after that an operator decides.
 fn verify_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_interval(Duration::from_secs(30))
-                .maximum_attempts(60)
-                .build(),
-        )
-        .build()
+    crate::backoff_opts(
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        60,
+    )
 }
 
 /// A granted cancellation stops procurement before the next attempt (patch `cancel-anywhere`).
