@@ -286,6 +286,28 @@ pub struct PaymentCheck {
     pub reference: String,
 }
 
+impl PaymentCheck {
+    /// The check to ask the provider for, or at once a mismatch when the confirmation names
+    /// another intent than `ours` (the one we created for what is owed).
+    pub fn of(
+        claimed: &str,
+        ours: &str,
+        expected: Money,
+        reference: &str,
+    ) -> Result<PaymentCheck, PaymentVerdict> {
+        if claimed != ours {
+            return Err(PaymentVerdict::Mismatch {
+                reason: format!("the confirmation names payment {claimed}, not this one ({ours})"),
+            });
+        }
+        Ok(PaymentCheck {
+            intent_id: ours.to_owned(),
+            expected,
+            reference: reference.to_owned(),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentVerdict {
     /// The provider holds a succeeded intent of ours for exactly what is owed.

@@ -365,21 +365,17 @@ async fn verify_charge(
                 .await?;
             continue;
         };
-        let verdict = if claimed == charge.intent_id {
-            let check = crate::contract::PaymentCheck {
-                intent_id: charge.intent_id.clone(),
-                expected: charge.amount,
-                reference: parcel_id.to_owned(),
-            };
-            ctx.execute_activity(OrderActivities::verify_payment, check, io_opts())
-                .await?
-        } else {
-            crate::contract::PaymentVerdict::Mismatch {
-                reason: format!(
-                    "the confirmation names payment {claimed}, not {}",
-                    charge.intent_id
-                ),
+        let verdict = match crate::contract::PaymentCheck::of(
+            &claimed,
+            &charge.intent_id,
+            charge.amount,
+            parcel_id,
+        ) {
+            Ok(check) => {
+                ctx.execute_activity(OrderActivities::verify_payment, check, io_opts())
+                    .await?
             }
+            Err(mismatch) => mismatch,
         };
         match verdict {
             crate::contract::PaymentVerdict::Verified { .. } => return Ok(()),

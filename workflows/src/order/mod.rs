@@ -983,17 +983,10 @@ pub(crate) async fn check_payment(
     owed: Money,
     reference: &str,
 ) -> WorkflowResult<PaymentVerdict> {
-    if claimed != ours {
-        return Ok(PaymentVerdict::Mismatch {
-            reason: format!("the confirmation names payment {claimed}, not this one ({ours})"),
-        });
+    match PaymentCheck::of(claimed, ours, owed, reference) {
+        Ok(check) => step(ctx, || OrderActivities::verify_payment, check).await,
+        Err(mismatch) => Ok(mismatch),
     }
-    let check = PaymentCheck {
-        intent_id: ours.to_owned(),
-        expected: owed,
-        reference: reference.to_owned(),
-    };
-    step(ctx, || OrderActivities::verify_payment, check).await
 }
 
 /// End an order whose payment never verified: cancel its intent (refunding whatever the
