@@ -1,4 +1,4 @@
-//! Order types and the order state machine (DESIGN.md). [`transition`] is the only way a state
+//! Order types and the order state machine (docs/ARCHITECTURE.md). [`transition`] is the only way a state
 //! changes anywhere in the system: the workflow, the read-model and the API all call it.
 
 use crate::money::Money;

@@ -1,4 +1,4 @@
-//! Request-signing schemes of the external protocols (PROTOCOLS.md). Both the adapters (which
+//! Request-signing schemes of the external protocols (docs/vendors/signing.md). Both the adapters (which
 //! sign) and the sandbox (which verifies) use these functions; the vendors' published
 //! known-answer vectors below pin them to the real schemes, so the two sides cannot drift
 //! together into a private dialect.
@@ -132,8 +132,8 @@ pub fn verify_stripe_signature(
     }
 }
 
-/// 17TRACK webhook `sign` header: lower-hex SHA-256(raw body + "/" + api key). PROTOCOLS.md marks
-/// the exact scheme uncertain; it lives only here.
+/// 17TRACK webhook `sign` header: lower-hex SHA-256(raw body + "/" + api key). docs/vendors/signing.md
+/// marks the exact scheme assumed; it lives only here.
 pub fn track17_signature(body: &[u8], api_key: &str) -> String {
     let mut h = Sha256::new();
     h.update(body);
