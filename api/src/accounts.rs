@@ -2,10 +2,11 @@
 //! way in and no response, log line or error ever carries them.
 
 use crate::auth::Caller;
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{Path, Query, State},
     http::StatusCode,
     routing::{get, patch},
 };
@@ -119,10 +120,10 @@ async fn one(
 async fn add(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<AddAccount>, JsonRejection>,
+    body: JsonBody<AddAccount>,
 ) -> Result<(StatusCode, Json<BuyerAccount>), ApiError> {
     caller.require(&[])?;
-    let Json(req) = body?;
+    let req = body.read()?;
     let text = crate::text::lines(&req);
     if !text.is_empty() {
         return Err(ApiError::Validation(text));
@@ -183,10 +184,10 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<UpdateAccount>, JsonRejection>,
+    body: JsonBody<UpdateAccount>,
 ) -> Result<Json<BuyerAccount>, ApiError> {
     caller.require(&[])?;
-    let Json(req) = body?;
+    let req = body.read()?;
     let mut e = crate::text::lines(&req);
     check_range(&mut e, "weight", req.weight, 1, 1_000);
     check_range(&mut e, "daily_cap", req.daily_cap, 0, 100_000);

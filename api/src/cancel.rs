@@ -5,10 +5,11 @@
 //! from them) and gets the same answer.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     routing::post,
 };
 use procure_activities::store::StoreError;
@@ -43,13 +44,13 @@ async fn decide_line(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, line_no)): Path<(String, u32)>,
-    body: Result<Json<LineDecisionBody>, JsonRejection>,
+    body: JsonBody<LineDecisionBody>,
 ) -> Result<Json<OperatorOutcome>, ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     if !crate::id_ok(&id) {
         return Err(ApiError::NotFound("order"));
     }
-    let Json(body) = body?;
+    let body = body.read()?;
     owned_order(&state, &caller, &id).await?;
     let client = temporal_client(&state).await?;
     let outcome = client
@@ -113,13 +114,13 @@ async fn cancel_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<CancelBody>, JsonRejection>,
+    body: JsonBody<CancelBody>,
 ) -> Result<Json<CancelOutcome>, ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     if !crate::id_ok(&id) {
         return Err(ApiError::NotFound("order"));
     }
-    let Json(body) = body?;
+    let body = body.read()?;
     let mut errors = crate::text::lines(&body);
     let n = body.reason.trim().chars().count();
     if n == 0 || body.reason.chars().count() > procure_workflows::order::operator::MAX_REASON_CHARS

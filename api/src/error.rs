@@ -184,6 +184,9 @@ impl From<StoreError> for ApiError {
                 format!("{sku}: requested {requested}, available {available}"),
             ),
             StoreError::UnknownSku(sku) => ApiError::field("items", format!("unknown sku {sku}")),
+            // A conditional update lost to another change: the resource is not in the state
+            // the request needs. Handlers may name the conflict more precisely.
+            StoreError::StateConflict(why) => ApiError::Conflict("state_conflict", why),
             other => ApiError::internal(other),
         }
     }
@@ -199,5 +202,19 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
         } else {
             ApiError::BadRequest("invalid_body", e.body_text())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_state_race_is_a_conflict_wherever_it_surfaces() {
+        let r = ApiError::from(StoreError::StateConflict("parcel already packed".into()))
+            .into_response();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = ApiError::from(StoreError::Corrupt("bad row".into())).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod codec;
 pub mod dispatcher;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod orders;
 pub mod parcels;

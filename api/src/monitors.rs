@@ -16,10 +16,11 @@
 //! API answers while Temporal is down and `schedule.in_sync` tells when Temporal caught up.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError, id_ok, quotes::MoneyView};
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
     routing::{get, post},
 };
@@ -281,10 +282,10 @@ fn validate(req: &CreateMonitor, state: &AppState) -> Result<NewMonitor, ApiErro
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateMonitor>, JsonRejection>,
+    body: JsonBody<CreateMonitor>,
 ) -> Result<(StatusCode, Json<MonitorView>), ApiError> {
     caller.require(&[Role::Operator])?;
-    let Json(req) = body?;
+    let req = body.read()?;
     let cron = CronSpec::parse(&req.cron)
         .map_err(|e| ApiError::BadRequest("invalid_cron", format!("cron: {e}")))?;
     let min = state.config.timings.monitor_min_period;

@@ -2,10 +2,11 @@
 //! timeline, list by state.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc};
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     routing::{get, post},
 };
@@ -137,11 +138,11 @@ async fn create_order(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Result<Json<CreateOrder>, JsonRejection>,
+    body: JsonBody<CreateOrder>,
 ) -> Result<(StatusCode, Json<OrderRecord>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let key = idempotency_key(&headers)?;
-    let Json(req) = body?;
+    let req = body.read()?;
     caller.owns(&req.customer_id)?;
     validate(&req)?;
     let request_hash = hex::encode(Sha256::digest(

@@ -13,10 +13,11 @@
 //! today's rate, as customs will.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc, warehouse::measures};
 use axum::{
     Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
 };
@@ -93,10 +94,10 @@ fn line<'a>(state: &'a AppState, code: &str) -> Option<&'a ShippingLine> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateParcel>, JsonRejection>,
+    body: JsonBody<CreateParcel>,
 ) -> Result<(StatusCode, Json<Parcel>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
-    let Json(req) = body?;
+    let req = body.read()?;
     caller.owns(&req.customer_id)?;
     let mut e = crate::text::lines(&req);
     if req.order_ids.is_empty() || req.order_ids.len() > MAX_ORDERS {
@@ -258,10 +259,10 @@ async fn packed(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Packed>, JsonRejection>,
+    body: JsonBody<Packed>,
 ) -> Result<(StatusCode, Json<Parcel>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
-    let Json(p) = body?;
+    let p = body.read()?;
     let dims = measures(p.weight_g, p.l_mm, p.w_mm, p.h_mm)?;
     let parcel = match state.store.parcel(&id).await {
         Ok(parcel) => parcel,

@@ -4,10 +4,11 @@
 //! and only before its deadline; the workflow cancels by default after it.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, id_ok};
 use axum::{
     Json, Router,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     http::StatusCode,
     routing::post,
 };
@@ -46,10 +47,10 @@ async fn decide(
     State(state): State<AppState>,
     caller: Caller,
     Path((order_id, change_id)): Path<(String, String)>,
-    body: Result<Json<DecisionBody>, JsonRejection>,
+    body: JsonBody<DecisionBody>,
 ) -> Result<(StatusCode, Json<DecisionResult>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
-    let Json(body) = body?;
+    let body = body.read()?;
     let text = crate::text::lines(&body);
     if !text.is_empty() {
         return Err(ApiError::Validation(text));

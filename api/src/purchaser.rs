@@ -2,10 +2,11 @@
 //! how much, by when) and report each purchase once; the order's workflow resumes on it.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{Path, Query, State},
     routing::{get, post},
 };
 use procure_activities::{pool::PurchaserTask, store::StoreError};
@@ -56,10 +57,10 @@ async fn complete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Completion>, JsonRejection>,
+    body: JsonBody<Completion>,
 ) -> Result<Json<PurchaserTask>, ApiError> {
     caller.require(&[Role::Purchaser, Role::Operator])?;
-    let Json(c) = body?;
+    let c = body.read()?;
     let mut e = crate::text::lines(&c);
     let m = &c.marketplace_order_id;
     if m.is_empty()

@@ -4,15 +4,14 @@
 //! price; the response lists every line that could carry it.
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
+use crate::pricing::Destination;
 use crate::{ApiError, AppState, error::FieldError};
-use axum::{
-    Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
-    routing::post,
-};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use procure_activities::store::{StoredQuote, now_ms};
 use procure_domain::{
     Currency, Money, MoneyError,
-    quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, line_options, quote},
+    quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, ShippingLine, line_options, quote},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -111,7 +110,15 @@ pub struct QuoteDoc {
     pub items: Vec<QuotedItem>,
 }
 
-fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
+/// A quote request that passed every check, with what the checks looked up.
+struct ValidQuote<'a> {
+    currency: Currency,
+    destination: &'a Destination,
+    /// The shipping line the customer asked for, if any.
+    line: Option<&'a ShippingLine>,
+}
+
+fn validate<'a>(req: &CreateQuote, state: &'a AppState) -> Result<ValidQuote<'a>, ApiError> {
     let mut errors = crate::text::lines(req);
     let mut err = |f: &str, m: String| {
         errors.push(FieldError {
@@ -142,12 +149,8 @@ fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
             );
         }
     }
-    if state
-        .config
-        .pricing
-        .destination(&req.destination_country)
-        .is_none()
-    {
+    let destination = state.config.pricing.destination(&req.destination_country);
+    if destination.is_none() {
         err(
             "destination_country",
             "unsupported destination country".into(),
@@ -157,31 +160,40 @@ fn validate(req: &CreateQuote, state: &AppState) -> Result<Currency, ApiError> {
     if currency.is_err() {
         err("currency", "unsupported currency".into());
     }
-    if let Some(code) = &req.shipping_line
-        && state.config.pricing.line(code).is_none()
-    {
-        err("shipping_line", "unknown shipping line".into());
-    }
-    if errors.is_empty() {
-        Ok(currency.expect("checked"))
-    } else {
-        Err(ApiError::Validation(errors))
+    let line = match &req.shipping_line {
+        Some(code) => match state.config.pricing.line(code) {
+            Some(line) => Some(Some(line)),
+            None => {
+                err("shipping_line", "unknown shipping line".into());
+                None
+            }
+        },
+        None => Some(None),
+    };
+    match (errors.is_empty(), currency, destination, line) {
+        (true, Ok(currency), Some(destination), Some(line)) => Ok(ValidQuote {
+            currency,
+            destination,
+            line,
+        }),
+        _ => Err(ApiError::Validation(errors)),
     }
 }
 
-#[tracing::instrument(skip_all, fields(items = body.as_ref().map(|b| b.items.len()).unwrap_or(0)))]
+#[tracing::instrument(skip_all, fields(items = body.peek().map(|b| b.items.len()).unwrap_or(0)))]
 async fn create_quote(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateQuote>, JsonRejection>,
+    body: JsonBody<CreateQuote>,
 ) -> Result<(StatusCode, Json<QuoteDoc>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
-    let Json(req) = body?;
-    let currency = validate(&req, &state)?;
+    let req = body.read()?;
+    let ValidQuote {
+        currency,
+        destination: dest,
+        line: chosen,
+    } = validate(&req, &state)?;
     let pricing = &state.config.pricing;
-    let dest = pricing
-        .destination(&req.destination_country)
-        .expect("validated");
 
     let mut items = Vec::with_capacity(req.items.len());
     let mut quoted = Vec::with_capacity(req.items.len());
@@ -220,9 +232,9 @@ async fn create_quote(
         parcel.volume_mm3,
     )
     .map_err(ApiError::internal)?;
-    let line = match &req.shipping_line {
-        Some(code) => {
-            let line = pricing.line(code).expect("validated");
+    let line = match chosen {
+        Some(line) => {
+            let code = &line.code;
             let chargeable = line.chargeable_weight_g(parcel.actual_g, parcel.volume_mm3);
             if let Err(reason) = line.check(country, &parcel.categories, chargeable) {
                 return Err(ApiError::field(

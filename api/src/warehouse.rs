@@ -5,10 +5,11 @@
 //! choice (extend for a fee, or dispose). Shipping stored items is a parcel (`parcels.rs`).
 
 use crate::auth::{Caller, Role};
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{Path, Query, State},
     http::StatusCode,
     routing::{get, post},
 };
@@ -137,10 +138,10 @@ async fn exception(
 async fn inbound(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<InboundScan>, JsonRejection>,
+    body: JsonBody<InboundScan>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
-    let Json(scan) = body?;
+    let scan = body.read()?;
     let mut e = crate::text::lines(&scan);
     e.extend(measure_errors(
         scan.weight_g,
@@ -185,10 +186,9 @@ async fn inbound(
             None
         }
     };
-    if !e.is_empty() {
+    let (true, Some(label)) = (e.is_empty(), label) else {
         return Err(ApiError::Validation(e));
-    }
-    let label = label.expect("validated");
+    };
     let measured = Scan {
         weight_g: scan.weight_g,
         dims: Dimensions {
@@ -280,7 +280,7 @@ async fn resolve_exception(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Resolve>, JsonRejection>,
+    body: JsonBody<Resolve>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
     // Exception ids are integers; anything else names none (a structured 404, not a plain
@@ -288,7 +288,7 @@ async fn resolve_exception(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::NotFound("warehouse exception"))?;
-    let Json(r) = body?;
+    let r = body.read()?;
     let text = crate::text::lines(&r);
     if !text.is_empty() {
         return Err(ApiError::Validation(text));
@@ -393,10 +393,10 @@ async fn storage_choice(
     State(state): State<AppState>,
     caller: Caller,
     Path(order_id): Path<String>,
-    body: Result<Json<Choice>, JsonRejection>,
+    body: JsonBody<Choice>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
-    let Json(choice) = body?;
+    let choice = body.read()?;
     let text = crate::text::lines(&choice);
     if !text.is_empty() {
         return Err(ApiError::Validation(text));
