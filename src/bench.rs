@@ -104,13 +104,10 @@ pub async fn run(
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let baseline_queue = format!("{task_queue}-baseline");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let baseline_worker = procure_worker::run_bench_baseline(
-        client.clone(),
-        baseline_queue.clone(),
-        async move {
+    let baseline_worker =
+        procure_worker::run_bench_baseline(client.clone(), baseline_queue.clone(), async move {
             let _ = stopped.await;
-        },
-    );
+        });
     let baseline = async {
         let result = baseline_runs(client, &baseline_queue, &run_id, input, k).await;
         let _ = stop.send(());
@@ -168,5 +165,5 @@ async fn baseline_runs(
             baseline_ok += 1;
         }
     }
-        Ok((baseline_ok, bstart.elapsed()))
+    Ok((baseline_ok, bstart.elapsed()))
 }

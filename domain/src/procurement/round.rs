@@ -49,7 +49,9 @@ pub enum AfterAttempt {
     Bought,
     NextSupplier,
     /// Try the same supplier again after `backoff_secs`.
-    Retry { backoff_secs: u64 },
+    Retry {
+        backoff_secs: u64,
+    },
     /// The last attempt failed: confirm the supplier holds no order before failing over, so a
     /// timeout after commit never buys the line twice.
     VerifyThenFailOver,
@@ -241,8 +243,14 @@ mod tests {
                 AfterAttempt::VerifyThenFailOver
             ]
         );
-        assert_eq!(after_attempt(1, Attempt::Refused), AfterAttempt::NextSupplier);
-        assert_eq!(after_attempt(2, Attempt::PriceAbove), AfterAttempt::NextSupplier);
+        assert_eq!(
+            after_attempt(1, Attempt::Refused),
+            AfterAttempt::NextSupplier
+        );
+        assert_eq!(
+            after_attempt(2, Attempt::PriceAbove),
+            AfterAttempt::NextSupplier
+        );
         assert_eq!(after_attempt(3, Attempt::Bought), AfterAttempt::Bought);
     }
 

@@ -29,7 +29,8 @@ pub(super) async fn store_and_ship(
     .await?;
     let mut reminded = false;
     let mut extensions = 0u32;
-    let decided = |s: &OrderWorkflow| s.news(ParcelEvent::Assigned).is_some() || s.storage_choice.is_some();
+    let decided =
+        |s: &OrderWorkflow| s.news(ParcelEvent::Assigned).is_some() || s.storage_choice.is_some();
 
     loop {
         if ctx.state(|s| s.news(ParcelEvent::Assigned).is_some()) {
@@ -46,7 +47,8 @@ pub(super) async fn store_and_ship(
                         )
                         .await;
                     }
-                    ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some()).await?;
+                    ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some())
+                        .await?;
                 }
                 StorageChoice::Extend { days } => {
                     extensions += 1;
@@ -132,19 +134,25 @@ pub(super) async fn store_and_ship(
                 .await;
             }
             // Refused: the goods just went into a parcel, whose news is on its way.
-            ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some()).await?;
+            ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some())
+                .await?;
         }
     }
 
-    let parcel = ctx.state(|s| s.news(ParcelEvent::Assigned)).expect("loop exits on it");
+    let parcel = ctx
+        .state(|s| s.news(ParcelEvent::Assigned))
+        .expect("loop exits on it");
     move_to(
         ctx,
         OrderState::Packing,
         format!("packing in parcel {}", parcel.parcel_id),
     )
     .await?;
-    ctx.wait_condition(|s| s.news(ParcelEvent::Shipped).is_some()).await?;
-    let shipped = ctx.state(|s| s.news(ParcelEvent::Shipped)).expect("condition");
+    ctx.wait_condition(|s| s.news(ParcelEvent::Shipped).is_some())
+        .await?;
+    let shipped = ctx
+        .state(|s| s.news(ParcelEvent::Shipped))
+        .expect("condition");
     move_to(
         ctx,
         OrderState::Shipped,
@@ -155,7 +163,8 @@ pub(super) async fn store_and_ship(
     loop {
         let handled = exception_handled;
         ctx.wait_condition(move |s| {
-            s.news(ParcelEvent::Delivered).is_some() || (!handled && s.news(ParcelEvent::Exception).is_some())
+            s.news(ParcelEvent::Delivered).is_some()
+                || (!handled && s.news(ParcelEvent::Exception).is_some())
         })
         .await?;
         if let Some(d) = ctx.state(|s| s.news(ParcelEvent::Delivered)) {
@@ -168,7 +177,9 @@ pub(super) async fn store_and_ship(
             break;
         }
         exception_handled = true;
-        let e = ctx.state(|s| s.news(ParcelEvent::Exception)).expect("condition");
+        let e = ctx
+            .state(|s| s.news(ParcelEvent::Exception))
+            .expect("condition");
         move_to(
             ctx,
             OrderState::NeedsOperator,

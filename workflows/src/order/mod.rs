@@ -425,7 +425,10 @@ impl OrderWorkflow {
 
     #[signal(name = "parcel_shipped")]
     pub async fn parcel_shipped(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
-        on_signal(ctx, "parcel_shipped", n, |s, n| s.parcel_news(ParcelEvent::Shipped, n)).await
+        on_signal(ctx, "parcel_shipped", n, |s, n| {
+            s.parcel_news(ParcelEvent::Shipped, n)
+        })
+        .await
     }
 
     #[signal(name = "parcel_delivered")]

@@ -348,9 +348,8 @@ async fn assisted_purchase(
     // Cancelled while the task was open: withdraw it (a purchaser who bought at that moment is
     // found by the withdrawal and the line counts as bought).
     let done = done
-        && !ctx.state(|s| {
-            s.cancelling() && !s.purchaser_results.iter().any(|r| r.task_id == task_id)
-        });
+        && !ctx
+            .state(|s| s.cancelling() && !s.purchaser_results.iter().any(|r| r.task_id == task_id));
     if !done {
         step(
             ctx,
