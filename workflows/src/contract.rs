@@ -576,3 +576,54 @@ pub enum MarketplaceCancelOutcome {
     /// The line has no purchase.
     NotBought,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procure_domain::Currency;
+
+    /// A supplement's payment (named by its price change) and a charge's decode to the same
+    /// `ChargePaid`, so the webhook's payloads of both keep their shape.
+    #[test]
+    fn supplements_and_charges_are_paid_alike() {
+        let paid = ChargePaid {
+            charge_id: "pc_o1_1_1".into(),
+            intent_id: "pi_1".into(),
+            amount: Money::new(1_250, Currency::EUR),
+        };
+        let amount = serde_json::to_value(paid.amount).unwrap();
+        for key in ["change_id", "charge_id"] {
+            let v = serde_json::json!({key: "pc_o1_1_1", "intent_id": "pi_1", "amount": amount});
+            assert_eq!(
+                serde_json::from_value::<ChargePaid>(v).unwrap(),
+                paid,
+                "{key}"
+            );
+        }
+        let back = serde_json::to_value(ChargeWithdrawal::Paid(paid.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_value::<ChargeWithdrawal>(back).unwrap(),
+            ChargeWithdrawal::Paid(paid)
+        );
+    }
+
+    #[test]
+    fn parcel_stages_are_stored_by_their_snake_case_names() {
+        use crate::parcel::ParcelStage;
+        for stage in [
+            ParcelStage::Requested,
+            ParcelStage::Packed,
+            ParcelStage::AwaitingPayment,
+            ParcelStage::PaymentOverdue,
+            ParcelStage::PaymentUnverified,
+            ParcelStage::Shipped,
+            ParcelStage::Delivered,
+            ParcelStage::Exception,
+        ] {
+            assert_eq!(
+                serde_json::to_value(stage).unwrap(),
+                serde_json::Value::String(stage.as_str().into())
+            );
+        }
+    }
+}

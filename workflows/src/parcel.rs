@@ -304,7 +304,7 @@ impl ParcelWorkflow {
     pub fn status(&self, _ctx: &WorkflowContextView) -> ParcelView {
         ParcelView {
             parcel_id: self.input.parcel_id.clone(),
-            stage: self.stage.clone(),
+            stage: self.stage,
             history: self.history.clone(),
         }
     }
