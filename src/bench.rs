@@ -1,6 +1,8 @@
 //! `procure bench`: K orders through the full workflow against the sandbox, then K bare
 //! workflows with the same number of (no-op) activities on the same server, so the ratio shows
-//! what our own code costs on top of the engine.
+//! what our own code costs on top of the engine. The bare workflows run on a worker of their
+//! own (`procure_worker::run_bench_baseline`), on a task queue beside the production one: the
+//! production worker never registers them.
 
 use crate::demo::{Driver, Script};
 use procure_domain::OrderState;
@@ -38,6 +40,8 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 pub const ORDER_ACTIVITIES: u32 = 12;
 pub const ORDER_LOCAL_ACTIVITIES: u32 = 12;
 
+/// Run the bench against the system serving `task_queue` (the baseline's worker serves
+/// `<task_queue>-baseline` while the bench runs).
 pub async fn run(
     driver: &Driver,
     client: &Client,
@@ -98,6 +102,49 @@ pub async fn run(
         local_activities: ORDER_LOCAL_ACTIVITIES,
     };
     let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let baseline_queue = format!("{task_queue}-baseline");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let baseline_worker =
+        procure_worker::run_bench_baseline(client.clone(), baseline_queue.clone(), async move {
+            let _ = stopped.await;
+        });
+    let baseline = async {
+        let result = baseline_runs(client, &baseline_queue, &run_id, input, k).await;
+        let _ = stop.send(());
+        result
+    };
+    let (worked, ran) = tokio::join!(baseline_worker, baseline);
+    worked?;
+    let (baseline_ok, base_elapsed) = ran?;
+    let orders_per_s = completed as f64 / orders_elapsed.as_secs_f64();
+    let baseline_per_s = baseline_ok as f64 / base_elapsed.as_secs_f64();
+    Ok(BenchResult {
+        orders: k,
+        completed,
+        orders_per_s,
+        baseline_workflows: baseline_ok,
+        baseline_per_s,
+        ratio: if baseline_per_s > 0.0 {
+            orders_per_s / baseline_per_s
+        } else {
+            0.0
+        },
+        order_to_purchase_p50_ms: percentile(&lat, 0.50),
+        order_to_purchase_p99_ms: percentile(&lat, 0.99),
+        activities_per_order: ORDER_ACTIVITIES,
+        local_activities_per_order: ORDER_LOCAL_ACTIVITIES,
+    })
+}
+
+/// Start `k` bare workflows on `task_queue` and wait for them: how many completed, and in what
+/// time.
+async fn baseline_runs(
+    client: &Client,
+    task_queue: &str,
+    run_id: &str,
+    input: BareInput,
+    k: usize,
+) -> anyhow::Result<(usize, Duration)> {
     let bstart = Instant::now();
     let mut handles = Vec::new();
     for i in 0..k {
@@ -118,23 +165,5 @@ pub async fn run(
             baseline_ok += 1;
         }
     }
-    let base_elapsed = bstart.elapsed();
-    let orders_per_s = completed as f64 / orders_elapsed.as_secs_f64();
-    let baseline_per_s = baseline_ok as f64 / base_elapsed.as_secs_f64();
-    Ok(BenchResult {
-        orders: k,
-        completed,
-        orders_per_s,
-        baseline_workflows: baseline_ok,
-        baseline_per_s,
-        ratio: if baseline_per_s > 0.0 {
-            orders_per_s / baseline_per_s
-        } else {
-            0.0
-        },
-        order_to_purchase_p50_ms: percentile(&lat, 0.50),
-        order_to_purchase_p99_ms: percentile(&lat, 0.99),
-        activities_per_order: ORDER_ACTIVITIES,
-        local_activities_per_order: ORDER_LOCAL_ACTIVITIES,
-    })
+    Ok((baseline_ok, bstart.elapsed()))
 }

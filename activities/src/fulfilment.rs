@@ -318,7 +318,7 @@ impl FulfilmentActivitiesImpl {
         update: ParcelStatusUpdate,
     ) -> Result<(), ActivityError> {
         self.store
-            .set_parcel_status(&update.parcel_id, &update.status)
+            .set_parcel_status(&update.parcel_id, update.status.as_str())
             .await
             .map_err(store_err)
     }

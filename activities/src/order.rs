@@ -25,12 +25,11 @@ use procure_domain::{
 use procure_workflows::contract::{
     CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,
     OfferPurchase, PaymentCheck, PaymentVerdict, PriceChangeProposal, PriceChangeRequest,
-    PurchaserTaskRequest, SupplementPaid, WithdrawOutcome,
+    PurchaserTaskRequest,
 };
 use procure_workflows::contract::{
-    OrderPlan, ParcelStatus, PaymentCreated, PurchaseLineRequest, PurchaseOutcome, RefundDone,
-    RefundRequest, ReserveOutcome, ShipmentBooked, ShipmentRequest, TransitionRecord,
-    defs as order_activities,
+    ChargePaid, ChargeWithdrawal, OrderPlan, ParcelStatus, PaymentCreated, RefundDone,
+    RefundRequest, ReserveOutcome, TransitionRecord, defs as order_activities,
 };
 use std::sync::Arc;
 use std::{collections::HashMap, sync::Mutex};
@@ -441,72 +440,6 @@ impl OrderActivitiesImpl {
         })
     }
 
-    #[activity(definition = order_activities::PurchaseLine)]
-    pub async fn purchase_line(
-        self: Arc<Self>,
-        ctx: ActivityContext,
-        req: PurchaseLineRequest,
-    ) -> Result<PurchaseOutcome, ActivityError> {
-        let plan = self.store.plan(&req.order_id).await.map_err(store_err)?;
-        let line = plan
-            .lines
-            .iter()
-            .find(|l| l.line_no == req.line_no)
-            .ok_or_else(|| permanent(format!("order has no line {}", req.line_no)))?;
-        if line.platform != Platform::Alibaba1688 {
-            return Ok(PurchaseOutcome::Refused {
-                reason: format!("no purchasing channel for {}", line.platform.as_str()),
-            });
-        }
-        let max_unit = line.max_unit_price.minor;
-        let purchase = PurchaseRequest {
-            // Our external id: the same order line never buys twice, whatever retries happen.
-            out_order_id: format!("{}-L{}", req.order_id, req.line_no),
-            lines: vec![CargoLine {
-                offer_id: line.offer_id.clone(),
-                spec_id: line.spec_id.clone(),
-                quantity: line.quantity,
-                max_unit_price_fen: max_unit,
-            }],
-            address: self.warehouse.clone(),
-            max_total_fen: max_unit
-                .saturating_mul(i64::from(line.quantity))
-                .saturating_add(5_000),
-        };
-        let attempt = ctx.info().attempt;
-        match self.market.purchase(&purchase).await {
-            Ok(p) => {
-                self.store
-                    .record_purchase(
-                        &req.order_id,
-                        req.line_no,
-                        "1688",
-                        &p.marketplace_order_id,
-                        p.amount_paid_fen,
-                    )
-                    .await
-                    .map_err(store_err)?;
-                tracing::info!(order_id = %req.order_id, line = req.line_no, attempt, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased on 1688");
-                Ok(PurchaseOutcome::Purchased {
-                    platform: "1688".into(),
-                    marketplace_order_id: p.marketplace_order_id,
-                    paid: Money::new(p.amount_paid_fen, Currency::CNY),
-                    adopted: p.adopted,
-                })
-            }
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(order_id = %req.order_id, line = req.line_no, attempt, error = %e, "purchase attempt failed; will retry");
-                Err(transient(e))
-            }
-            Err(e) => {
-                tracing::warn!(order_id = %req.order_id, line = req.line_no, attempt, error = %e, "purchase refused");
-                Ok(PurchaseOutcome::Refused {
-                    reason: refusal(&e),
-                })
-            }
-        }
-    }
-
     #[activity(definition = order_activities::ProcurementCandidates)]
     pub async fn procurement_candidates(
         self: Arc<Self>,
@@ -800,15 +733,15 @@ impl OrderActivitiesImpl {
         self: Arc<Self>,
         _ctx: ActivityContext,
         change_id: String,
-    ) -> Result<WithdrawOutcome, ActivityError> {
+    ) -> Result<ChargeWithdrawal, ActivityError> {
         let change = self
             .store
             .price_change(&change_id)
             .await
             .map_err(store_err)?;
         let paid = |c: &PriceChange, intent_id: String| {
-            WithdrawOutcome::Paid(SupplementPaid {
-                change_id: c.id.clone(),
+            ChargeWithdrawal::Paid(ChargePaid {
+                charge_id: c.id.clone(),
                 intent_id,
                 amount: c.amount,
             })
@@ -818,7 +751,7 @@ impl OrderActivitiesImpl {
                 .withdraw_price_change(&change_id)
                 .await
                 .map_err(store_err)?;
-            return Ok(WithdrawOutcome::Withdrawn);
+            return Ok(ChargeWithdrawal::Withdrawn);
         };
         if matches!(change.status.as_str(), "paid" | "refunded") {
             return Ok(paid(&change, intent_id));
@@ -840,7 +773,7 @@ impl OrderActivitiesImpl {
             .withdraw_price_change(&change_id)
             .await
             .map_err(store_err)?;
-        Ok(WithdrawOutcome::Withdrawn)
+        Ok(ChargeWithdrawal::Withdrawn)
     }
 
     #[activity(definition = order_activities::RefundSupplements)]
@@ -876,48 +809,6 @@ impl OrderActivitiesImpl {
             });
         }
         Ok(done)
-    }
-
-    #[activity(definition = order_activities::BookShipment)]
-    pub async fn book_shipment(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        req: ShipmentRequest,
-    ) -> Result<ShipmentBooked, ActivityError> {
-        if let Some(number) = self
-            .store
-            .tracking_number(&req.order_id)
-            .await
-            .map_err(store_err)?
-        {
-            return Ok(ShipmentBooked {
-                carrier: "SANDBOX-EXP".into(),
-                tracking_number: number,
-            });
-        }
-        let (_, country) = self
-            .store
-            .shipping_address(&req.order_id)
-            .await
-            .map_err(store_err)?;
-        let shipment = crate::fulfilment::book_and_track(
-            &self.carrier,
-            &self.tracking,
-            &req.order_id,
-            &self.shipping_service,
-            req.weight_g,
-            &country,
-        )
-        .await?;
-        self.store
-            .record_shipment(&req.order_id, &shipment.carrier, &shipment.tracking_number)
-            .await
-            .map_err(store_err)?;
-        tracing::info!(order_id = %req.order_id, tracking = %shipment.tracking_number, "shipment booked");
-        Ok(ShipmentBooked {
-            carrier: shipment.carrier,
-            tracking_number: shipment.tracking_number,
-        })
     }
 
     #[activity(definition = order_activities::TrackParcel)]

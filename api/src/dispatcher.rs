@@ -17,7 +17,7 @@ use procure_activities::store::{OutboxItem, Store};
 use procure_activities::warehouse::{SIGNAL_PARCEL, START_PARCEL};
 use procure_workflows::{
     OrderWorkflow, ParcelWorkflow,
-    contract::{ChargePaid, PurchaserResult, SupplementPaid},
+    contract::{ChargePaid, PurchaserResult},
     order::{OrderInput, PaymentSucceeded, StorageChoice, WarehouseInbound},
     order_workflow_id,
     parcel::{ParcelInput, ParcelPacked, TrackingUpdate},
@@ -363,7 +363,7 @@ impl Dispatcher {
                             .await?;
                     }
                     "supplement_paid" => {
-                        let p: SupplementPaid = decode(name, args)?;
+                        let p: ChargePaid = decode(name, args)?;
                         handle
                             .signal(OrderWorkflow::supplement_paid, p.into(), opts)
                             .await?;

@@ -1,10 +1,18 @@
 //! Channel ranking for procurement: which offer of a line item to try first. Landed cost
 //! (goods + domestic shipping) from the latest price snapshot, penalised by how unreliable the
 //! supplier has been, so a slightly dearer seller who always ships beats a cheap one who often
-//! cancels. Pure, so the ranking procurement uses is the ranking the tests check.
+//! cancels. Pure, so the ranking procurement uses is the ranking the tests check. `round` holds
+//! the decisions of buying a line once the candidates are ranked.
 
 use crate::order::Platform;
 use serde::{Deserialize, Serialize};
+
+pub mod round;
+
+pub use round::{
+    ATTEMPTS_PER_SUPPLIER, AfterAttempt, Attempt, Channel, CustomerTerms,
+    MAX_PRICE_CHANGES_PER_LINE, Round, RoundEnd, after_attempt, channel,
+};
 
 /// One offer of a line item as procurement sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

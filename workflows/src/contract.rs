@@ -47,24 +47,6 @@ pub struct PaymentCreated {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseLineRequest {
-    pub order_id: String,
-    pub line_no: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PurchaseOutcome {
-    Purchased {
-        platform: String,
-        marketplace_order_id: String,
-        paid: Money,
-        adopted: bool,
-    },
-    /// A permanent refusal (out of stock, price above tolerance, listing gone…).
-    Refused { reason: String },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRequest {
     pub order_id: String,
     pub amount: Money,
@@ -79,12 +61,6 @@ pub struct RefundRequest {
 pub struct RefundDone {
     pub refund_id: String,
     pub amount: Money,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShipmentRequest {
-    pub order_id: String,
-    pub weight_g: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +93,8 @@ impl ParcelStatus {
 pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
-        BookShipment, CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder,
-        OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseLine, PurchaseOffer,
+        CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder,
+        OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseOffer,
         RecordTransition, RefundPayment, RefundSupplements, ReleaseStock, ReserveStock,
         SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
     };
@@ -257,23 +233,6 @@ pub struct PriceChangeProposal {
     pub intent_id: Option<String>,
 }
 
-/// Signal payload: the customer paid a supplement (payment webhook → outbox → signal).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SupplementPaid {
-    pub change_id: String,
-    pub intent_id: String,
-    pub amount: Money,
-}
-
-/// How a withdrawn price change ended at the payment provider.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WithdrawOutcome {
-    /// The supplement's intent is cancelled; the customer was not charged.
-    Withdrawn,
-    /// The customer paid at the last moment: the money is ours to use or to return.
-    Paid(SupplementPaid),
-}
-
 /// Read a payment back from the provider: a webhook (or a hand-sent signal) only says that
 /// something happened; the provider's intent decides whether we were paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,11 +328,6 @@ impl OrderActivities {
         unimplemented!()
     }
 
-    #[activity(name = "purchase_line")]
-    pub fn purchase_line(req: PurchaseLineRequest) -> Result<PurchaseOutcome, ActivityError> {
-        unimplemented!()
-    }
-
     #[activity(name = "procurement_candidates")]
     pub fn procurement_candidates(req: CandidatesRequest) -> Result<Vec<Candidate>, ActivityError> {
         unimplemented!()
@@ -411,18 +365,13 @@ impl OrderActivities {
 
     /// Close an unanswered or declined price change: cancel its intent unless it was paid.
     #[activity(name = "withdraw_price_change")]
-    pub fn withdraw_price_change(change_id: String) -> Result<WithdrawOutcome, ActivityError> {
+    pub fn withdraw_price_change(change_id: String) -> Result<ChargeWithdrawal, ActivityError> {
         unimplemented!()
     }
 
     /// Refund every paid supplement of an order (one refund each, idempotent).
     #[activity(name = "refund_supplements")]
     pub fn refund_supplements(order_id: String) -> Result<Vec<RefundDone>, ActivityError> {
-        unimplemented!()
-    }
-
-    #[activity(name = "book_shipment")]
-    pub fn book_shipment(req: ShipmentRequest) -> Result<ShipmentBooked, ActivityError> {
         unimplemented!()
     }
 
@@ -453,18 +402,24 @@ pub struct ChargeCreated {
     pub amount: Money,
 }
 
-/// Signal payload: a charge's payment intent succeeded (payment webhook → outbox → signal).
+/// Signal payload: the customer paid something beyond the order's total, with a payment intent
+/// of its own (payment webhook → outbox → signal): a charge (storage extension, shipping
+/// settlement) or a price change's supplement, whose charge id is the price change's id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargePaid {
+    /// The charge, or the price change (`change_id` is accepted as its name).
+    #[serde(alias = "change_id")]
     pub charge_id: String,
     pub intent_id: String,
     pub amount: Money,
 }
 
+/// How withdrawing an unpaid charge or supplement ended at the payment provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChargeWithdrawal {
+    /// The intent is cancelled; the customer was not charged.
     Withdrawn,
-    /// Paid at the last moment: the payment stands.
+    /// Paid at the last moment: the money is ours to use or to return.
     Paid(ChargePaid),
 }
 
@@ -505,7 +460,7 @@ pub struct ParcelSettled {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParcelStatusUpdate {
     pub parcel_id: String,
-    pub status: String,
+    pub status: crate::parcel::ParcelStage,
 }
 
 /// Marker types of the fulfilment activities.
@@ -620,4 +575,55 @@ pub enum MarketplaceCancelOutcome {
     NotCancellable { platform: String, reason: String },
     /// The line has no purchase.
     NotBought,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procure_domain::Currency;
+
+    /// A supplement's payment (named by its price change) and a charge's decode to the same
+    /// `ChargePaid`, so the webhook's payloads of both keep their shape.
+    #[test]
+    fn supplements_and_charges_are_paid_alike() {
+        let paid = ChargePaid {
+            charge_id: "pc_o1_1_1".into(),
+            intent_id: "pi_1".into(),
+            amount: Money::new(1_250, Currency::EUR),
+        };
+        let amount = serde_json::to_value(paid.amount).unwrap();
+        for key in ["change_id", "charge_id"] {
+            let v = serde_json::json!({key: "pc_o1_1_1", "intent_id": "pi_1", "amount": amount});
+            assert_eq!(
+                serde_json::from_value::<ChargePaid>(v).unwrap(),
+                paid,
+                "{key}"
+            );
+        }
+        let back = serde_json::to_value(ChargeWithdrawal::Paid(paid.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_value::<ChargeWithdrawal>(back).unwrap(),
+            ChargeWithdrawal::Paid(paid)
+        );
+    }
+
+    #[test]
+    fn parcel_stages_are_stored_by_their_snake_case_names() {
+        use crate::parcel::ParcelStage;
+        for stage in [
+            ParcelStage::Requested,
+            ParcelStage::Packed,
+            ParcelStage::AwaitingPayment,
+            ParcelStage::PaymentOverdue,
+            ParcelStage::PaymentUnverified,
+            ParcelStage::Shipped,
+            ParcelStage::Delivered,
+            ParcelStage::Exception,
+        ] {
+            assert_eq!(
+                serde_json::to_value(stage).unwrap(),
+                serde_json::Value::String(stage.as_str().into())
+            );
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Deterministic workflow code. `contract` declares the activities by name and type (their
 //! implementations live in the `activities` crate, which this crate must never depend on);
 //! `order` is the long-lived per-order workflow; `parcel` ships stored orders to the customer and
-//! follows tracking; `monitor` is one run of a scheduled price monitor; `bench` is the bare baseline for `procure bench`.
+//! follows tracking; `monitor` is one run of a scheduled price monitor; `bench` is the bare
+//! baseline for `procure bench` (registered only by it); `versions` lists the patches that guard
+//! changes to running workflows (none since the 1.0 baseline).
 //! Nothing here performs I/O, reads the clock or draws random numbers except through the SDK.
 
 use std::time::Duration;
@@ -14,6 +16,7 @@ pub mod lenient;
 pub mod monitor;
 pub mod order;
 pub mod parcel;
+pub mod versions;
 
 pub use monitor::{PriceMonitorWorkflow, monitor_schedule_id};
 pub use order::{OrderWorkflow, order_workflow_id};

@@ -64,17 +64,57 @@ pub struct TrackingUpdate {
     pub description: String,
 }
 
+/// Where a parcel is, as the workflow moves it (and the read-model's parcel status records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParcelStage {
+    /// Waiting for the warehouse to pack it.
+    Requested,
+    Packed,
+    /// A supplementary shipping charge waits for payment.
+    AwaitingPayment,
+    /// The supplementary charge was not paid in time; the parcel still waits for it.
+    PaymentOverdue,
+    /// A confirmation of the charge did not verify; the parcel waits for one that does.
+    PaymentUnverified,
+    Shipped,
+    Delivered,
+    /// The carrier reported a delivery exception.
+    Exception,
+}
+
+impl ParcelStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParcelStage::Requested => "requested",
+            ParcelStage::Packed => "packed",
+            ParcelStage::AwaitingPayment => "awaiting_payment",
+            ParcelStage::PaymentOverdue => "payment_overdue",
+            ParcelStage::PaymentUnverified => "payment_unverified",
+            ParcelStage::Shipped => "shipped",
+            ParcelStage::Delivered => "delivered",
+            ParcelStage::Exception => "exception",
+        }
+    }
+}
+
+impl std::fmt::Display for ParcelStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParcelView {
     pub parcel_id: String,
-    pub stage: String,
+    pub stage: ParcelStage,
     pub history: Vec<String>,
 }
 
 #[workflow]
 pub struct ParcelWorkflow {
     input: ParcelInput,
-    stage: String,
+    stage: ParcelStage,
     history: Vec<String>,
     packed: Option<ParcelPacked>,
     paid: Vec<ChargePaid>,
@@ -96,7 +136,7 @@ impl ParcelWorkflow {
     pub fn new(_ctx: &WorkflowContextView, input: ParcelInput) -> Self {
         ParcelWorkflow {
             input,
-            stage: "requested".into(),
+            stage: ParcelStage::Requested,
             history: Vec::new(),
             packed: None,
             paid: Vec::new(),
@@ -121,7 +161,7 @@ impl ParcelWorkflow {
                 let packed = ctx.state(|s| s.packed.clone()).expect("condition");
                 stage(
                     ctx,
-                    "packed",
+                    ParcelStage::Packed,
                     format!(
                         "packed: {} g, {}×{}×{} mm",
                         packed.weight_g, packed.dims.l_mm, packed.dims.w_mm, packed.dims.h_mm
@@ -140,7 +180,7 @@ impl ParcelWorkflow {
                 if let Some(charge) = settled.charge {
                     stage(
                         ctx,
-                        "awaiting_payment",
+                        ParcelStage::AwaitingPayment,
                         format!(
                             "supplementary shipping charge {} (payment {})",
                             charge.amount, charge.intent_id
@@ -155,7 +195,7 @@ impl ParcelWorkflow {
                     if !paid {
                         stage(
                             ctx,
-                            "payment_overdue",
+                            ParcelStage::PaymentOverdue,
                             "supplementary charge unpaid; the parcel waits".into(),
                         )
                         .await?;
@@ -163,9 +203,7 @@ impl ParcelWorkflow {
                         ctx.wait_condition(move |s| s.paid.iter().any(|p| p.charge_id == cid))
                             .await?;
                     }
-                    if ctx.patched(crate::order::VERIFY_PAYMENTS) {
-                        verify_charge(ctx, &charge, &id).await?;
-                    }
+                    verify_charge(ctx, &charge, &id).await?;
                     note(ctx, format!("supplementary charge {} paid", charge.amount));
                 }
                 let booked = ctx
@@ -173,7 +211,7 @@ impl ParcelWorkflow {
                     .await?;
                 stage(
                     ctx,
-                    "shipped",
+                    ParcelStage::Shipped,
                     format!("{} tracking {}", booked.carrier, booked.tracking_number),
                 )
                 .await?;
@@ -215,14 +253,14 @@ impl ParcelWorkflow {
             };
             polls += 1;
             if status.is_delivered() {
-                stage(ctx, "delivered", status.description.clone()).await?;
+                stage(ctx, ParcelStage::Delivered, status.description.clone()).await?;
                 tell_orders(ctx, ParcelEvent::Delivered, status.description.clone()).await?;
                 return Ok("delivered".into());
             }
             if status.is_exception() && !reported_exception {
                 reported_exception = true;
                 let why = format!("carrier reports {}: {}", status.status, status.description);
-                stage(ctx, "exception", why.clone()).await?;
+                stage(ctx, ParcelStage::Exception, why.clone()).await?;
                 tell_orders(ctx, ParcelEvent::Exception, why).await?;
             }
         }
@@ -266,7 +304,7 @@ impl ParcelWorkflow {
     pub fn status(&self, _ctx: &WorkflowContextView) -> ParcelView {
         ParcelView {
             parcel_id: self.input.parcel_id.clone(),
-            stage: self.stage.clone(),
+            stage: self.stage,
             history: self.history.clone(),
         }
     }
@@ -279,19 +317,19 @@ fn note(ctx: &mut WorkflowContext<ParcelWorkflow>, what: String) {
 /// Move to a stage: kept in the workflow (query `status`) and in the read-model.
 async fn stage(
     ctx: &mut WorkflowContext<ParcelWorkflow>,
-    name: &str,
+    stage: ParcelStage,
     what: String,
 ) -> WorkflowResult<()> {
     let parcel_id = ctx.state_mut(|s| {
-        s.stage = name.to_owned();
-        s.history.push(format!("{name}: {what}"));
+        s.stage = stage;
+        s.history.push(format!("{stage}: {what}"));
         s.input.parcel_id.clone()
     });
     ctx.execute_activity(
         FulfilmentActivities::record_parcel_status,
         ParcelStatusUpdate {
             parcel_id,
-            status: name.to_owned(),
+            status: stage,
         },
         io_opts(),
     )
@@ -383,7 +421,7 @@ async fn verify_charge(
                 ctx.state_mut(|s| s.paid.retain(|p| p.charge_id != charge.charge_id));
                 stage(
                     ctx,
-                    "payment_unverified",
+                    ParcelStage::PaymentUnverified,
                     format!("supplementary charge not paid: {reason}; the parcel waits"),
                 )
                 .await?;

@@ -1,4 +1,4 @@
-//! Acting on a granted cancellation once goods may be bought (patch `cancel-anywhere`): the
+//! Acting on a granted cancellation once goods may be bought: the
 //! request is honoured between purchase attempts, while a purchaser task is open and while the
 //! goods travel to the warehouse, and every bought line is cancelled at its marketplace first.
 //! Lines the marketplace cancels are refunded (their share of the order's total); a line it
@@ -6,9 +6,6 @@
 
 use super::*;
 use crate::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
-
-/// Patch marker: cancellation acts in every state before the warehouse.
-pub const CANCEL_ANYWHERE: &str = "cancel-anywhere";
 
 /// How often a pending marketplace cancellation is asked about, and for how long.
 const PENDING_POLL: Duration = Duration::from_secs(30);

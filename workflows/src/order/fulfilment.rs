@@ -1,4 +1,4 @@
-//! After the goods are in the warehouse (patch `parcels`): they are stored for free until a
+//! After the goods are in the warehouse: they are stored for free until a
 //! deadline, with a reminder before it (one per customer and day, listing all of their items
 //! that expire soon), until the customer ships them in a parcel of their choosing, extends
 //! storage for a fee, or has them disposed. When the free period ends without a choice the order
@@ -29,10 +29,11 @@ pub(super) async fn store_and_ship(
     .await?;
     let mut reminded = false;
     let mut extensions = 0u32;
-    let decided = |s: &OrderWorkflow| s.news("assigned").is_some() || s.storage_choice.is_some();
+    let decided =
+        |s: &OrderWorkflow| s.news(ParcelEvent::Assigned).is_some() || s.storage_choice.is_some();
 
     loop {
-        if ctx.state(|s| s.news("assigned").is_some()) {
+        if ctx.state(|s| s.news(ParcelEvent::Assigned).is_some()) {
             break;
         }
         if let Some(choice) = ctx.state_mut(|s| s.storage_choice.take()) {
@@ -46,7 +47,8 @@ pub(super) async fn store_and_ship(
                         )
                         .await;
                     }
-                    ctx.wait_condition(|s| s.news("assigned").is_some()).await?;
+                    ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some())
+                        .await?;
                 }
                 StorageChoice::Extend { days } => {
                     extensions += 1;
@@ -132,19 +134,25 @@ pub(super) async fn store_and_ship(
                 .await;
             }
             // Refused: the goods just went into a parcel, whose news is on its way.
-            ctx.wait_condition(|s| s.news("assigned").is_some()).await?;
+            ctx.wait_condition(|s| s.news(ParcelEvent::Assigned).is_some())
+                .await?;
         }
     }
 
-    let parcel = ctx.state(|s| s.news("assigned")).expect("loop exits on it");
+    let parcel = ctx
+        .state(|s| s.news(ParcelEvent::Assigned))
+        .expect("loop exits on it");
     move_to(
         ctx,
         OrderState::Packing,
         format!("packing in parcel {}", parcel.parcel_id),
     )
     .await?;
-    ctx.wait_condition(|s| s.news("shipped").is_some()).await?;
-    let shipped = ctx.state(|s| s.news("shipped")).expect("condition");
+    ctx.wait_condition(|s| s.news(ParcelEvent::Shipped).is_some())
+        .await?;
+    let shipped = ctx
+        .state(|s| s.news(ParcelEvent::Shipped))
+        .expect("condition");
     move_to(
         ctx,
         OrderState::Shipped,
@@ -155,10 +163,11 @@ pub(super) async fn store_and_ship(
     loop {
         let handled = exception_handled;
         ctx.wait_condition(move |s| {
-            s.news("delivered").is_some() || (!handled && s.news("exception").is_some())
+            s.news(ParcelEvent::Delivered).is_some()
+                || (!handled && s.news(ParcelEvent::Exception).is_some())
         })
         .await?;
-        if let Some(d) = ctx.state(|s| s.news("delivered")) {
+        if let Some(d) = ctx.state(|s| s.news(ParcelEvent::Delivered)) {
             move_to(
                 ctx,
                 OrderState::Delivered,
@@ -168,7 +177,9 @@ pub(super) async fn store_and_ship(
             break;
         }
         exception_handled = true;
-        let e = ctx.state(|s| s.news("exception")).expect("condition");
+        let e = ctx
+            .state(|s| s.news(ParcelEvent::Exception))
+            .expect("condition");
         move_to(
             ctx,
             OrderState::NeedsOperator,
@@ -230,7 +241,7 @@ async fn extend(
         _ = ctx.wait_condition(move |s| s.charges_paid.iter().any(|p| p.charge_id == cid)) => true,
         _ = ctx.timer(Duration::from_secs(timeout)) => false,
     };
-    if paid && ctx.patched(VERIFY_PAYMENTS) {
+    if paid {
         // The provider's intent decides; a confirmation that does not verify counts as unpaid
         // (the withdrawal below still finds a real payment).
         let claimed = ctx.state(|s| {

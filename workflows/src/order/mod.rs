@@ -1,4 +1,4 @@
-//! `OrderWorkflow`: one long-lived workflow per order (DESIGN.md). Every state change goes
+//! `OrderWorkflow`: one long-lived workflow per order (docs/ARCHITECTURE.md). Every state change goes
 //! through `procure_domain::transition`, is appended to the timeline, mirrored to the
 //! `OrderState` search attribute and written to the read-model by a local activity.
 //!
@@ -12,29 +12,26 @@ pub mod operator;
 mod price_change;
 mod procure;
 
-pub use cancel::CANCEL_ANYWHERE;
 pub use operator::{
     CancelOutcome, CancelRequest, LineDecision, LineDecisionRequest, OperatorOutcome, Parked,
     RetryStep,
 };
 
-use price_change::{MAX_PRICE_CHANGES_PER_LINE, ask_customer};
-use procure::procure_lines;
+use price_change::ask_customer;
+use procure::{Procured, procure_lines};
 
 use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
         CandidatesRequest, ChargePaid, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan,
-        PaymentCheck, PaymentCreated, PaymentVerdict, PurchaseLineRequest, PurchaseOutcome,
-        PurchaserResult, PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement,
-        ShipmentRequest, SupplementPaid, TransitionRecord,
+        PaymentCheck, PaymentCreated, PaymentVerdict, PurchaserResult, PurchaserTaskRequest,
+        RefundRequest, ReserveOutcome, RetryProcurement, TransitionRecord,
     },
-    io_opts,
     lenient::Lenient,
 };
 use procure_domain::{
     Money, OrderState,
-    order::{OrderLine, Platform, TimelineEvent},
+    order::{OrderLine, TimelineEvent},
     procurement::Candidate,
     quote::Dimensions,
     transition,
@@ -51,40 +48,8 @@ use temporalio_sdk::{
 
 const ORDER_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword(ORDER_STATE_ATTRIBUTE);
 
-/// Patch marker of multi-supplier procurement (ranked candidates, 3 attempts per supplier with
-/// backoff, failover, operator retry). Orders started before it replay the single-offer path.
-pub const PROCUREMENT_V2: &str = "procurement-v2";
-
-/// Patch marker of the assisted Pinduoduo channel (purchaser tasks instead of skipping PDD).
-pub const ASSISTED_PDD: &str = "assisted-pdd";
-
-/// Patch marker: confirm a supplier holds no order before failing over from it.
-pub const VERIFY_BEFORE_FAILOVER: &str = "verify-before-failover";
-
-/// Patch marker: a supplier price above the tolerance asks the customer (AwaitingCustomer)
-/// instead of parking the order for an operator.
-pub const PRICE_CHANGE: &str = "price-change";
-
-/// Patch marker: stored goods wait in the warehouse (free period, reminder, choice at expiry)
-/// until the customer ships them in a parcel, instead of being shipped one order at a time.
-pub const PARCELS: &str = "parcels";
-
-/// Patch marker: a payment counts only once the provider's intent, read back, holds exactly
-/// what is owed (a webhook or a hand-sent signal only triggers the check).
-pub const VERIFY_PAYMENTS: &str = "verify-payments";
-
-/// Patch marker: an activity step that keeps failing (a bounded number of tries, or at once
-/// when its failure is non-retryable) parks the order in NeedsOperator with the reason instead
-/// of retrying out of sight or failing the workflow; `retry_step` tries it again.
-pub const BOUNDED_STEPS: &str = "bounded-steps";
-
-/// Patch marker: a line of a multi-line order that cannot be bought asks the customer
-/// (AwaitingCustomer) to drop it (refunded its share) or cancel everything, dropping it by
-/// default, instead of parking the whole order.
-pub const LINE_OUTCOMES: &str = "line-outcomes";
-
 /// Attempts per supplier before failing over.
-pub const ATTEMPTS_PER_SUPPLIER: u32 = 3;
+pub use procure_domain::procurement::ATTEMPTS_PER_SUPPLIER;
 
 /// Workflow id of an order: stable, so a duplicate start is rejected by the server.
 pub fn order_workflow_id(order_id: &str) -> String {
@@ -170,6 +135,7 @@ pub struct ParcelNews {
     pub detail: String,
 }
 
+/// What a parcel tells its orders (one signal each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParcelEvent {
     Assigned,
@@ -211,9 +177,9 @@ pub struct OrderWorkflow {
     /// Price changes put to the customer so far (numbers their ids).
     price_changes: u32,
     /// Supplements the customer paid; refunded with the order if it is cancelled.
-    supplements: Vec<SupplementPaid>,
-    /// News from the order's parcel, by kind.
-    parcel: Vec<(String, ParcelNews)>,
+    supplements: Vec<ChargePaid>,
+    /// News from the order's parcel, the first of each kind.
+    parcel: Vec<(ParcelEvent, ParcelNews)>,
     storage_choice: Option<StorageChoice>,
     charges_paid: Vec<ChargePaid>,
     /// Lines bought at a marketplace so far, with the buyer account that bought each (none for
@@ -334,15 +300,9 @@ impl OrderWorkflow {
                 return finish(ctx, OrderState::PaymentExpired, why).await;
             }
         };
-        let paid = if ctx.patched(VERIFY_PAYMENTS) {
-            match verified_payment(ctx, &payment, paid).await? {
-                Ok(p) => p,
-                Err(reason) => {
-                    return cancel_unverified(ctx, &order_id, reason).await;
-                }
-            }
-        } else {
-            paid
+        let paid = match verified_payment(ctx, &payment, paid).await? {
+            Ok(p) => p,
+            Err(reason) => return cancel_unverified(ctx, &order_id, reason).await,
         };
         move_to(
             ctx,
@@ -358,58 +318,9 @@ impl OrderWorkflow {
             format!("buying {} line(s)", plan.lines.len()),
         )
         .await?;
-        let bought = if ctx.patched(PROCUREMENT_V2) {
-            match procure_lines(ctx, &plan).await? {
-                Ok(bought) => bought,
-                Err(reason) => return refund_and_close(ctx, &plan, reason).await,
-            }
-        } else {
-            // Histories recorded before multi-supplier procurement replay through this path.
-            let mut bought = Vec::new();
-            for line in &plan.lines {
-                let req = PurchaseLineRequest {
-                    order_id: order_id.clone(),
-                    line_no: line.line_no,
-                };
-                let outcome = ctx
-                    .execute_activity(OrderActivities::purchase_line, req, purchase_opts())
-                    .await;
-                match outcome {
-                    Ok(PurchaseOutcome::Purchased {
-                        platform,
-                        marketplace_order_id,
-                        paid,
-                        adopted,
-                    }) => {
-                        let how = if adopted {
-                            " (adopted existing order)"
-                        } else {
-                            ""
-                        };
-                        bought.push(format!(
-                            "line {}: {platform} order {marketplace_order_id} paid {paid}{how}",
-                            line.line_no
-                        ));
-                    }
-                    Ok(PurchaseOutcome::Refused { reason }) => {
-                        return refund_and_close(
-                            ctx,
-                            &plan,
-                            format!("line {} not purchasable: {reason}", line.line_no),
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        return refund_and_close(
-                            ctx,
-                            &plan,
-                            format!("line {} purchase failed after retries: {e}", line.line_no),
-                        )
-                        .await;
-                    }
-                }
-            }
-            bought
+        let bought = match procure_lines(ctx, &plan).await? {
+            Procured::Bought(bought) => bought,
+            Procured::Abandoned(reason) => return refund_and_close(ctx, &plan, reason).await,
         };
         receive_and_ship(ctx, &input, &plan, bought).await
     }
@@ -495,9 +406,9 @@ impl OrderWorkflow {
 
     /// The customer paid the supplement of a price change (payment webhook).
     #[signal(name = "supplement_paid")]
-    pub async fn supplement_paid(ctx: &mut WorkflowContext<Self>, paid: Lenient<SupplementPaid>) {
+    pub async fn supplement_paid(ctx: &mut WorkflowContext<Self>, paid: Lenient<ChargePaid>) {
         on_signal(ctx, "supplement_paid", paid, |s, paid| {
-            if !s.supplements.iter().any(|p| p.change_id == paid.change_id) {
+            if !s.supplements.iter().any(|p| p.charge_id == paid.charge_id) {
                 s.supplements.push(paid);
             }
         })
@@ -507,20 +418,23 @@ impl OrderWorkflow {
     #[signal(name = "parcel_assigned")]
     pub async fn parcel_assigned(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
         on_signal(ctx, "parcel_assigned", n, |s, n| {
-            s.parcel_news("assigned", n)
+            s.parcel_news(ParcelEvent::Assigned, n)
         })
         .await
     }
 
     #[signal(name = "parcel_shipped")]
     pub async fn parcel_shipped(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
-        on_signal(ctx, "parcel_shipped", n, |s, n| s.parcel_news("shipped", n)).await
+        on_signal(ctx, "parcel_shipped", n, |s, n| {
+            s.parcel_news(ParcelEvent::Shipped, n)
+        })
+        .await
     }
 
     #[signal(name = "parcel_delivered")]
     pub async fn parcel_delivered(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
         on_signal(ctx, "parcel_delivered", n, |s, n| {
-            s.parcel_news("delivered", n)
+            s.parcel_news(ParcelEvent::Delivered, n)
         })
         .await
     }
@@ -528,7 +442,7 @@ impl OrderWorkflow {
     #[signal(name = "parcel_exception")]
     pub async fn parcel_exception(ctx: &mut WorkflowContext<Self>, n: Lenient<ParcelNews>) {
         on_signal(ctx, "parcel_exception", n, |s, n| {
-            s.parcel_news("exception", n)
+            s.parcel_news(ParcelEvent::Exception, n)
         })
         .await
     }
@@ -668,16 +582,16 @@ impl OrderWorkflow {
         self.cancel_reason.is_some() && self.cancel_outcome.is_none()
     }
 
-    fn parcel_news(&mut self, kind: &str, n: ParcelNews) {
-        if !self.parcel.iter().any(|(k, _)| k == kind) {
-            self.parcel.push((kind.to_owned(), n));
+    fn parcel_news(&mut self, kind: ParcelEvent, n: ParcelNews) {
+        if !self.parcel.iter().any(|(k, _)| *k == kind) {
+            self.parcel.push((kind, n));
         }
     }
 
-    fn news(&self, kind: &str) -> Option<ParcelNews> {
+    fn news(&self, kind: ParcelEvent) -> Option<ParcelNews> {
         self.parcel
             .iter()
-            .find(|(k, _)| k == kind)
+            .find(|(k, _)| *k == kind)
             .map(|(_, n)| n.clone())
     }
 }
@@ -699,30 +613,23 @@ async fn receive_and_ship(
     )
     .await?;
 
-    let arrived = if ctx.patched(CANCEL_ANYWHERE) {
-        // A cancellation while the goods travel: cancelled at the marketplace while it allows.
-        let due_ms = now_ms(ctx) + (input.inbound_timeout_secs as i64) * 1000;
-        loop {
-            let left = (due_ms - now_ms(ctx)).max(1) as u64;
-            let arrived = select! {
-                _ = ctx.wait_condition(|s| s.inbound.is_some() || s.cancelling()) => true,
-                _ = ctx.timer(Duration::from_millis(left)) => false,
-            };
-            if !ctx.state(|s| s.cancelling()) || ctx.state(|s| s.inbound.is_some()) {
-                break arrived;
-            }
-            match cancel::cancel_bought_lines(ctx, plan).await? {
-                Ok(()) => {
-                    let why = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
-                    return refund_and_close(ctx, plan, format!("cancelled: {why}")).await;
-                }
-                Err(why) => cancel::refuse_cancel(ctx, why).await?,
-            }
+    // A cancellation while the goods travel: cancelled at the marketplace while it allows.
+    let due_ms = now_ms(ctx) + (input.inbound_timeout_secs as i64) * 1000;
+    let arrived = loop {
+        let left = (due_ms - now_ms(ctx)).max(1) as u64;
+        let arrived = select! {
+            _ = ctx.wait_condition(|s| s.inbound.is_some() || s.cancelling()) => true,
+            _ = ctx.timer(Duration::from_millis(left)) => false,
+        };
+        if !ctx.state(|s| s.cancelling()) || ctx.state(|s| s.inbound.is_some()) {
+            break arrived;
         }
-    } else {
-        select! {
-            _ = ctx.wait_condition(|s| s.inbound.is_some()) => true,
-            _ = ctx.timer(Duration::from_secs(input.inbound_timeout_secs)) => false,
+        match cancel::cancel_bought_lines(ctx, plan).await? {
+            Ok(()) => {
+                let why = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
+                return refund_and_close(ctx, plan, format!("cancelled: {why}")).await;
+            }
+            Err(why) => cancel::refuse_cancel(ctx, why).await?,
         }
     };
     if !arrived {
@@ -753,65 +660,8 @@ async fn receive_and_ship(
         ),
     )
     .await?;
-    if ctx.patched(PARCELS) {
-        // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
-        return fulfilment::store_and_ship(ctx, &order_id).await;
-    }
-    move_to(
-        ctx,
-        OrderState::Packing,
-        "packing for international shipment".into(),
-    )
-    .await?;
-    let shipment = step(
-        ctx,
-        || OrderActivities::book_shipment,
-        ShipmentRequest {
-            order_id: order_id.clone(),
-            weight_g: inbound.weight_g,
-        },
-    )
-    .await?;
-    move_to(
-        ctx,
-        OrderState::Shipped,
-        format!("{} tracking {}", shipment.carrier, shipment.tracking_number),
-    )
-    .await?;
-
-    loop {
-        ctx.timer(Duration::from_secs(input.tracking_poll_secs.max(1)))
-            .await;
-        let status = step(
-            ctx,
-            || OrderActivities::track_parcel,
-            shipment.tracking_number.clone(),
-        )
-        .await?;
-        if status.is_delivered() {
-            move_to(
-                ctx,
-                OrderState::Delivered,
-                format!("delivered: {}", status.description),
-            )
-            .await?;
-            break;
-        }
-        if status.is_exception() && ctx.state(|s| s.state) == OrderState::Shipped {
-            move_to(
-                ctx,
-                OrderState::NeedsOperator,
-                format!("carrier reports {}: {}", status.status, status.description),
-            )
-            .await?;
-        }
-    }
-    finish(
-        ctx,
-        OrderState::Completed,
-        "delivered to the customer".into(),
-    )
-    .await
+    // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
+    fulfilment::store_and_ship(ctx, &order_id).await
 }
 
 /// Apply a signal's input, or put why it does not fit on the timeline and ignore it.
@@ -867,7 +717,7 @@ pub(crate) async fn park(
     }))
 }
 
-/// Run one activity step of the order. Behind `bounded-steps`: a bounded number of tries
+/// Run one activity step of the order: a bounded number of tries
 /// (`step_opts`), then (or at once for a non-retryable failure, e.g. a refund the provider
 /// answers 400) the order parks in NeedsOperator with the step and its error until an operator
 /// sends `retry_step`, and goes back to where it was.
@@ -881,9 +731,6 @@ where
     AD::Input: Clone,
     AD::Output: temporalio_common::data_converters::TemporalDeserializable + 'static,
 {
-    if !ctx.patched(BOUNDED_STEPS) {
-        return Ok(ctx.execute_activity(def(), input, io_opts()).await?);
-    }
     loop {
         match ctx
             .execute_activity(def(), input.clone(), step_opts())
@@ -1038,21 +885,6 @@ pub(crate) fn bounded_opts() -> ActivityOptions {
     )
 }
 
-/// Marketplace purchase: 3 attempts with exponential backoff. The activity itself queries the
-/// marketplace by our external id before creating or paying, so a retry adopts an order that a
-/// timed-out attempt already placed.
-fn purchase_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
-        .retry_policy(
-            RetryPolicy::builder()
-                .initial_interval(Duration::from_secs(1))
-                .backoff_coefficient(2.0)
-                .maximum_attempts(3)
-                .build(),
-        )
-        .build()
-}
-
 fn local_opts() -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(Duration::from_secs(10))
@@ -1150,7 +982,7 @@ async fn refund_and_close(
     plan: &OrderPlan,
     reason: String,
 ) -> WorkflowResult<OrderState> {
-    if ctx.state(|s| !s.purchased_lines.is_empty()) && ctx.patched(CANCEL_ANYWHERE) {
+    if ctx.state(|s| !s.purchased_lines.is_empty()) {
         // Bought lines go back to their marketplace first; one that cannot keeps the order.
         if let Err(why) = cancel::cancel_bought_lines(ctx, plan).await? {
             // Boxed: keeping goods goes on to receive them, which may cancel again.
@@ -1173,8 +1005,7 @@ async fn refund_and_close(
         },
     )
     .await?;
-    // Only orders that went through a price change have supplements, so histories recorded
-    // before price changes replay without this step.
+    // Only orders that went through a price change have supplements to refund.
     let mut supplements = String::new();
     if ctx.state(|s| !s.supplements.is_empty()) {
         let refunds = step(

@@ -5,11 +5,8 @@
 //! either used or refunded, never kept without goods.
 
 use super::*;
-use crate::contract::{PriceChangeRequest, WithdrawOutcome};
-
-/// Price changes a line may put to the customer; a supplier that keeps raising its price after
-/// that is an operator's problem, not the customer's.
-pub(super) const MAX_PRICE_CHANGES_PER_LINE: u32 = 3;
+use crate::contract::{ChargeWithdrawal, PriceChangeRequest};
+use procure_domain::procurement::Candidate;
 
 /// `Ok(())`: the customer paid the supplement (the rise from `covered_unit_fen`, what they
 /// already paid for, to `new_unit_fen`), buy at up to `new_unit_fen`.
@@ -73,55 +70,47 @@ pub(super) async fn ask_customer(
     )
     .await?;
 
-    let paid = |s: &OrderWorkflow, id: &str| s.supplements.iter().any(|p| p.change_id == id);
-    if ctx.patched(VERIFY_PAYMENTS) {
-        // A confirmation counts only once the provider holds exactly the supplement.
-        let due_ms = now_ms(ctx) + (deadline as i64) * 1000;
-        loop {
-            let cid = change_id.clone();
-            let left = (due_ms - now_ms(ctx)).max(1) as u64;
-            select! {
-                _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
-                _ = ctx.timer(Duration::from_millis(left)) => {}
-            };
-            let claimed = ctx.state(|s| {
-                s.supplements
-                    .iter()
-                    .find(|p| p.change_id == change_id)
-                    .cloned()
-            });
-            let Some(claimed) = claimed.filter(|_| ctx.state(|s| s.cancel_reason.is_none())) else {
-                break;
-            };
-            let verdict = check_payment(
-                ctx,
-                &claimed.intent_id,
-                &intent_id,
-                proposal.supplement,
-                &plan.order_id,
-            )
-            .await?;
-            match verdict {
-                PaymentVerdict::Verified { .. } => break,
-                PaymentVerdict::Mismatch { reason } => {
-                    ctx.state_mut(|s| s.supplements.retain(|p| p.change_id != change_id));
-                    note(
-                        ctx,
-                        format!("supplement of {change_id} not paid: {reason}; still waiting for the customer"),
-                    )
-                    .await?;
-                    if now_ms(ctx) >= due_ms {
-                        break;
-                    }
+    let paid = |s: &OrderWorkflow, id: &str| s.supplements.iter().any(|p| p.charge_id == id);
+    // A confirmation counts only once the provider holds exactly the supplement.
+    let due_ms = now_ms(ctx) + (deadline as i64) * 1000;
+    loop {
+        let cid = change_id.clone();
+        let left = (due_ms - now_ms(ctx)).max(1) as u64;
+        select! {
+            _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
+            _ = ctx.timer(Duration::from_millis(left)) => {}
+        };
+        let claimed = ctx.state(|s| {
+            s.supplements
+                .iter()
+                .find(|p| p.charge_id == change_id)
+                .cloned()
+        });
+        let Some(claimed) = claimed.filter(|_| ctx.state(|s| s.cancel_reason.is_none())) else {
+            break;
+        };
+        let verdict = check_payment(
+            ctx,
+            &claimed.intent_id,
+            &intent_id,
+            proposal.supplement,
+            &plan.order_id,
+        )
+        .await?;
+        match verdict {
+            PaymentVerdict::Verified { .. } => break,
+            PaymentVerdict::Mismatch { reason } => {
+                ctx.state_mut(|s| s.supplements.retain(|p| p.charge_id != change_id));
+                note(
+                    ctx,
+                    format!("supplement of {change_id} not paid: {reason}; still waiting for the customer"),
+                )
+                .await?;
+                if now_ms(ctx) >= due_ms {
+                    break;
                 }
             }
         }
-    } else {
-        let cid = change_id.clone();
-        select! {
-            _ = ctx.wait_condition(move |s| paid(s, &cid) || s.cancel_reason.is_some()) => {}
-            _ = ctx.timer(Duration::from_secs(deadline)) => {}
-        };
     }
     let cancel = ctx.state(|s| s.cancel_reason.clone());
     if cancel.is_none() && ctx.state(|s| paid(s, &change_id)) {
@@ -146,9 +135,9 @@ pub(super) async fn ask_customer(
         change_id.clone(),
     )
     .await?;
-    if let WithdrawOutcome::Paid(p) = outcome {
+    if let ChargeWithdrawal::Paid(p) = outcome {
         ctx.state_mut(|s| {
-            if !paid(s, &p.change_id) {
+            if !paid(s, &p.charge_id) {
                 s.supplements.push(p);
             }
         });
