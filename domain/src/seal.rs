@@ -6,7 +6,7 @@ use aes_gcm::{
     Aes256Gcm, Key, Nonce,
     aead::{Aead, AeadCore, KeyInit, OsRng},
 };
-use procure_domain::Secret;
+use crate::Secret;
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
