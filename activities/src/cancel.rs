@@ -9,9 +9,10 @@
 
 use crate::{
     adapters::{CancelOutcome, MarketError},
-    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err},
-    store::StoreError,
+    errors::{permanent, store_err},
+    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl},
 };
+use procure_store::StoreError;
 use procure_domain::{Currency, Money, order::Platform};
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
 use sqlx::Row;

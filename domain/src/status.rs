@@ -1,5 +1,5 @@
 //! The statuses of the records beside an order (parcels, charges, price changes, buyer
-//! accounts, purchaser tasks, warehouse items and exceptions, parcel settlements), each an enum
+//! accounts, purchaser tasks, warehouse items and exceptions, parcel settlements, monitors), each an enum
 //! like [`crate::OrderState`]. Each status is stored and sent as the same snake_case word it
 //! always was (`as_str` / `FromStr`, and serde), so stored rows and API bodies do not change.
 
@@ -127,6 +127,15 @@ status_enum! {
 }
 
 status_enum! {
+    /// A price monitor (a deleted one stays until its schedule is gone).
+    MonitorStatus("monitor") {
+        Active = "active",
+        Paused = "paused",
+        Deleted = "deleted",
+    }
+}
+
+status_enum! {
     /// A supplier's price rise put to the customer.
     PriceChangeStatus("price change") {
         Pending = "pending",
@@ -211,6 +220,7 @@ mod tests {
         check(ChargeStatus::ALL);
         check(ChargeKind::ALL);
         check(PriceChangeStatus::ALL);
+        check(MonitorStatus::ALL);
         check(AccountStatus::ALL);
         check(PurchaserTaskStatus::ALL);
         check(WarehouseItemStatus::ALL);
