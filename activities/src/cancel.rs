@@ -12,8 +12,8 @@ use crate::{
     errors::{permanent, store_err},
     order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl},
 };
-use procure_store::StoreError;
 use procure_domain::{Currency, Money, order::Platform};
+use procure_store::StoreError;
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
 use sqlx::Row;
 use temporalio_sdk::activities::ActivityError;

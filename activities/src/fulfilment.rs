@@ -274,7 +274,11 @@ impl FulfilmentActivitiesImpl {
         let charge = self.store.charge(&charge_id).await.map_err(store_err)?;
         let Some(intent_id) = charge.intent_id.clone() else {
             self.store
-                .set_charge_status(&charge_id, ChargeStatus::Withdrawn, &[ChargeStatus::Pending])
+                .set_charge_status(
+                    &charge_id,
+                    ChargeStatus::Withdrawn,
+                    &[ChargeStatus::Pending],
+                )
                 .await
                 .map_err(store_err)?;
             return Ok(ChargeWithdrawal::Withdrawn);
@@ -299,7 +303,11 @@ impl FulfilmentActivitiesImpl {
             return Ok(paid(&charge, intent_id));
         }
         self.store
-            .set_charge_status(&charge_id, ChargeStatus::Withdrawn, &[ChargeStatus::Pending])
+            .set_charge_status(
+                &charge_id,
+                ChargeStatus::Withdrawn,
+                &[ChargeStatus::Pending],
+            )
             .await
             .map_err(store_err)?;
         Ok(ChargeWithdrawal::Withdrawn)

@@ -4,23 +4,17 @@
 
 use crate::adapters::failure::{adapter_err, adapter_err_while};
 use crate::adapters::payments::{IntentStatus, PaymentIntent};
-use crate::{
-    adapters::{
-        Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
-        Tracking,
-        alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
-    },
+use crate::adapters::{
+    Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
+    Tracking,
+    alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
 };
 pub(crate) use crate::errors::{permanent, store_err, transient};
+use procure_domain::procurement::{Candidate, rank};
+use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
 use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};
 use procure_store::{
     Store, StoreError, accounts::AccountOutcome, orders::quoted_rate, price_changes::PriceChange,
-};
-use procure_domain::procurement::{Candidate, rank};
-use procure_domain::{
-    Currency, Money,
-    order::Platform,
-    quote::price_change_supplement,
 };
 use procure_workflows::contract::{
     CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,

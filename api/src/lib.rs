@@ -24,10 +24,10 @@ pub mod webhooks;
 
 use axum::{Json, Router, routing::get};
 use procure_activities::adapters::fx::EcbFx;
+use procure_domain::Secret;
 use procure_domain::{seal::Sealer, tariff};
 use procure_store::Store;
 use procure_temporal::{EncryptionCodec, TemporalLink};
-use procure_domain::Secret;
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::Notify;
 

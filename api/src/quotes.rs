@@ -9,11 +9,12 @@ use axum::{
     Json, Router, extract::State, extract::rejection::JsonRejection, http::StatusCode,
     routing::post,
 };
-use procure_activities::store::{StoredQuote, now_ms};
+use procure_domain::clock::now_ms;
 use procure_domain::{
     Currency, Money, MoneyError,
     quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, line_options, quote},
 };
+use procure_store::orders::StoredQuote;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 

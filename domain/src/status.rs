@@ -150,7 +150,10 @@ status_enum! {
 impl PriceChangeStatus {
     /// Still open to the customer's decision.
     pub fn is_open(self) -> bool {
-        matches!(self, PriceChangeStatus::Pending | PriceChangeStatus::Accepted)
+        matches!(
+            self,
+            PriceChangeStatus::Pending | PriceChangeStatus::Accepted
+        )
     }
 }
 

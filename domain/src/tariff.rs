@@ -197,10 +197,7 @@ impl Pricing {
         item: &crate::quote::QuoteItem,
         country: &str,
         fx_destination: &crate::FxRate,
-    ) -> Result<
-        Option<(String, crate::quote::QuoteBreakdown)>,
-        crate::quote::QuoteError,
-    > {
+    ) -> Result<Option<(String, crate::quote::QuoteBreakdown)>, crate::quote::QuoteError> {
         use crate::quote::{Parcel, QuoteRequest, line_options, quote};
         let Some(dest) = self.destination(country) else {
             return Ok(None);

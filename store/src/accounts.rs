@@ -405,15 +405,13 @@ impl Store {
 
     /// Expire an open task; false when it was completed first (the completion stands).
     pub async fn expire_purchaser_task(&self, id: &str) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE purchaser_tasks SET status = $1 WHERE id = $2 AND status = $3",
-        )
-        .bind(PurchaserTaskStatus::Expired.as_str())
-        .bind(id)
-        .bind(PurchaserTaskStatus::Open.as_str())
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        let n = sqlx::query("UPDATE purchaser_tasks SET status = $1 WHERE id = $2 AND status = $3")
+            .bind(PurchaserTaskStatus::Expired.as_str())
+            .bind(id)
+            .bind(PurchaserTaskStatus::Open.as_str())
+            .execute(self.pool())
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -471,12 +469,7 @@ impl Store {
             marketplace_order_id: marketplace_order_id.to_owned(),
             paid_fen,
         });
-        enqueue(
-            &mut tx,
-            &task.order_id,
-            &OutboxMessage::SignalOrder(signal),
-        )
-        .await?;
+        enqueue(&mut tx, &task.order_id, &OutboxMessage::SignalOrder(signal)).await?;
         tx.commit().await?;
         self.purchaser_task(id).await
     }

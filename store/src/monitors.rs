@@ -7,6 +7,7 @@ use crate::{
     db::{Result, Store, StoreError, corrupt, json, money, parse},
     outbox::{OutboxMessage, enqueue},
 };
+pub use procure_domain::status::MonitorStatus;
 use procure_domain::{
     Money,
     clock::now_ms,
@@ -15,7 +16,6 @@ use procure_domain::{
     order::Platform,
     procurement::{Candidate, rank},
 };
-pub use procure_domain::status::MonitorStatus;
 use procure_workflows::monitor::{Observation, Observed, RecordRun, RunSummary, WatchedOffer};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Transaction};
@@ -356,7 +356,7 @@ impl Store {
 
     /// Pause, resume or delete: one version further, and the schedule follows through the
     /// outbox. Setting the status it already has changes nothing. A deleted monitor is gone.
-    pub async fn set_monitor_parse(&self, id: &str, status: MonitorStatus) -> Result<Monitor> {
+    pub async fn set_monitor_status(&self, id: &str, status: MonitorStatus) -> Result<Monitor> {
         let mut tx = self.pool().begin().await?;
         let (current, version): (String, i64) =
             sqlx::query_as("SELECT status, version FROM price_monitors WHERE id = $1")

@@ -202,11 +202,12 @@ impl Store {
         .await?
         .rows_affected();
         if claimed == 0 {
-            let key: KeyRow =
-                sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
-                    .bind(idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let key: KeyRow = sqlx::query_as(
+                "SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
             tx.rollback().await?;
             if key.request_hash != request_hash {
                 return Err(StoreError::IdempotencyConflict);
@@ -369,12 +370,13 @@ impl Store {
 
     /// Shipping address of an order, for the carrier booking only.
     pub async fn shipping_address(&self, order_id: &str) -> Result<(serde_json::Value, String)> {
-        let (raw, country): (String, String) =
-            sqlx::query_as("SELECT shipping_address, destination_country FROM orders WHERE id = $1")
-                .bind(order_id)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        let (raw, country): (String, String) = sqlx::query_as(
+            "SELECT shipping_address, destination_country FROM orders WHERE id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
         Ok((json(&raw)?, country))
     }
 
@@ -578,11 +580,12 @@ async fn reserve_lines(
         .await?
         .rows_affected();
         if taken == 0 {
-            let (available,): (i64,) = sqlx::query_as("SELECT available FROM listings WHERE sku = $1")
-                .bind(&line.sku)
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or_else(|| StoreError::UnknownSku(line.sku.clone()))?;
+            let (available,): (i64,) =
+                sqlx::query_as("SELECT available FROM listings WHERE sku = $1")
+                    .bind(&line.sku)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownSku(line.sku.clone()))?;
             return Ok(ReserveOutcome::Insufficient {
                 sku: line.sku.clone(),
                 requested: line.quantity,

@@ -128,8 +128,12 @@ impl OutboxMessage {
 
     /// Read a stored row back; the error is the reason an operator reads (no values quoted).
     pub fn from_row(kind: &str, payload: &str) -> Result<OutboxMessage, String> {
-        let payload: serde_json::Value = serde_json::from_str(payload)
-            .map_err(|e| format!("undecodable {kind} payload: {}", redact_quoted(&e.to_string())))?;
+        let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+            format!(
+                "undecodable {kind} payload: {}",
+                redact_quoted(&e.to_string())
+            )
+        })?;
         let signal = payload["signal"].as_str().map(str::to_owned);
         let wire = serde_json::json!({"kind": kind, "payload": payload});
         serde_json::from_value(wire).map_err(|e| {
@@ -516,11 +520,7 @@ mod tests {
     #[test]
     fn rows_written_before_the_type_read_back() {
         for (kind, payload, want) in [
-            (
-                "start",
-                "{}",
-                OutboxMessage::StartOrder {},
-            ),
+            ("start", "{}", OutboxMessage::StartOrder {}),
             (
                 "signal",
                 r#"{"signal":"cancel_order","args":"customer declined price change c1"}"#,
@@ -571,11 +571,8 @@ mod tests {
         .unwrap_err();
         assert!(why.starts_with("undecodable cancel_order payload"), "{why}");
         assert!(!why.contains("Jane"), "the value is elided: {why}");
-        let why = OutboxMessage::from_row(
-            "signal",
-            r#"{"signal":"payment_succeeded","args":{}}"#,
-        )
-        .unwrap_err();
+        let why = OutboxMessage::from_row("signal", r#"{"signal":"payment_succeeded","args":{}}"#)
+            .unwrap_err();
         assert!(why.contains("missing field"), "{why}");
         assert_eq!(
             OutboxMessage::from_row("signal", r#"{"signal":"x","args":1}"#).unwrap_err(),

@@ -268,7 +268,7 @@ impl Store {
 
     /// Move a parcel's status forward; a report that would move it back (a retried or late
     /// activity) changes nothing. Compare-and-set, so concurrent writers cannot interleave.
-    pub async fn set_parcel_parse(&self, id: &str, status: ParcelStatus) -> Result<()> {
+    pub async fn set_parcel_status(&self, id: &str, status: ParcelStatus) -> Result<()> {
         loop {
             let current = self.parcel(id).await?.status;
             if status.rank() <= current.rank() && status != ParcelStatus::Exception {
@@ -303,12 +303,14 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE warehouse_items SET status = $1, updated_at_ms = $2 WHERE parcel_id = $3")
-            .bind(WarehouseItemStatus::Shipped.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE warehouse_items SET status = $1, updated_at_ms = $2 WHERE parcel_id = $3",
+        )
+        .bind(WarehouseItemStatus::Shipped.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -221,8 +221,8 @@ impl Store {
             .bind(PriceChangeStatus::Paid.as_str())
             .bind(id)
             .bind(PriceChangeStatus::Refunded.as_str())
-        .execute(self.pool())
-        .await?;
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -230,9 +230,9 @@ impl Store {
         sqlx::query("UPDATE price_changes SET status = $1, refunded_minor = $2 WHERE id = $3")
             .bind(PriceChangeStatus::Refunded.as_str())
             .bind(refunded_minor)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
