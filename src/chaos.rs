@@ -25,9 +25,10 @@ use crate::{
     system::wait_http_ok,
 };
 use anyhow::Context;
-use procure_activities::store::{Store, now_ms};
 use procure_api::auth::Role;
 use procure_domain::OrderState;
+use procure_domain::clock::now_ms;
+use procure_store::Store;
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::{

@@ -10,13 +10,11 @@ use procure_activities::{
     },
     monitor::MonitorActivitiesImpl,
     order::{OrderActivitiesImpl, demo_warehouse},
-    pricing::Pricing,
-    seal::Sealer,
-    store::Store,
 };
-use procure_api::{
-    ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher, temporal::TemporalLink,
-};
+use procure_api::{ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher};
+use procure_domain::{seal::Sealer, tariff::Pricing};
+use procure_store::Store;
+use procure_temporal::TemporalLink;
 use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
 
@@ -128,7 +126,7 @@ pub async fn run_worker(
     let activities = order_activities(database_url, ext).await?;
     let monitor = monitor_activities(activities.store.clone(), ext).await?;
     let client =
-        procure_api::temporal::connect(&temporal.address, &temporal.namespace, "procure-worker")
+        procure_temporal::connect(&temporal.address, &temporal.namespace, "procure-worker")
             .await
             .context("connecting the worker to Temporal")?;
     let settings = procure_worker::WorkerSettings {
@@ -161,7 +159,7 @@ pub async fn run_api(
         fx,
         api_cfg,
         Sealer::from_env()?,
-        procure_activities::codec::EncryptionCodec::from_env()?,
+        procure_temporal::codec::EncryptionCodec::from_env()?,
     )
     .with_payments(procure_activities::adapters::Payments::new(
         ext.payments.clone(),

@@ -92,7 +92,7 @@ impl Driver {
 
     /// A short-lived bearer token for `role` (customers: acting for `customer`).
     pub fn token(&self, role: Role, customer: Option<&str>) -> String {
-        let now = procure_activities::store::now_ms() / 1000;
+        let now = procure_domain::clock::now_ms() / 1000;
         self.tokens.issue(
             &format!("driver-{}", role.as_str()),
             role,

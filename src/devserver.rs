@@ -914,7 +914,7 @@ const RELAY_REQUEST_HEADERS: [&str; 2] = ["content-type", "x-namespace"];
 
 /// A codec token for the UI: role `codec`, valid [`CODEC_TTL_S`] from now.
 pub fn ui_codec_token(key: &procure_api::auth::TokenKey) -> String {
-    let now_s = procure_activities::store::now_ms() / 1000;
+    let now_s = procure_domain::clock::now_ms() / 1000;
     key.issue(
         "procure-dev-ui",
         procure_api::auth::Role::Codec,

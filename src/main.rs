@@ -364,7 +364,7 @@ async fn ctrl_c() {
 
 async fn api(listen: SocketAddr, seed: bool, common: CommonArgs) -> anyhow::Result<bool> {
     init_logs("info");
-    let store = procure_activities::store::Store::connect(&common.database_url)
+    let store = procure_store::Store::connect(&common.database_url)
         .await
         .context("opening the database")?;
     if seed {
@@ -459,7 +459,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     // Demo tokens, one per person's role, signed with the API's key. The UI gets none of them:
     // it decodes payloads through a loopback relay holding a short-lived codec token.
     let tokens = procure_api::auth::TokenKey::from_env();
-    let now_s = procure_activities::store::now_ms() / 1000;
+    let now_s = procure_domain::clock::now_ms() / 1000;
     let demo_tokens: Vec<(String, String)> = procure_api::auth::Role::ALL
         .iter()
         .filter(|&&role| role != procure_api::auth::Role::Codec)
@@ -749,7 +749,7 @@ fn token(role: &str, customer: Option<&str>, subject: &str, ttl_s: i64) -> anyho
         (1..=30 * 24 * 3600).contains(&ttl_s),
         "--ttl-s must be 1 s to 30 days"
     );
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     println!(
         "{}",
         procure_api::auth::TokenKey::from_env().issue(subject, role, customer, now, ttl_s)
@@ -766,7 +766,7 @@ async fn chaos(
     out: PathBuf,
 ) -> anyhow::Result<bool> {
     init_logs("warn");
-    let seed = seed.unwrap_or_else(|| procure_activities::store::now_ms() as u64);
+    let seed = seed.unwrap_or_else(|| procure_domain::clock::now_ms() as u64);
     let dir = std::env::temp_dir().join(format!("procure-chaos-{}", std::process::id()));
     println!(
         "chaos: {orders} orders, seed {seed}, data in {}",
@@ -833,8 +833,7 @@ async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
     };
     let system = System::start(cfg).await?;
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
-    let client =
-        procure_api::temporal::connect(&temporal.address(), "default", "procure-bench").await?;
+    let client = procure_temporal::connect(&temporal.address(), "default", "procure-bench").await?;
     let result = procure::bench::run(&driver, &client, procure_workflows::TASK_QUEUE, orders).await;
     system.stop().await?;
     temporal.stop().await?;

@@ -4,9 +4,9 @@
 
 use crate::components::{External, TemporalTarget, run_api, run_worker};
 use anyhow::Context;
-use procure_activities::store::{Listing, Store};
 use procure_api::OrderTimings;
 use procure_sandbox::{Sandbox, SandboxConfig};
+use procure_store::{Store, catalogue::Listing};
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -134,7 +134,7 @@ pub async fn seed_products(
             continue;
         };
         store
-            .upsert_offer(&procure_activities::pool::Offer {
+            .upsert_offer(&procure_store::catalogue::Offer {
                 sku: o.sku.clone(),
                 platform: o.platform.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
                 offer_id: o.offer_id.clone(),

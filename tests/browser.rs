@@ -193,7 +193,7 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
     .await;
 
     // History: the one accepted Update with the valid input; the refused ones left nothing.
-    let client = procure_api::temporal::connect(&ui.server.address(), "default", "e2e")
+    let client = procure_temporal::connect(&ui.server.address(), "default", "e2e")
         .await
         .unwrap();
     let history = history_json(&client, &workflow_id, "").await;

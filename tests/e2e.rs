@@ -99,7 +99,7 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
     );
 
     // The workflow's own view and the OrderState search attribute agree with the read-model.
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+    let client = procure_temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
     let handle =
@@ -495,7 +495,7 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
         .post(format!("{api}/api/v1/webhooks/payments"))
         .header(
             "Stripe-Signature",
-            format!("t={},v1=00", procure_activities::store::now_ms() / 1000),
+            format!("t={},v1=00", procure_domain::clock::now_ms() / 1000),
         )
         .body("{}")
         .send()
@@ -694,12 +694,12 @@ async fn fault_matrix() {
     for (name, cheapest, faults, expected) in scenarios {
         let app = spawn_app(fast()).await;
         if name.contains("risk control") {
-            let sealer = procure_activities::seal::Sealer::from_env().unwrap();
+            let sealer = procure_domain::seal::Sealer::from_env().unwrap();
             for acct in ["a", "b"] {
                 app.system
                     .store
                     .add_account(
-                        &procure_activities::pool::NewAccount {
+                        &procure_store::accounts::NewAccount {
                             id: format!("1688-{acct}"),
                             platform: procure_domain::order::Platform::Alibaba1688,
                             label: format!("buyer {acct}"),
@@ -1093,7 +1093,7 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
         ledger_sum(&ledger, "charge") - ledger_sum(&ledger, "refund"),
         total + supplement + shipping
     );
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+    let client = procure_temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
     replays_and_records(

@@ -471,7 +471,7 @@ async fn long_tracking_continues_as_new_and_the_first_run_replays() {
     // The parcel stays in transit: polls accumulate (one a second), runs roll over.
     let number = shipped["tracking_number"].as_str().unwrap().to_owned();
 
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "e2e")
+    let client = procure_temporal::connect(&temporal_address(), "default", "e2e")
         .await
         .unwrap();
     let wf_id = procure_workflows::parcel_workflow_id(&pid);

@@ -263,7 +263,7 @@ async fn control_and_bidi_characters_are_refused_naming_the_field_and_create_not
 }
 
 /// Available and held (reserved, not released) units per listing.
-async fn stock(store: &procure_activities::store::Store) -> Vec<(String, i64, i64)> {
+async fn stock(store: &procure_store::Store) -> Vec<(String, i64, i64)> {
     let mut out = Vec::new();
     for l in store.listings().await.unwrap() {
         let held: i64 = sqlx::query_scalar(
@@ -476,7 +476,7 @@ async fn goods_scanned_in_before_they_were_bought_are_an_exception_and_move_noth
 /// Encrypted payloads as the Web UI sends them to its codec endpoint.
 fn encrypted_sample() -> (Value, String) {
     use base64::{Engine, engine::general_purpose::STANDARD as B64};
-    let codec = procure_activities::codec::EncryptionCodec::from_env().unwrap();
+    let codec = procure_temporal::codec::EncryptionCodec::from_env().unwrap();
     let clear = r#"{"order_id":"ord_codec_sample"}"#;
     let p = codec.encode_one(
         &temporalio_common::protos::temporal::api::common::v1::Payload {
@@ -504,7 +504,7 @@ fn decoded_data(body: &Value) -> String {
 #[tokio::test]
 async fn the_web_ui_decodes_with_a_short_lived_codec_token_it_never_sees() {
     let keys = procure_api::auth::TokenKey::from_env();
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     // The API alone (no worker needed to decode), then a relay in front of it, then the stock
     // Web UI of a real dev server configured with the relay.
     let dir = std::env::temp_dir().join(format!("procure-codec-{}", uuid::Uuid::new_v4().simple()));
@@ -566,7 +566,7 @@ async fn the_web_ui_decodes_with_a_short_lived_codec_token_it_never_sees() {
             vec![format!("http://127.0.0.1:{ui_port}")],
             move || {
                 let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let now = procure_activities::store::now_ms() / 1000;
+                let now = procure_domain::clock::now_ms() / 1000;
                 // The first token is long expired; every renewal is fresh.
                 let at = if n == 0 { now - 7_200 } else { now };
                 keys.issue("procure-dev-ui", Role::Codec, None, at, 3_600)
@@ -650,7 +650,7 @@ async fn the_web_ui_decodes_with_a_short_lived_codec_token_it_never_sees() {
             vec![format!("http://127.0.0.1:{ui_port}")],
             move || {
                 let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let now = procure_activities::store::now_ms() / 1000;
+                let now = procure_domain::clock::now_ms() / 1000;
                 let at = if n == 0 { now - 7_200 } else { now };
                 keys.issue("procure-dev-ui", Role::Codec, None, at, 3_600)
             },
@@ -718,4 +718,44 @@ async fn the_web_ui_decodes_with_a_short_lived_codec_token_it_never_sees() {
     relay.stop().await;
     system.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Workflow code reads time only through its SDK context (so a replay sees the instant the
+/// first run saw): no file of `workflows/src` calls the wall-clock helper or `SystemTime`.
+#[test]
+fn workflow_code_never_reads_the_wall_clock() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(files.len() > 3, "sanity: the workflow sources were found");
+    let banned = [
+        "clock::now_ms",
+        "SystemTime",
+        "Instant::now",
+        "chrono::Utc::now",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for b in banned {
+                assert!(
+                    !code.contains(b),
+                    "{}:{}: workflow code calls {b}: {line}",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
 }

@@ -42,7 +42,7 @@ async fn a_full_run_logs_no_secret() {
     app.system
         .store
         .add_account(
-            &procure_activities::pool::NewAccount {
+            &procure_store::accounts::NewAccount {
                 id: "1688-logs".into(),
                 platform: procure_domain::order::Platform::Alibaba1688,
                 label: "buyer logs".into(),
@@ -51,7 +51,7 @@ async fn a_full_run_logs_no_secret() {
                 per_minute: 100,
                 access_token: account_token.into(),
             },
-            &procure_activities::seal::Sealer::from_env().unwrap(),
+            &procure_domain::seal::Sealer::from_env().unwrap(),
         )
         .await
         .unwrap();

@@ -8,15 +8,14 @@ use procure::components::{External, order_activities};
 use procure_activities::{
     adapters::{Alibaba1688, PurchaseRequest, Taobao, alibaba::CargoLine},
     order::{OrderActivitiesImpl, demo_warehouse},
-    pool::NewAccount,
-    seal::Sealer,
-    store::{Listing, NewOrder},
 };
+use procure_domain::seal::Sealer;
 use procure_domain::{
     Currency, Money, Secret,
     order::{OrderLine, Platform},
 };
 use procure_sandbox::{Sandbox, SandboxConfig};
+use procure_store::{accounts::NewAccount, catalogue::Listing, orders::NewOrder};
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
 use tokio::{net::TcpListener, sync::oneshot};
 

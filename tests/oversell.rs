@@ -8,13 +8,11 @@ mod common;
 
 use common::TestDb;
 use futures_util::{StreamExt, stream};
-use procure_activities::{
-    adapters::{EcbConfig, EcbFx},
-    codec::EncryptionCodec,
-    seal::Sealer,
-    store::Store,
-};
+use procure_activities::adapters::{EcbConfig, EcbFx};
 use procure_api::{ApiConfig, AppState, auth::Role};
+use procure_domain::seal::Sealer;
+use procure_store::Store;
+use procure_temporal::EncryptionCodec;
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -54,7 +52,7 @@ async fn oversell(db_url: &str) {
     })
     .unwrap();
     let config = ApiConfig::default();
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     let token = config
         .tokens
         .issue("oversell", Role::Admin, None, now, 3_600);

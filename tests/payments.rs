@@ -14,7 +14,7 @@ use support::*;
 /// Send a payment webhook signed with the provider's secret, as the provider would.
 async fn signed_event(app: &TestApp, event: &Value) -> u16 {
     let body = serde_json::to_vec(event).unwrap();
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     reqwest::Client::new()
         .post(format!("{}/api/v1/webhooks/payments", app.system.api_url))
         .header(

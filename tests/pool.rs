@@ -4,12 +4,12 @@
 
 mod common;
 use common::TestDb;
-use procure_activities::{
-    pool::{AccountOutcome, NewAccount, Offer, buckets},
-    seal::Sealer,
-    store::{Listing, Store, now_ms},
+use procure_domain::{Secret, clock::now_ms, order::Platform, seal::Sealer, status::AccountStatus};
+use procure_store::{
+    Store,
+    accounts::{AccountOutcome, NewAccount, buckets},
+    catalogue::{Listing, Offer},
 };
-use procure_domain::{Secret, order::Platform};
 
 fn sealer() -> Sealer {
     Sealer::from_spec("t1:2222222222222222222222222222222222222222222222222222222222222222")
@@ -101,9 +101,16 @@ async fn weights_rate_limits_and_cooling(db_url: &str) {
     let later = now_ms() + 120_000;
     assert_eq!(claimed(&st, &[], later, 0.05).await.unwrap(), "light");
     assert!(claimed(&st, &["light".into()], later, 0.05).await.is_none());
-    st.update_account("light", None, None, None, Some("disabled"), None)
-        .await
-        .unwrap();
+    st.update_account(
+        "light",
+        None,
+        None,
+        None,
+        Some(AccountStatus::Disabled),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(claimed(&st, &[], later, 0.5).await.is_none());
     assert!(
         st.claim_account(Platform::Taobao, &[], later, 0.5)

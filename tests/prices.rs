@@ -4,15 +4,16 @@
 //! the listing price following the best channel, and a run recorded once however often the
 //! activity retries.
 
-use procure_activities::{
-    pool::Offer,
-    prices::{Landed, MonitorStatus, NewMonitor, SYNC_SCHEDULE, TRIGGER_SCHEDULE},
-    store::{Listing, Store, StoreError},
-};
 use procure_domain::{
     Currency, Money,
     monitor::{AlertKind, OfferRef, Seen},
     order::Platform,
+};
+use procure_store::{
+    Store, StoreError,
+    catalogue::{Listing, Offer},
+    monitors::{Landed, MonitorStatus, NewMonitor},
+    outbox::{SYNC_SCHEDULE, TRIGGER_SCHEDULE},
 };
 use procure_workflows::monitor::{Observation, Observed, RecordRun};
 use std::collections::HashMap;
@@ -130,7 +131,7 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
     let due = store.outbox_due(10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
-        (due[0].kind.as_str(), due[0].order_id.as_str()),
+        (due[0].kind(), due[0].subject.as_str()),
         (SYNC_SCHEDULE, "pm1")
     );
     store.outbox_done(due[0].id).await.unwrap();
@@ -155,12 +156,12 @@ async fn monitors_and_schedule_bookkeeping(url: &str) {
         "never backwards"
     );
     store.trigger_monitor("pm1").await.unwrap();
-    let kinds: Vec<String> = store
+    let kinds: Vec<&str> = store
         .outbox_due(10)
         .await
         .unwrap()
         .into_iter()
-        .map(|i| i.kind)
+        .map(|i| i.kind())
         .collect();
     assert_eq!(kinds, [SYNC_SCHEDULE, TRIGGER_SCHEDULE]);
 

@@ -184,9 +184,7 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     );
 
     // Every account stayed within its daily cap and its per-minute rate, across both workers.
-    let store = procure_activities::store::Store::connect(&env[0].1)
-        .await
-        .unwrap();
+    let store = procure_store::Store::connect(&env[0].1).await.unwrap();
     let mut pooled = 0;
     for (id, _, cap, rate) in pool {
         let rows: Vec<(String, i64)> =

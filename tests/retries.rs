@@ -10,17 +10,18 @@
 mod support;
 
 use procure::demo::Script;
-use procure_activities::{
-    adapters::{HttpConfig, Payments, PaymentsConfig, adapter_err},
-    store::Store,
-};
+use procure_activities::adapters::{HttpConfig, Payments, PaymentsConfig, adapter_err};
 use procure_api::{
     auth::Role,
     dispatcher::{DEFAULT_MAX_ATTEMPTS, Dispatcher, patience},
-    temporal::TemporalLink,
 };
 use procure_domain::OrderState;
 use procure_domain::{Currency, Money};
+use procure_store::{
+    Store,
+    outbox::{OrderSignal, OutboxMessage},
+};
+use procure_temporal::TemporalLink;
 use serde_json::{Value, json};
 use std::{
     sync::Arc,
@@ -81,9 +82,8 @@ async fn a_signal_for_a_finished_workflow_is_dead_lettered_and_operators_retry_o
     app.system
         .store
         .enqueue(
-            "signal",
             &id,
-            &json!({"signal": "cancel_order", "args": reason}),
+            &OutboxMessage::SignalOrder(OrderSignal::CancelOrder(reason.into())),
         )
         .await
         .unwrap();
@@ -224,7 +224,10 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
         max_attempts: 3,
     };
     let order_id = format!("outbox-{}", uuid::Uuid::new_v4().simple());
-    store.enqueue("start", &order_id, &json!({})).await.unwrap();
+    store
+        .enqueue(&order_id, &OutboxMessage::StartOrder {})
+        .await
+        .unwrap();
     let row = store.outbox_due(10).await.unwrap()[0].id;
 
     let down = dispatcher(closed);
@@ -256,7 +259,7 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
     })
     .await;
     assert_eq!(store.outbox_dead_count().await.unwrap(), 0);
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "outbox-test")
+    let client = procure_temporal::connect(&temporal_address(), "default", "outbox-test")
         .await
         .unwrap();
     // The workflow exists now; nothing serves its task queue, so end it here.

@@ -67,7 +67,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
     app.system
         .store
         .add_account(
-            &procure_activities::pool::NewAccount {
+            &procure_store::accounts::NewAccount {
                 id: "1688-sec".into(),
                 platform: procure_domain::order::Platform::Alibaba1688,
                 label: "buyer sec".into(),
@@ -76,7 +76,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
                 per_minute: 100,
                 access_token: token.into(),
             },
-            &procure_activities::seal::Sealer::from_env().unwrap(),
+            &procure_domain::seal::Sealer::from_env().unwrap(),
         )
         .await
         .unwrap();
@@ -107,7 +107,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
         .collect();
     let encrypted = found
         .iter()
-        .filter(|(e, _)| e == procure_activities::codec::ENCODING)
+        .filter(|(e, _)| e == procure_temporal::codec::ENCODING)
         .count();
     assert!(
         encrypted >= 20,
@@ -136,7 +136,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
     // What stays plain is Temporal's own bookkeeping (search attributes such as the order
     // state, patch markers): no value of ours, which all carry an order id or an amount.
     for (encoding, data) in &found {
-        if encoding != procure_activities::codec::ENCODING {
+        if encoding != procure_temporal::codec::ENCODING {
             assert!(
                 !contains(data, "order_id") && !contains(data, "minor"),
                 "unencrypted {encoding} payload of ours: {}",
@@ -149,12 +149,12 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
     // Encrypted payloads, in the codec protocol's JSON shape.
     let sample: Vec<Value> = payload_objects(&json)
         .into_iter()
-        .filter(|p| encoding(p) == procure_activities::codec::ENCODING)
+        .filter(|p| encoding(p) == procure_temporal::codec::ENCODING)
         .take(5)
         .map(|p| json!({"metadata": p["metadata"], "data": p["data"]}))
         .collect();
     let keys = TokenKey::from_env();
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     let operator = keys.issue("op", Role::Operator, None, now, 300);
     let customer = keys.issue("c", Role::Customer, Some("cust-0"), now, 300);
     let warehouse = keys.issue("w", Role::Warehouse, None, now, 300);
@@ -242,7 +242,7 @@ async fn signed_webhooks_refuse_stale_deliveries_and_replays() {
     let app = spawn_app(fast()).await;
     let http = reqwest::Client::new();
     let api = &app.system.api_url;
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     let secret = "whsec_procure_demo";
     let event = br#"{"id":"evt_replay","type":"payment_intent.succeeded","data":{"object":{"id":"pi_unknown","amount_received":100,"currency":"usd"}}}"#;
     let pay = |t: i64| {

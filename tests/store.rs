@@ -1,13 +1,22 @@
 //! The sqlx store against real databases: a fresh SQLite file and a fresh PostgreSQL database
 //! per test (PROCURE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 
-use procure_activities::store::{Listing, NewOrder, Store, StoreError, now_ms};
-use procure_activities::supplements::{IntentOwner, PriceChange};
+use procure_domain::clock::now_ms;
+use procure_domain::status::PriceChangeStatus;
 use procure_domain::{
     Currency, Money, OrderState,
     order::{OrderLine, Platform},
 };
+use procure_store::{
+    Store, StoreError,
+    catalogue::Listing,
+    orders::NewOrder,
+    outbox::{OrderSignal, OutboxMessage},
+    payments::IntentOwner,
+    price_changes::PriceChange,
+};
 use procure_workflows::contract::{ReserveOutcome, TransitionRecord};
+use procure_workflows::{contract::SupplementPaid, order::PaymentSucceeded};
 mod common;
 use common::TestDb;
 
@@ -223,9 +232,8 @@ async fn transitions_are_idempotent_and_ordered(store: Store) {
 async fn outbox_retries_and_completes(store: Store) {
     store
         .enqueue(
-            "signal",
             "x1",
-            &serde_json::json!({"signal": "cancel_order", "args": "r"}),
+            &OutboxMessage::SignalOrder(OrderSignal::CancelOrder("r".into())),
         )
         .await
         .unwrap();
@@ -250,9 +258,11 @@ async fn outbox_retries_and_completes(store: Store) {
 async fn signal(store: &Store, subject: &str) -> i64 {
     store
         .enqueue(
-            "signal",
             subject,
-            &serde_json::json!({"signal": "payment_succeeded", "args": {"intent_id": "pi_secret_1"}}),
+            &OutboxMessage::SignalOrder(OrderSignal::PaymentSucceeded(PaymentSucceeded {
+                intent_id: "pi_secret_1".into(),
+                amount: Money::new(1_234, Currency::USD),
+            })),
         )
         .await
         .unwrap();
@@ -370,7 +380,7 @@ async fn outbox_transient_failures_are_bounded(store: Store) {
 /// once it is delivered or dead.
 async fn outbox_signal_waits_on_its_start(store: Store) {
     store
-        .enqueue("start", "o-w", &serde_json::json!({}))
+        .enqueue("o-w", &OutboxMessage::StartOrder {})
         .await
         .unwrap();
     let start = store.outbox_due(100).await.unwrap()[0].id;
@@ -403,7 +413,7 @@ fn change(id: &str, order_id: &str, due_at_ms: i64) -> PriceChange {
         new_unit_fen: 7_000,
         amount: Money::new(345, Currency::USD),
         intent_id: None,
-        status: "pending".into(),
+        status: PriceChangeStatus::Pending,
         refunded_minor: 0,
         due_at_ms,
         created_at_ms: 0,
@@ -476,7 +486,13 @@ async fn price_change_decisions_are_settled_once(store: Store) {
         "cancel queued"
     );
     let cancel = store.outbox_due(100).await.unwrap().pop().unwrap();
-    assert_eq!(cancel.payload["signal"], "cancel_order");
+    assert!(
+        matches!(
+            cancel.message,
+            OutboxMessage::SignalOrder(OrderSignal::CancelOrder(_))
+        ),
+        "{cancel:?}"
+    );
     assert!(matches!(
         store.decline_price_change("op", "pc1").await,
         Err(StoreError::StateConflict(_))
@@ -487,7 +503,11 @@ async fn price_change_decisions_are_settled_once(store: Store) {
     ));
     // The customer's payment raced the decline: the provider's word wins, the change is paid
     // (and the workflow refunds it with the order); withdrawing it later keeps it paid.
-    let signal = serde_json::json!({"signal": "supplement_paid", "args": {}});
+    let signal = OrderSignal::SupplementPaid(SupplementPaid {
+        change_id: "pc1".into(),
+        intent_id: "pi_sup1".into(),
+        amount: Money::new(345, Currency::USD),
+    });
     assert!(
         store
             .accept_payment_succeeded("evt_1", "pi_sup1", "op", &signal, true)
@@ -595,6 +615,58 @@ async fn seeding_keeps_the_stock_reservations_hold(store: Store) {
     assert_eq!(available(&store, &sku).await, seeded - 2);
 }
 
+/// A row that cannot be decoded (written by an older or foreign writer) is never handed to
+/// the dispatcher and never retried: it is dead at once, with why, for an operator.
+async fn outbox_undecodable_rows_are_dead_letters(store: Store) {
+    for (kind, payload) in [
+        ("teleport", "{}"),
+        (
+            "signal",
+            r#"{"signal":"cancel_order","args":{"who":"Jane Roe"}}"#,
+        ),
+        ("signal", r#"{"signal":"no_such_signal","args":1}"#),
+    ] {
+        sqlx::query(
+            "INSERT INTO outbox (kind, order_id, payload, created_at_ms, next_attempt_at_ms) VALUES ($1,$2,$3,$4,$4)",
+        )
+        .bind(kind)
+        .bind("o-bad")
+        .bind(payload)
+        .bind(now_ms())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    store
+        .enqueue("o-good", &OutboxMessage::StartOrder {})
+        .await
+        .unwrap();
+    let due = store.outbox_due(100).await.unwrap();
+    assert_eq!(
+        due.iter().map(|i| i.subject.as_str()).collect::<Vec<_>>(),
+        ["o-good"]
+    );
+    assert_eq!(store.outbox_pending().await.unwrap(), 1);
+    let dead = store.outbox_dead_letters(10).await.unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.last_error.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{dead:?}");
+    assert_eq!(reasons[0], "unknown outbox kind \"teleport\"");
+    assert!(
+        reasons[1].starts_with("undecodable cancel_order payload") && !reasons[1].contains("Jane"),
+        "{}",
+        reasons[1]
+    );
+    assert_eq!(reasons[2], "unknown signal \"no_such_signal\"");
+    assert!(
+        dead.iter()
+            .all(|d| d.attempts == 1 && d.subject_id == "o-bad")
+    );
+    assert!(
+        store.outbox_due(100).await.unwrap().len() == 1,
+        "not picked again"
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -614,4 +686,83 @@ on_both!(
     outbox_signal_waits_on_its_start,
     price_change_decisions_are_settled_once,
     seeding_keeps_the_stock_reservations_hold,
+    outbox_undecodable_rows_are_dead_letters,
 );
+
+/// Every table and column of the schema, with each column's type reduced to a family
+/// (integer, text, …), so the two dialects' spellings compare.
+type Schema = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
+fn type_family(t: &str) -> String {
+    let t = t.to_ascii_lowercase();
+    if t.contains("int") || t.contains("serial") {
+        "integer".into()
+    } else if t.contains("char") || t.contains("text") || t.contains("clob") {
+        "text".into()
+    } else if t.contains("bool") {
+        // SQLite has no boolean: such columns hold 0 or 1.
+        "integer".into()
+    } else if t.contains("real")
+        || t.contains("double")
+        || t.contains("float")
+        || t.contains("numeric")
+    {
+        "real".into()
+    } else {
+        t
+    }
+}
+
+async fn schema(store: &Store) -> Schema {
+    let rows: Vec<(String, String, String)> = match store.backend() {
+        procure_store::Backend::Sqlite => {
+            sqlx::query_as(
+                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+        }
+        procure_store::Backend::Postgres => sqlx::query_as(
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name NOT LIKE '_sqlx%'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap(),
+    };
+    let mut schema = Schema::new();
+    for (table, column, ty) in rows {
+        schema
+            .entry(table)
+            .or_default()
+            .insert(column, type_family(&ty));
+    }
+    schema
+}
+
+/// The SQLite and PostgreSQL migration trees describe the same schema: the same tables, each
+/// with the same columns of the same kind of type.
+#[tokio::test]
+async fn both_migration_trees_build_the_same_schema() {
+    let lite_db = TestDb::sqlite().await;
+    let pg_db = TestDb::postgres().await;
+    let lite = Store::connect(&lite_db.url).await.unwrap();
+    let pg = Store::connect(&pg_db.url).await.unwrap();
+    let (a, b) = (schema(&lite).await, schema(&pg).await);
+    lite.close().await;
+    pg.close().await;
+    lite_db.drop_db().await;
+    pg_db.drop_db().await;
+    assert!(
+        a.contains_key("orders") && a.contains_key("outbox"),
+        "sanity: {a:?}"
+    );
+    let tables = |s: &Schema| s.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(tables(&a), tables(&b), "tables (sqlite, postgres)");
+    for (table, columns) in &a {
+        assert_eq!(columns, &b[table], "columns of {table} (sqlite, postgres)");
+    }
+}

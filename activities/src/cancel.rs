@@ -9,10 +9,11 @@
 
 use crate::{
     adapters::{CancelOutcome, MarketError},
-    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl, permanent, store_err},
-    store::StoreError,
+    errors::{permanent, store_err},
+    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl},
 };
 use procure_domain::{Currency, Money, order::Platform};
+use procure_store::StoreError;
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
 use sqlx::Row;
 use temporalio_sdk::activities::ActivityError;

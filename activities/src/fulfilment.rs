@@ -5,11 +5,14 @@
 
 use crate::{
     adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment},
-    order::{permanent, quoted_rate, store_err, transient},
-    store::{Store, now_ms},
-    warehouse::Charge,
+    errors::{permanent, store_err, transient},
 };
-use procure_domain::{Currency, Money};
+use procure_domain::{
+    Currency, Money,
+    clock::now_ms,
+    status::{ChargeKind, ChargeStatus, ParcelStatus, SettlementOutcome, WarehouseItemStatus},
+};
+use procure_store::{Store, orders::quoted_rate, payments::Charge};
 use procure_workflows::contract::{
     ChargeCreated, ChargePaid, ChargeWithdrawal, ExtendStorage, ParcelSettled, ParcelStatusUpdate,
     RefundDone, ShipmentBooked, StorageExtension, StorageReminderRequest,
@@ -33,26 +36,13 @@ pub struct FulfilmentActivitiesImpl {
 /// Storage beyond the free period: ¥1.00 per order and day unless configured otherwise.
 pub const DEFAULT_STORAGE_FEE_PER_DAY_FEN: i64 = 100;
 
-impl crate::order::OrderActivitiesImpl {
-    /// The fulfilment activities, sharing this worker's store and external clients.
-    pub fn fulfilment(&self) -> FulfilmentActivitiesImpl {
-        FulfilmentActivitiesImpl {
-            store: self.store.clone(),
-            payments: self.payments.clone(),
-            carrier: self.carrier.clone(),
-            tracking: self.tracking.clone(),
-            storage_fee_per_day: Money::new(DEFAULT_STORAGE_FEE_PER_DAY_FEN, Currency::CNY),
-        }
-    }
-}
-
 impl FulfilmentActivitiesImpl {
     /// Record a charge and open its payment intent; a retry finds both.
     async fn open_charge(
         &self,
         id: &str,
         workflow_id: &str,
-        kind: &str,
+        kind: ChargeKind,
         amount: Money,
         detail: &str,
         reference: &str,
@@ -157,7 +147,7 @@ impl FulfilmentActivitiesImpl {
         // expires unnoticed, one item at a time.
         let expiring: Vec<String> = self
             .store
-            .warehouse_items(&item.customer_id, Some("stored"))
+            .warehouse_items(&item.customer_id, Some(WarehouseItemStatus::Stored))
             .await
             .map_err(store_err)?
             .into_iter()
@@ -219,7 +209,7 @@ impl FulfilmentActivitiesImpl {
         self.open_charge(
             &req.charge_id,
             &procure_workflows::order_workflow_id(&req.order_id),
-            "storage_extension",
+            ChargeKind::StorageExtension,
             fee,
             &format!("storage extension by {} day(s)", req.days),
             &req.order_id,
@@ -284,7 +274,11 @@ impl FulfilmentActivitiesImpl {
         let charge = self.store.charge(&charge_id).await.map_err(store_err)?;
         let Some(intent_id) = charge.intent_id.clone() else {
             self.store
-                .set_charge_status(&charge_id, "withdrawn", &["pending"])
+                .set_charge_status(
+                    &charge_id,
+                    ChargeStatus::Withdrawn,
+                    &[ChargeStatus::Pending],
+                )
                 .await
                 .map_err(store_err)?;
             return Ok(ChargeWithdrawal::Withdrawn);
@@ -299,13 +293,21 @@ impl FulfilmentActivitiesImpl {
             .map_err(adapter_err)?
         {
             self.store
-                .set_charge_status(&charge_id, "paid", &["pending", "withdrawn"])
+                .set_charge_status(
+                    &charge_id,
+                    ChargeStatus::Paid,
+                    &[ChargeStatus::Pending, ChargeStatus::Withdrawn],
+                )
                 .await
                 .map_err(store_err)?;
             return Ok(paid(&charge, intent_id));
         }
         self.store
-            .set_charge_status(&charge_id, "withdrawn", &["pending"])
+            .set_charge_status(
+                &charge_id,
+                ChargeStatus::Withdrawn,
+                &[ChargeStatus::Pending],
+            )
             .await
             .map_err(store_err)?;
         Ok(ChargeWithdrawal::Withdrawn)
@@ -317,8 +319,13 @@ impl FulfilmentActivitiesImpl {
         _ctx: ActivityContext,
         update: ParcelStatusUpdate,
     ) -> Result<(), ActivityError> {
+        // A stage the store does not know never moved a parcel; it still does not.
+        let Ok(status) = update.status.as_str().parse::<ParcelStatus>() else {
+            tracing::warn!(parcel_id = %update.parcel_id, stage = %update.status, "parcel stage without a stored status; ignored");
+            return Ok(());
+        };
         self.store
-            .set_parcel_status(&update.parcel_id, update.status.as_str())
+            .set_parcel_status(&update.parcel_id, status)
             .await
             .map_err(store_err)
     }
@@ -335,8 +342,8 @@ impl FulfilmentActivitiesImpl {
         let mut charge_total = Money::zero(currency);
         let mut absorbed = Money::zero(currency);
         for s in &parcel.settlements {
-            match s.outcome.as_str() {
-                "refund" => {
+            match s.outcome {
+                SettlementOutcome::Refund => {
                     let (intent_id, _, _) = self
                         .store
                         .payment_intent(&s.order_id)
@@ -362,13 +369,13 @@ impl FulfilmentActivitiesImpl {
                         amount: refund.amount,
                     });
                 }
-                "charge" => {
+                SettlementOutcome::Charge => {
                     charge_total = charge_total.checked_add(s.amount).map_err(permanent)?;
                 }
-                "absorbed" => {
+                SettlementOutcome::Absorbed => {
                     absorbed = absorbed.checked_add(s.amount).map_err(permanent)?;
                 }
-                _ => {}
+                SettlementOutcome::Even => {}
             }
         }
         let charge = if charge_total.minor > 0 {
@@ -376,7 +383,7 @@ impl FulfilmentActivitiesImpl {
                 self.open_charge(
                     &format!("ps_{parcel_id}"),
                     &procure_workflows::parcel_workflow_id(&parcel_id),
-                    "shipping_settlement",
+                    ChargeKind::ShippingSettlement,
                     charge_total,
                     "shipping, duty and insurance above the quotes' estimate",
                     &parcel_id,

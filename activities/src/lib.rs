@@ -1,20 +1,12 @@
-//! Activities: everything that touches the outside world or the database. `store` is the sqlx
-//! store, `adapters` speak the external protocols, `order` implements the activity contract
-//! declared in `procure_workflows::contract` on top of both; `pricing` is the tariff (shipping
-//! lines, duty, fees) quotes and price monitors share; `prices` stores price monitors, their
-//! snapshots and alerts, and `monitor` runs them; `cancel` cancels a bought line at its
-//! marketplace.
+//! Activities: the implementations of the activity contract declared in
+//! `procure_workflows::contract`, on top of the store (`procure_store`) and the adapters that
+//! speak the external protocols. `order` implements the order activities, `fulfilment` the
+//! warehouse and parcel ones, `monitor` runs price monitors, `cancel` cancels a bought line at
+//! its marketplace; `errors` is how each reports a failure to Temporal.
 
 pub mod adapters;
 pub mod cancel;
-pub mod codec;
+mod errors;
 pub mod fulfilment;
 pub mod monitor;
 pub mod order;
-pub mod pool;
-pub mod prices;
-pub mod pricing;
-pub mod seal;
-pub mod store;
-pub mod supplements;
-pub mod warehouse;

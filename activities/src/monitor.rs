@@ -4,12 +4,10 @@
 
 use crate::{
     adapters::{EcbFx, Marketplaces},
-    order::{permanent, store_err, transient},
-    prices::Landed,
-    pricing::Pricing,
-    store::{Store, StoreError, now_ms},
+    errors::{permanent, store_err, transient},
 };
-use procure_domain::{Currency, monitor::Seen, order::Platform};
+use procure_domain::{Currency, clock::now_ms, monitor::Seen, order::Platform, tariff::Pricing};
+use procure_store::{Store, StoreError, monitors::Landed};
 use procure_workflows::monitor::{
     MonitorPlan, Observation, ObserveBatch, Observed, RecordRun, RunSummary, monitor_defs as defs,
 };

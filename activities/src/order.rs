@@ -4,23 +4,17 @@
 
 use crate::adapters::failure::{adapter_err, adapter_err_while};
 use crate::adapters::payments::{IntentStatus, PaymentIntent};
-use crate::{
-    adapters::{
-        Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
-        Tracking,
-        alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
-    },
-    pool::AccountOutcome,
-    seal::Sealer,
-    store::{Store, StoreError, now_ms},
-    supplements::PriceChange,
+use crate::adapters::{
+    Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
+    Tracking,
+    alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
 };
+pub(crate) use crate::errors::{permanent, store_err, transient};
 use procure_domain::procurement::{Candidate, rank};
-use procure_domain::{
-    Currency, FxRate, Money,
-    money::{RATE_SCALE, parse_rate_e6},
-    order::Platform,
-    quote::price_change_supplement,
+use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
+use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};
+use procure_store::{
+    Store, StoreError, accounts::AccountOutcome, orders::quoted_rate, price_changes::PriceChange,
 };
 use procure_workflows::contract::{
     CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,
@@ -221,37 +215,6 @@ pub fn external_id(order_id: &str, line_no: u32, platform: Platform, offer_id: &
     format!("{order_id}-L{line_no}-{:08x}", h as u32)
 }
 
-/// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
-pub(crate) fn transient(e: impl std::fmt::Display) -> ActivityError {
-    crate::adapters::failure::failed(e, Ok(crate::adapters::failure::retryable::UNAVAILABLE))
-}
-
-/// A failure no retry can fix (our own data does not allow the step), typed `InvalidState`.
-pub(crate) fn permanent(e: impl std::fmt::Display) -> ActivityError {
-    crate::adapters::failure::failed(e, Err(crate::adapters::failure::types::INVALID_STATE))
-}
-
-/// The exchange rate a quote locked (CNY → the order's currency), as the quote states it.
-pub fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String> {
-    let rate = quote["fx"]["rate"]
-        .as_str()
-        .ok_or("the quote records no exchange rate")?;
-    let num = parse_rate_e6(rate).map_err(|e| format!("the quote's rate {rate:?}: {e}"))?;
-    Ok(FxRate {
-        from: Currency::CNY,
-        to,
-        num,
-        den: RATE_SCALE,
-    })
-}
-
-pub(crate) fn store_err(e: StoreError) -> ActivityError {
-    match e {
-        StoreError::NotFound | StoreError::Corrupt(_) | StoreError::UnknownSku(_) => permanent(e),
-        other => transient(other),
-    }
-}
-
 /// The demo consolidation warehouse (Dongguan), used when no other is configured.
 pub fn demo_warehouse() -> DeliveryAddress {
     DeliveryAddress {
@@ -263,6 +226,22 @@ pub fn demo_warehouse() -> DeliveryAddress {
         area: "长安镇".into(),
         town: String::new(),
         address: "振安中路 88 号 3 栋 集运仓".into(),
+    }
+}
+
+impl OrderActivitiesImpl {
+    /// The fulfilment activities, sharing this worker's store and external clients.
+    pub fn fulfilment(&self) -> crate::fulfilment::FulfilmentActivitiesImpl {
+        crate::fulfilment::FulfilmentActivitiesImpl {
+            store: self.store.clone(),
+            payments: self.payments.clone(),
+            carrier: self.carrier.clone(),
+            tracking: self.tracking.clone(),
+            storage_fee_per_day: Money::new(
+                crate::fulfilment::DEFAULT_STORAGE_FEE_PER_DAY_FEN,
+                Currency::CNY,
+            ),
+        }
     }
 }
 
@@ -684,7 +663,7 @@ impl OrderActivitiesImpl {
                         new_unit_fen: req.new_unit_fen,
                         amount: supplement,
                         intent_id: None,
-                        status: "pending".into(),
+                        status: PriceChangeStatus::Pending,
                         refunded_minor: 0,
                         due_at_ms: req.due_at_ms,
                         created_at_ms: 0,

@@ -10,11 +10,11 @@ use axum::{
     http::StatusCode,
     routing::{get, patch},
 };
-use procure_activities::{
-    pool::{BuyerAccount, NewAccount},
-    store::StoreError,
+use procure_domain::{Secret, order::Platform, status::AccountStatus};
+use procure_store::{
+    StoreError,
+    accounts::{BuyerAccount, NewAccount},
 };
-use procure_domain::{Secret, order::Platform};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -193,15 +193,17 @@ async fn update(
     check_range(&mut e, "daily_cap", req.daily_cap, 0, 100_000);
     check_range(&mut e, "per_minute", req.per_minute, 0, 10_000);
     check_token(&mut e, req.access_token.as_ref());
-    if let Some(s) = &req.status
-        && s != "active"
-        && s != "disabled"
-    {
-        e.push(FieldError {
-            field: "status".into(),
-            message: "active or disabled".into(),
-        });
-    }
+    let status = match req.status.as_deref().map(str::parse::<AccountStatus>) {
+        Some(Err(_)) => {
+            e.push(FieldError {
+                field: "status".into(),
+                message: "active or disabled".into(),
+            });
+            None
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
     if !e.is_empty() {
         return Err(ApiError::Validation(e));
     }
@@ -216,7 +218,7 @@ async fn update(
             req.weight,
             req.daily_cap,
             req.per_minute,
-            req.status.as_deref(),
+            status,
             token,
         )
         .await

@@ -16,7 +16,7 @@ use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
     routing::{get, post},
 };
-use procure_activities::store::{DeadLetter, StoreError};
+use procure_store::{StoreError, outbox::DeadLetter};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {

@@ -193,7 +193,7 @@ impl TokenKey {
 }
 
 fn now_s() -> i64 {
-    procure_activities::store::now_ms() / 1000
+    procure_domain::clock::now_ms() / 1000
 }
 
 /// The authenticated caller of a request (from `Authorization: Bearer <token>`).

@@ -12,7 +12,7 @@ use axum::{
     extract::{Path, State},
     routing::post,
 };
-use procure_activities::store::StoreError;
+use procure_store::StoreError;
 use procure_workflows::{
     OrderWorkflow,
     order::{CancelOutcome, CancelRequest, LineDecision, LineDecisionRequest, OperatorOutcome},
@@ -84,7 +84,7 @@ async fn owned_order(
     state: &AppState,
     caller: &Caller,
     id: &str,
-) -> Result<procure_activities::store::OrderRecord, ApiError> {
+) -> Result<procure_store::orders::OrderRecord, ApiError> {
     let order = match state.store.order_detail(id).await {
         Ok(d) => d.order,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("order")),

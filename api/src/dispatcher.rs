@@ -3,24 +3,24 @@
 //! from the order id, a duplicate start counts as done) and each signal carries its outbox id as
 //! request id, so the server drops a redelivery; running several dispatchers is therefore safe.
 //!
-//! Every delivery failure is classified here, once ([`classify`]): permanent (the workflow is
-//! not found or has finished, an undecodable payload, an unknown kind or signal) puts the row
-//! on the dead-letter list at once with its reason; transient (Temporal unreachable, timeouts,
+//! Each row is a typed `procure_store::outbox::OutboxMessage`; a row that does not decode (an
+//! unknown kind or signal, a payload of the wrong shape) never reaches this module: the store
+//! dead-letters it with its reason as it reads it. Every delivery failure is classified here,
+//! once ([`classify`]): permanent (the workflow is not found or has finished, a payload that
+//! cannot be encoded) puts the row on the dead-letter list at once with its reason; transient (Temporal unreachable, timeouts,
 //! anything else) is retried with backoff, at most `max_attempts` times, then the row goes dead
 //! too. Dead rows are never picked again until an operator retries them
 //! (`/api/v1/admin/outbox/dead`).
 
-use crate::{OrderTimings, temporal::TemporalLink};
+use crate::OrderTimings;
 use futures_util::{StreamExt, stream};
-use procure_activities::prices::{SYNC_SCHEDULE, TRIGGER_SCHEDULE};
-use procure_activities::store::{OutboxItem, Store};
-use procure_activities::warehouse::{SIGNAL_PARCEL, START_PARCEL};
+use procure_store::{
+    Store,
+    outbox::{OrderSignal, OutboxItem, OutboxMessage, ParcelSignal},
+};
+use procure_temporal::TemporalLink;
 use procure_workflows::{
-    OrderWorkflow, ParcelWorkflow,
-    contract::{ChargePaid, PurchaserResult},
-    order::{OrderInput, PaymentSucceeded, StorageChoice, WarehouseInbound},
-    order_workflow_id,
-    parcel::{ParcelInput, ParcelPacked, TrackingUpdate},
+    OrderWorkflow, ParcelWorkflow, order::OrderInput, order_workflow_id, parcel::ParcelInput,
     parcel_workflow_id,
 };
 use std::{future::Future, sync::Arc, time::Duration};
@@ -88,44 +88,10 @@ pub enum Failure {
     Transient(String),
 }
 
-/// A failure the dispatcher itself knows to be permanent (an unknown kind or signal, an
-/// undecodable payload). Its text is what the operator reads.
+/// A failure the dispatcher itself knows to be permanent. Its text is what the operator reads.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Permanent(pub String);
-
-/// Decode a payload, or fail permanently naming what was wrong but not the values: serde's
-/// message quotes the offending input, which may be personal data, so quoted text is elided.
-fn decode<T: serde::de::DeserializeOwned>(what: &str, v: serde_json::Value) -> anyhow::Result<T> {
-    serde_json::from_value(v).map_err(|e| {
-        anyhow::Error::new(Permanent(format!(
-            "undecodable {what} payload: {}",
-            redact_quoted(&e.to_string())
-        )))
-    })
-}
-
-/// `invalid type: string "Jane", expected u32` → `invalid type: string "…", expected u32`.
-fn redact_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut inside = false;
-    for c in s.chars() {
-        if c == '"' {
-            if inside {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    if inside {
-        out.push('…');
-    }
-    out
-}
 
 /// Classify a gRPC status from Temporal. A missing or finished workflow (or schedule) cannot
 /// take the work; a refused request will be refused again; the rest may pass later.
@@ -181,17 +147,6 @@ pub fn classify(e: &anyhow::Error) -> Failure {
     Failure::Transient(format!("{e:#}"))
 }
 
-/// The kind of outbox work that must be delivered before `kind` for the same subject: a
-/// signal's workflow start, a trigger's schedule.
-fn predecessor(kind: &str) -> Option<&'static str> {
-    match kind {
-        "signal" => Some("start"),
-        SIGNAL_PARCEL => Some(START_PARCEL),
-        TRIGGER_SCHEDULE => Some(SYNC_SCHEDULE),
-        _ => None,
-    }
-}
-
 impl Dispatcher {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -241,9 +196,8 @@ impl Dispatcher {
         };
         // Starts before signals, so a signal never races its own workflow's start (and a
         // schedule exists before it is triggered).
-        let (starts, signals): (Vec<_>, Vec<_>) = items
-            .into_iter()
-            .partition(|i| i.kind == "start" || i.kind == START_PARCEL || i.kind == SYNC_SCHEDULE);
+        let (starts, signals): (Vec<_>, Vec<_>) =
+            items.into_iter().partition(|i| i.message.is_start());
         let mut done = 0;
         for batch in [starts, signals] {
             let results: Vec<(OutboxItem, anyhow::Result<()>)> = stream::iter(batch)
@@ -268,10 +222,10 @@ impl Dispatcher {
                         // "Not found" while the workflow's own start is still queued (it failed
                         // transiently this pass) means "not yet", not "never".
                         if let (Failure::Permanent(why), Some(first)) =
-                            (&failure, predecessor(&item.kind))
+                            (&failure, item.message.predecessor())
                             && self
                                 .store
-                                .outbox_waits_on(item.id, &item.order_id, first)
+                                .outbox_waits_on(item.id, &item.subject, first)
                                 .await?
                         {
                             failure = Failure::Transient(format!("waiting for its {first}: {why}"));
@@ -290,7 +244,7 @@ impl Dispatcher {
         let attempt = item.attempts + 1;
         match failure {
             Failure::Permanent(why) => {
-                tracing::error!(outbox_id = item.id, subject = %item.order_id, kind = %item.kind, attempt, reason = %why, "outbox delivery failed permanently; dead-lettered");
+                tracing::error!(outbox_id = item.id, subject = %item.subject, kind = %item.kind(), attempt, reason = %why, "outbox delivery failed permanently; dead-lettered");
                 self.store.outbox_mark_dead(item.id, &why).await?;
             }
             Failure::Transient(why) => {
@@ -304,9 +258,9 @@ impl Dispatcher {
                     )
                     .await?;
                 if dead {
-                    tracing::error!(outbox_id = item.id, subject = %item.order_id, kind = %item.kind, attempt, reason = %why, "outbox delivery still failing after its last attempt; dead-lettered");
+                    tracing::error!(outbox_id = item.id, subject = %item.subject, kind = %item.kind(), attempt, reason = %why, "outbox delivery still failing after its last attempt; dead-lettered");
                 } else {
-                    tracing::warn!(outbox_id = item.id, subject = %item.order_id, kind = %item.kind, attempt, error = %why, "outbox delivery failed; will retry");
+                    tracing::warn!(outbox_id = item.id, subject = %item.subject, kind = %item.kind(), attempt, error = %why, "outbox delivery failed; will retry");
                 }
             }
         }
@@ -314,11 +268,16 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, client: &Client, item: &OutboxItem) -> anyhow::Result<()> {
-        let wf_id = order_workflow_id(&item.order_id);
-        match item.kind.as_str() {
-            "start" => {
+        let subject = item.subject.as_str();
+        let signal_opts = || {
+            WorkflowSignalOptions::builder()
+                .request_id(format!("outbox-{}", item.id))
+                .build()
+        };
+        match &item.message {
+            OutboxMessage::StartOrder {} => {
                 let input = OrderInput {
-                    order_id: item.order_id.clone(),
+                    order_id: subject.to_owned(),
                     payment_timeout_secs: self.timings.payment_timeout.as_secs().max(1),
                     inbound_timeout_secs: self.timings.inbound_timeout.as_secs().max(1),
                     tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
@@ -327,146 +286,119 @@ impl Dispatcher {
                     storage_reminder_secs: self.timings.storage_reminder.as_secs(),
                     storage_grace_secs: self.timings.storage_grace.as_secs().max(1),
                 };
-                let opts = WorkflowStartOptions::new(self.task_queue.clone(), wf_id).build();
+                let opts =
+                    WorkflowStartOptions::new(self.task_queue.clone(), order_workflow_id(subject))
+                        .build();
                 match client.start_workflow(OrderWorkflow::run, input, opts).await {
                     Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => {
-                        tracing::info!(order_id = %item.order_id, "order workflow started");
+                        tracing::info!(order_id = %subject, "order workflow started");
                         Ok(())
                     }
                     Err(e) => Err(e.into()),
                 }
             }
-            "signal" => {
-                let name = item.payload["signal"].as_str().unwrap_or_default();
-                let args = item.payload["args"].clone();
-                let handle = client.get_workflow_handle::<OrderWorkflow>(wf_id);
-                let opts = WorkflowSignalOptions::builder()
-                    .request_id(format!("outbox-{}", item.id))
-                    .build();
-                match name {
-                    "payment_succeeded" => {
-                        let p: PaymentSucceeded = decode(name, args)?;
+            OutboxMessage::SignalOrder(signal) => {
+                let handle =
+                    client.get_workflow_handle::<OrderWorkflow>(order_workflow_id(subject));
+                let opts = signal_opts();
+                match signal.clone() {
+                    OrderSignal::PaymentSucceeded(p) => {
                         handle
                             .signal(OrderWorkflow::payment_succeeded, p.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "warehouse_inbound" => {
-                        let s: WarehouseInbound = decode(name, args)?;
+                    OrderSignal::WarehouseInbound(s) => {
                         handle
                             .signal(OrderWorkflow::warehouse_inbound, s.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "purchaser_completed" => {
-                        let r: PurchaserResult = decode(name, args)?;
+                    OrderSignal::PurchaserCompleted(r) => {
                         handle
                             .signal(OrderWorkflow::purchaser_completed, r.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "supplement_paid" => {
-                        let p: ChargePaid = decode(name, args)?;
+                    OrderSignal::SupplementPaid(p) => {
                         handle
                             .signal(OrderWorkflow::supplement_paid, p.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "storage_choice" => {
-                        let c: StorageChoice = decode(name, args)?;
+                    OrderSignal::StorageChoice(c) => {
                         handle
                             .signal(OrderWorkflow::storage_choice, c.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "charge_paid" => {
-                        let p: ChargePaid = decode(name, args)?;
+                    OrderSignal::ChargePaid(p) => {
                         handle
                             .signal(OrderWorkflow::charge_paid, p.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "cancel_order" => {
-                        let reason: String = decode(name, args)?;
+                    OrderSignal::CancelOrder(reason) => {
                         handle
                             .signal(OrderWorkflow::cancel_order, reason.into(), opts)
-                            .await?;
-                    }
-                    other => {
-                        return Err(Permanent(format!("unknown signal {other:?}")).into());
+                            .await?
                     }
                 }
                 Ok(())
             }
-            START_PARCEL => {
-                let order_ids: Vec<String> =
-                    decode(START_PARCEL, item.payload["order_ids"].clone())?;
+            OutboxMessage::StartParcel { order_ids } => {
                 let input = ParcelInput {
-                    parcel_id: item.order_id.clone(),
-                    order_ids,
+                    parcel_id: subject.to_owned(),
+                    order_ids: order_ids.clone(),
                     payment_timeout_secs: self.timings.payment_timeout.as_secs().max(1),
                     tracking_poll_secs: self.timings.tracking_poll.as_secs().max(1),
                     polls_per_run: self.timings.parcel_polls_per_run.max(1),
                     resume: None,
                 };
-                let opts = WorkflowStartOptions::new(
-                    self.task_queue.clone(),
-                    parcel_workflow_id(&item.order_id),
-                )
-                .build();
+                let opts =
+                    WorkflowStartOptions::new(self.task_queue.clone(), parcel_workflow_id(subject))
+                        .build();
                 match client
                     .start_workflow(ParcelWorkflow::run, input, opts)
                     .await
                 {
                     Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => {
-                        tracing::info!(parcel_id = %item.order_id, "parcel workflow started");
+                        tracing::info!(parcel_id = %subject, "parcel workflow started");
                         Ok(())
                     }
                     Err(e) => Err(e.into()),
                 }
             }
-            SIGNAL_PARCEL => {
-                let name = item.payload["signal"].as_str().unwrap_or_default();
-                let args = item.payload["args"].clone();
-                let handle = client
-                    .get_workflow_handle::<ParcelWorkflow>(parcel_workflow_id(&item.order_id));
-                let opts = WorkflowSignalOptions::builder()
-                    .request_id(format!("outbox-{}", item.id))
-                    .build();
-                match name {
-                    "parcel_packed" => {
-                        let p: ParcelPacked = decode(name, args)?;
+            OutboxMessage::SignalParcel(signal) => {
+                let handle =
+                    client.get_workflow_handle::<ParcelWorkflow>(parcel_workflow_id(subject));
+                let opts = signal_opts();
+                match signal.clone() {
+                    ParcelSignal::ParcelPacked(p) => {
                         handle
                             .signal(ParcelWorkflow::parcel_packed, p.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "charge_paid" => {
-                        let p: ChargePaid = decode(name, args)?;
+                    ParcelSignal::ChargePaid(p) => {
                         handle
                             .signal(ParcelWorkflow::charge_paid, p.into(), opts)
-                            .await?;
+                            .await?
                     }
-                    "tracking_update" => {
-                        let u: TrackingUpdate = decode(name, args)?;
+                    ParcelSignal::TrackingUpdate(u) => {
                         handle
                             .signal(ParcelWorkflow::tracking_update, u.into(), opts)
-                            .await?;
-                    }
-                    other => {
-                        return Err(Permanent(format!("unknown parcel signal {other:?}")).into());
+                            .await?
                     }
                 }
                 Ok(())
             }
-            SYNC_SCHEDULE => {
+            OutboxMessage::SyncSchedule { .. } => {
                 let r =
-                    crate::schedules::sync(client, &self.store, &self.task_queue, &item.order_id)
-                        .await;
+                    crate::schedules::sync(client, &self.store, &self.task_queue, subject).await;
                 if let Err(e) = &r {
                     self.store
-                        .mark_schedule_error(&item.order_id, &format!("{e:#}"))
+                        .mark_schedule_error(subject, &format!("{e:#}"))
                         .await?;
                 }
                 r
             }
-            TRIGGER_SCHEDULE => {
-                crate::schedules::trigger(client, &self.store, &item.order_id).await
+            OutboxMessage::TriggerSchedule {} => {
+                crate::schedules::trigger(client, &self.store, subject).await
             }
-            other => Err(Permanent(format!("unknown outbox kind {other:?}")).into()),
         }
     }
 }
@@ -524,29 +456,16 @@ mod tests {
         );
     }
 
+    /// What the dispatcher knows to be permanent stays so; what a row's decoding says is
+    /// tested with the message type (`procure_store::outbox`).
     #[test]
-    fn undecodable_payloads_and_unknown_work_are_permanent_without_their_values() {
-        let e =
-            decode::<u32>("cancel_order", serde_json::json!("Jane Doe, 1 Main St")).unwrap_err();
-        let why = permanent(classify(&e));
-        assert!(why.starts_with("undecodable cancel_order payload"), "{why}");
-        assert!(!why.contains("Jane"), "the value is elided: {why}");
-        let e = decode::<PaymentSucceeded>("payment_succeeded", serde_json::json!({})).unwrap_err();
-        assert!(permanent(classify(&e)).contains("missing field"));
+    fn known_permanent_failures_are_permanent() {
         let unknown = anyhow::Error::new(Permanent("unknown signal \"x\"".into()));
         assert_eq!(permanent(classify(&unknown)), "unknown signal \"x\"");
-    }
-
-    #[test]
-    fn quoted_values_are_elided() {
+        let e = serde_json::from_str::<u32>("\"x\"").unwrap_err();
         assert_eq!(
-            redact_quoted(r#"invalid type: string "secret", expected u32"#),
-            r#"invalid type: string "…", expected u32"#
-        );
-        assert_eq!(redact_quoted(r#"open "quote"#), r#"open "…"#);
-        assert_eq!(
-            redact_quoted("missing field `amount`"),
-            "missing field `amount`"
+            permanent(classify(&anyhow::Error::new(e))),
+            "undecodable payload"
         );
     }
 
@@ -561,13 +480,5 @@ mod tests {
         let p = patience(DEFAULT_MAX_ATTEMPTS);
         assert_eq!(p, Duration::from_millis(51_000 + 141 * 30_000));
         assert!(p >= Duration::from_secs(3_600), "{p:?}");
-    }
-
-    #[test]
-    fn a_signal_waits_for_its_own_start() {
-        assert_eq!(predecessor("signal"), Some("start"));
-        assert_eq!(predecessor(SIGNAL_PARCEL), Some(START_PARCEL));
-        assert_eq!(predecessor(TRIGGER_SCHEDULE), Some(SYNC_SCHEDULE));
-        assert_eq!(predecessor("start"), None);
     }
 }

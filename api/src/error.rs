@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use procure_activities::store::StoreError;
+use procure_store::StoreError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]

@@ -19,19 +19,20 @@ pub mod monitors;
 pub mod purchaser;
 pub mod quotes;
 pub mod schedules;
-pub mod temporal;
 pub mod text;
 pub mod warehouse;
 pub mod webhooks;
 
 use axum::{Json, Router, routing::get};
-use procure_activities::{adapters::fx::EcbFx, seal::Sealer, store::Store};
+use procure_activities::adapters::fx::EcbFx;
 use procure_domain::Secret;
+use procure_domain::{seal::Sealer, tariff};
+use procure_store::Store;
+use procure_temporal::{EncryptionCodec, TemporalLink};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::sync::Notify;
 
 pub use error::ApiError;
-pub use procure_activities::pricing;
 
 /// Timings of the long-running processes: handed to each order and parcel workflow at start,
 /// and the pace limit of price monitors.
@@ -74,7 +75,7 @@ impl Default for OrderTimings {
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub quote_ttl: Duration,
-    pub pricing: pricing::Pricing,
+    pub pricing: tariff::Pricing,
     pub stripe_webhook_secret: Secret,
     /// 17TRACK webhooks are signed with the API token.
     pub tracking: procure_activities::adapters::tracking::TrackingConfig,
@@ -94,7 +95,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             quote_ttl: Duration::from_secs(15 * 60),
-            pricing: pricing::Pricing::default(),
+            pricing: tariff::Pricing::default(),
             stripe_webhook_secret: Secret::new("whsec_procure_demo"),
             tracking: Default::default(),
             webhook_tolerance: Duration::from_secs(300),
@@ -131,12 +132,12 @@ pub struct AppState {
     /// Verifies bearer tokens (shared with `config.tokens`).
     pub tokens: Arc<auth::TokenKey>,
     /// Temporal payload encryption, for the UI's codec endpoint.
-    pub codec: Arc<procure_activities::codec::EncryptionCodec>,
+    pub codec: Arc<EncryptionCodec>,
     /// The payment provider, read back when its webhook reports a payment (the event is a
     /// notification; the provider's intent is the record).
     pub payments: Option<Arc<procure_activities::adapters::Payments>>,
     /// Temporal, for the operations that must answer with the workflow's outcome (cancel).
-    pub temporal: Option<Arc<temporal::TemporalLink>>,
+    pub temporal: Option<Arc<TemporalLink>>,
 }
 
 impl AppState {
@@ -145,7 +146,7 @@ impl AppState {
         fx: EcbFx,
         config: ApiConfig,
         sealer: Sealer,
-        codec: procure_activities::codec::EncryptionCodec,
+        codec: EncryptionCodec,
     ) -> Self {
         AppState {
             store,
@@ -160,7 +161,7 @@ impl AppState {
         }
     }
 
-    pub fn with_temporal(mut self, link: Arc<temporal::TemporalLink>) -> Self {
+    pub fn with_temporal(mut self, link: Arc<TemporalLink>) -> Self {
         self.temporal = Some(link);
         self
     }

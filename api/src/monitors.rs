@@ -24,14 +24,15 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use procure_activities::{
-    pool::Offer,
-    prices::{Alert, Monitor, MonitorStatus, NewMonitor, Snapshot},
-    store::{StoreError, now_ms},
-};
+use procure_domain::clock::now_ms;
 use procure_domain::{
     monitor::{CronSpec, OfferRef},
     order::Platform,
+};
+use procure_store::{
+    StoreError,
+    catalogue::Offer,
+    monitors::{Alert, Monitor, MonitorStatus, NewMonitor, Snapshot},
 };
 use procure_workflows::monitor::{RunSummary, monitor_schedule_id};
 use serde::{Deserialize, Serialize};

@@ -10,10 +10,15 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::{get, post},
 };
-use procure_activities::store::{NewOrder, OrderDetail, OrderRecord, StoreError, now_ms};
+use procure_domain::clock::now_ms;
 use procure_domain::{
     OrderState,
     order::{OrderLine, Platform},
+};
+use procure_store::{
+    StoreError,
+    orders::{NewOrder, OrderRecord},
+    read_model::OrderDetail,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

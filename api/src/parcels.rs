@@ -21,14 +21,15 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use procure_activities::{
-    order::quoted_rate,
-    store::{OrderRecord, StoreError},
-    warehouse::{NewParcel, Parcel, ParcelSettlement},
-};
 use procure_domain::{
     Currency, FxRate, Money,
     quote::{DeclaredItem, Settlement, ShippingLine, assess_duty, settle},
+    status::{ParcelStatus, SettlementOutcome},
+};
+use procure_store::{
+    StoreError,
+    orders::{OrderRecord, quoted_rate},
+    parcels::{NewParcel, Parcel, ParcelSettlement},
 };
 use serde::{Deserialize, Serialize};
 
@@ -269,7 +270,7 @@ async fn packed(
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("parcel")),
         Err(e) => return Err(e.into()),
     };
-    if parcel.status != "requested" {
+    if parcel.status != ParcelStatus::Requested {
         return Err(ApiError::Conflict(
             "parcel_already_packed",
             format!("parcel is {}", parcel.status),
@@ -359,17 +360,17 @@ async fn packed(
             .map_err(ApiError::internal)?;
         let (outcome, amount) =
             match settle(estimated, actual, o.quote.guaranteed).map_err(ApiError::internal)? {
-                Settlement::Even => ("even", Money::zero(parcel.currency)),
-                Settlement::Charge(m) => ("charge", m),
-                Settlement::Refund(m) => ("refund", m),
-                Settlement::Absorbed(m) => ("absorbed", m),
+                Settlement::Even => (SettlementOutcome::Even, Money::zero(parcel.currency)),
+                Settlement::Charge(m) => (SettlementOutcome::Charge, m),
+                Settlement::Refund(m) => (SettlementOutcome::Refund, m),
+                Settlement::Absorbed(m) => (SettlementOutcome::Absorbed, m),
             };
         settlements.push(ParcelSettlement {
             order_id: o.order.id.clone(),
             guaranteed: o.quote.guaranteed,
             estimated,
             actual,
-            outcome: outcome.into(),
+            outcome,
             amount,
             refund_id: None,
         });

@@ -12,7 +12,7 @@ use axum::{
     http::StatusCode,
     routing::post,
 };
-use procure_activities::{store::StoreError, supplements::PriceChange};
+use procure_store::{StoreError, price_changes::PriceChange};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {

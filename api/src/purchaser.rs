@@ -9,7 +9,8 @@ use axum::{
     extract::{Path, Query, State},
     routing::{get, post},
 };
-use procure_activities::{pool::PurchaserTask, store::StoreError};
+use procure_domain::status::PurchaserTaskStatus;
+use procure_store::{StoreError, accounts::PurchaserTask};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -36,11 +37,13 @@ async fn list(
 ) -> Result<Json<TaskList>, ApiError> {
     caller.require(&[Role::Purchaser, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
-    let status = q.status.as_deref().unwrap_or("open");
-    if !["open", "completed", "expired", "all"].contains(&status) {
-        return Err(ApiError::field("status", "open, completed, expired or all"));
-    }
-    let filter = (status != "all").then_some(status);
+    let filter = match q.status.as_deref().unwrap_or("open") {
+        "all" => None,
+        s => Some(
+            s.parse::<PurchaserTaskStatus>()
+                .map_err(|_| ApiError::field("status", "open, completed, expired or all"))?,
+        ),
+    };
     Ok(Json(TaskList {
         tasks: state.store.purchaser_tasks(filter).await?,
     }))

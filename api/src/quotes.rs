@@ -5,14 +5,15 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
-use crate::pricing::Destination;
+use procure_domain::tariff::Destination;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
-use procure_activities::store::{StoredQuote, now_ms};
+use procure_domain::clock::now_ms;
 use procure_domain::{
     Currency, Money, MoneyError,
     quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, ShippingLine, line_options, quote},
 };
+use procure_store::orders::StoredQuote;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 

@@ -7,11 +7,9 @@
 //! next one pointless), and a run missed while Temporal or the workers were down is caught up
 //! if it is less than one period late (the gap between two scheduled runs, at most a day).
 
-use procure_activities::{
-    prices::MonitorStatus,
-    store::{Store, StoreError, now_ms},
-};
+use procure_domain::clock::now_ms;
 use procure_domain::monitor::CronSpec;
+use procure_store::{Store, StoreError, monitors::MonitorStatus};
 use procure_workflows::{
     PriceMonitorWorkflow,
     monitor::{PriceMonitorInput, monitor_schedule_id},

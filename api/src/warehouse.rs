@@ -13,11 +13,19 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use procure_activities::{
-    store::{OrderDetail, StoreError, now_ms},
+use procure_domain::clock::now_ms;
+use procure_domain::{
+    OrderState,
+    quote::Dimensions,
+    status::{WarehouseExceptionStatus, WarehouseItemStatus},
+};
+use procure_store::{
+    StoreError,
+    outbox::{OrderSignal, OutboxMessage},
+    read_model::OrderDetail,
     warehouse::{Scan, WarehouseException, WarehouseItem},
 };
-use procure_domain::{OrderState, quote::Dimensions};
+use procure_workflows::order::StorageChoice;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -257,15 +265,15 @@ async fn exceptions(
 ) -> Result<Json<ExceptionList>, ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
-    let status = q.status.as_deref().unwrap_or("open");
-    if !["open", "resolved", "all"].contains(&status) {
-        return Err(ApiError::field("status", "open, resolved or all"));
-    }
+    let filter = match q.status.as_deref().unwrap_or("open") {
+        "all" => None,
+        s => Some(
+            s.parse::<WarehouseExceptionStatus>()
+                .map_err(|_| ApiError::field("status", "open, resolved or all"))?,
+        ),
+    };
     Ok(Json(ExceptionList {
-        exceptions: state
-            .store
-            .warehouse_exceptions((status != "all").then_some(status))
-            .await?,
+        exceptions: state.store.warehouse_exceptions(filter).await?,
     }))
 }
 
@@ -365,18 +373,14 @@ async fn items(
             "1 to 64 letters, digits, - or _",
         ));
     }
-    let status = q.status.as_deref().unwrap_or("stored");
-    if !["stored", "in_parcel", "shipped", "disposed", "all"].contains(&status) {
-        return Err(ApiError::field(
-            "status",
-            "stored, in_parcel, shipped, disposed or all",
-        ));
-    }
+    let filter = match q.status.as_deref().unwrap_or("stored") {
+        "all" => None,
+        s => Some(s.parse::<WarehouseItemStatus>().map_err(|_| {
+            ApiError::field("status", "stored, in_parcel, shipped, disposed or all")
+        })?),
+    };
     Ok(Json(ItemList {
-        items: state
-            .store
-            .warehouse_items(&q.customer_id, (status != "all").then_some(status))
-            .await?,
+        items: state.store.warehouse_items(&q.customer_id, filter).await?,
     }))
 }
 
@@ -415,18 +419,18 @@ async fn storage_choice(
         Err(e) => return Err(e.into()),
     };
     caller.owns(&item.customer_id)?;
-    if item.status != "stored" {
+    if item.status != WarehouseItemStatus::Stored {
         return Err(ApiError::Conflict(
             "not_in_storage",
             format!("the goods are {}", item.status),
         ));
     }
-    let args = match choice {
-        Choice::Extend { days } => serde_json::json!({"choice": "extend", "days": days}),
-        Choice::Dispose => serde_json::json!({"choice": "dispose"}),
+    let choice = match choice {
+        Choice::Extend { days } => StorageChoice::Extend { days },
+        Choice::Dispose => StorageChoice::Dispose,
     };
-    let payload = serde_json::json!({"signal": "storage_choice", "args": args});
-    state.store.enqueue("signal", &order_id, &payload).await?;
+    let signal = OutboxMessage::SignalOrder(OrderSignal::StorageChoice(choice));
+    state.store.enqueue(&order_id, &signal).await?;
     state.outbox_notify.notify_one();
     Ok((
         StatusCode::ACCEPTED,

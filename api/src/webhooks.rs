@@ -11,8 +11,16 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use procure_activities::supplements::IntentOwner;
 use procure_domain::{Currency, Money, signing};
+use procure_store::{
+    outbox::{OrderSignal, OutboxMessage, ParcelSignal},
+    payments::IntentOwner,
+};
+use procure_workflows::{
+    contract::{ChargePaid, SupplementPaid},
+    order::PaymentSucceeded,
+    parcel::TrackingUpdate,
+};
 use serde::Deserialize;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -64,7 +72,7 @@ async fn payment_webhook(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("missing Stripe-Signature".into()))?;
-    let now = procure_activities::store::now_ms() / 1000;
+    let now = procure_domain::clock::now_ms() / 1000;
     signing::verify_stripe_signature(
         header,
         &body,
@@ -138,13 +146,13 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
     // Redeliveries and replays of an event already handled are acknowledged and dropped.
     let (subject, fresh) = match &owner {
         IntentOwner::Order { order_id } => {
-            let payload = serde_json::json!({
-                "signal": "payment_succeeded",
-                "args": {"intent_id": intent.id, "amount": amount},
+            let signal = OrderSignal::PaymentSucceeded(PaymentSucceeded {
+                intent_id: intent.id.clone(),
+                amount,
             });
             let fresh = state
                 .store
-                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload, confirmed)
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &signal, confirmed)
                 .await?;
             (order_id.clone(), fresh)
         }
@@ -152,24 +160,26 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
             order_id,
             change_id,
         } => {
-            let payload = serde_json::json!({
-                "signal": "supplement_paid",
-                "args": {"change_id": change_id, "intent_id": intent.id, "amount": amount},
+            let signal = OrderSignal::SupplementPaid(SupplementPaid {
+                change_id: change_id.clone(),
+                intent_id: intent.id.clone(),
+                amount,
             });
             let fresh = state
                 .store
-                .accept_payment_succeeded(&event.id, &intent.id, order_id, &payload, confirmed)
+                .accept_payment_succeeded(&event.id, &intent.id, order_id, &signal, confirmed)
                 .await?;
             (order_id.clone(), fresh)
         }
         IntentOwner::Charge(charge) => {
-            let payload = serde_json::json!({
-                "signal": "charge_paid",
-                "args": {"charge_id": charge.id, "intent_id": intent.id, "amount": amount},
-            });
+            let paid = ChargePaid {
+                charge_id: charge.id.clone(),
+                intent_id: intent.id.clone(),
+                amount,
+            };
             let fresh = state
                 .store
-                .accept_charge_paid(&event.id, charge, &payload, confirmed)
+                .accept_charge_paid(&event.id, charge, &paid, confirmed)
                 .await?;
             (charge.workflow_id.clone(), fresh)
         }
@@ -212,7 +222,7 @@ async fn tracking_webhook(
         .iter()
         .filter_map(|e| parse_rfc3339_ms(&e.time_iso))
         .max();
-    let now = procure_activities::store::now_ms();
+    let now = procure_domain::clock::now_ms();
     if newest_ms.is_some_and(|t| now - t > TRACKING_REPLAY_WINDOW.as_millis() as i64) {
         return Err(ApiError::Unauthorized(
             "webhook rejected: stale (its newest event is older than 30 days)".into(),
@@ -260,17 +270,13 @@ async fn tracking_event(
         .first()
         .map(|e| e.description.clone())
         .unwrap_or_else(|| status.clone());
-    let payload = serde_json::json!({
-        "signal": "tracking_update",
-        "args": {"status": status, "description": description},
+    let update = ParcelSignal::TrackingUpdate(TrackingUpdate {
+        status,
+        description,
     });
     state
         .store
-        .enqueue(
-            procure_activities::warehouse::SIGNAL_PARCEL,
-            &parcel_id,
-            &payload,
-        )
+        .enqueue(&parcel_id, &OutboxMessage::SignalParcel(update))
         .await?;
     state.outbox_notify.notify_one();
     Ok((

@@ -1,16 +1,21 @@
 //! Pure business rules of `procure`: money, the order state machine, shipping lines, the all-in
-//! quote and the marketplace / payment signature schemes. Nothing here performs I/O or reads a
-//! clock, so every rule can be unit- and property-tested without a server, and workflow code can
-//! use it freely.
+//! quote, the tariff, the statuses of stored records, the marketplace / payment signature schemes
+//! and the sealing of secrets at rest. Nothing here performs I/O, so every rule can be unit- and
+//! property-tested without a server. The one exception that reads the wall clock is
+//! [`clock::now_ms`], for non-workflow code only; workflow code reads time through its SDK.
 
+pub mod clock;
 pub mod money;
 pub mod monitor;
 pub mod order;
 pub mod procurement;
 pub mod quote;
+pub mod seal;
 pub mod secret;
 pub mod shipping;
 pub mod signing;
+pub mod status;
+pub mod tariff;
 pub mod text;
 
 pub use money::{Currency, FxRate, Money, MoneyError};

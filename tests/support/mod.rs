@@ -108,7 +108,7 @@ pub async fn spawn_app_with_ui(timings: OrderTimings) -> UiApp {
         "e2e-ui-operator",
         procure_api::auth::Role::Operator,
         None,
-        procure_activities::store::now_ms() / 1000,
+        procure_domain::clock::now_ms() / 1000,
         24 * 3600,
     );
     let server = DevServer::start(DevServerOptions {
@@ -348,7 +348,7 @@ pub fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
 /// would break running workflows fails here.
 pub async fn replay(json: &[u8]) {
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-    let codec = procure_activities::codec::EncryptionCodec::from_env().unwrap();
+    let codec = procure_temporal::codec::EncryptionCodec::from_env().unwrap();
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .data_converter(codec.data_converter())
@@ -409,7 +409,7 @@ pub async fn replays_and_records(
 
 /// `replays_and_records` for an order's workflow, over a connection of its own.
 pub async fn order_replays_and_records(order_id: &str, kind: &str) {
-    let client = procure_api::temporal::connect(&temporal_address(), "default", "replay")
+    let client = procure_temporal::connect(&temporal_address(), "default", "replay")
         .await
         .unwrap();
     replays_and_records(

@@ -9,8 +9,8 @@
 //! that seal data at rest. Operators read decoded payloads through the codec endpoint the API
 //! serves for the Temporal Web UI (`procure_api::codec`).
 
-use crate::seal::{SealError, Sealer};
 use futures::future::{BoxFuture, FutureExt};
+use procure_domain::seal::{SealError, Sealer};
 use prost::Message;
 use std::{collections::HashMap, sync::Arc};
 use temporalio_common::{

@@ -4,10 +4,12 @@
 //! workflow withdraws it at the deadline. Who decided is settled by conditional updates, so a
 //! payment, a decline and the deadline racing each other leave exactly one outcome.
 
-use crate::store::{Result, Store, StoreError, enqueue, money, now_ms};
-use procure_domain::Money;
+use crate::{
+    db::{Result, Store, StoreError, money, parse},
+    outbox::{OrderSignal, OutboxMessage, enqueue},
+};
+use procure_domain::{Money, clock::now_ms, status::PriceChangeStatus};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceChange {
@@ -24,8 +26,7 @@ pub struct PriceChange {
     pub amount: Money,
     /// The payment intent the customer confirms to accept.
     pub intent_id: Option<String>,
-    /// pending, accepted, paid, refunded, declined or withdrawn.
-    pub status: String,
+    pub status: PriceChangeStatus,
     pub refunded_minor: i64,
     pub due_at_ms: i64,
     pub created_at_ms: i64,
@@ -35,45 +36,64 @@ pub struct PriceChange {
 impl PriceChange {
     /// Still open to the customer's decision.
     pub fn is_open(&self) -> bool {
-        matches!(self.status.as_str(), "pending" | "accepted")
+        self.status.is_open()
     }
-}
-
-/// Who a payment intent belongs to: an order's main charge or one of its supplements.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IntentOwner {
-    Order {
-        order_id: String,
-    },
-    Supplement {
-        order_id: String,
-        change_id: String,
-    },
-    /// A shipping settlement or storage extension (`crate::warehouse::Charge`).
-    Charge(crate::warehouse::Charge),
 }
 
 const COLUMNS: &str = "id, order_id, line_no, platform, offer_id, quantity, quoted_unit_fen, new_unit_fen, \
      amount_minor, currency, intent_id, status, refunded_minor, due_at_ms, created_at_ms, decided_at_ms";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<PriceChange> {
-    Ok(PriceChange {
-        id: r.try_get("id")?,
-        order_id: r.try_get("order_id")?,
-        line_no: r.try_get("line_no")?,
-        platform: r.try_get("platform")?,
-        offer_id: r.try_get("offer_id")?,
-        quantity: r.try_get("quantity")?,
-        quoted_unit_fen: r.try_get("quoted_unit_fen")?,
-        new_unit_fen: r.try_get("new_unit_fen")?,
-        amount: money(r, "amount_minor", "currency")?,
-        intent_id: r.try_get("intent_id")?,
-        status: r.try_get("status")?,
-        refunded_minor: r.try_get("refunded_minor")?,
-        due_at_ms: r.try_get("due_at_ms")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        decided_at_ms: r.try_get("decided_at_ms")?,
-    })
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    order_id: String,
+    line_no: i64,
+    platform: String,
+    offer_id: String,
+    quantity: i64,
+    quoted_unit_fen: i64,
+    new_unit_fen: i64,
+    amount_minor: i64,
+    currency: String,
+    intent_id: Option<String>,
+    status: String,
+    refunded_minor: i64,
+    due_at_ms: i64,
+    created_at_ms: i64,
+    decided_at_ms: Option<i64>,
+}
+
+impl TryFrom<Row> for PriceChange {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<PriceChange> {
+        Ok(PriceChange {
+            amount: money(r.amount_minor, &r.currency)?,
+            status: parse(&r.status)?,
+            id: r.id,
+            order_id: r.order_id,
+            line_no: r.line_no,
+            platform: r.platform,
+            offer_id: r.offer_id,
+            quantity: r.quantity,
+            quoted_unit_fen: r.quoted_unit_fen,
+            new_unit_fen: r.new_unit_fen,
+            intent_id: r.intent_id,
+            refunded_minor: r.refunded_minor,
+            due_at_ms: r.due_at_ms,
+            created_at_ms: r.created_at_ms,
+            decided_at_ms: r.decided_at_ms,
+        })
+    }
+}
+
+/// `status IN (…)` of the changes still open to the customer's decision.
+fn open_statuses() -> String {
+    format!(
+        "('{}', '{}')",
+        PriceChangeStatus::Pending,
+        PriceChangeStatus::Accepted
+    )
 }
 
 impl Store {
@@ -81,7 +101,7 @@ impl Store {
     pub async fn insert_price_change(&self, c: &PriceChange) -> Result<PriceChange> {
         sqlx::query(
             "INSERT INTO price_changes (id, order_id, line_no, platform, offer_id, quantity, quoted_unit_fen, new_unit_fen, \
-             amount_minor, currency, status, due_at_ms, created_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'pending',$11,$12) \
+             amount_minor, currency, status, due_at_ms, created_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&c.id)
@@ -94,6 +114,7 @@ impl Store {
         .bind(c.new_unit_fen)
         .bind(c.amount.minor)
         .bind(c.amount.currency.code())
+        .bind(PriceChangeStatus::Pending.as_str())
         .bind(c.due_at_ms)
         .bind(now_ms())
         .execute(self.pool())
@@ -111,61 +132,43 @@ impl Store {
     }
 
     pub async fn price_change(&self, id: &str) -> Result<PriceChange> {
-        let row = sqlx::query(&format!(
+        let row: Row = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM price_changes WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        row.try_into()
     }
 
     /// An order's price changes, oldest first.
     pub async fn price_changes(&self, order_id: &str) -> Result<Vec<PriceChange>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM price_changes WHERE order_id = $1 ORDER BY created_at_ms, id"
         ))
         .bind(order_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
-    }
-
-    pub async fn intent_owner(&self, intent_id: &str) -> Result<Option<IntentOwner>> {
-        if let Some(order_id) = self.order_for_intent(intent_id).await? {
-            return Ok(Some(IntentOwner::Order { order_id }));
-        }
-        let row = sqlx::query("SELECT id, order_id FROM price_changes WHERE intent_id = $1")
-            .bind(intent_id)
-            .fetch_optional(self.pool())
-            .await?;
-        if let Some(r) = row {
-            return Ok(Some(IntentOwner::Supplement {
-                order_id: r.try_get("order_id")?,
-                change_id: r.try_get("id")?,
-            }));
-        }
-        Ok(self
-            .charge_for_intent(intent_id)
-            .await?
-            .map(IntentOwner::Charge))
+        rows.into_iter().map(PriceChange::try_from).collect()
     }
 
     /// The customer accepts: allowed once, while the change is pending and before its deadline.
     pub async fn accept_price_change(&self, order_id: &str, id: &str) -> Result<PriceChange> {
         let n = sqlx::query(
-            "UPDATE price_changes SET status = 'accepted', decided_at_ms = $1 \
-             WHERE id = $2 AND order_id = $3 AND status = 'pending' AND due_at_ms > $1",
+            "UPDATE price_changes SET status = $1, decided_at_ms = $2 \
+             WHERE id = $3 AND order_id = $4 AND status = $5 AND due_at_ms > $2",
         )
+        .bind(PriceChangeStatus::Accepted.as_str())
         .bind(now_ms())
         .bind(id)
         .bind(order_id)
+        .bind(PriceChangeStatus::Pending.as_str())
         .execute(self.pool())
         .await?
         .rows_affected();
         let change = self.order_price_change(order_id, id).await?;
-        if n == 0 && change.status != "accepted" {
+        if n == 0 && change.status != PriceChangeStatus::Accepted {
             return Err(closed(&change));
         }
         Ok(change)
@@ -176,10 +179,11 @@ impl Store {
     pub async fn decline_price_change(&self, order_id: &str, id: &str) -> Result<PriceChange> {
         let change = self.order_price_change(order_id, id).await?;
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query(
-            "UPDATE price_changes SET status = 'declined', decided_at_ms = $1 \
-             WHERE id = $2 AND status IN ('pending', 'accepted')",
-        )
+        let n = sqlx::query(&format!(
+            "UPDATE price_changes SET status = $1, decided_at_ms = $2 WHERE id = $3 AND status IN {}",
+            open_statuses()
+        ))
+        .bind(PriceChangeStatus::Declined.as_str())
         .bind(now_ms())
         .bind(id)
         .execute(&mut *tx)
@@ -189,11 +193,8 @@ impl Store {
             tx.rollback().await?;
             return Err(closed(&change));
         }
-        let signal = serde_json::json!({
-            "signal": "cancel_order",
-            "args": format!("customer declined price change {id}"),
-        });
-        enqueue(&mut tx, "signal", order_id, &signal).await?;
+        let signal = OrderSignal::CancelOrder(format!("customer declined price change {id}"));
+        enqueue(&mut tx, order_id, &OutboxMessage::SignalOrder(signal)).await?;
         tx.commit().await?;
         self.price_change(id).await
     }
@@ -201,10 +202,12 @@ impl Store {
     /// Close a change the customer did not pay for (deadline passed, or declined); a paid
     /// change stays paid. Returns the row as it ends up.
     pub async fn withdraw_price_change(&self, id: &str) -> Result<PriceChange> {
-        sqlx::query(
-            "UPDATE price_changes SET status = 'withdrawn', decided_at_ms = COALESCE(decided_at_ms, $1) \
-             WHERE id = $2 AND status IN ('pending', 'accepted')",
-        )
+        sqlx::query(&format!(
+            "UPDATE price_changes SET status = $1, decided_at_ms = COALESCE(decided_at_ms, $2) \
+             WHERE id = $3 AND status IN {}",
+            open_statuses()
+        ))
+        .bind(PriceChangeStatus::Withdrawn.as_str())
         .bind(now_ms())
         .bind(id)
         .execute(self.pool())
@@ -214,23 +217,22 @@ impl Store {
 
     /// The provider says the supplement's intent succeeded (found while withdrawing it).
     pub async fn mark_price_change_paid(&self, id: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE price_changes SET status = 'paid' WHERE id = $1 AND status <> 'refunded'",
-        )
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query("UPDATE price_changes SET status = $1 WHERE id = $2 AND status <> $3")
+            .bind(PriceChangeStatus::Paid.as_str())
+            .bind(id)
+            .bind(PriceChangeStatus::Refunded.as_str())
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
     pub async fn mark_price_change_refunded(&self, id: &str, refunded_minor: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE price_changes SET status = 'refunded', refunded_minor = $1 WHERE id = $2",
-        )
-        .bind(refunded_minor)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query("UPDATE price_changes SET status = $1, refunded_minor = $2 WHERE id = $3")
+            .bind(PriceChangeStatus::Refunded.as_str())
+            .bind(refunded_minor)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -2,11 +2,11 @@
 //! 96-bit nonce, key id in the envelope so keys can rotate: new data is sealed with the current
 //! key, old data opens with any key still listed).
 
+use crate::Secret;
 use aes_gcm::{
     Aes256Gcm, Key, Nonce,
     aead::{Aead, AeadCore, KeyInit, OsRng},
 };
-use procure_domain::Secret;
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! A lazily connected Temporal client: the API starts (and accepts orders) even while the
+//! The Temporal client connection, and a lazily connected client: the API starts (and accepts orders) even while the
 //! Temporal frontend is unreachable; the dispatcher connects when it can.
 
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
@@ -40,7 +40,7 @@ pub async fn connect(address: &str, namespace: &str, identity: &str) -> anyhow::
         .connect_timeout(std::time::Duration::from_secs(5))
         .build();
     let conn = Connection::connect(opts).await?;
-    let codec = procure_activities::codec::EncryptionCodec::from_env()?;
+    let codec = crate::codec::EncryptionCodec::from_env()?;
     Ok(Client::new(
         conn,
         ClientOptions::new(namespace.to_owned())

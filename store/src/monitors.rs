@@ -2,9 +2,15 @@
 //! Schedule through the outbox), price snapshots with landed cost, alerts, and the recording of
 //! a run, which also moves the offers procurement ranks and the listing price quotes use.
 
-use crate::store::{Result, Store, StoreError, enqueue, now_ms};
+use crate::{
+    catalogue::candidates_in,
+    db::{Result, Store, StoreError, corrupt, json, money, parse},
+    outbox::{OutboxMessage, enqueue},
+};
+pub use procure_domain::status::MonitorStatus;
 use procure_domain::{
     Money,
+    clock::now_ms,
     money::Currency,
     monitor::{AlertKind, OfferRef, Seen, assess},
     order::Platform,
@@ -12,39 +18,8 @@ use procure_domain::{
 };
 use procure_workflows::monitor::{Observation, Observed, RecordRun, RunSummary, WatchedOffer};
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// Outbox kinds: bring a monitor's schedule in line with its row; run it now.
-pub const SYNC_SCHEDULE: &str = "sync_schedule";
-pub const TRIGGER_SCHEDULE: &str = "trigger_schedule";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MonitorStatus {
-    Active,
-    Paused,
-    Deleted,
-}
-
-impl MonitorStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MonitorStatus::Active => "active",
-            MonitorStatus::Paused => "paused",
-            MonitorStatus::Deleted => "deleted",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "active" => Ok(MonitorStatus::Active),
-            "paused" => Ok(MonitorStatus::Paused),
-            "deleted" => Ok(MonitorStatus::Deleted),
-            other => Err(StoreError::Corrupt(format!("monitor status {other:?}"))),
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Monitor {
@@ -116,47 +91,120 @@ pub struct Alert {
 const MONITOR_COLUMNS: &str = "id, name, cron, threshold_bps, destination_country, status, version, \
      synced_version, sync_error, created_at_ms, updated_at_ms";
 
-fn platform_of(s: &str) -> Result<Platform> {
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("platform: {e}")))
+#[derive(sqlx::FromRow)]
+struct MonitorRow {
+    id: String,
+    name: String,
+    cron: String,
+    threshold_bps: i64,
+    destination_country: String,
+    status: String,
+    version: i64,
+    synced_version: i64,
+    sync_error: Option<String>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+impl MonitorRow {
+    fn with_skus(self, skus: Vec<String>) -> Result<Monitor> {
+        Ok(Monitor {
+            threshold_bps: u32::try_from(self.threshold_bps).map_err(corrupt)?,
+            status: parse(&self.status)?,
+            skus,
+            id: self.id,
+            name: self.name,
+            cron: self.cron,
+            destination_country: self.destination_country,
+            version: self.version,
+            synced_version: self.synced_version,
+            sync_error: self.sync_error,
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+        })
+    }
 }
 
-fn monitor_from_row(r: &sqlx::any::AnyRow, skus: Vec<String>) -> Result<Monitor> {
-    let threshold: i64 = r.try_get("threshold_bps")?;
-    let status: String = r.try_get("status")?;
-    Ok(Monitor {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        cron: r.try_get("cron")?,
-        threshold_bps: u32::try_from(threshold).map_err(corrupt)?,
-        destination_country: r.try_get("destination_country")?,
-        status: MonitorStatus::parse(&status)?,
-        skus,
-        version: r.try_get("version")?,
-        synced_version: r.try_get("synced_version")?,
-        sync_error: r.try_get("sync_error")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
-    })
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: i64,
+    monitor_id: String,
+    run_key: String,
+    sku: String,
+    platform: String,
+    offer_id: String,
+    detail: String,
+    observed_at_ms: i64,
 }
 
-fn alert_from_row(r: &sqlx::any::AnyRow) -> Result<Alert> {
-    let platform: String = r.try_get("platform")?;
-    let detail: String = r.try_get("detail")?;
-    Ok(Alert {
-        id: r.try_get("id")?,
-        monitor_id: r.try_get("monitor_id")?,
-        run_key: r.try_get("run_key")?,
-        sku: r.try_get("sku")?,
-        platform: platform_of(&platform)?,
-        offer_id: r.try_get("offer_id")?,
-        alert: serde_json::from_str(&detail).map_err(corrupt)?,
-        observed_at_ms: r.try_get("observed_at_ms")?,
-    })
+impl TryFrom<AlertRow> for Alert {
+    type Error = StoreError;
+
+    fn try_from(r: AlertRow) -> Result<Alert> {
+        Ok(Alert {
+            platform: parse(&r.platform)?,
+            alert: json(&r.detail)?,
+            id: r.id,
+            monitor_id: r.monitor_id,
+            run_key: r.run_key,
+            sku: r.sku,
+            offer_id: r.offer_id,
+            observed_at_ms: r.observed_at_ms,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    platform: String,
+    offer_id: String,
+    spec_id: String,
+    observed_at_ms: i64,
+    listed: i64,
+    price_fen: Option<i64>,
+    stock: Option<i64>,
+    domestic_shipping_fen: Option<i64>,
+    landed_cost_fen: Option<i64>,
+    landed_cost_minor: Option<i64>,
+    landed_currency: Option<String>,
+    shipping_line: Option<String>,
+    destination_country: String,
+    monitor_id: String,
+    run_key: String,
+}
+
+impl TryFrom<SnapshotRow> for Snapshot {
+    type Error = StoreError;
+
+    fn try_from(r: SnapshotRow) -> Result<Snapshot> {
+        let landed = match (
+            r.landed_cost_fen,
+            r.landed_cost_minor,
+            r.landed_currency,
+            r.shipping_line,
+        ) {
+            (Some(cost_fen), Some(minor), Some(currency), Some(line)) => Some(Landed {
+                domestic_shipping_fen: r.domestic_shipping_fen.unwrap_or_default(),
+                cost_fen,
+                cost: money(minor, &currency)?,
+                line,
+            }),
+            _ => None,
+        };
+        Ok(Snapshot {
+            platform: parse(&r.platform)?,
+            offer_id: r.offer_id,
+            spec_id: r.spec_id,
+            observed_at_ms: r.observed_at_ms,
+            listed: r.listed != 0,
+            price_fen: r.price_fen,
+            stock: r.stock,
+            landed,
+            destination_country: r.destination_country,
+            monitor_id: r.monitor_id,
+            run_key: r.run_key,
+        })
+    }
 }
 
 impl Store {
@@ -189,27 +237,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             for (sku, offers) in &m.products {
-                let listing = sqlx::query("SELECT domestic_shipping_fen FROM listings WHERE sku = $1")
-                    .bind(sku)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| StoreError::UnknownSku(sku.clone()))?;
-                let domestic: i64 = listing.try_get("domestic_shipping_fen")?;
+                let (domestic,): (i64,) =
+                    sqlx::query_as("SELECT domestic_shipping_fen FROM listings WHERE sku = $1")
+                        .bind(sku)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| StoreError::UnknownSku(sku.clone()))?;
                 sqlx::query("INSERT INTO price_monitor_products (monitor_id, sku) VALUES ($1,$2)")
                     .bind(&m.id)
                     .bind(sku)
                     .execute(&mut *tx)
                     .await?;
                 for o in offers {
-                    let owner =
-                        sqlx::query("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
+                    let owner: Option<(String,)> =
+                        sqlx::query_as("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
                             .bind(o.platform.as_str())
                             .bind(&o.offer_id)
                             .fetch_optional(&mut *tx)
                             .await?;
                     match owner {
-                        Some(r) => {
-                            let owner: String = r.try_get("sku")?;
+                        Some((owner,)) => {
                             if &owner != sku {
                                 return Err(StoreError::StateConflict(format!(
                                     "{} offer {} already belongs to product {owner}",
@@ -235,13 +282,7 @@ impl Store {
                     }
                 }
             }
-            enqueue(
-                &mut tx,
-                SYNC_SCHEDULE,
-                &m.id,
-                &serde_json::json!({"version": 1}),
-            )
-            .await?;
+            enqueue(&mut tx, &m.id, &OutboxMessage::SyncSchedule { version: 1 }).await?;
             Ok(())
         }
         .await;
@@ -256,7 +297,7 @@ impl Store {
     /// A monitor, including one being deleted (the dispatcher still has to remove its
     /// schedule).
     pub async fn monitor_any(&self, id: &str) -> Result<Monitor> {
-        let row = sqlx::query(&format!(
+        let row: MonitorRow = sqlx::query_as(&format!(
             "SELECT {MONITOR_COLUMNS} FROM price_monitors WHERE id = $1"
         ))
         .bind(id)
@@ -264,7 +305,7 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound)?;
         let skus = self.monitor_skus(id).await?;
-        monitor_from_row(&row, skus)
+        row.with_skus(skus)
     }
 
     /// A monitor that has not been deleted.
@@ -277,40 +318,38 @@ impl Store {
     }
 
     async fn monitor_skus(&self, id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT sku FROM price_monitor_products WHERE monitor_id = $1 ORDER BY sku",
         )
         .bind(id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<String, _>("sku")?))
-            .collect()
+        Ok(rows.into_iter().map(|(sku,)| sku).collect())
     }
 
     /// Every monitor that has not been deleted, oldest first.
     pub async fn monitors(&self) -> Result<Vec<Monitor>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MONITOR_COLUMNS} FROM price_monitors WHERE status <> 'deleted' ORDER BY created_at_ms, id"
+        let rows: Vec<MonitorRow> = sqlx::query_as(&format!(
+            "SELECT {MONITOR_COLUMNS} FROM price_monitors WHERE status <> '{deleted}' ORDER BY created_at_ms, id",
+            deleted = MonitorStatus::Deleted,
         ))
         .fetch_all(self.pool())
         .await?;
-        let products = sqlx::query(
+        let products: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT p.monitor_id, p.sku FROM price_monitor_products p \
-             JOIN price_monitors m ON m.id = p.monitor_id WHERE m.status <> 'deleted' ORDER BY p.sku",
-        )
+             JOIN price_monitors m ON m.id = p.monitor_id WHERE m.status <> '{deleted}' ORDER BY p.sku",
+            deleted = MonitorStatus::Deleted,
+        ))
         .fetch_all(self.pool())
         .await?;
         let mut skus: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &products {
-            skus.entry(r.try_get("monitor_id")?)
-                .or_default()
-                .push(r.try_get("sku")?);
+        for (monitor_id, sku) in products {
+            skus.entry(monitor_id).or_default().push(sku);
         }
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
-                let id: String = r.try_get("id")?;
-                monitor_from_row(r, skus.remove(&id).unwrap_or_default())
+                let mine = skus.remove(&r.id).unwrap_or_default();
+                r.with_skus(mine)
             })
             .collect()
     }
@@ -319,14 +358,13 @@ impl Store {
     /// outbox. Setting the status it already has changes nothing. A deleted monitor is gone.
     pub async fn set_monitor_status(&self, id: &str, status: MonitorStatus) -> Result<Monitor> {
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query("SELECT status, version FROM price_monitors WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let current: String = row.try_get("status")?;
-        let version: i64 = row.try_get("version")?;
-        let current = MonitorStatus::parse(&current)?;
+        let (current, version): (String, i64) =
+            sqlx::query_as("SELECT status, version FROM price_monitors WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let current: MonitorStatus = parse(&current)?;
         if current == MonitorStatus::Deleted {
             return Err(StoreError::NotFound);
         }
@@ -340,13 +378,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            enqueue(
-                &mut tx,
-                SYNC_SCHEDULE,
-                id,
-                &serde_json::json!({"version": version + 1}),
-            )
-            .await?;
+            let sync = OutboxMessage::SyncSchedule {
+                version: version + 1,
+            };
+            enqueue(&mut tx, id, &sync).await?;
         }
         tx.commit().await?;
         self.monitor_any(id).await
@@ -355,8 +390,7 @@ impl Store {
     /// Queue a run now (the schedule's trigger), whatever the cron says.
     pub async fn trigger_monitor(&self, id: &str) -> Result<Monitor> {
         let m = self.monitor(id).await?;
-        self.enqueue(TRIGGER_SCHEDULE, id, &serde_json::json!({}))
-            .await?;
+        self.enqueue(id, &OutboxMessage::TriggerSchedule {}).await?;
         Ok(m)
     }
 
@@ -364,22 +398,16 @@ impl Store {
     /// run when the API starts, so schedules lost with a Temporal database (or deleted by hand)
     /// come back. Returns how many were queued.
     pub async fn resync_schedules(&self) -> Result<usize> {
-        let rows = sqlx::query(
-            "SELECT id, version FROM price_monitors WHERE status <> 'deleted' OR synced_version < version",
-        )
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT id, version FROM price_monitors WHERE status <> '{deleted}' OR synced_version < version",
+            deleted = MonitorStatus::Deleted,
+        ))
         .fetch_all(self.pool())
         .await?;
         let mut tx = self.pool().begin().await?;
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let version: i64 = r.try_get("version")?;
-            enqueue(
-                &mut tx,
-                SYNC_SCHEDULE,
-                &id,
-                &serde_json::json!({"version": version}),
-            )
-            .await?;
+        for (id, version) in &rows {
+            let sync = OutboxMessage::SyncSchedule { version: *version };
+            enqueue(&mut tx, id, &sync).await?;
         }
         tx.commit().await?;
         Ok(rows.len())
@@ -415,7 +443,7 @@ impl Store {
             Err(StoreError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         }
-        let rows = sqlx::query(
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT o.sku, o.platform, o.offer_id, o.spec_id FROM offers o \
              JOIN price_monitor_products p ON p.sku = o.sku WHERE p.monitor_id = $1 \
              ORDER BY o.sku, o.platform, o.offer_id",
@@ -423,15 +451,14 @@ impl Store {
         .bind(id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let platform: String = r.try_get("platform")?;
+        rows.into_iter()
+            .map(|(sku, platform, offer_id, spec_id)| {
                 Ok(WatchedOffer {
-                    sku: r.try_get("sku")?,
+                    sku,
                     offer: OfferRef {
-                        platform: platform_of(&platform)?,
-                        offer_id: r.try_get("offer_id")?,
-                        spec_id: r.try_get("spec_id")?,
+                        platform: parse(&platform)?,
+                        offer_id,
+                        spec_id,
                     },
                 })
             })
@@ -465,23 +492,21 @@ impl Store {
         .rows_affected();
         if inserted == 0 {
             tx.rollback().await?;
-            let row = sqlx::query("SELECT summary FROM price_monitor_runs WHERE run_key = $1")
-                .bind(&run.run_key)
-                .fetch_one(self.pool())
-                .await?;
-            let summary: String = row.try_get("summary")?;
-            return serde_json::from_str(&summary).map_err(corrupt);
+            let (summary,): (String,) =
+                sqlx::query_as("SELECT summary FROM price_monitor_runs WHERE run_key = $1")
+                    .bind(&run.run_key)
+                    .fetch_one(self.pool())
+                    .await?;
+            return json(&summary);
         }
-        let monitor = sqlx::query(
+        let (threshold, destination): (i64, String) = sqlx::query_as(
             "SELECT threshold_bps, destination_country FROM price_monitors WHERE id = $1",
         )
         .bind(&run.monitor_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let threshold: i64 = monitor.try_get("threshold_bps")?;
         let threshold = u32::try_from(threshold).map_err(corrupt)?;
-        let destination: String = monitor.try_get("destination_country")?;
 
         let skus: BTreeSet<&str> = run.observations.iter().map(|o| o.sku.as_str()).collect();
         let mut best_before = BTreeMap::new();
@@ -568,17 +593,14 @@ impl Store {
                 continue;
             };
             // Quotes follow the channel procurement will try first.
-            let was =
-                sqlx::query("SELECT platform, offer_id, price_fen FROM listings WHERE sku = $1")
+            let was: Option<(String, String, i64)> =
+                sqlx::query_as("SELECT platform, offer_id, price_fen FROM listings WHERE sku = $1")
                     .bind(*sku)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let Some(was) = was else { continue };
-            let (was_platform, was_offer, was_price): (String, String, i64) = (
-                was.try_get("platform")?,
-                was.try_get("offer_id")?,
-                was.try_get("price_fen")?,
-            );
+            let Some((was_platform, was_offer, was_price)) = was else {
+                continue;
+            };
             if (was_platform.as_str(), was_offer.as_str(), was_price)
                 == (
                     best.platform.as_str(),
@@ -620,7 +642,7 @@ impl Store {
 
     /// The runs of a monitor, newest first.
     pub async fn monitor_runs(&self, id: &str, limit: i64) -> Result<Vec<(i64, RunSummary)>> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT recorded_at_ms, summary FROM price_monitor_runs WHERE monitor_id = $1 \
              ORDER BY recorded_at_ms DESC, run_key DESC LIMIT $2",
         )
@@ -628,20 +650,14 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let summary: String = r.try_get("summary")?;
-                Ok((
-                    r.try_get("recorded_at_ms")?,
-                    serde_json::from_str(&summary).map_err(corrupt)?,
-                ))
-            })
+        rows.into_iter()
+            .map(|(at_ms, summary)| Ok((at_ms, json(&summary)?)))
             .collect()
     }
 
     /// A product's price history, newest first, at most `limit` rows (all offers).
     pub async fn price_history(&self, sku: &str, limit: i64) -> Result<Vec<Snapshot>> {
-        let rows = sqlx::query(
+        let rows: Vec<SnapshotRow> = sqlx::query_as(
             "SELECT platform, offer_id, spec_id, observed_at_ms, listed, price_fen, stock, domestic_shipping_fen, \
              landed_cost_fen, landed_cost_minor, landed_currency, shipping_line, destination_country, monitor_id, run_key \
              FROM price_snapshots WHERE sku = $1 ORDER BY observed_at_ms DESC, id DESC LIMIT $2",
@@ -650,39 +666,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let platform: String = r.try_get("platform")?;
-                let listed: i64 = r.try_get("listed")?;
-                let cost_fen: Option<i64> = r.try_get("landed_cost_fen")?;
-                let cost_minor: Option<i64> = r.try_get("landed_cost_minor")?;
-                let currency: Option<String> = r.try_get("landed_currency")?;
-                let line: Option<String> = r.try_get("shipping_line")?;
-                let domestic: Option<i64> = r.try_get("domestic_shipping_fen")?;
-                let landed = match (cost_fen, cost_minor, currency, line) {
-                    (Some(cost_fen), Some(minor), Some(cur), Some(line)) => Some(Landed {
-                        domestic_shipping_fen: domestic.unwrap_or_default(),
-                        cost_fen,
-                        cost: Money::new(minor, cur.parse::<Currency>().map_err(corrupt)?),
-                        line,
-                    }),
-                    _ => None,
-                };
-                Ok(Snapshot {
-                    platform: platform_of(&platform)?,
-                    offer_id: r.try_get("offer_id")?,
-                    spec_id: r.try_get("spec_id")?,
-                    observed_at_ms: r.try_get("observed_at_ms")?,
-                    listed: listed != 0,
-                    price_fen: r.try_get("price_fen")?,
-                    stock: r.try_get("stock")?,
-                    landed,
-                    destination_country: r.try_get("destination_country")?,
-                    monitor_id: r.try_get("monitor_id")?,
-                    run_key: r.try_get("run_key")?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(Snapshot::try_from).collect()
     }
 
     /// Alerts, newest first, of one monitor or one product (or all).
@@ -692,7 +676,7 @@ impl Store {
         sku: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Alert>> {
-        let rows = sqlx::query(
+        let rows: Vec<AlertRow> = sqlx::query_as(
             "SELECT id, monitor_id, run_key, sku, platform, offer_id, detail, observed_at_ms FROM price_alerts \
              WHERE ($1 IS NULL OR monitor_id = $1) AND ($2 IS NULL OR sku = $2) ORDER BY id DESC LIMIT $3",
         )
@@ -701,30 +685,20 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(alert_from_row).collect()
+        rows.into_iter().map(Alert::try_from).collect()
     }
 }
 
 /// The offer procurement would try first for one unit, from the offers as they stand in `tx`.
 async fn best_candidate(tx: &mut Transaction<'_, Any>, sku: &str) -> Result<Option<Candidate>> {
-    let rows = sqlx::query(
-        "SELECT platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, attempts, successes \
-         FROM offers WHERE sku = $1 AND active = 1",
-    )
-    .bind(sku)
-    .fetch_all(&mut **tx)
-    .await?;
-    let candidates = rows
-        .iter()
-        .map(crate::pool::candidate_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let candidates = candidates_in(tx, sku).await?;
     Ok(rank(&candidates, 1).into_iter().next())
 }
 
 /// What was known of an offer before this run: its last snapshot, else the offers table
 /// (priced and active = listed; inactive = gone), else nothing.
 async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<Option<Seen>> {
-    let last = sqlx::query(
+    let last: Option<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT listed, price_fen, stock FROM price_snapshots WHERE platform = $1 AND offer_id = $2 \
          ORDER BY id DESC LIMIT 1",
     )
@@ -732,18 +706,13 @@ async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<
     .bind(&offer.offer_id)
     .fetch_optional(&mut **tx)
     .await?;
-    if let Some(r) = last {
-        let listed: i64 = r.try_get("listed")?;
-        let price: Option<i64> = r.try_get("price_fen")?;
+    if let Some((listed, price, stock)) = last {
         return Ok(Some(match (listed, price) {
             (0, _) | (_, None) => Seen::Gone,
-            (_, Some(price_fen)) => Seen::Listed {
-                price_fen,
-                stock: r.try_get("stock")?,
-            },
+            (_, Some(price_fen)) => Seen::Listed { price_fen, stock },
         }));
     }
-    let row = sqlx::query(
+    let row: Option<(i64, Option<i64>, i64)> = sqlx::query_as(
         "SELECT price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2",
     )
     .bind(offer.platform.as_str())
@@ -752,20 +721,9 @@ async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<
     .await?;
     Ok(match row {
         None => None,
-        Some(r) => {
-            let active: i64 = r.try_get("active")?;
-            let price_fen: i64 = r.try_get("price_fen")?;
-            if active == 0 {
-                Some(Seen::Gone)
-            } else if price_fen > 0 {
-                Some(Seen::Listed {
-                    price_fen,
-                    stock: r.try_get("stock")?,
-                })
-            } else {
-                None
-            }
-        }
+        Some((_, _, 0)) => Some(Seen::Gone),
+        Some((price_fen, stock, _)) if price_fen > 0 => Some(Seen::Listed { price_fen, stock }),
+        Some(_) => None,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Procurement data: offers per sku (the latest price snapshot), the buyer-account pool with
-//! database-backed budgets, and purchaser tasks for the assisted channel.
+//! Buyer accounts and purchaser tasks: the pool of marketplace accounts purchases are made
+//! with, with database-backed budgets, and the tasks of the assisted channel (a person buys for
+//! us on a platform without a buyer API).
 //!
 //! Account choice is weighted-random among eligible accounts (active, not cooling down, under
 //! today's cap and this minute's rate). A claim is a conditional increment of the account's
@@ -7,31 +8,18 @@
 //! rows affected and picks again.
 
 use crate::{
-    seal::Sealer,
-    store::{Result, Store, StoreError, now_ms},
+    db::{Result, Store, StoreError, parse},
+    outbox::{OrderSignal, OutboxMessage, enqueue},
 };
-use procure_domain::{Secret, order::Platform, procurement::Candidate};
-use procure_workflows::contract::PurchaserTaskRequest;
+use procure_domain::{
+    Secret,
+    clock::now_ms,
+    order::Platform,
+    seal::Sealer,
+    status::{AccountStatus, PurchaserTaskStatus},
+};
+use procure_workflows::contract::{PurchaserResult, PurchaserTaskRequest};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offer {
-    pub sku: String,
-    pub platform: Platform,
-    pub offer_id: String,
-    pub spec_id: String,
-    pub price_fen: i64,
-    pub domestic_shipping_fen: i64,
-    pub stock: Option<i64>,
-    /// Taken out of procurement (its listing disappeared); stored offers are written active.
-    #[serde(default = "yes")]
-    pub active: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// A buyer account as operators see it; credentials never leave the store unsealed except to
 /// the adapter that uses them.
@@ -43,7 +31,7 @@ pub struct BuyerAccount {
     pub weight: i64,
     pub daily_cap: i64,
     pub per_minute: i64,
-    pub status: String,
+    pub status: AccountStatus,
     pub cooling_until_ms: i64,
     pub successes: i64,
     pub failures: i64,
@@ -75,42 +63,39 @@ pub enum AccountOutcome {
 const ACCOUNT_COLUMNS: &str = "id, platform, label, weight, daily_cap, per_minute, status, cooling_until_ms, \
      successes, failures, risk_events";
 
-fn account_from_row(r: &sqlx::any::AnyRow) -> Result<BuyerAccount> {
-    let platform: String = r.try_get("platform")?;
-    Ok(BuyerAccount {
-        id: r.try_get("id")?,
-        platform: platform
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-        label: r.try_get("label")?,
-        weight: r.try_get("weight")?,
-        daily_cap: r.try_get("daily_cap")?,
-        per_minute: r.try_get("per_minute")?,
-        status: r.try_get("status")?,
-        cooling_until_ms: r.try_get("cooling_until_ms")?,
-        successes: r.try_get("successes")?,
-        failures: r.try_get("failures")?,
-        risk_events: r.try_get("risk_events")?,
-    })
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    platform: String,
+    label: String,
+    weight: i64,
+    daily_cap: i64,
+    per_minute: i64,
+    status: String,
+    cooling_until_ms: i64,
+    successes: i64,
+    failures: i64,
+    risk_events: i64,
 }
 
-/// A ranking candidate from an `offers` row (with `attempts` and `successes`): the supplier's
-/// track record is Laplace-smoothed so a new supplier starts near, not at, perfect reliability.
-pub(crate) fn candidate_from_row(r: &sqlx::any::AnyRow) -> Result<Candidate> {
-    let platform: String = r.try_get("platform")?;
-    let attempts: i64 = r.try_get("attempts")?;
-    let successes: i64 = r.try_get("successes")?;
-    Ok(Candidate {
-        platform: platform
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-        offer_id: r.try_get("offer_id")?,
-        spec_id: r.try_get("spec_id")?,
-        unit_price_fen: r.try_get("price_fen")?,
-        domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
-        reliability_bps: ((successes + 9) * 10_000 / (attempts + 10)).clamp(0, 10_000) as u32,
-        stock: r.try_get("stock")?,
-    })
+impl TryFrom<AccountRow> for BuyerAccount {
+    type Error = StoreError;
+
+    fn try_from(r: AccountRow) -> Result<BuyerAccount> {
+        Ok(BuyerAccount {
+            platform: parse(&r.platform)?,
+            status: parse(&r.status)?,
+            id: r.id,
+            label: r.label,
+            weight: r.weight,
+            daily_cap: r.daily_cap,
+            per_minute: r.per_minute,
+            cooling_until_ms: r.cooling_until_ms,
+            successes: r.successes,
+            failures: r.failures,
+            risk_events: r.risk_events,
+        })
+    }
 }
 
 /// Budget bucket names for a moment: today's order count and this minute's call count.
@@ -121,121 +106,13 @@ pub fn buckets(at_ms: i64) -> (String, String) {
 }
 
 impl Store {
-    // ----- offers ------------------------------------------------------------------------
-
-    pub async fn upsert_offer(&self, o: &Offer) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, stock, active, updated_at_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8) ON CONFLICT (platform, offer_id) DO UPDATE SET sku = excluded.sku, \
-             spec_id = excluded.spec_id, price_fen = excluded.price_fen, domestic_shipping_fen = excluded.domestic_shipping_fen, \
-             stock = excluded.stock, active = 1, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(o.platform.as_str())
-        .bind(&o.offer_id)
-        .bind(&o.sku)
-        .bind(&o.spec_id)
-        .bind(o.price_fen)
-        .bind(o.domestic_shipping_fen)
-        .bind(o.stock)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Every active offer, by sku then platform.
-    pub async fn offers(&self) -> Result<Vec<Offer>> {
-        Ok(self
-            .offers_all()
-            .await?
-            .into_iter()
-            .filter(|o| o.active)
-            .collect())
-    }
-
-    /// Every offer, active or not, by sku then platform.
-    pub async fn offers_all(&self) -> Result<Vec<Offer>> {
-        let rows = sqlx::query(
-            "SELECT sku, platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, active \
-             FROM offers ORDER BY sku, platform, offer_id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let platform: String = r.try_get("platform")?;
-                let active: i64 = r.try_get("active")?;
-                Ok(Offer {
-                    sku: r.try_get("sku")?,
-                    platform: platform
-                        .parse()
-                        .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                    offer_id: r.try_get("offer_id")?,
-                    spec_id: r.try_get("spec_id")?,
-                    price_fen: r.try_get("price_fen")?,
-                    domestic_shipping_fen: r.try_get("domestic_shipping_fen")?,
-                    stock: r.try_get("stock")?,
-                    active: active != 0,
-                })
-            })
-            .collect()
-    }
-
-    /// Take an offer out of (or back into) procurement, e.g. when its listing disappears.
-    pub async fn set_offer_active(
-        &self,
-        platform: Platform,
-        offer_id: &str,
-        active: bool,
-    ) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE offers SET active = $1, updated_at_ms = $2 WHERE platform = $3 AND offer_id = $4",
-        )
-        .bind(i64::from(active))
-        .bind(now_ms())
-        .bind(platform.as_str())
-        .bind(offer_id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    /// Every active offer of a sku as a ranking candidate, with its supplier's track record.
-    pub async fn candidates(&self, sku: &str) -> Result<Vec<Candidate>> {
-        let rows = sqlx::query(
-            "SELECT platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, attempts, successes \
-             FROM offers WHERE sku = $1 AND active = 1",
-        )
-        .bind(sku)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(candidate_from_row).collect()
-    }
-
-    /// Count one purchase attempt against a supplier's record.
-    pub async fn record_offer_attempt(
-        &self,
-        platform: Platform,
-        offer_id: &str,
-        success: bool,
-    ) -> Result<()> {
-        sqlx::query("UPDATE offers SET attempts = attempts + 1, successes = successes + $1 WHERE platform = $2 AND offer_id = $3")
-            .bind(i64::from(success))
-            .bind(platform.as_str())
-            .bind(offer_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     // ----- buyer accounts ----------------------------------------------------------------
 
     pub async fn add_account(&self, a: &NewAccount, sealer: &Sealer) -> Result<BuyerAccount> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO buyer_accounts (id, platform, label, weight, daily_cap, per_minute, status, credentials, created_at_ms, updated_at_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,'active',$7,$8,$8)",
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9)",
         )
         .bind(&a.id)
         .bind(a.platform.as_str())
@@ -243,6 +120,7 @@ impl Store {
         .bind(a.weight)
         .bind(a.daily_cap)
         .bind(a.per_minute)
+        .bind(AccountStatus::Active.as_str())
         .bind(sealer.seal_secret(&a.access_token))
         .bind(now)
         .execute(self.pool())
@@ -251,24 +129,24 @@ impl Store {
     }
 
     pub async fn account(&self, id: &str) -> Result<BuyerAccount> {
-        let row = sqlx::query(&format!(
+        let row: AccountRow = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM buyer_accounts WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        account_from_row(&row)
+        row.try_into()
     }
 
     pub async fn accounts(&self, platform: Option<Platform>) -> Result<Vec<BuyerAccount>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM buyer_accounts WHERE ($1 = '' OR platform = $1) ORDER BY platform, id"
         ))
         .bind(platform.map(|p| p.as_str()).unwrap_or(""))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(account_from_row).collect()
+        rows.into_iter().map(BuyerAccount::try_from).collect()
     }
 
     /// Change an account's settings; `None` leaves a field as it is.
@@ -278,7 +156,7 @@ impl Store {
         weight: Option<i64>,
         daily_cap: Option<i64>,
         per_minute: Option<i64>,
-        status: Option<&str>,
+        status: Option<AccountStatus>,
         access_token: Option<(&Secret, &Sealer)>,
     ) -> Result<BuyerAccount> {
         let n = sqlx::query(
@@ -289,7 +167,7 @@ impl Store {
         .bind(weight)
         .bind(daily_cap)
         .bind(per_minute)
-        .bind(status)
+        .bind(status.map(AccountStatus::as_str))
         .bind(access_token.map(|(s, sealer)| sealer.seal_secret(s)))
         .bind(now_ms())
         .bind(id)
@@ -304,13 +182,14 @@ impl Store {
 
     /// The access token of an account, unsealed for the adapter that calls the marketplace.
     pub async fn account_token(&self, id: &str, sealer: &Sealer) -> Result<Secret> {
-        let row = sqlx::query("SELECT credentials FROM buyer_accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let (sealed,): (String,) =
+            sqlx::query_as("SELECT credentials FROM buyer_accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or(StoreError::NotFound)?;
         sealer
-            .open_secret(&row.try_get::<String, _>("credentials")?)
+            .open_secret(&sealed)
             .map_err(|e| StoreError::Corrupt(format!("account credentials: {e}")))
     }
 
@@ -326,12 +205,13 @@ impl Store {
     ) -> Result<Option<BuyerAccount>> {
         let (day, minute) = buckets(at_ms);
         for _ in 0..8 {
-            let rows = sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM buyer_accounts a WHERE platform = $1 AND status = 'active' \
+            let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM buyer_accounts a WHERE platform = $1 AND status = '{active}' \
                  AND cooling_until_ms <= $2 \
                  AND COALESCE((SELECT used FROM account_budget WHERE account_id = a.id AND bucket = $3), 0) < daily_cap \
                  AND COALESCE((SELECT used FROM account_budget WHERE account_id = a.id AND bucket = $4), 0) < per_minute \
-                 ORDER BY id"
+                 ORDER BY id",
+                active = AccountStatus::Active,
             ))
             .bind(platform.as_str())
             .bind(at_ms)
@@ -340,8 +220,8 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
             let eligible: Vec<BuyerAccount> = rows
-                .iter()
-                .map(account_from_row)
+                .into_iter()
+                .map(BuyerAccount::try_from)
                 .collect::<Result<Vec<_>>>()?
                 .into_iter()
                 .filter(|a| !exclude.contains(&a.id))
@@ -386,13 +266,13 @@ impl Store {
 
     /// Budget used by an account in a bucket (for tests and the admin view).
     pub async fn account_budget_used(&self, id: &str, bucket: &str) -> Result<i64> {
-        let row =
-            sqlx::query("SELECT used FROM account_budget WHERE account_id = $1 AND bucket = $2")
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT used FROM account_budget WHERE account_id = $1 AND bucket = $2")
                 .bind(id)
                 .bind(bucket)
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(row.map(|r| r.try_get("used")).transpose()?.unwrap_or(0))
+        Ok(row.map_or(0, |(used,)| used))
     }
 
     pub async fn record_account_outcome(&self, id: &str, outcome: AccountOutcome) -> Result<()> {
@@ -427,7 +307,7 @@ pub struct PurchaserTask {
     pub offer_id: String,
     pub quantity: i64,
     pub max_total_fen: i64,
-    pub status: String,
+    pub status: PurchaserTaskStatus,
     pub marketplace_order_id: Option<String>,
     pub paid_fen: Option<i64>,
     pub due_at_ms: i64,
@@ -437,21 +317,41 @@ pub struct PurchaserTask {
 const TASK_COLUMNS: &str = "id, order_id, line_no, platform, offer_id, quantity, max_total_fen, status, \
      marketplace_order_id, paid_fen, due_at_ms, created_at_ms";
 
-fn task_from_row(r: &sqlx::any::AnyRow) -> Result<PurchaserTask> {
-    Ok(PurchaserTask {
-        id: r.try_get("id")?,
-        order_id: r.try_get("order_id")?,
-        line_no: r.try_get("line_no")?,
-        platform: r.try_get("platform")?,
-        offer_id: r.try_get("offer_id")?,
-        quantity: r.try_get("quantity")?,
-        max_total_fen: r.try_get("max_total_fen")?,
-        status: r.try_get("status")?,
-        marketplace_order_id: r.try_get("marketplace_order_id")?,
-        paid_fen: r.try_get("paid_fen")?,
-        due_at_ms: r.try_get("due_at_ms")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-    })
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: String,
+    order_id: String,
+    line_no: i64,
+    platform: String,
+    offer_id: String,
+    quantity: i64,
+    max_total_fen: i64,
+    status: String,
+    marketplace_order_id: Option<String>,
+    paid_fen: Option<i64>,
+    due_at_ms: i64,
+    created_at_ms: i64,
+}
+
+impl TryFrom<TaskRow> for PurchaserTask {
+    type Error = StoreError;
+
+    fn try_from(r: TaskRow) -> Result<PurchaserTask> {
+        Ok(PurchaserTask {
+            status: parse(&r.status)?,
+            id: r.id,
+            order_id: r.order_id,
+            line_no: r.line_no,
+            platform: r.platform,
+            offer_id: r.offer_id,
+            quantity: r.quantity,
+            max_total_fen: r.max_total_fen,
+            marketplace_order_id: r.marketplace_order_id,
+            paid_fen: r.paid_fen,
+            due_at_ms: r.due_at_ms,
+            created_at_ms: r.created_at_ms,
+        })
+    }
 }
 
 impl Store {
@@ -460,8 +360,8 @@ impl Store {
         let id = format!("pt_{}_{}_{}", req.order_id, req.line_no, req.offer_id);
         sqlx::query(
             "INSERT INTO purchaser_tasks (id, order_id, line_no, platform, offer_id, quantity, max_total_fen, status, due_at_ms, created_at_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,'open',$8,$9) ON CONFLICT (id) DO UPDATE SET status = 'open', due_at_ms = excluded.due_at_ms \
-             WHERE purchaser_tasks.status = 'expired'",
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             due_at_ms = excluded.due_at_ms WHERE purchaser_tasks.status = $11",
         )
         .bind(&id)
         .bind(&req.order_id)
@@ -470,43 +370,48 @@ impl Store {
         .bind(&req.offer_id)
         .bind(i64::from(req.quantity))
         .bind(req.max_total_fen)
+        .bind(PurchaserTaskStatus::Open.as_str())
         .bind(req.due_at_ms)
         .bind(now_ms())
+        .bind(PurchaserTaskStatus::Expired.as_str())
         .execute(self.pool())
         .await?;
         self.purchaser_task(&id).await
     }
 
     pub async fn purchaser_task(&self, id: &str) -> Result<PurchaserTask> {
-        let row = sqlx::query(&format!(
+        let row: TaskRow = sqlx::query_as(&format!(
             "SELECT {TASK_COLUMNS} FROM purchaser_tasks WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        task_from_row(&row)
+        row.try_into()
     }
 
-    pub async fn purchaser_tasks(&self, status: Option<&str>) -> Result<Vec<PurchaserTask>> {
-        let rows = sqlx::query(&format!(
+    pub async fn purchaser_tasks(
+        &self,
+        status: Option<PurchaserTaskStatus>,
+    ) -> Result<Vec<PurchaserTask>> {
+        let rows: Vec<TaskRow> = sqlx::query_as(&format!(
             "SELECT {TASK_COLUMNS} FROM purchaser_tasks WHERE ($1 = '' OR status = $1) ORDER BY due_at_ms, id LIMIT 500"
         ))
-        .bind(status.unwrap_or(""))
+        .bind(status.map_or("", PurchaserTaskStatus::as_str))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(task_from_row).collect()
+        rows.into_iter().map(PurchaserTask::try_from).collect()
     }
 
     /// Expire an open task; false when it was completed first (the completion stands).
     pub async fn expire_purchaser_task(&self, id: &str) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE purchaser_tasks SET status = 'expired' WHERE id = $1 AND status = 'open'",
-        )
-        .bind(id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        let n = sqlx::query("UPDATE purchaser_tasks SET status = $1 WHERE id = $2 AND status = $3")
+            .bind(PurchaserTaskStatus::Expired.as_str())
+            .bind(id)
+            .bind(PurchaserTaskStatus::Open.as_str())
+            .execute(self.pool())
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -528,13 +433,15 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
-            "UPDATE purchaser_tasks SET status = 'completed', marketplace_order_id = $1, paid_fen = $2, completed_at_ms = $3 \
-             WHERE id = $4 AND status = 'open'",
+            "UPDATE purchaser_tasks SET status = $1, marketplace_order_id = $2, paid_fen = $3, completed_at_ms = $4 \
+             WHERE id = $5 AND status = $6",
         )
+        .bind(PurchaserTaskStatus::Completed.as_str())
         .bind(marketplace_order_id)
         .bind(paid_fen)
         .bind(now)
         .bind(id)
+        .bind(PurchaserTaskStatus::Open.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -557,11 +464,12 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let signal = serde_json::json!({
-            "signal": "purchaser_completed",
-            "args": {"task_id": id, "marketplace_order_id": marketplace_order_id, "paid_fen": paid_fen},
+        let signal = OrderSignal::PurchaserCompleted(PurchaserResult {
+            task_id: id.to_owned(),
+            marketplace_order_id: marketplace_order_id.to_owned(),
+            paid_fen,
         });
-        crate::store::enqueue(&mut tx, "signal", &task.order_id, &signal).await?;
+        enqueue(&mut tx, &task.order_id, &OutboxMessage::SignalOrder(signal)).await?;
         tx.commit().await?;
         self.purchaser_task(id).await
     }

@@ -1,8 +1,8 @@
 //! Tariffs the quote uses: service fee, the catalogue of international shipping lines,
 //! insurance, the guarantee fee and duty rules by destination. Demo values, configurable; the
-//! arithmetic lives in `procure_domain::{shipping, quote}`.
+//! arithmetic lives in `crate::{shipping, quote}`.
 
-use procure_domain::{
+use crate::{
     Currency, Money,
     quote::{DeclaredBasis, DutyRule, GuaranteeFee, Insurance, ServiceFee, ShippingLine},
 };
@@ -194,14 +194,11 @@ impl Pricing {
     /// the total is given. `Ok(None)`: the destination is not served or no line can carry it.
     pub fn landed_cost(
         &self,
-        item: &procure_domain::quote::QuoteItem,
+        item: &crate::quote::QuoteItem,
         country: &str,
-        fx_destination: &procure_domain::FxRate,
-    ) -> Result<
-        Option<(String, procure_domain::quote::QuoteBreakdown)>,
-        procure_domain::quote::QuoteError,
-    > {
-        use procure_domain::quote::{Parcel, QuoteRequest, line_options, quote};
+        fx_destination: &crate::FxRate,
+    ) -> Result<Option<(String, crate::quote::QuoteBreakdown)>, crate::quote::QuoteError> {
+        use crate::quote::{Parcel, QuoteRequest, line_options, quote};
         let Some(dest) = self.destination(country) else {
             return Ok(None);
         };
@@ -228,38 +225,6 @@ impl Pricing {
             guarantee: None,
         })?;
         Ok(Some((line.code.clone(), breakdown)))
-    }
-}
-
-/// Duty and shipping-line category of a listing. Listings carry no category yet, so everything
-/// is "general"; this is the one place to change when they do.
-pub fn category_of(_listing: &crate::store::Listing) -> String {
-    "general".to_owned()
-}
-
-impl crate::store::Listing {
-    /// This listing as a quote item: `quantity` units at `unit_price_fen` (the listing's own
-    /// price, or another channel's), with its weight, size and domestic shipping.
-    pub fn quote_item(
-        &self,
-        unit_price_fen: i64,
-        domestic_shipping_fen: i64,
-        quantity: u32,
-    ) -> procure_domain::quote::QuoteItem {
-        use procure_domain::{Currency, Money, quote::Dimensions};
-        let dim = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-        procure_domain::quote::QuoteItem {
-            unit_price: Money::new(unit_price_fen, Currency::CNY),
-            quantity,
-            unit_weight_g: dim(self.weight_g),
-            unit_dims: Dimensions {
-                l_mm: dim(self.l_mm),
-                w_mm: dim(self.w_mm),
-                h_mm: dim(self.h_mm),
-            },
-            domestic_shipping: Money::new(domestic_shipping_fen, Currency::CNY),
-            category: category_of(self),
-        }
     }
 }
 

@@ -1,0 +1,597 @@
+//! Orders: quotes, order acceptance (exactly once per idempotency key, with its stock
+//! reservations and the outbox row that starts its workflow in one transaction), the read-model
+//! the workflow's transitions write, and what the workflow records along the way (payments'
+//! intents, purchases, shipments).
+//!
+//! Invariants kept here, not in callers: a reservation is one conditional `UPDATE … WHERE
+//! available >= n` per line, idempotent per (order, line); an accepted order, its reservations,
+//! its idempotency key and its outbox row commit in one transaction.
+
+use crate::{
+    db::{Result, Store, StoreError, corrupt, json, money, parse},
+    outbox::{OutboxMessage, enqueue},
+};
+use procure_domain::{
+    Currency, FxRate, Money, OrderState,
+    clock::now_ms,
+    money::{RATE_SCALE, parse_rate_e6},
+    order::{OrderLine, TimelineEvent},
+};
+use procure_workflows::contract::{OrderPlan, ReserveOutcome, TransitionRecord};
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Transaction};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredQuote {
+    pub id: String,
+    /// The full quote document as the API returned it.
+    pub body: serde_json::Value,
+    pub total: Money,
+    pub expires_at_ms: i64,
+}
+
+impl StoredQuote {
+    /// The exchange rate this quote locked (CNY → `to`), as the quote states it.
+    pub fn rate(&self, to: Currency) -> Result<FxRate, String> {
+        quoted_rate(&self.body, to)
+    }
+}
+
+/// The exchange rate a quote document locked (CNY → the order's currency), as it states it.
+pub fn quoted_rate(quote: &serde_json::Value, to: Currency) -> Result<FxRate, String> {
+    let rate = quote["fx"]["rate"]
+        .as_str()
+        .ok_or("the quote records no exchange rate")?;
+    let num = parse_rate_e6(rate).map_err(|e| format!("the quote's rate {rate:?}: {e}"))?;
+    Ok(FxRate {
+        from: Currency::CNY,
+        to,
+        num,
+        den: RATE_SCALE,
+    })
+}
+
+/// An order as accepted by the API. The address is personal data: it stays in the store and is
+/// never put into workflow payloads or logs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewOrder {
+    pub id: String,
+    pub customer_id: String,
+    pub quote_id: String,
+    pub total: Money,
+    pub lines: Vec<OrderLine>,
+    pub shipping_address: serde_json::Value,
+    pub destination_country: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub id: String,
+    pub customer_id: String,
+    pub quote_id: String,
+    pub state: OrderState,
+    pub total: Money,
+    pub lines: Vec<OrderLine>,
+    pub destination_country: String,
+    pub payment_intent_id: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct CreatedOrder {
+    pub order: OrderRecord,
+    /// False when the idempotency key matched an earlier identical request.
+    pub created: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    customer_id: String,
+    quote_id: String,
+    state: String,
+    total_minor: i64,
+    currency: String,
+    lines: String,
+    destination_country: String,
+    payment_intent_id: Option<String>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl TryFrom<OrderRow> for OrderRecord {
+    type Error = StoreError;
+
+    fn try_from(r: OrderRow) -> Result<OrderRecord> {
+        Ok(OrderRecord {
+            state: parse(&r.state)?,
+            total: money(r.total_minor, &r.currency)?,
+            lines: json(&r.lines)?,
+            id: r.id,
+            customer_id: r.customer_id,
+            quote_id: r.quote_id,
+            destination_country: r.destination_country,
+            payment_intent_id: r.payment_intent_id,
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct QuoteRow {
+    id: String,
+    body: String,
+    total_minor: i64,
+    currency: String,
+    expires_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    at_ms: i64,
+    state: String,
+    reason: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    request_hash: String,
+    order_id: String,
+}
+
+const ORDER_SELECT: &str = "SELECT id, customer_id, quote_id, state, total_minor, currency, lines, destination_country, \
+     payment_intent_id, created_at_ms, updated_at_ms FROM orders";
+
+impl Store {
+    // ----- quotes ------------------------------------------------------------------------
+
+    pub async fn insert_quote(&self, q: &StoredQuote) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO quotes (id, body, total_minor, currency, expires_at_ms, created_at_ms) VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(&q.id)
+        .bind(q.body.to_string())
+        .bind(q.total.minor)
+        .bind(q.total.currency.code())
+        .bind(q.expires_at_ms)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn quote(&self, id: &str) -> Result<StoredQuote> {
+        let r: QuoteRow = sqlx::query_as(
+            "SELECT id, body, total_minor, currency, expires_at_ms FROM quotes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(StoredQuote {
+            body: json(&r.body)?,
+            total: money(r.total_minor, &r.currency)?,
+            id: r.id,
+            expires_at_ms: r.expires_at_ms,
+        })
+    }
+
+    // ----- orders ------------------------------------------------------------------------
+
+    /// Accept an order exactly once per idempotency key: the order row, its reservations, the key
+    /// and the outbox row that will start its workflow commit together or not at all.
+    pub async fn create_order(
+        &self,
+        order: &NewOrder,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<CreatedOrder> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at_ms) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(idempotency_key)
+        .bind(request_hash)
+        .bind(&order.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            let key: KeyRow = sqlx::query_as(
+                "SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            if key.request_hash != request_hash {
+                return Err(StoreError::IdempotencyConflict);
+            }
+            return Ok(CreatedOrder {
+                order: self.order(&key.order_id).await?,
+                created: false,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, customer_id, quote_id, state, total_minor, currency, lines, shipping_address, \
+             destination_country, created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)",
+        )
+        .bind(&order.id)
+        .bind(&order.customer_id)
+        .bind(&order.quote_id)
+        .bind(OrderState::Created.as_str())
+        .bind(order.total.minor)
+        .bind(order.total.currency.code())
+        .bind(serde_json::to_string(&order.lines).map_err(corrupt)?)
+        .bind(order.shipping_address.to_string())
+        .bind(&order.destination_country)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let ReserveOutcome::Insufficient {
+            sku,
+            requested,
+            available,
+        } = reserve_lines(&mut tx, &order.id, &order.lines).await?
+        {
+            tx.rollback().await?;
+            return Err(StoreError::OutOfStock {
+                sku,
+                requested,
+                available,
+            });
+        }
+        enqueue(&mut tx, &order.id, &OutboxMessage::StartOrder {}).await?;
+        tx.commit().await?;
+        Ok(CreatedOrder {
+            order: self.order(&order.id).await?,
+            created: true,
+        })
+    }
+
+    /// Look up an earlier request under this idempotency key without creating anything.
+    pub async fn create_order_replay_only(
+        &self,
+        idempotency_key: &str,
+        request_hash: &str,
+    ) -> Result<Option<OrderRecord>> {
+        let key: Option<KeyRow> =
+            sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
+                .bind(idempotency_key)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(key) = key else { return Ok(None) };
+        if key.request_hash != request_hash {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        Ok(Some(self.order(&key.order_id).await?))
+    }
+
+    pub async fn order(&self, id: &str) -> Result<OrderRecord> {
+        let row: OrderRow = sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+
+    /// The order's timeline as the workflow recorded it, oldest first.
+    pub async fn timeline(&self, id: &str) -> Result<Vec<TimelineEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT at_ms, state, reason FROM order_events WHERE order_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TimelineEvent {
+                    at_ms: r.at_ms,
+                    state: parse(&r.state)?,
+                    reason: r.reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Orders, newest first, optionally filtered by state and customer; `before_ms` pages.
+    pub async fn list_orders(
+        &self,
+        state_filter: Option<OrderState>,
+        customer: Option<&str>,
+        limit: i64,
+        before_ms: Option<i64>,
+    ) -> Result<Vec<OrderRecord>> {
+        let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+            "{ORDER_SELECT} WHERE ($1 = '' OR state = $1) AND ($2 = '' OR customer_id = $2) AND created_at_ms < $3 \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $4"
+        ))
+        .bind(state_filter.map(|s| s.as_str()).unwrap_or(""))
+        .bind(customer.unwrap_or(""))
+        .bind(before_ms.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(OrderRecord::try_from).collect()
+    }
+
+    pub async fn count_by_state(&self) -> Result<Vec<(OrderState, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter()
+            .map(|(state, n)| Ok((parse(&state)?, n)))
+            .collect()
+    }
+
+    /// The workflow's view of an order: lines and total, no personal data.
+    pub async fn plan(&self, order_id: &str) -> Result<OrderPlan> {
+        let o = self.order(order_id).await?;
+        Ok(OrderPlan {
+            order_id: o.id,
+            lines: o.lines,
+            total: o.total,
+        })
+    }
+
+    /// Idempotent read-model write of one workflow transition: the event is keyed by its
+    /// timeline position, and the order's state only moves forward in that sequence.
+    pub async fn record_transition(&self, t: &TransitionRecord) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO order_events (order_id, seq, at_ms, from_state, state, reason) VALUES ($1,$2,$3,$4,$5,$6) \
+             ON CONFLICT (order_id, seq) DO NOTHING",
+        )
+        .bind(&t.order_id)
+        .bind(i64::from(t.seq))
+        .bind(t.at_ms)
+        .bind(t.from.as_str())
+        .bind(t.to.as_str())
+        .bind(&t.reason)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE orders SET state = $1, state_seq = $2, updated_at_ms = $3 WHERE id = $4 AND state_seq < $2")
+            .bind(t.to.as_str())
+            .bind(i64::from(t.seq))
+            .bind(now_ms())
+            .bind(&t.order_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Shipping address of an order, for the carrier booking only.
+    pub async fn shipping_address(&self, order_id: &str) -> Result<(serde_json::Value, String)> {
+        let (raw, country): (String, String) = sqlx::query_as(
+            "SELECT shipping_address, destination_country FROM orders WHERE id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((json(&raw)?, country))
+    }
+
+    // ----- stock -------------------------------------------------------------------------
+
+    /// Make sure every line of the order holds its reservation (no-op for lines already held).
+    pub async fn ensure_reserved(&self, order_id: &str) -> Result<ReserveOutcome> {
+        let order = self.order(order_id).await?;
+        let mut tx = self.pool().begin().await?;
+        let outcome = reserve_lines(&mut tx, order_id, &order.lines).await?;
+        match outcome {
+            ReserveOutcome::Reserved => tx.commit().await?,
+            ReserveOutcome::Insufficient { .. } => tx.rollback().await?,
+        }
+        Ok(outcome)
+    }
+
+    /// Return the order's held stock; idempotent (a released reservation is never released twice).
+    pub async fn release_reservations(&self, order_id: &str) -> Result<u32> {
+        let mut tx = self.pool().begin().await?;
+        let released: Vec<(String, i64)> = sqlx::query_as(
+            "UPDATE reservations SET released_at_ms = $1 WHERE order_id = $2 AND released_at_ms IS NULL \
+             RETURNING sku, quantity",
+        )
+        .bind(now_ms())
+        .bind(order_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (sku, quantity) in &released {
+            sqlx::query("UPDATE listings SET available = available + $1 WHERE sku = $2")
+                .bind(quantity)
+                .bind(sku)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(released.len() as u32)
+    }
+
+    /// (held, released) reservation units of an order.
+    pub async fn reservation_units(&self, order_id: &str) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN quantity ELSE 0 END), 0) AS BIGINT) AS held, \
+             CAST(COALESCE(SUM(CASE WHEN released_at_ms IS NULL THEN 0 ELSE quantity END), 0) AS BIGINT) AS released \
+             FROM reservations WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    // ----- the order's payment, purchases and shipment ------------------------------------
+
+    pub async fn record_payment_intent(
+        &self,
+        order_id: &str,
+        intent_id: &str,
+        amount: Money,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms) \
+             VALUES ($1,$2,$3,$4,'requires_payment_method',$5) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(intent_id)
+        .bind(amount.minor)
+        .bind(amount.currency.code())
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        sqlx::query("UPDATE orders SET payment_intent_id = $1 WHERE id = $2")
+            .bind(intent_id)
+            .bind(order_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The order's payment intent: (intent id, amount, provider status).
+    pub async fn payment_intent(&self, order_id: &str) -> Result<Option<(String, Money, String)>> {
+        let row: Option<(String, i64, String, String)> = sqlx::query_as(
+            "SELECT intent_id, amount_minor, currency, status FROM payments WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|(intent, minor, currency, status)| Ok((intent, money(minor, &currency)?, status)))
+            .transpose()
+    }
+
+    pub async fn order_for_intent(&self, intent_id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT order_id FROM payments WHERE intent_id = $1")
+                .bind(intent_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Record the provider's status of an order's intent (and what was refunded, if anything).
+    pub async fn set_payment_status(
+        &self,
+        intent_id: &str,
+        status: &str,
+        refunded_minor: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE payments SET status = $1, refunded_minor = COALESCE($2, refunded_minor), updated_at_ms = $3 WHERE intent_id = $4",
+        )
+        .bind(status)
+        .bind(refunded_minor)
+        .bind(now_ms())
+        .bind(intent_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_purchase(
+        &self,
+        order_id: &str,
+        line_no: u32,
+        platform: &str,
+        marketplace_order_id: &str,
+        paid_fen: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO purchases (order_id, line_no, platform, marketplace_order_id, paid_fen, created_at_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (order_id, line_no) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(i64::from(line_no))
+        .bind(platform)
+        .bind(marketplace_order_id)
+        .bind(paid_fen)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_shipment(
+        &self,
+        order_id: &str,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO shipments (order_id, carrier, tracking_number, created_at_ms) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(carrier)
+        .bind(tracking_number)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn tracking_number(&self, order_id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT tracking_number FROM shipments WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(t,)| t))
+    }
+}
+
+/// Reserve each line once: the reservation row is the idempotency marker, and stock moves by
+/// one conditional update that can never take `available` below zero.
+async fn reserve_lines(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    lines: &[OrderLine],
+) -> Result<ReserveOutcome> {
+    let now = now_ms();
+    for line in lines {
+        let inserted = sqlx::query(
+            "INSERT INTO reservations (order_id, line_no, sku, quantity, created_at_ms) VALUES ($1,$2,$3,$4,$5) \
+             ON CONFLICT (order_id, line_no) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(i64::from(line.line_no))
+        .bind(&line.sku)
+        .bind(i64::from(line.quantity))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            continue;
+        }
+        let taken = sqlx::query(
+            "UPDATE listings SET available = available - $1 WHERE sku = $2 AND available >= $1",
+        )
+        .bind(i64::from(line.quantity))
+        .bind(&line.sku)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if taken == 0 {
+            let (available,): (i64,) =
+                sqlx::query_as("SELECT available FROM listings WHERE sku = $1")
+                    .bind(&line.sku)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownSku(line.sku.clone()))?;
+            return Ok(ReserveOutcome::Insufficient {
+                sku: line.sku.clone(),
+                requested: line.quantity,
+                available,
+            });
+        }
+    }
+    Ok(ReserveOutcome::Reserved)
+}

@@ -1,0 +1,9 @@
+//! Talking to Temporal outside workflow code: the payload codec that encrypts every payload
+//! ([`codec`]) and the client connection built on it ([`client`]), shared by the API, the worker
+//! and the binary.
+
+pub mod client;
+pub mod codec;
+
+pub use client::{TemporalLink, connect};
+pub use codec::EncryptionCodec;
