@@ -91,7 +91,7 @@ fn workspace_deps(dir: &str) -> BTreeSet<String> {
 /// a change to the architecture and belongs in both.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("procure-domain", &[]),
-    ("procure-store", &["procure-domain"]),
+    ("procure-store", &["procure-domain", "procure-workflows"]),
     ("procure-adapters", &["procure-domain"]),
     ("procure-workflows", &["procure-domain"]),
     ("procure-temporal", &["procure-domain"]),
