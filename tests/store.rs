@@ -16,7 +16,7 @@ use procure_store::{
     price_changes::PriceChange,
 };
 use procure_workflows::contract::{ReserveOutcome, TransitionRecord};
-use procure_workflows::{contract::SupplementPaid, order::PaymentSucceeded};
+use procure_workflows::{contract::ChargePaid, order::PaymentSucceeded};
 mod common;
 use common::TestDb;
 
@@ -503,8 +503,8 @@ async fn price_change_decisions_are_settled_once(store: Store) {
     ));
     // The customer's payment raced the decline: the provider's word wins, the change is paid
     // (and the workflow refunds it with the order); withdrawing it later keeps it paid.
-    let signal = OrderSignal::SupplementPaid(SupplementPaid {
-        change_id: "pc1".into(),
+    let signal = OrderSignal::SupplementPaid(ChargePaid {
+        charge_id: "pc1".into(),
         intent_id: "pi_sup1".into(),
         amount: Money::new(345, Currency::USD),
     });

@@ -17,7 +17,7 @@ use procure_store::{
     payments::IntentOwner,
 };
 use procure_workflows::{
-    contract::{ChargePaid, SupplementPaid},
+    contract::ChargePaid,
     order::PaymentSucceeded,
     parcel::TrackingUpdate,
 };
@@ -160,8 +160,8 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
             order_id,
             change_id,
         } => {
-            let signal = OrderSignal::SupplementPaid(SupplementPaid {
-                change_id: change_id.clone(),
+            let signal = OrderSignal::SupplementPaid(ChargePaid {
+                charge_id: change_id.clone(),
                 intent_id: intent.id.clone(),
                 amount,
             });
