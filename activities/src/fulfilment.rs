@@ -3,8 +3,8 @@
 //! parcel settlement refunds, carrier booking. Each is idempotent (keyed by ids the workflow
 //! chooses), so Temporal may retry any of them.
 
+use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use crate::{
-    adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment},
     order::{permanent, quoted_rate, store_err, transient},
     store::{Store, now_ms},
     warehouse::Charge,

@@ -1,11 +1,10 @@
 //! Activities: everything that touches the outside world or the database. `store` is the sqlx
-//! store, `adapters` speak the external protocols, `order` implements the activity contract
+//! store, the vendor clients live in `procure_adapters`, `order` implements the activity contract
 //! declared in `procure_workflows::contract` on top of both; `pricing` is the tariff (shipping
 //! lines, duty, fees) quotes and price monitors share; `prices` stores price monitors, their
 //! snapshots and alerts, and `monitor` runs them; `cancel` cancels a bought line at its
 //! marketplace.
 
-pub mod adapters;
 pub mod cancel;
 pub mod codec;
 pub mod fulfilment;

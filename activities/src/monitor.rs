@@ -2,8 +2,8 @@
 //! monitor watches, pricing offers through the marketplace adapters (each paces its own calls),
 //! and recording a run with the landed cost of every listed offer.
 
+use procure_adapters::{EcbFx, Marketplaces};
 use crate::{
-    adapters::{EcbFx, Marketplaces},
     order::{permanent, store_err, transient},
     prices::Landed,
     pricing::Pricing,

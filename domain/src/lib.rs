@@ -6,6 +6,7 @@
 pub mod money;
 pub mod monitor;
 pub mod order;
+pub mod ports;
 pub mod procurement;
 pub mod quote;
 pub mod secret;
