@@ -3,16 +3,16 @@
 //! base URL and credential, so the same code talks to the sandbox or to the real vendors.
 
 use anyhow::Context;
-use procure_adapters::{
-    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces, Payments,
-    PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
-};
 use procure_activities::{
     monitor::MonitorActivitiesImpl,
     order::{OrderActivitiesImpl, demo_warehouse},
     pricing::Pricing,
     seal::Sealer,
     store::Store,
+};
+use procure_adapters::{
+    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces, Payments,
+    PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
 };
 use procure_api::{
     ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher, temporal::TemporalLink,

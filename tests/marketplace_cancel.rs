@@ -5,13 +5,13 @@
 //! shipped through the sandbox control).
 
 use procure::components::{External, order_activities};
-use procure_adapters::{CargoLine, PurchaseRequest, purchase};
 use procure_activities::{
     order::{OrderActivitiesImpl, demo_warehouse},
     pool::NewAccount,
     seal::Sealer,
     store::{Listing, NewOrder},
 };
+use procure_adapters::{CargoLine, PurchaseRequest, purchase};
 use procure_domain::{
     Currency, Money, Secret,
     order::{OrderLine, Platform},

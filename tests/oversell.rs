@@ -8,12 +8,8 @@ mod common;
 
 use common::TestDb;
 use futures_util::{StreamExt, stream};
+use procure_activities::{codec::EncryptionCodec, seal::Sealer, store::Store};
 use procure_adapters::{EcbConfig, EcbFx, TrackingConfig};
-use procure_activities::{
-    codec::EncryptionCodec,
-    seal::Sealer,
-    store::Store,
-};
 use procure_api::{ApiConfig, AppState, auth::Role};
 use serde_json::{Value, json};
 use sqlx::Row;

@@ -7,11 +7,11 @@
 //! [`OrderActivitiesImpl::cancel_line_at_marketplace`] is what an activity calls; it is
 //! idempotent (a repeat reads where the cancellation stands and never asks twice).
 
-use procure_adapters::{CancelOutcome, MarketError};
 use crate::{
     order::{DEFAULT_ACCOUNT, OrderActivitiesImpl, permanent, store_err},
     store::StoreError,
 };
+use procure_adapters::{CancelOutcome, MarketError};
 use procure_domain::{Currency, Money, order::Platform};
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
 use sqlx::Row;

@@ -3,12 +3,12 @@
 //! parcel settlement refunds, carrier booking. Each is idempotent (keyed by ids the workflow
 //! chooses), so Temporal may retry any of them.
 
-use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use crate::{
     order::{permanent, quoted_rate, store_err, transient},
     store::{Store, now_ms},
     warehouse::Charge,
 };
+use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use procure_domain::{Currency, Money};
 use procure_workflows::contract::{
     ChargeCreated, ChargePaid, ChargeWithdrawal, ExtendStorage, ParcelSettled, ParcelStatusUpdate,

@@ -2,13 +2,13 @@
 //! monitor watches, pricing offers through the marketplace adapters (each paces its own calls),
 //! and recording a run with the landed cost of every listed offer.
 
-use procure_adapters::{EcbFx, Marketplaces};
 use crate::{
     order::{permanent, store_err, transient},
     prices::Landed,
     pricing::Pricing,
     store::{Store, StoreError, now_ms},
 };
+use procure_adapters::{EcbFx, Marketplaces};
 use procure_domain::{Currency, monitor::Seen, order::Platform};
 use procure_workflows::monitor::{
     MonitorPlan, Observation, ObserveBatch, Observed, RecordRun, RunSummary, monitor_defs as defs,

@@ -2,17 +2,17 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
-use procure_adapters::failure::{adapter_err, adapter_err_while};
-use procure_adapters::payments::{IntentStatus, PaymentIntent};
-use procure_adapters::{
-    Alibaba1688, BuyerMarketplace, Carrier, CargoLine, DeliveryAddress, MarketError, Marketplaces,
-    Payments, PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
-};
 use crate::{
     pool::AccountOutcome,
     seal::Sealer,
     store::{Store, StoreError, now_ms},
     supplements::PriceChange,
+};
+use procure_adapters::failure::{adapter_err, adapter_err_while};
+use procure_adapters::payments::{IntentStatus, PaymentIntent};
+use procure_adapters::{
+    Alibaba1688, BuyerMarketplace, CargoLine, Carrier, DeliveryAddress, MarketError, Marketplaces,
+    Payments, PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
 };
 use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{

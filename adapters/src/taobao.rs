@@ -16,8 +16,8 @@ use crate::market::buyer::{OfferPrice, pick_spec};
 use crate::market::wire::{int, list, need, now_ms, sign_form, text, unreadable};
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, CargoLine, Created, DeliveryAddress,
-    LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource,
-    PurchaseRequest, Quote, QuotedLine,
+    LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest,
+    Quote, QuotedLine,
 };
 
 /// Business code for a restricted buyer account (risk control). IOP publishes none, so the
@@ -640,11 +640,7 @@ impl Taobao {
     }
 
     /// Our order as it stands, read by our outer id.
-    async fn reread(
-        &self,
-        order_id: &str,
-        out_order_id: &str,
-    ) -> Result<TaobaoOrder, MarketError> {
+    async fn reread(&self, order_id: &str, out_order_id: &str) -> Result<TaobaoOrder, MarketError> {
         match self.order_by_outer_id(out_order_id).await? {
             Some(o) if o.purchase_order_id == order_id => Ok(o),
             other => Err(MarketError::invalid_response(format!(
@@ -679,7 +675,11 @@ impl BuyerMarketplace for Taobao {
         Box::pin(async move { Ok(self.render(req).await?.quote()) })
     }
 
-    fn create<'a>(&'a self, req: &'a PurchaseRequest, quote: &'a Quote) -> MarketFuture<'a, Created> {
+    fn create<'a>(
+        &'a self,
+        req: &'a PurchaseRequest,
+        quote: &'a Quote,
+    ) -> MarketFuture<'a, Created> {
         Box::pin(async move {
             let created = Taobao::create(self, req, quote.total_fen).await?;
             Ok(Created {
@@ -689,12 +689,20 @@ impl BuyerMarketplace for Taobao {
         })
     }
 
-    fn read<'a>(&'a self, order_id: &'a str, out_order_id: &'a str) -> MarketFuture<'a, BuyerOrder> {
+    fn read<'a>(
+        &'a self,
+        order_id: &'a str,
+        out_order_id: &'a str,
+    ) -> MarketFuture<'a, BuyerOrder> {
         Box::pin(async move { Ok(self.reread(order_id, out_order_id).await?.buyer_order()) })
     }
 
     /// Batch pay takes no attempt key: paying a paid order is listed as a success.
-    fn pay<'a>(&'a self, order: &'a BuyerOrder, _attempt_key: &'a str) -> MarketFuture<'a, PayAnswer> {
+    fn pay<'a>(
+        &'a self,
+        order: &'a BuyerOrder,
+        _attempt_key: &'a str,
+    ) -> MarketFuture<'a, PayAnswer> {
         Box::pin(async move {
             match Taobao::pay(self, &order.order_id).await? {
                 TaobaoPayOutcome::Paid => Ok(PayAnswer::Paid),

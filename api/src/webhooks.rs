@@ -236,10 +236,7 @@ async fn tracking_webhook(
     outcome
 }
 
-async fn tracking_event(
-    state: &AppState,
-    hook: &procure_domain::ports::TrackingPush,
-) -> Handled {
+async fn tracking_event(state: &AppState, hook: &procure_domain::ports::TrackingPush) -> Handled {
     let Some(parcel_id) = state.store.parcel_for_tracking(&hook.number).await? else {
         tracing::warn!(tracking = %hook.number, "tracking update for an unknown parcel");
         return Ok((

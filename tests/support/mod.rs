@@ -431,6 +431,10 @@ pub async fn confirm_intent(base_url: &str, api_key: &str, intent_id: &str) -> V
         .send()
         .await
         .expect("the sandbox answers");
-    assert!(resp.status().is_success(), "confirm {intent_id}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "confirm {intent_id}: {}",
+        resp.status()
+    );
     resp.json().await.expect("an intent")
 }

@@ -110,8 +110,11 @@ pub trait BuyerMarketplace: Send + Sync {
 
     /// Create the order under `req.out_order_id` for the previewed `quote`; a repeat with the
     /// same external id returns the same order. A timeout means "maybe created".
-    fn create<'a>(&'a self, req: &'a PurchaseRequest, quote: &'a Quote)
-    -> MarketFuture<'a, Created>;
+    fn create<'a>(
+        &'a self,
+        req: &'a PurchaseRequest,
+        quote: &'a Quote,
+    ) -> MarketFuture<'a, Created>;
 
     /// Our order as it stands (`out_order_id` is the external id it was made under).
     fn read<'a>(&'a self, order_id: &'a str, out_order_id: &'a str)
@@ -119,8 +122,11 @@ pub trait BuyerMarketplace: Send + Sync {
 
     /// Pay `order` for its total. Repeating `attempt_key` must not pay twice where the
     /// marketplace takes such a key (1688's `opRequestId`, ≤ 64 printable characters).
-    fn pay<'a>(&'a self, order: &'a BuyerOrder, attempt_key: &'a str)
-    -> MarketFuture<'a, PayAnswer>;
+    fn pay<'a>(
+        &'a self,
+        order: &'a BuyerOrder,
+        attempt_key: &'a str,
+    ) -> MarketFuture<'a, PayAnswer>;
 
     /// Pay requests per purchase before handing back to the caller's retry.
     fn max_pay_attempts(&self) -> u32;
@@ -129,8 +135,7 @@ pub trait BuyerMarketplace: Send + Sync {
     fn logistics<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, Vec<LogisticsInfo>>;
 
     /// Cancel the order as far as the marketplace allows, however often this is called.
-    fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str)
-    -> MarketFuture<'a, CancelOutcome>;
+    fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome>;
 
     /// A client of the same marketplace for another buyer account: this client's endpoint and
     /// app credentials with `access_token` (the client's own when `None`), and its own

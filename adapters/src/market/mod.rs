@@ -11,14 +11,14 @@ pub mod registry;
 pub(crate) mod wire;
 
 pub use buyer::{
-    BuyerMarketplace, BuyerOrder, Created, MarketFuture, OrderState, PayAnswer, PriceSource,
-    Quote, QuotedLine,
+    BuyerMarketplace, BuyerOrder, Created, MarketFuture, OrderState, PayAnswer, PriceSource, Quote,
+    QuotedLine,
 };
 pub use purchase::purchase;
 pub use registry::{Marketplaces, OfferPrice};
 
-use serde::{Deserialize, Serialize};
 use crate::http::Transport;
+use serde::{Deserialize, Serialize};
 
 /// At most this many SKUs per order (1688's limit; the strictest we know).
 pub(crate) const MAX_CARGO_LINES: usize = 50;

@@ -258,7 +258,11 @@ mod tests {
             let mut w = self.world.lock().unwrap();
             w.calls.push("create");
             let fault = w.creates.pop_front().unwrap_or(CreateFault::Answer);
-            assert_eq!(quote.total_fen, w.unit_price * 2 + CARRIAGE, "created for the quote");
+            assert_eq!(
+                quote.total_fen,
+                w.unit_price * 2 + CARRIAGE,
+                "created for the quote"
+            );
             let id = match w.orders.iter().find(|o| o.out_id == req.out_order_id) {
                 Some(o) => o.id.clone(),
                 None => {
@@ -304,7 +308,11 @@ mod tests {
             w.pay_keys.push(key.to_owned());
             let repeat = w.debited_keys.iter().any(|k| k == key);
             let fault = w.pays.pop_front().unwrap_or(PayFault::Answer);
-            let o = w.orders.iter_mut().find(|o| o.id == order.order_id).unwrap();
+            let o = w
+                .orders
+                .iter_mut()
+                .find(|o| o.id == order.order_id)
+                .unwrap();
             assert_eq!(order.total_fen, o.total, "paid for the order's total");
             if o.paid || repeat {
                 return Ok(PayAnswer::Paid);
@@ -486,7 +494,11 @@ mod tests {
             assert_eq!(purchase(&m, &req).await, Ok(bought(true)));
             m.assert_exactly_once();
             assert_eq!((m.orders(), m.debits()), (1, 1));
-            let expected_repeat: &[&str] = if current { &["find"] } else { &["find", "read"] };
+            let expected_repeat: &[&str] = if current {
+                &["find"]
+            } else {
+                &["find", "read"]
+            };
             let calls = m.calls();
             assert_eq!(calls[..5], ["find", "preview", "create", "read", "pay"]);
             assert_eq!(calls[5..], *expected_repeat, "found_is_current={current}");
@@ -543,7 +555,11 @@ mod tests {
             );
             m.assert_exactly_once();
             assert_eq!(m.debits(), 1, "{fault:?}");
-            assert_eq!(m.pay_keys().len(), 1, "the re-read shows it paid: {fault:?}");
+            assert_eq!(
+                m.pay_keys().len(),
+                1,
+                "the re-read shows it paid: {fault:?}"
+            );
         }
     }
 
@@ -561,7 +577,10 @@ mod tests {
         assert_eq!(purchase(&m, &request(UNIT, TOTAL)).await, Ok(bought(false)));
         let keys = m.pay_keys();
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys[0], keys[1], "an unanswered request is repeated under its key");
+        assert_eq!(
+            keys[0], keys[1],
+            "an unanswered request is repeated under its key"
+        );
         assert_eq!(m.debits(), 1);
     }
 
