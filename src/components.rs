@@ -4,12 +4,12 @@
 
 use anyhow::Context;
 use procure_activities::{
-    adapters::{
-        Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces,
-        Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
-    },
     monitor::MonitorActivitiesImpl,
     order::{OrderActivitiesImpl, demo_warehouse},
+};
+use procure_adapters::{
+    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces, Payments,
+    PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
 };
 use procure_api::{ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher};
 use procure_domain::{seal::Sealer, tariff::Pricing};
@@ -90,8 +90,7 @@ pub async fn order_activities(
         warehouse: demo_warehouse(),
         shipping_service: "EXP".into(),
         sealer: Sealer::from_env()?,
-        alibaba_cfg: ext.alibaba.clone(),
-        taobao_cfg: ext.taobao.clone(),
+        marketplaces: Marketplaces::new(ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone())?,
         clients: Default::default(),
     })
 }
@@ -145,10 +144,9 @@ pub async fn run_api(
     timings: OrderTimings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let fx = EcbFx::new(ext.fx.clone())?;
+    let fx = Arc::new(EcbFx::new(ext.fx.clone())?);
     let api_cfg = ApiConfig {
         stripe_webhook_secret: ext.payments.webhook_secret.clone(),
-        tracking: ext.tracking.clone(),
         task_queue: temporal.task_queue.clone(),
         timings: timings.clone(),
         codec_origins: temporal.ui_origins.clone(),
@@ -157,13 +155,12 @@ pub async fn run_api(
     let state = AppState::new(
         store.clone(),
         fx,
+        Arc::new(ext.tracking.clone()),
         api_cfg,
         Sealer::from_env()?,
         procure_temporal::codec::EncryptionCodec::from_env()?,
     )
-    .with_payments(procure_activities::adapters::Payments::new(
-        ext.payments.clone(),
-    )?);
+    .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
     let link = Arc::new(TemporalLink::new(
         temporal.address.clone(),
         temporal.namespace.clone(),

@@ -6,9 +6,9 @@
 
 use procure::components::{External, order_activities};
 use procure_activities::{
-    adapters::{Alibaba1688, PurchaseRequest, Taobao, alibaba::CargoLine},
     order::{OrderActivitiesImpl, demo_warehouse},
 };
+use procure_adapters::{CargoLine, PurchaseRequest, purchase};
 use procure_domain::seal::Sealer;
 use procure_domain::{
     Currency, Money, Secret,
@@ -132,18 +132,12 @@ impl World {
     /// does; returns (marketplace order id, fen paid).
     async fn buy(&self, line_no: u32, platform: Platform) -> (String, i64) {
         let out = format!("{ORDER}-L{line_no}");
-        let p = match platform {
-            Platform::Alibaba1688 => Alibaba1688::new(self.acts.alibaba_cfg.clone())
-                .unwrap()
-                .purchase(&request(&out, EARBUDS, EARBUDS_SPEC))
-                .await
-                .unwrap(),
-            _ => Taobao::new(self.acts.taobao_cfg.clone())
-                .unwrap()
-                .purchase(&request(&out, TB_EARBUDS, TB_EARBUDS_SKU))
-                .await
-                .unwrap(),
+        let req = match platform {
+            Platform::Alibaba1688 => request(&out, EARBUDS, EARBUDS_SPEC),
+            _ => request(&out, TB_EARBUDS, TB_EARBUDS_SKU),
         };
+        let buyer = self.acts.marketplaces.buyer(platform).unwrap();
+        let p = purchase(buyer, &req).await.unwrap();
         self.acts
             .store
             .record_purchase(

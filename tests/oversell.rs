@@ -8,7 +8,7 @@ mod common;
 
 use common::TestDb;
 use futures_util::{StreamExt, stream};
-use procure_activities::adapters::{EcbConfig, EcbFx};
+use procure_adapters::{EcbConfig, EcbFx, TrackingConfig};
 use procure_api::{ApiConfig, AppState, auth::Role};
 use procure_domain::seal::Sealer;
 use procure_store::Store;
@@ -58,7 +58,8 @@ async fn oversell(db_url: &str) {
         .issue("oversell", Role::Admin, None, now, 3_600);
     let state = AppState::new(
         store.clone(),
-        fx,
+        std::sync::Arc::new(fx),
+        std::sync::Arc::new(TrackingConfig::default()),
         config,
         Sealer::from_env().unwrap(),
         EncryptionCodec::from_env().unwrap(),

@@ -10,7 +10,7 @@
 mod support;
 
 use procure::demo::Script;
-use procure_activities::adapters::{HttpConfig, Payments, PaymentsConfig, adapter_err};
+use procure_adapters::{HttpConfig, Payments, PaymentsConfig, adapter_err};
 use procure_api::{
     auth::Role,
     dispatcher::{DEFAULT_MAX_ATTEMPTS, Dispatcher, patience},
@@ -308,7 +308,13 @@ async fn refunds_stripe_refuses_for_good_are_not_retried() {
         .create_intent("retries-charge", eur(1_000), "ord-retries")
         .await
         .unwrap();
-    payments.confirm_intent(&intent.id).await.unwrap();
+    let confirmed = support::confirm_intent(
+        &base_url,
+        PaymentsConfig::default().api_key.expose(),
+        &intent.id,
+    )
+    .await;
+    assert_eq!(confirmed["status"], "succeeded");
 
     let expect = |e, non_retryable: bool, type_name: &str, says: &str| {
         let (nr, t, msg) = failure(adapter_err(e));

@@ -8,10 +8,10 @@
 //! idempotent (a repeat reads where the cancellation stands and never asks twice).
 
 use crate::{
-    adapters::{CancelOutcome, MarketError},
     errors::{permanent, store_err},
-    order::{DEFAULT_ACCOUNT, MarketClient, OrderActivitiesImpl},
+    order::{DEFAULT_ACCOUNT, OrderActivitiesImpl},
 };
+use procure_adapters::{CancelOutcome, MarketError};
 use procure_domain::{Currency, Money, order::Platform};
 use procure_store::StoreError;
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
@@ -109,11 +109,10 @@ impl OrderActivitiesImpl {
             .await?;
         let client = self.client(platform, &account).await?;
         let id = p.marketplace_order_id.as_str();
-        let outcome = match &client {
-            MarketClient::Alibaba(c) => c.cancel_order(id, &req.reason).await,
-            MarketClient::Taobao(c) => c.cancel_order(id, &req.reason).await,
-        }
-        .map_err(|e| market_err(&e))?;
+        let outcome = client
+            .cancel(id, &req.reason)
+            .await
+            .map_err(|e| market_err(&e))?;
         tracing::info!(platform = platform.as_str(), marketplace_order = id, %account, ?outcome, "marketplace cancellation");
         let cny = |fen: i64| Money::new(fen, Currency::CNY);
         let (platform, marketplace_order_id) = (p.platform.clone(), p.marketplace_order_id.clone());
@@ -164,7 +163,7 @@ impl OrderActivitiesImpl {
 }
 
 /// A marketplace failure as an activity failure, by the one classifier
-/// (`adapters::failure`): retryable ones typed and retried, the rest non-retryable and typed.
+/// (`procure_adapters::failure`): retryable ones typed and retried, the rest non-retryable and typed.
 fn market_err(e: &MarketError) -> ActivityError {
-    crate::adapters::adapter_err(e)
+    procure_adapters::adapter_err(e)
 }

@@ -7,12 +7,12 @@ use temporalio_sdk::activities::ActivityError;
 
 /// A failure worth retrying (network, database, a 5xx): Temporal's retry policy decides.
 pub(crate) fn transient(e: impl std::fmt::Display) -> ActivityError {
-    crate::adapters::failure::failed(e, Ok(crate::adapters::failure::retryable::UNAVAILABLE))
+    procure_adapters::failure::failed(e, Ok(procure_adapters::failure::retryable::UNAVAILABLE))
 }
 
 /// A failure no retry can fix (our own data does not allow the step), typed `InvalidState`.
 pub(crate) fn permanent(e: impl std::fmt::Display) -> ActivityError {
-    crate::adapters::failure::failed(e, Err(crate::adapters::failure::types::INVALID_STATE))
+    procure_adapters::failure::failed(e, Err(procure_adapters::failure::types::INVALID_STATE))
 }
 
 /// Missing or corrupt data is permanent; anything else the database says may pass.

@@ -4,9 +4,9 @@
 //! chooses), so Temporal may retry any of them.
 
 use crate::{
-    adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment},
     errors::{permanent, store_err, transient},
 };
+use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use procure_domain::{
     Currency, Money,
     clock::now_ms,

@@ -4,7 +4,6 @@
 //! warehouse and parcel ones, `monitor` runs price monitors, `cancel` cancels a bought line at
 //! its marketplace; `errors` is how each reports a failure to Temporal.
 
-pub mod adapters;
 pub mod cancel;
 mod errors;
 pub mod fulfilment;

@@ -3,9 +3,9 @@
 //! and recording a run with the landed cost of every listed offer.
 
 use crate::{
-    adapters::{EcbFx, Marketplaces},
     errors::{permanent, store_err, transient},
 };
+use procure_adapters::{EcbFx, Marketplaces};
 use procure_domain::{Currency, clock::now_ms, monitor::Seen, order::Platform, tariff::Pricing};
 use procure_store::{Store, StoreError, monitors::Landed};
 use procure_workflows::monitor::{

@@ -2,12 +2,11 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
-use crate::adapters::failure::{adapter_err, adapter_err_while};
-use crate::adapters::payments::{IntentStatus, PaymentIntent};
-use crate::adapters::{
-    Alibaba1688, AlibabaConfig, Carrier, MarketError, Payments, Taobao, TaobaoConfig, TrackRef,
-    Tracking,
-    alibaba::{CargoLine, DeliveryAddress, PurchaseRequest, Purchased},
+use procure_adapters::failure::{adapter_err, adapter_err_while};
+use procure_adapters::payments::{IntentStatus, PaymentIntent};
+use procure_adapters::{
+    Alibaba1688, BuyerMarketplace, CargoLine, Carrier, DeliveryAddress, MarketError, Marketplaces,
+    Payments, PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
 };
 pub(crate) use crate::errors::{permanent, store_err, transient};
 use procure_domain::procurement::{Candidate, rank};
@@ -43,28 +42,15 @@ pub struct OrderActivitiesImpl {
     pub shipping_service: String,
     /// Opens buyer-account credentials sealed in the store.
     pub sealer: Sealer,
-    /// Endpoint and app credentials per platform; each buyer account adds its access token.
-    pub alibaba_cfg: AlibabaConfig,
-    pub taobao_cfg: TaobaoConfig,
+    /// The platform registry: endpoint and app credentials per platform; each buyer account
+    /// adds its access token.
+    pub marketplaces: Marketplaces,
     /// Marketplace clients per buyer account, built on first use.
     pub clients: Mutex<HashMap<String, MarketClient>>,
 }
 
 /// A buyer-side marketplace client bound to one account.
-#[derive(Clone)]
-pub enum MarketClient {
-    Alibaba(Alibaba1688),
-    Taobao(Taobao),
-}
-
-impl MarketClient {
-    async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchased, MarketError> {
-        match self {
-            MarketClient::Alibaba(c) => c.purchase(req).await,
-            MarketClient::Taobao(c) => c.purchase(req).await,
-        }
-    }
-}
+pub type MarketClient = Arc<dyn BuyerMarketplace>;
 
 /// How long an account that met risk control sits out.
 const RISK_COOL_DOWN_MS: i64 = 30 * 60 * 1000;
@@ -94,23 +80,11 @@ impl OrderActivitiesImpl {
                     .map_err(store_err)?,
             )
         };
-        let client = match platform {
-            Platform::Alibaba1688 => {
-                let mut cfg = self.alibaba_cfg.clone();
-                if let Some(t) = token {
-                    cfg.access_token = t;
-                }
-                MarketClient::Alibaba(Alibaba1688::new(cfg).map_err(permanent)?)
-            }
-            Platform::Taobao => {
-                let mut cfg = self.taobao_cfg.clone();
-                if let Some(t) = token {
-                    cfg.access_token = t;
-                }
-                MarketClient::Taobao(Taobao::new(cfg).map_err(permanent)?)
-            }
-            Platform::Pinduoduo => return Err(permanent("Pinduoduo has no buyer API")),
-        };
+        let client = self
+            .marketplaces
+            .buyer_for(platform, token)
+            .map_err(permanent)?
+            .ok_or_else(|| permanent(format!("{} has no buyer API", platform.as_str())))?;
         self.clients
             .lock()
             .expect("client cache")
@@ -463,7 +437,7 @@ impl OrderActivitiesImpl {
                 reason: "Pinduoduo is an assisted channel (purchaser task), not a buyer API".into(),
             });
         }
-        let purchase = self.offer_request(&req);
+        let offer = self.offer_request(&req);
         // Risk control on one account moves the attempt to another account; it is not a
         // supplier failure and does not use up one of the supplier's attempts.
         let mut excluded = Vec::new();
@@ -480,7 +454,7 @@ impl OrderActivitiesImpl {
                 });
             };
             let client = self.client(cand.platform, &account).await?;
-            let result = client.purchase(&purchase).await;
+            let result = purchase(client.as_ref(), &offer).await;
             let pooled = account != DEFAULT_ACCOUNT;
             match result {
                 Ok(p) => return self.bought(&req, account, p).await,
@@ -554,7 +528,7 @@ impl OrderActivitiesImpl {
                 reason: "no buyer API to hold an order".into(),
             });
         }
-        let purchase = self.offer_request(&req);
+        let offer = self.offer_request(&req);
         // A lookup uses no order budget: any account of the app (or the adapter's own) will do.
         let account = match &req.account {
             Some(a) => a.clone(),
@@ -569,24 +543,18 @@ impl OrderActivitiesImpl {
                 .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned()),
         };
         let client = self.client(cand.platform, &account).await?;
-        let exists = match &client {
-            MarketClient::Alibaba(c) => c
-                .order_by_out_id(&purchase.out_order_id)
-                .await
-                .map(|o| o.is_some()),
-            MarketClient::Taobao(c) => c
-                .order_by_outer_id(&purchase.out_order_id)
-                .await
-                .map(|o| o.is_some()),
-        }
-        .map_err(|e| adapter_err_while("cannot confirm the supplier's state yet", e))?;
+        let exists = client
+            .find_by_external_id(&offer.out_order_id)
+            .await
+            .map(|o| o.is_some())
+            .map_err(|e| adapter_err_while("cannot confirm the supplier's state yet", e))?;
         if !exists {
             return Ok(OfferOutcome::MoveOn {
                 reason: "the supplier holds no order for our id".into(),
             });
         }
-        tracing::warn!(order_id = %req.order_id, line = req.line_no, external_id = %purchase.out_order_id, "a failed attempt left an order at the supplier; adopting it");
-        match client.purchase(&purchase).await {
+        tracing::warn!(order_id = %req.order_id, line = req.line_no, external_id = %offer.out_order_id, "a failed attempt left an order at the supplier; adopting it");
+        match purchase(client.as_ref(), &offer).await {
             Ok(p) => self.bought(&req, account, p).await,
             Err(e) if e.is_retryable() => Err(transient(e)),
             // The order exists but cannot be paid within tolerance: it stays unpaid, nothing spent.
@@ -900,5 +868,34 @@ impl NoopActivitiesImpl {
     #[activity(definition = order_activities::Noop)]
     pub async fn noop(_ctx: ActivityContext, step: u32) -> Result<u32, ActivityError> {
         Ok(step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use temporalio_sdk::activities::ActivityError;
+
+    fn failure(e: ActivityError) -> (bool, String, String) {
+        match e {
+            ActivityError::Application(f) => (
+                f.is_non_retryable(),
+                f.type_name().unwrap_or_default().to_owned(),
+                f.source_error().to_string(),
+            ),
+            other => panic!("not an application failure: {other:?}"),
+        }
+    }
+
+    /// The activities' own failures go through the adapters' one classification too.
+    #[test]
+    fn the_activities_own_helpers_are_typed_too() {
+        assert_eq!(
+            failure(super::permanent("no payment to refund")),
+            (true, "InvalidState".into(), "no payment to refund".into())
+        );
+        assert_eq!(
+            failure(super::transient("database busy")),
+            (false, "Unavailable".into(), "database busy".into())
+        );
     }
 }

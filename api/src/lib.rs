@@ -24,9 +24,12 @@ pub mod warehouse;
 pub mod webhooks;
 
 use axum::{Json, Router, routing::get};
-use procure_activities::adapters::fx::EcbFx;
-use procure_domain::Secret;
-use procure_domain::{seal::Sealer, tariff};
+use procure_domain::{
+    Secret,
+    ports::{FxRates, PaymentRecords, TrackingWebhooks},
+    seal::Sealer,
+    tariff,
+};
 use procure_store::Store;
 use procure_temporal::{EncryptionCodec, TemporalLink};
 use std::{future::Future, sync::Arc, time::Duration};
@@ -77,8 +80,6 @@ pub struct ApiConfig {
     pub quote_ttl: Duration,
     pub pricing: tariff::Pricing,
     pub stripe_webhook_secret: Secret,
-    /// 17TRACK webhooks are signed with the API token.
-    pub tracking: procure_activities::adapters::tracking::TrackingConfig,
     /// Signed webhooks older than this are rejected (replay protection).
     pub webhook_tolerance: Duration,
     pub task_queue: String,
@@ -97,7 +98,6 @@ impl Default for ApiConfig {
             quote_ttl: Duration::from_secs(15 * 60),
             pricing: tariff::Pricing::default(),
             stripe_webhook_secret: Secret::new("whsec_procure_demo"),
-            tracking: Default::default(),
             webhook_tolerance: Duration::from_secs(300),
             task_queue: procure_workflows::TASK_QUEUE.to_owned(),
             timings: OrderTimings::default(),
@@ -123,7 +123,10 @@ pub(crate) fn id_ok(s: &str) -> bool {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub fx: Arc<EcbFx>,
+    /// Exchange rates (ECB in production).
+    pub fx: Arc<dyn FxRates>,
+    /// Verifies tracking webhooks (17TRACK signs them with the API token).
+    pub tracking_webhooks: Arc<dyn TrackingWebhooks>,
     pub config: Arc<ApiConfig>,
     /// Wakes the dispatcher as soon as new outbox work commits.
     pub outbox_notify: Arc<Notify>,
@@ -135,7 +138,7 @@ pub struct AppState {
     pub codec: Arc<EncryptionCodec>,
     /// The payment provider, read back when its webhook reports a payment (the event is a
     /// notification; the provider's intent is the record).
-    pub payments: Option<Arc<procure_activities::adapters::Payments>>,
+    pub payments: Option<Arc<dyn PaymentRecords>>,
     /// Temporal, for the operations that must answer with the workflow's outcome (cancel).
     pub temporal: Option<Arc<TemporalLink>>,
 }
@@ -143,14 +146,16 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         store: Store,
-        fx: EcbFx,
+        fx: Arc<dyn FxRates>,
+        tracking_webhooks: Arc<dyn TrackingWebhooks>,
         config: ApiConfig,
         sealer: Sealer,
         codec: EncryptionCodec,
     ) -> Self {
         AppState {
             store,
-            fx: Arc::new(fx),
+            fx,
+            tracking_webhooks,
             tokens: Arc::new(config.tokens.clone()),
             config: Arc::new(config),
             outbox_notify: Arc::new(Notify::new()),
@@ -167,8 +172,8 @@ impl AppState {
     }
 
     /// Read payments back from this provider before recording them as paid.
-    pub fn with_payments(mut self, payments: procure_activities::adapters::Payments) -> Self {
-        self.payments = Some(Arc::new(payments));
+    pub fn with_payments(mut self, payments: Arc<dyn PaymentRecords>) -> Self {
+        self.payments = Some(payments);
         self
     }
 }

@@ -131,13 +131,12 @@ async fn payment_event(state: &AppState, body: &[u8]) -> Handled {
     let (amount, confirmed) = match &state.payments {
         Some(payments) => {
             let held = payments
-                .get_intent(&intent.id)
+                .payment_record(&intent.id)
                 .await
                 .map_err(|e| ApiError::Unavailable(format!("payment provider unreachable: {e}")))?;
-            let confirmed =
-                held.status == procure_activities::adapters::payments::IntentStatus::Succeeded;
+            let confirmed = held.succeeded;
             if !confirmed || held.amount_received != claimed {
-                tracing::warn!(intent = %intent.id, claimed = %claimed, held = %held.amount_received, status = ?held.status, "payment event disagrees with the provider's record");
+                tracing::warn!(intent = %intent.id, claimed = %claimed, held = %held.amount_received, status = %held.status, "payment event disagrees with the provider's record");
             }
             (held.amount_received, confirmed)
         }
@@ -212,12 +211,10 @@ async fn tracking_webhook(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("missing sign header".into()))?;
     let hook = state
-        .config
-        .tracking
-        .verify_webhook(&body, sign)
+        .tracking_webhooks
+        .verify(&body, sign)
         .map_err(|e| ApiError::Unauthorized(format!("webhook rejected: {e}")))?;
     let newest_ms = hook
-        .status
         .events
         .iter()
         .filter_map(|e| parse_rfc3339_ms(&e.time_iso))
@@ -249,23 +246,16 @@ async fn tracking_webhook(
     outcome
 }
 
-async fn tracking_event(
-    state: &AppState,
-    hook: &procure_activities::adapters::tracking::TrackingWebhook,
-) -> Handled {
-    let Some(parcel_id) = state.store.parcel_for_tracking(&hook.status.number).await? else {
-        tracing::warn!(tracking = %hook.status.number, "tracking update for an unknown parcel");
+async fn tracking_event(state: &AppState, hook: &procure_domain::ports::TrackingPush) -> Handled {
+    let Some(parcel_id) = state.store.parcel_for_tracking(&hook.number).await? else {
+        tracing::warn!(tracking = %hook.number, "tracking update for an unknown parcel");
         return Ok((
             StatusCode::OK,
             Json(serde_json::json!({"received": true, "handled": false})),
         ));
     };
-    let status = serde_json::to_value(hook.status.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "NotFound".into());
+    let status = hook.status.clone();
     let description = hook
-        .status
         .events
         .first()
         .map(|e| e.description.clone())

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod money;
 pub mod monitor;
 pub mod order;
+pub mod ports;
 pub mod procurement;
 pub mod quote;
 pub mod seal;

@@ -419,3 +419,22 @@ pub async fn order_replays_and_records(order_id: &str, kind: &str) {
     )
     .await;
 }
+
+/// Stands in for the customer paying in the browser: confirms a payment intent at the
+/// sandbox's Stripe (`POST /v1/payment_intents/{id}/confirm`, sandbox/src/stripe.rs). Only the
+/// sandbox and the tests do this; the production payments client has no such call.
+pub async fn confirm_intent(base_url: &str, api_key: &str, intent_id: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{base_url}/v1/payment_intents/{intent_id}/confirm"))
+        .bearer_auth(api_key)
+        .form::<[(&str, &str); 0]>(&[])
+        .send()
+        .await
+        .expect("the sandbox answers");
+    assert!(
+        resp.status().is_success(),
+        "confirm {intent_id}: {}",
+        resp.status()
+    );
+    resp.json().await.expect("an intent")
+}

@@ -1,11 +1,24 @@
-//! What every marketplace client shares: the purchase request and its result, the one error
-//! type ([`MarketError`]), the price-tolerance rule, and small readers for the loosely typed
-//! JSON the marketplaces answer with. `alibaba` re-exports these types under their old paths.
+//! What every marketplace client shares, vendor-neutral: the purchase request and its result,
+//! the one error type ([`MarketError`]), the price-tolerance rule, the buyer-side and
+//! price-source traits ([`buyer`]), the one exactly-once purchase ([`purchase()`]) and the
+//! registry that maps a platform to its clients ([`registry`]). The vendor modules
+//! (`alibaba`, `taobao`, `pdd`) keep only their wire mapping, signing and error
+//! classification.
 
+pub mod buyer;
+mod purchase;
+pub mod registry;
+pub(crate) mod wire;
+
+pub use buyer::{
+    BuyerMarketplace, BuyerOrder, Created, MarketFuture, OrderState, PayAnswer, PriceSource, Quote,
+    QuotedLine,
+};
+pub use purchase::purchase;
+pub use registry::{Marketplaces, OfferPrice};
+
+use crate::http::Transport;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::http::Transport;
 
 /// At most this many SKUs per order (1688's limit; the strictest we know).
 pub(crate) const MAX_CARGO_LINES: usize = 50;
@@ -137,7 +150,7 @@ impl PurchaseRequest {
     }
 }
 
-/// The result of a marketplace client's `purchase`.
+/// The result of [`purchase()`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purchased {
     pub marketplace_order_id: String,
@@ -207,36 +220,6 @@ pub(crate) fn check_quote(
         });
     }
     Ok(())
-}
-
-/// A string field that may come as a JSON string or number (marketplace ids are longs).
-pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer field (fen, counts) that may come as a number or a numeric string.
-pub(crate) fn int(v: &Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// The elements of an array field; empty when the field is absent or not an array.
-pub(crate) fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-pub(crate) fn need<T>(v: Option<T>, what: &str) -> Result<T, MarketError> {
-    v.ok_or_else(|| MarketError::invalid_response(format!("missing {what}")))
 }
 
 #[cfg(test)]

@@ -430,7 +430,7 @@ pub(crate) fn join_url(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Reply, refused_base_url};
+    use crate::testing::{MockServer, Reply, refused_base_url};
 
     fn fast_cfg() -> HttpConfig {
         HttpConfig {

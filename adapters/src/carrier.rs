@@ -118,7 +118,7 @@ impl Carrier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Reply};
+    use crate::testing::{MockServer, Reply};
 
     #[test]
     fn builds_the_booking_body() {

@@ -1,19 +1,23 @@
 //! Taobao Global Open Platform (IOP) buyer-side client: product, order render (preview),
 //! purchase-order creation (idempotent on our `outer_purchase_id`), batch pay, order and
-//! logistics queries, [`Taobao::purchase`], which buys exactly once however often it is
-//! retried, and [`Taobao::cancel_order`] (`/purchase/order/asyn/cancel`, docs/vendors/taobao.md).
-//! Same request, result and error types as the 1688 client (`super::market`).
+//! logistics queries, and [`Taobao::cancel_order`] (`/purchase/order/asyn/cancel`,
+//! docs/vendors/taobao.md). It is a [`BuyerMarketplace`] (the exactly-once purchase is
+//! `crate::market::purchase`) and a [`PriceSource`], with the same request, result and error
+//! types as every marketplace client (`crate::market`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use procure_domain::{Secret, signing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
-use super::market::{
-    CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest,
-    Purchased, check_quote, int, list, need, text,
+use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
+use crate::market::buyer::{OfferPrice, pick_spec};
+use crate::market::wire::{int, list, need, now_ms, sign_form, text, unreadable};
+use crate::market::{
+    BuyerMarketplace, BuyerOrder, CancelOutcome, CargoLine, Created, DeliveryAddress,
+    LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest,
+    Quote, QuotedLine,
 };
 
 /// Business code for a restricted buyer account (risk control). IOP publishes none, so the
@@ -80,13 +84,7 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let code = parsed.as_ref().and_then(|b| text(b, "code"));
     let (Some(body), Some(code)) = (parsed.filter(Value::is_object), code) else {
-        return Err(match resp.status {
-            429 => MarketError::RateLimited,
-            s if s >= 500 => MarketError::Transient(format!("HTTP {s}: {}", resp.snippet())),
-            _ => {
-                MarketError::invalid_response(format!("HTTP {} {:?}", resp.status, resp.snippet()))
-            }
-        });
+        return Err(unreadable(resp));
     };
     if code != CODE_OK {
         let message = text(&body, "message").unwrap_or_default();
@@ -166,14 +164,20 @@ pub struct RenderedOrder {
 }
 
 impl RenderedOrder {
-    /// The quoted unit price of one requested line (an empty `sku_id` matches any).
-    fn unit_price(&self, line: &CargoLine) -> Option<i64> {
-        self.lines
-            .iter()
-            .find(|r| {
-                r.item_id == line.offer_id && (r.sku_id.is_empty() || r.sku_id == line.spec_id)
-            })
-            .map(|r| r.price_fen)
+    /// The render as the purchase protocol checks it (an empty `sku_id` matches any spec).
+    pub fn quote(&self) -> Quote {
+        Quote {
+            lines: self
+                .lines
+                .iter()
+                .map(|r| QuotedLine {
+                    offer_id: r.item_id.clone(),
+                    spec_id: r.sku_id.clone(),
+                    unit_price_fen: r.price_fen,
+                })
+                .collect(),
+            total_fen: self.total_amount_fen,
+        }
     }
 }
 
@@ -262,6 +266,22 @@ impl TaobaoOrder {
         })
     }
 
+    /// The order as the purchase protocol sees it.
+    pub fn buyer_order(&self) -> BuyerOrder {
+        let state = match &self.status {
+            s if s.is_paid() => OrderState::Paid,
+            TaobaoOrderStatus::WaitBuyerPay => OrderState::AwaitingPayment,
+            TaobaoOrderStatus::TradeClosed => OrderState::Closed(self.closed_error()),
+            TaobaoOrderStatus::Building => OrderState::Building,
+            other => OrderState::Other(format!("{other:?}")),
+        };
+        BuyerOrder {
+            order_id: self.purchase_order_id.clone(),
+            state,
+            total_fen: self.total_amount_fen,
+        }
+    }
+
     fn closed_error(&self) -> MarketError {
         match self.close_reason.as_deref() {
             Some("OUT_OF_STOCK" | "sellerGoodsLack") => MarketError::OutOfStock,
@@ -317,13 +337,6 @@ pub struct Taobao {
     http: HttpClient,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The signed form of one call: the call's params plus `app_key`, `access_token`,
 /// `sign_method`, `timestamp` (epoch ms) and `sign` over `api_path` (`/product/get`).
 fn signed_params(
@@ -337,13 +350,9 @@ fn signed_params(
     all.push(("access_token", cfg.access_token.expose().to_owned()));
     all.push(("sign_method", "sha256".into()));
     all.push(("timestamp", timestamp_ms.to_string()));
-    let sign = signing::iop_signature(
-        api_path,
-        all.iter().map(|(k, v)| (*k, v.as_str())),
-        cfg.app_secret.expose(),
-    );
-    all.push(("sign", sign));
-    all
+    sign_form(all, "sign", |form| {
+        signing::iop_signature(api_path, form, cfg.app_secret.expose())
+    })
 }
 
 /// Whether a call changes state at Taobao. A write is never repeated inside the call after an
@@ -439,19 +448,19 @@ impl Taobao {
         })
     }
 
-    /// Create the purchase order for `render`'s total (`purchase_amount` must equal it, or
-    /// Taobao answers `PRICE_CHANGED`). A repeat with the same `outer_purchase_id` returns the
-    /// first order. A timeout here means "maybe created": look it up with
-    /// [`Taobao::order_by_outer_id`] before creating again.
+    /// Create the purchase order for the render's total `purchase_amount_fen` (it must equal
+    /// the current total, or Taobao answers `PRICE_CHANGED`). A repeat with the same
+    /// `outer_purchase_id` returns the first order. A timeout here means "maybe created": look
+    /// it up with [`Taobao::order_by_outer_id`] before creating again.
     pub async fn create(
         &self,
         req: &PurchaseRequest,
-        render: &RenderedOrder,
+        purchase_amount_fen: i64,
     ) -> Result<CreatedPurchase, MarketError> {
         req.validate()?;
         let mut params = order_params(req);
         params.push(("outer_purchase_id", req.out_order_id.clone()));
-        params.push(("purchase_amount", render.total_amount_fen.to_string()));
+        params.push(("purchase_amount", purchase_amount_fen.to_string()));
         let data = self
             .call("/purchase/order/create", params, Effect::Write)
             .await?;
@@ -630,52 +639,9 @@ impl Taobao {
         }))
     }
 
-    /// Buy exactly once, however often this is called with the same request:
-    /// 1. look the order up by `outer_purchase_id` and adopt it if an earlier attempt made it;
-    /// 2. otherwise render, refuse unit prices above a line's maximum or a total above the
-    ///    request's, and create for exactly the render total (a create without a definite
-    ///    answer is looked up by outer id before anything else happens);
-    /// 3. pay while the order waits for payment, re-reading it by outer id before every pay
-    ///    request after the first answer-less one.
-    #[tracing::instrument(skip(self, req), fields(out_order_id = %req.out_order_id))]
-    pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchased, MarketError> {
-        req.validate()?;
-        let (order_id, known, adopted) = match self.order_by_outer_id(&req.out_order_id).await? {
-            Some(existing) => {
-                tracing::info!(purchase_order_id = %existing.purchase_order_id, status = ?existing.status, "adopting existing Taobao order");
-                (existing.purchase_order_id.clone(), Some(existing), true)
-            }
-            None => {
-                let render = self.render(req).await?;
-                check_quote(req, |l| render.unit_price(l), render.total_amount_fen)?;
-                match self.create(req, &render).await {
-                    Ok(created) => (created.purchase_order_id, None, false),
-                    Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
-                        tracing::warn!(error = %e, "create outcome unknown; looking the order up by outer id");
-                        match self.order_by_outer_id(&req.out_order_id).await? {
-                            Some(found) => (found.purchase_order_id.clone(), Some(found), true),
-                            None => return Err(e),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        let amount_paid_fen = self.settle(&order_id, req, known).await?;
-        Ok(Purchased {
-            marketplace_order_id: order_id,
-            amount_paid_fen,
-            adopted,
-        })
-    }
-
     /// Our order as it stands, read by our outer id.
-    async fn reread(
-        &self,
-        order_id: &str,
-        req: &PurchaseRequest,
-    ) -> Result<TaobaoOrder, MarketError> {
-        match self.order_by_outer_id(&req.out_order_id).await? {
+    async fn reread(&self, order_id: &str, out_order_id: &str) -> Result<TaobaoOrder, MarketError> {
+        match self.order_by_outer_id(out_order_id).await? {
             Some(o) if o.purchase_order_id == order_id => Ok(o),
             other => Err(MarketError::invalid_response(format!(
                 "order {order_id} not found by its outer id (found {:?})",
@@ -683,77 +649,120 @@ impl Taobao {
             ))),
         }
     }
+}
 
-    /// Pay the order unless it is paid already; returns the amount paid (fen). `known` is a
-    /// fresh read of the order, if the caller has one.
-    async fn settle(
-        &self,
-        order_id: &str,
-        req: &PurchaseRequest,
-        mut known: Option<TaobaoOrder>,
-    ) -> Result<i64, MarketError> {
-        let mut last = MarketError::Transient("payment not confirmed".into());
-        for attempt in 1..=self.cfg.max_pay_attempts.max(1) {
-            let order = match known.take() {
-                Some(o) => o,
-                None => self.reread(order_id, req).await?,
-            };
-            if order.status.is_paid() {
-                return Ok(order.total_amount_fen);
-            }
-            match &order.status {
-                TaobaoOrderStatus::WaitBuyerPay => {}
-                TaobaoOrderStatus::TradeClosed => return Err(order.closed_error()),
-                TaobaoOrderStatus::Building => {
-                    return Err(MarketError::Transient(format!(
-                        "Taobao order {order_id} is still being built"
-                    )));
-                }
-                other => {
-                    return Err(MarketError::invalid_response(format!(
-                        "order {order_id} in state {other:?}"
-                    )));
-                }
-            }
-            if order.total_amount_fen > req.max_total_fen {
-                return Err(MarketError::PriceAboveTolerance {
-                    quoted: order.total_amount_fen,
-                    max: req.max_total_fen,
-                });
-            }
-            match self.pay(order_id).await {
-                Ok(TaobaoPayOutcome::Paid) => return Ok(order.total_amount_fen),
-                Ok(TaobaoPayOutcome::Failed { reason }) => {
-                    tracing::warn!(order_id, attempt, reason, "Taobao batch pay failed");
+impl BuyerMarketplace for Taobao {
+    fn name(&self) -> &'static str {
+        "Taobao"
+    }
+
+    fn find_by_external_id<'a>(
+        &'a self,
+        out_order_id: &'a str,
+    ) -> MarketFuture<'a, Option<BuyerOrder>> {
+        Box::pin(async move {
+            let found = self.order_by_outer_id(out_order_id).await?;
+            Ok(found.map(|o| o.buyer_order()))
+        })
+    }
+
+    /// [`BuyerMarketplace::read`] is the same query by our outer id.
+    fn found_is_current(&self) -> bool {
+        true
+    }
+
+    fn preview<'a>(&'a self, req: &'a PurchaseRequest) -> MarketFuture<'a, Quote> {
+        Box::pin(async move { Ok(self.render(req).await?.quote()) })
+    }
+
+    fn create<'a>(
+        &'a self,
+        req: &'a PurchaseRequest,
+        quote: &'a Quote,
+    ) -> MarketFuture<'a, Created> {
+        Box::pin(async move {
+            let created = Taobao::create(self, req, quote.total_fen).await?;
+            Ok(Created {
+                order_id: created.purchase_order_id,
+                failed_offers: Vec::new(),
+            })
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        order_id: &'a str,
+        out_order_id: &'a str,
+    ) -> MarketFuture<'a, BuyerOrder> {
+        Box::pin(async move { Ok(self.reread(order_id, out_order_id).await?.buyer_order()) })
+    }
+
+    /// Batch pay takes no attempt key: paying a paid order is listed as a success.
+    fn pay<'a>(
+        &'a self,
+        order: &'a BuyerOrder,
+        _attempt_key: &'a str,
+    ) -> MarketFuture<'a, PayAnswer> {
+        Box::pin(async move {
+            match Taobao::pay(self, &order.order_id).await? {
+                TaobaoPayOutcome::Paid => Ok(PayAnswer::Paid),
+                TaobaoPayOutcome::Failed { reason } => {
                     match classify_code(&reason, "batch pay failure") {
-                        MarketError::Rejected { .. } => {
-                            last = MarketError::Transient(format!("Taobao pay failed: {reason}"));
-                        }
-                        e if e.is_retryable() => last = e,
-                        e => return Err(e),
+                        MarketError::Rejected { .. } => Ok(PayAnswer::Declined(
+                            MarketError::Transient(format!("Taobao pay failed: {reason}")),
+                        )),
+                        e if e.is_retryable() => Ok(PayAnswer::Declined(e)),
+                        e => Err(e),
                     }
                 }
-                Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
-                    tracing::warn!(order_id, attempt, error = %e, "pay outcome unknown; re-reading the order");
-                    last = e;
-                }
-                Err(e) => return Err(e),
             }
+        })
+    }
+
+    fn max_pay_attempts(&self) -> u32 {
+        self.cfg.max_pay_attempts
+    }
+
+    fn logistics<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, Vec<LogisticsInfo>> {
+        Box::pin(Taobao::logistics(self, order_id))
+    }
+
+    fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome> {
+        Box::pin(self.cancel_order(order_id, remark))
+    }
+
+    fn for_account(
+        &self,
+        access_token: Option<Secret>,
+    ) -> Result<Arc<dyn BuyerMarketplace>, BuildError> {
+        let mut cfg = self.cfg.clone();
+        if let Some(t) = access_token {
+            cfg.access_token = t;
         }
-        let order = self.reread(order_id, req).await?;
-        if order.status.is_paid() {
-            Ok(order.total_amount_fen)
-        } else {
-            Err(last)
-        }
+        Ok(Arc::new(Taobao::new(cfg)?))
+    }
+}
+
+impl PriceSource for Taobao {
+    fn offer_price<'a>(
+        &'a self,
+        offer_id: &'a str,
+        spec_id: &'a str,
+    ) -> MarketFuture<'a, Option<OfferPrice>> {
+        Box::pin(async move {
+            let item = self.product(offer_id).await?;
+            let skus: Vec<_> = item.skus.iter().map(|s| (s.sku_id.as_str(), s)).collect();
+            Ok(pick_spec(&skus, spec_id).map(|s| (s.price_fen, Some(s.quantity))))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Recorded, Reply};
-    use std::sync::{Arc, Mutex};
+    use crate::market::{Purchased, purchase};
+    use crate::testing::{MockServer, Recorded, Reply};
+    use std::sync::Mutex;
 
     fn raw(status: u16, body: &str) -> RawResponse {
         RawResponse {
@@ -1090,7 +1099,7 @@ mod tests {
             base_url: server.base_url(),
             ..TaobaoConfig::default()
         };
-        cfg.http = crate::adapters::testing::quick_http(Some(300));
+        cfg.http = crate::testing::quick_http(Some(300));
         (server, Taobao::new(cfg).unwrap())
     }
 
@@ -1106,7 +1115,7 @@ mod tests {
     async fn purchases_once_for_the_render_total_and_a_repeat_adopts() {
         let state = fake(4200);
         let (server, client) = setup(&state).await;
-        let first = client.purchase(&request(4200, 9000)).await.unwrap();
+        let first = purchase(&client, &request(4200, 9000)).await.unwrap();
         assert_eq!(
             first,
             Purchased {
@@ -1122,7 +1131,7 @@ mod tests {
             .unwrap();
         assert_eq!(create.form()["purchase_amount"], "9000");
         assert_eq!(create.form()["outer_purchase_id"], "ord-7-L1");
-        let again = client.purchase(&request(4200, 9000)).await.unwrap();
+        let again = purchase(&client, &request(4200, 9000)).await.unwrap();
         assert_eq!(
             again,
             Purchased {
@@ -1151,14 +1160,14 @@ mod tests {
         let state = fake(4300);
         let (server, client) = setup(&state).await;
         assert_eq!(
-            client.purchase(&request(4200, 99_999)).await.unwrap_err(),
+            purchase(&client, &request(4200, 99_999)).await.unwrap_err(),
             MarketError::PriceAboveTolerance {
                 quoted: 4300,
                 max: 4200
             }
         );
         assert_eq!(
-            client.purchase(&request(4300, 9100)).await.unwrap_err(),
+            purchase(&client, &request(4300, 9100)).await.unwrap_err(),
             MarketError::PriceAboveTolerance {
                 quoted: 9200,
                 max: 9100
@@ -1173,7 +1182,7 @@ mod tests {
         let state = fake(4200);
         state.lock().unwrap().hang_create_after_commit = true;
         let (server, client) = setup(&state).await;
-        let p = client.purchase(&request(4200, 9000)).await.unwrap();
+        let p = purchase(&client, &request(4200, 9000)).await.unwrap();
         assert!(p.adopted);
         assert_eq!(p.amount_paid_fen, 9000);
         let s = state.lock().unwrap();
@@ -1192,7 +1201,7 @@ mod tests {
         let state = fake(4200);
         state.lock().unwrap().pay_mode = PayMode::HangAfterDebit;
         let (server, client) = setup(&state).await;
-        let p = client.purchase(&request(4200, 9000)).await.unwrap();
+        let p = purchase(&client, &request(4200, 9000)).await.unwrap();
         assert_eq!((p.amount_paid_fen, p.adopted), (9000, false));
         assert_eq!(state.lock().unwrap().pays, 1);
         let apis = apis(&server);
@@ -1209,7 +1218,7 @@ mod tests {
         let state = fake(4200);
         state.lock().unwrap().pay_mode = PayMode::FailNoDebit;
         let (server, client) = setup(&state).await;
-        client.purchase(&request(4200, 9000)).await.unwrap();
+        purchase(&client, &request(4200, 9000)).await.unwrap();
         assert_eq!(state.lock().unwrap().pays, 2);
         let apis = apis(&server);
         assert_eq!(
@@ -1228,7 +1237,7 @@ mod tests {
         state.lock().unwrap().pay_mode = PayMode::Restricted;
         let (_server, client) = setup(&state).await;
         assert_eq!(
-            client.purchase(&request(4200, 9000)).await.unwrap_err(),
+            purchase(&client, &request(4200, 9000)).await.unwrap_err(),
             MarketError::AccountRestricted
         );
         assert_eq!(state.lock().unwrap().pays, 1);
@@ -1237,7 +1246,7 @@ mod tests {
         state.lock().unwrap().create_code = Some(ACCOUNT_RESTRICTED);
         let (_server, client) = setup(&state).await;
         assert_eq!(
-            client.purchase(&request(4200, 9000)).await.unwrap_err(),
+            purchase(&client, &request(4200, 9000)).await.unwrap_err(),
             MarketError::AccountRestricted
         );
     }
@@ -1247,10 +1256,10 @@ mod tests {
         let state = fake(4200);
         state.lock().unwrap().jump_after_render = Some(4250);
         let (_server, client) = setup(&state).await;
-        let err = client.purchase(&request(4250, 9200)).await.unwrap_err();
+        let err = purchase(&client, &request(4250, 9200)).await.unwrap_err();
         assert!(err.is_retryable(), "{err:?}");
         assert!(state.lock().unwrap().orders.is_empty());
-        let p = client.purchase(&request(4250, 9200)).await.unwrap();
+        let p = purchase(&client, &request(4250, 9200)).await.unwrap();
         assert_eq!((p.amount_paid_fen, p.adopted), (9100, false));
     }
 
@@ -1265,7 +1274,7 @@ mod tests {
         });
         let (_server, client) = setup(&state).await;
         assert_eq!(
-            client.purchase(&request(4200, 9000)).await.unwrap_err(),
+            purchase(&client, &request(4200, 9000)).await.unwrap_err(),
             MarketError::PriceAboveTolerance {
                 quoted: 20_000,
                 max: 9000
@@ -1285,7 +1294,7 @@ mod tests {
         });
         let (_server, client) = setup(&state).await;
         assert!(matches!(
-            client.purchase(&request(4200, 9000)).await,
+            purchase(&client, &request(4200, 9000)).await,
             Err(MarketError::Rejected { code, .. }) if code == "ORDER_CLOSED"
         ));
         let s = state.lock().unwrap();
@@ -1319,7 +1328,7 @@ mod tests {
         assert!(
             matches!(client.order("TB1").await, Err(MarketError::Rejected { code, .. }) if code == "ORDER_NOT_FOUND")
         );
-        let bought = client.purchase(&request(4200, 9000)).await.unwrap();
+        let bought = purchase(&client, &request(4200, 9000)).await.unwrap();
         let o = client.order(&bought.marketplace_order_id).await.unwrap();
         assert_eq!(o.status, TaobaoOrderStatus::WaitSellerSendGoods);
         assert_eq!(o.outer_purchase_id.as_deref(), Some("ord-7-L1"));
@@ -1353,7 +1362,7 @@ mod tests {
 #[cfg(test)]
 mod cancel_tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use crate::testing::{MockServer, Recorded, Reply};
     use std::sync::{Arc, Mutex};
 
     struct Fake {
@@ -1419,7 +1428,7 @@ mod cancel_tests {
         let server = MockServer::start(move |req| handle(&state, req)).await;
         let cfg = TaobaoConfig {
             base_url: server.base_url(),
-            http: crate::adapters::testing::quick_http(Some(300)),
+            http: crate::testing::quick_http(Some(300)),
             ..TaobaoConfig::default()
         };
         (server, Taobao::new(cfg).unwrap())

@@ -377,7 +377,7 @@ impl Tracking {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Reply};
+    use crate::testing::{MockServer, Reply};
 
     const INFO: &str = r#"{"code":0,"data":{"accepted":[{"number":"SX1","carrier":190271,"track_info":{"latest_status":{"status":"InTransit","sub_status":"InTransit_Other"},"tracking":{"providers":[{"events":[{"time_iso":"2025-01-02T10:00:00Z","description":"Departed","stage":"InTransit"},{"time_iso":"2025-01-01T10:00:00Z","description":"Accepted","stage":"InfoReceived"}]}]}}}],"rejected":[{"number":"NOPE","error":{"code":-18019902,"message":"not registered"}}]}}"#;
 

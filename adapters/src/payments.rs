@@ -264,16 +264,6 @@ impl Payments {
         )
     }
 
-    /// Stands in for the customer paying in the browser (sandbox / test mode).
-    pub async fn confirm_intent(&self, id: &str) -> Result<PaymentIntent, ApiError> {
-        let path = format!("/v1/payment_intents/{}/confirm", checked_id(id)?);
-        parse_intent(
-            &self
-                .send("confirm_intent", reqwest::Method::POST, &path, &[], None)
-                .await?,
-        )
-    }
-
     /// Cancel an unpaid intent; a succeeded one answers `payment_intent_unexpected_state`.
     pub async fn cancel_intent(&self, id: &str) -> Result<PaymentIntent, ApiError> {
         let path = format!("/v1/payment_intents/{}/cancel", checked_id(id)?);
@@ -394,7 +384,7 @@ fn parse_event(body: &[u8]) -> Result<PaymentEvent, WebhookError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Reply};
+    use crate::testing::{MockServer, Reply};
     use std::sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -473,7 +463,7 @@ mod tests {
             base_url,
             ..PaymentsConfig::default()
         };
-        cfg.http = crate::adapters::testing::quick_http(None);
+        cfg.http = crate::testing::quick_http(None);
         Payments::new(cfg).unwrap()
     }
 
@@ -567,7 +557,6 @@ mod tests {
         let p = client(server.base_url());
         p.get_intent("pi_123").await.unwrap();
         p.cancel_intent("pi_123").await.unwrap();
-        p.confirm_intent("pi_123").await.unwrap();
         let got: Vec<(String, String)> = server
             .requests()
             .iter()
@@ -578,7 +567,6 @@ mod tests {
             [
                 ("GET".into(), "/v1/payment_intents/pi_123".into()),
                 ("POST".into(), "/v1/payment_intents/pi_123/cancel".into()),
-                ("POST".into(), "/v1/payment_intents/pi_123/confirm".into()),
             ]
         );
     }

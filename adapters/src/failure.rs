@@ -166,7 +166,7 @@ pub fn adapter_err_while(doing: &str, e: impl AdapterFailure) -> ActivityError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::http::RawResponse;
+    use crate::http::RawResponse;
 
     fn failure(e: ActivityError) -> (bool, String, String) {
         match e {
@@ -185,7 +185,7 @@ mod tests {
         if let Some(c) = code {
             error["code"] = c.into();
         }
-        crate::adapters::payments::classify_error(&RawResponse {
+        crate::payments::classify_error(&RawResponse {
             status,
             body: serde_json::json!({ "error": error }).to_string(),
             retry_after: None,
@@ -285,18 +285,6 @@ mod tests {
                 "{status} {kind} {code:?} ({e:?})"
             );
         }
-    }
-
-    #[test]
-    fn the_activities_own_helpers_are_typed_too() {
-        assert_eq!(
-            failure(crate::order::permanent("no payment to refund")),
-            (true, "InvalidState".into(), "no payment to refund".into())
-        );
-        assert_eq!(
-            failure(crate::order::transient("database busy")),
-            (false, "Unavailable".into(), "database busy".into())
-        );
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! buying there is an assisted task in the workflow. `pdd.ddk.goods.detail` gives a listing's
 //! group-buy and single-buy minimum prices (fen, no stock figure).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use procure_domain::{Secret, signing};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
-use super::market::{MarketError, int, list, need, text};
+use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
+use crate::market::buyer::OfferPrice;
+use crate::market::wire::{int, list, need, now_ms, sign_form, status_error, text, unreadable};
+use crate::market::{MarketError, MarketFuture, PriceSource};
 
 /// The router path.
 const ROUTER_PATH: &str = "api/router";
@@ -81,13 +81,7 @@ pub fn classify_code(code: i64, message: &str) -> MarketError {
 fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let Some(body) = parsed.filter(Value::is_object) else {
-        return Err(match resp.status {
-            429 => MarketError::RateLimited,
-            s if s >= 500 => MarketError::Transient(format!("HTTP {s}: {}", resp.snippet())),
-            _ => {
-                MarketError::invalid_response(format!("HTTP {} {:?}", resp.status, resp.snippet()))
-            }
-        });
+        return Err(unreadable(resp));
     };
     if let Some(err) = body.get("error_response") {
         let code = need(int(err, "error_code"), "error_response.error_code")?;
@@ -99,17 +93,9 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
         }
         return Err(classify_code(code, &message));
     }
-    match resp.status {
-        429 => Err(MarketError::RateLimited),
-        s if s >= 500 => Err(MarketError::Transient(format!(
-            "HTTP {s}: {}",
-            resp.snippet()
-        ))),
-        s if !resp.is_success() => Err(MarketError::Rejected {
-            code: format!("HTTP_{s}"),
-            message: resp.snippet(),
-        }),
-        _ => Ok(body),
+    match status_error(resp) {
+        Some(e) => Err(e),
+        None => Ok(body),
     }
 }
 
@@ -133,10 +119,7 @@ fn parse_goods(v: &Value) -> Result<PddGoods, MarketError> {
 }
 
 fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    now_ms() / 1000
 }
 
 /// The signed form of one call: `type`, `client_id`, `timestamp` (unix s), `data_type`,
@@ -157,12 +140,9 @@ fn signed_params(
         all.push(("access_token", token.expose().to_owned()));
     }
     all.extend(params.iter().cloned());
-    let sign = signing::pdd_signature(
-        all.iter().map(|(k, v)| (*k, v.as_str())),
-        cfg.client_secret.expose(),
-    );
-    all.push(("sign", sign));
-    all
+    sign_form(all, "sign", |form| {
+        signing::pdd_signature(form, cfg.client_secret.expose())
+    })
 }
 
 /// Pinduoduo price client. Cheap to clone.
@@ -224,10 +204,27 @@ impl Pdd {
     }
 }
 
+/// PDD prices a listing as a whole (its group-buy price, see [`PddGoods::best_price_fen`]) and
+/// reports no stock: `spec_id` is ignored.
+impl PriceSource for Pdd {
+    fn offer_price<'a>(
+        &'a self,
+        offer_id: &'a str,
+        _spec_id: &'a str,
+    ) -> MarketFuture<'a, Option<OfferPrice>> {
+        Box::pin(async move {
+            Ok(self
+                .goods_detail(offer_id)
+                .await?
+                .map(|g| (g.best_price_fen(), None)))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use crate::testing::{MockServer, Recorded, Reply};
     use serde_json::json;
 
     fn raw(status: u16, body: &str) -> RawResponse {
@@ -377,7 +374,7 @@ mod tests {
             client_secret: Secret::new(secret),
             ..PddConfig::default()
         };
-        cfg.http = crate::adapters::testing::quick_http(None);
+        cfg.http = crate::testing::quick_http(None);
         (server, Pdd::new(cfg).unwrap())
     }
 

@@ -100,14 +100,8 @@ impl EcbTable {
     }
 }
 
-/// A rate fixed for a quote, with where and when it came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockedRate {
-    pub rate: FxRate,
-    /// ECB publication date of the table the rate comes from.
-    pub date: String,
-    pub source: String,
-}
+/// A rate fixed for a quote (the API's port type); its `date` is the ECB publication date.
+pub use procure_domain::ports::LockedRate;
 
 /// Attributes of one tag body (`currency='USD' rate="1.0868"/`), either quote style.
 fn attributes(tag: &str) -> Result<Vec<(&str, &str)>, FxError> {
@@ -250,7 +244,7 @@ impl EcbFx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Reply};
+    use crate::testing::{MockServer, Reply};
     use procure_domain::Money;
 
     const DAILY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

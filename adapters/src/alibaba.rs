@@ -1,21 +1,24 @@
 //! 1688 Open Platform (AOP) buyer-side client: product info, order preview, cross-border order
-//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries,
-//! [`Alibaba1688::purchase`], which buys exactly once however often it is retried, and
+//! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries, and
 //! [`Alibaba1688::cancel_order`], which cancels an unpaid order or asks for the refund of a paid
-//! one the seller has not shipped (docs/vendors/1688.md).
+//! one the seller has not shipped (docs/vendors/1688.md). It is a [`BuyerMarketplace`] (the
+//! exactly-once purchase is `crate::market::purchase`) and a [`PriceSource`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use procure_domain::{Secret, money::parse_rate_e6, signing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
-use super::market::{check_quote, int, list, need, text};
-// The shared marketplace types, under the paths callers have always used.
-pub use super::market::{
-    CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError, PurchaseRequest,
-    Purchased,
+use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
+use crate::market::buyer::{OfferPrice, pick_spec};
+use crate::market::wire::{
+    int, list, need, now_ms, server_error, sign_form, status_error, text, unreadable,
+};
+use crate::market::{
+    BuyerMarketplace, BuyerOrder, CancelOutcome, Created, DeliveryAddress, LogisticsInfo,
+    MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest, Quote,
+    QuotedLine,
 };
 
 /// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
@@ -91,13 +94,7 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
 fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let Some(body) = parsed.filter(Value::is_object) else {
-        return Err(match resp.status {
-            429 => MarketError::RateLimited,
-            s if s >= 500 => MarketError::Transient(format!("HTTP {s}: {}", resp.snippet())),
-            _ => {
-                MarketError::invalid_response(format!("HTTP {} {:?}", resp.status, resp.snippet()))
-            }
-        });
+        return Err(unreadable(resp));
     };
     // Gateway errors: `error_code` at the top level, usually with HTTP 400.
     if let Some(code) = text(&body, "error_code").or_else(|| text(&body, "errorCode")) {
@@ -106,28 +103,18 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
             .unwrap_or_default();
         return Err(classify_code(&code, &message));
     }
-    match resp.status {
-        429 => return Err(MarketError::RateLimited),
-        s if s >= 500 => {
-            return Err(MarketError::Transient(format!(
-                "HTTP {s}: {}",
-                resp.snippet()
-            )));
-        }
-        _ => {}
+    if let Some(e) = server_error(resp) {
+        return Err(e);
     }
     if body.get("success").and_then(Value::as_bool) == Some(false) {
         let code = text(&body, "code").unwrap_or_else(|| "UNKNOWN".into());
         let message = text(&body, "message").unwrap_or_default();
         return Err(classify_code(&code, &message));
     }
-    if !resp.is_success() {
-        return Err(MarketError::Rejected {
-            code: format!("HTTP_{}", resp.status),
-            message: resp.snippet(),
-        });
+    match status_error(resp) {
+        Some(e) => Err(e),
+        None => Ok(body),
     }
-    Ok(body)
 }
 
 /// A yuan decimal string ("45.50") in fen, exactly; sub-fen precision is refused, not rounded.
@@ -218,6 +205,22 @@ impl OrderPreview {
     pub fn total_fen(&self) -> i64 {
         self.sum_payment_fen + self.sum_carriage_fen
     }
+
+    /// The preview as the purchase protocol checks it.
+    pub fn quote(&self) -> Quote {
+        Quote {
+            lines: self
+                .cargo
+                .iter()
+                .map(|c| QuotedLine {
+                    offer_id: c.offer_id.clone(),
+                    spec_id: c.spec_id.clone(),
+                    unit_price_fen: c.final_unit_price_fen,
+                })
+                .collect(),
+            total_fen: self.total_fen(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +303,21 @@ impl MarketOrder {
         })
     }
 
+    /// The order as the purchase protocol sees it.
+    pub fn buyer_order(&self) -> BuyerOrder {
+        let state = match &self.status {
+            s if s.is_paid() => OrderState::Paid,
+            s if s.is_closed() => OrderState::Closed(self.closed_error()),
+            MarketOrderStatus::WaitBuyerPay => OrderState::AwaitingPayment,
+            other => OrderState::Other(format!("{other:?}")),
+        };
+        BuyerOrder {
+            order_id: self.order_id.clone(),
+            state,
+            total_fen: self.total_amount_fen,
+        }
+    }
+
     fn closed_error(&self) -> MarketError {
         match self.close_reason.as_deref() {
             Some("sellerGoodsLack") => MarketError::OutOfStock,
@@ -322,13 +340,6 @@ pub struct Alibaba1688 {
     http: HttpClient,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The signed form of one call: the call's params plus `access_token`, `_aop_timestamp` and
 /// `_aop_signature` over `url_path` (`param2/1/{namespace}/{api}/{appKey}`).
 fn signed_params(
@@ -341,13 +352,9 @@ fn signed_params(
     let mut all = params.to_vec();
     all.push(("access_token", access_token.expose().to_owned()));
     all.push(("_aop_timestamp", timestamp_ms.to_string()));
-    let sig = signing::aop_signature(
-        url_path,
-        all.iter().map(|(k, v)| (*k, v.as_str())),
-        app_secret.expose(),
-    );
-    all.push(("_aop_signature", sig));
-    all
+    sign_form(all, "_aop_signature", |form| {
+        signing::aop_signature(url_path, form, app_secret.expose())
+    })
 }
 
 impl Alibaba1688 {
@@ -606,110 +613,6 @@ impl Alibaba1688 {
                 })
             })
             .collect())
-    }
-
-    /// Buy exactly once, however often this is called with the same request:
-    /// 1. look the order up by `outOrderId` and adopt it if an earlier attempt made it (before
-    ///    previewing, because our own order may hold the last units);
-    /// 2. otherwise preview, refuse unit prices above a line's maximum or a total above the
-    ///    request's, and create (a create that timed out is looked up again before giving up);
-    /// 3. pay while the order waits for payment, re-reading the order before every pay request
-    ///    (protocolPay may report failure after debiting); `ORDER_ALREADY_PAID` counts as paid.
-    #[tracing::instrument(skip(self, req), fields(out_order_id = %req.out_order_id))]
-    pub async fn purchase(&self, req: &PurchaseRequest) -> Result<Purchased, MarketError> {
-        req.validate()?;
-        let (order_id, adopted) = match self.order_by_out_id(&req.out_order_id).await? {
-            Some(existing) => {
-                tracing::info!(order_id = %existing.order_id, status = ?existing.status, "adopting existing 1688 order");
-                (existing.order_id, true)
-            }
-            None => {
-                let preview = self.preview(req).await?;
-                check_preview(req, &preview)?;
-                match self.create_order(req).await {
-                    Ok(created) if !created.failed_offers.is_empty() => {
-                        return Err(MarketError::Rejected {
-                            code: "PARTIAL_ORDER".into(),
-                            message: format!(
-                                "order {} was created without offers {:?}",
-                                created.order_id, created.failed_offers
-                            ),
-                        });
-                    }
-                    Ok(created) => (created.order_id, false),
-                    Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
-                        match self.order_by_out_id(&req.out_order_id).await? {
-                            Some(found) => (found.order_id, true),
-                            None => return Err(e),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        let amount_paid_fen = self.settle(&order_id, req).await?;
-        Ok(Purchased {
-            marketplace_order_id: order_id,
-            amount_paid_fen,
-            adopted,
-        })
-    }
-
-    /// Pay the order unless it is paid already; returns the amount paid (fen).
-    async fn settle(&self, order_id: &str, req: &PurchaseRequest) -> Result<i64, MarketError> {
-        // ≤ 64 printable characters (the gateway limit); unique per pay attempt.
-        let new_op_id = || format!("pay-{}", uuid::Uuid::new_v4().simple());
-        let mut op_request_id = new_op_id();
-        let mut last = MarketError::Transient("payment not confirmed".into());
-        for attempt in 1..=self.cfg.max_pay_attempts.max(1) {
-            let order = self.order_status(order_id).await?;
-            if order.status.is_paid() {
-                return Ok(order.total_amount_fen);
-            }
-            if order.status.is_closed() {
-                return Err(order.closed_error());
-            }
-            if order.status != MarketOrderStatus::WaitBuyerPay {
-                return Err(MarketError::invalid_response(format!(
-                    "order {order_id} in state {:?}",
-                    order.status
-                )));
-            }
-            if order.total_amount_fen > req.max_total_fen {
-                return Err(MarketError::PriceAboveTolerance {
-                    quoted: order.total_amount_fen,
-                    max: req.max_total_fen,
-                });
-            }
-            match self
-                .pay(order_id, order.total_amount_fen, &op_request_id)
-                .await
-            {
-                Ok(PayOutcome::Paid | PayOutcome::AlreadyPaid) => return Ok(order.total_amount_fen),
-                Ok(PayOutcome::NotConfirmed) => {
-                    tracing::warn!(
-                        order_id,
-                        attempt,
-                        "protocolPay answered paySuccess=false; re-reading the order"
-                    );
-                    // That id's answer is recorded as a failure: a new attempt needs a new id.
-                    op_request_id = new_op_id();
-                    last = MarketError::Transient("protocolPay answered paySuccess=false".into());
-                }
-                // The request may still be processed: keep its id so a repeat cannot pay twice.
-                Err(e @ (MarketError::Timeout | MarketError::Transient(_))) => {
-                    tracing::warn!(order_id, attempt, error = %e, "pay outcome unknown; re-reading the order");
-                    last = e;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let order = self.order_status(order_id).await?;
-        if order.status.is_paid() {
-            Ok(order.total_amount_fen)
-        } else {
-            Err(last)
-        }
     }
 }
 
@@ -1024,25 +927,118 @@ fn truthy(v: &Value) -> bool {
     v.as_bool() == Some(true) || v.as_str() == Some("true")
 }
 
-/// Refuse a preview whose unit prices or total exceed what the request tolerates.
-fn check_preview(req: &PurchaseRequest, preview: &OrderPreview) -> Result<(), MarketError> {
-    let unit_price = |line: &CargoLine| {
-        preview
-            .cargo
-            .iter()
-            .find(|c| {
-                c.offer_id == line.offer_id && (c.spec_id.is_empty() || c.spec_id == line.spec_id)
+impl BuyerMarketplace for Alibaba1688 {
+    fn name(&self) -> &'static str {
+        "1688"
+    }
+
+    fn find_by_external_id<'a>(
+        &'a self,
+        out_order_id: &'a str,
+    ) -> MarketFuture<'a, Option<BuyerOrder>> {
+        Box::pin(async move {
+            let found = self.order_by_out_id(out_order_id).await?;
+            Ok(found.map(|o| o.buyer_order()))
+        })
+    }
+
+    fn preview<'a>(&'a self, req: &'a PurchaseRequest) -> MarketFuture<'a, Quote> {
+        Box::pin(async move { Ok(Alibaba1688::preview(self, req).await?.quote()) })
+    }
+
+    fn create<'a>(
+        &'a self,
+        req: &'a PurchaseRequest,
+        _quote: &'a Quote,
+    ) -> MarketFuture<'a, Created> {
+        Box::pin(async move {
+            let created = self.create_order(req).await?;
+            Ok(Created {
+                order_id: created.order_id,
+                failed_offers: created.failed_offers,
             })
-            .map(|c| c.final_unit_price_fen)
-    };
-    check_quote(req, unit_price, preview.total_fen())
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        order_id: &'a str,
+        _out_order_id: &'a str,
+    ) -> MarketFuture<'a, BuyerOrder> {
+        Box::pin(async move { Ok(self.order_status(order_id).await?.buyer_order()) })
+    }
+
+    fn pay<'a>(
+        &'a self,
+        order: &'a BuyerOrder,
+        attempt_key: &'a str,
+    ) -> MarketFuture<'a, PayAnswer> {
+        Box::pin(async move {
+            Ok(
+                match Alibaba1688::pay(self, &order.order_id, order.total_fen, attempt_key).await? {
+                    PayOutcome::Paid | PayOutcome::AlreadyPaid => PayAnswer::Paid,
+                    PayOutcome::NotConfirmed => PayAnswer::Declined(MarketError::Transient(
+                        "protocolPay answered paySuccess=false".into(),
+                    )),
+                },
+            )
+        })
+    }
+
+    fn max_pay_attempts(&self) -> u32 {
+        self.cfg.max_pay_attempts
+    }
+
+    fn logistics<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, Vec<LogisticsInfo>> {
+        Box::pin(Alibaba1688::logistics(self, order_id))
+    }
+
+    fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome> {
+        Box::pin(self.cancel_order(order_id, remark))
+    }
+
+    fn for_account(
+        &self,
+        access_token: Option<Secret>,
+    ) -> Result<Arc<dyn BuyerMarketplace>, BuildError> {
+        let mut cfg = self.cfg.clone();
+        if let Some(t) = access_token {
+            cfg.access_token = t;
+        }
+        Ok(Arc::new(Alibaba1688::new(cfg)?))
+    }
+}
+
+impl PriceSource for Alibaba1688 {
+    fn offer_price<'a>(
+        &'a self,
+        offer_id: &'a str,
+        spec_id: &'a str,
+    ) -> MarketFuture<'a, Option<OfferPrice>> {
+        Box::pin(async move {
+            let info = self.product_info(offer_id).await?;
+            // 1688 lists withdrawn offers with another status; a missing status is buyable.
+            if !info.status.is_empty() && info.status != "published" {
+                return Ok(None);
+            }
+            let skus: Vec<_> = info.skus.iter().map(|s| (s.spec_id.as_str(), s)).collect();
+            Ok(pick_spec(&skus, spec_id).map(|s| (s.price_fen, Some(s.amount_on_sale))))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Recorded, Reply};
-    use std::sync::{Arc, Mutex};
+    use crate::market::{CargoLine, Purchased, check_quote, purchase};
+    use crate::testing::{MockServer, Recorded, Reply};
+    use std::sync::Mutex;
+
+    /// Refuse a preview whose unit prices or total exceed what the request tolerates.
+    fn check_preview(req: &PurchaseRequest, preview: &OrderPreview) -> Result<(), MarketError> {
+        let quote = preview.quote();
+        check_quote(req, |l| quote.unit_price(l), quote.total_fen)
+    }
 
     fn raw(status: u16, body: &str) -> RawResponse {
         RawResponse {
@@ -1413,7 +1409,7 @@ mod tests {
             base_url: server.base_url(),
             ..AlibabaConfig::default()
         };
-        cfg.http = crate::adapters::testing::quick_http(Some(300));
+        cfg.http = crate::testing::quick_http(Some(300));
         (server, Alibaba1688::new(cfg).unwrap())
     }
 
@@ -1429,7 +1425,7 @@ mod tests {
     async fn purchases_once_and_a_repeat_adopts() {
         let state = fake(4550);
         let (server, client) = setup(&state).await;
-        let first = client.purchase(&request(4550, 9900)).await.unwrap();
+        let first = purchase(&client, &request(4550, 9900)).await.unwrap();
         assert_eq!(
             first,
             Purchased {
@@ -1438,7 +1434,7 @@ mod tests {
                 adopted: false
             }
         );
-        let again = client.purchase(&request(4550, 9900)).await.unwrap();
+        let again = purchase(&client, &request(4550, 9900)).await.unwrap();
         assert_eq!(
             again,
             Purchased {
@@ -1465,7 +1461,7 @@ mod tests {
     async fn refuses_a_price_above_tolerance_before_creating() {
         let state = fake(4600);
         let (server, client) = setup(&state).await;
-        let err = client.purchase(&request(4550, 99_999)).await.unwrap_err();
+        let err = purchase(&client, &request(4550, 99_999)).await.unwrap_err();
         assert_eq!(
             err,
             MarketError::PriceAboveTolerance {
@@ -1485,7 +1481,7 @@ mod tests {
         let state = fake(4550);
         state.lock().unwrap().hang_create_after_commit = true;
         let (_server, client) = setup(&state).await;
-        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        let p = purchase(&client, &request(4550, 9900)).await.unwrap();
         assert!(p.adopted);
         assert_eq!(state.lock().unwrap().orders.len(), 1);
         assert_eq!(state.lock().unwrap().pays.len(), 1);
@@ -1496,7 +1492,7 @@ mod tests {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::FalseAfterDebit;
         let (_server, client) = setup(&state).await;
-        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        let p = purchase(&client, &request(4550, 9900)).await.unwrap();
         assert_eq!(p.amount_paid_fen, 9900);
         assert_eq!(
             state.lock().unwrap().pays.len(),
@@ -1510,7 +1506,7 @@ mod tests {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::HangAfterDebit;
         let (_server, client) = setup(&state).await;
-        let p = client.purchase(&request(4550, 9900)).await.unwrap();
+        let p = purchase(&client, &request(4550, 9900)).await.unwrap();
         assert_eq!(p.amount_paid_fen, 9900);
         assert_eq!(state.lock().unwrap().pays.len(), 1);
     }
@@ -1520,7 +1516,7 @@ mod tests {
         let state = fake(4550);
         state.lock().unwrap().pay_mode = PayMode::FalseNoDebit;
         let (_server, client) = setup(&state).await;
-        client.purchase(&request(4550, 9900)).await.unwrap();
+        purchase(&client, &request(4550, 9900)).await.unwrap();
         let pays = state.lock().unwrap().pays.clone();
         assert_eq!(pays.len(), 2);
         assert_ne!(pays[0], pays[1]);
@@ -1540,7 +1536,7 @@ mod tests {
             20_000,
         ));
         let (_server, client) = setup(&state).await;
-        let err = client.purchase(&request(4550, 9900)).await.unwrap_err();
+        let err = purchase(&client, &request(4550, 9900)).await.unwrap_err();
         assert_eq!(
             err,
             MarketError::PriceAboveTolerance {
@@ -1575,7 +1571,7 @@ mod tests {
 #[cfg(test)]
 mod cancel_tests {
     use super::*;
-    use crate::adapters::testing::{MockServer, Recorded, Reply};
+    use crate::testing::{MockServer, Recorded, Reply};
     use std::sync::{Arc, Mutex};
 
     /// `alibaba.trade.createRefund`'s documented sample answer.
@@ -1737,7 +1733,7 @@ mod cancel_tests {
         let server = MockServer::start(move |req| handle(&s, req)).await;
         let cfg = AlibabaConfig {
             base_url: server.base_url(),
-            http: crate::adapters::testing::quick_http(Some(300)),
+            http: crate::testing::quick_http(Some(300)),
             ..AlibabaConfig::default()
         };
         (server, Alibaba1688::new(cfg).unwrap())

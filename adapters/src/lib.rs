@@ -13,105 +13,29 @@ pub mod http;
 pub mod market;
 pub mod payments;
 pub mod pdd;
+pub mod ports;
 pub mod taobao;
 pub mod tracking;
 
 #[cfg(test)]
 mod testing;
 
-pub use alibaba::{Alibaba1688, AlibabaConfig, MarketError, PurchaseRequest, Purchased};
+pub use alibaba::{Alibaba1688, AlibabaConfig};
 pub use carrier::{Carrier, CarrierConfig, Shipment};
 pub use failure::adapter_err;
 pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};
-pub use market::CancelOutcome;
+pub use market::{
+    BuyerMarketplace, CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError,
+    Marketplaces, OfferPrice, PriceSource, PurchaseRequest, Purchased, purchase,
+};
 pub use payments::{PaymentIntent, Payments, PaymentsConfig, Refund};
 pub use pdd::{Pdd, PddConfig, PddGoods};
 pub use taobao::{Taobao, TaobaoConfig};
 pub use tracking::{ParcelStatus, TrackRef, TrackStatus, Tracking, TrackingConfig};
 
-use procure_domain::order::Platform;
-
 /// The sandbox's address: the default base URL of every adapter.
 pub const SANDBOX_BASE_URL: &str = "http://127.0.0.1:8790";
-
-/// An offer's current unit price (fen) and units on sale, where the platform reports them.
-pub type OfferPrice = (i64, Option<i64>);
-
-/// The marketplaces we price (and, where an API allows, buy) on, behind one platform-neutral
-/// price lookup for price monitors and procurement ranking. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Marketplaces {
-    pub alibaba: Alibaba1688,
-    pub taobao: Taobao,
-    pub pdd: Pdd,
-}
-
-impl Marketplaces {
-    pub fn new(
-        alibaba: AlibabaConfig,
-        taobao: TaobaoConfig,
-        pdd: PddConfig,
-    ) -> Result<Self, BuildError> {
-        Ok(Marketplaces {
-            alibaba: Alibaba1688::new(alibaba)?,
-            taobao: Taobao::new(taobao)?,
-            pdd: Pdd::new(pdd)?,
-        })
-    }
-
-    /// The current unit price (fen) of one offer and, where the platform reports it, the
-    /// units on sale. `Ok(None)`: the listing (or that spec of it) is gone or not buyable.
-    /// `spec_id` is the 1688 spec / Taobao sku; PDD prices a listing as a whole and ignores it
-    /// (its price is the group-buy price, see [`PddGoods::best_price_fen`]). An empty
-    /// `spec_id` matches a listing's only spec.
-    pub async fn offer_price(
-        &self,
-        platform: Platform,
-        offer_id: &str,
-        spec_id: &str,
-    ) -> Result<Option<OfferPrice>, MarketError> {
-        let gone_is_none = |r: Result<Option<OfferPrice>, MarketError>| match r {
-            Err(MarketError::ListingGone) => Ok(None),
-            other => other,
-        };
-        match platform {
-            Platform::Alibaba1688 => gone_is_none(
-                async {
-                    let info = self.alibaba.product_info(offer_id).await?;
-                    // 1688 lists withdrawn offers with another status; a missing status is buyable.
-                    if !info.status.is_empty() && info.status != "published" {
-                        return Ok(None);
-                    }
-                    let skus: Vec<_> = info.skus.iter().map(|s| (s.spec_id.as_str(), s)).collect();
-                    Ok(pick_spec(&skus, spec_id).map(|s| (s.price_fen, Some(s.amount_on_sale))))
-                }
-                .await,
-            ),
-            Platform::Taobao => gone_is_none(
-                async {
-                    let item = self.taobao.product(offer_id).await?;
-                    let skus: Vec<_> = item.skus.iter().map(|s| (s.sku_id.as_str(), s)).collect();
-                    Ok(pick_spec(&skus, spec_id).map(|s| (s.price_fen, Some(s.quantity))))
-                }
-                .await,
-            ),
-            Platform::Pinduoduo => Ok(self
-                .pdd
-                .goods_detail(offer_id)
-                .await?
-                .map(|g| (g.best_price_fen(), None))),
-        }
-    }
-}
-
-/// The spec asked for, or the only spec when none is named.
-fn pick_spec<'a, T>(specs: &[(&str, &'a T)], spec_id: &str) -> Option<&'a T> {
-    match specs {
-        [(_, only)] if spec_id.is_empty() => Some(only),
-        _ => specs.iter().find(|(id, _)| *id == spec_id).map(|(_, s)| *s),
-    }
-}
 
 /// Tests that drive a real reqwest client install ring's provider, as the binaries do.
 #[cfg(test)]
@@ -144,6 +68,7 @@ impl From<procure_domain::signing::WebhookSignatureError> for WebhookError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procure_domain::order::Platform;
     use serde_json::json;
     use testing::{MockServer, Recorded, Reply};
 

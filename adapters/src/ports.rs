@@ -1,0 +1,68 @@
+//! The vendor clients behind the API's ports (`procure_domain::ports`): ECB rates, the payment
+//! provider's record of an intent, and 17TRACK webhook verification.
+
+use procure_domain::{
+    Currency,
+    ports::{
+        FxRates, LockedRate, PaymentRecord, PaymentRecords, PortError, PortFuture, TrackingPush,
+        TrackingPushEvent, TrackingWebhooks,
+    },
+};
+
+use crate::{
+    fx::EcbFx,
+    payments::{IntentStatus, Payments},
+    tracking::TrackingConfig,
+};
+
+impl FxRates for EcbFx {
+    fn locked_rate(&self, from: Currency, to: Currency) -> PortFuture<'_, LockedRate> {
+        Box::pin(async move {
+            EcbFx::locked_rate(self, from, to)
+                .await
+                .map_err(|e| PortError::new(&e, e.is_retryable()))
+        })
+    }
+}
+
+impl PaymentRecords for Payments {
+    fn payment_record<'a>(&'a self, intent_id: &'a str) -> PortFuture<'a, PaymentRecord> {
+        Box::pin(async move {
+            let held = self
+                .get_intent(intent_id)
+                .await
+                .map_err(|e| PortError::new(&e, e.is_retryable()))?;
+            Ok(PaymentRecord {
+                intent_id: held.id,
+                succeeded: held.status == IntentStatus::Succeeded,
+                amount_received: held.amount_received,
+                status: format!("{:?}", held.status),
+            })
+        })
+    }
+}
+
+impl TrackingWebhooks for TrackingConfig {
+    fn verify(&self, body: &[u8], sign_header: &str) -> Result<TrackingPush, PortError> {
+        let hook = self
+            .verify_webhook(body, sign_header)
+            .map_err(|e| PortError::new(e, false))?;
+        let status = serde_json::to_value(hook.status.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "NotFound".into());
+        Ok(TrackingPush {
+            number: hook.status.number,
+            status,
+            events: hook
+                .status
+                .events
+                .into_iter()
+                .map(|e| TrackingPushEvent {
+                    time_iso: e.time_iso,
+                    description: e.description,
+                })
+                .collect(),
+        })
+    }
+}
