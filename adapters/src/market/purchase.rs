@@ -245,11 +245,13 @@ mod tests {
             w.calls.push("find");
             let found = w.orders.iter().find(|o| o.out_id == out_id).cloned();
             // A late order becomes visible after a lookup that missed it.
-            if let Some(o) = w.orders.iter_mut().find(|o| o.out_id == out_id) {
-                if !o.visible {
-                    o.visible = true;
-                    return Ok(None);
-                }
+            if let Some(o) = w
+                .orders
+                .iter_mut()
+                .find(|o| o.out_id == out_id && !o.visible)
+            {
+                o.visible = true;
+                return Ok(None);
             }
             Ok(found.map(|o| Self::view(&o)))
         }
