@@ -519,7 +519,8 @@ fn how_to_set(s: &SecretKey) -> String {
     format!("{} or {var}_FILE", names.join(" or "))
 }
 
-/// Every leaf key path of a figment dictionary (`alibaba.http.max_attempts`).
+/// Every leaf key path of a figment dictionary (`alibaba.http.max_attempts`); an empty table
+/// has none.
 pub fn key_paths(dict: &Dict) -> BTreeSet<String> {
     fn walk(prefix: &str, dict: &Dict, out: &mut BTreeSet<String>) {
         for (k, v) in dict {
@@ -529,7 +530,7 @@ pub fn key_paths(dict: &Dict) -> BTreeSet<String> {
                 format!("{prefix}.{k}")
             };
             match v {
-                Value::Dict(_, d) if !d.is_empty() => walk(&path, d, out),
+                Value::Dict(_, d) => walk(&path, d, out),
                 _ => {
                     out.insert(path);
                 }
