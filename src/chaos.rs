@@ -269,6 +269,8 @@ pub async fn run(cfg: ChaosConfig) -> anyhow::Result<ChaosReport> {
         ("PROCURE_TEMPORAL_ADDRESS", temporal.address()),
         ("PROCURE_TASK_QUEUE", format!("chaos-{}", cfg.seed)),
         ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
+        // The sandbox's demo credentials, the development keys and the demo warehouse.
+        ("PROCURE_DEVELOPMENT", "true".into()),
         ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
         ("PROCURE_TRACKING_POLL_S", "2".into()),
         ("PROCURE_PAYMENT_TIMEOUT_S", "3600".into()),

@@ -1,6 +1,7 @@
 //! The deployable pieces, each runnable on its own (`procure api`, `procure worker`) or all
-//! together in one process (`crate::system`). Adapters are configured by [`External`]: every
-//! base URL and credential, so the same code talks to the sandbox or to the real vendors.
+//! together in one process (`crate::system`). Each is built from a [`Deployment`]: every value
+//! it needs, already checked, secrets included. `crate::settings` makes one from the settings
+//! tree (`procure.example.toml`); nothing here reads the environment.
 
 use anyhow::Context;
 use procure_activities::{
@@ -8,14 +9,14 @@ use procure_activities::{
     order::{OrderActivitiesImpl, demo_warehouse},
 };
 use procure_adapters::{
-    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, EcbConfig, EcbFx, Marketplaces, Payments,
-    PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
+    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, DeliveryAddress, EcbConfig, EcbFx,
+    Marketplaces, Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
 };
-use procure_api::{ApiConfig, AppState, OrderTimings, dispatcher::Dispatcher};
+use procure_api::{ApiConfig, AppState, OrderTimings, auth::TokenKey, dispatcher::Dispatcher};
 use procure_domain::{seal::Sealer, tariff::Pricing};
 use procure_store::Store;
-use procure_temporal::TemporalLink;
-use std::{future::Future, sync::Arc};
+use procure_temporal::{EncryptionCodec, TemporalLink};
+use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
 /// Where the outside world is and how we authenticate to it.
@@ -75,31 +76,133 @@ pub struct TemporalTarget {
     pub ui_origins: Vec<String>,
 }
 
-pub async fn order_activities(
-    database_url: &str,
+/// The database and its connection pool.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a caller waits for a pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Database {
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        Store::connect_with(&self.url, self.max_connections, self.acquire_timeout)
+            .await
+            .context("opening the database")
+    }
+}
+
+/// Our own keys: token signing, data at rest, Temporal payloads.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub tokens: TokenKey,
+    pub data: Sealer,
+    pub payload: EncryptionCodec,
+}
+
+impl Keys {
+    /// The public development keys: sandbox setups and tests only.
+    pub fn development() -> Self {
+        Keys {
+            tokens: TokenKey::development(),
+            data: Sealer::development(),
+            payload: EncryptionCodec::development(),
+        }
+    }
+}
+
+/// Our consolidation warehouse: where sellers ship to, and the carrier service its parcels
+/// leave with.
+#[derive(Clone, Debug)]
+pub struct Warehouse {
+    pub address: DeliveryAddress,
+    pub shipping_service: String,
+}
+
+impl Warehouse {
+    /// The demo warehouse (sandbox setups only).
+    pub fn demo() -> Self {
+        Warehouse {
+            address: demo_warehouse(),
+            shipping_service: "EXP".into(),
+        }
+    }
+}
+
+/// The API's own knobs beside the timings.
+#[derive(Clone, Debug)]
+pub struct ApiTuning {
+    pub quote_ttl: Duration,
+    pub price_tolerance_bps: u32,
+    /// Deliveries of one outbox row before a transient failure makes it dead.
+    pub outbox_max_attempts: u32,
+}
+
+impl Default for ApiTuning {
+    fn default() -> Self {
+        let api = ApiConfig::default();
+        ApiTuning {
+            quote_ttl: api.quote_ttl,
+            price_tolerance_bps: api.price_tolerance_bps,
+            outbox_max_attempts: procure_api::dispatcher::DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Everything the API and the worker are built from, checked (see `crate::settings`).
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub database: Database,
+    pub external: External,
+    pub temporal: TemporalTarget,
+    pub timings: OrderTimings,
+    pub keys: Keys,
+    pub warehouse: Warehouse,
+    /// The tariff and the shipping-line catalogue quotes are priced with.
+    pub pricing: Pricing,
+    pub api: ApiTuning,
+}
+
+/// The order activities on `store`, against `ext`, with the given keys and warehouse.
+pub fn order_activities_on(
+    store: Store,
     ext: &External,
+    sealer: Sealer,
+    warehouse: &Warehouse,
 ) -> anyhow::Result<OrderActivitiesImpl> {
     Ok(OrderActivitiesImpl {
-        store: Store::connect(database_url)
-            .await
-            .context("opening the database (worker)")?,
+        store,
         market: Alibaba1688::new(ext.alibaba.clone())?,
         payments: Payments::new(ext.payments.clone())?,
         carrier: Carrier::new(ext.carrier.clone())?,
         tracking: Tracking::new(ext.tracking.clone())?,
-        warehouse: demo_warehouse(),
-        shipping_service: "EXP".into(),
-        sealer: Sealer::from_env()?,
+        warehouse: warehouse.address.clone(),
+        shipping_service: warehouse.shipping_service.clone(),
+        sealer,
         marketplaces: Marketplaces::new(ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone())?,
         clients: Default::default(),
     })
 }
 
+/// The order activities against `ext` with the development keys and the demo warehouse
+/// (sandbox setups and tests).
+pub async fn order_activities(
+    database_url: &str,
+    ext: &External,
+) -> anyhow::Result<OrderActivitiesImpl> {
+    let store = Store::connect(database_url)
+        .await
+        .context("opening the database (worker)")?;
+    order_activities_on(store, ext, Sealer::development(), &Warehouse::demo())
+}
+
 /// The price-monitor activities: their own marketplace clients, paced at
 /// `monitor_requests_per_second` per platform, beside the store, exchange rates and tariff.
-pub async fn monitor_activities(
+pub fn monitor_activities(
     store: Store,
     ext: &External,
+    pricing: Pricing,
 ) -> anyhow::Result<MonitorActivitiesImpl> {
     let (mut alibaba, mut taobao, mut pdd) =
         (ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone());
@@ -110,26 +213,34 @@ pub async fn monitor_activities(
         store,
         market: Marketplaces::new(alibaba, taobao, pdd)?,
         fx: Arc::new(EcbFx::new(ext.fx.clone())?),
-        pricing: Pricing::default(),
+        pricing,
     })
 }
 
 /// Run a worker until `shutdown`. The SDK's worker future is not `Send`: await it on the
 /// thread that owns the runtime (the `procure worker` main task, or a dedicated thread).
 pub async fn run_worker(
-    database_url: &str,
-    ext: &External,
-    temporal: &TemporalTarget,
+    d: &Deployment,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let activities = order_activities(database_url, ext).await?;
-    let monitor = monitor_activities(activities.store.clone(), ext).await?;
-    let client =
-        procure_temporal::connect(&temporal.address, &temporal.namespace, "procure-worker")
-            .await
-            .context("connecting the worker to Temporal")?;
+    let store = d.database.connect().await.context("worker")?;
+    let activities = order_activities_on(
+        store.clone(),
+        &d.external,
+        d.keys.data.clone(),
+        &d.warehouse,
+    )?;
+    let monitor = monitor_activities(store, &d.external, d.pricing.clone())?;
+    let client = procure_temporal::connect_with(
+        &d.temporal.address,
+        &d.temporal.namespace,
+        "procure-worker",
+        &d.keys.payload,
+    )
+    .await
+    .context("connecting the worker to Temporal")?;
     let settings = procure_worker::WorkerSettings {
-        task_queue: temporal.task_queue.clone(),
+        task_queue: d.temporal.task_queue.clone(),
         ..Default::default()
     };
     procure_worker::run(client, activities, monitor, settings, shutdown).await
@@ -139,32 +250,35 @@ pub async fn run_worker(
 pub async fn run_api(
     listener: TcpListener,
     store: Store,
-    ext: &External,
-    temporal: &TemporalTarget,
-    timings: OrderTimings,
+    d: &Deployment,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let ext = &d.external;
     let fx = Arc::new(EcbFx::new(ext.fx.clone())?);
     let api_cfg = ApiConfig {
+        quote_ttl: d.api.quote_ttl,
+        pricing: d.pricing.clone(),
         stripe_webhook_secret: ext.payments.webhook_secret.clone(),
-        task_queue: temporal.task_queue.clone(),
-        timings: timings.clone(),
-        codec_origins: temporal.ui_origins.clone(),
-        ..Default::default()
+        webhook_tolerance: Duration::from_secs(ext.payments.webhook_tolerance_s.max(1) as u64),
+        task_queue: d.temporal.task_queue.clone(),
+        timings: d.timings.clone(),
+        price_tolerance_bps: d.api.price_tolerance_bps,
+        tokens: d.keys.tokens.clone(),
+        codec_origins: d.temporal.ui_origins.clone(),
     };
     let state = AppState::new(
         store.clone(),
         fx,
         Arc::new(ext.tracking.clone()),
         api_cfg,
-        Sealer::from_env()?,
-        procure_temporal::codec::EncryptionCodec::from_env()?,
+        d.keys.data.clone(),
+        d.keys.payload.clone(),
     )
     .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
-    let link = Arc::new(TemporalLink::new(
-        temporal.address.clone(),
-        temporal.namespace.clone(),
-    ));
+    let link = Arc::new(
+        TemporalLink::new(d.temporal.address.clone(), d.temporal.namespace.clone())
+            .with_codec(d.keys.payload.clone()),
+    );
     let state = state.with_temporal(link.clone());
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store
@@ -178,9 +292,9 @@ pub async fn run_api(
         store,
         temporal: link,
         notify: state.outbox_notify.clone(),
-        task_queue: temporal.task_queue.clone(),
-        timings,
-        max_attempts: procure_api::dispatcher::max_attempts_from_env()?,
+        task_queue: d.temporal.task_queue.clone(),
+        timings: d.timings.clone(),
+        max_attempts: d.api.outbox_max_attempts,
     };
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let dispatcher_task = tokio::spawn(async move {

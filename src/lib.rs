@@ -1,5 +1,6 @@
 //! The `procure` binary's library: the in-process system wiring, the Temporal dev-server
-//! launcher, the demo driver and the benchmark. `main.rs` only parses the command line.
+//! launcher, the demo driver, the benchmark and the settings tree (`settings`). `main.rs` only
+//! parses the command line.
 
 pub mod bench;
 pub mod chaos;
@@ -8,4 +9,5 @@ pub mod demo;
 pub mod devserver;
 pub mod example;
 pub mod example_monitor;
+pub mod settings;
 pub mod system;

@@ -4,9 +4,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use procure::{
-    components::{External, TemporalTarget},
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions, free_port},
+    settings::{Process, Settings, Sources},
     system::{System, SystemConfig, install_crypto_provider},
 };
 use procure_api::OrderTimings;
@@ -39,11 +39,13 @@ enum Command {
     },
     /// Serve the API and run the outbox dispatcher (one of several processes in production).
     Api {
-        #[arg(long, env = "PROCURE_API_ADDR", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        /// `api.listen` (default 127.0.0.1:8080; `PROCURE_API_ADDR`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// Copy the sandbox's demo catalogue into the listings at start (demo setups only);
         /// listings that exist keep their stock, so a restart never frees held units.
-        #[arg(long, env = "PROCURE_SEED_SANDBOX_CATALOGUE")]
+        /// `api.seed_sandbox_catalogue` (`PROCURE_SEED_SANDBOX_CATALOGUE`).
+        #[arg(long)]
         seed_sandbox_catalogue: bool,
         #[command(flatten)]
         common: CommonArgs,
@@ -66,8 +68,9 @@ enum Command {
         #[arg(long, default_value = "bench/results/parcel-example.md")]
         out: PathBuf,
     },
-    /// Print a bearer token for a role, signed with PROCURE_JWT_SECRET (the development key when
-    /// unset): for operators' scripts, the fuzzer and trying the API by hand.
+    /// Print a bearer token for a role, signed with `api.jwt_secret` (PROCURE_JWT_SECRET; the
+    /// development key only with PROCURE_DEVELOPMENT=true): for operators' scripts, the fuzzer
+    /// and trying the API by hand.
     Token {
         /// customer, operator, warehouse, purchaser, admin, or codec (decodes payloads only).
         #[arg(long)]
@@ -120,140 +123,120 @@ enum Command {
     },
 }
 
-/// Settings shared by the long-running processes; every flag can come from a `PROCURE_…`
-/// environment variable, credentials only from the environment (never on a command line).
+/// Flags of the long-running processes. Each overrides its key of the settings tree
+/// (`procure.example.toml` documents every key, `PROCURE_…` variables set them too);
+/// credentials come only from the environment, never from a command line.
 #[derive(clap::Args)]
 struct CommonArgs {
-    #[arg(
-        long,
-        env = "PROCURE_DATABASE_URL",
-        default_value = "sqlite://.procure/procure.db"
-    )]
-    database_url: String,
-    #[arg(
-        long,
-        env = "PROCURE_TEMPORAL_ADDRESS",
-        default_value = "127.0.0.1:7233"
-    )]
-    temporal_address: String,
-    #[arg(long, env = "PROCURE_TEMPORAL_NAMESPACE", default_value = "default")]
-    namespace: String,
-    #[arg(long, env = "PROCURE_TASK_QUEUE", default_value = procure_workflows::TASK_QUEUE)]
-    task_queue: String,
+    /// Settings file (TOML, keys as in procure.example.toml); also `PROCURE_CONFIG`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// `database.url` (default sqlite://.procure/procure.db).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// `temporal.address`.
+    #[arg(long)]
+    temporal_address: Option<String>,
+    /// `temporal.namespace`.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// `temporal.task_queue`.
+    #[arg(long)]
+    task_queue: Option<String>,
     /// Base URL of every external system unless overridden below (default: the sandbox).
-    #[arg(
-        long,
-        env = "PROCURE_EXTERNAL_URL",
-        default_value = "http://127.0.0.1:8790"
-    )]
-    external_url: String,
-    #[arg(long, env = "PROCURE_1688_URL")]
+    #[arg(long)]
+    external_url: Option<String>,
+    #[arg(long)]
     alibaba_url: Option<String>,
-    #[arg(long, env = "PROCURE_PAYMENTS_URL")]
+    #[arg(long)]
+    taobao_url: Option<String>,
+    #[arg(long)]
+    pinduoduo_url: Option<String>,
+    #[arg(long)]
     payments_url: Option<String>,
-    #[arg(long, env = "PROCURE_TRACKING_URL")]
+    #[arg(long)]
     tracking_url: Option<String>,
-    #[arg(long, env = "PROCURE_CARRIER_URL")]
+    #[arg(long)]
     carrier_url: Option<String>,
-    #[arg(long, env = "PROCURE_FX_URL")]
+    #[arg(long)]
     fx_url: Option<String>,
     /// Seconds a customer has to pay before the reservation is released.
-    #[arg(long, env = "PROCURE_PAYMENT_TIMEOUT_S", default_value_t = 1800)]
-    payment_timeout_s: u64,
-    #[arg(long, env = "PROCURE_TRACKING_POLL_S", default_value_t = 21600)]
-    tracking_poll_s: u64,
+    #[arg(long)]
+    payment_timeout_s: Option<u64>,
+    #[arg(long)]
+    tracking_poll_s: Option<u64>,
     /// Seconds a purchaser has to buy an assisted (Pinduoduo) line before it escalates.
-    #[arg(long, env = "PROCURE_PURCHASER_DEADLINE_S", default_value_t = 14400)]
-    purchaser_deadline_s: u64,
+    #[arg(long)]
+    purchaser_deadline_s: Option<u64>,
     /// Seconds a customer has to answer a price change before the order is cancelled.
-    #[arg(
-        long,
-        env = "PROCURE_PRICE_CHANGE_DEADLINE_S",
-        default_value_t = 172800
-    )]
-    price_change_deadline_s: u64,
+    #[arg(long)]
+    price_change_deadline_s: Option<u64>,
     /// Days goods are stored for free, days before the end the customer is reminded, and days
     /// of grace after it before unclaimed goods are disposed.
-    #[arg(long, env = "PROCURE_STORAGE_FREE_DAYS", default_value_t = 90)]
-    storage_free_days: u64,
-    #[arg(long, env = "PROCURE_STORAGE_REMINDER_DAYS", default_value_t = 7)]
-    storage_reminder_days: u64,
-    #[arg(long, env = "PROCURE_STORAGE_GRACE_DAYS", default_value_t = 30)]
-    storage_grace_days: u64,
+    #[arg(long)]
+    storage_free_days: Option<u64>,
+    #[arg(long)]
+    storage_reminder_days: Option<u64>,
+    #[arg(long)]
+    storage_grace_days: Option<u64>,
     /// Origins of the Temporal Web UI allowed to call the codec endpoint (comma-separated).
-    #[arg(
-        long,
-        env = "PROCURE_UI_ORIGINS",
-        default_value = "http://127.0.0.1:8233,http://localhost:8233"
-    )]
-    ui_origins: String,
+    #[arg(long)]
+    ui_origins: Option<String>,
     /// Shortest period a price monitor's cron may have, in seconds.
-    #[arg(long, env = "PROCURE_MONITOR_MIN_PERIOD_S", default_value_t = 60)]
-    monitor_min_period_s: u64,
+    #[arg(long)]
+    monitor_min_period_s: Option<u64>,
     /// Price-monitor lookups per second on each marketplace.
-    #[arg(long, env = "PROCURE_MONITOR_RPS", default_value_t = procure::components::DEFAULT_MONITOR_REQUESTS_PER_SECOND)]
-    monitor_rps: u32,
+    #[arg(long)]
+    monitor_rps: Option<u32>,
 }
 
 impl CommonArgs {
-    fn external(&self) -> External {
-        let mut e = External::at(&self.external_url);
-        let pick = |o: &Option<String>, d: &mut String| {
-            if let Some(u) = o {
-                *d = u.clone();
+    /// The settings file, this process's environment, and the flags given.
+    fn sources(&self) -> Sources {
+        let mut s = Sources::from_process_env();
+        s.file = self.config.clone();
+        let strings = [
+            ("database.url", &self.database_url),
+            ("temporal.address", &self.temporal_address),
+            ("temporal.namespace", &self.namespace),
+            ("temporal.task_queue", &self.task_queue),
+            ("temporal.ui_origins", &self.ui_origins),
+            ("external_url", &self.external_url),
+            ("alibaba.base_url", &self.alibaba_url),
+            ("taobao.base_url", &self.taobao_url),
+            ("pinduoduo.base_url", &self.pinduoduo_url),
+            ("payments.base_url", &self.payments_url),
+            ("tracking.base_url", &self.tracking_url),
+            ("carrier.base_url", &self.carrier_url),
+            ("fx.base_url", &self.fx_url),
+        ];
+        for (key, v) in strings {
+            if let Some(v) = v {
+                s.flag(key, v.as_str());
             }
-        };
-        pick(&self.alibaba_url, &mut e.alibaba.base_url);
-        pick(&self.payments_url, &mut e.payments.base_url);
-        pick(&self.tracking_url, &mut e.tracking.base_url);
-        pick(&self.carrier_url, &mut e.carrier.base_url);
-        pick(&self.fx_url, &mut e.fx.base_url);
-        let secret = |name: &str, d: &mut procure_domain::Secret| {
-            if let Ok(v) = std::env::var(name) {
-                *d = v.into();
+        }
+        let numbers = [
+            ("timings.payment_timeout_s", self.payment_timeout_s),
+            ("timings.tracking_poll_s", self.tracking_poll_s),
+            ("timings.purchaser_deadline_s", self.purchaser_deadline_s),
+            (
+                "timings.price_change_deadline_s",
+                self.price_change_deadline_s,
+            ),
+            ("timings.storage_free_days", self.storage_free_days),
+            ("timings.storage_reminder_days", self.storage_reminder_days),
+            ("timings.storage_grace_days", self.storage_grace_days),
+            ("timings.monitor_min_period_s", self.monitor_min_period_s),
+        ];
+        for (key, v) in numbers {
+            if let Some(v) = v {
+                s.flag(key, v);
             }
-        };
-        secret("PROCURE_1688_APP_KEY", &mut e.alibaba.app_key);
-        secret("PROCURE_1688_APP_SECRET", &mut e.alibaba.app_secret);
-        secret("PROCURE_1688_ACCESS_TOKEN", &mut e.alibaba.access_token);
-        secret("PROCURE_STRIPE_API_KEY", &mut e.payments.api_key);
-        secret(
-            "PROCURE_STRIPE_WEBHOOK_SECRET",
-            &mut e.payments.webhook_secret,
-        );
-        secret("PROCURE_17TRACK_TOKEN", &mut e.tracking.token);
-        secret("PROCURE_CARRIER_API_KEY", &mut e.carrier.api_key);
-        e.monitor_requests_per_second = self.monitor_rps;
-        e
-    }
-
-    fn target(&self) -> TemporalTarget {
-        TemporalTarget {
-            address: self.temporal_address.clone(),
-            namespace: self.namespace.clone(),
-            task_queue: self.task_queue.clone(),
-            ui_origins: self
-                .ui_origins
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
         }
-    }
-
-    fn timings(&self) -> OrderTimings {
-        OrderTimings {
-            payment_timeout: Duration::from_secs(self.payment_timeout_s.max(1)),
-            tracking_poll: Duration::from_secs(self.tracking_poll_s.max(1)),
-            purchaser_deadline: Duration::from_secs(self.purchaser_deadline_s.max(1)),
-            price_change_deadline: Duration::from_secs(self.price_change_deadline_s.max(1)),
-            storage_free: Duration::from_secs(self.storage_free_days.max(1) * DAY_S),
-            storage_reminder: Duration::from_secs(self.storage_reminder_days * DAY_S),
-            storage_grace: Duration::from_secs(self.storage_grace_days.max(1) * DAY_S),
-            monitor_min_period: Duration::from_secs(self.monitor_min_period_s),
-            ..OrderTimings::default()
+        if let Some(v) = self.monitor_rps {
+            s.flag("monitors.requests_per_second", v);
         }
+        s
     }
 }
 
@@ -362,40 +345,51 @@ async fn ctrl_c() {
     eprintln!("Ctrl-C: stopping");
 }
 
-async fn api(listen: SocketAddr, seed: bool, common: CommonArgs) -> anyhow::Result<bool> {
+/// The settings of a process, checked for it: a missing secret fails the start here.
+fn deployment(
+    sources: Sources,
+    process: Process,
+) -> anyhow::Result<(Settings, procure::components::Deployment)> {
+    let settings = Settings::load(&sources)?;
+    let name = match process {
+        Process::Api => "procure api",
+        Process::Worker => "procure worker",
+        Process::Token => "procure token",
+    };
+    let deployment = settings
+        .deployment(process)
+        .with_context(|| format!("{name}: the settings are incomplete"))?;
+    Ok((settings, deployment))
+}
+
+async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyhow::Result<bool> {
     init_logs("info");
-    let store = procure_store::Store::connect(&common.database_url)
-        .await
-        .context("opening the database")?;
+    let mut sources = common.sources();
+    if let Some(listen) = listen {
+        sources.flag("api.listen", listen.to_string());
+    }
     if seed {
-        let n = procure::system::seed_from_sandbox(&store, &common.external_url).await?;
+        sources.flag("api.seed_sandbox_catalogue", true);
+    }
+    let (settings, d) = deployment(sources, Process::Api)?;
+    let store = d.database.connect().await?;
+    if settings.api.seed_sandbox_catalogue {
+        let n = procure::system::seed_from_sandbox(&store, &settings.external_url).await?;
         tracing::info!(listings = n, "seeded the sandbox catalogue");
     }
+    let listen = settings.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, temporal = %common.temporal_address, "API listening");
-    procure::components::run_api(
-        listener,
-        store,
-        &common.external(),
-        &common.target(),
-        common.timings(),
-        ctrl_c(),
-    )
-    .await?;
+    tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.address, "API listening");
+    procure::components::run_api(listener, store, &d, ctrl_c()).await?;
     Ok(true)
 }
 
 async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
     init_logs("info");
-    procure::components::run_worker(
-        &common.database_url,
-        &common.external(),
-        &common.target(),
-        ctrl_c(),
-    )
-    .await?;
+    let (_, d) = deployment(common.sources(), Process::Worker)?;
+    procure::components::run_worker(&d, ctrl_c()).await?;
     Ok(true)
 }
 
@@ -456,9 +450,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     init_logs("warn,procure=info");
     let started = Instant::now();
     let (api_port, ui_port) = (port_or_free(args.api_port), port_or_free(args.ui_port));
+    // The settings of a development system: the defaults and the environment (its keys).
+    let settings = Settings {
+        development: true,
+        ..Settings::load(&Sources::from_process_env())?
+    };
     // Demo tokens, one per person's role, signed with the API's key. The UI gets none of them:
     // it decodes payloads through a loopback relay holding a short-lived codec token.
-    let tokens = procure_api::auth::TokenKey::from_env();
+    let tokens = settings.deployment(Process::Api)?.keys.tokens;
     let now_s = procure_domain::clock::now_ms() / 1000;
     let demo_tokens: Vec<(String, String)> = procure_api::auth::Role::ALL
         .iter()
@@ -498,6 +497,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     .await?;
     let db = args.data_dir.join("procure.db");
     let mut cfg = SystemConfig::local(format!("sqlite://{}", db.display()), temporal.address());
+    cfg.settings = settings;
     cfg.ui_origins = ui_origins(ui_port);
     cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.sandbox_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.sandbox_port)));
@@ -544,7 +544,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         println!("    {role:<18} {token}");
     }
     println!();
-    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
+    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone())
+        .with_token_key(tokens.clone());
     if let Err(e) = demo_monitor(&driver).await {
         println!("  price monitor demo failed: {e:#}\n");
     }
@@ -673,8 +674,6 @@ async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {
     Ok(completed == n)
 }
 
-const DAY_S: u64 = 24 * 3600;
-
 /// A throwaway system for a worked example: dev server, SQLite file, sandbox, API and worker,
 /// all on loopback under the temp directory.
 async fn example_system(name: &str) -> anyhow::Result<(DevServer, System, Driver)> {
@@ -749,10 +748,11 @@ fn token(role: &str, customer: Option<&str>, subject: &str, ttl_s: i64) -> anyho
         (1..=30 * 24 * 3600).contains(&ttl_s),
         "--ttl-s must be 1 s to 30 days"
     );
+    let (_, d) = deployment(Sources::from_process_env(), Process::Token)?;
     let now = procure_domain::clock::now_ms() / 1000;
     println!(
         "{}",
-        procure_api::auth::TokenKey::from_env().issue(subject, role, customer, now, ttl_s)
+        d.keys.tokens.issue(subject, role, customer, now, ttl_s)
     );
     Ok(true)
 }
@@ -831,9 +831,16 @@ async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
         price_change_deadline: Duration::from_secs(600),
         ..OrderTimings::default()
     };
+    let payload_keys = cfg.settings.deployment(Process::Api)?.keys.payload;
     let system = System::start(cfg).await?;
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
-    let client = procure_temporal::connect(&temporal.address(), "default", "procure-bench").await?;
+    let client = procure_temporal::connect_with(
+        &temporal.address(),
+        "default",
+        "procure-bench",
+        &payload_keys,
+    )
+    .await?;
     let result = procure::bench::run(&driver, &client, procure_workflows::TASK_QUEUE, orders).await;
     system.stop().await?;
     temporal.stop().await?;

@@ -2,7 +2,10 @@
 //! to a Temporal frontend. `procure dev`, `procure bench` and the end-to-end tests all start
 //! exactly this, so what the demo shows is what the tests prove.
 
-use crate::components::{External, TemporalTarget, run_api, run_worker};
+use crate::{
+    components::{Deployment, TemporalTarget, run_api, run_worker},
+    settings::{Process, Settings, Sources},
+};
 use anyhow::Context;
 use procure_api::OrderTimings;
 use procure_sandbox::{Sandbox, SandboxConfig};
@@ -32,6 +35,9 @@ pub struct SystemConfig {
     pub run_worker: bool,
     /// Origins of the Temporal Web UI (allowed to call the codec endpoint).
     pub ui_origins: Vec<String>,
+    /// Everything else: keys, tariff, warehouse, adapter tuning, pool sizes. The fields above
+    /// and the sandbox (every vendor, with its demo credentials) take precedence over it.
+    pub settings: Settings,
 }
 
 impl SystemConfig {
@@ -56,7 +62,53 @@ impl SystemConfig {
             timings: OrderTimings::default(),
             run_worker: true,
             ui_origins: Vec::new(),
+            settings: local_settings(),
         }
+    }
+
+    /// What the components are built from: `settings` for a system whose outside world is
+    /// the sandbox at `sandbox_url`.
+    pub fn deployment(&self, sandbox_url: &str) -> anyhow::Result<Deployment> {
+        let mut s = self.settings.clone();
+        s.development = true;
+        s.external_url = sandbox_url.to_owned();
+        s.alibaba.base_url = None;
+        s.alibaba.app_key = None;
+        s.alibaba.app_secret = None;
+        s.alibaba.access_token = None;
+        s.taobao.base_url = None;
+        s.taobao.app_key = None;
+        s.taobao.app_secret = None;
+        s.taobao.access_token = None;
+        s.pinduoduo.base_url = None;
+        s.pinduoduo.client_id = None;
+        s.pinduoduo.client_secret = None;
+        s.pinduoduo.access_token = None;
+        s.payments.base_url = None;
+        s.payments.api_key = None;
+        s.payments.webhook_secret = Some(self.sandbox.stripe_webhook_secret.clone().into());
+        s.tracking.base_url = None;
+        s.tracking.token = None;
+        s.carrier.base_url = None;
+        s.carrier.api_key = None;
+        s.fx.base_url = None;
+        let mut d = s.deployment(Process::Api)?;
+        d.database.url = self.database_url.clone();
+        d.temporal = self.target();
+        d.timings = self.timings.clone();
+        Ok(d)
+    }
+}
+
+/// The settings of an in-process system: the defaults and this process's `PROCURE_…`
+/// variables (so its keys are the ones the environment names), in development.
+fn local_settings() -> Settings {
+    match Settings::load(&Sources::from_process_env()) {
+        Ok(s) => Settings {
+            development: true,
+            ..s
+        },
+        Err(e) => panic!("{e:#}"),
     }
 }
 
@@ -90,10 +142,7 @@ fn spawn_worker(
             .thread_name("procure-worker")
             .enable_all()
             .build()?;
-        rt.block_on(async move {
-            let ext = External::at(&sandbox_url);
-            run_worker(&cfg.database_url, &ext, &cfg.target(), stopped(&rx)).await
-        })
+        rt.block_on(async move { run_worker(&cfg.deployment(&sandbox_url)?, stopped(&rx)).await })
     })
 }
 
@@ -196,25 +245,14 @@ impl System {
             ));
         }
 
-        let store = Store::connect(&cfg.database_url)
-            .await
-            .context("opening the database")?;
+        let deployment = cfg.deployment(&sandbox_url)?;
+        let store = deployment.database.connect().await?;
         seed_catalogue(&store, &sandbox).await?;
-
-        let mut ext = External::at(&sandbox_url);
-        ext.payments.webhook_secret = sandbox_cfg.stripe_webhook_secret.clone().into();
         {
-            let (store, target, timings, stop) = (
-                store.clone(),
-                cfg.target(),
-                cfg.timings.clone(),
-                stopped(&rx),
-            );
+            let (store, stop) = (store.clone(), stopped(&rx));
             tasks.push((
                 "api",
-                tokio::spawn(async move {
-                    run_api(api_listener, store, &ext, &target, timings, stop).await
-                }),
+                tokio::spawn(async move { run_api(api_listener, store, &deployment, stop).await }),
             ));
         }
 

@@ -60,6 +60,9 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
             format!("proc-{}", uuid::Uuid::new_v4().simple()),
         ),
         ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
+        // The sandbox's demo credentials, the development keys and the demo warehouse
+        // (without it each process refuses to start: `missing_secret_is_a_start_error`).
+        ("PROCURE_DEVELOPMENT", "true".into()),
         ("PROCURE_TRACKING_POLL_S", "1".into()),
         ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
     ];
@@ -215,4 +218,89 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     );
     assert!(pooled > 0);
     temporal.stop().await.unwrap();
+}
+
+/// Run `procure ARGS` to its end with only `env` among the `PROCURE_…` variables; its exit
+/// status and what it printed to stderr.
+async fn procure_exits(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_procure"));
+    cmd.args(args)
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PROCURE_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("a refused start ends at once")
+        .expect("procure binary runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Closed by default: outside development a process whose secrets are missing, or a worker
+/// that would have sellers ship to the demo warehouse, does not start, and says which key (and
+/// variable) it misses.
+#[tokio::test]
+async fn missing_secret_is_a_start_error() {
+    // Every secret of the API but its token-signing key.
+    let keys = format!("k1:{}", "ab".repeat(32));
+    let api_env = [
+        ("PROCURE_DATA_KEYS", keys.as_str()),
+        ("PROCURE_PAYLOAD_KEYS", keys.as_str()),
+        ("PROCURE_STRIPE_API_KEY", "sk_live_x"),
+        ("PROCURE_STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ("PROCURE_17TRACK_TOKEN", "t"),
+    ];
+    let (status, stderr) = procure_exits(&["api"], &api_env).await;
+    assert!(
+        !status.success(),
+        "procure api started without its JWT secret"
+    );
+    assert!(
+        stderr.contains("api.jwt_secret") && stderr.contains("PROCURE_JWT_SECRET"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("PROCURE_DATA_KEYS"),
+        "only what is missing: {stderr}"
+    );
+
+    let (status, stderr) = procure_exits(&["worker"], &[]).await;
+    assert!(!status.success(), "procure worker started unconfigured");
+    for named in [
+        "alibaba.app_secret",
+        "PROCURE_1688_APP_SECRET",
+        "taobao.app_key",
+        "carrier.api_key",
+        "keys.payload",
+        "warehouse.address",
+    ] {
+        assert!(stderr.contains(named), "{named} in: {stderr}");
+    }
+
+    // The same process in development mode gets past the settings, to the database (which
+    // cannot open here, so it stops at once).
+    let (status, stderr) = procure_exits(
+        &["api"],
+        &[
+            ("PROCURE_DEVELOPMENT", "true"),
+            (
+                "PROCURE_DATABASE_URL",
+                "sqlite:///nonexistent-procure-dir/app.db",
+            ),
+        ],
+    )
+    .await;
+    assert!(!status.success());
+    assert!(
+        !stderr.contains("missing settings") && stderr.contains("opening the database"),
+        "{stderr}"
+    );
 }

@@ -102,6 +102,11 @@ impl TokenKey {
         TokenKey { secret }
     }
 
+    /// The public development key: sandbox setups and tests only.
+    pub fn development() -> Self {
+        TokenKey::new(Secret::new(DEV_SECRET))
+    }
+
     /// `PROCURE_JWT_SECRET`, else the development key (with a warning).
     pub fn from_env() -> Self {
         match std::env::var("PROCURE_JWT_SECRET") {

@@ -38,8 +38,8 @@ pub struct Dispatcher {
     pub notify: Arc<Notify>,
     pub task_queue: String,
     pub timings: OrderTimings,
-    /// Deliveries of one row before a transient failure makes it dead
-    /// (`PROCURE_OUTBOX_MAX_ATTEMPTS`, [`DEFAULT_MAX_ATTEMPTS`]).
+    /// Deliveries of one row before a transient failure makes it dead (the setting
+    /// `outbox.max_attempts`, [`DEFAULT_MAX_ATTEMPTS`]).
     pub max_attempts: u32,
 }
 
@@ -51,20 +51,6 @@ const CONCURRENCY: usize = 32;
 /// 141 × 30 s = 4,230 s: 71 minutes of backoff alone (each attempt's own time comes on top), so
 /// an outage of Temporal of about an hour is ridden out ([`patience`]).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 150;
-
-/// The setting that overrides [`DEFAULT_MAX_ATTEMPTS`].
-pub const MAX_ATTEMPTS_VAR: &str = "PROCURE_OUTBOX_MAX_ATTEMPTS";
-
-/// `PROCURE_OUTBOX_MAX_ATTEMPTS` (1 to 100000), else [`DEFAULT_MAX_ATTEMPTS`].
-pub fn max_attempts_from_env() -> anyhow::Result<u32> {
-    match std::env::var(MAX_ATTEMPTS_VAR) {
-        Err(_) => Ok(DEFAULT_MAX_ATTEMPTS),
-        Ok(v) => match v.trim().parse::<u32>() {
-            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-            _ => anyhow::bail!("{MAX_ATTEMPTS_VAR} must be a whole number from 1 to 100000"),
-        },
-    }
-}
 
 /// The wait after a row's `attempts`-th failed delivery (0-based): 0.2 s, doubling, at most 30 s.
 pub fn retry_delay(attempts: i64) -> Duration {

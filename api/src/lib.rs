@@ -102,7 +102,7 @@ impl Default for ApiConfig {
             task_queue: procure_workflows::TASK_QUEUE.to_owned(),
             timings: OrderTimings::default(),
             price_tolerance_bps: 1_000,
-            tokens: auth::TokenKey::from_env(),
+            tokens: auth::TokenKey::development(),
             codec_origins: Vec::new(),
         }
     }

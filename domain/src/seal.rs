@@ -59,6 +59,16 @@ impl Sealer {
         })
     }
 
+    /// The public development key under key id `dev`: sandbox setups and tests only.
+    pub fn development() -> Sealer {
+        Sealer::development_with("dev")
+    }
+
+    /// The public development key under key id `kid`.
+    pub fn development_with(kid: &str) -> Sealer {
+        Sealer::from_spec(&format!("{kid}:{DEV_KEY_HEX}")).expect("the development key is valid")
+    }
+
     /// Keys from `PROCURE_DATA_KEYS`, else the (public) development key with a warning.
     pub fn from_env() -> Result<Sealer, SealError> {
         Sealer::from_env_var("PROCURE_DATA_KEYS", "dev")
@@ -104,7 +114,7 @@ impl Sealer {
             Ok(spec) => Sealer::from_spec(&spec),
             Err(_) => {
                 tracing::warn!("{var} not set: using the public development key");
-                Sealer::from_spec(&format!("{dev_kid}:{DEV_KEY_HEX}"))
+                Ok(Sealer::development_with(dev_kid))
             }
         }
     }

@@ -81,6 +81,17 @@ pub struct Store {
 impl Store {
     /// Connect and migrate. `sqlite://path/to/file.db` (created when missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store> {
+        let max = if url.starts_with("sqlite:") { 8 } else { 16 };
+        Store::connect_with(url, max, Duration::from_secs(30)).await
+    }
+
+    /// As [`Store::connect`], with at most `max_connections` pooled connections, each caller
+    /// waiting at most `acquire_timeout` for one.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -99,7 +110,7 @@ impl Store {
                     format!("{url}?mode=rwc")
                 };
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(max_connections)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the single writer; the busy timeout
@@ -119,14 +130,14 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(acquire_timeout)
                     .connect(&url)
                     .await?
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire_timeout)
                     .connect(url)
                     .await?
             }

@@ -25,6 +25,8 @@ use temporalio_common::{
 pub const ENCODING: &str = "binary/encrypted";
 /// Metadata key naming the key a payload was encrypted with.
 pub const KEY_ID: &str = "encryption-key-id";
+/// Key id of the public development key.
+const DEV_KEY_ID: &str = "dev-payload";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -48,11 +50,16 @@ impl EncryptionCodec {
         }
     }
 
+    /// The public development key (key id `dev-payload`): sandbox setups and tests only.
+    pub fn development() -> Self {
+        Self::new(Sealer::development_with(DEV_KEY_ID))
+    }
+
     /// Keys from `PROCURE_PAYLOAD_KEYS`, else the public development key (with a warning).
     pub fn from_env() -> Result<Self, SealError> {
         Ok(Self::new(Sealer::from_env_var(
             "PROCURE_PAYLOAD_KEYS",
-            "dev-payload",
+            DEV_KEY_ID,
         )?))
     }
 

@@ -56,7 +56,9 @@ pub fn order_workflow_id(order_id: &str) -> String {
     format!("order-{order_id}")
 }
 
-/// Start input: ids and timing only, no personal data.
+/// Start input: ids and timing only, no personal data. Every value comes from the settings
+/// (`timings.*`, through the dispatcher); the serde defaults only read inputs recorded before
+/// a field existed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderInput {
     pub order_id: String,
@@ -94,21 +96,6 @@ fn default_price_change_deadline() -> u64 {
 
 fn default_purchaser_deadline() -> u64 {
     4 * 3600
-}
-
-impl OrderInput {
-    pub fn new(order_id: impl Into<String>) -> Self {
-        OrderInput {
-            order_id: order_id.into(),
-            payment_timeout_secs: 30 * 60,
-            inbound_timeout_secs: 14 * 24 * 3600,
-            tracking_poll_secs: 6 * 3600,
-            purchaser_deadline_secs: default_purchaser_deadline(),
-            price_change_deadline_secs: default_price_change_deadline(),
-            storage_reminder_secs: default_storage_reminder(),
-            storage_grace_secs: default_storage_grace(),
-        }
-    }
 }
 
 /// Signal: the payment provider confirmed the charge (webhook → API → signal).

@@ -1,0 +1,994 @@
+//! The one settings tree of every `procure` process, read once at start and passed down as
+//! typed values (no library reads the environment). Layers, each overriding the one before:
+//!
+//! 1. the defaults below (the sandbox on loopback, the demo warehouse, the demo tariff);
+//! 2. an optional TOML file, its path from `--config` or `PROCURE_CONFIG`
+//!    (`procure.example.toml` names every key with its default);
+//! 3. `PROCURE_…` environment variables: a key path in capitals with `__` between its parts
+//!    (`PROCURE_ALIBABA__BASE_URL` is `alibaba.base_url`), or one of the older names in
+//!    [`ALIASES`] (`PROCURE_1688_URL`), which a nested name overrides;
+//! 4. command-line flags.
+//!
+//! Secrets (credentials, signing and encryption keys, webhook secrets) come only from the
+//! environment: the variable itself, or `…_FILE` naming a file that holds it (trimmed). A
+//! secret in the TOML file is refused. They are [`Secret`]s, so they never print.
+//!
+//! Closed by default: [`Settings::deployment`] refuses to start a process whose secrets are
+//! missing, or a worker that would have sellers ship to the demo warehouse, naming each key and
+//! its variable. Only with `development = true` (`procure dev`, the in-process test systems,
+//! or `PROCURE_DEVELOPMENT=true`) do the public development keys and the demo warehouse fill in.
+
+use crate::components::{
+    ApiTuning, Database, Deployment, External, Keys, TemporalTarget, Warehouse,
+};
+use anyhow::{Context, bail};
+use figment::{
+    Figment, Profile, Provider,
+    providers::{Format, Serialized, Toml},
+    value::{Dict, Value},
+};
+use procure_activities::order::demo_warehouse;
+use procure_adapters::{
+    AlibabaConfig, CarrierConfig, DeliveryAddress, EcbConfig, HttpConfig, PaymentsConfig,
+    PddConfig, TaobaoConfig, TrackingConfig,
+};
+use procure_domain::{
+    seal::Sealer,
+    tariff::{Destination, Pricing},
+};
+use procure_temporal::EncryptionCodec;
+use procure_api::{OrderTimings, auth::TokenKey};
+use procure_domain::{
+    Secret,
+    quote::{DutyRule, GuaranteeFee, Insurance, ServiceFee},
+    shipping::ShippingLine,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// The sandbox on loopback: where every vendor is unless configured otherwise.
+const SANDBOX_URL: &str = "http://127.0.0.1:8790";
+
+/// The demo tariff, shipped as `config/tariff.toml` and built in.
+pub const DEMO_TARIFF: &str = include_str!("../config/tariff.toml");
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Sandbox setups only: a missing secret falls back to its public development value and
+    /// the demo warehouse is accepted. `procure dev` turns it on by itself.
+    pub development: bool,
+    /// Base URL of every external system whose own `base_url` is not set.
+    pub external_url: String,
+    pub database: DatabaseSettings,
+    pub temporal: TemporalSettings,
+    pub api: ApiSettings,
+    pub outbox: OutboxSettings,
+    pub keys: KeySettings,
+    pub timings: TimingSettings,
+    pub monitors: MonitorSettings,
+    pub alibaba: MarketplaceSettings,
+    pub taobao: MarketplaceSettings,
+    pub pinduoduo: PinduoduoSettings,
+    pub payments: PaymentsSettings,
+    pub tracking: TrackingSettings,
+    pub carrier: CarrierSettings,
+    pub fx: FxSettings,
+    pub warehouse: WarehouseSettings,
+    pub tariff: TariffSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    /// Pooled connections per process, by backend.
+    pub sqlite_max_connections: u32,
+    pub postgres_max_connections: u32,
+    /// How long a caller waits for a pooled connection.
+    pub acquire_timeout_s: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemporalSettings {
+    pub address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    /// Origins of the Temporal Web UI allowed to call the codec endpoint (a list, or one
+    /// comma-separated string).
+    #[serde(deserialize_with = "list")]
+    pub ui_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiSettings {
+    /// Where `procure api` listens.
+    pub listen: String,
+    /// Copy the sandbox's demo catalogue into the listings at start (demo setups only).
+    pub seed_sandbox_catalogue: bool,
+    /// How long a quote can be ordered.
+    pub quote_ttl_s: u64,
+    /// Default price tolerance over the quoted unit price before the customer is asked.
+    pub price_tolerance_bps: u32,
+    /// Secret: the bearer-token signing key, at least 32 bytes.
+    pub jwt_secret: Option<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxSettings {
+    /// Deliveries of one row before a transient failure makes it dead (1 to 100000).
+    pub max_attempts: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeySettings {
+    /// Secret: keys sealing data at rest (buyer-account credentials), `kid:hex32,…`; the
+    /// first seals, every one opens.
+    pub data: Option<Secret>,
+    /// Secret: keys encrypting every Temporal payload, same form.
+    pub payload: Option<Secret>,
+}
+
+/// Every deadline and period of the long-running processes; they reach each workflow through
+/// its start input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimingSettings {
+    pub payment_timeout_s: u64,
+    pub inbound_timeout_s: u64,
+    pub tracking_poll_s: u64,
+    pub purchaser_deadline_s: u64,
+    pub price_change_deadline_s: u64,
+    pub storage_free_days: u64,
+    pub storage_reminder_days: u64,
+    pub storage_grace_days: u64,
+    pub parcel_polls_per_run: u32,
+    pub monitor_min_period_s: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSettings {
+    /// Price-monitor lookups per second on each marketplace (apart from purchasing's pace).
+    pub requests_per_second: u32,
+}
+
+/// 1688 and Taobao Global: app credentials, the default buyer account's token, the client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarketplaceSettings {
+    /// Unset: `external_url`.
+    pub base_url: Option<String>,
+    pub app_key: Option<Secret>,
+    pub app_secret: Option<Secret>,
+    pub access_token: Option<Secret>,
+    /// Pay requests per purchase before handing back to the activity's retry.
+    pub max_pay_attempts: u32,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinduoduoSettings {
+    pub base_url: Option<String>,
+    pub client_id: Option<Secret>,
+    pub client_secret: Option<Secret>,
+    /// Optional: only some calls need one.
+    pub access_token: Option<Secret>,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentsSettings {
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
+    /// Signed webhooks older than this are refused (replay protection).
+    pub webhook_tolerance_s: i64,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackingSettings {
+    pub base_url: Option<String>,
+    /// 17TRACK's API token; it also signs 17TRACK's webhooks.
+    pub token: Option<Secret>,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CarrierSettings {
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FxSettings {
+    pub base_url: Option<String>,
+    pub path: String,
+    /// How long a fetched rate table is used before fetching again.
+    pub cache_ttl_s: u64,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WarehouseSettings {
+    /// The carrier service our parcels are booked with.
+    pub shipping_service: String,
+    /// Where sellers ship to. The default is the demo warehouse, refused outside development.
+    pub address: DeliveryAddress,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TariffSettings {
+    /// A tariff file in the form of `config/tariff.toml`; unset: that demo tariff.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let timings = OrderTimings::default();
+        let api = ApiTuning::default();
+        let (alibaba, taobao) = (AlibabaConfig::default(), TaobaoConfig::default());
+        let (payments, fx) = (PaymentsConfig::default(), EcbConfig::default());
+        Settings {
+            development: false,
+            external_url: SANDBOX_URL.into(),
+            database: DatabaseSettings {
+                url: "sqlite://.procure/procure.db".into(),
+                sqlite_max_connections: 8,
+                postgres_max_connections: 16,
+                acquire_timeout_s: 30,
+            },
+            temporal: TemporalSettings {
+                address: "127.0.0.1:7233".into(),
+                namespace: "default".into(),
+                task_queue: procure_workflows::TASK_QUEUE.into(),
+                ui_origins: vec![
+                    "http://127.0.0.1:8233".into(),
+                    "http://localhost:8233".into(),
+                ],
+            },
+            api: ApiSettings {
+                listen: "127.0.0.1:8080".into(),
+                seed_sandbox_catalogue: false,
+                quote_ttl_s: api.quote_ttl.as_secs(),
+                price_tolerance_bps: api.price_tolerance_bps,
+                jwt_secret: None,
+            },
+            outbox: OutboxSettings {
+                max_attempts: api.outbox_max_attempts,
+            },
+            keys: KeySettings {
+                data: None,
+                payload: None,
+            },
+            timings: TimingSettings {
+                payment_timeout_s: timings.payment_timeout.as_secs(),
+                inbound_timeout_s: timings.inbound_timeout.as_secs(),
+                tracking_poll_s: timings.tracking_poll.as_secs(),
+                purchaser_deadline_s: timings.purchaser_deadline.as_secs(),
+                price_change_deadline_s: timings.price_change_deadline.as_secs(),
+                storage_free_days: timings.storage_free.as_secs() / DAY_S,
+                storage_reminder_days: timings.storage_reminder.as_secs() / DAY_S,
+                storage_grace_days: timings.storage_grace.as_secs() / DAY_S,
+                parcel_polls_per_run: timings.parcel_polls_per_run,
+                monitor_min_period_s: timings.monitor_min_period.as_secs(),
+            },
+            monitors: MonitorSettings {
+                requests_per_second: crate::components::DEFAULT_MONITOR_REQUESTS_PER_SECOND,
+            },
+            alibaba: MarketplaceSettings {
+                base_url: None,
+                app_key: None,
+                app_secret: None,
+                access_token: None,
+                max_pay_attempts: alibaba.max_pay_attempts,
+                http: alibaba.http,
+            },
+            taobao: MarketplaceSettings {
+                base_url: None,
+                app_key: None,
+                app_secret: None,
+                access_token: None,
+                max_pay_attempts: taobao.max_pay_attempts,
+                http: taobao.http,
+            },
+            pinduoduo: PinduoduoSettings {
+                base_url: None,
+                client_id: None,
+                client_secret: None,
+                access_token: None,
+                http: PddConfig::default().http,
+            },
+            payments: PaymentsSettings {
+                base_url: None,
+                api_key: None,
+                webhook_secret: None,
+                webhook_tolerance_s: payments.webhook_tolerance_s,
+                http: payments.http,
+            },
+            tracking: TrackingSettings {
+                base_url: None,
+                token: None,
+                http: TrackingConfig::default().http,
+            },
+            carrier: CarrierSettings {
+                base_url: None,
+                api_key: None,
+                http: CarrierConfig::default().http,
+            },
+            fx: FxSettings {
+                base_url: None,
+                path: fx.path,
+                cache_ttl_s: fx.cache_ttl_s,
+                http: fx.http,
+            },
+            warehouse: WarehouseSettings {
+                shipping_service: Warehouse::demo().shipping_service,
+                address: demo_warehouse(),
+            },
+            tariff: TariffSettings::default(),
+        }
+    }
+}
+
+const DAY_S: u64 = 24 * 3600;
+
+/// A list from a TOML array or from one comma-separated string (an environment variable).
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Which process is starting: each needs its own secrets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Process {
+    Api,
+    Worker,
+    /// `procure token`: only the signing key.
+    Token,
+}
+
+/// A secret of the tree: its key path, the older variable names it keeps, and who needs it.
+pub struct SecretKey {
+    pub path: &'static str,
+    pub aliases: &'static [&'static str],
+    pub needed_by: &'static [Process],
+}
+
+use Process::{Api, Token, Worker};
+
+/// Every secret of the tree.
+pub const SECRETS: &[SecretKey] = &[
+    SecretKey {
+        path: "api.jwt_secret",
+        aliases: &["PROCURE_JWT_SECRET"],
+        needed_by: &[Api, Token],
+    },
+    SecretKey {
+        path: "keys.data",
+        aliases: &["PROCURE_DATA_KEYS"],
+        needed_by: &[Api, Worker],
+    },
+    SecretKey {
+        path: "keys.payload",
+        aliases: &["PROCURE_PAYLOAD_KEYS"],
+        needed_by: &[Api, Worker],
+    },
+    SecretKey {
+        path: "alibaba.app_key",
+        aliases: &["PROCURE_1688_APP_KEY"],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "alibaba.app_secret",
+        aliases: &["PROCURE_1688_APP_SECRET"],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "alibaba.access_token",
+        aliases: &["PROCURE_1688_ACCESS_TOKEN"],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "taobao.app_key",
+        aliases: &[],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "taobao.app_secret",
+        aliases: &[],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "taobao.access_token",
+        aliases: &[],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "pinduoduo.client_id",
+        aliases: &[],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "pinduoduo.client_secret",
+        aliases: &[],
+        needed_by: &[Worker],
+    },
+    SecretKey {
+        path: "pinduoduo.access_token",
+        aliases: &[],
+        needed_by: &[],
+    },
+    SecretKey {
+        path: "payments.api_key",
+        aliases: &["PROCURE_STRIPE_API_KEY"],
+        needed_by: &[Api, Worker],
+    },
+    SecretKey {
+        path: "payments.webhook_secret",
+        aliases: &["PROCURE_STRIPE_WEBHOOK_SECRET"],
+        needed_by: &[Api],
+    },
+    SecretKey {
+        path: "tracking.token",
+        aliases: &["PROCURE_17TRACK_TOKEN"],
+        needed_by: &[Api, Worker],
+    },
+    SecretKey {
+        path: "carrier.api_key",
+        aliases: &["PROCURE_CARRIER_API_KEY"],
+        needed_by: &[Worker],
+    },
+];
+
+/// The older variable names that keep working (a nested name overrides them), and their keys.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("PROCURE_DATABASE_URL", "database.url"),
+    ("PROCURE_TEMPORAL_ADDRESS", "temporal.address"),
+    ("PROCURE_TEMPORAL_NAMESPACE", "temporal.namespace"),
+    ("PROCURE_TASK_QUEUE", "temporal.task_queue"),
+    ("PROCURE_UI_ORIGINS", "temporal.ui_origins"),
+    ("PROCURE_API_ADDR", "api.listen"),
+    (
+        "PROCURE_SEED_SANDBOX_CATALOGUE",
+        "api.seed_sandbox_catalogue",
+    ),
+    ("PROCURE_OUTBOX_MAX_ATTEMPTS", "outbox.max_attempts"),
+    ("PROCURE_1688_URL", "alibaba.base_url"),
+    ("PROCURE_PAYMENTS_URL", "payments.base_url"),
+    ("PROCURE_TRACKING_URL", "tracking.base_url"),
+    ("PROCURE_CARRIER_URL", "carrier.base_url"),
+    ("PROCURE_FX_URL", "fx.base_url"),
+    ("PROCURE_PAYMENT_TIMEOUT_S", "timings.payment_timeout_s"),
+    ("PROCURE_TRACKING_POLL_S", "timings.tracking_poll_s"),
+    (
+        "PROCURE_PURCHASER_DEADLINE_S",
+        "timings.purchaser_deadline_s",
+    ),
+    (
+        "PROCURE_PRICE_CHANGE_DEADLINE_S",
+        "timings.price_change_deadline_s",
+    ),
+    ("PROCURE_STORAGE_FREE_DAYS", "timings.storage_free_days"),
+    (
+        "PROCURE_STORAGE_REMINDER_DAYS",
+        "timings.storage_reminder_days",
+    ),
+    ("PROCURE_STORAGE_GRACE_DAYS", "timings.storage_grace_days"),
+    (
+        "PROCURE_MONITOR_MIN_PERIOD_S",
+        "timings.monitor_min_period_s",
+    ),
+    ("PROCURE_MONITOR_RPS", "monitors.requests_per_second"),
+];
+
+/// The variable naming the settings file.
+pub const CONFIG_VAR: &str = "PROCURE_CONFIG";
+
+/// The nested variable name of a key path: `alibaba.base_url` → `PROCURE_ALIBABA__BASE_URL`.
+pub fn env_name(path: &str) -> String {
+    format!("PROCURE_{}", path.replace('.', "__").to_ascii_uppercase())
+}
+
+fn secret_key(path: &str) -> Option<&'static SecretKey> {
+    SECRETS.iter().find(|s| s.path == path)
+}
+
+/// How to set a secret, for error messages.
+fn how_to_set(s: &SecretKey) -> String {
+    let var = env_name(s.path);
+    let mut names = vec![var.clone()];
+    names.extend(s.aliases.iter().map(|a| a.to_string()));
+    format!("{} or {var}_FILE", names.join(" or "))
+}
+
+/// Every leaf key path of a figment dictionary (`alibaba.http.max_attempts`); an empty table
+/// has none.
+pub fn key_paths(dict: &Dict) -> BTreeSet<String> {
+    fn walk(prefix: &str, dict: &Dict, out: &mut BTreeSet<String>) {
+        for (k, v) in dict {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Dict(_, d) => walk(&path, d, out),
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", dict, &mut out);
+    out
+}
+
+/// The default profile's dictionary of a provider.
+fn data_of(p: &impl Provider) -> anyhow::Result<Dict> {
+    Ok(p.data()?.remove(&Profile::Default).unwrap_or_default())
+}
+
+/// The key paths the tree has: its defaults, serialized.
+pub fn known_keys() -> BTreeSet<String> {
+    key_paths(&data_of(&Serialized::defaults(Settings::default())).expect("defaults serialize"))
+}
+
+/// What the settings are read from: the environment is passed in, never read here, so tests
+/// can give their own.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// The settings file (`--config`); unset: `PROCURE_CONFIG` from `env`, if any.
+    pub file: Option<PathBuf>,
+    /// Environment variables (name, value).
+    pub env: Vec<(String, String)>,
+    /// Command-line flags: (key path, value).
+    pub flags: Vec<(&'static str, Value)>,
+}
+
+impl Sources {
+    /// This process's environment.
+    pub fn from_process_env() -> Self {
+        Sources {
+            env: std::env::vars().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Set `key` to `value` from a flag that was given.
+    pub fn flag(&mut self, key: &'static str, value: impl Into<Value>) {
+        self.flags.push((key, value.into()));
+    }
+}
+
+impl Settings {
+    /// Defaults with `development` on: what the in-process test systems run on.
+    pub fn development() -> Self {
+        Settings {
+            development: true,
+            ..Settings::default()
+        }
+    }
+
+    /// Defaults, then the file, then the environment, then the flags.
+    pub fn load(sources: &Sources) -> anyhow::Result<Settings> {
+        let known = known_keys();
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let file = sources.file.clone().or_else(|| {
+            sources
+                .env
+                .iter()
+                .find(|(k, v)| k == CONFIG_VAR && !v.trim().is_empty())
+                .map(|(_, v)| PathBuf::from(v.trim()))
+        });
+        if let Some(path) = file {
+            figment = figment.merge(settings_file(&path, &known)?);
+        }
+        for (key, value) in env_layer(&sources.env, &known)? {
+            figment = figment.merge(Serialized::default(&key, value));
+        }
+        for (key, value) in &sources.flags {
+            figment = figment.merge(Serialized::default(key, value.clone()));
+        }
+        figment
+            .extract_lossy::<Settings>()
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))
+    }
+
+    /// The checked values `process` is built from. Outside development a missing secret or
+    /// the demo warehouse (for a worker) is an error naming every such key.
+    pub fn deployment(&self, process: Process) -> anyhow::Result<Deployment> {
+        let mut missing = Vec::new();
+        // The configured value, or `None`: use the development value (refused, and so
+        // recorded, where this process needs the secret and this is not development).
+        let mut secret = |value: &Option<Secret>, path: &str| -> Option<Secret> {
+            let key = secret_key(path).expect("every secret is listed in SECRETS");
+            match value {
+                Some(v) if !v.expose().is_empty() => Some(v.clone()),
+                _ => {
+                    if !self.development && key.needed_by.contains(&process) {
+                        missing.push(format!("{path} (set {})", how_to_set(key)));
+                    }
+                    None
+                }
+            }
+        };
+        let dev_ext = External::default();
+        let base = |own: &Option<String>| own.clone().unwrap_or_else(|| self.external_url.clone());
+
+        let alibaba = AlibabaConfig {
+            base_url: base(&self.alibaba.base_url),
+            app_key: secret(&self.alibaba.app_key, "alibaba.app_key")
+                .unwrap_or(dev_ext.alibaba.app_key),
+            app_secret: secret(&self.alibaba.app_secret, "alibaba.app_secret")
+                .unwrap_or(dev_ext.alibaba.app_secret),
+            access_token: secret(&self.alibaba.access_token, "alibaba.access_token")
+                .unwrap_or(dev_ext.alibaba.access_token),
+            http: self.alibaba.http.clone(),
+            max_pay_attempts: self.alibaba.max_pay_attempts.max(1),
+        };
+        let taobao = TaobaoConfig {
+            base_url: base(&self.taobao.base_url),
+            app_key: secret(&self.taobao.app_key, "taobao.app_key")
+                .unwrap_or(dev_ext.taobao.app_key),
+            app_secret: secret(&self.taobao.app_secret, "taobao.app_secret")
+                .unwrap_or(dev_ext.taobao.app_secret),
+            access_token: secret(&self.taobao.access_token, "taobao.access_token")
+                .unwrap_or(dev_ext.taobao.access_token),
+            http: self.taobao.http.clone(),
+            max_pay_attempts: self.taobao.max_pay_attempts.max(1),
+        };
+        let pdd = PddConfig {
+            base_url: base(&self.pinduoduo.base_url),
+            client_id: secret(&self.pinduoduo.client_id, "pinduoduo.client_id")
+                .unwrap_or_else(|| Secret::new(dev_ext.pdd.client_id.clone()))
+                .expose()
+                .to_owned(),
+            client_secret: secret(&self.pinduoduo.client_secret, "pinduoduo.client_secret")
+                .unwrap_or(dev_ext.pdd.client_secret),
+            access_token: self.pinduoduo.access_token.clone(),
+            http: self.pinduoduo.http.clone(),
+        };
+        let payments = PaymentsConfig {
+            base_url: base(&self.payments.base_url),
+            api_key: secret(&self.payments.api_key, "payments.api_key")
+                .unwrap_or(dev_ext.payments.api_key),
+            webhook_secret: secret(&self.payments.webhook_secret, "payments.webhook_secret")
+                .unwrap_or(dev_ext.payments.webhook_secret),
+            webhook_tolerance_s: self.payments.webhook_tolerance_s,
+            http: self.payments.http.clone(),
+        };
+        let tracking = TrackingConfig {
+            base_url: base(&self.tracking.base_url),
+            token: secret(&self.tracking.token, "tracking.token").unwrap_or(dev_ext.tracking.token),
+            http: self.tracking.http.clone(),
+        };
+        let carrier = CarrierConfig {
+            base_url: base(&self.carrier.base_url),
+            api_key: secret(&self.carrier.api_key, "carrier.api_key")
+                .unwrap_or(dev_ext.carrier.api_key),
+            http: self.carrier.http.clone(),
+        };
+        let fx = EcbConfig {
+            base_url: base(&self.fx.base_url),
+            path: self.fx.path.clone(),
+            cache_ttl_s: self.fx.cache_ttl_s,
+            http: self.fx.http.clone(),
+        };
+        let jwt = secret(&self.api.jwt_secret, "api.jwt_secret");
+        let data = secret(&self.keys.data, "keys.data");
+        let payload = secret(&self.keys.payload, "keys.payload");
+        if !self.development && process == Worker && self.warehouse.address == demo_warehouse() {
+            missing.push(
+                "warehouse.address (the demo warehouse: sellers would ship to it; set \
+                 [warehouse.address] in the settings file or PROCURE_WAREHOUSE__ADDRESS__…)"
+                    .to_owned(),
+            );
+        }
+        if !missing.is_empty() {
+            bail!(
+                "missing settings, refusing to start (the public development values are used \
+                 only by `procure dev` or with PROCURE_DEVELOPMENT=true):\n  - {}",
+                missing.join("\n  - ")
+            );
+        }
+
+        let dev = Keys::development();
+        let keys = Keys {
+            tokens: match jwt {
+                None => dev.tokens,
+                Some(jwt) => {
+                    anyhow::ensure!(
+                        jwt.expose().len() >= 32,
+                        "api.jwt_secret ({}) must be at least 32 bytes",
+                        how_to_set(secret_key("api.jwt_secret").expect("listed"))
+                    );
+                    TokenKey::new(jwt)
+                }
+            },
+            data: match data {
+                None => dev.data,
+                Some(spec) => Sealer::from_spec(spec.expose()).map_err(|e| {
+                    anyhow::anyhow!("keys.data (PROCURE_KEYS__DATA or PROCURE_DATA_KEYS): {e}")
+                })?,
+            },
+            payload: match payload {
+                None => dev.payload,
+                Some(spec) => {
+                    EncryptionCodec::new(Sealer::from_spec(spec.expose()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "keys.payload (PROCURE_KEYS__PAYLOAD or PROCURE_PAYLOAD_KEYS): {e}"
+                        )
+                    })?)
+                }
+            },
+        };
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.outbox.max_attempts),
+            "outbox.max_attempts (PROCURE_OUTBOX__MAX_ATTEMPTS or PROCURE_OUTBOX_MAX_ATTEMPTS) \
+             must be a whole number from 1 to 100000"
+        );
+        let db = &self.database;
+        let sqlite = db.url.starts_with("sqlite:");
+        Ok(Deployment {
+            database: Database {
+                url: db.url.clone(),
+                max_connections: if sqlite {
+                    db.sqlite_max_connections
+                } else {
+                    db.postgres_max_connections
+                }
+                .max(1),
+                acquire_timeout: Duration::from_secs(db.acquire_timeout_s.max(1)),
+            },
+            external: External {
+                alibaba,
+                taobao,
+                pdd,
+                payments,
+                tracking,
+                carrier,
+                fx,
+                monitor_requests_per_second: self.monitors.requests_per_second,
+            },
+            temporal: TemporalTarget {
+                address: self.temporal.address.clone(),
+                namespace: self.temporal.namespace.clone(),
+                task_queue: self.temporal.task_queue.clone(),
+                ui_origins: self.temporal.ui_origins.clone(),
+            },
+            timings: self.timings.order_timings(),
+            keys,
+            warehouse: Warehouse {
+                address: self.warehouse.address.clone(),
+                shipping_service: self.warehouse.shipping_service.clone(),
+            },
+            pricing: self.tariff.load()?,
+            api: ApiTuning {
+                quote_ttl: Duration::from_secs(self.api.quote_ttl_s.max(1)),
+                price_tolerance_bps: self.api.price_tolerance_bps,
+                outbox_max_attempts: self.outbox.max_attempts,
+            },
+        })
+    }
+
+    /// Where `procure api` listens.
+    pub fn listen_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.api.listen.parse().with_context(|| {
+            format!(
+                "api.listen (PROCURE_API__LISTEN or PROCURE_API_ADDR): {:?} is not host:port",
+                self.api.listen
+            )
+        })
+    }
+}
+
+impl TimingSettings {
+    pub fn order_timings(&self) -> OrderTimings {
+        OrderTimings {
+            payment_timeout: Duration::from_secs(self.payment_timeout_s.max(1)),
+            inbound_timeout: Duration::from_secs(self.inbound_timeout_s.max(1)),
+            tracking_poll: Duration::from_secs(self.tracking_poll_s.max(1)),
+            purchaser_deadline: Duration::from_secs(self.purchaser_deadline_s.max(1)),
+            price_change_deadline: Duration::from_secs(self.price_change_deadline_s.max(1)),
+            storage_free: Duration::from_secs(self.storage_free_days.max(1) * DAY_S),
+            storage_reminder: Duration::from_secs(self.storage_reminder_days * DAY_S),
+            storage_grace: Duration::from_secs(self.storage_grace_days.max(1) * DAY_S),
+            parcel_polls_per_run: self.parcel_polls_per_run.max(1),
+            monitor_min_period: Duration::from_secs(self.monitor_min_period_s),
+        }
+    }
+}
+
+/// The tariff file's shape: `config/tariff.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TariffFile {
+    service_fee: ServiceFee,
+    insurance: Insurance,
+    guarantee: GuaranteeFee,
+    lines: Vec<ShippingLine>,
+    destinations: Vec<DutyRule>,
+}
+
+/// Parse a tariff (the form of `config/tariff.toml`); `origin` names it in errors.
+pub fn parse_tariff(text: &str, origin: &str) -> anyhow::Result<Pricing> {
+    let t: TariffFile = Figment::from(Toml::string(text))
+        .extract()
+        .map_err(|e| anyhow::anyhow!("tariff {origin}: {e}"))?;
+    anyhow::ensure!(!t.lines.is_empty(), "tariff {origin}: no shipping lines");
+    for line in &t.lines {
+        for c in &line.destinations {
+            anyhow::ensure!(
+                t.destinations.iter().any(|d| &d.country == c),
+                "tariff {origin}: line {} serves {c}, which has no duty rule",
+                line.code
+            );
+        }
+    }
+    Ok(Pricing {
+        service_fee: t.service_fee,
+        lines: t.lines,
+        insurance: t.insurance,
+        guarantee: t.guarantee,
+        destinations: t
+            .destinations
+            .into_iter()
+            .map(|duty| Destination { duty })
+            .collect(),
+    })
+}
+
+impl TariffSettings {
+    /// The configured tariff, else the demo tariff.
+    pub fn load(&self) -> anyhow::Result<Pricing> {
+        match &self.file {
+            None => parse_tariff(DEMO_TARIFF, "config/tariff.toml"),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the tariff {}", path.display()))?;
+                parse_tariff(&text, &path.display().to_string())
+            }
+        }
+    }
+}
+
+/// The settings file, refused when it is missing, names a key the tree does not have, or
+/// holds a secret.
+fn settings_file(path: &Path, known: &BTreeSet<String>) -> anyhow::Result<Figment> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the settings file {}", path.display()))?;
+    let toml = Toml::string(&text);
+    let dict = data_of(&toml).with_context(|| format!("parsing {}", path.display()))?;
+    let keys = key_paths(&dict);
+    let unknown: Vec<_> = keys
+        .iter()
+        .filter(|k| !known.contains(*k))
+        .cloned()
+        .collect();
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "{}: no such settings: {}",
+        path.display(),
+        unknown.join(", ")
+    );
+    if let Some(s) = keys.iter().find_map(|k| secret_key(k)) {
+        bail!(
+            "{}: {} is a secret; set {}, not the settings file",
+            path.display(),
+            s.path,
+            how_to_set(s)
+        );
+    }
+    Ok(Figment::from(toml))
+}
+
+/// The environment's settings as (key path, value), in merge order: the older names first,
+/// then the nested names and the secrets' `_FILE` variables. Values stay strings; the
+/// extraction reads numbers and booleans out of them.
+fn env_layer(
+    env: &[(String, String)],
+    known: &BTreeSet<String>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut aliased = Vec::new();
+    let mut nested = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("PROCURE_") else {
+            continue;
+        };
+        if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| alias == name) {
+            aliased.push((key.to_string(), value.clone()));
+            continue;
+        }
+        if let Some(s) = SECRETS.iter().find(|s| s.aliases.contains(&name.as_str())) {
+            aliased.push((s.path.to_owned(), value.clone()));
+            continue;
+        }
+        if let Some(base) = name.strip_suffix("_FILE")
+            && let Some(s) = SECRETS
+                .iter()
+                .find(|s| env_name(s.path) == base || s.aliases.contains(&base))
+        {
+            let text = std::fs::read_to_string(value.trim())
+                .with_context(|| format!("{name}: reading {}", value.trim()))?;
+            let set_directly = env.iter().any(|(n, _)| n == base);
+            anyhow::ensure!(!set_directly, "both {base} and {name} are set: choose one");
+            let entry = (s.path.to_owned(), text.trim().to_owned());
+            if s.aliases.contains(&base) {
+                aliased.push(entry);
+            } else {
+                nested.push(entry);
+            }
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if known.contains(&key) {
+            nested.push((key, value.clone()));
+        } else if rest.contains("__") {
+            bail!("{name}: no such setting ({key})");
+        }
+        // Anything else under PROCURE_ (PROCURE_CONFIG, the test harness's own) is not ours.
+    }
+    aliased.extend(nested);
+    Ok(aliased)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Sources {
+        Sources {
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nested_names_override_older_ones_and_flags_override_both() {
+        let mut s = env(&[
+            ("PROCURE_1688_URL", "http://old"),
+            ("PROCURE_ALIBABA__BASE_URL", "http://new"),
+            ("PROCURE_TRACKING_POLL_S", "5"),
+            ("PROCURE_UI_ORIGINS", "http://a, http://b"),
+            ("PROCURE_ALIBABA__HTTP__MAX_ATTEMPTS", "7"),
+        ]);
+        assert_eq!(
+            Settings::load(&s).unwrap().alibaba.base_url.as_deref(),
+            Some("http://new")
+        );
+        s.flag("alibaba.base_url", "http://flag");
+        let loaded = Settings::load(&s).unwrap();
+        assert_eq!(loaded.alibaba.base_url.as_deref(), Some("http://flag"));
+        assert_eq!(loaded.timings.tracking_poll_s, 5);
+        assert_eq!(loaded.alibaba.http.max_attempts, 7);
+        assert_eq!(loaded.temporal.ui_origins, ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn a_misspelt_nested_name_is_refused() {
+        let e = Settings::load(&env(&[("PROCURE_ALIBABA__BASE_ULR", "x")])).unwrap_err();
+        assert!(e.to_string().contains("PROCURE_ALIBABA__BASE_ULR"), "{e}");
+    }
+}

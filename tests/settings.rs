@@ -1,0 +1,313 @@
+//! The settings tree (`src/settings.rs`): `procure.example.toml` names every key with its
+//! default, the shipped tariff is the demo tariff, the layers override in order, secrets come
+//! only from the environment (or `…_FILE`), and outside development a missing secret or the
+//! demo warehouse refuses the start. The binary's own refusal is in `tests/processes.rs`.
+
+use procure::settings::{
+    Process, SECRETS, Settings, Sources, env_name, key_paths, known_keys, parse_tariff,
+};
+use procure_domain::tariff::Pricing;
+use procure_api::auth::{Role, TokenKey};
+use procure_domain::Secret;
+use std::{collections::BTreeSet, path::PathBuf};
+
+const EXAMPLE: &str = include_str!("../procure.example.toml");
+
+fn env(vars: &[(&str, &str)]) -> Sources {
+    Sources {
+        env: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("procure-settings-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The keys the example leaves commented out (`# key = …` under its table): those without a
+/// default value, the secrets and the optional URLs.
+fn commented_keys(text: &str) -> BTreeSet<String> {
+    let mut table = String::new();
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('[') {
+            table = t.trim_end_matches(']').to_owned();
+        } else if let Some(rest) = line.strip_prefix("# ")
+            && let Some((key, _)) = rest.split_once(" = ")
+            && !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            out.insert(if table.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_names_every_key_with_its_default() {
+    let file = temp_file("procure.toml", EXAMPLE);
+    let loaded = Settings::load(&Sources {
+        file: Some(file),
+        ..Default::default()
+    })
+    .expect("the example parses into the tree");
+    assert_eq!(
+        loaded,
+        Settings::default(),
+        "the example's values are the defaults"
+    );
+
+    let table = <figment::providers::Toml as figment::providers::Format>::string(EXAMPLE);
+    let data = figment::Provider::data(&table).unwrap();
+    let set = key_paths(&data[&figment::Profile::Default]);
+    let commented = commented_keys(EXAMPLE);
+    let known = known_keys();
+    let named: BTreeSet<String> = set.union(&commented).cloned().collect();
+    assert_eq!(
+        named.symmetric_difference(&known).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "keys the example and the tree do not share"
+    );
+    assert!(set.is_disjoint(&commented), "a key both set and commented");
+    for s in SECRETS {
+        assert!(commented.contains(s.path), "secret {} documented", s.path);
+        assert!(
+            !set.contains(s.path),
+            "secret {} not set in the example",
+            s.path
+        );
+        assert!(
+            EXAMPLE.contains(&env_name(s.path)),
+            "the example names {}",
+            env_name(s.path)
+        );
+        for alias in s.aliases {
+            assert!(EXAMPLE.contains(alias), "the example names {alias}");
+        }
+    }
+}
+
+#[test]
+fn the_shipped_tariff_is_the_demo_tariff() {
+    let shipped =
+        parse_tariff(procure::settings::DEMO_TARIFF, "config/tariff.toml").expect("it parses");
+    let demo = Pricing::default();
+    assert_eq!(shipped.service_fee, demo.service_fee);
+    assert_eq!(shipped.insurance, demo.insurance);
+    assert_eq!(shipped.guarantee, demo.guarantee);
+    assert_eq!(shipped.lines, demo.lines);
+    let duty = |p: &Pricing| {
+        p.destinations
+            .iter()
+            .map(|d| d.duty.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(duty(&shipped), duty(&demo));
+    // The default settings price with it, and a file of one's own replaces it.
+    let d = Settings::development().deployment(Process::Api).unwrap();
+    assert_eq!(d.pricing.lines, demo.lines);
+    let one_line = procure::settings::DEMO_TARIFF.replace("SANDBOX-EXP", "OWN-EXP");
+    let mut s = Settings::development();
+    s.tariff.file = Some(temp_file("tariff.toml", &one_line));
+    let d = s.deployment(Process::Api).unwrap();
+    assert_eq!(d.pricing.default_line().unwrap().code, "OWN-EXP");
+    // A line to a destination without a duty rule is refused.
+    let orphan = procure::settings::DEMO_TARIFF.replacen("\"JP\"]", "\"JP\", \"XX\"]", 1);
+    let e = parse_tariff(&orphan, "t").unwrap_err().to_string();
+    assert!(e.contains("XX"), "{e}");
+}
+
+#[test]
+fn layers_override_in_order() {
+    let file = temp_file(
+        "procure.toml",
+        "[timings]\npayment_timeout_s = 11\ntracking_poll_s = 12\n[database]\nurl = \"sqlite://file.db\"\n",
+    );
+    let mut sources = env(&[
+        ("PROCURE_CONFIG", file.to_str().unwrap()),
+        ("PROCURE_TRACKING_POLL_S", "22"),
+        ("PROCURE_TIMINGS__PURCHASER_DEADLINE_S", "23"),
+        ("PROCURE_DATABASE_URL", "sqlite://old.db"),
+        ("PROCURE_DATABASE__URL", "sqlite://nested.db"),
+    ]);
+    sources.flag("timings.purchaser_deadline_s", 33u64);
+    let s = Settings::load(&sources).unwrap();
+    assert_eq!(
+        s.timings.payment_timeout_s, 11,
+        "the file over the defaults"
+    );
+    assert_eq!(
+        s.timings.tracking_poll_s, 22,
+        "the environment over the file"
+    );
+    assert_eq!(
+        s.timings.purchaser_deadline_s, 33,
+        "a flag over the environment"
+    );
+    assert_eq!(
+        s.database.url, "sqlite://nested.db",
+        "a nested name over an older one"
+    );
+    // Each timing reaches what the workflows are started with.
+    let t = s.deployment(Process::Api).map(|d| d.timings);
+    assert!(t.is_err(), "not development: secrets are missing");
+    let t = Settings {
+        development: true,
+        ..s
+    }
+    .deployment(Process::Api)
+    .unwrap()
+    .timings;
+    assert_eq!(t.payment_timeout.as_secs(), 11);
+    assert_eq!(t.purchaser_deadline.as_secs(), 33);
+}
+
+#[test]
+fn a_settings_file_holds_no_secrets_and_no_unknown_keys() {
+    let with_secret = temp_file("procure.toml", "[api]\njwt_secret = \"x\"\n");
+    let e = Settings::load(&Sources {
+        file: Some(with_secret),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("api.jwt_secret") && e.contains("PROCURE_JWT_SECRET"),
+        "{e}"
+    );
+    let typo = temp_file("procure.toml", "[alibaba]\nbase_ulr = \"x\"\n");
+    let e = Settings::load(&Sources {
+        file: Some(typo),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("alibaba.base_ulr"), "{e}");
+    let missing = Settings::load(&env(&[("PROCURE_CONFIG", "/nonexistent/procure.toml")]));
+    assert!(missing.is_err(), "a named settings file must exist");
+}
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_and_never_print() {
+    let jwt = "a-signing-key-of-at-least-thirty-two-bytes";
+    let file = temp_file("jwt", &format!("{jwt}\n"));
+    let s = Settings::load(&env(&[
+        ("PROCURE_API__JWT_SECRET_FILE", file.to_str().unwrap()),
+        ("PROCURE_1688_APP_SECRET", "from-the-older-name"),
+    ]))
+    .unwrap();
+    assert_eq!(s.api.jwt_secret.as_ref().unwrap().expose(), jwt, "trimmed");
+    assert_eq!(
+        s.alibaba.app_secret.as_ref().unwrap().expose(),
+        "from-the-older-name"
+    );
+    let shown = format!("{s:?}");
+    assert!(!shown.contains(jwt) && !shown.contains("from-the-older-name"));
+    // The token key signs with it.
+    let d = Settings {
+        development: true,
+        ..s
+    }
+    .deployment(Process::Token)
+    .unwrap();
+    let claims = d
+        .keys
+        .tokens
+        .verify(
+            &TokenKey::new(Secret::new(jwt)).issue("t", Role::Admin, None, 1_000, 60),
+            1_010,
+        )
+        .expect("signed with the configured key");
+    assert_eq!(claims.role, Role::Admin);
+
+    let both = Settings::load(&env(&[
+        ("PROCURE_JWT_SECRET", jwt),
+        ("PROCURE_JWT_SECRET_FILE", file.to_str().unwrap()),
+    ]));
+    assert!(both.is_err(), "a secret and its file at once is ambiguous");
+}
+
+#[test]
+fn closed_by_default_a_missing_secret_or_the_demo_warehouse_refuses_the_start() {
+    let e = format!(
+        "{:#}",
+        Settings::default().deployment(Process::Worker).unwrap_err()
+    );
+    for s in SECRETS
+        .iter()
+        .filter(|s| s.needed_by.contains(&Process::Worker))
+    {
+        assert!(e.contains(s.path), "{} named in: {e}", s.path);
+        assert!(
+            e.contains(&env_name(s.path)),
+            "{} named in: {e}",
+            env_name(s.path)
+        );
+    }
+    assert!(e.contains("warehouse.address"), "{e}");
+    assert!(!e.contains("pinduoduo.access_token"), "optional: {e}");
+
+    // Every secret set and a warehouse of one's own: the worker starts.
+    let mut vars: Vec<(String, String)> = SECRETS
+        .iter()
+        .map(|s| {
+            (
+                env_name(s.path),
+                "a-configured-secret-of-thirty-two-bytes".to_owned(),
+            )
+        })
+        .collect();
+    let keys = format!("k1:{}", "ab".repeat(32));
+    vars.retain(|(k, _)| !k.starts_with("PROCURE_KEYS__"));
+    vars.push(("PROCURE_KEYS__DATA".into(), keys.clone()));
+    vars.push(("PROCURE_KEYS__PAYLOAD".into(), keys));
+    vars.push((
+        "PROCURE_WAREHOUSE__ADDRESS__FULL_NAME".into(),
+        "WH Shenzhen".into(),
+    ));
+    let s = Settings::load(&Sources {
+        env: vars,
+        ..Default::default()
+    })
+    .unwrap();
+    let d = s
+        .deployment(Process::Worker)
+        .expect("everything is configured");
+    assert_eq!(d.warehouse.address.full_name, "WH Shenzhen");
+    assert_eq!(
+        d.external.alibaba.app_key.expose(),
+        "a-configured-secret-of-thirty-two-bytes"
+    );
+    assert_eq!(d.keys.data.current_key_id(), "k1");
+
+    // The API needs its own secrets only; a short signing key is refused, not replaced.
+    let e = format!(
+        "{:#}",
+        Settings::default().deployment(Process::Api).unwrap_err()
+    );
+    assert!(
+        e.contains("api.jwt_secret") && e.contains("PROCURE_JWT_SECRET"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("carrier.api_key") && !e.contains("warehouse"),
+        "{e}"
+    );
+    let mut short = Settings::development();
+    short.api.jwt_secret = Some(Secret::new("short"));
+    assert!(short.deployment(Process::Api).is_err());
+
+    // Development fills in the public development values.
+    assert!(Settings::development().deployment(Process::Worker).is_ok());
+}
