@@ -275,10 +275,11 @@ pub async fn run_api(
         d.keys.payload.clone(),
     )
     .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
-    let link = Arc::new(
-        TemporalLink::new(d.temporal.address.clone(), d.temporal.namespace.clone())
-            .with_codec(d.keys.payload.clone()),
-    );
+    let link = Arc::new(TemporalLink::new(
+        d.temporal.address.clone(),
+        d.temporal.namespace.clone(),
+        d.keys.payload.clone(),
+    ));
     let state = state.with_temporal(link.clone());
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store

@@ -86,7 +86,7 @@ impl Driver {
             http,
             api: api.into(),
             sandbox: sandbox.into(),
-            tokens: procure_api::auth::TokenKey::from_env(),
+            tokens: procure_api::auth::TokenKey::development(),
         }
     }
 

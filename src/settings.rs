@@ -32,17 +32,17 @@ use procure_adapters::{
     AlibabaConfig, CarrierConfig, DeliveryAddress, EcbConfig, HttpConfig, PaymentsConfig,
     PddConfig, TaobaoConfig, TrackingConfig,
 };
-use procure_domain::{
-    seal::Sealer,
-    tariff::{Destination, Pricing},
-};
-use procure_temporal::EncryptionCodec;
 use procure_api::{OrderTimings, auth::TokenKey};
 use procure_domain::{
     Secret,
     quote::{DutyRule, GuaranteeFee, Insurance, ServiceFee},
     shipping::ShippingLine,
 };
+use procure_domain::{
+    seal::Sealer,
+    tariff::{Destination, Pricing},
+};
+use procure_temporal::EncryptionCodec;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::{
     collections::BTreeSet,

@@ -467,3 +467,43 @@ fn docs_in_code_point_only_at_files_in_the_repository() {
         missing.join("\n")
     );
 }
+
+/// Settings are parsed once by the binary (`src/settings.rs`) and passed down: no library crate
+/// reads the environment (outside its unit tests).
+#[test]
+fn no_library_reads_the_environment() {
+    let mut readers = Vec::new();
+    let mut files = 0;
+    for (dir, name) in members() {
+        if name == "procure" || name == "procure-sandbox" {
+            continue; // the binary reads settings; the sandbox stands in for the outside world
+        }
+        for (_, file) in modules(&root().join(&dir).join("src")) {
+            files += 1;
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                let line = line.split("//").next().unwrap_or_default();
+                if ["env::var(", "env::var_os(", "env::vars("]
+                    .iter()
+                    .any(|p| line.contains(p))
+                {
+                    readers.push(format!(
+                        "{}:{}",
+                        file.strip_prefix(root()).unwrap().display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        files > 50,
+        "sanity: the library sources were read ({files})"
+    );
+    assert!(
+        readers.is_empty(),
+        "libraries reading the environment:\n{}",
+        readers.join("\n")
+    );
+}

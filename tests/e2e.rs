@@ -99,9 +99,14 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
     );
 
     // The workflow's own view and the OrderState search attribute agree with the read-model.
-    let client = procure_temporal::connect(&temporal_address(), "default", "e2e")
-        .await
-        .unwrap();
+    let client = procure_temporal::connect_with(
+        &temporal_address(),
+        "default",
+        "e2e",
+        &procure_temporal::EncryptionCodec::development(),
+    )
+    .await
+    .unwrap();
     let handle =
         client.get_workflow_handle::<OrderWorkflow>(procure_workflows::order_workflow_id(&id));
     let view = handle
@@ -694,7 +699,7 @@ async fn fault_matrix() {
     for (name, cheapest, faults, expected) in scenarios {
         let app = spawn_app(fast()).await;
         if name.contains("risk control") {
-            let sealer = procure_domain::seal::Sealer::from_env().unwrap();
+            let sealer = procure_domain::seal::Sealer::development();
             for acct in ["a", "b"] {
                 app.system
                     .store
@@ -1093,9 +1098,14 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
         ledger_sum(&ledger, "charge") - ledger_sum(&ledger, "refund"),
         total + supplement + shipping
     );
-    let client = procure_temporal::connect(&temporal_address(), "default", "e2e")
-        .await
-        .unwrap();
+    let client = procure_temporal::connect_with(
+        &temporal_address(),
+        "default",
+        "e2e",
+        &procure_temporal::EncryptionCodec::development(),
+    )
+    .await
+    .unwrap();
     replays_and_records(
         &client,
         &procure_workflows::order_workflow_id(&id),

@@ -476,7 +476,7 @@ async fn goods_scanned_in_before_they_were_bought_are_an_exception_and_move_noth
 /// Encrypted payloads as the Web UI sends them to its codec endpoint.
 fn encrypted_sample() -> (Value, String) {
     use base64::{Engine, engine::general_purpose::STANDARD as B64};
-    let codec = procure_temporal::codec::EncryptionCodec::from_env().unwrap();
+    let codec = procure_temporal::codec::EncryptionCodec::development();
     let clear = r#"{"order_id":"ord_codec_sample"}"#;
     let p = codec.encode_one(
         &temporalio_common::protos::temporal::api::common::v1::Payload {
@@ -503,7 +503,7 @@ fn decoded_data(body: &Value) -> String {
 
 #[tokio::test]
 async fn the_web_ui_decodes_with_a_short_lived_codec_token_it_never_sees() {
-    let keys = procure_api::auth::TokenKey::from_env();
+    let keys = procure_api::auth::TokenKey::development();
     let now = procure_domain::clock::now_ms() / 1000;
     // The API alone (no worker needed to decode), then a relay in front of it, then the stock
     // Web UI of a real dev server configured with the relay.

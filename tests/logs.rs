@@ -51,7 +51,7 @@ async fn a_full_run_logs_no_secret() {
                 per_minute: 100,
                 access_token: account_token.into(),
             },
-            &procure_domain::seal::Sealer::from_env().unwrap(),
+            &procure_domain::seal::Sealer::development(),
         )
         .await
         .unwrap();

@@ -5,9 +5,7 @@
 //! shipped through the sandbox control).
 
 use procure::components::{External, order_activities};
-use procure_activities::{
-    order::{OrderActivitiesImpl, demo_warehouse},
-};
+use procure_activities::order::{OrderActivitiesImpl, demo_warehouse};
 use procure_adapters::{CargoLine, PurchaseRequest, purchase};
 use procure_domain::seal::Sealer;
 use procure_domain::{
@@ -260,7 +258,7 @@ async fn lines_without_a_buyer_api_and_unknown_accounts_are_refused_cleanly() {
     ));
 
     // Two pooled Taobao accounts: which one bought must be named.
-    let sealer = Sealer::from_env().unwrap();
+    let sealer = Sealer::development();
     for id in ["tb-a", "tb-b"] {
         w.acts
             .store

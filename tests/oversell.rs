@@ -61,8 +61,8 @@ async fn oversell(db_url: &str) {
         std::sync::Arc::new(fx),
         std::sync::Arc::new(TrackingConfig::default()),
         config,
-        Sealer::from_env().unwrap(),
-        EncryptionCodec::from_env().unwrap(),
+        Sealer::development(),
+        EncryptionCodec::development(),
     );
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", api_listener.local_addr().unwrap());

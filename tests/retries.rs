@@ -217,7 +217,11 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
     let task_queue = format!("outbox-{}", uuid::Uuid::new_v4().simple());
     let dispatcher = |address: String| Dispatcher {
         store: store.clone(),
-        temporal: Arc::new(TemporalLink::new(address, "default")),
+        temporal: Arc::new(TemporalLink::new(
+            address,
+            "default",
+            procure_temporal::EncryptionCodec::development(),
+        )),
         notify: Default::default(),
         task_queue: task_queue.clone(),
         timings: fast(),
@@ -259,9 +263,14 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
     })
     .await;
     assert_eq!(store.outbox_dead_count().await.unwrap(), 0);
-    let client = procure_temporal::connect(&temporal_address(), "default", "outbox-test")
-        .await
-        .unwrap();
+    let client = procure_temporal::connect_with(
+        &temporal_address(),
+        "default",
+        "outbox-test",
+        &procure_temporal::EncryptionCodec::development(),
+    )
+    .await
+    .unwrap();
     // The workflow exists now; nothing serves its task queue, so end it here.
     let handle = client.get_workflow_handle::<procure_workflows::OrderWorkflow>(
         procure_workflows::order_workflow_id(&order_id),

@@ -276,7 +276,7 @@ async fn every_endpoint_demands_a_token_and_the_right_role() {
         ),
     ];
 
-    let keys = TokenKey::from_env();
+    let keys = TokenKey::development();
     let now = procure_domain::clock::now_ms() / 1000;
     let token =
         |role: Role, customer: Option<&str>| keys.issue("roles-test", role, customer, now, 600);

@@ -76,7 +76,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
                 per_minute: 100,
                 access_token: token.into(),
             },
-            &procure_domain::seal::Sealer::from_env().unwrap(),
+            &procure_domain::seal::Sealer::development(),
         )
         .await
         .unwrap();
@@ -153,7 +153,7 @@ async fn histories_hold_no_clear_text_and_only_operators_decode_them() {
         .take(5)
         .map(|p| json!({"metadata": p["metadata"], "data": p["data"]}))
         .collect();
-    let keys = TokenKey::from_env();
+    let keys = TokenKey::development();
     let now = procure_domain::clock::now_ms() / 1000;
     let operator = keys.issue("op", Role::Operator, None, now, 300);
     let customer = keys.issue("c", Role::Customer, Some("cust-0"), now, 300);

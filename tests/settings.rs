@@ -6,9 +6,9 @@
 use procure::settings::{
     Process, SECRETS, Settings, Sources, env_name, key_paths, known_keys, parse_tariff,
 };
-use procure_domain::tariff::Pricing;
 use procure_api::auth::{Role, TokenKey};
 use procure_domain::Secret;
+use procure_domain::tariff::Pricing;
 use std::{collections::BTreeSet, path::PathBuf};
 
 const EXAMPLE: &str = include_str!("../procure.example.toml");

@@ -3,9 +3,7 @@
 //! parcel settlement refunds, carrier booking. Each is idempotent (keyed by ids the workflow
 //! chooses), so Temporal may retry any of them.
 
-use crate::{
-    errors::{permanent, store_err, transient},
-};
+use crate::errors::{permanent, store_err, transient};
 use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use procure_domain::{
     Currency, Money,

@@ -2,9 +2,7 @@
 //! monitor watches, pricing offers through the marketplace adapters (each paces its own calls),
 //! and recording a run with the landed cost of every listed offer.
 
-use crate::{
-    errors::{permanent, store_err, transient},
-};
+use crate::errors::{permanent, store_err, transient};
 use procure_adapters::{EcbFx, Marketplaces};
 use procure_domain::{Currency, clock::now_ms, monitor::Seen, order::Platform, tariff::Pricing};
 use procure_store::{Store, StoreError, monitors::Landed};

@@ -2,13 +2,13 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
+pub(crate) use crate::errors::{permanent, store_err, transient};
 use procure_adapters::failure::{adapter_err, adapter_err_while};
 use procure_adapters::payments::{IntentStatus, PaymentIntent};
 use procure_adapters::{
     Alibaba1688, BuyerMarketplace, CargoLine, Carrier, DeliveryAddress, MarketError, Marketplaces,
     Payments, PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
 };
-pub(crate) use crate::errors::{permanent, store_err, transient};
 use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
 use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};

@@ -14,6 +14,7 @@ pub mod market;
 pub mod payments;
 pub mod pdd;
 pub mod ports;
+pub mod registry;
 pub mod taobao;
 pub mod tracking;
 
@@ -27,10 +28,11 @@ pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};
 pub use market::{
     BuyerMarketplace, CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError,
-    Marketplaces, OfferPrice, PriceSource, PurchaseRequest, Purchased, purchase,
+    OfferPrice, PriceSource, PurchaseRequest, Purchased, purchase,
 };
 pub use payments::{PaymentIntent, Payments, PaymentsConfig, Refund};
 pub use pdd::{Pdd, PddConfig, PddGoods};
+pub use registry::Marketplaces;
 pub use taobao::{Taobao, TaobaoConfig};
 pub use tracking::{ParcelStatus, TrackRef, TrackStatus, Tracking, TrackingConfig};
 

@@ -774,7 +774,7 @@ mod tests {
 
     #[test]
     fn signs_with_the_published_iop_vector() {
-        // PROTOCOLS.md KAT: /order/get, access_token=test, app_key=123456, order_id=1234,
+        // IOP KAT (docs/vendors/signing.md): /order/get, access_token=test, app_key=123456, order_id=1234,
         // sign_method=sha256, timestamp=1517820392000, secret helloworld.
         let cfg = TaobaoConfig {
             app_key: Secret::new("123456"),

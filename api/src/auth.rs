@@ -107,25 +107,6 @@ impl TokenKey {
         TokenKey::new(Secret::new(DEV_SECRET))
     }
 
-    /// `PROCURE_JWT_SECRET`, else the development key (with a warning).
-    pub fn from_env() -> Self {
-        match std::env::var("PROCURE_JWT_SECRET") {
-            Ok(s) if s.len() >= 32 => TokenKey::new(Secret::new(s)),
-            Ok(_) => {
-                tracing::warn!(
-                    "PROCURE_JWT_SECRET is shorter than 32 bytes: refusing it, using the public development key"
-                );
-                TokenKey::new(Secret::new(DEV_SECRET))
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "PROCURE_JWT_SECRET not set: tokens are signed with the public development key"
-                );
-                TokenKey::new(Secret::new(DEV_SECRET))
-            }
-        }
-    }
-
     fn mac(&self) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
             .expect("HMAC takes keys of any length")

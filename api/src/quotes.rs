@@ -5,10 +5,10 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
-use procure_domain::tariff::Destination;
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use procure_domain::clock::now_ms;
+use procure_domain::tariff::Destination;
 use procure_domain::{
     Currency, Money, MoneyError,
     quote::{LineOption, Parcel, QuoteBreakdown, QuoteRequest, ShippingLine, line_options, quote},

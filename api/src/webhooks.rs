@@ -16,11 +16,7 @@ use procure_store::{
     outbox::{OrderSignal, OutboxMessage, ParcelSignal},
     payments::IntentOwner,
 };
-use procure_workflows::{
-    contract::ChargePaid,
-    order::PaymentSucceeded,
-    parcel::TrackingUpdate,
-};
+use procure_workflows::{contract::ChargePaid, order::PaymentSucceeded, parcel::TrackingUpdate};
 use serde::Deserialize;
 
 pub(crate) fn router() -> Router<AppState> {

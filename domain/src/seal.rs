@@ -69,11 +69,6 @@ impl Sealer {
         Sealer::from_spec(&format!("{kid}:{DEV_KEY_HEX}")).expect("the development key is valid")
     }
 
-    /// Keys from `PROCURE_DATA_KEYS`, else the (public) development key with a warning.
-    pub fn from_env() -> Result<Sealer, SealError> {
-        Sealer::from_env_var("PROCURE_DATA_KEYS", "dev")
-    }
-
     /// Key id new data is sealed with.
     pub fn current_key_id(&self) -> &str {
         &self.current
@@ -105,18 +100,6 @@ impl Sealer {
         Aes256Gcm::new(key)
             .decrypt(Nonce::from_slice(nonce), ct)
             .map_err(|_| SealError::Tampered)
-    }
-
-    /// Keys from the environment variable `var` (`"kid1:hex32,kid0:hex32"`), else the public
-    /// development key under `dev_kid`, with a warning.
-    pub fn from_env_var(var: &str, dev_kid: &str) -> Result<Sealer, SealError> {
-        match std::env::var(var) {
-            Ok(spec) => Sealer::from_spec(&spec),
-            Err(_) => {
-                tracing::warn!("{var} not set: using the public development key");
-                Ok(Sealer::development_with(dev_kid))
-            }
-        }
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> String {

@@ -109,6 +109,26 @@ impl ParcelStatus {
 }
 
 status_enum! {
+    /// Where a parcel is as its workflow moves it. The read model records each stage that is
+    /// also a [`ParcelStatus`] (the same word); `payment_unverified` lives only in the workflow.
+    ParcelStage("parcel stage") {
+        /// Waiting for the warehouse to pack it.
+        Requested = "requested",
+        Packed = "packed",
+        /// A supplementary shipping charge waits for payment.
+        AwaitingPayment = "awaiting_payment",
+        /// The supplementary charge was not paid in time; the parcel still waits for it.
+        PaymentOverdue = "payment_overdue",
+        /// A confirmation of the charge did not verify; the parcel waits for one that does.
+        PaymentUnverified = "payment_unverified",
+        Shipped = "shipped",
+        Delivered = "delivered",
+        /// The carrier reported a delivery exception.
+        Exception = "exception",
+    }
+}
+
+status_enum! {
     /// A charge beyond an order's total.
     ChargeStatus("charge") {
         Pending = "pending",

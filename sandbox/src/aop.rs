@@ -19,7 +19,7 @@ use procure_domain::signing;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// 1688 publishes no error code for a restricted buyer account (PROTOCOLS.md). This is the
+/// 1688 publishes no error code for a restricted buyer account (docs/vendors/1688.md). This is the
 /// single place the sandbox models it: a business error `success:false` with this code, which
 /// the `account_restricted` fault produces on any 1688 call.
 pub(crate) const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";

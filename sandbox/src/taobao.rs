@@ -37,7 +37,7 @@ use procure_domain::signing;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 
-/// Taobao publishes no code for a buyer account under risk control (PROTOCOLS.md). This is the
+/// Taobao publishes no code for a buyer account under risk control (docs/vendors/taobao.md). This is the
 /// single place the sandbox models it; the `account_restricted` fault produces it on any call.
 pub(crate) const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
 

@@ -8,36 +8,30 @@ use tokio::sync::OnceCell;
 pub struct TemporalLink {
     address: String,
     namespace: String,
-    /// Payload encryption; `None`: the keys in `PROCURE_PAYLOAD_KEYS` (see [`connect`]).
-    codec: Option<EncryptionCodec>,
+    /// Payload encryption.
+    codec: EncryptionCodec,
     client: OnceCell<Client>,
 }
 
 impl TemporalLink {
-    pub fn new(address: impl Into<String>, namespace: impl Into<String>) -> Self {
+    /// A link that connects on first use, encrypting every payload with `codec`.
+    pub fn new(
+        address: impl Into<String>,
+        namespace: impl Into<String>,
+        codec: EncryptionCodec,
+    ) -> Self {
         TemporalLink {
             address: address.into(),
             namespace: namespace.into(),
-            codec: None,
+            codec,
             client: OnceCell::new(),
         }
     }
 
-    /// Encrypt payloads with `codec`.
-    pub fn with_codec(mut self, codec: EncryptionCodec) -> Self {
-        self.codec = Some(codec);
-        self
-    }
-
     pub async fn client(&self) -> anyhow::Result<Client> {
         self.client
-            .get_or_try_init(|| async {
-                match &self.codec {
-                    Some(codec) => {
-                        connect_with(&self.address, &self.namespace, "procure-api", codec).await
-                    }
-                    None => connect(&self.address, &self.namespace, "procure-api").await,
-                }
+            .get_or_try_init(|| {
+                connect_with(&self.address, &self.namespace, "procure-api", &self.codec)
             })
             .await
             .cloned()
@@ -45,13 +39,7 @@ impl TemporalLink {
 }
 
 /// Connect to a Temporal frontend at `host:port` (or a full URL). Every payload the client
-/// (and a worker built on it) sends is encrypted with the keys in `PROCURE_PAYLOAD_KEYS`.
-pub async fn connect(address: &str, namespace: &str, identity: &str) -> anyhow::Result<Client> {
-    let codec = EncryptionCodec::from_env()?;
-    connect_with(address, namespace, identity, &codec).await
-}
-
-/// As [`connect`], every payload encrypted with `codec`.
+/// (and a worker built on it) sends is encrypted with `codec`.
 pub async fn connect_with(
     address: &str,
     namespace: &str,

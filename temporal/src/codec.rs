@@ -55,14 +55,6 @@ impl EncryptionCodec {
         Self::new(Sealer::development_with(DEV_KEY_ID))
     }
 
-    /// Keys from `PROCURE_PAYLOAD_KEYS`, else the public development key (with a warning).
-    pub fn from_env() -> Result<Self, SealError> {
-        Ok(Self::new(Sealer::from_env_var(
-            "PROCURE_PAYLOAD_KEYS",
-            DEV_KEY_ID,
-        )?))
-    }
-
     pub fn encode_one(&self, payload: &Payload) -> Payload {
         let (kid, sealed) = self.sealer.seal_binary(&payload.encode_to_vec());
         Payload {

@@ -104,7 +104,7 @@ pub async fn spawn_app_with_ui(timings: OrderTimings) -> UiApp {
     std::fs::create_dir_all(&dir).unwrap();
     // The API's port is chosen first: the UI is told the codec endpoint when it starts.
     let api_port = procure::devserver::free_port();
-    let operator = procure_api::auth::TokenKey::from_env().issue(
+    let operator = procure_api::auth::TokenKey::development().issue(
         "e2e-ui-operator",
         procure_api::auth::Role::Operator,
         None,
@@ -348,7 +348,7 @@ pub fn ledger_sum(ledger: &[procure_sandbox::LedgerEntry], kind: &str) -> i64 {
 /// would break running workflows fails here.
 pub async fn replay(json: &[u8]) {
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-    let codec = procure_temporal::codec::EncryptionCodec::from_env().unwrap();
+    let codec = procure_temporal::codec::EncryptionCodec::development();
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .data_converter(codec.data_converter())
@@ -409,9 +409,14 @@ pub async fn replays_and_records(
 
 /// `replays_and_records` for an order's workflow, over a connection of its own.
 pub async fn order_replays_and_records(order_id: &str, kind: &str) {
-    let client = procure_temporal::connect(&temporal_address(), "default", "replay")
-        .await
-        .unwrap();
+    let client = procure_temporal::connect_with(
+        &temporal_address(),
+        "default",
+        "replay",
+        &procure_temporal::EncryptionCodec::development(),
+    )
+    .await
+    .unwrap();
     replays_and_records(
         &client,
         &procure_workflows::order_workflow_id(order_id),

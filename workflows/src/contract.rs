@@ -460,7 +460,7 @@ pub struct ParcelSettled {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParcelStatusUpdate {
     pub parcel_id: String,
-    pub status: crate::parcel::ParcelStage,
+    pub status: procure_domain::status::ParcelStage,
 }
 
 /// Marker types of the fulfilment activities.
@@ -609,7 +609,7 @@ mod tests {
 
     #[test]
     fn parcel_stages_are_stored_by_their_snake_case_names() {
-        use crate::parcel::ParcelStage;
+        use procure_domain::status::ParcelStage;
         for stage in [
             ParcelStage::Requested,
             ParcelStage::Packed,

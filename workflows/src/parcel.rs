@@ -16,7 +16,7 @@ use crate::{
     order::{ParcelEvent, ParcelNews},
     order_workflow_id,
 };
-use procure_domain::quote::Dimensions;
+use procure_domain::{quote::Dimensions, status::ParcelStage};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use temporalio_macros::{workflow, workflow_methods};
@@ -62,46 +62,6 @@ pub struct ParcelPacked {
 pub struct TrackingUpdate {
     pub status: String,
     pub description: String,
-}
-
-/// Where a parcel is, as the workflow moves it (and the read-model's parcel status records it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ParcelStage {
-    /// Waiting for the warehouse to pack it.
-    Requested,
-    Packed,
-    /// A supplementary shipping charge waits for payment.
-    AwaitingPayment,
-    /// The supplementary charge was not paid in time; the parcel still waits for it.
-    PaymentOverdue,
-    /// A confirmation of the charge did not verify; the parcel waits for one that does.
-    PaymentUnverified,
-    Shipped,
-    Delivered,
-    /// The carrier reported a delivery exception.
-    Exception,
-}
-
-impl ParcelStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParcelStage::Requested => "requested",
-            ParcelStage::Packed => "packed",
-            ParcelStage::AwaitingPayment => "awaiting_payment",
-            ParcelStage::PaymentOverdue => "payment_overdue",
-            ParcelStage::PaymentUnverified => "payment_unverified",
-            ParcelStage::Shipped => "shipped",
-            ParcelStage::Delivered => "delivered",
-            ParcelStage::Exception => "exception",
-        }
-    }
-}
-
-impl std::fmt::Display for ParcelStage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,21 +1,20 @@
 //! What every marketplace client shares, vendor-neutral: the purchase request and its result,
 //! the one error type ([`MarketError`]), the price-tolerance rule, the buyer-side and
-//! price-source traits ([`buyer`]), the one exactly-once purchase ([`purchase()`]) and the
-//! registry that maps a platform to its clients ([`registry`]). The vendor modules
-//! (`alibaba`, `taobao`, `pdd`) keep only their wire mapping, signing and error
-//! classification.
+//! price-source traits ([`buyer`]) and the one exactly-once purchase ([`purchase()`]). The
+//! vendor modules (`alibaba`, `taobao`, `pdd`) build on this and keep only their wire mapping,
+//! signing and error classification; `crate::registry`, above both, maps a platform to its
+//! clients.
 
 pub mod buyer;
 mod purchase;
-pub mod registry;
 pub(crate) mod wire;
 
+pub use buyer::OfferPrice;
 pub use buyer::{
     BuyerMarketplace, BuyerOrder, Created, MarketFuture, OrderState, PayAnswer, PriceSource, Quote,
     QuotedLine,
 };
 pub use purchase::purchase;
-pub use registry::{Marketplaces, OfferPrice};
 
 use crate::http::Transport;
 use serde::{Deserialize, Serialize};

@@ -5,15 +5,13 @@ use std::sync::Arc;
 
 use procure_domain::order::Platform;
 
-use super::{BuyerMarketplace, MarketError, PriceSource};
 use crate::{
     alibaba::{Alibaba1688, AlibabaConfig},
     http::BuildError,
+    market::{BuyerMarketplace, MarketError, OfferPrice, PriceSource},
     pdd::{Pdd, PddConfig},
     taobao::{Taobao, TaobaoConfig},
 };
-
-pub use super::buyer::OfferPrice;
 
 /// The marketplaces we price (and, where an API allows, buy) on. Cheap to clone.
 #[derive(Clone, Debug)]
