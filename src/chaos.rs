@@ -30,7 +30,6 @@ use procure_domain::OrderState;
 use procure_domain::clock::now_ms;
 use procure_store::Store;
 use serde_json::{Value, json};
-use sqlx::Row;
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
@@ -652,14 +651,13 @@ async fn check(
 
     // Stock: available now + units still reserved = what there was.
     let mut stock = Vec::new();
-    let reserved: HashMap<String, i64> = sqlx::query(
+    let reserved: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
         "SELECT sku, CAST(SUM(quantity) AS BIGINT) AS n FROM reservations WHERE released_at_ms IS NULL GROUP BY sku",
     )
     .fetch_all(store.pool())
     .await?
-    .iter()
-    .map(|r| Ok((r.try_get::<String, _>("sku")?, r.try_get::<i64, _>("n")?)))
-    .collect::<anyhow::Result<_>>()?;
+    .into_iter()
+    .collect();
     for l in store.listings().await? {
         let before = stock_before.get(&l.sku).copied().unwrap_or_default();
         let held = reserved.get(&l.sku).copied().unwrap_or_default();
@@ -1361,20 +1359,17 @@ async fn check_outbox(
 ) -> anyhow::Result<()> {
     let bound = i64::from(procure_api::dispatcher::DEFAULT_MAX_ATTEMPTS);
     let mut past = Vec::new();
-    let rows = sqlx::query(
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT id, kind, attempts FROM outbox WHERE dispatched_at_ms IS NULL AND dead_at_ms IS NULL",
     )
     .fetch_all(store.pool())
     .await?;
     let mut max_pending = 0;
-    for r in &rows {
-        let attempts: i64 = r.try_get("attempts")?;
+    for &(id, ref kind, attempts) in &rows {
         max_pending = max_pending.max(attempts);
         if attempts > bound {
             past.push(format!(
-                "pending row {} ({}) at {attempts} attempts > {bound}",
-                r.try_get::<i64, _>("id")?,
-                r.try_get::<String, _>("kind")?
+                "pending row {id} ({kind}) at {attempts} attempts > {bound}"
             ));
         }
     }

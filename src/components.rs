@@ -9,8 +9,8 @@ use procure_activities::{
     order::{OrderActivitiesImpl, demo_warehouse},
 };
 use procure_adapters::{
-    Alibaba1688, AlibabaConfig, Carrier, CarrierConfig, DeliveryAddress, EcbConfig, EcbFx,
-    Marketplaces, Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
+    AlibabaConfig, Carrier, CarrierConfig, DeliveryAddress, EcbConfig, EcbFx, Marketplaces,
+    Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
 };
 use procure_api::{ApiConfig, AppState, OrderTimings, auth::TokenKey, dispatcher::Dispatcher};
 use procure_domain::{seal::Sealer, tariff::Pricing};
@@ -173,7 +173,6 @@ pub fn order_activities_on(
 ) -> anyhow::Result<OrderActivitiesImpl> {
     Ok(OrderActivitiesImpl {
         store,
-        market: Alibaba1688::new(ext.alibaba.clone())?,
         payments: Payments::new(ext.payments.clone())?,
         carrier: Carrier::new(ext.carrier.clone())?,
         tracking: Tracking::new(ext.tracking.clone())?,

@@ -76,12 +76,7 @@ fn workspace_deps(dir: &str) -> BTreeSet<String> {
             continue;
         }
         if in_deps && l.starts_with("procure-") {
-            out.insert(
-                l.split(|c: char| c == ' ' || c == '.' || c == '=')
-                    .next()
-                    .unwrap()
-                    .to_owned(),
-            );
+            out.insert(l.split([' ', '.', '=']).next().unwrap().to_owned());
         }
     }
     out

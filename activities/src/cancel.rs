@@ -13,58 +13,10 @@ use crate::{
 };
 use procure_adapters::{CancelOutcome, MarketError};
 use procure_domain::{Currency, Money, order::Platform};
-use procure_store::StoreError;
 use procure_workflows::contract::{MarketplaceCancelOutcome, MarketplaceCancelRequest};
-use sqlx::Row;
 use temporalio_sdk::activities::ActivityError;
 
-/// One line's purchase as the store holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinePurchase {
-    pub platform: String,
-    pub marketplace_order_id: String,
-    pub paid_fen: i64,
-    /// Bought by a purchaser by hand (a completed purchaser task), not through a buyer API.
-    pub assisted: bool,
-}
-
 impl OrderActivitiesImpl {
-    /// The purchase of `line_no` of `order_id`, if it was bought.
-    pub async fn line_purchase(
-        &self,
-        order_id: &str,
-        line_no: u32,
-    ) -> Result<Option<LinePurchase>, StoreError> {
-        let pool = self.store.pool();
-        let Some(row) = sqlx::query(
-            "SELECT platform, marketplace_order_id, paid_fen FROM purchases WHERE order_id = $1 AND line_no = $2",
-        )
-        .bind(order_id)
-        .bind(i64::from(line_no))
-        .fetch_optional(pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let marketplace_order_id: String = row.try_get("marketplace_order_id")?;
-        let assisted = sqlx::query(
-            "SELECT id FROM purchaser_tasks WHERE order_id = $1 AND line_no = $2 AND status = 'completed' \
-             AND marketplace_order_id = $3",
-        )
-        .bind(order_id)
-        .bind(i64::from(line_no))
-        .bind(&marketplace_order_id)
-        .fetch_optional(pool)
-        .await?
-        .is_some();
-        Ok(Some(LinePurchase {
-            platform: row.try_get("platform")?,
-            marketplace_order_id,
-            paid_fen: row.try_get("paid_fen")?,
-            assisted,
-        }))
-    }
-
     /// Cancel the line's marketplace order as far as its marketplace allows (see the module
     /// docs). Marketplace failures are classified once: retryable ones (timeouts, 5xx, rate
     /// limits, a cancel inside 1688's ten-second window) are transient, the rest permanent.
@@ -81,6 +33,7 @@ impl OrderActivitiesImpl {
         procure_domain::text::check_line(&req.reason)
             .map_err(|e| permanent(format!("the cancel reason {e}")))?;
         let Some(p) = self
+            .store
             .line_purchase(&req.order_id, req.line_no)
             .await
             .map_err(store_err)?

@@ -6,8 +6,8 @@ pub(crate) use crate::errors::{permanent, store_err, transient};
 use procure_adapters::failure::{adapter_err, adapter_err_while};
 use procure_adapters::payments::{IntentStatus, PaymentIntent};
 use procure_adapters::{
-    Alibaba1688, BuyerMarketplace, CargoLine, Carrier, DeliveryAddress, MarketError, Marketplaces,
-    Payments, PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
+    BuyerMarketplace, CargoLine, Carrier, DeliveryAddress, MarketError, Marketplaces, Payments,
+    PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
 };
 use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
@@ -32,7 +32,6 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 /// Everything the order activities need: the store and the external systems.
 pub struct OrderActivitiesImpl {
     pub store: Store,
-    pub market: Alibaba1688,
     pub payments: Payments,
     pub carrier: Carrier,
     pub tracking: Tracking,

@@ -16,6 +16,7 @@ use procure_domain::{
     clock::now_ms,
     money::{RATE_SCALE, parse_rate_e6},
     order::{OrderLine, TimelineEvent},
+    status::PurchaserTaskStatus,
 };
 use procure_workflows::contract::{OrderPlan, ReserveOutcome, TransitionRecord};
 use serde::{Deserialize, Serialize};
@@ -430,6 +431,38 @@ impl Store {
 
     // ----- the order's payment, purchases and shipment ------------------------------------
 
+    /// The purchase of `line_no` of `order_id`, if it was bought.
+    pub async fn line_purchase(
+        &self,
+        order_id: &str,
+        line_no: u32,
+    ) -> Result<Option<LinePurchase>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            platform: String,
+            marketplace_order_id: String,
+            paid_fen: i64,
+            assisted: i64,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT p.platform, p.marketplace_order_id, p.paid_fen, \
+             (SELECT COUNT(*) FROM purchaser_tasks t WHERE t.order_id = p.order_id AND t.line_no = p.line_no \
+              AND t.status = $3 AND t.marketplace_order_id = p.marketplace_order_id) AS assisted \
+             FROM purchases p WHERE p.order_id = $1 AND p.line_no = $2",
+        )
+        .bind(order_id)
+        .bind(i64::from(line_no))
+        .bind(PurchaserTaskStatus::Completed.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| LinePurchase {
+            platform: r.platform,
+            marketplace_order_id: r.marketplace_order_id,
+            paid_fen: r.paid_fen,
+            assisted: r.assisted > 0,
+        }))
+    }
+
     pub async fn record_payment_intent(
         &self,
         order_id: &str,
@@ -594,4 +627,14 @@ async fn reserve_lines(
         }
     }
     Ok(ReserveOutcome::Reserved)
+}
+
+/// One line's purchase as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinePurchase {
+    pub platform: String,
+    pub marketplace_order_id: String,
+    pub paid_fen: i64,
+    /// Bought by a purchaser by hand (a completed purchaser task), not through a buyer API.
+    pub assisted: bool,
 }

@@ -2,8 +2,6 @@
 //! marketplaces answer with, the classification of answers that carry no vendor envelope, the
 //! signed form, and the request clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::Value;
 
 use super::MarketError;
@@ -96,9 +94,4 @@ impl<'a> IntoIterator for Pairs<'a> {
 }
 
 /// Milliseconds since the Unix epoch: the timestamp a signed request carries.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use procure_domain::clock::now_ms;
