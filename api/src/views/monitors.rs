@@ -258,29 +258,35 @@ mod tests {
     #[test]
     fn an_alert_view_is_the_row_on_the_wire() {
         let kinds = [
-            AlertKind::PriceUp {
-                from_fen: 1_780,
-                to_fen: 2_670,
-                change_bps: 5_000,
-            },
-            AlertKind::PriceDown {
-                from_fen: 2_670,
-                to_fen: 1_780,
-                change_bps: -3_333,
-            },
-            AlertKind::Disappeared,
-            AlertKind::Reappeared,
-            AlertKind::OutOfStock,
+            (
+                AlertKind::PriceUp {
+                    from_fen: 1_780,
+                    to_fen: 2_670,
+                    change_bps: 5_000,
+                },
+                json!({"kind": "price_up", "from_fen": 1_780, "to_fen": 2_670, "change_bps": 5_000}),
+            ),
+            (
+                AlertKind::PriceDown {
+                    from_fen: 2_670,
+                    to_fen: 1_780,
+                    change_bps: -3_333,
+                },
+                json!({"kind": "price_down", "from_fen": 2_670, "to_fen": 1_780, "change_bps": -3_333}),
+            ),
+            (AlertKind::Disappeared, json!({"kind": "disappeared"})),
+            (AlertKind::Reappeared, json!({"kind": "reappeared"})),
+            (AlertKind::OutOfStock, json!({"kind": "out_of_stock"})),
         ];
-        for kind in kinds {
+        for (kind, kind_json) in kinds {
             let a = alert(kind);
-            let want = alert_json(serde_json::to_value(&kind).unwrap());
+            let want = alert_json(kind_json);
             assert_eq!(serde_json::to_value(&a).unwrap(), want);
             assert_wire(&AlertView::from(a), want);
         }
         assert_wire(
             &AlertList::from(vec![alert(AlertKind::Disappeared)]),
-            json!({"alerts": [alert_json(serde_json::to_value(AlertKind::Disappeared).unwrap())]}),
+            json!({"alerts": [alert_json(json!({"kind": "disappeared"}))]}),
         );
     }
 }
