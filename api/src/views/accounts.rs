@@ -205,7 +205,6 @@ mod tests {
     #[test]
     fn an_account_view_is_the_row_on_the_wire() {
         let a = account();
-        assert_eq!(serde_json::to_value(&a).unwrap(), account_json());
         assert_wire(&AccountView::from(a), account_json());
         assert_wire(
             &AccountList::from(vec![account()]),
@@ -216,7 +215,6 @@ mod tests {
     #[test]
     fn a_purchaser_task_view_is_the_row_on_the_wire() {
         let t = task();
-        assert_eq!(serde_json::to_value(&t).unwrap(), task_json());
         assert_wire(&PurchaserTaskView::from(t), task_json());
         assert_wire(
             &TaskList::from(vec![task()]),

@@ -1,7 +1,9 @@
 //! The API's response bodies, one module per resource. Handlers answer with these types only,
 //! never with the store's rows: each view is built from its row by `From`, so the wire is
 //! described here, in one place per resource, and a change to a store type cannot change an
-//! answer without a change here. Each module's tests pin the JSON its views produce.
+//! answer without a change here. Each module's tests pin, field by field, the JSON its views
+//! produce: the documents the store's rows serialized to when they were the answers (checked
+//! against the rows' own serialization before the rows stopped serializing).
 //!
 //! Domain types that are wire types already (`Money`, `OrderState`, `TimelineEvent`,
 //! `OrderLine`, the status enums) appear as they are.

@@ -250,7 +250,6 @@ mod tests {
                 "stock": stock,
                 "active": active,
             });
-            assert_eq!(serde_json::to_value(&o).unwrap(), want);
             assert_wire(&OfferView::from(o), want);
         }
     }
@@ -281,7 +280,6 @@ mod tests {
         for (kind, kind_json) in kinds {
             let a = alert(kind);
             let want = alert_json(kind_json);
-            assert_eq!(serde_json::to_value(&a).unwrap(), want);
             assert_wire(&AlertView::from(a), want);
         }
         assert_wire(

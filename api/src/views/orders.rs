@@ -159,7 +159,6 @@ mod tests {
     #[test]
     fn an_order_view_is_the_row_on_the_wire() {
         let o = order();
-        assert_eq!(serde_json::to_value(&o).unwrap(), order_json());
         assert_wire(&OrderView::from(o), order_json());
         assert_wire(
             &OrderList::from(vec![order()]),
@@ -191,7 +190,6 @@ mod tests {
         want.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        assert_eq!(serde_json::to_value(&full).unwrap(), want);
         assert_wire(&OrderDetailView::from(full), want);
 
         let bare = OrderDetail {
@@ -206,7 +204,6 @@ mod tests {
         want.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        assert_eq!(serde_json::to_value(&bare).unwrap(), want);
         assert_wire(&OrderDetailView::from(bare), want);
     }
 }

@@ -167,7 +167,6 @@ mod tests {
     #[test]
     fn a_requested_parcel_view_is_the_row_on_the_wire() {
         let p = requested();
-        assert_eq!(serde_json::to_value(&p).unwrap(), requested_json());
         assert_wire(&ParcelView::from(p), requested_json());
     }
 
@@ -226,7 +225,6 @@ mod tests {
         want.as_object_mut()
             .unwrap()
             .extend(changed.as_object().unwrap().clone());
-        assert_eq!(serde_json::to_value(&p).unwrap(), want);
         assert_wire(&ParcelView::from(p), want);
     }
 }

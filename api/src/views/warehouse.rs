@@ -195,7 +195,6 @@ pub(crate) mod tests {
     #[test]
     fn a_warehouse_item_view_is_the_row_on_the_wire() {
         let i = item();
-        assert_eq!(serde_json::to_value(&i).unwrap(), item_json());
         assert_wire(&WarehouseItemView::from(i), item_json());
         assert_wire(
             &ItemList::from(vec![item()]),
@@ -206,7 +205,6 @@ pub(crate) mod tests {
     #[test]
     fn a_warehouse_exception_view_is_the_row_on_the_wire() {
         let e = exception();
-        assert_eq!(serde_json::to_value(&e).unwrap(), exception_json());
         assert_wire(&WarehouseExceptionView::from(e), exception_json());
         assert_wire(
             &ExceptionList::from(vec![exception()]),
