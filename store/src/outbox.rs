@@ -215,7 +215,7 @@ impl OutboxItem {
 /// An outbox row that will not be delivered without an operator: a permanent failure, or
 /// transient failures past the attempt bound. Carries no payload (personal data and payment
 /// details stay in the store); a signal is named, not shown.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub id: i64,
     pub kind: String,
@@ -228,7 +228,7 @@ pub struct DeadLetter {
     pub created_at_ms: i64,
     pub dead_at_ms: i64,
     /// Given up by an operator (such rows leave the list).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub discarded: bool,
 }
 
