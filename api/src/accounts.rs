@@ -3,6 +3,7 @@
 
 use crate::auth::Caller;
 use crate::extract::JsonBody;
+use crate::views::accounts::{AccountList, AccountView};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -11,10 +12,7 @@ use axum::{
     routing::{get, patch},
 };
 use procure_domain::{Secret, order::Platform, status::AccountStatus};
-use procure_store::{
-    StoreError,
-    accounts::{BuyerAccount, NewAccount},
-};
+use procure_store::{StoreError, accounts::NewAccount};
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -49,11 +47,6 @@ pub struct UpdateAccount {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub platform: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AccountList {
-    pub accounts: Vec<BuyerAccount>,
 }
 
 fn check_range(e: &mut Vec<FieldError>, field: &str, v: Option<i64>, lo: i64, hi: i64) {
@@ -99,19 +92,17 @@ async fn list(
     caller.require(&[])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let p = q.platform.as_deref().map(platform).transpose()?;
-    Ok(Json(AccountList {
-        accounts: state.store.accounts(p).await?,
-    }))
+    Ok(Json(AccountList::from(state.store.accounts(p).await?)))
 }
 
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<BuyerAccount>, ApiError> {
+) -> Result<Json<AccountView>, ApiError> {
     caller.require(&[])?;
     match state.store.account(&id).await {
-        Ok(a) => Ok(Json(a)),
+        Ok(a) => Ok(Json(a.into())),
         Err(StoreError::NotFound) => Err(ApiError::NotFound("account")),
         Err(e) => Err(e.into()),
     }
@@ -121,7 +112,7 @@ async fn add(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonBody<AddAccount>,
-) -> Result<(StatusCode, Json<BuyerAccount>), ApiError> {
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     caller.require(&[])?;
     let req = body.read()?;
     let text = crate::text::lines(&req);
@@ -177,7 +168,7 @@ async fn add(
         )
         .await?;
     tracing::info!(account = %acc.id, platform = acc.platform.as_str(), "buyer account added");
-    Ok((StatusCode::CREATED, Json(acc)))
+    Ok((StatusCode::CREATED, Json(acc.into())))
 }
 
 async fn update(
@@ -185,7 +176,7 @@ async fn update(
     caller: Caller,
     Path(id): Path<String>,
     body: JsonBody<UpdateAccount>,
-) -> Result<Json<BuyerAccount>, ApiError> {
+) -> Result<Json<AccountView>, ApiError> {
     caller.require(&[])?;
     let req = body.read()?;
     let mut e = crate::text::lines(&req);
@@ -225,7 +216,7 @@ async fn update(
     {
         Ok(a) => {
             tracing::info!(account = %a.id, status = %a.status, "buyer account updated");
-            Ok(Json(a))
+            Ok(Json(a.into()))
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("account")),
         Err(err) => Err(err.into()),

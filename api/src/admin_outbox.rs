@@ -10,14 +10,15 @@
 //! last error and times; never its payload, which may carry personal data or payment details.
 
 use crate::auth::{Caller, Role};
+use crate::views::outbox::{DeadList, Outcome};
 use crate::{ApiError, AppState};
 use axum::{
     Json, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
     routing::{get, post},
 };
-use procure_store::{StoreError, outbox::DeadLetter};
-use serde::{Deserialize, Serialize};
+use procure_store::StoreError;
+use serde::Deserialize;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -33,22 +34,6 @@ pub const MAX_LIMIT: i64 = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeadList {
-    /// Dead letters awaiting an operator (all of them, whatever `limit` lists).
-    pub dead_count: i64,
-    /// Live work not delivered yet.
-    pub pending_count: i64,
-    pub dead: Vec<DeadLetter>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Outcome {
-    pub id: i64,
-    /// `pending` after a retry, `discarded` after a discard.
-    pub status: &'static str,
 }
 
 async fn list(
@@ -68,7 +53,13 @@ async fn list(
     Ok(Json(DeadList {
         dead_count: state.store.outbox_dead_count().await?,
         pending_count: state.store.outbox_pending().await?,
-        dead: state.store.outbox_dead_letters(limit).await?,
+        dead: state
+            .store
+            .outbox_dead_letters(limit)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }
 

@@ -20,6 +20,7 @@ pub mod purchaser;
 pub mod quotes;
 pub mod schedules;
 pub mod text;
+pub mod views;
 pub mod warehouse;
 pub mod webhooks;
 

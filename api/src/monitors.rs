@@ -17,7 +17,11 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
-use crate::{ApiError, AppState, error::FieldError, id_ok, quotes::MoneyView};
+use crate::views::monitors::{
+    AlertList, AlertView, LandedView, MonitorDetail, MonitorList, MonitorView, OfferHistory,
+    OfferView, PricePoint, ProductPrices, RunView, ScheduleView,
+};
+use crate::{ApiError, AppState, error::FieldError, id_ok};
 use axum::{
     Json, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -32,9 +36,9 @@ use procure_domain::{
 use procure_store::{
     StoreError,
     catalogue::Offer,
-    monitors::{Alert, Monitor, MonitorStatus, NewMonitor, Snapshot},
+    monitors::{Monitor, MonitorStatus, NewMonitor, Snapshot},
 };
-use procure_workflows::monitor::{RunSummary, monitor_schedule_id};
+use procure_workflows::monitor::monitor_schedule_id;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -84,55 +88,6 @@ pub struct CreateMonitor {
     pub products: Vec<ProductBody>,
     #[serde(default)]
     pub paused: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScheduleView {
-    pub schedule_id: String,
-    /// Whether Temporal already reflects the monitor's last change.
-    pub in_sync: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub overlap_policy: String,
-    pub catchup_window_secs: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MonitorView {
-    pub monitor_id: String,
-    pub name: String,
-    pub cron: String,
-    pub threshold_bps: u32,
-    pub destination_country: String,
-    pub status: MonitorStatus,
-    pub skus: Vec<String>,
-    pub schedule: ScheduleView,
-    /// The next scheduled runs (ms since the epoch, UTC); none while paused.
-    pub next_runs_ms: Vec<i64>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunView {
-    pub recorded_at_ms: i64,
-    #[serde(flatten)]
-    pub summary: RunSummary,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MonitorDetail {
-    #[serde(flatten)]
-    pub monitor: MonitorView,
-    /// Every offer of the monitor's products as procurement ranks them now.
-    pub offers: Vec<Offer>,
-    pub recent_runs: Vec<RunView>,
-    pub recent_alerts: Vec<Alert>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MonitorList {
-    pub monitors: Vec<MonitorView>,
 }
 
 fn view(m: Monitor) -> MonitorView {
@@ -346,6 +301,7 @@ async fn show(
         .await?
         .into_iter()
         .filter(|o| skus.contains(o.sku.as_str()))
+        .map(OfferView::from)
         .collect();
     let recent_runs = state
         .store
@@ -357,7 +313,13 @@ async fn show(
             summary,
         })
         .collect();
-    let recent_alerts = state.store.price_alerts(Some(&id), None, 20).await?;
+    let recent_alerts = state
+        .store
+        .price_alerts(Some(&id), None, 20)
+        .await?
+        .into_iter()
+        .map(AlertView::from)
+        .collect();
     Ok(Json(MonitorDetail {
         monitor: view(m),
         offers,
@@ -427,50 +389,6 @@ pub struct HistoryQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LandedView {
-    /// All in for one unit, CNY fen.
-    pub cost_fen: i64,
-    /// The same in the destination's currency.
-    pub cost: MoneyView,
-    pub shipping_line: String,
-    pub destination_country: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PricePoint {
-    pub observed_at_ms: i64,
-    pub listed: bool,
-    pub price_fen: Option<i64>,
-    pub stock: Option<i64>,
-    pub landed: Option<LandedView>,
-    pub monitor_id: String,
-    pub run_key: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct OfferHistory {
-    pub platform: Platform,
-    pub offer_id: String,
-    pub spec_id: String,
-    /// Where procurement stands now (absent for offers no longer known).
-    pub current: Option<Offer>,
-    /// Newest first.
-    pub history: Vec<PricePoint>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ProductPrices {
-    pub sku: String,
-    pub title: String,
-    /// The channel and unit price quotes use now (the best-ranked offer).
-    pub quoted_platform: String,
-    pub quoted_offer_id: String,
-    pub quoted_price_fen: i64,
-    pub offers: Vec<OfferHistory>,
-    pub alerts: Vec<Alert>,
-}
-
 async fn prices(
     State(state): State<AppState>,
     caller: Caller,
@@ -506,7 +424,7 @@ async fn prices(
                     platform: o.platform,
                     offer_id: o.offer_id.clone(),
                     spec_id: o.spec_id.clone(),
-                    current: Some(o.clone()),
+                    current: Some(o.clone().into()),
                     history: Vec::new(),
                 },
             )
@@ -559,7 +477,7 @@ async fn prices(
         quoted_offer_id: listing.offer_id,
         quoted_price_fen: listing.price_fen,
         offers: by_offer.into_values().collect(),
-        alerts,
+        alerts: alerts.into_iter().map(AlertView::from).collect(),
     }))
 }
 
@@ -569,11 +487,6 @@ pub struct AlertQuery {
     pub monitor_id: Option<String>,
     pub sku: Option<String>,
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AlertList {
-    pub alerts: Vec<Alert>,
 }
 
 async fn alerts(
@@ -599,5 +512,5 @@ async fn alerts(
         .store
         .price_alerts(q.monitor_id.as_deref(), q.sku.as_deref(), limit)
         .await?;
-    Ok(Json(AlertList { alerts }))
+    Ok(Json(AlertList::from(alerts)))
 }

@@ -3,6 +3,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
+use crate::views::orders::{OrderDetailView, OrderList, OrderView};
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc};
 use axum::{
     Json, Router,
@@ -15,11 +16,7 @@ use procure_domain::{
     OrderState,
     order::{OrderLine, Platform},
 };
-use procure_store::{
-    StoreError,
-    orders::{NewOrder, OrderRecord},
-    read_model::OrderDetail,
-};
+use procure_store::{StoreError, orders::NewOrder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -144,7 +141,7 @@ async fn create_order(
     caller: Caller,
     headers: HeaderMap,
     body: JsonBody<CreateOrder>,
-) -> Result<(StatusCode, Json<OrderRecord>), ApiError> {
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let key = idempotency_key(&headers)?;
     let req = body.read()?;
@@ -202,7 +199,7 @@ async fn create_order(
             .create_order_replay_only(&key, &request_hash)
             .await?
         {
-            Some(existing) => Ok((StatusCode::OK, Json(existing))),
+            Some(existing) => Ok((StatusCode::OK, Json(existing.into()))),
             None => Err(ApiError::Conflict(
                 "quote_expired",
                 "the quote has expired; request a new one".into(),
@@ -213,9 +210,9 @@ async fn create_order(
     if created.created {
         state.outbox_notify.notify_one();
         tracing::info!(order_id = %created.order.id, total = %created.order.total, "order accepted");
-        Ok((StatusCode::CREATED, Json(created.order)))
+        Ok((StatusCode::CREATED, Json(created.order.into())))
     } else {
-        Ok((StatusCode::OK, Json(created.order)))
+        Ok((StatusCode::OK, Json(created.order.into())))
     }
 }
 
@@ -223,7 +220,7 @@ async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<OrderDetail>, ApiError> {
+) -> Result<Json<OrderDetailView>, ApiError> {
     caller.require(&[Role::Customer, Role::Operator, Role::Warehouse])?;
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("order"));
@@ -231,7 +228,7 @@ async fn get_order(
     match state.store.order_detail(&id).await {
         Ok(d) => {
             caller.owns(&d.order.customer_id)?;
-            Ok(Json(d))
+            Ok(Json(d.into()))
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("order")),
         Err(e) => Err(e.into()),
@@ -245,11 +242,6 @@ pub struct ListQuery {
     pub customer_id: Option<String>,
     pub limit: Option<i64>,
     pub before_ms: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OrderList {
-    pub orders: Vec<OrderRecord>,
 }
 
 async fn list_orders(
@@ -284,5 +276,5 @@ async fn list_orders(
         .store
         .list_orders(st, customer, limit, q.before_ms)
         .await?;
-    Ok(Json(OrderList { orders }))
+    Ok(Json(OrderList::from(orders)))
 }

@@ -14,6 +14,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
+use crate::views::parcels::ParcelView;
 use crate::{ApiError, AppState, error::FieldError, quotes::QuoteDoc, warehouse::measures};
 use axum::{
     Json, Router,
@@ -29,7 +30,7 @@ use procure_domain::{
 use procure_store::{
     StoreError,
     orders::{OrderRecord, quoted_rate},
-    parcels::{NewParcel, Parcel, ParcelSettlement},
+    parcels::{NewParcel, ParcelSettlement},
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +97,7 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonBody<CreateParcel>,
-) -> Result<(StatusCode, Json<Parcel>), ApiError> {
+) -> Result<(StatusCode, Json<ParcelView>), ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let req = body.read()?;
     caller.owns(&req.customer_id)?;
@@ -223,14 +224,14 @@ async fn create(
     };
     state.outbox_notify.notify_one();
     tracing::info!(parcel_id = %id, orders = req.order_ids.len(), %estimated, "parcel requested");
-    Ok((StatusCode::CREATED, Json(parcel)))
+    Ok((StatusCode::CREATED, Json(parcel.into())))
 }
 
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Parcel>, ApiError> {
+) -> Result<Json<ParcelView>, ApiError> {
     caller.require(&[Role::Customer, Role::Operator, Role::Warehouse])?;
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("parcel"));
@@ -238,7 +239,7 @@ async fn read(
     match state.store.parcel(&id).await {
         Ok(p) => {
             caller.owns(&p.customer_id)?;
-            Ok(Json(p))
+            Ok(Json(p.into()))
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("parcel")),
         Err(e) => Err(e.into()),
@@ -261,7 +262,7 @@ async fn packed(
     caller: Caller,
     Path(id): Path<String>,
     body: JsonBody<Packed>,
-) -> Result<(StatusCode, Json<Parcel>), ApiError> {
+) -> Result<(StatusCode, Json<ParcelView>), ApiError> {
     caller.require(&[Role::Warehouse, Role::Operator])?;
     let p = body.read()?;
     let dims = measures(p.weight_g, p.l_mm, p.w_mm, p.h_mm)?;
@@ -388,5 +389,8 @@ async fn packed(
     }
     state.outbox_notify.notify_one();
     tracing::info!(parcel_id = %id, chargeable_g = chargeable, actual = %actual_total, estimated = %parcel.estimated, dutiable = duty.dutiable, "parcel packed and priced");
-    Ok((StatusCode::ACCEPTED, Json(state.store.parcel(&id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.store.parcel(&id).await?.into()),
+    ))
 }

@@ -5,6 +5,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
+use crate::views::price_changes::DecisionResult;
 use crate::{ApiError, AppState, id_ok};
 use axum::{
     Json, Router,
@@ -12,7 +13,7 @@ use axum::{
     http::StatusCode,
     routing::post,
 };
-use procure_store::{StoreError, price_changes::PriceChange};
+use procure_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -33,14 +34,6 @@ pub enum Decision {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub decision: Decision,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DecisionResult {
-    pub price_change: PriceChange,
-    /// After accepting: the payment intent to confirm for the supplement.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pay_intent_id: Option<String>,
 }
 
 async fn decide(
@@ -86,7 +79,7 @@ async fn decide(
             StatusCode::OK,
             Json(DecisionResult {
                 pay_intent_id: change.intent_id.clone(),
-                price_change: change,
+                price_change: change.into(),
             }),
         )),
         Decision::Decline => {
@@ -94,7 +87,7 @@ async fn decide(
             Ok((
                 StatusCode::ACCEPTED,
                 Json(DecisionResult {
-                    price_change: change,
+                    price_change: change.into(),
                     pay_intent_id: None,
                 }),
             ))

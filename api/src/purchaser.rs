@@ -3,6 +3,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
+use crate::views::accounts::{PurchaserTaskView, TaskList};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -10,7 +11,7 @@ use axum::{
     routing::{get, post},
 };
 use procure_domain::status::PurchaserTaskStatus;
-use procure_store::{StoreError, accounts::PurchaserTask};
+use procure_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -23,11 +24,6 @@ pub(crate) fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub status: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TaskList {
-    pub tasks: Vec<PurchaserTask>,
 }
 
 async fn list(
@@ -44,9 +40,9 @@ async fn list(
                 .map_err(|_| ApiError::field("status", "open, completed, expired or all"))?,
         ),
     };
-    Ok(Json(TaskList {
-        tasks: state.store.purchaser_tasks(filter).await?,
-    }))
+    Ok(Json(TaskList::from(
+        state.store.purchaser_tasks(filter).await?,
+    )))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,7 +57,7 @@ async fn complete(
     caller: Caller,
     Path(id): Path<String>,
     body: JsonBody<Completion>,
-) -> Result<Json<PurchaserTask>, ApiError> {
+) -> Result<Json<PurchaserTaskView>, ApiError> {
     caller.require(&[Role::Purchaser, Role::Operator])?;
     let c = body.read()?;
     let mut e = crate::text::lines(&c);
@@ -94,7 +90,7 @@ async fn complete(
         Ok(task) => {
             state.outbox_notify.notify_one();
             tracing::info!(task = %task.id, order_id = %task.order_id, "purchaser task completed");
-            Ok(Json(task))
+            Ok(Json(task.into()))
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("task")),
         Err(StoreError::StateConflict(why)) => Err(ApiError::Conflict("task_not_open", why)),

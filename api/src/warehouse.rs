@@ -6,6 +6,7 @@
 
 use crate::auth::{Caller, Role};
 use crate::extract::JsonBody;
+use crate::views::warehouse::{ExceptionList, ItemList};
 use crate::{ApiError, AppState, error::FieldError};
 use axum::{
     Json, Router,
@@ -23,7 +24,7 @@ use procure_store::{
     StoreError,
     outbox::{OrderSignal, OutboxMessage},
     read_model::OrderDetail,
-    warehouse::{Scan, WarehouseException, WarehouseItem},
+    warehouse::Scan,
 };
 use procure_workflows::order::StorageChoice;
 use serde::{Deserialize, Serialize};
@@ -253,11 +254,6 @@ pub struct StatusQuery {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ExceptionList {
-    pub exceptions: Vec<WarehouseException>,
-}
-
 async fn exceptions(
     State(state): State<AppState>,
     caller: Caller,
@@ -272,9 +268,9 @@ async fn exceptions(
                 .map_err(|_| ApiError::field("status", "open, resolved or all"))?,
         ),
     };
-    Ok(Json(ExceptionList {
-        exceptions: state.store.warehouse_exceptions(filter).await?,
-    }))
+    Ok(Json(ExceptionList::from(
+        state.store.warehouse_exceptions(filter).await?,
+    )))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -355,11 +351,6 @@ pub struct ItemsQuery {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ItemList {
-    pub items: Vec<WarehouseItem>,
-}
-
 async fn items(
     State(state): State<AppState>,
     caller: Caller,
@@ -379,9 +370,9 @@ async fn items(
             ApiError::field("status", "stored, in_parcel, shipped, disposed or all")
         })?),
     };
-    Ok(Json(ItemList {
-        items: state.store.warehouse_items(&q.customer_id, filter).await?,
-    }))
+    Ok(Json(ItemList::from(
+        state.store.warehouse_items(&q.customer_id, filter).await?,
+    )))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

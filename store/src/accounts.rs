@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// A buyer account as operators see it; credentials never leave the store unsealed except to
 /// the adapter that uses them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct BuyerAccount {
     pub id: String,
     pub platform: Platform,
@@ -298,7 +298,7 @@ impl Store {
 }
 
 /// A purchase a person (or browser agent) makes for us on a platform without a buyer API.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PurchaserTask {
     pub id: String,
     pub order_id: String,

@@ -60,7 +60,7 @@ impl Listing {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Offer {
     pub sku: String,
     pub platform: Platform,

@@ -76,7 +76,7 @@ pub struct Snapshot {
     pub run_key: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Alert {
     pub id: i64,
     pub monitor_id: String,

@@ -65,7 +65,7 @@ pub struct NewOrder {
     pub destination_country: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct OrderRecord {
     pub id: String,
     pub customer_id: String,

@@ -15,9 +15,9 @@ use procure_domain::{
     status::{ParcelStatus, SettlementOutcome, WarehouseItemStatus},
 };
 use procure_workflows::parcel::ParcelPacked;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Parcel {
     pub id: String,
     pub customer_id: String,
@@ -40,7 +40,7 @@ pub struct Parcel {
 }
 
 /// One order's share of a packed parcel and how its difference to the quote was settled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ParcelSettlement {
     pub order_id: String,
     pub guaranteed: bool,

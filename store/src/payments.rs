@@ -13,11 +13,11 @@ use procure_domain::{
     status::{ChargeKind, ChargeStatus, PriceChangeStatus},
 };
 use procure_workflows::contract::ChargePaid;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::{Any, Transaction};
 
 /// A charge beyond an order's total, paid through its own payment intent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Charge {
     pub id: String,
     /// The workflow told when it is paid (`order-…` or `parcel-…`).

@@ -9,9 +9,9 @@ use crate::{
     outbox::{OrderSignal, OutboxMessage, enqueue},
 };
 use procure_domain::{Money, clock::now_ms, status::PriceChangeStatus};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PriceChange {
     pub id: String,
     pub order_id: String,

@@ -9,9 +9,9 @@ use crate::{
     warehouse::WarehouseItem,
 };
 use procure_domain::order::TimelineEvent;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderRecord,

@@ -17,7 +17,7 @@ use procure_domain::{
 use procure_workflows::order::WarehouseInbound;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct WarehouseItem {
     pub order_id: String,
     pub customer_id: String,
@@ -39,7 +39,7 @@ pub struct Scan {
     pub photo_urls: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct WarehouseException {
     pub id: i64,
     pub reference: String,
