@@ -193,14 +193,7 @@ async fn operator_retries_a_parked_order_in_the_temporal_ui() {
     .await;
 
     // History: the one accepted Update with the valid input; the refused ones left nothing.
-    let client = procure_temporal::connect_with(
-        &ui.server.address(),
-        "default",
-        "e2e",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client_at(&ui.server.address(), "e2e").await;
     let history = history_json(&client, &workflow_id, "").await;
     let history_value: Value = serde_json::from_slice(&history).unwrap();
     // (kind of Update event, its attributes) in order: Accepted, Completed, Rejected, Admitted.

@@ -99,14 +99,7 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
     );
 
     // The workflow's own view and the OrderState search attribute agree with the read-model.
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
-        "default",
-        "e2e",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client("e2e").await;
     let handle =
         client.get_workflow_handle::<OrderWorkflow>(procure_workflows::order_workflow_id(&id));
     let view = handle
@@ -1098,14 +1091,7 @@ async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplem
         ledger_sum(&ledger, "charge") - ledger_sum(&ledger, "refund"),
         total + supplement + shipping
     );
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
-        "default",
-        "e2e",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client("e2e").await;
     replays_and_records(
         &client,
         &procure_workflows::order_workflow_id(&id),

@@ -471,14 +471,7 @@ async fn long_tracking_continues_as_new_and_the_first_run_replays() {
     // The parcel stays in transit: polls accumulate (one a second), runs roll over.
     let number = shipped["tracking_number"].as_str().unwrap().to_owned();
 
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
-        "default",
-        "e2e",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client("e2e").await;
     let wf_id = procure_workflows::parcel_workflow_id(&pid);
     let query = format!("WorkflowId = '{wf_id}' AND ExecutionStatus = 'ContinuedAsNew'");
     let deadline = Instant::now() + Duration::from_secs(60);

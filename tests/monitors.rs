@@ -228,14 +228,7 @@ async fn monitor_schedule_prices_every_channel_and_procurement_follows_the_new_c
     );
     // The run's history replays against today's workflow code (and is recorded for the
     // replay suite with PROCURE_RECORD_HISTORIES=monitor_run.json).
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
-        "default",
-        "e2e",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client("e2e").await;
     let (workflow_id, _) = run["run_key"].as_str().unwrap().rsplit_once('/').unwrap();
     replays_and_records(&client, workflow_id, "monitor_run").await;
 

@@ -263,14 +263,7 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
     })
     .await;
     assert_eq!(store.outbox_dead_count().await.unwrap(), 0);
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
-        "default",
-        "outbox-test",
-        &procure_temporal::EncryptionCodec::development(),
-    )
-    .await
-    .unwrap();
+    let client = test_client("outbox-test").await;
     // The workflow exists now; nothing serves its task queue, so end it here.
     let handle = client.get_workflow_handle::<procure_workflows::OrderWorkflow>(
         procure_workflows::order_workflow_id(&order_id),

@@ -407,16 +407,27 @@ pub async fn replays_and_records(
     replay(&json).await;
 }
 
-/// `replays_and_records` for an order's workflow, over a connection of its own.
-pub async fn order_replays_and_records(order_id: &str, kind: &str) {
-    let client = procure_temporal::connect_with(
-        &temporal_address(),
+/// A Temporal client of the tests' shared dev server (or `address`), namespace `default`,
+/// encrypting payloads with the development keys the in-process systems use.
+pub async fn test_client_at(address: &str, identity: &str) -> temporalio_client::Client {
+    procure_temporal::connect_with(
+        address,
         "default",
-        "replay",
+        identity,
         &procure_temporal::EncryptionCodec::development(),
     )
     .await
-    .unwrap();
+    .expect("connect to the Temporal dev server")
+}
+
+/// [`test_client_at`] the tests' shared dev server.
+pub async fn test_client(identity: &str) -> temporalio_client::Client {
+    test_client_at(&temporal_address(), identity).await
+}
+
+/// `replays_and_records` for an order's workflow, over a connection of its own.
+pub async fn order_replays_and_records(order_id: &str, kind: &str) {
+    let client = test_client("replay").await;
     replays_and_records(
         &client,
         &procure_workflows::order_workflow_id(order_id),
