@@ -463,7 +463,7 @@ fn docs_in_code_point_only_at_files_in_the_repository() {
     );
 }
 
-/// Settings are parsed once by the binary (`src/settings.rs`) and passed down: no library crate
+/// Settings are parsed once by the binary (`src/settings/`) and passed down: no library crate
 /// reads the environment (outside its unit tests).
 #[test]
 fn no_library_reads_the_environment() {

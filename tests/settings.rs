@@ -1,4 +1,4 @@
-//! The settings tree (`src/settings.rs`): `procure.example.toml` names every key with its
+//! The settings tree (`src/settings/`): `procure.example.toml` names every key with its
 //! default, the shipped tariff is the demo tariff, the layers override in order, secrets come
 //! only from the environment (or `…_FILE`), and outside development a missing secret or the
 //! demo warehouse refuses the start. The binary's own refusal is in `tests/processes.rs`.

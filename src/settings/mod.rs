@@ -50,11 +50,19 @@ use std::{
     time::Duration,
 };
 
+mod keys;
+mod sources;
+mod tariff;
+
+pub use keys::*;
+pub use sources::*;
+pub use tariff::*;
+
 /// The sandbox on loopback: where every vendor is unless configured otherwise.
 const SANDBOX_URL: &str = "http://127.0.0.1:8790";
 
 /// The demo tariff, shipped as `config/tariff.toml` and built in.
-pub const DEMO_TARIFF: &str = include_str!("../config/tariff.toml");
+pub const DEMO_TARIFF: &str = include_str!("../../config/tariff.toml");
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -356,229 +364,6 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     })
 }
 
-/// Which process is starting: each needs its own secrets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Process {
-    Api,
-    Worker,
-    /// `procure token`: only the signing key.
-    Token,
-}
-
-/// A secret of the tree: its key path, the older variable names it keeps, and who needs it.
-pub struct SecretKey {
-    pub path: &'static str,
-    pub aliases: &'static [&'static str],
-    pub needed_by: &'static [Process],
-}
-
-use Process::{Api, Token, Worker};
-
-/// Every secret of the tree.
-pub const SECRETS: &[SecretKey] = &[
-    SecretKey {
-        path: "api.jwt_secret",
-        aliases: &["PROCURE_JWT_SECRET"],
-        needed_by: &[Api, Token],
-    },
-    SecretKey {
-        path: "keys.data",
-        aliases: &["PROCURE_DATA_KEYS"],
-        needed_by: &[Api, Worker],
-    },
-    SecretKey {
-        path: "keys.payload",
-        aliases: &["PROCURE_PAYLOAD_KEYS"],
-        needed_by: &[Api, Worker],
-    },
-    SecretKey {
-        path: "alibaba.app_key",
-        aliases: &["PROCURE_1688_APP_KEY"],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "alibaba.app_secret",
-        aliases: &["PROCURE_1688_APP_SECRET"],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "alibaba.access_token",
-        aliases: &["PROCURE_1688_ACCESS_TOKEN"],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "taobao.app_key",
-        aliases: &[],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "taobao.app_secret",
-        aliases: &[],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "taobao.access_token",
-        aliases: &[],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "pinduoduo.client_id",
-        aliases: &[],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "pinduoduo.client_secret",
-        aliases: &[],
-        needed_by: &[Worker],
-    },
-    SecretKey {
-        path: "pinduoduo.access_token",
-        aliases: &[],
-        needed_by: &[],
-    },
-    SecretKey {
-        path: "payments.api_key",
-        aliases: &["PROCURE_STRIPE_API_KEY"],
-        needed_by: &[Api, Worker],
-    },
-    SecretKey {
-        path: "payments.webhook_secret",
-        aliases: &["PROCURE_STRIPE_WEBHOOK_SECRET"],
-        needed_by: &[Api],
-    },
-    SecretKey {
-        path: "tracking.token",
-        aliases: &["PROCURE_17TRACK_TOKEN"],
-        needed_by: &[Api, Worker],
-    },
-    SecretKey {
-        path: "carrier.api_key",
-        aliases: &["PROCURE_CARRIER_API_KEY"],
-        needed_by: &[Worker],
-    },
-];
-
-/// The older variable names that keep working (a nested name overrides them), and their keys.
-pub const ALIASES: &[(&str, &str)] = &[
-    ("PROCURE_DATABASE_URL", "database.url"),
-    ("PROCURE_TEMPORAL_ADDRESS", "temporal.address"),
-    ("PROCURE_TEMPORAL_NAMESPACE", "temporal.namespace"),
-    ("PROCURE_TASK_QUEUE", "temporal.task_queue"),
-    ("PROCURE_UI_ORIGINS", "temporal.ui_origins"),
-    ("PROCURE_API_ADDR", "api.listen"),
-    (
-        "PROCURE_SEED_SANDBOX_CATALOGUE",
-        "api.seed_sandbox_catalogue",
-    ),
-    ("PROCURE_OUTBOX_MAX_ATTEMPTS", "outbox.max_attempts"),
-    ("PROCURE_1688_URL", "alibaba.base_url"),
-    ("PROCURE_PAYMENTS_URL", "payments.base_url"),
-    ("PROCURE_TRACKING_URL", "tracking.base_url"),
-    ("PROCURE_CARRIER_URL", "carrier.base_url"),
-    ("PROCURE_FX_URL", "fx.base_url"),
-    ("PROCURE_PAYMENT_TIMEOUT_S", "timings.payment_timeout_s"),
-    ("PROCURE_TRACKING_POLL_S", "timings.tracking_poll_s"),
-    (
-        "PROCURE_PURCHASER_DEADLINE_S",
-        "timings.purchaser_deadline_s",
-    ),
-    (
-        "PROCURE_PRICE_CHANGE_DEADLINE_S",
-        "timings.price_change_deadline_s",
-    ),
-    ("PROCURE_STORAGE_FREE_DAYS", "timings.storage_free_days"),
-    (
-        "PROCURE_STORAGE_REMINDER_DAYS",
-        "timings.storage_reminder_days",
-    ),
-    ("PROCURE_STORAGE_GRACE_DAYS", "timings.storage_grace_days"),
-    (
-        "PROCURE_MONITOR_MIN_PERIOD_S",
-        "timings.monitor_min_period_s",
-    ),
-    ("PROCURE_MONITOR_RPS", "monitors.requests_per_second"),
-];
-
-/// The variable naming the settings file.
-pub const CONFIG_VAR: &str = "PROCURE_CONFIG";
-
-/// The nested variable name of a key path: `alibaba.base_url` → `PROCURE_ALIBABA__BASE_URL`.
-pub fn env_name(path: &str) -> String {
-    format!("PROCURE_{}", path.replace('.', "__").to_ascii_uppercase())
-}
-
-fn secret_key(path: &str) -> Option<&'static SecretKey> {
-    SECRETS.iter().find(|s| s.path == path)
-}
-
-/// How to set a secret, for error messages.
-fn how_to_set(s: &SecretKey) -> String {
-    let var = env_name(s.path);
-    let mut names = vec![var.clone()];
-    names.extend(s.aliases.iter().map(|a| a.to_string()));
-    format!("{} or {var}_FILE", names.join(" or "))
-}
-
-/// Every leaf key path of a figment dictionary (`alibaba.http.max_attempts`); an empty table
-/// has none.
-pub fn key_paths(dict: &Dict) -> BTreeSet<String> {
-    fn walk(prefix: &str, dict: &Dict, out: &mut BTreeSet<String>) {
-        for (k, v) in dict {
-            let path = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                Value::Dict(_, d) => walk(&path, d, out),
-                _ => {
-                    out.insert(path);
-                }
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk("", dict, &mut out);
-    out
-}
-
-/// The default profile's dictionary of a provider.
-fn data_of(p: &impl Provider) -> anyhow::Result<Dict> {
-    Ok(p.data()?.remove(&Profile::Default).unwrap_or_default())
-}
-
-/// The key paths the tree has: its defaults, serialized.
-pub fn known_keys() -> BTreeSet<String> {
-    key_paths(&data_of(&Serialized::defaults(Settings::default())).expect("defaults serialize"))
-}
-
-/// What the settings are read from: the environment is passed in, never read here, so tests
-/// can give their own.
-#[derive(Clone, Debug, Default)]
-pub struct Sources {
-    /// The settings file (`--config`); unset: `PROCURE_CONFIG` from `env`, if any.
-    pub file: Option<PathBuf>,
-    /// Environment variables (name, value).
-    pub env: Vec<(String, String)>,
-    /// Command-line flags: (key path, value).
-    pub flags: Vec<(&'static str, Value)>,
-}
-
-impl Sources {
-    /// This process's environment.
-    pub fn from_process_env() -> Self {
-        Sources {
-            env: std::env::vars().collect(),
-            ..Default::default()
-        }
-    }
-
-    /// Set `key` to `value` from a flag that was given.
-    pub fn flag(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.flags.push((key, value.into()));
-    }
-}
-
 impl Settings {
     /// Defaults with `development` on: what the in-process test systems run on.
     pub fn development() -> Self {
@@ -696,7 +481,10 @@ impl Settings {
         let jwt = secret(&self.api.jwt_secret, "api.jwt_secret");
         let data = secret(&self.keys.data, "keys.data");
         let payload = secret(&self.keys.payload, "keys.payload");
-        if !self.development && process == Worker && self.warehouse.address == demo_warehouse() {
+        if !self.development
+            && process == Process::Worker
+            && self.warehouse.address == demo_warehouse()
+        {
             missing.push(
                 "warehouse.address (the demo warehouse: sellers would ship to it; set \
                  [warehouse.address] in the settings file or PROCURE_WAREHOUSE__ADDRESS__…)"
@@ -816,139 +604,6 @@ impl TimingSettings {
             monitor_min_period: Duration::from_secs(self.monitor_min_period_s),
         }
     }
-}
-
-/// The tariff file's shape: `config/tariff.toml`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TariffFile {
-    service_fee: ServiceFee,
-    insurance: Insurance,
-    guarantee: GuaranteeFee,
-    lines: Vec<ShippingLine>,
-    destinations: Vec<DutyRule>,
-}
-
-/// Parse a tariff (the form of `config/tariff.toml`); `origin` names it in errors.
-pub fn parse_tariff(text: &str, origin: &str) -> anyhow::Result<Pricing> {
-    let t: TariffFile = Figment::from(Toml::string(text))
-        .extract()
-        .map_err(|e| anyhow::anyhow!("tariff {origin}: {e}"))?;
-    anyhow::ensure!(!t.lines.is_empty(), "tariff {origin}: no shipping lines");
-    for line in &t.lines {
-        for c in &line.destinations {
-            anyhow::ensure!(
-                t.destinations.iter().any(|d| &d.country == c),
-                "tariff {origin}: line {} serves {c}, which has no duty rule",
-                line.code
-            );
-        }
-    }
-    Ok(Pricing {
-        service_fee: t.service_fee,
-        lines: t.lines,
-        insurance: t.insurance,
-        guarantee: t.guarantee,
-        destinations: t
-            .destinations
-            .into_iter()
-            .map(|duty| Destination { duty })
-            .collect(),
-    })
-}
-
-impl TariffSettings {
-    /// The configured tariff, else the demo tariff.
-    pub fn load(&self) -> anyhow::Result<Pricing> {
-        match &self.file {
-            None => parse_tariff(DEMO_TARIFF, "config/tariff.toml"),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the tariff {}", path.display()))?;
-                parse_tariff(&text, &path.display().to_string())
-            }
-        }
-    }
-}
-
-/// The settings file, refused when it is missing, names a key the tree does not have, or
-/// holds a secret.
-fn settings_file(path: &Path, known: &BTreeSet<String>) -> anyhow::Result<Figment> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the settings file {}", path.display()))?;
-    let toml = Toml::string(&text);
-    let dict = data_of(&toml).with_context(|| format!("parsing {}", path.display()))?;
-    let keys = key_paths(&dict);
-    let unknown: Vec<_> = keys
-        .iter()
-        .filter(|k| !known.contains(*k))
-        .cloned()
-        .collect();
-    anyhow::ensure!(
-        unknown.is_empty(),
-        "{}: no such settings: {}",
-        path.display(),
-        unknown.join(", ")
-    );
-    if let Some(s) = keys.iter().find_map(|k| secret_key(k)) {
-        bail!(
-            "{}: {} is a secret; set {}, not the settings file",
-            path.display(),
-            s.path,
-            how_to_set(s)
-        );
-    }
-    Ok(Figment::from(toml))
-}
-
-/// The environment's settings as (key path, value), in merge order: the older names first,
-/// then the nested names and the secrets' `_FILE` variables. Values stay strings; the
-/// extraction reads numbers and booleans out of them.
-fn env_layer(
-    env: &[(String, String)],
-    known: &BTreeSet<String>,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut aliased = Vec::new();
-    let mut nested = Vec::new();
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix("PROCURE_") else {
-            continue;
-        };
-        if let Some((_, key)) = ALIASES.iter().find(|(alias, _)| alias == name) {
-            aliased.push((key.to_string(), value.clone()));
-            continue;
-        }
-        if let Some(s) = SECRETS.iter().find(|s| s.aliases.contains(&name.as_str())) {
-            aliased.push((s.path.to_owned(), value.clone()));
-            continue;
-        }
-        if let Some(base) = name.strip_suffix("_FILE")
-            && let Some(s) = SECRETS
-                .iter()
-                .find(|s| env_name(s.path) == base || s.aliases.contains(&base))
-        {
-            let text = std::fs::read_to_string(value.trim())
-                .with_context(|| format!("{name}: reading {}", value.trim()))?;
-            let set_directly = env.iter().any(|(n, _)| n == base);
-            anyhow::ensure!(!set_directly, "both {base} and {name} are set: choose one");
-            let entry = (s.path.to_owned(), text.trim().to_owned());
-            if s.aliases.contains(&base) {
-                aliased.push(entry);
-            } else {
-                nested.push(entry);
-            }
-            continue;
-        }
-        let key = rest.to_ascii_lowercase().replace("__", ".");
-        if known.contains(&key) {
-            nested.push((key, value.clone()));
-        } else if rest.contains("__") {
-            bail!("{name}: no such setting ({key})");
-        }
-        // Anything else under PROCURE_ (PROCURE_CONFIG, the test harness's own) is not ours.
-    }
-    aliased.extend(nested);
-    Ok(aliased)
 }
 
 #[cfg(test)]
