@@ -7,7 +7,6 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Decode `application/x-www-form-urlencoded` (body or query string) into ordered pairs.
 /// Independent of the request's content type, so a missing header never turns into a 415.
@@ -58,12 +57,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, String>
     })
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use procure_domain::clock::now_ms;
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Harness, start, start_default};
+use common::{Harness, now_ms, owned, start, start_default};
 
 const EARBUDS: &str = "652983741026";
 const EARBUDS_SPEC: &str = "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c3";
@@ -19,20 +19,6 @@ const ADDRESS: &str = r#"{"fullName":"Warehouse","mobile":"13800000000","address
 const TB_EARBUDS: &str = "tb695028137746";
 const TB_EARBUDS_SKU: &str = "4987301265501";
 const RECEIVER: &str = r#"{"name":"Warehouse","phone":"13800000000","address":"1 Test Rd","province":"Zhejiang","city":"Yiwu"}"#;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
-    params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
 
 /// A sandbox whose sellers do not ship on their own and whose cancels have no grace period.
 async fn held() -> Harness {

@@ -14,21 +14,7 @@ const PDD_EARBUDS: &str = "pdd39827104653";
 const RECEIVER: &str = r#"{"name":"Warehouse","phone":"13800000000","address":"1 Test Rd","province":"Zhejiang","city":"Yiwu"}"#;
 
 mod common;
-use common::{Harness, start, start_default};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
-    params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
+use common::{Harness, now_ms, owned, start, start_default};
 
 /// Sign IOP system + business params the way the adapter does.
 fn iop_form(api_path: &str, params: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -109,3 +109,16 @@ impl Harness {
         }
     }
 }
+
+/// Milliseconds since the Unix epoch, as the vendors' timestamps count them.
+pub(crate) fn now_ms() -> i64 {
+    procure_domain::clock::now_ms()
+}
+
+/// Request parameters as owned pairs.
+pub(crate) fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
