@@ -2,7 +2,7 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
-pub(crate) use crate::errors::{permanent, store_err, transient};
+use crate::errors::{permanent, store_err, transient};
 use procure_adapters::failure::{adapter_err, adapter_err_while};
 use procure_adapters::payments::{IntentStatus, PaymentIntent};
 use procure_adapters::{
