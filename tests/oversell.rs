@@ -69,6 +69,24 @@ async fn oversell(db_url: &str) {
     tokio::spawn(procure_api::serve(api_listener, state, stopped()));
     let http = reqwest::Client::new();
 
+    // A named shipping line is quoted on that line; a line that does not exist is refused
+    // naming the field, before anything is priced.
+    let named = |line: &'static str| {
+        http.post(format!("{api}/api/v1/quotes"))
+            .bearer_auth(&token)
+            .json(&json!({"items": [{"sku": listing.sku, "quantity": 1}],
+                          "destination_country": "US", "currency": "USD", "shipping_line": line}))
+            .send()
+    };
+    let r = named("SANDBOX-EXP").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let q: Value = r.json().await.unwrap();
+    assert_eq!(q["shipping_line"], "SANDBOX-EXP", "{q}");
+    let r = named("NO-SUCH-LINE").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["fields"][0]["field"], "shipping_line", "{e}");
+
     // One quote per order while the stock is there (quotes check availability too).
     let quotes: Vec<String> = stream::iter(0..ORDERS)
         .map(|_| {

@@ -161,21 +161,19 @@ fn validate<'a>(req: &CreateQuote, state: &'a AppState) -> Result<ValidQuote<'a>
     if currency.is_err() {
         err("currency", "unsupported currency".into());
     }
-    let line = match &req.shipping_line {
-        Some(code) => match state.config.pricing.line(code) {
-            Some(line) => Some(Some(line)),
-            None => {
-                err("shipping_line", "unknown shipping line".into());
-                None
-            }
-        },
-        None => Some(None),
-    };
-    match (errors.is_empty(), currency, destination, line) {
-        (true, Ok(currency), Some(destination), Some(line)) => Ok(ValidQuote {
+    // `Some(None)`: a line was named and does not exist.
+    let line = req
+        .shipping_line
+        .as_deref()
+        .map(|code| state.config.pricing.line(code));
+    if let Some(None) = line {
+        err("shipping_line", "unknown shipping line".into());
+    }
+    match (errors.is_empty(), currency, destination) {
+        (true, Ok(currency), Some(destination)) => Ok(ValidQuote {
             currency,
             destination,
-            line,
+            line: line.flatten(),
         }),
         _ => Err(ApiError::Validation(errors)),
     }
