@@ -117,6 +117,10 @@ pub enum MoneyError {
     InvalidDecimal(String),
     #[error("exchange rate is for {0}->{1}, not {2}")]
     WrongRate(Currency, Currency, Currency),
+    #[error("amount {0:?} is finer than the minor unit (at most {1} decimals)")]
+    FinerThanMinorUnit(String, u32),
+    #[error("amount {0:?} is negative")]
+    Negative(String),
 }
 
 /// An exact amount: `minor` units of `currency` (fen for CNY, cents for USD, yen for JPY).
@@ -323,6 +327,43 @@ pub fn parse_rate_e6(s: &str) -> Result<u64, MoneyError> {
         .ok_or_else(bad)
 }
 
+/// Parse a vendor's decimal amount in major units (`"6.15"` yuan) into minor units (615 fen) of
+/// a currency with `exponent` decimals, exactly: no floating point, no rounding. Digits finer than
+/// the minor unit are refused unless they are zeros (`"6.150"` is 615, `"6.155"` an error); so is
+/// a sign, an exponent, a grouping separator, or anything that is not a plain decimal. This is
+/// the one place a vendor amount text becomes an integer.
+pub fn parse_major(text: &str, exponent: u32) -> Result<i64, MoneyError> {
+    let shown = || text.chars().take(32).collect::<String>();
+    let s = text.trim();
+    if let Some(rest) = s.strip_prefix('-') {
+        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(MoneyError::Negative(shown()));
+        }
+    }
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (s.contains('.') && frac.is_empty()) {
+        return Err(MoneyError::InvalidDecimal(shown()));
+    }
+    let cut = frac.len().min(exponent as usize);
+    let (kept, finer) = frac.split_at(cut);
+    if finer.bytes().any(|b| b != b'0') {
+        return Err(MoneyError::FinerThanMinorUnit(shown(), exponent));
+    }
+    let scale = 10i64.pow(exponent);
+    let int: i64 = int.parse().map_err(|_| MoneyError::Overflow)?;
+    let kept_v: i64 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse()
+            .map_err(|_| MoneyError::InvalidDecimal(shown()))?
+    };
+    let kept_v = kept_v * 10i64.pow(exponent - kept.len() as u32);
+    int.checked_mul(scale)
+        .and_then(|v| v.checked_add(kept_v))
+        .ok_or(MoneyError::Overflow)
+}
+
 /// A locked exchange rate: 1 unit of `from` = `num / den` units of `to` (major units).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FxRate {
@@ -375,6 +416,64 @@ impl FxRate {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn parses_major_units_exactly() {
+        assert_eq!(parse_major("6.15", 2), Ok(615));
+        assert_eq!(parse_major("6.1", 2), Ok(610));
+        assert_eq!(parse_major("18", 2), Ok(1800));
+        assert_eq!(parse_major("0.01", 2), Ok(1));
+        assert_eq!(parse_major("6.150", 2), Ok(615));
+        assert_eq!(parse_major(" 45.50 ", 2), Ok(4550));
+        assert_eq!(parse_major("1200", 0), Ok(1200));
+        // 6.15 has no exact binary form; a float path would give 614 or 615 by luck.
+        assert_eq!(parse_major("0.29", 2), Ok(29));
+        assert_eq!(parse_major("1.15", 2), Ok(115));
+    }
+
+    #[test]
+    fn refuses_what_it_would_have_to_round_or_guess() {
+        let finer = |s: &str| MoneyError::FinerThanMinorUnit(s.into(), 2);
+        assert_eq!(parse_major("6.155", 2), Err(finer("6.155")));
+        assert_eq!(
+            parse_major("6.1500000000000001", 2),
+            Err(finer("6.1500000000000001"))
+        );
+        assert_eq!(
+            parse_major("1.5", 0),
+            Err(MoneyError::FinerThanMinorUnit("1.5".into(), 0))
+        );
+        assert_eq!(parse_major("-1", 2), Err(MoneyError::Negative("-1".into())));
+        assert_eq!(
+            parse_major("-0.50", 2),
+            Err(MoneyError::Negative("-0.50".into()))
+        );
+        for bad in [
+            "", "abc", "6.", ".5", "6,15", "1e2", "+6.15", "6.1.5", "0x10", "--1", "NaN",
+        ] {
+            assert_eq!(
+                parse_major(bad, 2),
+                Err(MoneyError::InvalidDecimal(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_major("99999999999999999999", 2),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            parse_major("92233720368547758.08", 2),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_fen_amount_round_trips_through_its_yuan_text(fen in 0i64..=i64::MAX / 100) {
+            let text = format!("{}.{:02}", fen / 100, fen % 100);
+            prop_assert_eq!(parse_major(&text, 2), Ok(fen));
+        }
+    }
 
     #[test]
     fn half_even_rounding() {

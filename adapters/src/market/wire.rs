@@ -95,3 +95,118 @@ impl<'a> IntoIterator for Pairs<'a> {
 
 /// Milliseconds since the Unix epoch: the timestamp a signed request carries.
 pub(crate) use procure_domain::clock::now_ms;
+
+/// A vendor amount in yuan, held as fen. It deserializes from a JSON number (`6.15`) or a
+/// decimal string (`"6.15"`) by reading the literal text of the answer, never an `f64`, and goes
+/// through [`procure_domain::money::parse_major`]: more decimals than a fen, a sign or a
+/// non-number is an error naming the field, never a silent round. Deserialize the answer's text
+/// with [`typed`] (a [`Value`] has already turned numbers into floats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Yuan(pub(crate) i64);
+
+/// A vendor amount already in fen (an integer), as a JSON number or a numeric string. A
+/// fractional value (`4400.5`) is an error: fen have no fraction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Fen(pub(crate) i64);
+
+/// The literal text of one JSON scalar: a number's digits as sent, or a string's content.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(d)?;
+    let lit = raw.get().trim();
+    if lit.starts_with('"') {
+        serde_json::from_str::<String>(lit).map_err(D::Error::custom)
+    } else if lit.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        Ok(lit.to_owned())
+    } else {
+        Err(D::Error::custom(format!(
+            "expected an amount (a number or a decimal string), found {}",
+            lit.chars().take(32).collect::<String>()
+        )))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Yuan {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = scalar_text(d)?;
+        procure_domain::money::parse_major(&text, 2)
+            .map(Yuan)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = scalar_text(d)?;
+        procure_domain::money::parse_major(&text, 0)
+            .map(Fen)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Deserialize a vendor answer's text into its typed shape; a mismatch is an unreadable answer
+/// naming the call, with serde's account of the field and position.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    body: &str,
+    what: &str,
+) -> Result<T, MarketError> {
+    serde_json::from_str(body).map_err(|e| MarketError::invalid_response(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod amount_tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Priced {
+        price: Yuan,
+        #[serde(default)]
+        fen: Option<Fen>,
+    }
+
+    fn price(json: &str) -> Result<i64, String> {
+        typed::<Priced>(json, "test")
+            .map(|p| p.price.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn yuan_numbers_and_strings_are_the_same_fen() {
+        assert_eq!(price(r#"{"price":6.15}"#), Ok(615));
+        assert_eq!(price(r#"{"price":"6.15"}"#), Ok(615));
+        assert_eq!(price(r#"{"price":18}"#), Ok(1800));
+        assert_eq!(price(r#"{"price":0.29}"#), Ok(29));
+        assert_eq!(price(r#"{"price": 1.15 }"#), Ok(115));
+    }
+
+    #[test]
+    fn yuan_refuses_what_it_would_round() {
+        for (json, says) in [
+            (r#"{"price":6.155}"#, "finer than the minor unit"),
+            // As an f64 this is exactly 6.15: only the literal text shows the extra digit.
+            (
+                r#"{"price":6.1500000000000001}"#,
+                "finer than the minor unit",
+            ),
+            (r#"{"price":-1}"#, "negative"),
+            (r#"{"price":"abc"}"#, "invalid decimal"),
+            (r#"{"price":6.15e0}"#, "invalid decimal"),
+            (r#"{"price":null}"#, "expected an amount"),
+            (r#"{"price":true}"#, "expected an amount"),
+            (r#"{"price":[6.15]}"#, "expected an amount"),
+        ] {
+            let err = price(json).unwrap_err();
+            assert!(err.contains(says), "{json}: {err}");
+            assert!(err.contains("test"), "{json}: names the call: {err}");
+        }
+    }
+
+    #[test]
+    fn fen_is_an_integer_however_it_is_sent() {
+        let fen = |json: &str| typed::<Priced>(json, "t").map(|p| p.fen.map(|f| f.0));
+        assert_eq!(fen(r#"{"price":1,"fen":4400}"#).unwrap(), Some(4400));
+        assert_eq!(fen(r#"{"price":1,"fen":"4400"}"#).unwrap(), Some(4400));
+        assert!(fen(r#"{"price":1,"fen":4400.5}"#).is_err());
+        assert!(fen(r#"{"price":1,"fen":-5}"#).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Contract tests of the alibaba adapter and sandbox against tests/contracts/alibaba/.

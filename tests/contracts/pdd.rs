@@ -1,0 +1,1 @@
+//! Contract tests of the pdd adapter and sandbox against tests/contracts/pdd/.

@@ -1,0 +1,1 @@
+//! Contract tests of the taobao adapter and sandbox against tests/contracts/taobao/.
