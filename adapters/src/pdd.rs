@@ -1,6 +1,11 @@
 //! Pinduoduo open platform client, prices only: PDD has no public buyer-side ordering API, so
 //! buying there is an assisted task in the workflow. `pdd.ddk.goods.detail` gives a listing's
-//! group-buy and single-buy minimum prices (fen, no stock figure).
+//! group-buy and single-buy minimum prices (fen, no stock figure). Every field and code, with
+//! its source, is in docs/vendors/pdd.md.
+//!
+//! A PDD listing is named by its `goods_sign` (PDD's encrypted goods id): the numeric
+//! `goods_id` is documented as taken offline as a query key, so our offer id for a PDD listing
+//! is its `goods_sign`.
 
 use procure_domain::{Secret, signing};
 use serde::{Deserialize, Serialize};
@@ -8,7 +13,9 @@ use serde_json::Value;
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::OfferPrice;
-use crate::market::wire::{int, list, need, now_ms, sign_form, status_error, text, unreadable};
+use crate::market::wire::{
+    Fen, int, need, now_ms, sign_form, status_error, text, typed, unreadable,
+};
 use crate::market::{MarketError, MarketFuture, PriceSource};
 
 /// The router path.
@@ -40,7 +47,10 @@ impl Default for PddConfig {
 /// A PDD listing's prices (fen).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PddGoods {
-    pub goods_id: String,
+    /// The listing's `goods_sign`: how PDD names it now, and our offer id.
+    pub goods_sign: String,
+    /// The numeric `goods_id`, where the answer still carries it (an integer).
+    pub goods_id: Option<i64>,
     pub name: String,
     /// Lowest price when buying as part of a group (拼单): PDD's headline price.
     pub min_group_price_fen: i64,
@@ -60,13 +70,27 @@ impl PddGoods {
     }
 }
 
+/// PDD `error_code`s whose meaning no source confirms (docs/vendors/pdd.md, "Assumed"): the
+/// one place they are named. The sandbox models the same assumption in its own single place.
+pub mod assumed_codes {
+    /// Bad signature.
+    pub const BAD_SIGNATURE: i64 = 20004;
+    /// Call frequency limits.
+    pub const RATE_LIMITED: [i64; 2] = [52101, 70031];
+    /// Forbidden / risky caller: an account under risk control.
+    pub const RESTRICTED: [i64; 3] = [70032, 70034, 70035];
+    /// The access token expired.
+    pub const TOKEN_EXPIRED: i64 = 10019;
+}
+
 /// The one mapping from PDD `error_code`s to [`MarketError`].
 pub fn classify_code(code: i64, message: &str) -> MarketError {
+    use assumed_codes::*;
     match code {
-        20004 => MarketError::SignatureRejected,
-        52101 | 70031 => MarketError::RateLimited,
-        70032 | 70034 | 70035 => MarketError::AccountRestricted,
-        10019 => MarketError::Rejected {
+        BAD_SIGNATURE => MarketError::SignatureRejected,
+        c if RATE_LIMITED.contains(&c) => MarketError::RateLimited,
+        c if RESTRICTED.contains(&c) => MarketError::AccountRestricted,
+        TOKEN_EXPIRED => MarketError::Rejected {
             code: code.to_string(),
             message: format!("access token expired: {message}"),
         },
@@ -77,8 +101,9 @@ pub fn classify_code(code: i64, message: &str) -> MarketError {
     }
 }
 
-/// Turn any PDD answer into its JSON body or a classified error.
-fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
+/// Check any PDD answer for its error envelope; a success hands back the body's text (amounts
+/// are read from the literal text, see [`typed`]).
+fn classify_response(resp: &RawResponse) -> Result<&str, MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let Some(body) = parsed.filter(Value::is_object) else {
         return Err(unreadable(resp));
@@ -95,27 +120,44 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     }
     match status_error(resp) {
         Some(e) => Err(e),
-        None => Ok(body),
+        None => Ok(&resp.body),
     }
 }
 
-/// `goods_id_list`: a JSON array of one id. Real PDD ids are numbers; other ids (the sandbox's
-/// `pdd…`) go as strings.
-fn goods_id_list_param(goods_id: &str) -> String {
-    let id = match goods_id.parse::<u64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::from(goods_id),
-    };
-    Value::Array(vec![id]).to_string()
+/// `pdd.ddk.goods.detail`'s answer, as documented.
+#[derive(Deserialize)]
+struct DetailAnswer {
+    goods_detail_response: DetailResponse,
 }
 
-fn parse_goods(v: &Value) -> Result<PddGoods, MarketError> {
-    Ok(PddGoods {
-        goods_id: need(text(v, "goods_id"), "goods_id")?,
-        name: text(v, "goods_name").unwrap_or_default(),
-        min_group_price_fen: need(int(v, "min_group_price"), "min_group_price")?,
-        min_normal_price_fen: need(int(v, "min_normal_price"), "min_normal_price")?,
-    })
+#[derive(Deserialize)]
+struct DetailResponse {
+    #[serde(default)]
+    goods_details: Vec<WireGoods>,
+}
+
+#[derive(Deserialize)]
+struct WireGoods {
+    #[serde(default)]
+    goods_sign: Option<String>,
+    #[serde(default)]
+    goods_id: Option<i64>,
+    #[serde(default)]
+    goods_name: String,
+    min_group_price: Fen,
+    min_normal_price: Fen,
+}
+
+impl WireGoods {
+    fn into_goods(self, asked: &str) -> PddGoods {
+        PddGoods {
+            goods_sign: self.goods_sign.unwrap_or_else(|| asked.to_owned()),
+            goods_id: self.goods_id,
+            name: self.goods_name,
+            min_group_price_fen: self.min_group_price.0,
+            min_normal_price_fen: self.min_normal_price.0,
+        }
+    }
 }
 
 fn now_s() -> i64 {
@@ -165,7 +207,7 @@ impl Pdd {
         &self,
         api_type: &'static str,
         params: Vec<(&'static str, String)>,
-    ) -> Result<Value, MarketError> {
+    ) -> Result<String, MarketError> {
         let url = join_url(&self.cfg.base_url, ROUTER_PATH);
         let make = |c: &reqwest::Client| {
             let form = signed_params(api_type, &params, &self.cfg, now_s());
@@ -179,28 +221,26 @@ impl Pdd {
             .execute(api_type, make, retry_on)
             .await
             .map_err(MarketError::from_transport)?;
-        classify_response(&resp)
+        classify_response(&resp).map(str::to_owned)
     }
 
-    /// A listing's prices; `Ok(None)` when PDD no longer knows it (removed or unknown id).
-    pub async fn goods_detail(&self, goods_id: &str) -> Result<Option<PddGoods>, MarketError> {
+    /// A listing's prices by its `goods_sign`; `Ok(None)` when PDD no longer knows it (removed
+    /// or unknown).
+    pub async fn goods_detail(&self, goods_sign: &str) -> Result<Option<PddGoods>, MarketError> {
         let body = self
             .call(
                 "pdd.ddk.goods.detail",
-                vec![("goods_id_list", goods_id_list_param(goods_id))],
+                vec![("goods_sign", goods_sign.to_owned())],
             )
             .await?;
-        let response = need(body.get("goods_detail_response"), "goods_detail_response")?;
-        let details = list(response, "goods_details");
-        // Prefer the entry for our id; a single answer is ours even if PDD re-spells the id.
-        let entry = details
+        let answer: DetailAnswer = typed(&body, "pdd.ddk.goods.detail")?;
+        let mut details = answer.goods_detail_response.goods_details;
+        // Prefer the entry for our listing; a single answer is ours even if PDD re-spells it.
+        let at = details
             .iter()
-            .find(|g| text(g, "goods_id").as_deref() == Some(goods_id))
-            .or(match details {
-                [only] => Some(only),
-                _ => None,
-            });
-        entry.map(parse_goods).transpose()
+            .position(|g| g.goods_sign.as_deref() == Some(goods_sign))
+            .or((details.len() == 1).then_some(0));
+        Ok(at.map(|i| details.swap_remove(i).into_goods(goods_sign)))
     }
 }
 
@@ -324,12 +364,6 @@ mod tests {
         assert!(matches!(classify_response(&raw(200, "<xml/>")), Err(e) if e.is_retryable()));
     }
 
-    #[test]
-    fn goods_ids_go_as_numbers_when_numeric() {
-        assert_eq!(goods_id_list_param("123456"), "[123456]");
-        assert_eq!(goods_id_list_param("pdd-9"), r#"["pdd-9"]"#);
-    }
-
     fn handle(req: &Recorded) -> Reply {
         let form = req.form();
         assert_eq!(req.path(), "/api/router");
@@ -349,14 +383,18 @@ mod tests {
         {
             return Reply::json(200, error_body(20004));
         }
-        let ids: Vec<String> = serde_json::from_str(&form["goods_id_list"]).unwrap();
-        match ids[0].as_str() {
+        assert!(!form.contains_key("goods_id_list"), "taken offline");
+        match form["goods_sign"].as_str() {
             "pdd2001" => Reply::json(
                 200,
                 json!({"goods_detail_response": {"goods_details": [
-                    {"goods_id": "pdd2001", "goods_name": "Mug", "min_group_price": 3900, "min_normal_price": 4500}
+                    {"goods_sign": "pdd2001", "goods_id": 2001, "goods_name": "Mug", "min_group_price": 3900, "min_normal_price": 4500}
                 ]}})
                 .to_string(),
+            ),
+            "pdd-fraction" => Reply::json(
+                200,
+                r#"{"goods_detail_response":{"goods_details":[{"goods_sign":"pdd-fraction","min_group_price":39.5,"min_normal_price":4500}]}}"#,
             ),
             "pdd-limited" => Reply::json(200, error_body(52101)),
             "pdd-risky" => Reply::json(200, error_body(70034)),
@@ -385,7 +423,8 @@ mod tests {
         assert_eq!(
             g,
             PddGoods {
-                goods_id: "pdd2001".into(),
+                goods_sign: "pdd2001".into(),
+                goods_id: Some(2001),
                 name: "Mug".into(),
                 min_group_price_fen: 3900,
                 min_normal_price_fen: 4500
@@ -393,6 +432,14 @@ mod tests {
         );
         assert_eq!(g.best_price_fen(), 3900);
         assert_eq!(pdd.goods_detail("pdd-removed").await.unwrap(), None);
+        // Fen have no fraction: a price that is not whole fen is an unreadable answer.
+        let err = pdd.goods_detail("pdd-fraction").await.unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "goods_detail_response.goods_details[0].min_group_price: amount \"39.5\" is finer"
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

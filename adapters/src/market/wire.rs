@@ -145,12 +145,15 @@ impl<'de> serde::Deserialize<'de> for Fen {
 }
 
 /// Deserialize a vendor answer's text into its typed shape; a mismatch is an unreadable answer
-/// naming the call, with serde's account of the field and position.
+/// naming the call and the field's path (`result.baseInfo.totalAmount: amount "6.155" is finer
+/// than the minor unit …`).
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     body: &str,
     what: &str,
 ) -> Result<T, MarketError> {
-    serde_json::from_str(body).map_err(|e| MarketError::invalid_response(format!("{what}: {e}")))
+    let mut de = serde_json::Deserializer::from_str(body);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| MarketError::invalid_response(format!("{what}: {}: {}", e.path(), e.inner())))
 }
 
 #[cfg(test)]
@@ -197,7 +200,10 @@ mod amount_tests {
         ] {
             let err = price(json).unwrap_err();
             assert!(err.contains(says), "{json}: {err}");
-            assert!(err.contains("test"), "{json}: names the call: {err}");
+            assert!(
+                err.contains("test: price:"),
+                "{json}: names the call and field: {err}"
+            );
         }
     }
 
