@@ -17,6 +17,7 @@ use serde_json::json;
 
 /// A sandbox on a loopback port, with its default (demo) credentials. Dropped with the runtime.
 pub(crate) async fn sandbox() -> (String, procure_sandbox::Sandbox) {
+    procure::system::install_crypto_provider();
     let sandbox = procure_sandbox::Sandbox::new(Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -38,10 +39,13 @@ fn every_fixture_names_its_vendor_api_and_sources() {
         let f = fixture(&name);
         let (dir, file) = name.split_once('/').unwrap();
         assert_eq!(f.vendor, dir, "{name}: vendor field");
+        let mut expected = f.api.replace('/', "_").trim_start_matches('_').to_owned();
+        if let Some(case) = &f.case {
+            expected = format!("{expected}.{case}");
+        }
         assert_eq!(
-            f.api.replace('/', "_").trim_start_matches('_'),
-            file,
-            "{name}: file is named after its api"
+            expected, file,
+            "{name}: file is named after its api (and case)"
         );
         assert!(
             !f.sources.is_empty() && f.sources.iter().all(|s| !s.trim().is_empty()),

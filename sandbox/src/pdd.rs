@@ -1,9 +1,9 @@
 //! Pinduoduo open platform router, prices only: `POST /api/router` with
-//! `type=pdd.ddk.goods.detail`.
+//! `type=pdd.ddk.goods.detail`, asked by `goods_sign` (docs/vendors/pdd.md).
 //!
-//! Checks in order: `client_id` (10016, sandbox choice), `sign` (20004), `timestamp` within
-//! ±600 s of now (10000), duplicated parameters / `data_type` other than JSON (10000), known
-//! `type` (10000), then injected faults, then the call. `access_token` is optional and not
+//! Checks in order: `client_id`, `sign`, `timestamp` within ±600 s of now, duplicated
+//! parameters / `data_type` other than JSON, known `type`, then injected faults, then the call.
+//! Every error code is in [`codes`], the one place that says which are assumed. `access_token` is optional and not
 //! checked (goods detail needs no user authorisation). Errors are HTTP 200
 //! `{"error_response":{"error_code","error_msg","sub_code","sub_msg","request_id"}}`, except an
 //! injected outage (`error` fault): HTTP 503 in the sandbox's own error shape
@@ -23,19 +23,23 @@ use procure_domain::signing;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-const BAD_SIGNATURE: i64 = 20004;
-const RATE_LIMITED: i64 = 52101;
-/// The single place the sandbox models a buyer / app under risk control on Pinduoduo: one of
-/// the documented forbidden / risky codes (70032/70034/70035).
-pub(crate) const ACCOUNT_RESTRICTED: i64 = 70032;
-const BAD_PARAMETER: i64 = 10000;
-// Sandbox choice (not pinned by the contract): unknown client_id.
-const UNKNOWN_CLIENT: i64 = 10016;
+/// PDD's error codes as the sandbox answers them. No source found confirms what any of these
+/// numbers mean (docs/vendors/pdd.md, "Assumed"); the adapter's `pdd::assumed_codes` holds the
+/// same assumption on the client side.
+mod codes {
+    pub(super) const BAD_SIGNATURE: i64 = 20004;
+    pub(super) const RATE_LIMITED: i64 = 52101;
+    /// A buyer / app under risk control: one of the forbidden / risky codes.
+    pub(crate) const ACCOUNT_RESTRICTED: i64 = 70032;
+    pub(super) const BAD_PARAMETER: i64 = 10000;
+    /// Unknown `client_id` (a sandbox choice).
+    pub(super) const UNKNOWN_CLIENT: i64 = 10016;
+}
+pub(crate) use codes::ACCOUNT_RESTRICTED;
+use codes::{BAD_PARAMETER, BAD_SIGNATURE, RATE_LIMITED, UNKNOWN_CLIENT};
 
 /// Allowed distance of `timestamp` (unix seconds) from the sandbox's clock.
 const TIMESTAMP_WINDOW_S: i64 = 600;
-/// Ids per `goods_id_list` (the contract sends one; a few more are accepted).
-const MAX_GOODS_IDS: usize = 20;
 
 const TYPE_GOODS_DETAIL: &str = "pdd.ddk.goods.detail";
 
@@ -157,8 +161,8 @@ pub(crate) async fn router(AxState(sb): AxState<Sandbox>, body: Bytes) -> Respon
             "the request was refused by risk control",
         ));
     }
-    let answer = match parse_goods_ids(params.get("goods_id_list").copied()) {
-        Ok(ids) => sb.with(|s| goods_detail(s, &ids, &fired)),
+    let answer = match goods_sign(&params) {
+        Ok(sign) => sb.with(|s| goods_detail(s, sign, &fired)),
         Err(e) => e,
     };
     if let Some(d) = fired.timeout_after_commit {
@@ -171,48 +175,55 @@ pub(crate) async fn router(AxState(sb): AxState<Sandbox>, body: Bytes) -> Respon
     reply(answer)
 }
 
-fn parse_goods_ids(raw: Option<&str>) -> Result<Vec<String>, Value> {
-    let bad = || {
-        error(
+/// The `goods_sign` asked for. `goods_id_list` is documented as taken offline in favour of
+/// `goods_sign`, so asking by it is refused (with `BAD_PARAMETER`, a sandbox choice: what PDD
+/// answers is not documented).
+fn goods_sign<'a>(params: &HashMap<&str, &'a str>) -> Result<&'a str, Value> {
+    if params.contains_key("goods_id_list") {
+        return Err(error(
             BAD_PARAMETER,
-            "goods_id_list_invalid",
-            "goods_id_list must be a JSON array of goods ids",
-        )
-    };
-    let v: Value = serde_json::from_str(raw.ok_or_else(bad)?).map_err(|_| bad())?;
-    let items = v.as_array().ok_or_else(bad)?;
-    if items.is_empty() || items.len() > MAX_GOODS_IDS {
-        return Err(bad());
+            "goods_id_list_offline",
+            "goods_id_list is offline: ask by goods_sign",
+        ));
     }
-    items
-        .iter()
-        .map(|it| match it {
-            Value::String(s) if util::valid_token(s, 64) => Ok(s.clone()),
-            Value::Number(n) if n.is_u64() => Ok(n.to_string()),
-            _ => Err(bad()),
-        })
-        .collect()
+    match params.get("goods_sign") {
+        Some(sign) if util::valid_token(sign, 64) => Ok(sign),
+        _ => Err(error(
+            BAD_PARAMETER,
+            "goods_sign_invalid",
+            "goods_sign is required",
+        )),
+    }
 }
 
-fn goods_detail(s: &mut State, ids: &[String], fired: &Fired) -> Value {
-    let mut details = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        if ids[..i].contains(id) {
-            continue;
-        }
-        if let Some(pct) = fired.price_jump_percent {
-            s.jump_offer_price(PLATFORM_PDD, id, pct);
-        }
-        let Some(offer) = s.offer_mut(PLATFORM_PDD, id).map(|o| o.clone()) else {
-            continue;
-        };
-        details.push(json!({
-            "goods_id": offer.offer_id,
-            "goods_name": s.title_of(&offer.sku),
-            "min_group_price": offer.price_fen,
-            "min_normal_price": pdd_normal_price(offer.price_fen),
-        }));
+/// The numeric `goods_id` PDD still reports beside a listing's `goods_sign`: a stable integer
+/// derived from the sandbox offer id (FNV-1a, 12 digits).
+fn numeric_goods_id(offer_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in offer_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
+    (h % 900_000_000_000 + 100_000_000_000) as i64
+}
+
+fn goods_detail(s: &mut State, sign: &str, fired: &Fired) -> Value {
+    if let Some(pct) = fired.price_jump_percent {
+        s.jump_offer_price(PLATFORM_PDD, sign, pct);
+    }
+    let details: Vec<Value> = s
+        .offer_mut(PLATFORM_PDD, sign)
+        .map(|o| o.clone())
+        .map(|offer| {
+            json!({
+                "goods_sign": offer.offer_id,
+                "goods_id": numeric_goods_id(&offer.offer_id),
+                "goods_name": s.title_of(&offer.sku),
+                "min_group_price": offer.price_fen,
+                "min_normal_price": pdd_normal_price(offer.price_fen),
+            })
+        })
+        .into_iter()
+        .collect();
     json!({"goods_detail_response": {
         "goods_details": details,
         "request_id": util::random_id("", 20),

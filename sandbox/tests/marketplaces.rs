@@ -539,24 +539,41 @@ async fn taobao_faults() {
 #[tokio::test]
 async fn pdd_goods_detail_and_its_checks() {
     let h = start_default().await;
-    let ids = json!([PDD_EARBUDS]).to_string();
-    let detail = [("type", "pdd.ddk.goods.detail"), ("goods_id_list", &ids)];
+    let detail = [
+        ("type", "pdd.ddk.goods.detail"),
+        ("goods_sign", PDD_EARBUDS),
+    ];
     let v = h.pdd(&detail).await;
+    let goods_id = v["goods_detail_response"]["goods_details"][0]["goods_id"].clone();
+    assert!(goods_id.is_i64(), "goods_id is an integer: {v}");
     assert_eq!(
         v["goods_detail_response"]["goods_details"],
-        json!([{"goods_id": PDD_EARBUDS,
+        json!([{"goods_sign": PDD_EARBUDS, "goods_id": goods_id,
                 "goods_name": "TWS wireless earbuds Bluetooth 5.3 with charging case",
                 "min_group_price": 3900, "min_normal_price": 4500}]),
         "{v}"
     );
-    // Unknown id: empty list.
+    // The same listing always has the same numeric id.
+    assert_eq!(
+        h.pdd(&detail).await["goods_detail_response"]["goods_details"][0]["goods_id"],
+        goods_id
+    );
+    // Unknown listing: empty list.
     let v = h
-        .pdd(&[
-            ("type", "pdd.ddk.goods.detail"),
-            ("goods_id_list", "[\"pdd1\"]"),
-        ])
+        .pdd(&[("type", "pdd.ddk.goods.detail"), ("goods_sign", "pdd1")])
         .await;
     assert_eq!(v["goods_detail_response"]["goods_details"], json!([]));
+    // goods_id_list is taken offline; no goods_sign at all is a bad parameter.
+    let ids = json!([PDD_EARBUDS]).to_string();
+    let v = h
+        .pdd(&[("type", "pdd.ddk.goods.detail"), ("goods_id_list", &ids)])
+        .await;
+    assert_eq!(
+        v["error_response"]["sub_code"], "goods_id_list_offline",
+        "{v}"
+    );
+    let v = h.pdd(&[("type", "pdd.ddk.goods.detail")]).await;
+    assert_eq!(v["error_response"]["error_code"], 10000, "{v}");
 
     // Bad signature.
     let mut form = pdd_form(&detail);
@@ -574,7 +591,7 @@ async fn pdd_goods_detail_and_its_checks() {
     assert_eq!(v["error_response"]["error_code"], 10000, "{v}");
     let mut other = owned(&[
         ("type", "pdd.ddk.goods.detail"),
-        ("goods_id_list", &ids),
+        ("goods_sign", PDD_EARBUDS),
         ("client_id", "nobody"),
         ("timestamp", &(now_ms() / 1000).to_string()),
     ]);

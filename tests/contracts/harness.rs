@@ -16,6 +16,8 @@
 //! ```json
 //! {
 //!   "vendor": "1688", "api": "alibaba.trade.get.buyerView",
+//!   "case": "500_2",               // optional: a documented error or variant answer; the file
+//!                                  // is then `<api>.<case>.json`
 //!   "sources": ["https://open.1688.com/api/apidocdetail.htm?id=…", "…"],
 //!   "sample": "verbatim",          // or "per SDK" / "assembled": how `response` was obtained
 //!   "notes": ["…"],                // optional: what was adapted and why
@@ -47,6 +49,8 @@ use serde_json::Value;
 pub(crate) struct Fixture {
     pub(crate) vendor: String,
     pub(crate) api: String,
+    #[serde(default)]
+    pub(crate) case: Option<String>,
     pub(crate) sources: Vec<String>,
     pub(crate) sample: String,
     #[serde(default)]
@@ -277,6 +281,8 @@ impl Recorder {
     pub(crate) async fn start(
         reply: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
     ) -> Recorder {
+        // The adapters' HTTP clients need the process's TLS provider, even for plain HTTP.
+        procure::system::install_crypto_provider();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = RecorderState {
             seen: seen.clone(),
