@@ -335,10 +335,11 @@ pub fn parse_rate_e6(s: &str) -> Result<u64, MoneyError> {
 pub fn parse_major(text: &str, exponent: u32) -> Result<i64, MoneyError> {
     let shown = || text.chars().take(32).collect::<String>();
     let s = text.trim();
-    if let Some(rest) = s.strip_prefix('-') {
-        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return Err(MoneyError::Negative(shown()));
-        }
+    if let Some(rest) = s.strip_prefix('-')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return Err(MoneyError::Negative(shown()));
     }
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
