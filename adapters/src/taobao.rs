@@ -651,7 +651,10 @@ impl TaobaoOrder {
                 .sub_purchase_orders
                 .iter()
                 .find_map(|s| s.close_reason.clone().filter(|r| !r.is_empty())),
-            refund_id: o.sub_purchase_orders.iter().find_map(|s| nonzero(&s.refund_id)),
+            refund_id: o
+                .sub_purchase_orders
+                .iter()
+                .find_map(|s| nonzero(&s.refund_id)),
             sub_order_ids: o
                 .sub_purchase_orders
                 .into_iter()
@@ -867,7 +870,10 @@ impl Taobao {
         let mut lines = Vec::new();
         let mut postage_fen = 0i64;
         for item in &data.render_item_list {
-            postage_fen += item.mainland_shipping_fee.as_ref().map_or(0, |m| m.amount.0);
+            postage_fen += item
+                .mainland_shipping_fee
+                .as_ref()
+                .map_or(0, |m| m.amount.0);
             for p in &item.item_price_infos {
                 lines.push(RenderedLine {
                     item_id: p.item_id.0.clone(),
@@ -973,10 +979,7 @@ impl Taobao {
         )))
     }
 
-    async fn query(
-        &self,
-        param: (&'static str, String),
-    ) -> Result<Vec<TaobaoOrder>, MarketError> {
+    async fn query(&self, param: (&'static str, String)) -> Result<Vec<TaobaoOrder>, MarketError> {
         let body = self
             .call("/purchase/orders/query", vec![param], Effect::Read)
             .await?;
@@ -1331,7 +1334,9 @@ mod tests {
 
     #[test]
     fn classifies_responses() {
-        assert!(classify_response(&raw(200, r#"{"code":"0","request_id":"r","data":{"x":1}}"#)).is_ok());
+        assert!(
+            classify_response(&raw(200, r#"{"code":"0","request_id":"r","data":{"x":1}}"#)).is_ok()
+        );
         assert_eq!(
             classify_response(&raw(
                 200,
@@ -1396,16 +1401,20 @@ mod tests {
         assert_eq!(o.total_amount_fen, 9000);
         assert_eq!(o.sub_order_ids, ["2912066688476065752"]);
         // Fen have no fraction; an id is no float.
-        assert!(typed::<PurchaseOrderWire>(
-            r#"{"purchase_id":1,"status":"x","purchase_amount":90.5}"#,
-            "t"
-        )
-        .is_err());
-        assert!(typed::<PurchaseOrderWire>(
-            r#"{"purchase_id":1.5,"status":"x","purchase_amount":90}"#,
-            "t"
-        )
-        .is_err());
+        assert!(
+            typed::<PurchaseOrderWire>(
+                r#"{"purchase_id":1,"status":"x","purchase_amount":90.5}"#,
+                "t"
+            )
+            .is_err()
+        );
+        assert!(
+            typed::<PurchaseOrderWire>(
+                r#"{"purchase_id":1.5,"status":"x","purchase_amount":90}"#,
+                "t"
+            )
+            .is_err()
+        );
         assert_eq!(id_json("200078851363"), json!(200078851363u64));
         assert_eq!(id_json("tb-9"), json!("tb-9"));
         assert_eq!(id_json("007"), json!("007"));
@@ -1568,10 +1577,12 @@ mod tests {
         let mut s = state.lock().unwrap();
         match api.as_str() {
             "/product/get" => match form["item_id"].as_str() {
-                "tb1001" => ok(json!({"success": true, "data": {"item_id": "tb1001", "title": "Mug",
+                "tb1001" => ok(
+                    json!({"success": true, "data": {"item_id": "tb1001", "title": "Mug",
                     "price": s.unit_price_fen + 100,
                     "sku_list": [{"sku_id": "tbs1", "price": s.unit_price_fen + 100,
-                                  "promotion_price": s.unit_price_fen, "quantity": 300}]}})),
+                                  "promotion_price": s.unit_price_fen, "quantity": 300}]}}),
+                ),
                 _ => biz_fail("ITEM_NOT_FOUND"),
             },
             "/purchase/order/render" => {
@@ -1620,10 +1631,12 @@ mod tests {
                     s.hang_create_after_commit = false;
                     return Reply::Hang;
                 }
-                ok(json!({"success": true, "data": {"outer_purchase_id": order.outer,
+                ok(
+                    json!({"success": true, "data": {"outer_purchase_id": order.outer,
                     "payment_url": "https://pay.example/1",
                     "order_list": [{"purchase_id": order.id.parse::<u64>().unwrap(),
-                        "order_line_list": [{"sub_purchase_order_id": format!("{}01", order.id)}]}]}}))
+                        "order_line_list": [{"sub_purchase_order_id": format!("{}01", order.id)}]}]}}),
+                )
             }
             "/purchase/order/batch/pay" => {
                 let ids: Vec<u64> = serde_json::from_str(&form["purchaseOrderIdList"]).unwrap();
@@ -1638,9 +1651,11 @@ mod tests {
                 let paid = o.status != "WAIT_BUYER_P";
                 let success = json!({"success": true, "data": {"will_pay_purchase_order_ids": [o.id],
                     "pay_failure_purchase_order_ids": [], "pay_failed_results": []}});
-                let failure = |reason: &str| json!({"success": true, "data": {
+                let failure = |reason: &str| {
+                    json!({"success": true, "data": {
                     "will_pay_purchase_order_ids": [], "pay_failure_purchase_order_ids": [o.id],
-                    "pay_failed_results": [{"gspOrderId": ids[0], "errorCode": reason, "errorMessage": "m"}]}});
+                    "pay_failed_results": [{"gspOrderId": ids[0], "errorCode": reason, "errorMessage": "m"}]}})
+                };
                 match (mode, first) {
                     _ if paid => ok(success),
                     (PayMode::Restricted, _) => ok(failure(ACCOUNT_RESTRICTED)),
@@ -1656,8 +1671,9 @@ mod tests {
                 }
             }
             "/purchase/orders/query" => {
-                let by_id: Option<Vec<u64>> =
-                    form.get("purchase_ids").map(|p| serde_json::from_str(p).unwrap());
+                let by_id: Option<Vec<u64>> = form
+                    .get("purchase_ids")
+                    .map(|p| serde_json::from_str(p).unwrap());
                 let orders: Vec<Value> = s
                     .orders
                     .iter()
@@ -1673,10 +1689,12 @@ mod tests {
             }
             "/logistics/detail/get" => {
                 assert_eq!(form["purchase_order_line_id"], "500001");
-                ok(json!({"result": {"success": true, "data": {"pnm_logistics_details": [
+                ok(
+                    json!({"result": {"success": true, "data": {"pnm_logistics_details": [
                     {"mail_no": "SF123", "logistics_partner": [{"company": "SF"}]},
                     {"mail_no": "SF123", "logistics_partner": [{"company": "SF"}]},
-                    {"mail_no": "", "logistics_partner": [{"company": "no number"}]}]}}}))
+                    {"mail_no": "", "logistics_partner": [{"company": "no number"}]}]}}}),
+                )
             }
             other => panic!("unexpected api {other}"),
         }

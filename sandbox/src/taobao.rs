@@ -172,8 +172,10 @@ fn biz_fail(code: &str, message: impl Into<String>) -> Value {
 
 /// A business failure under `result` (render, logistics).
 fn result_fail(code: &str, message: impl Into<String>) -> Value {
-    ok(json!({"result": {"success": false, "error_code": code, "error_msg": message.into(),
-                         "inner_error_msg": "", "fail_items": ""}}))
+    ok(
+        json!({"result": {"success": false, "error_code": code, "error_msg": message.into(),
+                         "inner_error_msg": "", "fail_items": ""}}),
+    )
 }
 
 /// A successful business outcome's fields.
@@ -509,7 +511,11 @@ struct Priced {
 }
 
 /// Price the lines against the current listings and check stock (per item, summed over lines).
-fn price(s: &mut State, req: &[LineReq], fired: &Fired) -> Result<Priced, Result<Unavailable, Value>> {
+fn price(
+    s: &mut State,
+    req: &[LineReq],
+    fired: &Fired,
+) -> Result<Priced, Result<Unavailable, Value>> {
     if let Some(pct) = fired.price_jump_percent {
         let distinct: HashSet<&str> = req.iter().map(|l| l.item_id.as_str()).collect();
         for id in distinct {
@@ -762,7 +768,17 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Result<Valu
         l.sub_id = fresh_id(18, |sub| s.taobao.by_line.contains_key(sub));
         s.taobao.by_line.insert(l.sub_id.clone(), id.clone());
     }
-    let keep = ["name", "phone", "mobile_phone", "country", "state", "city", "district", "address", "zip"];
+    let keep = [
+        "name",
+        "phone",
+        "mobile_phone",
+        "country",
+        "state",
+        "city",
+        "district",
+        "address",
+        "zip",
+    ];
     let receiver: Map<String, Value> = keep
         .iter()
         .map(|k| {
@@ -825,7 +841,11 @@ fn advance(o: &mut Order, now: i64, ship_ms: i64) {
 /// an order paid already (no second debit); a closed or unknown one is listed in
 /// `pay_failure_purchase_order_ids` with a `pay_failed_results` entry.
 fn batch_pay(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
-    let ids = id_list(p.req("purchaseOrderIdList")?, "purchaseOrderIdList", MAX_PAY_BATCH)?;
+    let ids = id_list(
+        p.req("purchaseOrderIdList")?,
+        "purchaseOrderIdList",
+        MAX_PAY_BATCH,
+    )?;
     let mut seen = HashSet::new();
     let (mut paid, mut failed, mut results) = (Vec::new(), Vec::new(), Vec::new());
     let mut failure = |id: &str, code: &str, message: String| {
@@ -994,7 +1014,12 @@ fn logistics(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Va
             format!("purchase order line {line_id} does not exist"),
         )
     };
-    let order_id = s.taobao.by_line.get(line_id).cloned().ok_or_else(not_found)?;
+    let order_id = s
+        .taobao
+        .by_line
+        .get(line_id)
+        .cloned()
+        .ok_or_else(not_found)?;
     let o = s.taobao.orders.get_mut(&order_id).ok_or_else(not_found)?;
     advance(o, now, ship_ms);
     let line = o
@@ -1096,7 +1121,10 @@ fn buyer_cancel(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result
         Some(raw) => id_list(raw, "sub_purchase_orderId_list", MAX_LINES)?,
     };
     let Some(o) = s.taobao.orders.get_mut(id) else {
-        return Err(biz_fail(ORDER_NOT_FOUND, format!("order {id} does not exist")));
+        return Err(biz_fail(
+            ORDER_NOT_FOUND,
+            format!("order {id} does not exist"),
+        ));
     };
     advance(o, now, ship_ms);
     let all: HashSet<&str> = o.lines.iter().map(|l| l.sub_id.as_str()).collect();

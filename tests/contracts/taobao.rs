@@ -19,7 +19,13 @@ use procure_adapters::taobao::{
 use serde_json::{Value, json};
 
 /// IOP's system parameters, which the fixtures do not list.
-const SYSTEM_PARAMS: [&str; 5] = ["app_key", "access_token", "sign_method", "timestamp", "sign"];
+const SYSTEM_PARAMS: [&str; 5] = [
+    "app_key",
+    "access_token",
+    "sign_method",
+    "timestamp",
+    "sign",
+];
 
 fn name(api: &str) -> String {
     format!("taobao/{api}")
@@ -112,7 +118,12 @@ fn assert_sandbox_shape(f: &Fixture, answer: &Value) {
 }
 
 /// A correctly signed IOP request to the in-process sandbox.
-async fn signed(base: &str, sb: &procure_sandbox::Sandbox, api: &str, params: &[(&str, String)]) -> Value {
+async fn signed(
+    base: &str,
+    sb: &procure_sandbox::Sandbox,
+    api: &str,
+    params: &[(&str, String)],
+) -> Value {
     let cfg = sb.config();
     let mut all: Vec<(String, String)> = params
         .iter()
@@ -186,7 +197,10 @@ async fn sandbox_order(
         );
     }
     if ship {
-        let path = format!("/_sandbox/marketplace/orders/{}/ship", created.purchase_order_id);
+        let path = format!(
+            "/_sandbox/marketplace/orders/{}/ship",
+            created.purchase_order_id
+        );
         control(base, &path, json!({})).await;
     }
     tb.order(&created.purchase_order_id).await.expect("order")
@@ -217,9 +231,18 @@ async fn product_get_sandbox_answers_in_the_documented_shape() {
     let f = fixture(&name("product_get"));
     let (base, sb) = crate::sandbox().await;
     let o = offer(&sb);
-    let v = signed(&base, &sb, "/product/get", &[("item_id", o.offer_id.clone())]).await;
+    let v = signed(
+        &base,
+        &sb,
+        "/product/get",
+        &[("item_id", o.offer_id.clone())],
+    )
+    .await;
     assert_sandbox_shape(&f, &v);
-    assert_eq!(v["data"]["sku_list"][0]["promotion_price"], json!(o.price_fen));
+    assert_eq!(
+        v["data"]["sku_list"][0]["promotion_price"],
+        json!(o.price_fen)
+    );
 }
 
 // ---- /purchase/order/render ----
@@ -245,7 +268,10 @@ async fn purchase_order_render_parses_the_documented_answer_and_sends_documented
         json!([{"item_id": "4096709792297020", "sku_id": "32248575036476", "quantity": 2}])
     );
     let to: Value = serde_json::from_str(&sent["receiver_address"]).unwrap();
-    assert_eq!((&to["name"], &to["city"]), (&json!("Wang Wei"), &json!("深圳市")));
+    assert_eq!(
+        (&to["name"], &to["city"]),
+        (&json!("Wang Wei"), &json!("深圳市"))
+    );
 }
 
 #[tokio::test]
@@ -314,7 +340,10 @@ async fn purchase_order_create_parses_the_documented_answer_and_sends_documented
     assert_eq!(sent["outer_purchase_id"], "TESTMORE100000004");
     assert_eq!(sent["purchase_amount"], "2000", "fen");
     let lines: Value = serde_json::from_str(&sent["order_line_list"]).unwrap();
-    assert_eq!((&lines[0]["price"], &lines[0]["quantity"]), (&json!(1000), &json!(1)));
+    assert_eq!(
+        (&lines[0]["price"], &lines[0]["quantity"]),
+        (&json!(1000), &json!(1))
+    );
 }
 
 #[tokio::test]
@@ -340,7 +369,11 @@ async fn purchase_order_create_sandbox_answers_in_the_documented_shape() {
         again["data"]["order_list"][0]["purchase_id"],
         v["data"]["order_list"][0]["purchase_id"]
     );
-    let purchases = sb.ledger().into_iter().filter(|e| e.kind == "purchase").count();
+    let purchases = sb
+        .ledger()
+        .into_iter()
+        .filter(|e| e.kind == "purchase")
+        .count();
     assert_eq!(purchases, 1);
 }
 
@@ -350,7 +383,10 @@ async fn purchase_order_create_sandbox_answers_in_the_documented_shape() {
 async fn purchase_order_batch_pay_parses_the_documented_answer_and_sends_documented_params() {
     let (f, rec) = recorder("purchase_order_batch_pay").await;
     let tb = client(&rec.base_url);
-    assert_eq!(tb.pay("200078851363").await.unwrap(), TaobaoPayOutcome::Paid);
+    assert_eq!(
+        tb.pay("200078851363").await.unwrap(),
+        TaobaoPayOutcome::Paid
+    );
     assert_eq!(
         tb.pay("200078851364").await.unwrap(),
         TaobaoPayOutcome::Failed {
@@ -359,7 +395,10 @@ async fn purchase_order_batch_pay_parses_the_documented_answer_and_sends_documen
         }
     );
     assert_documented_requests(&f, &rec);
-    assert_eq!(rec.received()[0].params["purchaseOrderIdList"], "[200078851363]");
+    assert_eq!(
+        rec.received()[0].params["purchaseOrderIdList"],
+        "[200078851363]"
+    );
 }
 
 #[tokio::test]
@@ -434,7 +473,10 @@ async fn purchase_orders_query_sandbox_answers_in_the_documented_shape() {
     )
     .await;
     assert_sandbox_shape(&f, &by_outer);
-    assert_eq!(v["data"]["purchase_orders"], by_outer["data"]["purchase_orders"]);
+    assert_eq!(
+        v["data"]["purchase_orders"],
+        by_outer["data"]["purchase_orders"]
+    );
 }
 
 // ---- /logistics/detail/get ----
@@ -511,7 +553,13 @@ async fn purchase_order_asyn_cancel_sandbox_answers_in_the_documented_shape() {
     let (base, sb) = crate::sandbox().await;
     // The seller must not have shipped yet: a paid order is cancellable until then.
     let seller = json!({"ship_after_ms": 3_600_000});
-    control_with(reqwest::Method::PUT, &base, "/_sandbox/marketplace/seller", seller).await;
+    control_with(
+        reqwest::Method::PUT,
+        &base,
+        "/_sandbox/marketplace/seller",
+        seller,
+    )
+    .await;
     let o = sandbox_order(&base, &sb, "X-1", true, false).await;
     assert_eq!(o.status, TaobaoOrderStatus::WaitSellerSendGoods);
     let subs = Value::from(o.sub_order_ids.clone()).to_string();
