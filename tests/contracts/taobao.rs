@@ -83,7 +83,7 @@ fn request(out: &str, item: &str, sku: &str, quantity: u32) -> PurchaseRequest {
         lines: vec![CargoLine {
             offer_id: item.into(),
             spec_id: sku.into(),
-            quantity: quantity.into(),
+            quantity,
             max_unit_price_fen: 1_000_000,
         }],
         address: address(),
