@@ -92,8 +92,8 @@ mod tests {
         } else if path == "/rest/product/get" {
             match form["item_id"].as_str() {
                 "tb1001" => {
-                    json!({"code": "0", "request_id": "r", "data": {"item_id": "tb1001", "title": "Mug",
-                    "skus": [{"sku_id": "tbs1", "price": 4200, "quantity": 300}]}})
+                    json!({"code": "0", "request_id": "r", "success": true, "data": {"item_id": "tb1001", "title": "Mug",
+                    "sku_list": [{"sku_id": "tbs1", "price": 4200, "quantity": 300}]}})
                 }
                 "tb-limited" => {
                     json!({"code": "InvalidParameter", "message": "bad id", "request_id": "r"})

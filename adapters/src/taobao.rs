@@ -1,9 +1,11 @@
 //! Taobao Global Open Platform (IOP) buyer-side client: product, order render (preview),
 //! purchase-order creation (idempotent on our `outer_purchase_id`), batch pay, order and
-//! logistics queries, and [`Taobao::cancel_order`] (`/purchase/order/asyn/cancel`,
-//! docs/vendors/taobao.md). It is a [`BuyerMarketplace`] (the exactly-once purchase is
-//! `crate::market::purchase`) and a [`PriceSource`], with the same request, result and error
-//! types as every marketplace client (`crate::market`).
+//! logistics queries, and [`Taobao::cancel_order`] (`/purchase/order/asyn/cancel`). Every call,
+//! field, unit and code, with its source, is in docs/vendors/taobao.md; the answers are typed
+//! serde shapes read from the answer's text (amounts are fen integers, [`Fen`]). It is a
+//! [`BuyerMarketplace`] (the exactly-once purchase is `crate::market::purchase`) and a
+//! [`PriceSource`], with the same request, result and error types as every marketplace client
+//! (`crate::market`).
 
 use std::sync::Arc;
 
@@ -13,24 +15,47 @@ use serde_json::{Value, json};
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
-use crate::market::wire::{int, list, need, now_ms, sign_form, text, unreadable};
+use crate::market::wire::{Fen, now_ms, sign_form, typed, unreadable};
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, CargoLine, Created, DeliveryAddress,
     LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest,
     Quote, QuotedLine,
 };
 
-/// Business code for a restricted buyer account (risk control). IOP publishes none, so the
-/// sandbox's code is modelled here and nowhere else.
-pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+pub use assumed::{ACCOUNT_RESTRICTED, CANCEL_NOT_ALLOWED};
 
-/// IOP's success code.
+/// IOP's success `code` (per SDK: `types/base.go`, `taobao/client.go`).
 const CODE_OK: &str = "0";
+/// The expired or invalid token code (per SDK: `consts/error.go`).
+pub const ILLEGAL_ACCESS_TOKEN: &str = "IllegalAccessToken";
+/// Our own code for an order a query does not return (never on the wire).
+const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";
 
-/// Assumed (docs/vendors/taobao.md, "Assumed"): the code `/purchase/order/asyn/cancel` answers
-/// for an order it will not cancel (shipped, finished). Taobao Global documents none; this is
-/// the one place the client names it.
-pub const CANCEL_NOT_ALLOWED: &str = "ORDER_CANNOT_CANCEL";
+/// Assumed (docs/vendors/taobao.md, "Assumed"): every error code and wire value below is ours,
+/// not sourced: no Taobao Global page or SDK names them. This is the one place the client does.
+pub mod assumed {
+    /// A buyer account under risk control.
+    pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+    /// `/purchase/order/asyn/cancel` refuses an order it will not cancel (shipped, finished).
+    pub const CANCEL_NOT_ALLOWED: &str = "ORDER_CANNOT_CANCEL";
+    pub const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
+    pub const ITEM_NOT_FOUND: &str = "ITEM_NOT_FOUND";
+    /// `purchase_amount` differs from the current total: nothing was created.
+    pub const PRICE_CHANGED: &str = "PRICE_CHANGED";
+    /// IOP gateway codes, named as the sandbox names them.
+    pub const SIGNATURE: [&str; 2] = ["IncompleteSignature", "InvalidSignature"];
+    pub const CALL_LIMIT: [&str; 2] = ["ApiCallLimit", "AppCallLimit"];
+    pub const TRANSIENT: [&str; 4] = [
+        "SystemError",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceTimeout",
+    ];
+    /// `sub_purchase_orders[].close_reason` values that mean the seller had no stock.
+    pub const CLOSED_OUT_OF_STOCK: [&str; 2] = ["OUT_OF_STOCK", "sellerGoodsLack"];
+    /// The `country` we send in `receiver` / `receiver_address` (the SDK gives no code list).
+    pub const COUNTRY: &str = "CN";
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -57,18 +82,18 @@ impl Default for TaobaoConfig {
     }
 }
 
-/// The one mapping from IOP codes to [`MarketError`].
+/// The one mapping from IOP and business codes to [`MarketError`].
 pub fn classify_code(code: &str, message: &str) -> MarketError {
     match code {
-        ACCOUNT_RESTRICTED => MarketError::AccountRestricted,
-        "OUT_OF_STOCK" => MarketError::OutOfStock,
-        "ITEM_NOT_FOUND" => MarketError::ListingGone,
-        "IncompleteSignature" | "InvalidSignature" => MarketError::SignatureRejected,
-        "ApiCallLimit" | "AppCallLimit" => MarketError::RateLimited,
+        assumed::ACCOUNT_RESTRICTED => MarketError::AccountRestricted,
+        assumed::OUT_OF_STOCK => MarketError::OutOfStock,
+        assumed::ITEM_NOT_FOUND => MarketError::ListingGone,
+        c if assumed::SIGNATURE.contains(&c) => MarketError::SignatureRejected,
+        c if assumed::CALL_LIMIT.contains(&c) => MarketError::RateLimited,
         // purchase_amount no longer matches the current total: nothing was created, and the
         // next attempt renders again (and applies the tolerance to the new price).
-        "PRICE_CHANGED" => MarketError::Transient(format!("PRICE_CHANGED: {message}")),
-        "SystemError" | "InternalError" | "ServiceUnavailable" | "ServiceTimeout" => {
+        assumed::PRICE_CHANGED => MarketError::Transient(format!("PRICE_CHANGED: {message}")),
+        c if assumed::TRANSIENT.contains(&c) => {
             MarketError::Transient(format!("{code}: {message}"))
         }
         c if c.contains("CallLimit") => MarketError::RateLimited,
@@ -79,16 +104,321 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
     }
 }
 
-/// Turn any IOP answer into its `data` or a classified error.
-fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
-    let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
-    let code = parsed.as_ref().and_then(|b| text(b, "code"));
-    let (Some(body), Some(code)) = (parsed.filter(Value::is_object), code) else {
+// ---- wire shapes (per SDK Mlegbder/taobao-global `types/*.go`) ----
+
+/// A Taobao id or count: an integer in most SDK types, a string in others (the SDK's author
+/// notes the platform sends either); kept as its text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+        let lit = raw.get().trim();
+        if lit.starts_with('"') {
+            serde_json::from_str::<String>(lit)
+                .map(Id)
+                .map_err(D::Error::custom)
+        } else if !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Id(lit.to_owned()))
+        } else {
+            Err(D::Error::custom(format!(
+                "expected an id (an integer or a string), found {}",
+                lit.chars().take(32).collect::<String>()
+            )))
+        }
+    }
+}
+
+impl Id {
+    fn count(&self) -> i64 {
+        self.0.trim().parse().unwrap_or(0)
+    }
+}
+
+/// `success`: a JSON boolean, or `"true"`/`"false"` (the SDK's batch-pay note).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(Flag(b)),
+            Value::String(s) if s == "true" || s == "false" => Ok(Flag(s == "true")),
+            other => Err(serde::de::Error::custom(format!(
+                "expected success true/false, found {other}"
+            ))),
+        }
+    }
+}
+
+/// Every answer: the IOP envelope (`code`, `message` on failure, `request_id`) and the
+/// business outcome (`success`, `error_code`, `error_msg`), at the top or under `result`.
+#[derive(Deserialize)]
+struct Envelope {
+    code: Option<Id>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    success: Option<Flag>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_msg: Option<String>,
+    #[serde(default)]
+    result: Option<Outcome>,
+}
+
+#[derive(Deserialize)]
+struct Outcome {
+    #[serde(default)]
+    success: Option<Flag>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_msg: Option<String>,
+}
+
+impl Outcome {
+    fn error(&self) -> Option<MarketError> {
+        (self.success == Some(Flag(false))).then(|| {
+            let code = self
+                .error_code
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .unwrap_or("UNKNOWN_ERROR");
+            classify_code(code, self.error_msg.as_deref().unwrap_or_default())
+        })
+    }
+}
+
+/// `{amount, currency}`, amount in fen (per SDK `types/order_preview.go` `Price`).
+#[derive(Deserialize)]
+struct Money {
+    amount: Fen,
+}
+
+#[derive(Deserialize)]
+struct ProductAnswer {
+    data: ProductData,
+}
+
+#[derive(Deserialize)]
+struct ProductData {
+    #[serde(default)]
+    item_id: Option<Id>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    price: Option<Fen>,
+    #[serde(default)]
+    promotion_price: Option<Fen>,
+    #[serde(default)]
+    quantity: Option<Id>,
+    #[serde(default)]
+    sku_list: Vec<ProductSku>,
+}
+
+#[derive(Deserialize)]
+struct ProductSku {
+    sku_id: Id,
+    price: Fen,
+    #[serde(default)]
+    promotion_price: Option<Fen>,
+    #[serde(default)]
+    quantity: Option<Id>,
+}
+
+/// The price a buyer pays now: the promotion price where there is one (non-zero), else the
+/// list price.
+fn current_price(price: Fen, promotion: Option<Fen>) -> i64 {
+    promotion.filter(|p| p.0 > 0).unwrap_or(price).0
+}
+
+#[derive(Deserialize)]
+struct RenderAnswer {
+    result: RenderResult,
+}
+
+#[derive(Deserialize)]
+struct RenderResult {
+    data: RenderData,
+}
+
+#[derive(Deserialize)]
+struct RenderData {
+    #[serde(default)]
+    render_item_list: Vec<RenderItem>,
+    #[serde(default)]
+    unavailable_sku_list: Vec<UnavailableSku>,
+    total_real_pay_price: Money,
+}
+
+#[derive(Deserialize)]
+struct RenderItem {
+    #[serde(default)]
+    item_price_infos: Vec<ItemPriceInfo>,
+    #[serde(default)]
+    mainland_shipping_fee: Option<Money>,
+}
+
+#[derive(Deserialize)]
+struct ItemPriceInfo {
+    item_id: Id,
+    #[serde(default)]
+    sku_id: Option<Id>,
+    quantity: Id,
+    origin_price: Money,
+}
+
+#[derive(Deserialize)]
+struct UnavailableSku {
+    #[serde(default)]
+    item_id: Option<Id>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_msg: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CreateAnswer {
+    data: CreateData,
+}
+
+#[derive(Deserialize)]
+struct CreateData {
+    #[serde(default)]
+    outer_purchase_id: Option<String>,
+    #[serde(default)]
+    payment_url: Option<String>,
+    #[serde(default)]
+    success: Option<Flag>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    order_list: Vec<CreatedOrderWire>,
+}
+
+#[derive(Deserialize)]
+struct CreatedOrderWire {
+    purchase_id: Id,
+    #[serde(default)]
+    order_line_list: Vec<CreatedLineWire>,
+}
+
+#[derive(Deserialize)]
+struct CreatedLineWire {
+    #[serde(default)]
+    sub_purchase_order_id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+struct BatchPayAnswer {
+    data: BatchPayData,
+}
+
+#[derive(Deserialize)]
+struct BatchPayData {
+    #[serde(default)]
+    pay_failure_purchase_order_ids: Vec<Id>,
+    #[serde(default)]
+    will_pay_purchase_order_ids: Vec<Id>,
+    #[serde(default)]
+    pay_failed_results: Vec<PayFailedWire>,
+}
+
+#[derive(Deserialize)]
+struct PayFailedWire {
+    #[serde(default, rename = "gspOrderId")]
+    gsp_order_id: Option<Id>,
+    #[serde(default, rename = "errorCode")]
+    error_code: Option<String>,
+    #[serde(default, rename = "errorMessage")]
+    error_message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct QueryAnswer {
+    data: QueryData,
+}
+
+#[derive(Deserialize)]
+struct QueryData {
+    #[serde(default)]
+    purchase_orders: Vec<PurchaseOrderWire>,
+}
+
+#[derive(Deserialize)]
+struct PurchaseOrderWire {
+    purchase_id: Id,
+    #[serde(default)]
+    outer_purchase_id: Option<String>,
+    status: String,
+    purchase_amount: Fen,
+    #[serde(default)]
+    pay_amount: Option<Fen>,
+    #[serde(default)]
+    pay_time: Option<Id>,
+    #[serde(default)]
+    sub_purchase_orders: Vec<SubPurchaseOrderWire>,
+}
+
+#[derive(Deserialize)]
+struct SubPurchaseOrderWire {
+    sub_purchase_order_id: Id,
+    #[serde(default)]
+    close_reason: Option<String>,
+    #[serde(default)]
+    refund_id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+struct LogisticsAnswer {
+    result: LogisticsResult,
+}
+
+#[derive(Deserialize)]
+struct LogisticsResult {
+    data: LogisticsData,
+}
+
+#[derive(Deserialize)]
+struct LogisticsData {
+    #[serde(default)]
+    pnm_logistics_details: Vec<PnmLogisticsDetail>,
+}
+
+#[derive(Deserialize)]
+struct PnmLogisticsDetail {
+    #[serde(default)]
+    mail_no: String,
+    #[serde(default)]
+    logistics_partner: Vec<LogisticsPartner>,
+}
+
+#[derive(Deserialize)]
+struct LogisticsPartner {
+    #[serde(default)]
+    company: String,
+}
+
+/// Turn any IOP answer into its text (for the call's typed shape) or a classified error: an
+/// IOP `code` other than `"0"`, then a business `success: false` (at the top or in `result`).
+fn classify_response(resp: &RawResponse) -> Result<String, MarketError> {
+    let Ok(env) = serde_json::from_str::<Envelope>(&resp.body) else {
+        return Err(unreadable(resp));
+    };
+    let Some(Id(code)) = env.code else {
         return Err(unreadable(resp));
     };
     if code != CODE_OK {
-        let message = text(&body, "message").unwrap_or_default();
-        return Err(classify_code(&code, &message));
+        return Err(classify_code(&code, env.message.as_deref().unwrap_or("")));
     }
     if !resp.is_success() {
         return Err(MarketError::invalid_response(format!(
@@ -96,27 +426,50 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
             resp.status
         )));
     }
-    Ok(body.get("data").cloned().unwrap_or_else(|| json!({})))
+    let top = Outcome {
+        success: env.success,
+        error_code: env.error_code,
+        error_msg: env.error_msg,
+    };
+    if let Some(e) = top.error() {
+        return Err(e);
+    }
+    if let Some(e) = env.result.as_ref().and_then(Outcome::error) {
+        return Err(e);
+    }
+    Ok(resp.body.clone())
 }
 
-/// The `receiver` param. IOP's exact field names are not published for this call: they live
-/// here and nowhere else.
-fn receiver_param(a: &DeliveryAddress) -> String {
+/// A Taobao id as JSON: an integer when it is one (the SDK's `[]int64`, `int64`), else a string.
+fn id_json(id: &str) -> Value {
+    match id.parse::<u64>() {
+        Ok(n) if n.to_string() == id => Value::from(n),
+        _ => Value::String(id.to_owned()),
+    }
+}
+
+/// The address as `receiver_address` (render) and `receiver` (create) carry it (per SDK
+/// `Address`, `OrderAddress`). There is no town field: the town leads the street address.
+fn address_json(a: &DeliveryAddress) -> Value {
+    let street = if a.town.is_empty() {
+        a.address.clone()
+    } else {
+        format!("{} {}", a.town, a.address)
+    };
     json!({
         "name": a.full_name,
-        "mobile": a.mobile,
+        "mobile_phone": a.mobile,
         "zip": a.post_code,
-        "country": "CN",
+        "country": assumed::COUNTRY,
         "state": a.province,
         "city": a.city,
         "district": a.area,
-        "town": a.town,
-        "address": a.address,
+        "address": street,
     })
-    .to_string()
 }
 
-fn order_line_list_param(lines: &[CargoLine]) -> String {
+/// `render_item_List` (per SDK `RenderItemReq`): `[{item_id, sku_id, quantity}]`.
+fn render_item_list_param(lines: &[CargoLine]) -> String {
     let lines: Vec<Value> = lines
         .iter()
         .map(|l| json!({"item_id": l.offer_id, "sku_id": l.spec_id, "quantity": l.quantity}))
@@ -124,11 +477,33 @@ fn order_line_list_param(lines: &[CargoLine]) -> String {
     Value::Array(lines).to_string()
 }
 
-fn order_params(req: &PurchaseRequest) -> Vec<(&'static str, String)> {
+fn render_params(req: &PurchaseRequest) -> Vec<(&'static str, String)> {
     vec![
-        ("order_line_list", order_line_list_param(&req.lines)),
-        ("receiver", receiver_param(&req.address)),
+        ("render_item_List", render_item_list_param(&req.lines)),
+        ("receiver_address", address_json(&req.address).to_string()),
+        ("need_supplychain_service", "false".into()),
     ]
+}
+
+/// `order_line_list` (per SDK `OrderLineReq`): `[{item_id, sku_id, quantity, currency, price
+/// (unit, fen), order_line_no}]`, the unit prices from the render.
+fn order_line_list_param(req: &PurchaseRequest, quote: &Quote) -> String {
+    let lines: Vec<Value> = req
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "item_id": l.offer_id,
+                "sku_id": l.spec_id,
+                "quantity": l.quantity,
+                "currency": "CNY",
+                "price": quote.unit_price(l).unwrap_or(0),
+                "order_line_no": format!("{}-{}", req.out_order_id, i + 1),
+            })
+        })
+        .collect();
+    Value::Array(lines).to_string()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,15 +525,16 @@ pub struct RenderedLine {
     pub item_id: String,
     pub sku_id: String,
     pub quantity: i64,
-    /// Unit price, fen.
+    /// Unit price, fen (`item_price_infos[].origin_price.amount`).
     pub price_fen: i64,
 }
 
 /// `/purchase/order/render`: what the order would cost now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderedOrder {
-    /// Goods + postage: the `purchase_amount` a create must carry.
+    /// `total_real_pay_price.amount`: the `purchase_amount` a create must carry.
     pub total_amount_fen: i64,
+    /// The sum of `render_item_list[].mainland_shipping_fee.amount`.
     pub postage_fen: i64,
     pub lines: Vec<RenderedLine>,
 }
@@ -188,6 +564,7 @@ pub enum TaobaoOrderStatus {
     WaitBuyerPay,
     WaitSellerSendGoods,
     WaitBuyerConfirmGoods,
+    /// Not in the SDK's status list; read if it comes.
     TradeFinished,
     TradeClosed,
     Unknown(String),
@@ -234,36 +611,56 @@ impl TaobaoOrderStatus {
     }
 }
 
+/// One `data.purchase_orders[]` entry of `/purchase/orders/query`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaobaoOrder {
+    /// `purchase_id`.
     pub purchase_order_id: String,
     pub outer_purchase_id: Option<String>,
     pub status: TaobaoOrderStatus,
+    /// `purchase_amount` (fen).
     pub total_amount_fen: i64,
-    /// Why a closed order was closed, when Taobao says.
+    /// `pay_amount` (fen).
+    #[serde(default)]
+    pub pay_amount_fen: i64,
+    /// `pay_time` was set (non-zero): the order was paid at some point.
+    #[serde(default)]
+    pub was_paid: bool,
+    /// Why a closed order was closed (`sub_purchase_orders[].close_reason`), when Taobao says.
     pub close_reason: Option<String>,
-    /// `lines[].sub_purchase_order_id`: the sub-orders a cancellation names (assumed field).
+    /// `sub_purchase_orders[].sub_purchase_order_id`: the lines a cancellation names and the
+    /// logistics query takes (`purchase_order_line_id`).
     #[serde(default)]
     pub sub_order_ids: Vec<String>,
-    /// `refund_amount` (fen): what a closed, paid order refunded (assumed field).
+    /// `sub_purchase_orders[].refund_id` (the first non-zero one).
     #[serde(default)]
-    pub refund_fen: Option<i64>,
+    pub refund_id: Option<String>,
 }
 
 impl TaobaoOrder {
-    fn from_wire(v: &Value) -> Result<Self, MarketError> {
-        Ok(TaobaoOrder {
-            purchase_order_id: need(text(v, "purchase_order_id"), "purchase_order_id")?,
-            outer_purchase_id: text(v, "outer_purchase_id").filter(|s| !s.is_empty()),
-            status: TaobaoOrderStatus::from_wire(&need(text(v, "status"), "status")?),
-            total_amount_fen: need(int(v, "total_amount"), "total_amount")?,
-            close_reason: text(v, "close_reason").filter(|s| !s.is_empty()),
-            sub_order_ids: list(v, "lines")
+    fn from_wire(o: PurchaseOrderWire) -> Self {
+        let nonzero = |id: &Option<Id>| id.as_ref().filter(|i| i.count() != 0).map(|i| i.0.clone());
+        TaobaoOrder {
+            purchase_order_id: o.purchase_id.0,
+            outer_purchase_id: o.outer_purchase_id.filter(|s| !s.is_empty()),
+            status: TaobaoOrderStatus::from_wire(&o.status),
+            total_amount_fen: o.purchase_amount.0,
+            pay_amount_fen: o.pay_amount.map_or(0, |f| f.0),
+            was_paid: o.pay_time.is_some_and(|t| t.count() > 0),
+            close_reason: o
+                .sub_purchase_orders
                 .iter()
-                .filter_map(|l| text(l, "sub_purchase_order_id"))
+                .find_map(|s| s.close_reason.clone().filter(|r| !r.is_empty())),
+            refund_id: o
+                .sub_purchase_orders
+                .iter()
+                .find_map(|s| nonzero(&s.refund_id)),
+            sub_order_ids: o
+                .sub_purchase_orders
+                .into_iter()
+                .map(|s| s.sub_purchase_order_id.0)
                 .collect(),
-            refund_fen: int(v, "refund_amount"),
-        })
+        }
     }
 
     /// The order as the purchase protocol sees it.
@@ -282,9 +679,19 @@ impl TaobaoOrder {
         }
     }
 
+    /// What a closed order refunded (assumed: a closed order that was paid refunds its
+    /// `pay_amount` in full).
+    pub fn refunded_fen(&self) -> i64 {
+        if self.status.is_closed() && self.was_paid {
+            self.pay_amount_fen
+        } else {
+            0
+        }
+    }
+
     fn closed_error(&self) -> MarketError {
         match self.close_reason.as_deref() {
-            Some("OUT_OF_STOCK" | "sellerGoodsLack") => MarketError::OutOfStock,
+            Some(r) if assumed::CLOSED_OUT_OF_STOCK.contains(&r) => MarketError::OutOfStock,
             reason => MarketError::Rejected {
                 code: "ORDER_CLOSED".into(),
                 message: format!(
@@ -300,17 +707,21 @@ impl TaobaoOrder {
 /// `/purchase/order/create`'s answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedPurchase {
+    /// `data.order_list[0].purchase_id`.
     pub purchase_order_id: String,
     pub outer_purchase_id: Option<String>,
-    pub status: TaobaoOrderStatus,
+    pub payment_url: Option<String>,
+    /// `data.order_list[0].order_line_list[].sub_purchase_order_id`.
+    pub sub_order_ids: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaobaoPayOutcome {
-    /// Listed in `pay_success_list` (also for an order that was paid already).
+    /// Listed in `will_pay_purchase_order_ids` (also for an order that was paid already).
     Paid,
-    /// Listed in `pay_failure_list` with this reason.
-    Failed { reason: String },
+    /// Listed in `pay_failure_purchase_order_ids`; the code and message of its
+    /// `pay_failed_results` entry.
+    Failed { reason: String, message: String },
 }
 
 /// The outcome of a cancellation from the order's state alone; `None` while Taobao may still
@@ -321,8 +732,8 @@ fn cancel_decided(o: &TaobaoOrder) -> Option<CancelOutcome> {
         | TaobaoOrderStatus::WaitBuyerPay
         | TaobaoOrderStatus::WaitSellerSendGoods => None,
         TaobaoOrderStatus::TradeClosed => Some(CancelOutcome::Cancelled {
-            refunded_fen: o.refund_fen.unwrap_or(0),
-            refund_id: None,
+            refunded_fen: o.refunded_fen(),
+            refund_id: o.refund_id.clone(),
         }),
         _ => Some(CancelOutcome::TooLate {
             status: o.status.wire().to_owned(),
@@ -374,12 +785,13 @@ impl Taobao {
         Ok(Taobao { cfg, http })
     }
 
+    /// One signed call; the answer's text once neither IOP nor the business outcome failed.
     async fn call(
         &self,
         api_path: &'static str,
         params: Vec<(&'static str, String)>,
         effect: Effect,
-    ) -> Result<Value, MarketError> {
+    ) -> Result<String, MarketError> {
         let url = join_url(&self.cfg.base_url, &format!("rest{api_path}"));
         let make = |c: &reqwest::Client| {
             let form = signed_params(api_path, &params, &self.cfg, now_ms());
@@ -399,126 +811,184 @@ impl Taobao {
         classify_response(&resp)
     }
 
+    /// `/product/get` `item_id`: the item's skus with their current price (fen) and stock. An
+    /// item without `sku_list` is one sku with an empty id at the item's price and stock.
     pub async fn product(&self, item_id: &str) -> Result<TaobaoProduct, MarketError> {
-        let data = self
+        let body = self
             .call(
                 "/product/get",
                 vec![("item_id", item_id.into())],
                 Effect::Read,
             )
             .await?;
-        let skus = list(&data, "skus")
+        let data = typed::<ProductAnswer>(&body, "/product/get")?.data;
+        let mut skus: Vec<TaobaoSku> = data
+            .sku_list
             .iter()
-            .map(|s| {
-                Ok(TaobaoSku {
-                    sku_id: text(s, "sku_id").unwrap_or_default(),
-                    price_fen: need(int(s, "price"), "skus.price")?,
-                    quantity: int(s, "quantity").unwrap_or(0),
-                })
+            .map(|s| TaobaoSku {
+                sku_id: s.sku_id.0.clone(),
+                price_fen: current_price(s.price, s.promotion_price),
+                quantity: s.quantity.as_ref().map_or(0, Id::count),
             })
-            .collect::<Result<_, MarketError>>()?;
+            .collect();
+        if skus.is_empty()
+            && let Some(price) = data.price
+        {
+            skus.push(TaobaoSku {
+                sku_id: String::new(),
+                price_fen: current_price(price, data.promotion_price),
+                quantity: data.quantity.as_ref().map_or(0, Id::count),
+            });
+        }
         Ok(TaobaoProduct {
-            item_id: text(&data, "item_id").unwrap_or_else(|| item_id.into()),
-            title: text(&data, "title").unwrap_or_default(),
+            item_id: data.item_id.map_or_else(|| item_id.into(), |i| i.0),
+            title: data.title,
             skus,
         })
     }
 
-    /// Price the order as it stands now (goods + postage), creating nothing.
+    /// Price the order as it stands now (goods + postage), creating nothing. A line Taobao
+    /// lists in `unavailable_sku_list` fails the render with its code.
     pub async fn render(&self, req: &PurchaseRequest) -> Result<RenderedOrder, MarketError> {
         req.validate()?;
-        let data = self
-            .call("/purchase/order/render", order_params(req), Effect::Read)
+        let body = self
+            .call("/purchase/order/render", render_params(req), Effect::Read)
             .await?;
-        let lines = list(&data, "lines")
-            .iter()
-            .map(|l| {
-                Ok(RenderedLine {
-                    item_id: need(text(l, "item_id"), "lines.item_id")?,
-                    sku_id: text(l, "sku_id").unwrap_or_default(),
-                    quantity: int(l, "quantity").unwrap_or(0),
-                    price_fen: need(int(l, "price"), "lines.price")?,
-                })
-            })
-            .collect::<Result<_, MarketError>>()?;
+        let data = typed::<RenderAnswer>(&body, "/purchase/order/render")?
+            .result
+            .data;
+        if let Some(u) = data.unavailable_sku_list.first() {
+            let code = u
+                .error_code
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .unwrap_or("SKU_UNAVAILABLE");
+            let message = u.reason.clone().or(u.error_msg.clone()).unwrap_or_default();
+            tracing::info!(item_id = ?u.item_id, code, "Taobao render: sku unavailable");
+            return Err(classify_code(code, &message));
+        }
+        let mut lines = Vec::new();
+        let mut postage_fen = 0i64;
+        for item in &data.render_item_list {
+            postage_fen += item
+                .mainland_shipping_fee
+                .as_ref()
+                .map_or(0, |m| m.amount.0);
+            for p in &item.item_price_infos {
+                lines.push(RenderedLine {
+                    item_id: p.item_id.0.clone(),
+                    sku_id: p.sku_id.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+                    quantity: p.quantity.count(),
+                    price_fen: p.origin_price.amount.0,
+                });
+            }
+        }
         Ok(RenderedOrder {
-            total_amount_fen: need(int(&data, "total_amount"), "total_amount")?,
-            postage_fen: int(&data, "postage").unwrap_or(0),
+            total_amount_fen: data.total_real_pay_price.amount.0,
+            postage_fen,
             lines,
         })
     }
 
-    /// Create the purchase order for the render's total `purchase_amount_fen` (it must equal
-    /// the current total, or Taobao answers `PRICE_CHANGED`). A repeat with the same
-    /// `outer_purchase_id` returns the first order. A timeout here means "maybe created": look
-    /// it up with [`Taobao::order_by_outer_id`] before creating again.
+    /// Create the purchase order for the render's total `purchase_amount` (fen; it must equal
+    /// the current total, or Taobao answers `PRICE_CHANGED`, assumed), the lines at the
+    /// render's unit prices. A repeat with the same `outer_purchase_id` returns the first
+    /// order. A timeout here means "maybe created": look it up with
+    /// [`Taobao::order_by_outer_id`] before creating again.
     pub async fn create(
         &self,
         req: &PurchaseRequest,
-        purchase_amount_fen: i64,
+        quote: &Quote,
     ) -> Result<CreatedPurchase, MarketError> {
         req.validate()?;
-        let mut params = order_params(req);
-        params.push(("outer_purchase_id", req.out_order_id.clone()));
-        params.push(("purchase_amount", purchase_amount_fen.to_string()));
-        let data = self
+        let params = vec![
+            ("outer_purchase_id", req.out_order_id.clone()),
+            ("purchase_amount", quote.total_fen.to_string()),
+            ("order_line_list", order_line_list_param(req, quote)),
+            ("receiver", address_json(&req.address).to_string()),
+        ];
+        let body = self
             .call("/purchase/order/create", params, Effect::Write)
             .await?;
+        let data = typed::<CreateAnswer>(&body, "/purchase/order/create")?.data;
+        if data.success == Some(Flag(false)) {
+            let code = data.error_code.as_deref().unwrap_or("UNKNOWN_ERROR");
+            return Err(classify_code(
+                code,
+                data.error_message.as_deref().unwrap_or_default(),
+            ));
+        }
+        if data.order_list.len() > 1 {
+            tracing::warn!(
+                outer_purchase_id = %req.out_order_id,
+                count = data.order_list.len(),
+                "Taobao split one purchase into several orders; following the first"
+            );
+        }
+        let Some(first) = data.order_list.into_iter().next() else {
+            return Err(MarketError::invalid_response(
+                "/purchase/order/create: order_list is empty",
+            ));
+        };
         Ok(CreatedPurchase {
-            purchase_order_id: need(text(&data, "purchase_order_id"), "purchase_order_id")?,
-            outer_purchase_id: text(&data, "outer_purchase_id"),
-            status: TaobaoOrderStatus::from_wire(&text(&data, "status").unwrap_or_default()),
+            purchase_order_id: first.purchase_id.0,
+            outer_purchase_id: data.outer_purchase_id,
+            payment_url: data.payment_url.filter(|u| !u.is_empty()),
+            sub_order_ids: first
+                .order_line_list
+                .into_iter()
+                .filter_map(|l| l.sub_purchase_order_id.map(|i| i.0))
+                .collect(),
         })
     }
 
-    /// Pay one purchase order. Paying a paid order is listed as a success. A timeout here
-    /// means "maybe paid": re-read the order before paying again.
+    /// Pay one purchase order (`purchaseOrderIdList`). Paying a paid order is listed as to be
+    /// paid again (assumed). A timeout here means "maybe paid": re-read the order before
+    /// paying again.
     pub async fn pay(&self, purchase_order_id: &str) -> Result<TaobaoPayOutcome, MarketError> {
-        let ids = Value::Array(vec![Value::String(purchase_order_id.into())]).to_string();
-        let data = self
+        let ids = Value::Array(vec![id_json(purchase_order_id)]).to_string();
+        let body = self
             .call(
                 "/purchase/order/batch/pay",
-                vec![("purchase_order_id_list", ids)],
+                vec![("purchaseOrderIdList", ids)],
                 Effect::Write,
             )
             .await?;
-        let is_ours = |v: &Value| match v {
-            Value::String(s) => s == purchase_order_id,
-            Value::Number(n) => n.to_string() == purchase_order_id,
-            other => text(other, "purchase_order_id").as_deref() == Some(purchase_order_id),
-        };
-        if list(&data, "pay_success_list").iter().any(is_ours) {
-            return Ok(TaobaoPayOutcome::Paid);
-        }
-        if let Some(f) = list(&data, "pay_failure_list").iter().find(|f| is_ours(f)) {
+        let data = typed::<BatchPayAnswer>(&body, "/purchase/order/batch/pay")?.data;
+        let ours = |i: &Id| i.0 == purchase_order_id;
+        if data.pay_failure_purchase_order_ids.iter().any(ours) {
+            let detail = data
+                .pay_failed_results
+                .iter()
+                .find(|f| f.gsp_order_id.as_ref().is_some_and(ours))
+                .or(data.pay_failed_results.first());
             return Ok(TaobaoPayOutcome::Failed {
-                reason: text(f, "reason").unwrap_or_else(|| "no reason given".into()),
+                reason: detail
+                    .and_then(|d| d.error_code.clone())
+                    .unwrap_or_else(|| "PAY_FAILED".into()),
+                message: detail
+                    .and_then(|d| d.error_message.clone())
+                    .unwrap_or_else(|| "no reason given".into()),
             });
         }
+        if data.will_pay_purchase_order_ids.iter().any(ours) {
+            return Ok(TaobaoPayOutcome::Paid);
+        }
         Err(MarketError::invalid_response(format!(
-            "batch pay lists neither success nor failure for {purchase_order_id}"
+            "batch pay lists {purchase_order_id} neither as paying nor as failed"
         )))
     }
 
-    async fn query(&self, key: &'static str, id: &str) -> Result<Vec<TaobaoOrder>, MarketError> {
-        let data = match self
-            .call(
-                "/purchase/orders/query",
-                vec![(key, id.into())],
-                Effect::Read,
-            )
-            .await
-        {
-            Ok(data) => data,
-            Err(MarketError::Rejected { code, .. }) if code == "ORDER_NOT_FOUND" => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
-        };
-        list(&data, "orders")
-            .iter()
+    async fn query(&self, param: (&'static str, String)) -> Result<Vec<TaobaoOrder>, MarketError> {
+        let body = self
+            .call("/purchase/orders/query", vec![param], Effect::Read)
+            .await?;
+        let data = typed::<QueryAnswer>(&body, "/purchase/orders/query")?.data;
+        Ok(data
+            .purchase_orders
+            .into_iter()
             .map(TaobaoOrder::from_wire)
-            .collect()
+            .collect())
     }
 
     /// Find the order made for our external id (after a timeout, before creating or paying).
@@ -526,7 +996,9 @@ impl Taobao {
         &self,
         outer_purchase_id: &str,
     ) -> Result<Option<TaobaoOrder>, MarketError> {
-        let mut found = self.query("outer_purchase_id", outer_purchase_id).await?;
+        let mut found = self
+            .query(("outer_purchase_id", outer_purchase_id.to_owned()))
+            .await?;
         // Never adopt someone else's order if the filter is ignored upstream.
         found.retain(|o| {
             o.outer_purchase_id
@@ -543,38 +1015,67 @@ impl Taobao {
         Ok(found.into_iter().next())
     }
 
+    /// The order by its `purchase_id` (`purchase_ids`, a JSON array).
     pub async fn order(&self, purchase_order_id: &str) -> Result<TaobaoOrder, MarketError> {
-        self.query("purchase_order_id", purchase_order_id)
+        let ids = Value::Array(vec![id_json(purchase_order_id)]).to_string();
+        self.query(("purchase_ids", ids))
             .await?
             .into_iter()
             .find(|o| o.purchase_order_id == purchase_order_id)
             .ok_or_else(|| MarketError::Rejected {
-                code: "ORDER_NOT_FOUND".into(),
+                code: ORDER_NOT_FOUND.into(),
                 message: format!("no Taobao order {purchase_order_id}"),
             })
     }
 
-    /// Domestic shipments of the order (empty until the seller ships).
+    /// `/logistics/detail/get` for one line (`purchase_order_line_id` = a
+    /// `sub_purchase_order_id`): its parcels (empty until the seller ships).
+    pub async fn line_logistics(
+        &self,
+        purchase_order_line_id: &str,
+    ) -> Result<Vec<LogisticsInfo>, MarketError> {
+        let body = self
+            .call(
+                "/logistics/detail/get",
+                vec![("purchase_order_line_id", purchase_order_line_id.into())],
+                Effect::Read,
+            )
+            .await?;
+        let data = typed::<LogisticsAnswer>(&body, "/logistics/detail/get")?
+            .result
+            .data;
+        Ok(data
+            .pnm_logistics_details
+            .into_iter()
+            .filter(|d| !d.mail_no.is_empty())
+            .map(|d| LogisticsInfo {
+                bill_no: d.mail_no,
+                company: d
+                    .logistics_partner
+                    .into_iter()
+                    .map(|p| p.company)
+                    .find(|c| !c.is_empty())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Domestic shipments of the order: the order's lines read from the query, then each
+    /// line's parcels, one entry per tracking number (empty until the seller ships).
     pub async fn logistics(
         &self,
         purchase_order_id: &str,
     ) -> Result<Vec<LogisticsInfo>, MarketError> {
-        let data = self
-            .call(
-                "/logistics/detail/get",
-                vec![("purchase_order_id", purchase_order_id.into())],
-                Effect::Read,
-            )
-            .await?;
-        Ok(list(&data, "logistics")
-            .iter()
-            .filter_map(|l| {
-                Some(LogisticsInfo {
-                    bill_no: text(l, "tracking_number")?,
-                    company: text(l, "company").unwrap_or_default(),
-                })
-            })
-            .collect())
+        let order = self.order(purchase_order_id).await?;
+        let mut out: Vec<LogisticsInfo> = Vec::new();
+        for line in &order.sub_order_ids {
+            for parcel in self.line_logistics(line).await? {
+                if !out.iter().any(|p| p.bill_no == parcel.bill_no) {
+                    out.push(parcel);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `/purchase/order/asyn/cancel`: ask Taobao to cancel the order (all its sub-orders).
@@ -632,7 +1133,7 @@ impl Taobao {
         Ok(cancel_decided(&now).unwrap_or(CancelOutcome::Pending {
             refund_id: None,
             requested_fen: if now.status.is_paid() {
-                now.total_amount_fen
+                now.pay_amount_fen.max(now.total_amount_fen)
             } else {
                 0
             },
@@ -681,7 +1182,7 @@ impl BuyerMarketplace for Taobao {
         quote: &'a Quote,
     ) -> MarketFuture<'a, Created> {
         Box::pin(async move {
-            let created = Taobao::create(self, req, quote.total_fen).await?;
+            let created = Taobao::create(self, req, quote).await?;
             Ok(Created {
                 order_id: created.purchase_order_id,
                 failed_offers: Vec::new(),
@@ -697,7 +1198,7 @@ impl BuyerMarketplace for Taobao {
         Box::pin(async move { Ok(self.reread(order_id, out_order_id).await?.buyer_order()) })
     }
 
-    /// Batch pay takes no attempt key: paying a paid order is listed as a success.
+    /// Batch pay takes no attempt key: paying a paid order is not a second debit.
     fn pay<'a>(
         &'a self,
         order: &'a BuyerOrder,
@@ -706,11 +1207,13 @@ impl BuyerMarketplace for Taobao {
         Box::pin(async move {
             match Taobao::pay(self, &order.order_id).await? {
                 TaobaoPayOutcome::Paid => Ok(PayAnswer::Paid),
-                TaobaoPayOutcome::Failed { reason } => {
-                    match classify_code(&reason, "batch pay failure") {
-                        MarketError::Rejected { .. } => Ok(PayAnswer::Declined(
-                            MarketError::Transient(format!("Taobao pay failed: {reason}")),
-                        )),
+                TaobaoPayOutcome::Failed { reason, message } => {
+                    match classify_code(&reason, &message) {
+                        MarketError::Rejected { .. } => {
+                            Ok(PayAnswer::Declined(MarketError::Transient(format!(
+                                "Taobao pay failed: {reason}: {message}"
+                            ))))
+                        }
                         e if e.is_retryable() => Ok(PayAnswer::Declined(e)),
                         e => Err(e),
                     }
@@ -831,10 +1334,8 @@ mod tests {
 
     #[test]
     fn classifies_responses() {
-        assert_eq!(
-            classify_response(&raw(200, r#"{"code":"0","request_id":"r","data":{"x":1}}"#))
-                .unwrap()["x"],
-            1
+        assert!(
+            classify_response(&raw(200, r#"{"code":"0","request_id":"r","data":{"x":1}}"#)).is_ok()
         );
         assert_eq!(
             classify_response(&raw(
@@ -843,6 +1344,26 @@ mod tests {
             )),
             Err(MarketError::RateLimited)
         );
+        // A business failure at the top (create, query, pay, cancel) and under `result`
+        // (render, logistics).
+        assert_eq!(
+            classify_response(&raw(
+                200,
+                r#"{"code":"0","request_id":"r","success":false,"error_code":"OUT_OF_STOCK","error_msg":"m"}"#
+            )),
+            Err(MarketError::OutOfStock)
+        );
+        assert_eq!(
+            classify_response(&raw(
+                200,
+                r#"{"code":"0","request_id":"r","result":{"success":"false","error_code":"ITEM_NOT_FOUND","error_msg":"m"}}"#
+            )),
+            Err(MarketError::ListingGone)
+        );
+        assert!(matches!(
+            classify_response(&raw(200, r#"{"code":"IllegalAccessToken","request_id":"r"}"#)),
+            Err(MarketError::Rejected { code, .. }) if code == ILLEGAL_ACCESS_TOKEN
+        ));
         assert!(matches!(
             classify_response(&raw(502, "<html>bad gateway</html>")),
             Err(MarketError::Transient(_))
@@ -868,8 +1389,42 @@ mod tests {
     }
 
     #[test]
-    fn builds_order_params_as_json_strings() {
-        let p = order_params(&request(4200, 9000));
+    fn ids_and_amounts_are_read_exactly_however_they_are_typed() {
+        let o: PurchaseOrderWire = typed(
+            r#"{"purchase_id":200078283966,"status":"WAIT_BUYER_P","purchase_amount":"9000",
+                "pay_amount":0,"sub_purchase_orders":[{"sub_purchase_order_id":"2912066688476065752"}]}"#,
+            "t",
+        )
+        .unwrap();
+        let o = TaobaoOrder::from_wire(o);
+        assert_eq!(o.purchase_order_id, "200078283966");
+        assert_eq!(o.total_amount_fen, 9000);
+        assert_eq!(o.sub_order_ids, ["2912066688476065752"]);
+        // Fen have no fraction; an id is no float.
+        assert!(
+            typed::<PurchaseOrderWire>(
+                r#"{"purchase_id":1,"status":"x","purchase_amount":90.5}"#,
+                "t"
+            )
+            .is_err()
+        );
+        assert!(
+            typed::<PurchaseOrderWire>(
+                r#"{"purchase_id":1.5,"status":"x","purchase_amount":90}"#,
+                "t"
+            )
+            .is_err()
+        );
+        assert_eq!(id_json("200078851363"), json!(200078851363u64));
+        assert_eq!(id_json("tb-9"), json!("tb-9"));
+        assert_eq!(id_json("007"), json!("007"));
+    }
+
+    #[test]
+    fn builds_request_params_as_json_strings() {
+        let req = request(4200, 9000);
+        let p = render_params(&req);
+        assert_eq!(p[0].0, "render_item_List");
         let lines: Value = serde_json::from_str(&p[0].1).unwrap();
         assert_eq!(
             lines,
@@ -878,6 +1433,21 @@ mod tests {
         let receiver: Value = serde_json::from_str(&p[1].1).unwrap();
         assert_eq!(receiver["name"], "Wang Wei");
         assert_eq!(receiver["city"], "深圳市");
+        assert_eq!(receiver["mobile_phone"], "13800000000");
+        let quote = Quote {
+            lines: vec![QuotedLine {
+                offer_id: "tb1001".into(),
+                spec_id: "tbs1".into(),
+                unit_price_fen: 4200,
+            }],
+            total_fen: 9000,
+        };
+        let lines: Value = serde_json::from_str(&order_line_list_param(&req, &quote)).unwrap();
+        assert_eq!(
+            lines,
+            json!([{"item_id": "tb1001", "sku_id": "tbs1", "quantity": 2, "currency": "CNY",
+                    "price": 4200, "order_line_no": "ord-7-L1-1"}])
+        );
     }
 
     fn request(max_unit: i64, max_total: i64) -> PurchaseRequest {
@@ -903,7 +1473,7 @@ mod tests {
         }
     }
 
-    // ---- a fake IOP behind the mock server ----
+    // ---- a fake IOP behind the mock server (the shapes of tests/contracts/taobao/) ----
 
     #[derive(Clone, PartialEq)]
     enum PayMode {
@@ -957,11 +1527,11 @@ mod tests {
         }))
     }
 
-    fn ok(data: Value) -> Reply {
-        Reply::json(
-            200,
-            json!({"code": "0", "request_id": "req-1", "data": data}).to_string(),
-        )
+    /// A success: the IOP envelope around `body`'s fields.
+    fn ok(mut body: Value) -> Reply {
+        body["code"] = json!("0");
+        body["request_id"] = json!("req-1");
+        Reply::json(200, body.to_string())
     }
 
     fn fail(code: &str) -> Reply {
@@ -971,8 +1541,16 @@ mod tests {
         )
     }
 
+    fn biz_fail(code: &str) -> Reply {
+        ok(json!({"success": false, "error_code": code, "error_msg": "m"}))
+    }
+
     fn order_json(o: &FakeOrder) -> Value {
-        json!({"purchase_order_id": o.id, "outer_purchase_id": o.outer, "status": o.status, "total_amount": o.total})
+        let paid = o.status != "WAIT_BUYER_P";
+        json!({"purchase_id": o.id.parse::<u64>().unwrap(), "outer_purchase_id": o.outer,
+               "status": o.status, "purchase_amount": o.total,
+               "pay_amount": if paid { o.total } else { 0 }, "pay_time": if paid { 1 } else { 0 },
+               "sub_purchase_orders": [{"sub_purchase_order_id": format!("{}01", o.id), "item_id": "tb1001"}]})
     }
 
     fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
@@ -1000,19 +1578,25 @@ mod tests {
         match api.as_str() {
             "/product/get" => match form["item_id"].as_str() {
                 "tb1001" => ok(
-                    json!({"item_id": "tb1001", "title": "Mug", "skus": [{"sku_id": "tbs1", "price": s.unit_price_fen, "quantity": 300}]}),
+                    json!({"success": true, "data": {"item_id": "tb1001", "title": "Mug",
+                    "price": s.unit_price_fen + 100,
+                    "sku_list": [{"sku_id": "tbs1", "price": s.unit_price_fen + 100,
+                                  "promotion_price": s.unit_price_fen, "quantity": 300}]}}),
                 ),
-                _ => fail("ITEM_NOT_FOUND"),
+                _ => biz_fail("ITEM_NOT_FOUND"),
             },
             "/purchase/order/render" => {
-                let lines: Value = serde_json::from_str(&form["order_line_list"]).unwrap();
+                let lines: Value = serde_json::from_str(&form["render_item_List"]).unwrap();
                 assert_eq!(lines[0]["item_id"], "tb1001");
-                let receiver: Value = serde_json::from_str(&form["receiver"]).unwrap();
+                let receiver: Value = serde_json::from_str(&form["receiver_address"]).unwrap();
                 assert_eq!(receiver["name"], "Wang Wei");
-                let reply = ok(json!({
-                    "total_amount": s.total(), "postage": POSTAGE,
-                    "lines": [{"item_id": "tb1001", "sku_id": "tbs1", "quantity": 2, "price": s.unit_price_fen}]
-                }));
+                let reply = ok(json!({"result": {"success": true, "data": {
+                    "render_item_list": [{
+                        "item_price_infos": [{"item_id": "tb1001", "sku_id": "tbs1", "quantity": 2,
+                            "origin_price": {"amount": s.unit_price_fen, "currency": "CNY"}}],
+                        "mainland_shipping_fee": {"amount": POSTAGE, "currency": "CNY"}}],
+                    "unavailable_sku_list": [],
+                    "total_real_pay_price": {"amount": s.total(), "currency": "CNY"}}}}));
                 if let Some(p) = s.jump_after_render.take() {
                     s.unit_price_fen = p;
                 }
@@ -1021,18 +1605,20 @@ mod tests {
             "/purchase/order/create" => {
                 s.creates += 1;
                 if let Some(code) = s.create_code {
-                    return fail(code);
+                    return biz_fail(code);
                 }
+                let lines: Value = serde_json::from_str(&form["order_line_list"]).unwrap();
+                assert_eq!(lines[0]["order_line_no"], "ord-7-L1-1");
                 let outer = form["outer_purchase_id"].clone();
                 let existing = s.orders.iter().find(|o| o.outer == outer).cloned();
                 let order = match existing {
                     Some(o) => o,
                     None => {
                         if form["purchase_amount"] != s.total().to_string() {
-                            return fail("PRICE_CHANGED");
+                            return biz_fail("PRICE_CHANGED");
                         }
                         let o = FakeOrder {
-                            id: format!("TB{}", 5000 + s.orders.len()),
+                            id: format!("{}", 5000 + s.orders.len()),
                             outer,
                             status: "WAIT_BUYER_P".into(),
                             total: s.total(),
@@ -1046,19 +1632,30 @@ mod tests {
                     return Reply::Hang;
                 }
                 ok(
-                    json!({"purchase_order_id": order.id, "outer_purchase_id": order.outer, "status": order.status}),
+                    json!({"success": true, "data": {"outer_purchase_id": order.outer,
+                    "payment_url": "https://pay.example/1",
+                    "order_list": [{"purchase_id": order.id.parse::<u64>().unwrap(),
+                        "order_line_list": [{"sub_purchase_order_id": format!("{}01", order.id)}]}]}}),
                 )
             }
             "/purchase/order/batch/pay" => {
-                let ids: Vec<String> =
-                    serde_json::from_str(&form["purchase_order_id_list"]).unwrap();
+                let ids: Vec<u64> = serde_json::from_str(&form["purchaseOrderIdList"]).unwrap();
                 s.pays += 1;
                 let first = s.pays == 1;
                 let mode = s.pay_mode.clone();
-                let o = s.orders.iter_mut().find(|o| o.id == ids[0]).unwrap();
+                let o = s
+                    .orders
+                    .iter_mut()
+                    .find(|o| o.id == ids[0].to_string())
+                    .unwrap();
                 let paid = o.status != "WAIT_BUYER_P";
-                let success = json!({"pay_success_list": [o.id], "pay_failure_list": []});
-                let failure = |reason: &str| json!({"pay_success_list": [], "pay_failure_list": [{"purchase_order_id": o.id, "reason": reason}]});
+                let success = json!({"success": true, "data": {"will_pay_purchase_order_ids": [o.id],
+                    "pay_failure_purchase_order_ids": [], "pay_failed_results": []}});
+                let failure = |reason: &str| {
+                    json!({"success": true, "data": {
+                    "will_pay_purchase_order_ids": [], "pay_failure_purchase_order_ids": [o.id],
+                    "pay_failed_results": [{"gspOrderId": ids[0], "errorCode": reason, "errorMessage": "m"}]}})
+                };
                 match (mode, first) {
                     _ if paid => ok(success),
                     (PayMode::Restricted, _) => ok(failure(ACCOUNT_RESTRICTED)),
@@ -1074,20 +1671,31 @@ mod tests {
                 }
             }
             "/purchase/orders/query" => {
+                let by_id: Option<Vec<u64>> = form
+                    .get("purchase_ids")
+                    .map(|p| serde_json::from_str(p).unwrap());
                 let orders: Vec<Value> = s
                     .orders
                     .iter()
                     .filter(|o| {
                         form.get("outer_purchase_id") == Some(&o.outer)
-                            || form.get("purchase_order_id") == Some(&o.id)
+                            || by_id
+                                .as_ref()
+                                .is_some_and(|ids| ids.iter().any(|i| i.to_string() == o.id))
                     })
                     .map(order_json)
                     .collect();
-                ok(json!({ "orders": orders }))
+                ok(json!({"success": true, "data": {"purchase_orders": orders}}))
             }
-            "/logistics/detail/get" => ok(
-                json!({"logistics": [{"tracking_number": "SF123", "company": "SF"}, {"company": "no number"}]}),
-            ),
+            "/logistics/detail/get" => {
+                assert_eq!(form["purchase_order_line_id"], "500001");
+                ok(
+                    json!({"result": {"success": true, "data": {"pnm_logistics_details": [
+                    {"mail_no": "SF123", "logistics_partner": [{"company": "SF"}]},
+                    {"mail_no": "SF123", "logistics_partner": [{"company": "SF"}]},
+                    {"mail_no": "", "logistics_partner": [{"company": "no number"}]}]}}}),
+                )
+            }
             other => panic!("unexpected api {other}"),
         }
     }
@@ -1119,7 +1727,7 @@ mod tests {
         assert_eq!(
             first,
             Purchased {
-                marketplace_order_id: "TB5000".into(),
+                marketplace_order_id: "5000".into(),
                 amount_paid_fen: 9000,
                 adopted: false
             }
@@ -1267,7 +1875,7 @@ mod tests {
     async fn an_adopted_unpaid_order_above_the_total_is_not_paid() {
         let state = fake(4200);
         state.lock().unwrap().orders.push(FakeOrder {
-            id: "TB77".into(),
+            id: "77".into(),
             outer: "ord-7-L1".into(),
             status: "WAIT_BUYER_P".into(),
             total: 20_000,
@@ -1287,7 +1895,7 @@ mod tests {
     async fn a_closed_order_is_reported_not_recreated() {
         let state = fake(4200);
         state.lock().unwrap().orders.push(FakeOrder {
-            id: "TB78".into(),
+            id: "78".into(),
             outer: "ord-7-L1".into(),
             status: "TRADE_CLOSED".into(),
             total: 9000,
@@ -1300,10 +1908,14 @@ mod tests {
         let s = state.lock().unwrap();
         assert_eq!((s.creates, s.pays), (0, 0));
         drop(s);
-        let closed =
-            TaobaoOrder::from_wire(&json!({"purchase_order_id": 1, "status": "TRADE_CLOSED",
-            "total_amount": "9000", "close_reason": "sellerGoodsLack"}))
-            .unwrap();
+        let closed = TaobaoOrder::from_wire(
+            typed(
+                r#"{"purchase_id": 1, "status": "TRADE_CLOSED", "purchase_amount": "9000",
+                    "sub_purchase_orders": [{"sub_purchase_order_id": 101, "close_reason": "sellerGoodsLack"}]}"#,
+                "t",
+            )
+            .unwrap(),
+        );
         assert_eq!(closed.closed_error(), MarketError::OutOfStock);
     }
 
@@ -1326,14 +1938,14 @@ mod tests {
         );
         assert_eq!(client.order_by_outer_id("nope").await.unwrap(), None);
         assert!(
-            matches!(client.order("TB1").await, Err(MarketError::Rejected { code, .. }) if code == "ORDER_NOT_FOUND")
+            matches!(client.order("1").await, Err(MarketError::Rejected { code, .. }) if code == "ORDER_NOT_FOUND")
         );
         let bought = purchase(&client, &request(4200, 9000)).await.unwrap();
         let o = client.order(&bought.marketplace_order_id).await.unwrap();
         assert_eq!(o.status, TaobaoOrderStatus::WaitSellerSendGoods);
         assert_eq!(o.outer_purchase_id.as_deref(), Some("ord-7-L1"));
         assert_eq!(
-            client.logistics("TB5000").await.unwrap(),
+            client.logistics("5000").await.unwrap(),
             [LogisticsInfo {
                 bill_no: "SF123".into(),
                 company: "SF".into()
@@ -1351,7 +1963,7 @@ mod tests {
             app_secret: Secret::new("wrong-secret"),
             ..TaobaoConfig::default()
         };
-        let err = Taobao::new(cfg).unwrap().order("TB1").await.unwrap_err();
+        let err = Taobao::new(cfg).unwrap().order("1").await.unwrap_err();
         assert_eq!(err, MarketError::SignatureRejected);
         assert!(!format!("{err} {err:?}").contains("demotaobao-token"));
     }
@@ -1367,7 +1979,9 @@ mod cancel_tests {
 
     struct Fake {
         status: &'static str,
-        refund_fen: Option<i64>,
+        /// Paid at some point (`pay_time`, `pay_amount`).
+        paid: bool,
+        refund_id: i64,
         /// Taobao closes the order at once (else it stays open: processed later).
         closes_at_once: bool,
     }
@@ -1382,47 +1996,45 @@ mod cancel_tests {
         );
         assert_eq!(form.get("sign"), Some(&sign), "signed");
         let mut s = state.lock().unwrap();
-        let data = match api_path.as_str() {
+        let body = match api_path.as_str() {
             "/purchase/orders/query" => {
-                assert_eq!(form["purchase_order_id"], "tb-9");
-                let mut o = json!({"purchase_order_id": "tb-9", "outer_purchase_id": "o-1",
-                    "status": s.status, "total_amount": 8400,
-                    "lines": [{"item_id": "tb1", "sub_purchase_order_id": "tb-9-1"}]});
-                if let Some(r) = s.refund_fen {
-                    o["refund_amount"] = json!(r);
-                }
-                json!({"orders": [o]})
+                assert_eq!(form["purchase_ids"], "[9]");
+                let paid = s.paid;
+                json!({"success": true, "data": {"purchase_orders": [{
+                    "purchase_id": 9, "outer_purchase_id": "o-1", "status": s.status,
+                    "purchase_amount": 8400, "pay_amount": if paid { 8400 } else { 0 },
+                    "pay_time": if paid { 1_700_000_000_000i64 } else { 0 },
+                    "sub_purchase_orders": [{"sub_purchase_order_id": 901, "item_id": "tb1",
+                        "refund_id": s.refund_id}]}]}})
             }
             "/purchase/order/asyn/cancel" => {
-                assert_eq!(form["purchase_id"], "tb-9");
-                assert_eq!(form["sub_purchase_orderId_list"], r#"["tb-9-1"]"#);
+                assert_eq!(form["purchase_id"], "9");
+                assert_eq!(form["sub_purchase_orderId_list"], r#"["901"]"#);
                 if !matches!(s.status, "WAIT_BUYER_P" | "WAIT_SELLER_SEND_GOODS") {
-                    return Reply::json(
-                        200,
-                        json!({"code": CANCEL_NOT_ALLOWED, "message": "m", "request_id": "r"})
-                            .to_string(),
-                    );
-                }
-                if s.closes_at_once {
-                    if s.status == "WAIT_SELLER_SEND_GOODS" {
-                        s.refund_fen = Some(8400);
+                    json!({"success": false, "error_code": CANCEL_NOT_ALLOWED, "error_msg": "m"})
+                } else {
+                    if s.closes_at_once {
+                        if s.status == "WAIT_SELLER_SEND_GOODS" {
+                            s.refund_id = 77;
+                        }
+                        s.status = "TRADE_CLOSED";
                     }
-                    s.status = "TRADE_CLOSED";
+                    json!({"success": true, "error_code": "", "error_msg": ""})
                 }
-                json!({})
             }
             other => panic!("unexpected api {other}"),
         };
-        Reply::json(
-            200,
-            json!({"code": "0", "request_id": "r", "data": data}).to_string(),
-        )
+        let mut body = body;
+        body["code"] = json!("0");
+        body["request_id"] = json!("r");
+        Reply::json(200, body.to_string())
     }
 
     async fn setup(status: &'static str, closes_at_once: bool) -> (MockServer, Taobao) {
         let state = Arc::new(Mutex::new(Fake {
             status,
-            refund_fen: None,
+            paid: status != "WAIT_BUYER_P",
+            refund_id: 0,
             closes_at_once,
         }));
         let server = MockServer::start(move |req| handle(&state, req)).await;
@@ -1447,7 +2059,7 @@ mod cancel_tests {
         let (server, client) = setup("WAIT_BUYER_P", true).await;
         assert_eq!(
             client
-                .cancel_order("tb-9", "customer cancelled")
+                .cancel_order("9", "customer cancelled")
                 .await
                 .unwrap(),
             CancelOutcome::Cancelled {
@@ -1458,17 +2070,17 @@ mod cancel_tests {
         let (_s, client) = setup("WAIT_SELLER_SEND_GOODS", true).await;
         assert_eq!(
             client
-                .cancel_order("tb-9", "customer cancelled")
+                .cancel_order("9", "customer cancelled")
                 .await
                 .unwrap(),
             CancelOutcome::Cancelled {
                 refunded_fen: 8400,
-                refund_id: None
+                refund_id: Some("77".into())
             }
         );
         // A repeat reads the closed order and asks nothing.
         assert!(matches!(
-            client.cancel_order("tb-9", "again").await.unwrap(),
+            client.cancel_order("9", "again").await.unwrap(),
             CancelOutcome::Cancelled {
                 refunded_fen: 8400,
                 ..
@@ -1481,7 +2093,7 @@ mod cancel_tests {
     async fn an_accepted_cancel_not_yet_processed_is_pending() {
         let (_s, client) = setup("WAIT_SELLER_SEND_GOODS", false).await;
         assert_eq!(
-            client.cancel_order("tb-9", "x").await.unwrap(),
+            client.cancel_order("9", "x").await.unwrap(),
             CancelOutcome::Pending {
                 refund_id: None,
                 requested_fen: 8400
@@ -1493,7 +2105,7 @@ mod cancel_tests {
     async fn a_shipped_order_is_too_late() {
         let (server, client) = setup("WAIT_BUYER_CONFIRM_GOODS", true).await;
         assert_eq!(
-            client.cancel_order("tb-9", "x").await.unwrap(),
+            client.cancel_order("9", "x").await.unwrap(),
             CancelOutcome::TooLate {
                 status: "WAIT_BUYER_CONFIRM_GOODS".into()
             }

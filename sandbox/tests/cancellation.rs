@@ -18,7 +18,19 @@ const TRADE: &str = "com.alibaba.trade";
 const ADDRESS: &str = r#"{"fullName":"Warehouse","mobile":"13800000000","address":"1 Test Rd","provinceText":"Zhejiang","cityText":"Yiwu"}"#;
 const TB_EARBUDS: &str = "tb695028137746";
 const TB_EARBUDS_SKU: &str = "4987301265501";
-const RECEIVER: &str = r#"{"name":"Warehouse","phone":"13800000000","address":"1 Test Rd","province":"Zhejiang","city":"Yiwu"}"#;
+const RECEIVER: &str = r#"{"name":"Warehouse","mobile_phone":"13800000000","address":"1 Test Rd","country":"CN","state":"Zhejiang","city":"Yiwu"}"#;
+
+/// A queried Taobao order's `purchase_id` (an integer) as text.
+fn tb_id(order: &Value) -> String {
+    let id = &order["purchase_id"];
+    assert!(id.is_u64(), "{order}");
+    id.to_string()
+}
+
+/// The refund a closed Taobao order's lines carry (0: none).
+fn tb_refund_id(order: &Value) -> &Value {
+    &order["sub_purchase_orders"][0]["refund_id"]
+}
 
 /// A sandbox whose sellers do not ship on their own and whose cancels have no grace period.
 async fn held() -> Harness {
@@ -163,10 +175,10 @@ impl Harness {
         let r = self
             .taobao(
                 "/purchase/order/render",
-                &[("order_line_list", &lines), ("receiver", RECEIVER)],
+                &[("render_item_List", &lines), ("receiver_address", RECEIVER)],
             )
             .await;
-        let amount = r["data"]["total_amount"].to_string();
+        let amount = r["result"]["data"]["total_real_pay_price"]["amount"].to_string();
         let v = self
             .taobao(
                 "/purchase/order/create",
@@ -178,40 +190,41 @@ impl Harness {
                 ],
             )
             .await;
-        let id = v["data"]["purchase_order_id"].as_str().unwrap().to_owned();
+        let id = v["data"]["order_list"][0]["purchase_id"].to_string();
         if paid {
-            let list = json!([id]).to_string();
+            let list = format!("[{id}]");
             let v = self
                 .taobao(
                     "/purchase/order/batch/pay",
-                    &[("purchase_order_id_list", &list)],
+                    &[("purchaseOrderIdList", &list)],
                 )
                 .await;
-            assert_eq!(v["data"]["pay_success_list"], json!([id]), "{v}");
+            assert_eq!(v["data"]["will_pay_purchase_order_ids"], json!([id]), "{v}");
         }
         self.tb_query(&id).await
     }
 
     async fn tb_query(&self, id: &str) -> Value {
+        let ids = format!("[{id}]");
         let v = self
-            .taobao("/purchase/orders/query", &[("purchase_order_id", id)])
+            .taobao("/purchase/orders/query", &[("purchase_ids", &ids)])
             .await;
-        v["data"]["orders"][0].clone()
+        v["data"]["purchase_orders"][0].clone()
     }
 
     async fn tb_cancel(&self, order: &Value) -> Value {
-        let id = order["purchase_order_id"].as_str().unwrap();
-        let subs: Vec<Value> = order["lines"]
+        let id = tb_id(order);
+        let subs: Vec<Value> = order["sub_purchase_orders"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| l["sub_purchase_order_id"].clone())
+            .map(|l| Value::String(l["sub_purchase_order_id"].to_string()))
             .collect();
         let subs = Value::Array(subs).to_string();
         self.taobao(
             "/purchase/order/asyn/cancel",
             &[
-                ("purchase_id", id),
+                ("purchase_id", &id),
                 ("sub_purchase_orderId_list", &subs),
                 ("cancel_reason", "customer cancelled"),
                 ("cancel_remark", "none"),
@@ -463,16 +476,24 @@ async fn taobao_cancels_until_the_seller_ships_and_refunds_what_was_paid() {
     // Unpaid: closed, nothing refunded.
     let o = h.tb_order("TB-C1", false).await;
     let v = h.tb_cancel(&o).await;
-    assert_eq!(v["code"], "0", "{v}");
-    let now = h.tb_query(o["purchase_order_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&v["code"], &v["success"]),
+        (&json!("0"), &json!(true)),
+        "{v}"
+    );
+    let now = h.tb_query(&tb_id(&o)).await;
     assert_eq!(now["status"], "TRADE_CLOSED");
-    assert!(now.get("refund_amount").is_none(), "{now}");
+    assert_eq!(
+        (&now["pay_amount"], tb_refund_id(&now)),
+        (&json!(0), &json!(0)),
+        "{now}"
+    );
     assert!(h.ledger_of("marketplace_refund").is_empty());
 
     // Paid, not shipped: closed and refunded in full, once.
     let o = h.tb_order("TB-C2", true).await;
     assert_eq!(o["status"], "WAIT_SELLER_SEND_GOODS");
-    let id = o["purchase_order_id"].as_str().unwrap().to_owned();
+    let id = tb_id(&o);
     let bad = h
         .taobao(
             "/purchase/order/asyn/cancel",
@@ -485,12 +506,17 @@ async fn taobao_cancels_until_the_seller_ships_and_refunds_what_was_paid() {
         .await;
     assert_eq!(bad["code"], "InvalidParameter", "{bad}");
     assert_eq!(h.tb_query(&id).await["status"], "WAIT_SELLER_SEND_GOODS");
-    assert_eq!(h.tb_cancel(&o).await["code"], "0");
+    assert_eq!(h.tb_cancel(&o).await["success"], true);
     let now = h.tb_query(&id).await;
-    let total = o["total_amount"].as_i64().unwrap();
+    let total = o["purchase_amount"].as_i64().unwrap();
     assert_eq!(now["status"], "TRADE_CLOSED");
-    assert_eq!(now["refund_amount"], total);
-    assert_eq!(h.tb_cancel(&o).await["code"], "0", "a repeat is accepted");
+    assert_eq!(now["pay_amount"], total);
+    assert!(tb_refund_id(&now).as_u64().is_some_and(|r| r > 0), "{now}");
+    assert_eq!(
+        h.tb_cancel(&o).await["success"],
+        true,
+        "a repeat is accepted"
+    );
     let refunds = h.ledger_of("marketplace_refund");
     assert_eq!(refunds.len(), 1, "refunded once");
     assert_eq!(
@@ -510,7 +536,7 @@ async fn taobao_cancels_until_the_seller_ships_and_refunds_what_was_paid() {
 
     // Shipped: refused with the (assumed) code, nothing changes.
     let o = h.tb_order("TB-C3", true).await;
-    let id = o["purchase_order_id"].as_str().unwrap().to_owned();
+    let id = tb_id(&o);
     let (s, v) = h.ship(&id).await;
     assert_eq!(
         (s, &v["platform"]),
@@ -518,7 +544,11 @@ async fn taobao_cancels_until_the_seller_ships_and_refunds_what_was_paid() {
         "{v}"
     );
     let v = h.tb_cancel(&o).await;
-    assert_eq!(v["code"], "ORDER_CANNOT_CANCEL", "{v}");
+    assert_eq!(
+        (&v["success"], &v["error_code"]),
+        (&json!(false), &json!("ORDER_CANNOT_CANCEL")),
+        "{v}"
+    );
     assert_eq!(h.tb_query(&id).await["status"], "WAIT_BUYER_CONFIRM_GOODS");
     assert_eq!(h.ledger_of("marketplace_refund").len(), 1);
 }
@@ -657,25 +687,26 @@ async fn a_seller_that_decides_later_keeps_the_refund_pending_until_it_does() {
 
     // Taobao: a paid order's cancellation waits too; an unpaid one closes at once.
     let o = h.tb_order("TB-P1", true).await;
-    let tb = o["purchase_order_id"].as_str().unwrap().to_owned();
-    assert_eq!(h.tb_cancel(&o).await["code"], "0");
+    let tb = tb_id(&o);
+    assert_eq!(h.tb_cancel(&o).await["success"], true);
     assert_eq!(h.tb_query(&tb).await["status"], "WAIT_SELLER_SEND_GOODS");
-    assert_eq!(h.tb_cancel(&o).await["code"], "0", "a repeat while pending");
+    assert_eq!(
+        h.tb_cancel(&o).await["success"],
+        true,
+        "a repeat while pending"
+    );
     assert_eq!(h.ledger_of("marketplace_refund").len(), 1);
     assert_eq!(decide(tb.clone(), true).await.0, StatusCode::OK);
     let now = h.tb_query(&tb).await;
     assert_eq!(
-        (&now["status"], &now["refund_amount"]),
-        (&json!("TRADE_CLOSED"), &o["total_amount"])
+        (&now["status"], &now["pay_amount"]),
+        (&json!("TRADE_CLOSED"), &o["purchase_amount"])
     );
+    assert!(tb_refund_id(&now).as_u64().is_some_and(|r| r > 0), "{now}");
     assert_eq!(h.ledger_of("marketplace_refund").len(), 2);
     let unpaid = h.tb_order("TB-P2", false).await;
-    assert_eq!(h.tb_cancel(&unpaid).await["code"], "0");
-    assert_eq!(
-        h.tb_query(unpaid["purchase_order_id"].as_str().unwrap())
-            .await["status"],
-        "TRADE_CLOSED"
-    );
+    assert_eq!(h.tb_cancel(&unpaid).await["success"], true);
+    assert_eq!(h.tb_query(&tb_id(&unpaid)).await["status"], "TRADE_CLOSED");
     let (s, _) = decide("nope".into(), true).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -11,7 +11,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 const TB_EARBUDS: &str = "tb695028137746";
 const TB_EARBUDS_SKU: &str = "4987301265501";
 const PDD_EARBUDS: &str = "pdd39827104653";
-const RECEIVER: &str = r#"{"name":"Warehouse","phone":"13800000000","address":"1 Test Rd","province":"Zhejiang","city":"Yiwu"}"#;
+const RECEIVER: &str = r#"{"name":"Warehouse","mobile_phone":"13800000000","address":"1 Test Rd","country":"CN","state":"Zhejiang","city":"Yiwu"}"#;
 
 mod common;
 use common::{Harness, now_ms, owned, start, start_default};
@@ -119,9 +119,21 @@ async fn pay(h: &Harness, ids: Value) -> Value {
     let list = ids.to_string();
     h.taobao(
         "/purchase/order/batch/pay",
-        &[("purchase_order_id_list", &list)],
+        &[("purchaseOrderIdList", &list)],
     )
     .await
+}
+
+/// A create answer's `data.order_list[0].purchase_id` (an integer) as text.
+fn purchase_id(v: &Value) -> String {
+    let id = &v["data"]["order_list"][0]["purchase_id"];
+    assert!(id.is_u64(), "{v}");
+    id.to_string()
+}
+
+/// An id as the wire carries it: an integer.
+fn num(id: &str) -> Value {
+    json!(id.parse::<u64>().unwrap())
 }
 
 async fn product(h: &Harness) -> Value {
@@ -203,11 +215,26 @@ async fn taobao_checks_signature_app_key_and_token() {
     // Properly signed: the listing, also as GET with a query string.
     let v = h.taobao(path, &[("item_id", TB_EARBUDS)]).await;
     assert_eq!(v["code"], "0", "{v}");
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["data"]["item_id"], TB_EARBUDS);
     assert_eq!(
-        v["data"],
-        json!({"item_id": TB_EARBUDS,
-               "title": "TWS wireless earbuds Bluetooth 5.3 with charging case",
-               "skus": [{"sku_id": TB_EARBUDS_SKU, "price": 4200, "quantity": 300}]})
+        v["data"]["title"],
+        "TWS wireless earbuds Bluetooth 5.3 with charging case"
+    );
+    let sku = &v["data"]["sku_list"][0];
+    assert_eq!(
+        (
+            &sku["sku_id"],
+            &sku["price"],
+            &sku["promotion_price"],
+            &sku["quantity"]
+        ),
+        (
+            &num(TB_EARBUDS_SKU),
+            &json!(4200),
+            &json!(4200),
+            &json!(300)
+        )
     );
     let r = h
         .http
@@ -223,7 +250,8 @@ async fn taobao_checks_signature_app_key_and_token() {
 
     // A 1688 offer id is no Taobao item; an unknown apiPath is refused.
     let v = h.taobao(path, &[("item_id", "652983741026")]).await;
-    assert_eq!(v["code"], "ITEM_NOT_FOUND");
+    assert_eq!((&v["code"], &v["success"]), (&json!("0"), &json!(false)));
+    assert_eq!(v["error_code"], "ITEM_NOT_FOUND");
     let (s, v) = h
         .post_form("/rest/order/nonsense", &iop_form("/order/nonsense", &[]))
         .await;
@@ -241,14 +269,18 @@ async fn taobao_create_is_idempotent_on_outer_purchase_id_even_concurrently() {
     let v = h
         .taobao(
             "/purchase/order/render",
-            &[("order_line_list", &l), ("receiver", RECEIVER)],
+            &[("render_item_List", &l), ("receiver_address", RECEIVER)],
         )
         .await;
+    let data = &v["result"]["data"];
+    assert_eq!(data["total_real_pay_price"]["amount"], 9200, "{v}");
+    let group = &data["render_item_list"][0];
+    assert_eq!(group["mainland_shipping_fee"]["amount"], 800);
     assert_eq!(
-        v["data"],
-        json!({"total_amount": 9200, "postage": 800,
-               "lines": [{"item_id": TB_EARBUDS, "sku_id": TB_EARBUDS_SKU, "quantity": 2, "price": 4200}]}),
-        "{v}"
+        group["item_price_infos"],
+        json!([{"item_id": TB_EARBUDS, "sku_id": num(TB_EARBUDS_SKU), "quantity": 2,
+                "origin_price": {"amount": 4200, "currency": "CNY"},
+                "discount_price": {"amount": 8400, "currency": "CNY"}}])
     );
     // A stale amount is refused without effect.
     let v = h
@@ -262,7 +294,7 @@ async fn taobao_create_is_idempotent_on_outer_purchase_id_even_concurrently() {
             ],
         )
         .await;
-    assert_eq!(v["code"], "PRICE_CHANGED", "{v}");
+    assert_eq!(v["error_code"], "PRICE_CHANGED", "{v}");
     assert!(h.sandbox.ledger().is_empty());
 
     let mut tasks = Vec::new();
@@ -273,10 +305,13 @@ async fn taobao_create_is_idempotent_on_outer_purchase_id_even_concurrently() {
     let mut ids = HashSet::new();
     for t in tasks {
         let v = t.await.unwrap();
-        assert_eq!(v["code"], "0", "{v}");
+        assert_eq!(
+            (&v["code"], &v["success"]),
+            (&json!("0"), &json!(true)),
+            "{v}"
+        );
         assert_eq!(v["data"]["outer_purchase_id"], "PO-TB-1");
-        assert_eq!(v["data"]["status"], "WAIT_BUYER_P");
-        ids.insert(v["data"]["purchase_order_id"].as_str().unwrap().to_owned());
+        ids.insert(purchase_id(&v));
     }
     assert_eq!(ids.len(), 1, "one order for one outer_purchase_id: {ids:?}");
     let id = ids.into_iter().next().unwrap();
@@ -298,11 +333,11 @@ async fn taobao_create_is_idempotent_on_outer_purchase_id_even_concurrently() {
         "stock taken once"
     );
     let v = h.taobao("/product/get", &[("item_id", TB_EARBUDS)]).await;
-    assert_eq!(v["data"]["skus"][0]["quantity"], before - 2);
+    assert_eq!(v["data"]["sku_list"][0]["quantity"], before - 2);
 
     // A different outer_purchase_id is a different order.
     let v = create(&h, "PO-TB-2", 1).await;
-    assert_ne!(v["data"]["purchase_order_id"], json!(id));
+    assert_ne!(purchase_id(&v), id);
     assert_eq!(h.ledger_of("purchase").len(), 2);
     assert_eq!(h.offer(TB_EARBUDS).await.stock, before - 3);
 }
@@ -311,20 +346,19 @@ async fn taobao_create_is_idempotent_on_outer_purchase_id_even_concurrently() {
 async fn taobao_batch_pay_is_idempotent_per_order_and_orders_can_be_queried() {
     let h = start_default().await;
     let v = create(&h, "PO-TB-10", 2).await;
-    let id = v["data"]["purchase_order_id"].as_str().unwrap().to_owned();
+    let id = purchase_id(&v);
 
-    let v = pay(&h, json!([id, id, "123"])).await;
+    let v = pay(&h, json!([num(&id), num(&id), 123])).await;
+    assert_eq!(v["data"]["will_pay_purchase_order_ids"], json!([id]), "{v}");
+    assert_eq!(v["data"]["pay_failure_purchase_order_ids"], json!(["123"]));
+    let failed = &v["data"]["pay_failed_results"][0];
     assert_eq!(
-        v["data"],
-        json!({"pay_success_list": [id],
-               "pay_failure_list": [{"purchase_order_id": "123", "reason": "ORDER_NOT_FOUND"}]}),
-        "{v}"
+        (&failed["gspOrderId"], &failed["errorCode"]),
+        (&json!(123), &json!("ORDER_NOT_FOUND"))
     );
-    let again = pay(&h, json!([id])).await;
-    assert_eq!(
-        again["data"],
-        json!({"pay_success_list": [id], "pay_failure_list": []})
-    );
+    let again = pay(&h, json!([num(&id)])).await;
+    assert_eq!(again["data"]["will_pay_purchase_order_ids"], json!([id]));
+    assert_eq!(again["data"]["pay_failure_purchase_order_ids"], json!([]));
     let payments = h.ledger_of("marketplace_payment");
     assert_eq!(payments.len(), 1, "paid once");
     assert_eq!(
@@ -344,24 +378,28 @@ async fn taobao_batch_pay_is_idempotent_per_order_and_orders_can_be_queried() {
             &[("outer_purchase_id", "PO-TB-10")],
         )
         .await;
-    let o = &by_outer["data"]["orders"][0];
+    let o = &by_outer["data"]["purchase_orders"][0];
     assert_eq!(
         (
-            &o["purchase_order_id"],
+            &o["purchase_id"],
             &o["outer_purchase_id"],
             &o["status"],
-            &o["total_amount"]
+            &o["purchase_amount"],
+            &o["pay_amount"]
         ),
         (
-            &json!(id),
+            &num(&id),
             &json!("PO-TB-10"),
             &json!("WAIT_BUYER_CONFIRM_GOODS"),
+            &json!(9200),
             &json!(9200)
         ),
         "{by_outer}"
     );
+    let line = o["sub_purchase_orders"][0]["sub_purchase_order_id"].to_string();
+    let ids = format!("[{id}]");
     let by_id = h
-        .taobao("/purchase/orders/query", &[("purchase_order_id", &id)])
+        .taobao("/purchase/orders/query", &[("purchase_ids", &ids)])
         .await;
     assert_eq!(by_id["data"], by_outer["data"]);
     let none = h
@@ -370,23 +408,23 @@ async fn taobao_batch_pay_is_idempotent_per_order_and_orders_can_be_queried() {
             &[("outer_purchase_id", "PO-none")],
         )
         .await;
-    assert_eq!(none["data"], json!({"orders": []}));
+    assert_eq!(none["data"]["purchase_orders"], json!([]));
     let v = h.taobao("/purchase/orders/query", &[]).await;
     assert_eq!(v["code"], "InvalidParameter");
 
     let v = h
-        .taobao("/logistics/detail/get", &[("purchase_order_id", &id)])
+        .taobao(
+            "/logistics/detail/get",
+            &[("purchase_order_line_id", &line)],
+        )
         .await;
-    let l = &v["data"]["logistics"][0];
-    assert!(
-        l["tracking_number"].as_str().is_some_and(|n| n.len() >= 10),
-        "{v}"
-    );
-    assert!(l["company"].is_string());
+    let l = &v["result"]["data"]["pnm_logistics_details"][0];
+    assert!(l["mail_no"].as_str().is_some_and(|n| n.len() >= 10), "{v}");
+    assert!(l["logistics_partner"][0]["company"].is_string());
     let v = h
-        .taobao("/logistics/detail/get", &[("purchase_order_id", "1")])
+        .taobao("/logistics/detail/get", &[("purchase_order_line_id", "1")])
         .await;
-    assert_eq!(v["code"], "ORDER_NOT_FOUND");
+    assert_eq!(v["result"]["error_code"], "ORDER_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -398,20 +436,28 @@ async fn taobao_seller_ships_after_the_delay_and_closed_orders_cannot_be_paid() 
     .await;
     let before = h.offer(TB_EARBUDS).await.stock;
     let v = create(&h, "PO-TB-20", 1).await;
-    let id = v["data"]["purchase_order_id"].as_str().unwrap().to_owned();
-    pay(&h, json!([id])).await;
+    let id = purchase_id(&v);
+    let line =
+        v["data"]["order_list"][0]["order_line_list"][0]["sub_purchase_order_id"].to_string();
+    pay(&h, json!([num(&id)])).await;
+    let ids = format!("[{id}]");
     let v = h
-        .taobao("/purchase/orders/query", &[("purchase_order_id", &id)])
+        .taobao("/purchase/orders/query", &[("purchase_ids", &ids)])
         .await;
-    assert_eq!(v["data"]["orders"][0]["status"], "WAIT_SELLER_SEND_GOODS");
+    let o = &v["data"]["purchase_orders"][0];
+    assert_eq!(o["status"], "WAIT_SELLER_SEND_GOODS");
+    assert_eq!(o["sub_purchase_orders"][0]["logistic_orders"], json!([]));
     let v = h
-        .taobao("/logistics/detail/get", &[("purchase_order_id", &id)])
+        .taobao(
+            "/logistics/detail/get",
+            &[("purchase_order_line_id", &line)],
+        )
         .await;
-    assert_eq!(v["data"], json!({"logistics": []}));
+    assert_eq!(v["result"]["data"]["pnm_logistics_details"], json!([]));
 
     // The seller closes an unpaid order: stock goes back, paying it fails.
     let v = create(&h, "PO-TB-21", 3).await;
-    let closed = v["data"]["purchase_order_id"].as_str().unwrap().to_owned();
+    let closed = purchase_id(&v);
     assert_eq!(h.offer(TB_EARBUDS).await.stock, before - 4);
     let (s, v) = h
         .post_json(&format!("/_sandbox/orders/{closed}/cancel"), json!({}))
@@ -419,11 +465,12 @@ async fn taobao_seller_ships_after_the_delay_and_closed_orders_cannot_be_paid() 
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["order"]["status"], "TRADE_CLOSED");
     assert_eq!(h.offer(TB_EARBUDS).await.stock, before - 1);
-    let v = pay(&h, json!([closed])).await;
-    assert_eq!(v["data"]["pay_success_list"], json!([]));
+    let v = pay(&h, json!([num(&closed)])).await;
+    assert_eq!(v["data"]["will_pay_purchase_order_ids"], json!([]));
+    assert_eq!(v["data"]["pay_failure_purchase_order_ids"], json!([closed]));
     assert_eq!(
-        v["data"]["pay_failure_list"][0]["purchase_order_id"],
-        json!(closed)
+        v["data"]["pay_failed_results"][0]["errorCode"],
+        "TRADE_CLOSED"
     );
     assert_eq!(h.ledger_of("marketplace_payment").len(), 1);
 }
@@ -463,15 +510,12 @@ async fn taobao_timeout_after_commit_records_the_effect_before_the_late_answer()
         )
         .await;
     assert_eq!(
-        v["data"]["orders"][0]["purchase_order_id"],
-        json!(purchases[0].external_id)
+        v["data"]["purchase_orders"][0]["purchase_id"],
+        num(&purchases[0].external_id)
     );
     // Retrying with the same outer_purchase_id returns that order and takes nothing more.
     let v = create(&h, "PO-TB-T1", 3).await;
-    assert_eq!(
-        v["data"]["purchase_order_id"],
-        json!(purchases[0].external_id)
-    );
+    assert_eq!(purchase_id(&v), purchases[0].external_id);
     assert_eq!(h.ledger_of("purchase").len(), 1);
     assert_eq!(h.offer(TB_EARBUDS).await.stock, 300 - 3);
 }
@@ -507,14 +551,20 @@ async fn taobao_faults() {
 
     h.fault(json!({"platform": "taobao", "api": "create", "kind": "out_of_stock", "count": 1}))
         .await;
-    assert_eq!(create(&h, "PO-TB-F1", 1).await["code"], "OUT_OF_STOCK");
+    assert_eq!(
+        create(&h, "PO-TB-F1", 1).await["error_code"],
+        "OUT_OF_STOCK"
+    );
     assert!(h.sandbox.ledger().is_empty());
 
     // price_jump: the price rises for good, so the rendered amount is stale.
     h.fault(json!({"platform": "taobao", "api": "create", "kind": "price_jump", "percent": 10, "count": 1}))
         .await;
-    assert_eq!(create(&h, "PO-TB-F1", 1).await["code"], "PRICE_CHANGED");
-    assert_eq!(product(&h).await["data"]["skus"][0]["price"], 4620);
+    assert_eq!(
+        create(&h, "PO-TB-F1", 1).await["error_code"],
+        "PRICE_CHANGED"
+    );
+    assert_eq!(product(&h).await["data"]["sku_list"][0]["price"], 4620);
     h.clear_faults().await;
     let l = lines(1);
     let amount = (4620 + 800).to_string();
@@ -700,11 +750,15 @@ async fn catalogue_offers_cover_three_platforms_with_differing_cheapest() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!((&v["platform"], &v["stock"]), (&json!("taobao"), &json!(5)));
     let v = h.taobao("/product/get", &[("item_id", TB_EARBUDS)]).await;
+    let sku = &v["data"]["sku_list"][0];
     assert_eq!(
-        v["data"]["skus"][0],
-        json!({"sku_id": TB_EARBUDS_SKU, "price": 4000, "quantity": 5})
+        (&sku["sku_id"], &sku["price"], &sku["quantity"]),
+        (&num(TB_EARBUDS_SKU), &json!(4000), &json!(5))
     );
-    assert_eq!(create(&h, "PO-TB-C1", 6).await["code"], "OUT_OF_STOCK");
+    assert_eq!(
+        create(&h, "PO-TB-C1", 6).await["error_code"],
+        "OUT_OF_STOCK"
+    );
     h.post_json(
         "/_sandbox/products/652983741026",
         json!({"price_fen": 4000}),
@@ -717,7 +771,7 @@ async fn catalogue_offers_cover_three_platforms_with_differing_cheapest() {
     )
     .await;
     let v = h.taobao("/product/get", &[("item_id", TB_EARBUDS)]).await;
-    assert_eq!(v["code"], "ITEM_NOT_FOUND");
+    assert_eq!(v["error_code"], "ITEM_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -756,9 +810,9 @@ async fn marketplace_garbage_never_gets_a_server_error() {
         ),
         (
             "/purchase/order/batch/pay",
-            vec![("purchase_order_id_list", "{}")],
+            vec![("purchaseOrderIdList", "{}")],
         ),
-        ("/purchase/order/render", vec![("receiver", "[]")]),
+        ("/purchase/order/render", vec![("receiver_address", "[]")]),
     ] {
         let v = h.taobao(path, &params).await;
         assert_eq!(v["code"], "InvalidParameter", "{path}: {v}");
