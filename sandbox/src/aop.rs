@@ -185,8 +185,11 @@ fn api_error(api: &str, code: &str, message: impl Into<String>) -> Value {
         a if a == API_PAY.1 || a == API_REFUND_REASONS.1 || a == API_CREATE_REFUND.1 => {
             json!({"result": {"success": false, "code": code, "message": message}})
         }
-        // `success`, `message` (its documented failures are messages).
-        a if a == API_PRODUCT_INFO.1 => json!({"success": false, "message": message, "errorCode": code}),
+        // `success`, `message` (its documented failures are messages; an assumed code rides
+        // along as `errorCode`).
+        a if a == API_PRODUCT_INFO.1 => {
+            json!({"success": false, "message": message, "errorCode": code})
+        }
         // `errorCode` / `errorMessage` (buyer view: `success` is a String).
         a if a == API_BUYER_VIEW.1 => {
             json!({"success": "false", "errorCode": code, "errorMessage": message})
@@ -436,12 +439,8 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
         jump_price(s, id, pct);
     }
     let Some(prod) = s.product_mut(id) else {
-        // The documented failure: "商品[id]不存在".
-        return Err(api_error(
-            p.api,
-            PREVIEW_NOT_TRADABLE,
-            format!("商品[{id}]不存在"),
-        ));
+        // The documented failure is a message: "商品[id]不存在".
+        return Err(json!({"success": false, "message": format!("商品[{id}]不存在")}));
     };
     let on_sale = if fired.out_of_stock {
         0
