@@ -1021,7 +1021,11 @@ impl Alibaba1688 {
             .collect();
         let goods_fen = match base.sum_product_payment {
             Some(g) => g.0,
-            None => items.iter().filter_map(|i| i.item_amount).map(|a| a.0).sum(),
+            None => items
+                .iter()
+                .filter_map(|i| i.item_amount)
+                .map(|a| a.0)
+                .sum(),
         };
         Ok(OrderDetail {
             status_text: base.status.clone(),
@@ -1430,7 +1434,13 @@ mod tests {
             Err(MarketError::Rejected { code, .. }) if code == "400"
         ));
         // An answer that names no error is no error, whatever else it carries.
-        assert!(classify_response(&raw(200, r#"{"result":{},"errorCode":null,"success":"true"}"#)).is_ok());
+        assert!(
+            classify_response(&raw(
+                200,
+                r#"{"result":{},"errorCode":null,"success":"true"}"#
+            ))
+            .is_ok()
+        );
         assert!(classify_response(&raw(200, r#"{"result":{},"errorCode":""}"#)).is_ok());
         assert!(matches!(
             classify_response(&raw(502, "<html>bad gateway</html>")),
@@ -1467,10 +1477,17 @@ mod tests {
         assert_eq!(o.total_amount_fen, 615);
         assert_eq!(o.order_id, "58218860983545941", "idOfStr, not the long id");
         let o = order(r#"{"id":196965465451498520,"status":"cancel","totalAmount":18}"#).unwrap();
-        assert_eq!((o.order_id.as_str(), o.total_amount_fen), ("196965465451498520", 1800));
+        assert_eq!(
+            (o.order_id.as_str(), o.total_amount_fen),
+            ("196965465451498520", 1800)
+        );
         for bad in ["6.155", "-1", "\"abc\"", "null"] {
-            let err = order(&format!(r#"{{"id":1,"status":"x","totalAmount":{bad}}}"#)).unwrap_err();
-            assert!(err.to_string().contains("alibaba") || err.to_string().contains("t:"), "{bad}: {err}");
+            let err =
+                order(&format!(r#"{{"id":1,"status":"x","totalAmount":{bad}}}"#)).unwrap_err();
+            assert!(
+                err.to_string().contains("alibaba") || err.to_string().contains("t:"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -1591,11 +1608,15 @@ mod tests {
         let base = |json: &str| {
             MarketOrder::from_wire(&typed::<WireBaseInfo>(json, "baseInfo").unwrap()).unwrap()
         };
-        let o = base(r#"{"id": 123, "outOrderId": "x", "status": "waitbuyerpay", "totalAmount": "99.00"}"#);
+        let o = base(
+            r#"{"id": 123, "outOrderId": "x", "status": "waitbuyerpay", "totalAmount": "99.00"}"#,
+        );
         assert_eq!(o.order_id, "123");
         assert_eq!(o.status, MarketOrderStatus::WaitBuyerPay);
         assert_eq!(o.total_amount_fen, 9900);
-        let closed = base(r#"{"id": "1", "status": "cancel", "totalAmount": 0.01, "closeReason": "sellerGoodsLack"}"#);
+        let closed = base(
+            r#"{"id": "1", "status": "cancel", "totalAmount": 0.01, "closeReason": "sellerGoodsLack"}"#,
+        );
         assert!(closed.status.is_closed());
         assert_eq!(closed.closed_error(), MarketError::OutOfStock);
         assert_eq!(

@@ -178,7 +178,9 @@ fn api_error(api: &str, code: &str, message: impl Into<String>) -> Value {
     let message = message.into();
     match api {
         // `errorCode` / `errorMsg`.
-        a if a == API_PREVIEW.1 => json!({"success": false, "errorCode": code, "errorMsg": message}),
+        a if a == API_PREVIEW.1 => {
+            json!({"success": false, "errorCode": code, "errorMsg": message})
+        }
         // `success`, `code`, `message`.
         a if a == API_CREATE.1 => json!({"success": false, "code": code, "message": message}),
         // Nested `result.{success, code, message}`.
@@ -205,7 +207,8 @@ pub(crate) fn yuan_number(fen: i64) -> Value {
         json!(fen / 100)
     } else {
         let text = util::yuan(fen);
-        text.parse::<f64>().map_or_else(|_| json!(text), |f| json!(f))
+        text.parse::<f64>()
+            .map_or_else(|_| json!(text), |f| json!(f))
     }
 }
 
@@ -216,9 +219,9 @@ fn long(id: &str) -> Value {
 
 /// A stable numeric stand-in for ids the sandbox does not keep (`skuId`): 13 digits.
 fn digits_of(s: &str) -> u64 {
-    let h = s
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     1_000_000_000_000 + h % 9_000_000_000_000
 }
 
@@ -344,7 +347,11 @@ async fn call(
         if params.insert(k.as_str(), v.as_str()).is_some() {
             return json_response(
                 StatusCode::OK,
-                api_error(api, assumed::PARAM_INVALID, format!("parameter {k} given twice")),
+                api_error(
+                    api,
+                    assumed::PARAM_INVALID,
+                    format!("parameter {k} given twice"),
+                ),
             );
         }
     }
@@ -740,13 +747,10 @@ fn order_mut<'a>(
     now: i64,
     ship_ms: i64,
 ) -> Result<&'a mut Order, Value> {
-    let o = s.aop.orders.get_mut(id).ok_or_else(|| {
-        api_error(
-            p.api,
-            assumed::ORDER_NOT_EXIST,
-            format!("订单[{id}]不存在"),
-        )
-    })?;
+    let o =
+        s.aop.orders.get_mut(id).ok_or_else(|| {
+            api_error(p.api, assumed::ORDER_NOT_EXIST, format!("订单[{id}]不存在"))
+        })?;
     advance(o, now, ship_ms);
     Ok(o)
 }
@@ -852,9 +856,12 @@ fn base_info(o: &Order, id_style: IdOfStr) -> Value {
     .copied()
     .collect::<Vec<_>>()
     .join(" ");
-    let refunded = o.refund.as_ref().map_or(0, |(st, fen, _)| {
-        if *st == "refundsuccess" { *fen } else { 0 }
-    });
+    let refunded = o.refund.as_ref().map_or(
+        0,
+        |(st, fen, _)| {
+            if *st == "refundsuccess" { *fen } else { 0 }
+        },
+    );
     let mut v = json!({
         "businessType": "cn",
         "buyerID": format!("b2b-{}", digits_of(assumed::BUYER_LOGIN)),
@@ -926,7 +933,7 @@ fn product_items(o: &Order) -> Vec<Value> {
                 "name": l.title,
                 "price": yuan_number(l.unit_price_fen),
                 "productID": long(&l.offer_id),
-                "productImgUrl": [],
+                "productImgUrl": [format!("https://sandbox.invalid/img/{}.jpg", l.offer_id)],
                 "productSnapshotUrl": format!("https://sandbox.invalid/order/offer_snapshot.htm?order_entry_id={}", l.entry_id),
                 "quantity": l.quantity,
                 "refund": 0,
@@ -1026,7 +1033,13 @@ fn buyer_view(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<V
 /// `alibaba.trade.getBuyerOrderList`: by `outOrderId` (or every order), newest first.
 fn order_list(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
     let ids: Vec<String> = match p.opt("outOrderId") {
-        Some(out) => s.aop.by_out_order_id.get(out).cloned().into_iter().collect(),
+        Some(out) => s
+            .aop
+            .by_out_order_id
+            .get(out)
+            .cloned()
+            .into_iter()
+            .collect(),
         None => {
             let mut all: Vec<&Order> = s.aop.orders.values().collect();
             all.sort_by_key(|o| std::cmp::Reverse(o.created_ms));
@@ -1035,7 +1048,10 @@ fn order_list(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<V
     };
     let mut found = Vec::with_capacity(ids.len());
     for id in &ids {
-        found.push(trade_info(order_mut(s, p, id, now, ship_ms)?, IdOfStr::Number));
+        found.push(trade_info(
+            order_mut(s, p, id, now, ship_ms)?,
+            IdOfStr::Number,
+        ));
     }
     Ok(json!({"result": found, "totalRecord": found.len()}))
 }

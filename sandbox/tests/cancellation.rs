@@ -298,10 +298,7 @@ async fn aop_refunds_a_paid_order_in_full_until_the_seller_ships() {
     let id = h.aop_order("PO-R1", true).await;
     let view = h.buyer_view(&id).await;
     let base = &view["baseInfo"];
-    let (total, goods) = (
-        fen(&base["totalAmount"]),
-        fen(&base["sumProductPayment"]),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let paid = h.ledger_of("marketplace_payment");
     assert_eq!(paid.len(), 1);
     assert_eq!(paid[0].amount_minor, total);
@@ -411,10 +408,7 @@ async fn aop_after_the_seller_ships_nothing_is_cancelled_or_refunded() {
 
     let view = h.buyer_view(&id).await;
     let base = &view["baseInfo"];
-    let (total, goods) = (
-        fen(&base["totalAmount"]),
-        fen(&base["sumProductPayment"]),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let entries = format!(
         "[{}]",
         view["productItems"][0]["subItemIDString"].as_str().unwrap()
@@ -434,7 +428,8 @@ async fn aop_after_the_seller_ships_nothing_is_cancelled_or_refunded() {
 
 /// A 1688 yuan amount (a JSON number such as `99` or `6.15`) in fen, read exactly from its text.
 fn fen(yuan: &Value) -> i64 {
-    procure_domain::money::parse_major(&yuan.to_string(), 2).unwrap_or_else(|e| panic!("{yuan}: {e}"))
+    procure_domain::money::parse_major(&yuan.to_string(), 2)
+        .unwrap_or_else(|e| panic!("{yuan}: {e}"))
 }
 
 impl Harness {
@@ -608,10 +603,7 @@ async fn a_seller_that_decides_later_keeps_the_refund_pending_until_it_does() {
     assert_eq!(s, StatusCode::CONFLICT, "nothing to decide yet");
     let view = h.buyer_view(&id).await;
     let base = view["baseInfo"].clone();
-    let (total, goods) = (
-        fen(&base["totalAmount"]),
-        fen(&base["sumProductPayment"]),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let entries = format!(
         "[{}]",
         view["productItems"][0]["subItemIDString"].as_str().unwrap()

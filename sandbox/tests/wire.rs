@@ -399,9 +399,8 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
         let order_id = order_id.clone();
         let h = &h;
         async move {
-            let param = format!(
-                r#"{{"orderId":{order_id},"payAmount":{amount},"opRequestId":"{op}"}}"#
-            );
+            let param =
+                format!(r#"{{"orderId":{order_id},"payAmount":{amount},"opRequestId":"{op}"}}"#);
             h.aop(
                 TRADE,
                 "alibaba.trade.pay.protocolPay.preparePay",
@@ -1687,9 +1686,15 @@ async fn garbage_never_gets_a_server_error() {
         .aop(
             TRADE,
             "alibaba.trade.pay.protocolPay.preparePay",
-            &[("tradeWithholdPreparePayParam", r#"{"orderId":1,"payAmount":"x"}"#)],
+            &[(
+                "tradeWithholdPreparePayParam",
+                r#"{"orderId":1,"payAmount":"x"}"#,
+            )],
         )
         .await;
-    assert_eq!((s, &v["result"]["success"]), (StatusCode::OK, &json!(false)));
+    assert_eq!(
+        (s, &v["result"]["success"]),
+        (StatusCode::OK, &json!(false))
+    );
     assert!(h.sandbox.ledger().is_empty());
 }
