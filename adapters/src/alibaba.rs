@@ -1983,7 +1983,6 @@ mod tests {
 }
 
 /// `cancel_order` against the vendor's documented answers (docs/vendors/1688.md).
-
 #[cfg(test)]
 mod cancel_tests {
     use super::*;

@@ -36,6 +36,19 @@ async fn documented(name: &str) -> (Recorder, Fixture, Alibaba1688) {
 
 fn assert_request(f: &Fixture, recorder: &Recorder) {
     let sent = recorder.only();
+    assert_eq!(sent.method, "POST", "{}", f.api);
+    assert!(
+        sent.path.starts_with("/openapi/param2/1/")
+            && sent.path.ends_with(&format!("/{}/demo1688", f.api)),
+        "{}: {}",
+        f.api,
+        sent.path
+    );
+    assert!(
+        sent.body.contains("_aop_signature="),
+        "a signed form body: {}",
+        sent.body
+    );
     let found = request_mismatches(f, &sent.params, SYSTEM);
     assert!(
         found.is_empty(),
@@ -503,6 +516,16 @@ async fn cancel_parses_the_documented_answer() {
         .await
         .unwrap();
     assert_request(&f, &rec);
+    // The refusal beside it: ORDER_STATUS_ERROR is a permanent rejection the cancel decides on.
+    let mut refused: Value = serde_json::from_str(&f.response_text()).unwrap();
+    refused["success"] = json!(false);
+    refused["errorCode"] = json!("ORDER_STATUS_ERROR");
+    refused["errorMessage"] = json!("订单状态错误");
+    let rec = Recorder::answering(refused.to_string()).await;
+    assert!(matches!(
+        client(&rec.base_url).trade_cancel("1", "x").await,
+        Err(MarketError::Rejected { code, .. }) if code == "ORDER_STATUS_ERROR"
+    ));
 }
 
 #[tokio::test]
