@@ -1260,3 +1260,138 @@ async fn a_second_rise_charges_only_the_difference_to_the_first() {
     );
     app.system.stop().await.unwrap();
 }
+
+/// 1688 writes order amounts in yuan (`totalAmount` 6.15) beside fen (`sumPayment`,
+/// `payAmount`): listings priced at ¥6.15, and at ¥18 with ¥8 carriage, are bought and paid to
+/// the fen through the whole system, and what was paid is what 1688 says the order costs.
+#[tokio::test]
+async fn awkward_1688_prices_are_bought_and_paid_exactly() {
+    let app = spawn_app(fast()).await;
+    let sandbox = app.system.sandbox_url.clone();
+    let v: Value = reqwest::get(format!("{sandbox}/_sandbox/catalogue"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    // A sku bought on 1688 (its cheapest offer), listed at ¥18 or more so that ¥18 stays within
+    // what its quote tolerates.
+    let listing = v["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let best = offers
+                .iter()
+                .filter(|o| o["sku"] == p["sku"])
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .unwrap();
+            best["platform"] == "1688"
+        })
+        .max_by_key(|p| p["price_fen"].as_i64().unwrap())
+        .expect("a sku whose cheapest offer is on 1688")
+        .clone();
+    assert!(listing["price_fen"].as_i64().unwrap() >= 1800, "{listing}");
+    let (sku, offer_id) = (
+        listing["sku"].as_str().unwrap().to_owned(),
+        listing["offer_id"].as_str().unwrap().to_owned(),
+    );
+    let http = reqwest::Client::new();
+    for (price_fen, carriage_fen, total_fen, total_yuan) in
+        [(615, 0, 615, "6.15"), (1800, 800, 2600, "26")]
+    {
+        let r = http
+            .post(format!("{sandbox}/_sandbox/products/{offer_id}"))
+            .json(&json!({"price_fen": price_fen, "domestic_shipping_fen": carriage_fen}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let quote = app
+            .driver
+            .quote(&[(sku.clone(), 1)], "US", "USD")
+            .await
+            .unwrap();
+        let order = app
+            .driver
+            .place_order(
+                quote["quote_id"].as_str().unwrap(),
+                "cust-awkward",
+                "US",
+                &format!("awkward-{price_fen}"),
+            )
+            .await
+            .unwrap();
+        let id = order["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            drive_one(&app, &id, Script::HappyPath).await,
+            OrderState::Completed,
+            "¥{price_fen} fen + ¥{carriage_fen} fen carriage"
+        );
+
+        let ledger = app.driver.ledger().await.unwrap();
+        let purchase = ledger
+            .iter()
+            .find(|e| e.kind == "purchase" && e.reference.starts_with(&format!("{id}-L1-")))
+            .unwrap_or_else(|| panic!("no purchase for {id}: {ledger:?}"));
+        assert_eq!(purchase.platform, "1688");
+        let marketplace_order = purchase.external_id.clone();
+        let paid: Vec<_> = ledger
+            .iter()
+            .filter(|e| e.kind == "marketplace_payment" && e.external_id == marketplace_order)
+            .collect();
+        assert_eq!(paid.len(), 1, "paid once: {ledger:?}");
+        assert_eq!(
+            (
+                paid[0].platform.as_str(),
+                paid[0].amount_minor,
+                paid[0].currency.as_str()
+            ),
+            ("1688", total_fen, "CNY"),
+            "the payment is the order's total in fen, neither a hundredth nor a hundredfold"
+        );
+        assert_eq!(purchase.amount_minor, total_fen);
+        println!(
+            "ledger: marketplace_payment platform=1688 reference={} external_id={} amount_minor={} {}",
+            paid[0].reference, paid[0].external_id, paid[0].amount_minor, paid[0].currency
+        );
+
+        // 1688's own word on the order: totalAmount in yuan, the same money.
+        let path = format!(
+            "param2/1/com.alibaba.trade/alibaba.trade.get.buyerView/{}",
+            "demo1688"
+        );
+        let mut form: Vec<(String, String)> = vec![
+            ("webSite".into(), "1688".into()),
+            ("orderId".into(), marketplace_order.clone()),
+            ("access_token".into(), "demo1688-token".into()),
+            (
+                "_aop_timestamp".into(),
+                procure_domain::clock::now_ms().to_string(),
+            ),
+        ];
+        let sig = procure_domain::signing::aop_signature(
+            &path,
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "demo1688-secret",
+        );
+        form.push(("_aop_signature".into(), sig));
+        let view: Value = http
+            .post(format!("{sandbox}/openapi/{path}"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let total = &view["result"]["baseInfo"]["totalAmount"];
+        assert_eq!(total.to_string(), total_yuan, "{view}");
+        assert_eq!(
+            procure_domain::money::parse_major(&total.to_string(), 2).unwrap(),
+            total_fen
+        );
+    }
+    app.system.stop().await.unwrap();
+}

@@ -1,19 +1,24 @@
 //! 1688 Open Platform (AOP) buyer-side client: product info, order preview, cross-border order
 //! creation (idempotent on our `outOrderId`), protocol pay, order and logistics queries, and
 //! [`Alibaba1688::cancel_order`], which cancels an unpaid order or asks for the refund of a paid
-//! one the seller has not shipped (docs/vendors/1688.md). It is a [`BuyerMarketplace`] (the
-//! exactly-once purchase is `crate::market::purchase`) and a [`PriceSource`].
+//! one the seller has not shipped. It is a [`BuyerMarketplace`] (the exactly-once purchase is
+//! `crate::market::purchase`) and a [`PriceSource`].
+//!
+//! Every call, parameter, field, unit and code is 1688's documented one (docs/vendors/1688.md,
+//! which cites the source of each); answers are deserialized from their text into the typed
+//! `Wire*` shapes below, yuan amounts through [`Yuan`] and fen through [`Fen`], never through an
+//! `f64`. What 1688 does not publish is modelled in [`assumed`] and nowhere else.
 
 use std::sync::Arc;
 
-use procure_domain::{Secret, money::parse_rate_e6, signing};
+use procure_domain::{Secret, signing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
 use crate::market::wire::{
-    int, list, need, now_ms, server_error, sign_form, status_error, text, unreadable,
+    Fen, Yuan, list, need, now_ms, server_error, sign_form, status_error, text, typed, unreadable,
 };
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, Created, DeliveryAddress, LogisticsInfo,
@@ -21,9 +26,16 @@ use crate::market::{
     QuotedLine,
 };
 
-/// Business code for a restricted buyer account. 1688 publishes none, so the sandbox's code is
-/// modelled here and nowhere else.
-pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+/// What 1688 does not publish and we therefore model (docs/vendors/1688.md, "Assumed"). The
+/// sandbox models the same codes in its own one place (`sandbox/src/aop.rs`, `assumed`).
+pub mod assumed {
+    /// Business code for a restricted buyer account: 1688 publishes none.
+    pub const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+    /// `alibaba.trade.pay.protocolPay.preparePay` for an order that is already paid: the API's
+    /// page says its error codes are not known ("该接口目前返回错误码不详").
+    pub const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
+}
+pub use assumed::ACCOUNT_RESTRICTED;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -50,6 +62,15 @@ impl Default for AlibabaConfig {
     }
 }
 
+/// `webSite` of the calls that take it: the 1688 site (the other value, `alibaba`, is the
+/// international one).
+const WEB_SITE: &str = "1688";
+/// `alibaba.createOrder.preview`: a SKU's stock is short.
+const PREVIEW_OUT_OF_STOCK: &str = "500_004";
+/// `alibaba.createOrder.preview`: the offer cannot be traded online (cannot be bought).
+const PREVIEW_NOT_TRADABLE: &str = "500_001";
+/// `alibaba.trade.getLogisticsInfos.buyerView`: the seller has not shipped yet, ask later.
+const LOGISTICS_NOT_YET: &str = "500_2";
 /// `alibaba.trade.cancel`: the order is no longer waiting for payment (1688 cancels unpaid
 /// orders only).
 const ORDER_STATUS_ERROR: &str = "ORDER_STATUS_ERROR";
@@ -67,13 +88,13 @@ const REFUND_SUCCESS: &str = "refundsuccess";
 /// `refundStatus` of a refund the seller refused or that was closed.
 const REFUND_CLOSED: &str = "refundclose";
 
-/// The one mapping from 1688 gateway (`error_code`) and business (`code`) codes to
-/// [`MarketError`].
+/// The one mapping from 1688 gateway (`error_code`) and business (`errorCode` / `code`) codes
+/// to [`MarketError`].
 pub fn classify_code(code: &str, message: &str) -> MarketError {
     match code {
-        ACCOUNT_RESTRICTED => MarketError::AccountRestricted,
-        "OUT_OF_STOCK" => MarketError::OutOfStock,
-        "PRODUCT_NOT_EXIST" => MarketError::ListingGone,
+        assumed::ACCOUNT_RESTRICTED => MarketError::AccountRestricted,
+        PREVIEW_OUT_OF_STOCK => MarketError::OutOfStock,
+        PREVIEW_NOT_TRADABLE => MarketError::ListingGone,
         "gw.SignatureInvalid" => MarketError::SignatureRejected,
         // A cancel within ten seconds of the order's creation: the same call succeeds later.
         CLOSE_ORDER_TOO_FAST => MarketError::Transient(format!("{code}: {message}")),
@@ -90,25 +111,45 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
     }
 }
 
-/// Turn any 1688 answer into its JSON body or a classified error.
+/// A JSON `success` flag, which some answers send as a string (`buyerView` documents
+/// `success` as a String).
+fn flag(v: &Value, key: &str) -> Option<bool> {
+    match v.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The first of `keys` that holds a non-empty code or message.
+fn first_text(v: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .filter_map(|k| text(v, k))
+        .find(|s| !s.is_empty())
+}
+
+/// Turn any 1688 answer into its text and JSON envelope, or a classified error. Gateway errors
+/// carry `error_code` / `error_message`; business errors `success:false` with `errorCode` and
+/// `errorMsg` or `errorMessage` (or, on `createCrossOrder`, `code` / `message`).
 fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let Some(body) = parsed.filter(Value::is_object) else {
         return Err(unreadable(resp));
     };
-    // Gateway errors: `error_code` at the top level, usually with HTTP 400.
-    if let Some(code) = text(&body, "error_code").or_else(|| text(&body, "errorCode")) {
-        let message = text(&body, "error_message")
-            .or_else(|| text(&body, "errorMessage"))
-            .unwrap_or_default();
+    if let Some(code) = first_text(&body, &["error_code"]) {
+        let message = first_text(&body, &["error_message"]).unwrap_or_default();
         return Err(classify_code(&code, &message));
     }
     if let Some(e) = server_error(resp) {
         return Err(e);
     }
-    if body.get("success").and_then(Value::as_bool) == Some(false) {
-        let code = text(&body, "code").unwrap_or_else(|| "UNKNOWN".into());
-        let message = text(&body, "message").unwrap_or_default();
+    let biz_code = first_text(&body, &["errorCode"]);
+    if flag(&body, "success") == Some(false) || biz_code.is_some() {
+        let code = biz_code
+            .or_else(|| first_text(&body, &["code"]))
+            .unwrap_or_else(|| "UNKNOWN".into());
+        let message =
+            first_text(&body, &["errorMsg", "errorMessage", "message"]).unwrap_or_default();
         return Err(classify_code(&code, &message));
     }
     match status_error(resp) {
@@ -117,22 +158,50 @@ fn classify_response(resp: &RawResponse) -> Result<Value, MarketError> {
     }
 }
 
-/// A yuan decimal string ("45.50") in fen, exactly; sub-fen precision is refused, not rounded.
-pub fn yuan_to_fen(s: &str) -> Option<i64> {
-    let micro = parse_rate_e6(s.trim()).ok()?;
-    (micro % 10_000 == 0)
-        .then(|| i64::try_from(micro / 10_000).ok())
-        .flatten()
+/// A classified 1688 answer: its text (for the typed reading) and its envelope.
+struct Answer {
+    text: String,
+    body: Value,
 }
 
-fn price_field(v: &Value, key: &str) -> Result<i64, MarketError> {
-    // Prices are decimal strings on the wire; a JSON float would have passed through f64.
-    let s = need(v.get(key).and_then(Value::as_str), key)?;
-    yuan_to_fen(s)
-        .ok_or_else(|| MarketError::invalid_response(format!("{key} {s:?} is not a yuan amount")))
+impl Answer {
+    fn typed<T: serde::de::DeserializeOwned>(&self, api: &str) -> Result<T, MarketError> {
+        typed(&self.text, api)
+    }
+}
+
+/// An id 1688 sends as a JSON number (a Long, possibly beyond an f64's precision) or a string:
+/// kept as the literal digits.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+struct IdText(String);
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+        let lit = raw.get().trim();
+        if lit.starts_with('"') {
+            serde_json::from_str::<String>(lit)
+                .map(IdText)
+                .map_err(D::Error::custom)
+        } else if !lit.is_empty() && lit.chars().all(|c| c.is_ascii_digit()) {
+            Ok(IdText(lit.to_owned()))
+        } else {
+            Err(D::Error::custom(format!("expected an id, found {lit:.32}")))
+        }
+    }
+}
+
+/// An id as the JSON value a `Long` parameter takes: a number when it is all digits.
+fn long_param(id: &str) -> Value {
+    match id.parse::<u64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(id),
+    }
 }
 
 impl DeliveryAddress {
+    /// `addressParam` (`alibaba.trade.fast.address`) with text province, city and area.
     fn to_param(&self) -> String {
         json!({
             "fullName": self.full_name,
@@ -149,11 +218,14 @@ impl DeliveryAddress {
 }
 
 impl PurchaseRequest {
+    /// `cargoParamList` (`alibaba.trade.fast.cargo[]`): `offerId` is a Long.
     fn cargo_param(&self) -> String {
         let cargo: Vec<Value> = self
             .lines
             .iter()
-            .map(|l| json!({"offerId": l.offer_id, "specId": l.spec_id, "quantity": l.quantity}))
+            .map(|l| {
+                json!({"offerId": long_param(&l.offer_id), "specId": l.spec_id, "quantity": l.quantity})
+            })
             .collect();
         Value::Array(cargo).to_string()
     }
@@ -183,27 +255,71 @@ pub struct ProductInfo {
     pub skus: Vec<SkuInfo>,
 }
 
+/// A count (`amountOnSale`, documented Integer or Double): a JSON number or numeric string.
+fn count(v: &Option<Value>) -> i64 {
+    match v {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f.floor() as i64))
+            .unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `alibaba.cross.productInfo`'s answer.
+#[derive(Deserialize)]
+struct WireProductAnswer {
+    #[serde(rename = "productInfo")]
+    product_info: Option<WireProduct>,
+}
+
+#[derive(Deserialize)]
+struct WireProduct {
+    #[serde(rename = "productID")]
+    product_id: Option<IdText>,
+    subject: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "skuInfos", default)]
+    sku_infos: Vec<WireSku>,
+}
+
+#[derive(Deserialize)]
+struct WireSku {
+    #[serde(rename = "specId")]
+    spec_id: Option<String>,
+    /// Yuan (Double).
+    price: Yuan,
+    #[serde(rename = "amountOnSale")]
+    amount_on_sale: Option<Value>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewCargo {
     pub offer_id: String,
     pub spec_id: String,
+    /// `cargoList[].amount` (yuan on the wire).
     pub amount_fen: i64,
+    /// `cargoList[].finalUnitPrice` (yuan on the wire).
     pub final_unit_price_fen: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPreview {
+    /// `sumPayment` (fen): what the order costs, carriage included.
     pub sum_payment_fen: i64,
+    /// `sumCarriage` (fen), already inside `sumPayment`.
     pub sum_carriage_fen: i64,
+    /// `sumPaymentNoCarriage` (fen): the goods.
+    pub sum_goods_fen: i64,
     pub cargo: Vec<PreviewCargo>,
 }
 
 impl OrderPreview {
-    /// What the order will cost. The sandbox contract's `sumPayment` excludes carriage
-    /// (9100 + 800 = 9900); if a real endpoint includes it, this over-estimates, which errs on
-    /// the side of refusing.
+    /// What the order will cost: `sumPayment`, which includes the carriage (documented sample
+    /// 4400 = 3600 + 800).
     pub fn total_fen(&self) -> i64 {
-        self.sum_payment_fen + self.sum_carriage_fen
+        self.sum_payment_fen
     }
 
     /// The preview as the purchase protocol checks it.
@@ -223,12 +339,89 @@ impl OrderPreview {
     }
 }
 
+/// `alibaba.createOrder.preview`'s answer (`orderPreviewResuslt` [sic]).
+#[derive(Deserialize)]
+struct WirePreviewAnswer {
+    #[serde(rename = "orderPreviewResuslt")]
+    results: Option<Vec<WirePreview>>,
+}
+
+#[derive(Deserialize)]
+struct WirePreview {
+    #[serde(rename = "sumPayment")]
+    sum_payment: Fen,
+    #[serde(rename = "sumCarriage")]
+    sum_carriage: Option<Fen>,
+    #[serde(rename = "sumPaymentNoCarriage")]
+    sum_payment_no_carriage: Option<Fen>,
+    #[serde(rename = "cargoList", default)]
+    cargo_list: Vec<WireCargo>,
+}
+
+#[derive(Deserialize)]
+struct WireCargo {
+    #[serde(rename = "offerId")]
+    offer_id: IdText,
+    #[serde(rename = "specId")]
+    spec_id: Option<String>,
+    /// Yuan (Double).
+    amount: Option<Yuan>,
+    /// Yuan (Double).
+    #[serde(rename = "finalUnitPrice")]
+    final_unit_price: Yuan,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedOrder {
     pub order_id: String,
+    /// `totalSuccessAmount` (fen).
     pub total_success_amount_fen: i64,
+    /// `postFee` (fen).
+    pub post_fee_fen: i64,
     /// Offers the marketplace could not add (partial order), as it reported them.
     pub failed_offers: Vec<String>,
+}
+
+/// `alibaba.trade.createCrossOrder`'s answer: `result.{success, code, message, orderId,
+/// totalSuccessAmount, postFee, failedOfferList, orderList}`.
+#[derive(Deserialize)]
+struct WireCreateAnswer {
+    result: Option<WireCreate>,
+}
+
+#[derive(Deserialize)]
+struct WireCreate {
+    success: Option<bool>,
+    code: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "orderId")]
+    order_id: Option<IdText>,
+    #[serde(rename = "totalSuccessAmount")]
+    total_success_amount: Option<Fen>,
+    #[serde(rename = "postFee")]
+    post_fee: Option<Fen>,
+    #[serde(rename = "failedOfferList", default)]
+    failed_offer_list: Option<Vec<WireFailedOffer>>,
+    #[serde(rename = "orderList", default)]
+    order_list: Option<Vec<WireSimpleOrder>>,
+}
+
+#[derive(Deserialize)]
+struct WireFailedOffer {
+    #[serde(rename = "offerId")]
+    offer_id: Option<IdText>,
+    #[serde(rename = "errorCode")]
+    error_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireSimpleOrder {
+    #[serde(rename = "orderId")]
+    order_id: Option<IdText>,
+    #[serde(rename = "orderAmmount")]
+    order_ammount: Option<Fen>,
+    #[serde(rename = "postFee")]
+    post_fee: Option<Fen>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,8 +429,29 @@ pub enum PayOutcome {
     Paid,
     /// `paySuccess=false`: possibly debited anyway (documented pitfall): re-query the order.
     NotConfirmed,
-    /// `ORDER_ALREADY_PAID`: counts as paid.
+    /// Already paid ([`assumed::ORDER_ALREADY_PAID`]): counts as paid.
     AlreadyPaid,
+}
+
+/// `alibaba.trade.pay.protocolPay.preparePay`'s answer:
+/// `result.{success, code, message, result.{payChannel, paySuccess}}`.
+#[derive(Deserialize)]
+struct WirePayAnswer {
+    result: Option<WirePayResult>,
+}
+
+#[derive(Deserialize)]
+struct WirePayResult {
+    success: Option<bool>,
+    code: Option<String>,
+    message: Option<String>,
+    result: Option<WirePaid>,
+}
+
+#[derive(Deserialize)]
+struct WirePaid {
+    #[serde(rename = "paySuccess")]
+    pay_success: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,19 +501,81 @@ pub struct MarketOrder {
     pub order_id: String,
     pub out_order_id: Option<String>,
     pub status: MarketOrderStatus,
+    /// `baseInfo.totalAmount` (yuan on the wire): goods plus carriage.
     pub total_amount_fen: i64,
     /// Why a closed order was closed (`sellerGoodsLack` = out of stock).
     pub close_reason: Option<String>,
 }
 
+/// `baseInfo` of `alibaba.trade.get.buyerView` and `alibaba.trade.getBuyerOrderList`.
+#[derive(Deserialize)]
+struct WireBaseInfo {
+    id: Option<IdText>,
+    #[serde(rename = "idOfStr")]
+    id_of_str: Option<IdText>,
+    #[serde(rename = "outOrderId")]
+    out_order_id: Option<String>,
+    status: String,
+    /// Yuan (BigDecimal).
+    #[serde(rename = "totalAmount")]
+    total_amount: Yuan,
+    /// Yuan (BigDecimal): the goods.
+    #[serde(rename = "sumProductPayment")]
+    sum_product_payment: Option<Yuan>,
+    #[serde(rename = "closeReason")]
+    close_reason: Option<String>,
+    #[serde(rename = "refundStatus")]
+    refund_status: Option<String>,
+    /// A Long without a documented unit; read as fen like the refund request's amounts
+    /// (docs/vendors/1688.md, "Assumed").
+    #[serde(rename = "refundPayment")]
+    refund_payment: Option<Fen>,
+}
+
+#[derive(Deserialize)]
+struct WireProductItem {
+    #[serde(rename = "subItemID")]
+    sub_item_id: Option<IdText>,
+    #[serde(rename = "subItemIDString")]
+    sub_item_id_string: Option<String>,
+    /// Yuan (BigDecimal).
+    #[serde(rename = "itemAmount")]
+    item_amount: Option<Yuan>,
+}
+
+/// One `TradeInfo` (`result` of the buyer view, an element of the order list's `result`).
+#[derive(Deserialize)]
+struct WireTradeInfo {
+    #[serde(rename = "baseInfo")]
+    base_info: WireBaseInfo,
+    #[serde(rename = "productItems", default)]
+    product_items: Option<Vec<WireProductItem>>,
+}
+
+#[derive(Deserialize)]
+struct WireBuyerViewAnswer {
+    result: Option<WireTradeInfo>,
+}
+
+#[derive(Deserialize)]
+struct WireOrderListAnswer {
+    #[serde(default)]
+    result: Option<Vec<WireTradeInfo>>,
+}
+
 impl MarketOrder {
-    fn from_base_info(v: &Value) -> Result<Self, MarketError> {
+    fn from_wire(b: &WireBaseInfo) -> Result<Self, MarketError> {
+        let id = b
+            .id_of_str
+            .clone()
+            .filter(|i| !i.0.is_empty())
+            .or_else(|| b.id.clone());
         Ok(MarketOrder {
-            order_id: need(text(v, "id").or_else(|| text(v, "idOfStr")), "baseInfo.id")?,
-            out_order_id: text(v, "outOrderId"),
-            status: MarketOrderStatus::from_wire(&need(text(v, "status"), "baseInfo.status")?),
-            total_amount_fen: need(int(v, "totalAmount"), "baseInfo.totalAmount")?,
-            close_reason: text(v, "closeReason").filter(|s| !s.is_empty()),
+            order_id: need(id, "baseInfo.idOfStr")?.0,
+            out_order_id: b.out_order_id.clone().filter(|s| !s.is_empty()),
+            status: MarketOrderStatus::from_wire(&b.status),
+            total_amount_fen: b.total_amount.0,
+            close_reason: b.close_reason.clone().filter(|s| !s.is_empty()),
         })
     }
 
@@ -331,6 +607,21 @@ impl MarketOrder {
             },
         }
     }
+}
+
+/// `alibaba.trade.getLogisticsInfos.buyerView`'s answer.
+#[derive(Deserialize)]
+struct WireLogisticsAnswer {
+    #[serde(default)]
+    result: Option<Vec<WireLogistics>>,
+}
+
+#[derive(Deserialize)]
+struct WireLogistics {
+    #[serde(rename = "logisticsBillNo")]
+    logistics_bill_no: Option<String>,
+    #[serde(rename = "logisticsCompanyName")]
+    logistics_company_name: Option<String>,
 }
 
 /// 1688 buyer-side client. Cheap to clone.
@@ -377,7 +668,7 @@ impl Alibaba1688 {
         namespace: &str,
         api: &'static str,
         params: Vec<(&'static str, String)>,
-    ) -> Result<Value, MarketError> {
+    ) -> Result<Answer, MarketError> {
         let url_path = self.url_path(namespace, api);
         let url = join_url(&self.cfg.base_url, &format!("openapi/{url_path}"));
         let make = |c: &reqwest::Client| {
@@ -400,74 +691,80 @@ impl Alibaba1688 {
             .execute(api, make, retry_on)
             .await
             .map_err(MarketError::from_transport)?;
-        classify_response(&resp)
+        let body = classify_response(&resp)?;
+        Ok(Answer {
+            text: resp.body,
+            body,
+        })
     }
 
     pub async fn product_info(&self, offer_id: &str) -> Result<ProductInfo, MarketError> {
-        let body = self
+        const API: &str = "alibaba.cross.productInfo";
+        let answer = match self
             .call(
                 "com.alibaba.product",
-                "alibaba.cross.productInfo",
+                API,
                 vec![("productId", offer_id.into())],
             )
-            .await?;
-        let info = need(body.get("productInfo"), "productInfo")?;
-        let skus = info
-            .get("skuInfos")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| {
-                Ok(SkuInfo {
-                    spec_id: text(s, "specId").unwrap_or_default(),
-                    price_fen: price_field(s, "price")?,
-                    amount_on_sale: int(s, "amountOnSale").unwrap_or(0),
-                })
-            })
-            .collect::<Result<_, MarketError>>()?;
+            .await
+        {
+            // Its documented failures are messages: no listing relation (没有该商品的查询权限)
+            // or no such product (商品[…]不存在): either way not buyable through us.
+            Err(MarketError::Rejected { code, message }) => {
+                tracing::info!(offer_id, %code, %message, "1688 product not available");
+                return Err(MarketError::ListingGone);
+            }
+            other => other?,
+        };
+        let wire: WireProductAnswer = answer.typed(API)?;
+        let info = need(wire.product_info, "productInfo")?;
         Ok(ProductInfo {
-            product_id: text(info, "productID").unwrap_or_else(|| offer_id.into()),
-            subject: text(info, "subject").unwrap_or_default(),
-            status: text(info, "status").unwrap_or_default(),
-            skus,
+            product_id: info.product_id.map_or_else(|| offer_id.into(), |i| i.0),
+            subject: info.subject.unwrap_or_default(),
+            status: info.status.unwrap_or_default(),
+            skus: info
+                .sku_infos
+                .iter()
+                .map(|s| SkuInfo {
+                    spec_id: s.spec_id.clone().unwrap_or_default(),
+                    price_fen: s.price.0,
+                    amount_on_sale: count(&s.amount_on_sale),
+                })
+                .collect(),
         })
     }
 
     pub async fn preview(&self, req: &PurchaseRequest) -> Result<OrderPreview, MarketError> {
+        const API: &str = "alibaba.createOrder.preview";
         req.validate()?;
-        let body = self
-            .call(
-                "com.alibaba.trade",
-                "alibaba.createOrder.preview",
-                req.order_params(),
-            )
+        let answer = self
+            .call("com.alibaba.trade", API, req.order_params())
             .await?;
-        // "orderPreviewResuslt" [sic] is the documented field name.
-        let results = body
-            .get("orderPreviewResuslt")
-            .or_else(|| body.get("orderPreviewResult"))
-            .and_then(Value::as_array);
-        let results = need(results, "orderPreviewResuslt")?;
+        let wire: WirePreviewAnswer = answer.typed(API)?;
+        let results = need(wire.results, "orderPreviewResuslt")?;
         let mut preview = OrderPreview {
             sum_payment_fen: 0,
             sum_carriage_fen: 0,
+            sum_goods_fen: 0,
             cargo: Vec::new(),
         };
-        for r in results {
-            preview.sum_payment_fen += need(int(r, "sumPayment"), "sumPayment")?;
-            preview.sum_carriage_fen += int(r, "sumCarriage").unwrap_or(0);
-            for c in r
-                .get("cargoList")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
+        let overflow = || MarketError::invalid_response(format!("{API}: amounts overflow"));
+        for r in &results {
+            let carriage = r.sum_carriage.map_or(0, |f| f.0);
+            preview.sum_payment_fen = preview
+                .sum_payment_fen
+                .checked_add(r.sum_payment.0)
+                .ok_or_else(overflow)?;
+            preview.sum_carriage_fen += carriage;
+            preview.sum_goods_fen += r
+                .sum_payment_no_carriage
+                .map_or(r.sum_payment.0 - carriage, |f| f.0);
+            for c in &r.cargo_list {
                 preview.cargo.push(PreviewCargo {
-                    offer_id: need(text(c, "offerId"), "cargoList.offerId")?,
-                    spec_id: text(c, "specId").unwrap_or_default(),
-                    amount_fen: int(c, "amount").unwrap_or(0),
-                    final_unit_price_fen: price_field(c, "finalUnitPrice")?,
+                    offer_id: c.offer_id.0.clone(),
+                    spec_id: c.spec_id.clone().unwrap_or_default(),
+                    amount_fen: c.amount.map_or(0, |a| a.0),
+                    final_unit_price_fen: c.final_unit_price.0,
                 });
             }
         }
@@ -476,69 +773,99 @@ impl Alibaba1688 {
 
     /// Create the order; a repeat with the same `outOrderId` returns the same order.
     pub async fn create_order(&self, req: &PurchaseRequest) -> Result<CreatedOrder, MarketError> {
+        const API: &str = "alibaba.trade.createCrossOrder";
         req.validate()?;
         let mut params = req.order_params();
         params.push(("outOrderId", req.out_order_id.clone()));
-        let body = self
-            .call(
-                "com.alibaba.trade",
-                "alibaba.trade.createCrossOrder",
-                params,
-            )
-            .await?;
-        let result = need(body.get("result"), "result")?;
+        let answer = self.call("com.alibaba.trade", API, params).await?;
+        let wire: WireCreateAnswer = answer.typed(API)?;
+        let result = need(wire.result, "result")?;
+        if result.success == Some(false) {
+            return Err(classify_code(
+                result.code.as_deref().unwrap_or("UNKNOWN"),
+                result.message.as_deref().unwrap_or_default(),
+            ));
+        }
+        let orders = result.order_list.unwrap_or_default();
+        // One supplier per order: 1688 splits only in special cases, and then lists the orders
+        // in `orderList` with `orderId` empty.
+        let (order_id, total, post_fee) = match (result.order_id, orders.as_slice()) {
+            (Some(id), _) if !id.0.is_empty() => (
+                id.0,
+                result.total_success_amount.map_or(0, |f| f.0),
+                result.post_fee.map_or(0, |f| f.0),
+            ),
+            (_, [only]) => (
+                need(only.order_id.clone(), "result.orderList.orderId")?.0,
+                only.order_ammount.map_or(0, |f| f.0),
+                only.post_fee.map_or(0, |f| f.0),
+            ),
+            (_, []) => return Err(MarketError::invalid_response("missing result.orderId")),
+            (_, several) => {
+                return Err(MarketError::Rejected {
+                    code: "ORDER_SPLIT".into(),
+                    message: format!("1688 split the order into {} orders", several.len()),
+                });
+            }
+        };
         let failed_offers = result
-            .get("failedOfferList")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
+            .failed_offer_list
             .unwrap_or_default()
             .iter()
-            .map(|f| text(f, "offerId").unwrap_or_else(|| f.to_string()))
+            .map(|f| match (&f.offer_id, &f.error_code) {
+                (Some(id), Some(code)) => format!("{} ({code})", id.0),
+                (Some(id), None) => id.0.clone(),
+                (None, code) => code.clone().unwrap_or_else(|| "?".into()),
+            })
             .collect();
         Ok(CreatedOrder {
-            order_id: need(text(result, "orderId"), "result.orderId")?,
-            total_success_amount_fen: int(result, "totalSuccessAmount").unwrap_or(0),
+            order_id,
+            total_success_amount_fen: total,
+            post_fee_fen: post_fee,
             failed_offers,
         })
     }
 
-    /// Protocol pay. Repeating `op_request_id` returns the first answer, so a new pay attempt
-    /// after a definitive `paySuccess=false` needs a new id.
+    /// Protocol pay: the one parameter `tradeWithholdPreparePayParam` (JSON `{orderId,
+    /// payAmount (fen), opRequestId}`). Repeating `op_request_id` returns the first answer, so a
+    /// new pay attempt after a definitive `paySuccess=false` needs a new id.
     pub async fn pay(
         &self,
         order_id: &str,
         amount_fen: i64,
         op_request_id: &str,
     ) -> Result<PayOutcome, MarketError> {
-        let params = vec![
-            ("orderId", order_id.to_owned()),
-            ("payAmount", amount_fen.to_string()),
-            ("opRequestId", op_request_id.to_owned()),
-        ];
-        match self
+        const API: &str = "alibaba.trade.pay.protocolPay.preparePay";
+        let param = json!({
+            "orderId": long_param(order_id),
+            "payAmount": amount_fen,
+            "opRequestId": op_request_id,
+        });
+        let answer = self
             .call(
                 "com.alibaba.trade",
-                "alibaba.trade.pay.protocolPay.preparePay",
-                params,
+                API,
+                vec![("tradeWithholdPreparePayParam", param.to_string())],
             )
-            .await
-        {
-            Ok(body) => {
-                let ok = body
-                    .get("result")
-                    .and_then(|r| r.get("paySuccess"))
-                    .and_then(Value::as_bool);
-                Ok(if ok == Some(true) {
-                    PayOutcome::Paid
-                } else {
-                    PayOutcome::NotConfirmed
-                })
+            .await?;
+        let wire: WirePayAnswer = answer.typed(API)?;
+        let result = need(wire.result, "result")?;
+        if result.success == Some(false) {
+            let code = result.code.as_deref().unwrap_or("UNKNOWN");
+            if code == assumed::ORDER_ALREADY_PAID {
+                return Ok(PayOutcome::AlreadyPaid);
             }
-            Err(MarketError::Rejected { code, .. }) if code == "ORDER_ALREADY_PAID" => {
-                Ok(PayOutcome::AlreadyPaid)
-            }
-            Err(e) => Err(e),
+            return Err(classify_code(
+                code,
+                result.message.as_deref().unwrap_or_default(),
+            ));
         }
+        let paid = result.result.and_then(|r| r.pay_success);
+        Ok(if paid == Some(true) {
+            PayOutcome::Paid
+        } else {
+            PayOutcome::NotConfirmed
+        })
     }
 
     /// Find the order made for our external id (after a timeout, before creating).
@@ -546,21 +873,20 @@ impl Alibaba1688 {
         &self,
         out_order_id: &str,
     ) -> Result<Option<MarketOrder>, MarketError> {
-        let body = self
+        const API: &str = "alibaba.trade.getBuyerOrderList";
+        let answer = self
             .call(
                 "com.alibaba.trade",
-                "alibaba.trade.getBuyerOrderList",
+                API,
                 vec![("outOrderId", out_order_id.into())],
             )
             .await?;
-        let list = body
-            .get("result")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut found = list
+        let wire: WireOrderListAnswer = answer.typed(API)?;
+        let mut found = wire
+            .result
+            .unwrap_or_default()
             .iter()
-            .map(|o| MarketOrder::from_base_info(o.get("baseInfo").unwrap_or(o)))
+            .map(|o| MarketOrder::from_wire(&o.base_info))
             .collect::<Result<Vec<_>, _>>()?;
         // Never adopt someone else's order if the filter is ignored upstream.
         found.retain(|o| {
@@ -579,37 +905,35 @@ impl Alibaba1688 {
     }
 
     pub async fn order_status(&self, order_id: &str) -> Result<MarketOrder, MarketError> {
-        let body = self
-            .call(
-                "com.alibaba.trade",
-                "alibaba.trade.get.buyerView",
-                vec![("orderId", order_id.into())],
-            )
-            .await?;
-        let base = body.get("result").and_then(|r| r.get("baseInfo"));
-        MarketOrder::from_base_info(need(base, "result.baseInfo")?)
+        Ok(self.order_detail(order_id).await?.order)
     }
 
-    /// Domestic shipments of the order (empty until the seller ships).
+    /// Domestic shipments of the order: empty until the seller ships (1688 answers `500_2`,
+    /// "not shipped yet, ask later", which is no rejection).
     pub async fn logistics(&self, order_id: &str) -> Result<Vec<LogisticsInfo>, MarketError> {
-        let body = self
+        const API: &str = "alibaba.trade.getLogisticsInfos.buyerView";
+        let answer = match self
             .call(
                 "com.alibaba.logistics",
-                "alibaba.trade.getLogisticsInfos.buyerView",
-                vec![("orderId", order_id.into())],
+                API,
+                vec![("webSite", WEB_SITE.into()), ("orderId", order_id.into())],
             )
-            .await?;
-        let list = body
-            .get("result")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        Ok(list
-            .iter()
+            .await
+        {
+            Err(MarketError::Rejected { code, .. }) if code == LOGISTICS_NOT_YET => {
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let wire: WireLogisticsAnswer = answer.typed(API)?;
+        Ok(wire
+            .result
+            .unwrap_or_default()
+            .into_iter()
             .filter_map(|l| {
                 Some(LogisticsInfo {
-                    bill_no: text(l, "logisticsBillNo")?,
-                    company: text(l, "logisticsCompanyName").unwrap_or_default(),
+                    bill_no: l.logistics_bill_no.filter(|b| !b.trim().is_empty())?,
+                    company: l.logistics_company_name.unwrap_or_default(),
                 })
             })
             .collect())
@@ -622,7 +946,7 @@ pub struct OrderDetail {
     pub order: MarketOrder,
     /// `baseInfo.status` as 1688 wrote it.
     pub status_text: String,
-    /// `baseInfo.sumProductPayment`: the goods, without carriage (fen).
+    /// `baseInfo.sumProductPayment` (yuan on the wire): the goods, without carriage, in fen.
     pub goods_fen: i64,
     /// `productItems[].subItemIDString` / `subItemID`: the sub-orders a refund names.
     pub entry_ids: Vec<String>,
@@ -646,7 +970,7 @@ pub struct RefundReason {
 /// are the caller's (permanent), classified like every other code.
 fn refund_result(body: &Value) -> Result<&Value, MarketError> {
     let inner = need(body.get("result"), "result")?;
-    if inner.get("success").and_then(Value::as_bool) == Some(true) {
+    if flag(inner, "success") == Some(true) {
         return Ok(inner.get("result").unwrap_or(&Value::Null));
     }
     let code = text(inner, "code").unwrap_or_else(|| "UNKNOWN".into());
@@ -670,33 +994,45 @@ fn pick_reason(reasons: &[RefundReason]) -> Option<&RefundReason> {
 }
 
 impl Alibaba1688 {
-    /// The buyer view of one order with its sub-orders and refund state.
+    /// `alibaba.trade.get.buyerView` (`webSite=1688`): one order with its sub-orders and refund
+    /// state.
     pub async fn order_detail(&self, order_id: &str) -> Result<OrderDetail, MarketError> {
-        let body = self
+        const API: &str = "alibaba.trade.get.buyerView";
+        let answer = self
             .call(
                 "com.alibaba.trade",
-                "alibaba.trade.get.buyerView",
-                vec![("orderId", order_id.into())],
+                API,
+                vec![("webSite", WEB_SITE.into()), ("orderId", order_id.into())],
             )
             .await?;
-        let result = need(body.get("result"), "result")?;
-        let base = need(result.get("baseInfo"), "result.baseInfo")?;
-        let order = MarketOrder::from_base_info(base)?;
-        let items = list(result, "productItems");
+        let wire: WireBuyerViewAnswer = answer.typed(API)?;
+        let result = need(wire.result, "result")?;
+        let base = &result.base_info;
+        let order = MarketOrder::from_wire(base)?;
+        let items = result.product_items.unwrap_or_default();
         let entry_ids = items
             .iter()
-            .filter_map(|i| text(i, "subItemIDString").or_else(|| text(i, "subItemID")))
+            .filter_map(|i| {
+                i.sub_item_id_string
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| i.sub_item_id.clone().map(|i| i.0))
+            })
             .collect();
-        let goods_fen = match int(base, "sumProductPayment") {
-            Some(g) => g,
-            None => items.iter().filter_map(|i| int(i, "itemAmount")).sum(),
+        let goods_fen = match base.sum_product_payment {
+            Some(g) => g.0,
+            None => items
+                .iter()
+                .filter_map(|i| i.item_amount)
+                .map(|a| a.0)
+                .sum(),
         };
         Ok(OrderDetail {
-            status_text: text(base, "status").unwrap_or_default(),
+            status_text: base.status.clone(),
             goods_fen,
             entry_ids,
-            refund_status: text(base, "refundStatus").filter(|s| !s.is_empty()),
-            refund_fen: int(base, "refundPayment"),
+            refund_status: base.refund_status.clone().filter(|s| !s.is_empty()),
+            refund_fen: base.refund_payment.map(|f| f.0),
             order,
         })
     }
@@ -734,7 +1070,8 @@ impl Alibaba1688 {
                     ("goodsStatus", goods_status.into()),
                 ],
             )
-            .await?;
+            .await?
+            .body;
         let result = refund_result(&body)?;
         list(result, "reasons")
             .iter()
@@ -774,7 +1111,8 @@ impl Alibaba1688 {
                     ("goodsStatus", GOODS_WAIT_SELLER_SEND.into()),
                 ],
             )
-            .await?;
+            .await?
+            .body;
         need(
             text(refund_result(&body)?, "refundId"),
             "result.result.refundId",
@@ -1067,18 +1405,20 @@ mod tests {
         assert!(
             matches!(classify_response(&gw("gw.APIACLDecline")), Err(MarketError::Rejected { code, .. }) if code == "gw.APIACLDecline")
         );
+        // The documented business envelopes: `errorCode` with `errorMsg` (preview) or
+        // `errorMessage` (buyer view, cancel, logistics); `code` / `message` (createCrossOrder).
         let biz = |code: &str| {
             raw(
                 200,
-                &format!(r#"{{"success":false,"code":"{code}","message":"m"}}"#),
+                &format!(r#"{{"success":false,"errorCode":"{code}","errorMsg":"m"}}"#),
             )
         };
         assert_eq!(
-            classify_response(&biz("OUT_OF_STOCK")),
+            classify_response(&biz("500_004")),
             Err(MarketError::OutOfStock)
         );
         assert_eq!(
-            classify_response(&biz("PRODUCT_NOT_EXIST")),
+            classify_response(&biz("500_001")),
             Err(MarketError::ListingGone)
         );
         assert_eq!(
@@ -1086,9 +1426,22 @@ mod tests {
             Err(MarketError::AccountRestricted)
         );
         assert!(matches!(
-            classify_response(&biz("ORDER_ALREADY_PAID")),
-            Err(MarketError::Rejected { .. })
+            classify_response(&raw(200, r#"{"success":"false","errorCode":"500_2","errorMessage":"m"}"#)),
+            Err(MarketError::Rejected { code, message }) if code == "500_2" && message == "m"
         ));
+        assert!(matches!(
+            classify_response(&raw(200, r#"{"success":false,"code":"400","message":"AddressId invalid"}"#)),
+            Err(MarketError::Rejected { code, .. }) if code == "400"
+        ));
+        // An answer that names no error is no error, whatever else it carries.
+        assert!(
+            classify_response(&raw(
+                200,
+                r#"{"result":{},"errorCode":null,"success":"true"}"#
+            ))
+            .is_ok()
+        );
+        assert!(classify_response(&raw(200, r#"{"result":{},"errorCode":""}"#)).is_ok());
         assert!(matches!(
             classify_response(&raw(502, "<html>bad gateway</html>")),
             Err(MarketError::Transient(_))
@@ -1115,18 +1468,27 @@ mod tests {
     }
 
     #[test]
-    fn parses_yuan_exactly() {
-        assert_eq!(yuan_to_fen("45.50"), Some(4550));
-        assert_eq!(yuan_to_fen("45.5"), Some(4550));
-        assert_eq!(yuan_to_fen("45"), Some(4500));
-        assert_eq!(yuan_to_fen("0.01"), Some(1));
+    fn reads_order_amounts_in_yuan_exactly() {
+        let order = |base: &str| {
+            typed::<WireBuyerViewAnswer>(&format!(r#"{{"result":{{"baseInfo":{base}}}}}"#), "t")
+                .and_then(|a| MarketOrder::from_wire(&a.result.unwrap().base_info))
+        };
+        let o = order(r#"{"id":58218860983545944,"idOfStr":"58218860983545941","status":"waitbuyerpay","totalAmount":6.15}"#).unwrap();
+        assert_eq!(o.total_amount_fen, 615);
+        assert_eq!(o.order_id, "58218860983545941", "idOfStr, not the long id");
+        let o = order(r#"{"id":196965465451498520,"status":"cancel","totalAmount":18}"#).unwrap();
         assert_eq!(
-            yuan_to_fen("45.505"),
-            None,
-            "sub-fen prices are refused, not rounded"
+            (o.order_id.as_str(), o.total_amount_fen),
+            ("196965465451498520", 1800)
         );
-        assert_eq!(yuan_to_fen("-1"), None);
-        assert_eq!(yuan_to_fen("abc"), None);
+        for bad in ["6.155", "-1", "\"abc\"", "null"] {
+            let err =
+                order(&format!(r#"{{"id":1,"status":"x","totalAmount":{bad}}}"#)).unwrap_err();
+            assert!(
+                err.to_string().contains("alibaba") || err.to_string().contains("t:"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1194,7 +1556,7 @@ mod tests {
         let cargo: Value = serde_json::from_str(&p[2].1).unwrap();
         assert_eq!(
             cargo,
-            json!([{"offerId":"610001","specId":"s1","quantity":2}])
+            json!([{"offerId":610001,"specId":"s1","quantity":2}])
         );
     }
 
@@ -1207,8 +1569,9 @@ mod tests {
     #[test]
     fn preview_check_refuses_prices_above_tolerance() {
         let preview = |unit: i64| OrderPreview {
-            sum_payment_fen: unit * 2,
+            sum_payment_fen: unit * 2 + 800,
             sum_carriage_fen: 800,
+            sum_goods_fen: unit * 2,
             cargo: vec![PreviewCargo {
                 offer_id: "610001".into(),
                 spec_id: "s1".into(),
@@ -1242,14 +1605,18 @@ mod tests {
 
     #[test]
     fn parses_order_base_info() {
-        let o = MarketOrder::from_base_info(
-            &json!({"id": 123, "outOrderId": "x", "status": "waitbuyerpay", "totalAmount": "9900"}),
-        )
-        .unwrap();
+        let base = |json: &str| {
+            MarketOrder::from_wire(&typed::<WireBaseInfo>(json, "baseInfo").unwrap()).unwrap()
+        };
+        let o = base(
+            r#"{"id": 123, "outOrderId": "x", "status": "waitbuyerpay", "totalAmount": "99.00"}"#,
+        );
         assert_eq!(o.order_id, "123");
         assert_eq!(o.status, MarketOrderStatus::WaitBuyerPay);
         assert_eq!(o.total_amount_fen, 9900);
-        let closed = MarketOrder::from_base_info(&json!({"id": "1", "status": "cancel", "totalAmount": 1, "closeReason": "sellerGoodsLack"})).unwrap();
+        let closed = base(
+            r#"{"id": "1", "status": "cancel", "totalAmount": 0.01, "closeReason": "sellerGoodsLack"}"#,
+        );
         assert!(closed.status.is_closed());
         assert_eq!(closed.closed_error(), MarketError::OutOfStock);
         assert_eq!(
@@ -1259,6 +1626,17 @@ mod tests {
         assert_eq!(
             MarketOrderStatus::from_wire("somethingnew"),
             MarketOrderStatus::Unknown
+        );
+    }
+
+    #[test]
+    fn builds_the_pay_param_as_one_json_object() {
+        assert_eq!(long_param("9000"), json!(9000));
+        assert_eq!(long_param("x-1"), json!("x-1"));
+        let p = request(5000, 10_000).cargo_param();
+        assert_eq!(
+            serde_json::from_str::<Value>(&p).unwrap(),
+            json!([{"offerId": 610001, "specId": "s1", "quantity": 2}])
         );
     }
 
@@ -1293,14 +1671,34 @@ mod tests {
         }))
     }
 
-    fn base_info(o: &(String, String, String, i64)) -> Value {
-        json!({"id": o.0, "outOrderId": o.1, "status": o.2, "totalAmount": o.3})
+    /// Fen as the yuan JSON number 1688 writes (`99` or `6.15`).
+    fn yuan(fen: i64) -> String {
+        if fen % 100 == 0 {
+            (fen / 100).to_string()
+        } else {
+            format!("{}.{:02}", fen / 100, fen % 100)
+        }
     }
 
-    fn ok(v: Value) -> Reply {
-        let mut v = v;
-        v["success"] = json!(true);
-        Reply::json(200, v.to_string())
+    fn base_info(o: &(String, String, String, i64)) -> String {
+        format!(
+            r#"{{"id":{},"idOfStr":"{}","outOrderId":"{}","status":"{}","totalAmount":{}}}"#,
+            o.0,
+            o.0,
+            o.1,
+            o.2,
+            yuan(o.3)
+        )
+    }
+
+    fn ok(body: String) -> Reply {
+        Reply::json(200, body)
+    }
+
+    fn pay_answer(success: bool) -> Reply {
+        ok(format!(
+            r#"{{"result":{{"success":true,"code":null,"message":null,"result":{{"payChannel":"alipay","paySuccess":{success}}}}}}}"#
+        ))
     }
 
     fn handle(state: &Mutex<Fake>, req: &Recorded) -> Reply {
@@ -1326,18 +1724,28 @@ mod tests {
         match api.as_str() {
             "alibaba.trade.getBuyerOrderList" => {
                 let out = &form["outOrderId"];
-                let list: Vec<Value> = s
+                let list: Vec<String> = s
                     .orders
                     .iter()
                     .filter(|o| &o.1 == out)
-                    .map(|o| json!({"baseInfo": base_info(o)}))
+                    .map(|o| format!(r#"{{"baseInfo":{}}}"#, base_info(o)))
                     .collect();
-                ok(json!({"result": list}))
+                ok(format!(
+                    r#"{{"result":[{}],"totalRecord":{}}}"#,
+                    list.join(","),
+                    list.len()
+                ))
             }
-            "alibaba.createOrder.preview" => ok(json!({"orderPreviewResuslt": [{
-                "sumPayment": s.unit_price_fen * 2, "sumCarriage": 800,
-                "cargoList": [{"offerId": "610001", "specId": "s1", "amount": s.unit_price_fen * 2,
-                               "finalUnitPrice": format!("{}.{:02}", s.unit_price_fen / 100, s.unit_price_fen % 100)}]}]})),
+            "alibaba.createOrder.preview" => {
+                let goods = s.unit_price_fen * 2;
+                ok(format!(
+                    r#"{{"orderPreviewResuslt":[{{"sumPayment":{},"sumCarriage":800,"sumPaymentNoCarriage":{goods},
+                    "cargoList":[{{"offerId":610001,"specId":"s1","amount":{},"finalUnitPrice":{}}}]}}],"success":true}}"#,
+                    goods + 800,
+                    yuan(goods),
+                    yuan(s.unit_price_fen)
+                ))
+            }
             "alibaba.trade.createCrossOrder" => {
                 let out = form["outOrderId"].clone();
                 let id = match s.orders.iter().find(|o| o.1 == out) {
@@ -1353,40 +1761,47 @@ mod tests {
                     s.hang_create_after_commit = false;
                     return Reply::Hang;
                 }
-                ok(
-                    json!({"result": {"orderId": id, "totalSuccessAmount": total, "failedOfferList": []}}),
-                )
+                ok(format!(
+                    r#"{{"result":{{"success":true,"orderId":"{id}","totalSuccessAmount":{total},"postFee":800,"failedOfferList":[]}},"success":true}}"#
+                ))
             }
-            "alibaba.trade.get.buyerView" => match s.orders.iter().find(|o| o.0 == form["orderId"])
-            {
-                Some(o) => ok(json!({"result": {"baseInfo": base_info(o)}})),
-                None => Reply::json(
-                    200,
-                    r#"{"success":false,"code":"ORDER_NOT_EXIST","message":"no"}"#,
-                ),
-            },
+            "alibaba.trade.get.buyerView" => {
+                assert_eq!(form["webSite"], "1688", "webSite is required");
+                match s.orders.iter().find(|o| o.0 == form["orderId"]) {
+                    Some(o) => ok(format!(r#"{{"result":{{"baseInfo":{}}}}}"#, base_info(o))),
+                    None => Reply::json(
+                        200,
+                        r#"{"success":"false","errorCode":"ORDER_NOT_EXIST","errorMessage":"no"}"#,
+                    ),
+                }
+            }
             "alibaba.trade.pay.protocolPay.preparePay" => {
-                let op = form["opRequestId"].clone();
+                assert!(
+                    !form.contains_key("orderId") && !form.contains_key("payAmount"),
+                    "one JSON parameter"
+                );
+                let p: Value = serde_json::from_str(&form["tradeWithholdPreparePayParam"]).unwrap();
+                let op = p["opRequestId"].as_str().unwrap().to_owned();
                 let first = s.pays.is_empty();
                 s.pays.push(op);
                 let mode = s.pay_mode;
                 let o = s
                     .orders
                     .iter_mut()
-                    .find(|o| o.0 == form["orderId"])
+                    .find(|o| p["orderId"] == json!(o.0.parse::<u64>().unwrap()))
                     .unwrap();
-                assert_eq!(form["payAmount"], o.3.to_string());
+                assert_eq!(p["payAmount"], json!(o.3), "payAmount is the total in fen");
                 if o.2 != "waitbuyerpay" {
-                    return Reply::json(
-                        200,
-                        r#"{"success":false,"code":"ORDER_ALREADY_PAID","message":"paid"}"#,
+                    return ok(
+                        r#"{"result":{"success":false,"code":"ORDER_ALREADY_PAID","message":"paid"}}"#
+                            .into(),
                     );
                 }
                 match (mode, first) {
-                    (PayMode::FalseNoDebit, true) => ok(json!({"result": {"paySuccess": false}})),
+                    (PayMode::FalseNoDebit, true) => pay_answer(false),
                     (PayMode::FalseAfterDebit, true) => {
                         o.2 = "waitsellersend".into();
-                        ok(json!({"result": {"paySuccess": false}}))
+                        pay_answer(false)
                     }
                     (PayMode::HangAfterDebit, true) => {
                         o.2 = "waitsellersend".into();
@@ -1394,7 +1809,7 @@ mod tests {
                     }
                     _ => {
                         o.2 = "waitsellersend".into();
-                        ok(json!({"result": {"paySuccess": true}}))
+                        pay_answer(true)
                     }
                 }
             }
@@ -1657,8 +2072,11 @@ mod cancel_tests {
         let body = match api.as_str() {
             "alibaba.trade.get.buyerView" => {
                 assert_eq!(form["orderId"], "777");
-                let mut base = json!({"id": 777, "status": s.status, "totalAmount": 9900,
-                                      "sumProductPayment": 9100});
+                assert_eq!(form["webSite"], "1688");
+                // Documented units: totalAmount and sumProductPayment in yuan, refundPayment a
+                // Long (fen).
+                let mut base = json!({"id": 777, "idOfStr": "777", "status": s.status, "totalAmount": 99,
+                                      "sumProductPayment": 91});
                 if let Some(r) = s.refund_status {
                     base["refundStatus"] = json!(r);
                 }
@@ -1666,7 +2084,7 @@ mod cancel_tests {
                     base["refundPayment"] = json!(f);
                 }
                 json!({"success": true, "result": {"baseInfo": base,
-                       "productItems": [{"subItemID": 7771, "subItemIDString": "7771", "itemAmount": 9100}]}})
+                       "productItems": [{"subItemID": 7771, "subItemIDString": "7771", "itemAmount": 91}]}})
                 .to_string()
             }
             "alibaba.trade.cancel" => {

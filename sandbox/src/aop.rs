@@ -1,8 +1,13 @@
 //! 1688 Open Platform (AOP) gateway: `/openapi/param2/1/{namespace}/{apiName}/{appKey}`.
 //!
 //! Gateway checks in order: known API, app key, `_aop_signature`, `access_token`, then injected
-//! faults, then the business call. Gateway errors are HTTP 400 `{"error_code","error_message"}`;
-//! business errors are HTTP 200 `{"success":false,"code","message"}`.
+//! faults, then the business call. Gateway errors are HTTP 400 `{"error_code","error_message"}`
+//! (`gw.*`). Business answers are HTTP 200 in each API's documented envelope and units
+//! (docs/vendors/1688.md, which cites every field): yuan JSON numbers where 1688 documents yuan
+//! (`price`, `finalUnitPrice`, `amount`, `totalAmount`, `sumProductPayment`, `shippingFee`,
+//! `itemAmount`), fen integers where it documents fen (`sumPayment`, `sumCarriage`,
+//! `sumPaymentNoCarriage`, `totalSuccessAmount`, `postFee`, `payAmount`). What 1688 does not
+//! publish is in [`assumed`] and nowhere else.
 
 use crate::{
     Sandbox, State,
@@ -19,10 +24,29 @@ use procure_domain::signing;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// 1688 publishes no error code for a restricted buyer account (docs/vendors/1688.md). This is the
-/// single place the sandbox models it: a business error `success:false` with this code, which
-/// the `account_restricted` fault produces on any 1688 call.
-pub(crate) const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+/// What 1688 does not publish, modelled here and nowhere else in the sandbox (the adapter has
+/// its own one place, `adapters/src/alibaba.rs` `assumed`; docs/vendors/1688.md "Assumed").
+pub(crate) mod assumed {
+    /// A restricted buyer account: no public code exists. The `account_restricted` fault
+    /// answers it in the called API's business envelope.
+    pub(crate) const ACCOUNT_RESTRICTED: &str = "ACCOUNT_RESTRICTED";
+    /// A missing or malformed parameter, in the called API's envelope: the code
+    /// `alibaba.trade.createCrossOrder`'s page shows for an invalid address (`400`).
+    pub(crate) const PARAM_INVALID: &str = "400";
+    /// preparePay's failures: its page says its codes are not known.
+    pub(crate) const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
+    pub(crate) const ORDER_CLOSED: &str = "ORDER_STATUS_INVALID";
+    pub(crate) const PAY_AMOUNT_MISMATCH: &str = "PAY_AMOUNT_MISMATCH";
+    // `alibaba.trade.createCrossOrder` documents no business codes: it answers the preview's
+    // (`500_001`, `500_003`, `500_004`) in its own `{"success":false,"code","message"}`.
+    /// `ORDER_NOT_EXIST` is documented for `alibaba.trade.cancel`; the buyer view, the
+    /// logistics query and preparePay answer it too.
+    pub(crate) const ORDER_NOT_EXIST: &str = "ORDER_NOT_EXIST";
+    /// Names and numbers of the sandbox's seller and buyer (contacts, login ids, Alipay ids).
+    pub(crate) const SELLER_LOGIN: &str = "sandbox-seller";
+    pub(crate) const BUYER_LOGIN: &str = "sandbox-buyer";
+}
+pub(crate) use assumed::ACCOUNT_RESTRICTED;
 
 const GW_SIGNATURE_INVALID: &str = "gw.SignatureInvalid";
 const GW_RATE_LIMITED: &str = "gw.QosAppFrequencyLimit";
@@ -32,15 +56,15 @@ const GW_API_UNSUPPORTED: &str = "gw.APIUnsupported";
 const GW_PARAM_INVALID: &str = "gw.ParamInvalid";
 const GW_SERVICE_UNAVAILABLE: &str = "gw.ServiceUnavailable";
 
-// Business codes.
-const PRODUCT_NOT_EXIST: &str = "PRODUCT_NOT_EXIST";
-const SKU_NOT_EXIST: &str = "SKU_NOT_EXIST";
-const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
-const ORDER_NOT_EXIST: &str = "ORDER_NOT_EXIST";
-const ORDER_ALREADY_PAID: &str = "ORDER_ALREADY_PAID";
-const ORDER_STATUS_INVALID: &str = "ORDER_STATUS_INVALID";
-const PAY_AMOUNT_MISMATCH: &str = "PAY_AMOUNT_MISMATCH";
-const INVALID_PARAMETER: &str = "INVALID_PARAMETER";
+// `alibaba.createOrder.preview`'s documented codes.
+/// The offer cannot be traded online (also: gone from the shelf).
+const PREVIEW_NOT_TRADABLE: &str = "500_001";
+/// The spec does not belong to the offer.
+const PREVIEW_SPEC_MISMATCH: &str = "500_003";
+/// Short stock of a SKU.
+const PREVIEW_OUT_OF_STOCK: &str = "500_004";
+/// `alibaba.trade.getLogisticsInfos.buyerView`: not shipped yet, ask later.
+const LOGISTICS_NOT_YET: &str = "500_2";
 // `alibaba.trade.cancel` (answered as `errorCode` / `errorMessage`, as documented).
 const ORDER_STATUS_ERROR: &str = "ORDER_STATUS_ERROR";
 const CLOSE_ORDER_TOO_FAST: &str = "CLOSE_ORDER_TOO_FAST";
@@ -65,6 +89,8 @@ const REFUND_REASONS: [(i64, &str, bool, bool); 3] = [
     (20004, "拍错/多拍", false, false),
     (20011, "其他", true, false),
 ];
+/// `webSite` where it is required: the 1688 site.
+const WEB_SITE: &str = "1688";
 
 const MAX_CARGO_LINES: usize = 50;
 const MAX_QUANTITY: i64 = 1_000_000;
@@ -104,6 +130,7 @@ struct OrderLine {
     entry_id: String,
     offer_id: String,
     spec_id: String,
+    title: String,
     quantity: i64,
     unit_price_fen: i64,
     amount_fen: i64,
@@ -118,8 +145,13 @@ pub(crate) struct Order {
     carriage_fen: i64,
     total_fen: i64,
     lines: Vec<OrderLine>,
+    /// `addressParam` as the buyer sent it.
+    address: Value,
     created_ms: i64,
+    modified_ms: i64,
     paid_ms: Option<i64>,
+    shipped_ms: Option<i64>,
+    closed_ms: Option<i64>,
     logistics: Option<(String, String)>,
     close_reason: Option<String>,
     /// The in-sale refund: `refundStatus`, `refundPayment` (fen) and its id.
@@ -141,8 +173,56 @@ fn gateway(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-fn biz(code: &str, message: impl Into<String>) -> Value {
-    json!({"success": false, "code": code, "message": message.into()})
+/// A business failure in the documented envelope of `api`.
+fn api_error(api: &str, code: &str, message: impl Into<String>) -> Value {
+    let message = message.into();
+    match api {
+        // `errorCode` / `errorMsg`.
+        a if a == API_PREVIEW.1 => {
+            json!({"success": false, "errorCode": code, "errorMsg": message})
+        }
+        // `success`, `code`, `message`.
+        a if a == API_CREATE.1 => json!({"success": false, "code": code, "message": message}),
+        // Nested `result.{success, code, message}`.
+        a if a == API_PAY.1 || a == API_REFUND_REASONS.1 || a == API_CREATE_REFUND.1 => {
+            json!({"result": {"success": false, "code": code, "message": message}})
+        }
+        // `success`, `message` (its documented failures are messages; an assumed code rides
+        // along as `errorCode`).
+        a if a == API_PRODUCT_INFO.1 => {
+            json!({"success": false, "message": message, "errorCode": code})
+        }
+        // `errorCode` / `errorMessage` (buyer view: `success` is a String).
+        a if a == API_BUYER_VIEW.1 => {
+            json!({"success": "false", "errorCode": code, "errorMessage": message})
+        }
+        _ => json!({"success": false, "errorCode": code, "errorMessage": message}),
+    }
+}
+
+/// Fen as the yuan JSON number 1688 writes: `18` for whole yuan, else `6.15` (the shortest
+/// decimal that reads back as exactly the same fen).
+pub(crate) fn yuan_number(fen: i64) -> Value {
+    if fen % 100 == 0 {
+        json!(fen / 100)
+    } else {
+        let text = util::yuan(fen);
+        text.parse::<f64>()
+            .map_or_else(|_| json!(text), |f| json!(f))
+    }
+}
+
+/// A Long id as a JSON number when it is all digits.
+fn long(id: &str) -> Value {
+    id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n))
+}
+
+/// A stable numeric stand-in for ids the sandbox does not keep (`skuId`): 13 digits.
+fn digits_of(s: &str) -> u64 {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    1_000_000_000_000 + h % 9_000_000_000_000
 }
 
 pub(crate) async fn handle_post(
@@ -254,7 +334,8 @@ async fn call(
     if fired.account_restricted {
         return json_response(
             StatusCode::OK,
-            biz(
+            api_error(
+                api,
                 ACCOUNT_RESTRICTED,
                 "The buyer account is restricted from trading",
             ),
@@ -266,13 +347,17 @@ async fn call(
         if params.insert(k.as_str(), v.as_str()).is_some() {
             return json_response(
                 StatusCode::OK,
-                biz(INVALID_PARAMETER, format!("parameter {k} given twice")),
+                api_error(
+                    api,
+                    assumed::PARAM_INVALID,
+                    format!("parameter {k} given twice"),
+                ),
             );
         }
     }
     let now = util::now_ms();
     let grace_ms = i64::try_from(cfg.close_order_grace_ms).unwrap_or(i64::MAX);
-    let p = Params(&params);
+    let p = Params { map: &params, api };
     let answer = sb.with(|s| {
         let ship_ms = s.seller_ship_ms();
         match (namespace, api) {
@@ -302,14 +387,23 @@ async fn call(
     json_response(StatusCode::OK, answer)
 }
 
-struct Params<'a>(&'a HashMap<&'a str, &'a str>);
+struct Params<'a> {
+    map: &'a HashMap<&'a str, &'a str>,
+    api: &'a str,
+}
 
 impl Params<'_> {
+    fn bad(&self, message: impl Into<String>) -> Value {
+        api_error(self.api, assumed::PARAM_INVALID, message)
+    }
+
+    fn opt(&self, k: &str) -> Option<&str> {
+        self.map.get(k).copied().filter(|v| !v.trim().is_empty())
+    }
+
     fn req(&self, k: &str) -> Result<&str, Value> {
-        match self.0.get(k) {
-            Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(biz(INVALID_PARAMETER, format!("missing parameter {k}"))),
-        }
+        self.opt(k)
+            .ok_or_else(|| self.bad(format!("missing required parameter {k}")))
     }
 
     fn id(&self, k: &str) -> Result<&str, Value> {
@@ -317,20 +411,17 @@ impl Params<'_> {
         if util::valid_token(v, 64) {
             Ok(v)
         } else {
-            Err(biz(
-                INVALID_PARAMETER,
-                format!("parameter {k} must be 1..=64 printable characters"),
-            ))
+            Err(self.bad(format!("parameter {k} must be 1..=64 printable characters")))
         }
     }
-}
 
-fn sku_info(p: &crate::Product, out_of_stock: bool) -> Value {
-    json!({
-        "specId": p.spec_id,
-        "price": util::yuan(p.price_fen),
-        "amountOnSale": if out_of_stock { 0 } else { p.amount_on_sale },
-    })
+    /// `webSite`, required by the buyer view, the logistics query and the cancel: `1688`.
+    fn web_site(&self) -> Result<(), Value> {
+        match self.req("webSite")? {
+            WEB_SITE => Ok(()),
+            other => Err(self.bad(format!("webSite {other:?} is not served here (1688)"))),
+        }
+    }
 }
 
 /// `price_jump`: the seller raises the listing's price for good (rounded to whole fen, at least 1).
@@ -348,24 +439,34 @@ fn jump_price(s: &mut State, offer_id: &str, percent: u32) {
     }
 }
 
+/// `alibaba.cross.productInfo`: `skuInfos[].price` in yuan (Double).
 fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> {
     let id = p.id("productId")?;
     if let Some(pct) = fired.price_jump_percent {
         jump_price(s, id, pct);
     }
     let Some(prod) = s.product_mut(id) else {
-        return Err(biz(
-            PRODUCT_NOT_EXIST,
-            format!("product {id} does not exist or is off the shelf"),
-        ));
+        // The documented failure is a message: "商品[id]不存在".
+        return Err(json!({"success": false, "message": format!("商品[{id}]不存在")}));
+    };
+    let on_sale = if fired.out_of_stock {
+        0
+    } else {
+        prod.amount_on_sale
     };
     Ok(json!({
         "success": true,
         "productInfo": {
-            "productID": prod.offer_id,
+            "productID": long(&prod.offer_id),
             "subject": prod.title,
             "status": "published",
-            "skuInfos": [sku_info(prod, fired.out_of_stock)],
+            "skuInfos": [{
+                "specId": prod.spec_id,
+                "skuId": digits_of(&prod.spec_id),
+                "price": yuan_number(prod.price_fen),
+                "amountOnSale": on_sale,
+            }],
+            "saleInfo": {"amountOnSale": on_sale, "minOrderQuantity": 1, "unit": "件"},
         }
     }))
 }
@@ -376,8 +477,8 @@ struct Cargo {
     quantity: i64,
 }
 
-fn parse_cargo(raw: &str) -> Result<Vec<Cargo>, Value> {
-    let bad = |m: &str| biz(INVALID_PARAMETER, format!("cargoParamList: {m}"));
+fn parse_cargo(p: &Params<'_>, raw: &str) -> Result<Vec<Cargo>, Value> {
+    let bad = |m: &str| p.bad(format!("cargoParamList: {m}"));
     let v: Value = serde_json::from_str(raw).map_err(|_| bad("not valid JSON"))?;
     let items = v.as_array().ok_or_else(|| bad("must be a JSON array"))?;
     if items.is_empty() || items.len() > MAX_CARGO_LINES {
@@ -390,9 +491,9 @@ fn parse_cargo(raw: &str) -> Result<Vec<Cargo>, Value> {
                 .as_object()
                 .ok_or_else(|| bad("entries must be objects"))?;
             let offer_id = match o.get("offerId") {
-                Some(Value::String(s)) if util::valid_token(s, 32) => s.clone(),
                 Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-                _ => return Err(bad("offerId must be a number or a non-empty string")),
+                Some(Value::String(s)) if util::valid_token(s, 32) => s.clone(),
+                _ => return Err(bad("offerId must be a Long")),
             };
             let spec_id = match o.get("specId") {
                 None | Some(Value::Null) => None,
@@ -400,12 +501,13 @@ fn parse_cargo(raw: &str) -> Result<Vec<Cargo>, Value> {
                 _ => return Err(bad("specId must be a string")),
             };
             let quantity = match o.get("quantity") {
-                Some(Value::Number(n)) => n.as_i64(),
-                Some(Value::String(s)) => s.parse().ok(),
+                Some(Value::Number(n)) => n
+                    .as_i64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
                 _ => None,
             }
             .filter(|q| (1..=MAX_QUANTITY).contains(q))
-            .ok_or_else(|| bad("quantity must be an integer 1..=1000000"))?;
+            .ok_or_else(|| bad("quantity must be a whole number 1..=1000000"))?;
             Ok(Cargo {
                 offer_id,
                 spec_id,
@@ -415,20 +517,22 @@ fn parse_cargo(raw: &str) -> Result<Vec<Cargo>, Value> {
         .collect()
 }
 
-fn check_order_params(p: &Params<'_>) -> Result<Vec<Cargo>, Value> {
-    let flow = p.req("flow")?;
-    if flow != "general" {
-        return Err(biz(INVALID_PARAMETER, "flow must be \"general\""));
+/// The order params the preview and the create share; `flow` is required by the create only.
+fn check_order_params(p: &Params<'_>, flow_required: bool) -> Result<(Vec<Cargo>, Value), Value> {
+    let flow = if flow_required {
+        Some(p.req("flow")?)
+    } else {
+        p.opt("flow")
+    };
+    if flow.is_some_and(|f| f != "general") {
+        return Err(p.bad("flow: only \"general\" is served here"));
     }
     let addr: Value = serde_json::from_str(p.req("addressParam")?)
-        .map_err(|_| biz(INVALID_PARAMETER, "addressParam is not valid JSON"))?;
+        .map_err(|_| p.bad("addressParam is not valid JSON"))?;
     if addr.as_object().is_none_or(|o| o.is_empty()) {
-        return Err(biz(
-            INVALID_PARAMETER,
-            "addressParam must be a non-empty JSON object",
-        ));
+        return Err(p.bad("addressParam must be a non-empty JSON object"));
     }
-    parse_cargo(p.req("cargoParamList")?)
+    Ok((parse_cargo(p, p.req("cargoParamList")?)?, addr))
 }
 
 struct Priced {
@@ -438,7 +542,7 @@ struct Priced {
 }
 
 /// Price the cargo against the current listings and check stock (per offer, summed over lines).
-fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value> {
+fn price(s: &mut State, p: &Params<'_>, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value> {
     if let Some(pct) = fired.price_jump_percent {
         let mut seen = Vec::new();
         for c in cargo {
@@ -448,21 +552,28 @@ fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value>
             }
         }
     }
-    let overflow = || biz(INVALID_PARAMETER, "order amount too large");
+    let overflow = || p.bad("order amount too large");
     let mut lines = Vec::with_capacity(cargo.len());
     let mut wanted: HashMap<&str, i64> = HashMap::new();
     let (mut goods, mut carriage) = (0i64, 0i64);
     for c in cargo {
         let Some(prod) = s.product_mut(&c.offer_id) else {
-            return Err(biz(
-                PRODUCT_NOT_EXIST,
-                format!("product {} does not exist or is off the shelf", c.offer_id),
+            return Err(api_error(
+                p.api,
+                PREVIEW_NOT_TRADABLE,
+                format!("商品[{}]不支持在线交易，无法下单", c.offer_id),
             ));
         };
         if c.spec_id.as_ref().is_some_and(|sp| *sp != prod.spec_id) {
-            return Err(biz(
-                SKU_NOT_EXIST,
-                format!("spec not found for product {}", c.offer_id),
+            return Err(api_error(
+                p.api,
+                PREVIEW_SPEC_MISMATCH,
+                format!(
+                    "商品[{}]不属于同一卖家或规格[{}]不属于商品[{}]",
+                    c.offer_id,
+                    c.spec_id.as_deref().unwrap_or_default(),
+                    c.offer_id
+                ),
             ));
         }
         let w = wanted.entry(c.offer_id.as_str()).or_insert(0);
@@ -473,9 +584,13 @@ fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value>
         }
         *w += c.quantity;
         if fired.out_of_stock || *w > prod.amount_on_sale {
-            return Err(biz(
-                OUT_OF_STOCK,
-                format!("insufficient stock for product {}", c.offer_id),
+            return Err(api_error(
+                p.api,
+                PREVIEW_OUT_OF_STOCK,
+                format!(
+                    "商品[{}_{}]库存不足，请核实库存后再下单",
+                    c.offer_id, prod.spec_id
+                ),
             ));
         }
         let amount = prod
@@ -487,6 +602,7 @@ fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value>
             entry_id: util::random_digits(19),
             offer_id: c.offer_id.clone(),
             spec_id: prod.spec_id.clone(),
+            title: prod.title.clone(),
             quantity: c.quantity,
             unit_price_fen: prod.price_fen,
             amount_fen: amount,
@@ -500,47 +616,74 @@ fn price(s: &mut State, cargo: &[Cargo], fired: &Fired) -> Result<Priced, Value>
     })
 }
 
-fn cargo_list(lines: &[OrderLine]) -> Value {
-    lines
+/// `alibaba.createOrder.preview`: `sumPayment` = goods + carriage (fen), `sumCarriage`,
+/// `sumPaymentNoCarriage` (fen); `cargoList[].amount` and `finalUnitPrice` in yuan.
+fn preview(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> {
+    let (cargo, _) = check_order_params(p, false)?;
+    let priced = price(s, p, &cargo, fired)?;
+    let cargo_list: Vec<Value> = priced
+        .lines
         .iter()
         .map(|l| {
             json!({
-                "offerId": l.offer_id,
+                "amount": yuan_number(l.amount_fen),
+                "finalUnitPrice": yuan_number(l.unit_price_fen),
                 "specId": l.spec_id,
-                "quantity": l.quantity,
-                "amount": l.amount_fen,
-                "finalUnitPrice": util::yuan(l.unit_price_fen),
+                "skuId": digits_of(&l.spec_id),
+                "offerId": long(&l.offer_id),
+                "cargoPromotionList": [],
             })
         })
-        .collect()
-}
-
-fn preview(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value> {
-    let cargo = check_order_params(p)?;
-    let priced = price(s, &cargo, fired)?;
+        .collect();
     Ok(json!({
-        "success": true,
         "orderPreviewResuslt": [{
-            "sumPayment": priced.goods_fen,
+            "tradeModeNameList": ["assureTrade"],
+            "status": true,
+            "taoSampleSinglePromotion": false,
+            "sumPayment": priced.goods_fen + priced.carriage_fen,
             "sumCarriage": priced.carriage_fen,
-            "cargoList": cargo_list(&priced.lines),
-        }]
+            "sumPaymentNoCarriage": priced.goods_fen,
+            "flowFlag": "general",
+            "cargoList": cargo_list,
+            "shopPromotionList": [],
+            "tradeModelList": [{
+                "tradeType": "assureTrade",
+                "name": "担保交易",
+                "description": "sandbox: the buyer pays within the order's payment window",
+                "opSupport": true,
+            }],
+        }],
+        "success": true,
     }))
 }
 
+/// `alibaba.trade.createCrossOrder`: `result.{success, orderId, totalSuccessAmount (fen),
+/// postFee (fen), failedOfferList}`.
 fn create_response(o: &Order) -> Value {
-    json!({"success": true, "result": {"orderId": o.id, "totalSuccessAmount": o.total_fen, "failedOfferList": []}})
+    json!({
+        "result": {
+            "success": true,
+            "orderId": o.id,
+            "totalSuccessAmount": o.total_fen,
+            "postFee": o.carriage_fen,
+            "failedOfferList": [],
+        },
+        "success": true,
+    })
 }
 
 fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Result<Value, Value> {
-    let out = p.id("outOrderId")?;
-    let cargo = check_order_params(p)?;
-    if let Some(id) = s.aop.by_out_order_id.get(out) {
+    let out = match p.opt("outOrderId") {
+        Some(_) => Some(p.id("outOrderId")?),
+        None => None,
+    };
+    let (cargo, address) = check_order_params(p, true)?;
+    if let Some(id) = out.and_then(|out| s.aop.by_out_order_id.get(out)) {
         let o = &s.aop.orders[id];
         tracing::info!(out_order_id = out, order_id = %o.id, "1688 createCrossOrder repeat: same order");
         return Ok(create_response(o));
     }
-    let priced = price(s, &cargo, fired)?;
+    let priced = price(s, p, &cargo, fired)?;
     for l in &priced.lines {
         if let Some(prod) = s.product_mut(&l.offer_id) {
             prod.amount_on_sale -= l.quantity;
@@ -548,156 +691,417 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
     }
     let id = loop {
         let id = util::random_digits(19);
-        if !s.aop.orders.contains_key(&id) {
+        if !s.aop.orders.contains_key(&id) && !id.starts_with('0') {
             break id;
         }
     };
+    let out = out.map_or_else(|| id.clone(), str::to_owned);
     let order = Order {
         id: id.clone(),
-        out_order_id: out.to_owned(),
+        out_order_id: out.clone(),
         status: "waitbuyerpay",
         goods_fen: priced.goods_fen,
         carriage_fen: priced.carriage_fen,
         total_fen: priced.goods_fen + priced.carriage_fen,
         lines: priced.lines,
+        address,
         created_ms: now,
+        modified_ms: now,
         paid_ms: None,
+        shipped_ms: None,
+        closed_ms: None,
         logistics: None,
         close_reason: None,
         refund: None,
     };
     let answer = create_response(&order);
-    s.record("purchase", "1688", out, &id, order.total_fen, "CNY");
-    s.aop.by_out_order_id.insert(out.to_owned(), id.clone());
+    s.record("purchase", "1688", &out, &id, order.total_fen, "CNY");
+    s.aop.by_out_order_id.insert(out, id.clone());
     s.aop.orders.insert(id, order);
     Ok(answer)
 }
 
 /// The seller ships `ship_ms` after payment; evaluated lazily whenever the order is read.
-/// A seller does not ship while a refund request is open (sandbox choice).
+/// A seller does not ship on its own while a refund request is open (sandbox choice).
 fn advance(o: &mut Order, now: i64, ship_ms: i64) {
     if o.status == "waitsellersend"
         && o.refund.is_none()
         && o.paid_ms.is_some_and(|t| now >= t.saturating_add(ship_ms))
     {
-        o.status = "waitbuyerreceive";
-        o.logistics = Some((format!("YT{}", util::random_digits(13)), "YTO".to_owned()));
-        tracing::info!(order_id = %o.id, "1688 seller shipped");
+        ship(o, now);
     }
+}
+
+fn ship(o: &mut Order, now: i64) {
+    o.status = "waitbuyerreceive";
+    o.shipped_ms = Some(now);
+    o.modified_ms = now;
+    o.logistics = Some((format!("YT{}", util::random_digits(13)), "YTO".to_owned()));
+    tracing::info!(order_id = %o.id, "1688 seller shipped");
 }
 
 fn order_mut<'a>(
     s: &'a mut State,
+    p: &Params<'_>,
     id: &str,
     now: i64,
     ship_ms: i64,
 ) -> Result<&'a mut Order, Value> {
-    let o = s
-        .aop
-        .orders
-        .get_mut(id)
-        .ok_or_else(|| biz(ORDER_NOT_EXIST, format!("order {id} does not exist")))?;
+    let o =
+        s.aop.orders.get_mut(id).ok_or_else(|| {
+            api_error(p.api, assumed::ORDER_NOT_EXIST, format!("订单[{id}]不存在"))
+        })?;
     advance(o, now, ship_ms);
     Ok(o)
 }
 
+/// `alibaba.trade.pay.protocolPay.preparePay`: ONE parameter `tradeWithholdPreparePayParam`
+/// (JSON `{orderId, payChannel?, payAmount? (fen), opRequestId?}`); the answer nests
+/// `result.result.paySuccess`. A `payAmount` other than the order's total is refused.
 fn pay(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
-    let order_id = p.id("orderId")?;
-    let op = p.id("opRequestId")?;
-    let amount: i64 = p
-        .req("payAmount")?
-        .parse()
+    let raw = p.req("tradeWithholdPreparePayParam")?;
+    let param: Value = serde_json::from_str(raw)
         .ok()
-        .filter(|a| *a > 0)
-        .ok_or_else(|| {
-            biz(
-                INVALID_PARAMETER,
-                "payAmount must be a positive integer (fen)",
-            )
-        })?;
-    if let Some(first) = s.aop.pay_requests.get(op) {
+        .filter(Value::is_object)
+        .ok_or_else(|| p.bad("tradeWithholdPreparePayParam must be a JSON object"))?;
+    let order_id = match &param["orderId"] {
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        Value::String(s) if util::valid_token(s, 64) => s.clone(),
+        _ => return Err(p.bad("tradeWithholdPreparePayParam.orderId must be a Long")),
+    };
+    let amount = match &param["payAmount"] {
+        Value::Null => None,
+        Value::Number(n) => Some(
+            n.as_i64()
+                .filter(|a| *a > 0)
+                .ok_or_else(|| p.bad("payAmount must be a positive Long (fen)"))?,
+        ),
+        _ => return Err(p.bad("payAmount must be a positive Long (fen)")),
+    };
+    let op = match &param["opRequestId"] {
+        Value::Null => None,
+        Value::String(s) if util::valid_token(s, 64) => Some(s.clone()),
+        _ => return Err(p.bad("opRequestId must be a string of 1..=64 characters")),
+    };
+    if let Some(first) = op.as_ref().and_then(|op| s.aop.pay_requests.get(op)) {
         tracing::info!(op_request_id = op, "1688 preparePay repeat: first answer");
         return Ok(first.clone());
     }
-    let answer = match order_mut(s, order_id, now, ship_ms) {
+    let fail = |code: &str, m: String| api_error(p.api, code, m);
+    let answer = match order_mut(s, p, &order_id, now, ship_ms) {
         Err(e) => e,
-        Ok(o) if o.status == "cancel" => biz(ORDER_STATUS_INVALID, "order is closed"),
-        Ok(o) if o.status != "waitbuyerpay" => biz(ORDER_ALREADY_PAID, "order is already paid"),
-        Ok(o) if o.total_fen != amount => biz(
-            PAY_AMOUNT_MISMATCH,
+        Ok(o) if o.status == "cancel" => fail(assumed::ORDER_CLOSED, "order is closed".into()),
+        Ok(o) if o.status != "waitbuyerpay" => {
+            fail(assumed::ORDER_ALREADY_PAID, "order is already paid".into())
+        }
+        Ok(o) if amount.is_some_and(|a| a != o.total_fen) => fail(
+            assumed::PAY_AMOUNT_MISMATCH,
             format!(
-                "payAmount {amount} differs from the order amount {}",
+                "payAmount {} fen differs from the order's totalAmount {} ({} fen)",
+                amount.unwrap_or_default(),
+                util::yuan(o.total_fen),
                 o.total_fen
             ),
         ),
         Ok(o) => {
             o.status = "waitsellersend";
             o.paid_ms = Some(now);
+            o.modified_ms = now;
             advance(o, now, ship_ms);
             let total = o.total_fen;
-            s.record("marketplace_payment", "1688", op, order_id, total, "CNY");
-            json!({"success": true, "result": {"paySuccess": true}})
+            let reference = op.clone().unwrap_or_else(|| format!("pay-{order_id}"));
+            s.record(
+                "marketplace_payment",
+                "1688",
+                &reference,
+                &order_id,
+                total,
+                "CNY",
+            );
+            json!({"result": {"success": true, "code": null, "message": null,
+                   "result": {"payChannel": "alipay", "paySuccess": true}}})
         }
     };
-    s.aop.pay_requests.insert(op.to_owned(), answer.clone());
+    if let Some(op) = op {
+        s.aop.pay_requests.insert(op, answer.clone());
+    }
     Ok(answer)
 }
 
-fn base_info(o: &Order) -> Value {
+/// How an order view writes `idOfStr`: the buyer view's sample has a string, the order
+/// list's a number.
+#[derive(Clone, Copy)]
+enum IdOfStr {
+    Text,
+    Number,
+}
+
+fn time(ms: i64) -> Value {
+    json!(util::aop_time(ms))
+}
+
+/// `baseInfo` (`alibaba.openplatform.trade.model.OrderBaseInfo`): every amount named in yuan
+/// is a yuan number; `refundPayment` and `discount` are Longs (fen).
+fn base_info(o: &Order, id_style: IdOfStr) -> Value {
+    let a = &o.address;
+    let field = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+    let area = [
+        field("provinceText"),
+        field("cityText"),
+        field("areaText"),
+        field("townText"),
+    ]
+    .iter()
+    .filter(|s| !s.is_empty())
+    .copied()
+    .collect::<Vec<_>>()
+    .join(" ");
+    let refunded = o.refund.as_ref().map_or(
+        0,
+        |(st, fen, _)| {
+            if *st == "refundsuccess" { *fen } else { 0 }
+        },
+    );
     let mut v = json!({
-        "id": o.id,
-        "idOfStr": o.id,
-        "outOrderId": o.out_order_id,
-        "status": o.status,
-        "totalAmount": o.total_fen,
-        "sumProductPayment": o.goods_fen,
-        "shippingFee": o.carriage_fen,
+        "businessType": "cn",
+        "buyerID": format!("b2b-{}", digits_of(assumed::BUYER_LOGIN)),
         "createTime": util::aop_time(o.created_ms),
+        "id": long(&o.id),
+        "modifyTime": util::aop_time(o.modified_ms),
+        "refund": yuan_number(refunded),
+        "sellerID": format!("b2b-{}", digits_of(assumed::SELLER_LOGIN)),
+        "shippingFee": yuan_number(o.carriage_fen),
+        "status": o.status,
+        "totalAmount": yuan_number(o.total_fen),
+        "discount": 0,
+        "buyerContact": {"phone": "", "imInPlatform": assumed::BUYER_LOGIN, "name": field("fullName"),
+                         "mobile": field("mobile"), "companyName": ""},
+        "sellerContact": {"phone": "", "email": "seller@sandbox.invalid", "imInPlatform": assumed::SELLER_LOGIN,
+                          "name": "Sandbox Seller", "mobile": "", "companyName": "Sandbox Supplier Ltd"},
+        "tradeType": "50060",
+        "refundPayment": refunded,
+        "idOfStr": match id_style { IdOfStr::Text => json!(o.id), IdOfStr::Number => long(&o.id) },
+        "alipayTradeId": if o.paid_ms.is_some() { format!("2026{}", &o.id[..o.id.len().min(16)]) } else { "UNCREAT".to_owned() },
+        "receiverInfo": {"toFullName": field("fullName"), "toDivisionCode": field("districtCode"),
+                         "toPost": field("postCode"), "toTownCode": "", "toArea": area},
+        "buyerLoginId": assumed::BUYER_LOGIN,
+        "sellerLoginId": assumed::SELLER_LOGIN,
+        "buyerUserId": digits_of(assumed::BUYER_LOGIN),
+        "sellerUserId": digits_of(assumed::SELLER_LOGIN),
+        "buyerAlipayId": format!("2088{}", digits_of("buyer-alipay")),
+        "sellerAlipayId": format!("2088{}", digits_of("seller-alipay")),
+        "sumProductPayment": yuan_number(o.goods_fen),
+        "stepPayAll": false,
+        "outOrderId": o.out_order_id,
     });
     if let Some(t) = o.paid_ms {
-        v["payTime"] = json!(util::aop_time(t));
+        v["payTime"] = time(t);
+    }
+    if let Some(t) = o.shipped_ms {
+        v["allDeliveredTime"] = time(t);
+    }
+    if let Some(t) = o.closed_ms {
+        v["completeTime"] = time(t);
     }
     if let Some(r) = &o.close_reason {
         v["closeReason"] = json!(r);
     }
-    if let Some((status, fen, _)) = &o.refund {
+    if let Some((status, _, _)) = &o.refund {
         v["refundStatus"] = json!(status);
-        v["refundPayment"] = json!(fen);
     }
     v
 }
 
-fn buyer_view(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
-    let o = order_mut(s, p.id("orderId")?, now, ship_ms)?;
-    let items: Vec<Value> = o
-        .lines
+fn status_text(status: &str) -> &'static str {
+    match status {
+        "waitbuyerpay" => "等待买家付款",
+        "waitsellersend" => "等待卖家发货",
+        "waitbuyerreceive" => "等待买家收货",
+        "cancel" => "交易取消",
+        _ => "其他",
+    }
+}
+
+/// `productItems[]`: `price` and `itemAmount` in yuan, `subItemID` a Long beside
+/// `subItemIDString`.
+fn product_items(o: &Order) -> Vec<Value> {
+    o.lines
         .iter()
         .map(|l| {
-            json!({"productID": l.offer_id, "specId": l.spec_id, "quantity": l.quantity,
-                   "price": util::yuan(l.unit_price_fen), "itemAmount": l.amount_fen,
-                   "subItemID": l.entry_id.parse::<u64>().ok(), "subItemIDString": l.entry_id})
+            let mut item = json!({
+                "itemAmount": yuan_number(l.amount_fen),
+                "name": l.title,
+                "price": yuan_number(l.unit_price_fen),
+                "productID": long(&l.offer_id),
+                "productImgUrl": [format!("https://sandbox.invalid/img/{}.jpg", l.offer_id)],
+                "productSnapshotUrl": format!("https://sandbox.invalid/order/offer_snapshot.htm?order_entry_id={}", l.entry_id),
+                "quantity": l.quantity,
+                "refund": 0,
+                "skuID": digits_of(&l.spec_id),
+                "status": o.status,
+                "subItemID": long(&l.entry_id),
+                "type": "common",
+                "unit": "件",
+                "guaranteesTerms": [],
+                "productCargoNumber": "",
+                "skuInfos": [{"name": "规格", "value": l.spec_id}],
+                "entryDiscount": 0,
+                "specId": l.spec_id,
+                "quantityFactor": 1,
+                "statusStr": status_text(o.status),
+                "logisticsStatus": if o.shipped_ms.is_some() { 2 } else { 1 },
+                "gmtCreate": util::aop_time(o.created_ms),
+                "gmtModified": util::aop_time(o.modified_ms),
+                "gmtPayExpireTime": util::aop_time(o.created_ms.saturating_add(86_400_000)),
+                "subItemIDString": l.entry_id,
+            });
+            if let Some((status, _, refund_id)) = &o.refund {
+                item["refundStatus"] = json!(status.to_ascii_uppercase());
+                item["refundId"] = json!(refund_id);
+            }
+            if let Some(r) = &o.close_reason {
+                item["closeReason"] = json!(r);
+            }
+            item
         })
-        .collect();
-    Ok(json!({"success": true, "result": {"baseInfo": base_info(o), "productItems": items}}))
+        .collect()
 }
 
-fn order_list(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
-    let out = p.id("outOrderId")?;
-    let found = match s.aop.by_out_order_id.get(out).cloned() {
-        Some(id) => vec![base_info(order_mut(s, &id, now, ship_ms)?)],
-        None => vec![],
+/// `nativeLogistics`, with `logisticsItems` once the seller has shipped.
+fn native_logistics(o: &Order) -> Value {
+    let field = |k: &str| o.address.get(k).and_then(Value::as_str).unwrap_or_default();
+    let mut v = json!({
+        "address": field("address"),
+        "area": field("areaText"),
+        "areaCode": field("districtCode"),
+        "city": field("cityText"),
+        "contactPerson": field("fullName"),
+        "mobile": field("mobile"),
+        "province": field("provinceText"),
+        "zip": field("postCode"),
+        "townCode": "",
+        "town": field("townText"),
+    });
+    if let (Some(t), Some((bill, _))) = (o.shipped_ms, &o.logistics) {
+        let ids: Vec<&str> = o.lines.iter().map(|l| l.entry_id.as_str()).collect();
+        v["logisticsItems"] = json!([{
+            "deliveredTime": util::aop_time(t),
+            "logisticsCode": format!("BX{}", &o.id[..o.id.len().min(15)]),
+            "type": "2",
+            "id": digits_of(bill),
+            "status": "alreadysend",
+            "gmtModified": util::aop_time(t),
+            "gmtCreate": util::aop_time(t),
+            "fromPhone": "",
+            "fromMobile": "",
+            "logisticsBillNo": bill,
+            "subItemIds": ids.join(","),
+        }]);
+    }
+    v
+}
+
+fn trade_info(o: &Order, id_style: IdOfStr) -> Value {
+    let pay_status = match (o.paid_ms, o.status) {
+        (Some(_), _) => "2",
+        (None, "cancel") => "8",
+        (None, _) => "1",
     };
-    Ok(json!({"success": true, "result": found}))
+    json!({
+        "baseInfo": base_info(o, id_style),
+        "nativeLogistics": native_logistics(o),
+        "productItems": product_items(o),
+        "tradeTerms": [{
+            "payStatus": pay_status,
+            "payTime": util::aop_time(o.paid_ms.unwrap_or(o.created_ms)),
+            "payWay": "1",
+            "phasAmount": yuan_number(o.total_fen),
+            "phase": digits_of(&o.id),
+        }],
+        "extAttributes": [],
+        "orderRateInfo": {"buyerRateStatus": 5, "sellerRateStatus": 5},
+    })
 }
 
+/// `alibaba.trade.get.buyerView` (`webSite` required).
+fn buyer_view(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
+    p.web_site()?;
+    let o = order_mut(s, p, p.id("orderId")?, now, ship_ms)?;
+    Ok(json!({"result": trade_info(o, IdOfStr::Text)}))
+}
+
+/// `alibaba.trade.getBuyerOrderList`: by `outOrderId` (or every order), newest first.
+fn order_list(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
+    let ids: Vec<String> = match p.opt("outOrderId") {
+        Some(out) => s
+            .aop
+            .by_out_order_id
+            .get(out)
+            .cloned()
+            .into_iter()
+            .collect(),
+        None => {
+            let mut all: Vec<&Order> = s.aop.orders.values().collect();
+            all.sort_by_key(|o| std::cmp::Reverse(o.created_ms));
+            all.iter().map(|o| o.id.clone()).collect()
+        }
+    };
+    let mut found = Vec::with_capacity(ids.len());
+    for id in &ids {
+        found.push(trade_info(
+            order_mut(s, p, id, now, ship_ms)?,
+            IdOfStr::Number,
+        ));
+    }
+    Ok(json!({"result": found, "totalRecord": found.len()}))
+}
+
+/// `alibaba.trade.getLogisticsInfos.buyerView` (`webSite` required): `500_2` until the
+/// seller ships.
 fn logistics(s: &mut State, p: &Params<'_>, now: i64, ship_ms: i64) -> Result<Value, Value> {
-    let o = order_mut(s, p.id("orderId")?, now, ship_ms)?;
-    let list: Vec<Value> = o
-        .logistics
+    p.web_site()?;
+    let o = order_mut(s, p, p.id("orderId")?, now, ship_ms)?;
+    let Some((bill, company)) = &o.logistics else {
+        return Err(api_error(
+            p.api,
+            LOGISTICS_NOT_YET,
+            "订单尚未发货，暂无物流详情，请稍候再试。",
+        ));
+    };
+    let field = |k: &str| o.address.get(k).and_then(Value::as_str).unwrap_or_default();
+    let ids: Vec<&str> = o.lines.iter().map(|l| l.entry_id.as_str()).collect();
+    let goods: Vec<Value> = o
+        .lines
         .iter()
-        .map(|(bill, company)| json!({"logisticsBillNo": bill, "logisticsCompanyName": company}))
+        .map(|l| json!({"unit": "件", "quantity": l.quantity, "goodName": l.title}))
         .collect();
-    Ok(json!({"success": true, "result": list}))
+    Ok(json!({
+        "result": [{
+            "logisticsId": format!("BX{}", &o.id[..o.id.len().min(15)]),
+            "logisticsBillNo": bill,
+            "orderEntryIds": ids.join(","),
+            "status": "ACCEPT",
+            "logisticsCompanyId": "8",
+            "logisticsCompanyName": company,
+            "logisticsCompanyNo": company,
+            "remarks": "",
+            "sendGoods": goods,
+            "receiver": {
+                "receiverCountyCode": field("districtCode"), "receiverCity": field("cityText"),
+                "receiverProvinceCode": "", "receiverCityCode": "", "encrypt": "CN",
+                "receiverCounty": field("areaText"), "receiverMobile": field("mobile"),
+                "receiverProvince": field("provinceText"), "receiverName": field("fullName"),
+                "receiverAddress": field("address"), "receiverPhone": "",
+            },
+            "sender": {
+                "senderCityCode": "330100", "senderAddress": "Sandbox warehouse 1",
+                "senderName": "Sandbox Seller", "senderProvince": "浙江省", "encrypt": "CN",
+                "senderCity": "杭州市", "senderCountyCode": "330108", "senderProvinceCode": "330000",
+                "senderMobile": "", "senderPhone": "", "senderCounty": "滨江区",
+            },
+        }],
+        "success": true,
+    }))
 }
 
 /// `alibaba.trade.cancel`'s documented failure shape.
@@ -726,24 +1130,24 @@ fn trade_cancel(
 ) -> Result<Value, Value> {
     let site = p
         .req("webSite")
-        .map_err(|_| cancel_error(INVALID_PARAMETER, "missing parameter webSite"))?;
+        .map_err(|_| cancel_error(assumed::PARAM_INVALID, "missing parameter webSite"))?;
     if site != "1688" {
-        return Err(cancel_error(INVALID_PARAMETER, "webSite must be 1688"));
+        return Err(cancel_error(assumed::PARAM_INVALID, "webSite must be 1688"));
     }
     let reason = p
         .req("cancelReason")
-        .map_err(|_| cancel_error(INVALID_PARAMETER, "missing parameter cancelReason"))?;
+        .map_err(|_| cancel_error(assumed::PARAM_INVALID, "missing parameter cancelReason"))?;
     if !CANCEL_REASONS.contains(&reason) {
         return Err(cancel_error(
-            INVALID_PARAMETER,
+            assumed::PARAM_INVALID,
             "cancelReason must be buyerCancel, sellerGoodsLack or other",
         ));
     }
     let id = p
         .id("tradeID")
-        .map_err(|_| cancel_error(INVALID_PARAMETER, "tradeID must be an order id"))?;
-    let o =
-        order_mut(s, id, now, ship_ms).map_err(|_| cancel_error(ORDER_NOT_EXIST, "订单不存在"))?;
+        .map_err(|_| cancel_error(assumed::PARAM_INVALID, "tradeID must be an order id"))?;
+    let o = order_mut(s, p, id, now, ship_ms)
+        .map_err(|_| cancel_error(assumed::ORDER_NOT_EXIST, "订单不存在"))?;
     if o.status != "waitbuyerpay" {
         return Err(cancel_error(ORDER_STATUS_ERROR, "订单状态错误"));
     }
@@ -755,6 +1159,8 @@ fn trade_cancel(
     }
     o.status = "cancel";
     o.close_reason = Some(reason.to_owned());
+    o.closed_ms = Some(now);
+    o.modified_ms = now;
     let lines = o.lines.clone();
     restock(s, &lines);
     tracing::info!(order_id = id, "1688 order cancelled by the buyer");
@@ -807,7 +1213,7 @@ fn refund_order<'a>(
             "货物状态状态不合法",
         ));
     }
-    let o = order_mut(s, id, now, ship_ms)
+    let o = order_mut(s, p, id, now, ship_ms)
         .map_err(|_| refund_fail(REFUND_ORDER_NOT_EXIST, "订单不存在"))?;
     if entries
         .iter()
@@ -926,6 +1332,9 @@ fn settle_refund(s: &mut State, order_id: &str, agree: bool) -> bool {
     o.refund = Some(("refundsuccess", amount, refund_id.clone()));
     o.status = "cancel";
     o.close_reason = Some("buyerCancel".to_owned());
+    let now = util::now_ms();
+    o.closed_ms = Some(now);
+    o.modified_ms = now;
     let lines = o.lines.clone();
     restock(s, &lines);
     s.record(
@@ -953,21 +1362,22 @@ pub(crate) fn sandbox_decide_refund(
             "order is {status} with no open refund request"
         )));
     }
-    Some(Ok(base_info(&s.aop.orders[id])))
+    Some(Ok(base_info(&s.aop.orders[id], IdOfStr::Text)))
 }
 
 /// `POST /_sandbox/marketplace/orders/{id}/ship` for a 1688 order: the seller ships now.
 /// `None` if there is no such order; `Err(status)` unless it is paid (shipping twice answers
-/// the shipped order again).
+/// the shipped order again). The seller ships even with a refund request open (the buyer view's
+/// documented sample shows such an order: `waitbuyerreceive` with `refundStatus`
+/// `waitselleragree`); the request then no longer fits (`5010` on a new one).
 pub(crate) fn sandbox_ship(s: &mut State, id: &str) -> Option<Result<Value, &'static str>> {
     let o = s.aop.orders.get_mut(id)?;
     match o.status {
-        // `advance` ships a paid order whose delay is over: make it over now.
         "waitsellersend" => {
-            advance(o, i64::MAX, 0);
-            Some(Ok(base_info(o)))
+            ship(o, util::now_ms());
+            Some(Ok(base_info(o, IdOfStr::Text)))
         }
-        "waitbuyerreceive" => Some(Ok(base_info(o))),
+        "waitbuyerreceive" => Some(Ok(base_info(o, IdOfStr::Text))),
         other => Some(Err(other)),
     }
 }
@@ -1025,7 +1435,10 @@ pub(crate) async fn sandbox_cancel(
         }
         o.status = "cancel";
         o.close_reason = Some(reason);
-        let info = base_info(o);
+        let now = util::now_ms();
+        o.closed_ms = Some(now);
+        o.modified_ms = now;
+        let info = base_info(o, IdOfStr::Text);
         let lines = o.lines.clone();
         restock(s, &lines);
         tracing::info!(order_id = %order_id, "1688 order closed by the seller (sandbox)");

@@ -38,8 +38,11 @@ struct ProductEdit {
     /// Units on sale (an offer's `stock`; `stock` is accepted as an alias).
     #[serde(alias = "stock")]
     amount_on_sale: Option<i64>,
-    /// Sandbox extension: take the listing off the shelf (`PRODUCT_NOT_EXIST`) or back on.
+    /// Sandbox extension: take the listing off the shelf (1688 answers the offer as gone) or
+    /// back on.
     removed: Option<bool>,
+    /// A 1688 listing's domestic carriage per order, in fen (the preview's `sumCarriage`).
+    domestic_shipping_fen: Option<i64>,
 }
 
 pub(crate) async fn update_product(
@@ -71,6 +74,16 @@ pub(crate) async fn update_product(
             "amount_on_sale must be 0..=100000000",
         );
     }
+    if edit
+        .domestic_shipping_fen
+        .is_some_and(|c| !(0..=100_000_000).contains(&c))
+    {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "domestic_shipping_fen must be 0..=100000000",
+        );
+    }
     let updated = sb.with(|s| {
         // 1688 listings answer in the `products` shape, other platforms' in the `offers` shape.
         let v = if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == offer_id) {
@@ -80,8 +93,14 @@ pub(crate) async fn update_product(
             if let Some(v) = edit.amount_on_sale {
                 p.amount_on_sale = v;
             }
+            if let Some(v) = edit.domestic_shipping_fen {
+                p.domestic_shipping_fen = v;
+            }
             serde_json::to_value(&*p).unwrap_or_default()
         } else {
+            if edit.domestic_shipping_fen.is_some() {
+                return Some(Err(()));
+            }
             let o = s.offers.iter_mut().find(|o| o.offer_id == offer_id)?;
             if let Some(v) = edit.price_fen {
                 o.price_fen = v;
@@ -100,11 +119,16 @@ pub(crate) async fn update_product(
             }
             None => {}
         }
-        Some((v, s.removed.contains(&offer_id)))
+        Some(Ok((v, s.removed.contains(&offer_id))))
     });
     match updated {
         None => plain_error(StatusCode::NOT_FOUND, "not_found", "no such offer"),
-        Some((mut v, removed)) => {
+        Some(Err(())) => plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "domestic_shipping_fen applies to 1688 listings only",
+        ),
+        Some(Ok((mut v, removed))) => {
             tracing::info!(offer_id = %offer_id, listing = %v, removed, "listing changed (sandbox)");
             v["removed"] = json!(removed);
             json_response(StatusCode::OK, v)

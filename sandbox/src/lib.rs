@@ -12,16 +12,14 @@
 //! Choices the contract leaves open (each lives in one place in its module):
 //! - 1688: checks run unknown API (`gw.APIUnsupported`) → app key (`gw.APIACLDecline`) →
 //!   signature (`gw.SignatureInvalid`) → access token (`gw.APIACLDecline`) → faults → call.
-//!   Parameter problems are business errors `INVALID_PARAMETER`; other business codes:
-//!   `PRODUCT_NOT_EXIST`, `SKU_NOT_EXIST`, `OUT_OF_STOCK`, `ORDER_NOT_EXIST`,
-//!   `ORDER_ALREADY_PAID`, `ORDER_STATUS_INVALID` (closed order), `PAY_AMOUNT_MISMATCH`
-//!   (`payAmount` ≠ order total), `ACCOUNT_RESTRICTED` (see `aop::ACCOUNT_RESTRICTED`).
-//!   `alibaba.trade.createRefund` before shipping is agreed by the seller at once (the refund
-//!   succeeds within the call); reasons and sub-order ids are the sandbox's own.
-//!   `sumPayment` is the goods total, `sumCarriage` the sum of each distinct offer's domestic
-//!   shipping, `totalSuccessAmount` = `totalAmount` = both. Offer ids are answered as strings
-//!   (numbers are accepted). One order per call (no supplier split). `createCrossOrder` repeats
-//!   return the first order whatever their cargo.
+//!   Answers use each API's documented envelope, names and units (docs/vendors/1688.md); what
+//!   1688 does not publish (a restricted account, preparePay's codes, the code of a missing
+//!   parameter, …) is `aop::assumed`. `alibaba.trade.createRefund` before shipping is agreed by
+//!   the seller at once (the refund succeeds within the call); reasons and sub-order ids are the
+//!   sandbox's own. `sumCarriage` is the sum of each distinct offer's domestic shipping,
+//!   `sumPayment` = `totalSuccessAmount` = goods + carriage (fen) = `totalAmount` × 100. One
+//!   order per call (no supplier split). `createCrossOrder` repeats return the first order
+//!   whatever their cargo.
 //! - Taobao (IOP): see `taobao` for the check order and choices: unknown apiPath
 //!   `InvalidApiPath`; `timestamp` must be present (no window); `sign_method` must be `sha256`;
 //!   an injected `error` is HTTP 503 `ServiceUnavailable`; postage = the sku's 1688 domestic
@@ -38,7 +36,8 @@
 //! - Faults: `api` matches by suffix; a fault fires only where its kind means something (see
 //!   `faults`); `bad_signature` on Stripe / 17TRACK corrupts outgoing webhook signatures.
 //! - Extensions: `GET /_sandbox/faults`, `DELETE /_sandbox/faults/{id}`, `GET /_sandbox/webhooks`,
-//!   `"removed": true|false` on `POST /_sandbox/products/{offer_id}`,
+//!   `"removed": true|false` and `"domestic_shipping_fen"` (1688) on
+//!   `POST /_sandbox/products/{offer_id}`,
 //!   `POST /_sandbox/orders/{orderId}/cancel` (1688 and Taobao orders), `GET /v1/refunds/{id}`,
 //!   `POST /_sandbox/marketplace/orders/{id}/ship` (the seller ships a paid 1688 / Taobao order
 //!   now), `PUT /_sandbox/marketplace/seller` `{"ship_after_ms"?, "refunds_at_once"?}` (the

@@ -107,26 +107,28 @@ impl Harness {
             .await;
         let id = v["result"]["orderId"].as_str().unwrap().to_owned();
         if paid {
-            let total = v["result"]["totalSuccessAmount"].to_string();
-            let op = format!("pay-{out}");
+            // One JSON parameter; payAmount in fen (totalSuccessAmount is fen too).
+            let param = json!({"orderId": id.parse::<u64>().unwrap(),
+                               "payAmount": v["result"]["totalSuccessAmount"],
+                               "opRequestId": format!("pay-{out}")})
+            .to_string();
             let v = self
                 .aop(
                     "alibaba.trade.pay.protocolPay.preparePay",
-                    &[
-                        ("orderId", &id),
-                        ("payAmount", &total),
-                        ("opRequestId", &op),
-                    ],
+                    &[("tradeWithholdPreparePayParam", &param)],
                 )
                 .await;
-            assert_eq!(v["result"]["paySuccess"], true, "{v}");
+            assert_eq!(v["result"]["result"]["paySuccess"], true, "{v}");
         }
         id
     }
 
     async fn buyer_view(&self, id: &str) -> Value {
         let v = self
-            .aop("alibaba.trade.get.buyerView", &[("orderId", id)])
+            .aop(
+                "alibaba.trade.get.buyerView",
+                &[("webSite", "1688"), ("orderId", id)],
+            )
             .await;
         v["result"].clone()
     }
@@ -272,7 +274,7 @@ async fn aop_cancels_only_unpaid_orders_and_not_too_fast() {
     let id = h.aop_order("PO-C2", false).await;
     assert_eq!(h.stock_1688().await, before - 1);
     let v = h.trade_cancel(&id, "not-a-reason").await;
-    assert_eq!(v["errorCode"], "INVALID_PARAMETER", "{v}");
+    assert_eq!(v["errorCode"], "400", "{v}");
     assert_eq!(
         h.buyer_view(&id).await["baseInfo"]["status"],
         "waitbuyerpay"
@@ -309,10 +311,7 @@ async fn aop_refunds_a_paid_order_in_full_until_the_seller_ships() {
     let id = h.aop_order("PO-R1", true).await;
     let view = h.buyer_view(&id).await;
     let base = &view["baseInfo"];
-    let (total, goods) = (
-        base["totalAmount"].as_i64().unwrap(),
-        base["sumProductPayment"].as_i64().unwrap(),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let paid = h.ledger_of("marketplace_payment");
     assert_eq!(paid.len(), 1);
     assert_eq!(paid[0].amount_minor, total);
@@ -422,10 +421,7 @@ async fn aop_after_the_seller_ships_nothing_is_cancelled_or_refunded() {
 
     let view = h.buyer_view(&id).await;
     let base = &view["baseInfo"];
-    let (total, goods) = (
-        base["totalAmount"].as_i64().unwrap(),
-        base["sumProductPayment"].as_i64().unwrap(),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let entries = format!(
         "[{}]",
         view["productItems"][0]["subItemIDString"].as_str().unwrap()
@@ -443,13 +439,19 @@ async fn aop_after_the_seller_ships_nothing_is_cancelled_or_refunded() {
     assert!(h.ledger_of("marketplace_refund").is_empty());
 }
 
+/// A 1688 yuan amount (a JSON number such as `99` or `6.15`) in fen, read exactly from its text.
+fn fen(yuan: &Value) -> i64 {
+    procure_domain::money::parse_major(&yuan.to_string(), 2)
+        .unwrap_or_else(|e| panic!("{yuan}: {e}"))
+}
+
 impl Harness {
     async fn aop_logistics(&self, id: &str) -> Value {
         let cfg = SandboxConfig::default();
         let ns = "com.alibaba.logistics";
         let api = "alibaba.trade.getLogisticsInfos.buyerView";
         let path = format!("param2/1/{ns}/{api}/{}", cfg.alibaba_app_key);
-        let mut all = owned(&[("orderId", id)]);
+        let mut all = owned(&[("webSite", "1688"), ("orderId", id)]);
         all.push(("access_token".into(), cfg.alibaba_access_token.clone()));
         all.push(("_aop_timestamp".into(), now_ms().to_string()));
         let sig = signing::aop_signature(
@@ -631,10 +633,7 @@ async fn a_seller_that_decides_later_keeps_the_refund_pending_until_it_does() {
     assert_eq!(s, StatusCode::CONFLICT, "nothing to decide yet");
     let view = h.buyer_view(&id).await;
     let base = view["baseInfo"].clone();
-    let (total, goods) = (
-        base["totalAmount"].as_i64().unwrap(),
-        base["sumProductPayment"].as_i64().unwrap(),
-    );
+    let (total, goods) = (fen(&base["totalAmount"]), fen(&base["sumProductPayment"]));
     let entries = format!(
         "[{}]",
         view["productItems"][0]["subItemIDString"].as_str().unwrap()

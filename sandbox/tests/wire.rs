@@ -232,7 +232,8 @@ async fn aop_rejects_bad_signatures_and_credentials() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["success"], true);
-    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], "45.50");
+    // 1688 documents `price` as a Double in yuan.
+    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], json!(45.5));
     assert_eq!(v["productInfo"]["skuInfos"][0]["specId"], EARBUDS_SPEC);
     let (url, form) = h.aop_form(
         "com.alibaba.product",
@@ -249,7 +250,7 @@ async fn aop_rejects_bad_signatures_and_credentials() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["productInfo"]["productID"], EARBUDS);
+    assert_eq!(v["productInfo"]["productID"].to_string(), EARBUDS, "a Long");
 
     // Business error for an unknown product; gateway error for an unknown API.
     let (s, v) = h
@@ -260,8 +261,8 @@ async fn aop_rejects_bad_signatures_and_credentials() {
         )
         .await;
     assert_eq!(
-        (s, &v["success"], &v["code"]),
-        (StatusCode::OK, &json!(false), &json!("PRODUCT_NOT_EXIST"))
+        (s, &v["success"], &v["message"]),
+        (StatusCode::OK, &json!(false), &json!("商品[1]不存在"))
     );
     let (s, v) = h.aop(TRADE, "alibaba.trade.nonsense", &[]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -286,10 +287,13 @@ async fn aop_preview_matches_the_contract_example() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let p = &v["orderPreviewResuslt"][0];
-    assert_eq!(p["sumPayment"], 9100, "{v}");
+    // Documented units: sumPayment (with carriage), sumCarriage, sumPaymentNoCarriage in fen;
+    // amount and finalUnitPrice in yuan.
+    assert_eq!(p["sumPayment"], 9900, "{v}");
     assert_eq!(p["sumCarriage"], 800);
-    assert_eq!(p["cargoList"][0]["amount"], 9100);
-    assert_eq!(p["cargoList"][0]["finalUnitPrice"], "45.50");
+    assert_eq!(p["sumPaymentNoCarriage"], 9100);
+    assert_eq!(p["cargoList"][0]["amount"], json!(91));
+    assert_eq!(p["cargoList"][0]["finalUnitPrice"], json!(45.5));
 
     let too_many =
         json!([{"offerId": EARBUDS, "specId": EARBUDS_SPEC, "quantity": 1201}]).to_string();
@@ -304,7 +308,7 @@ async fn aop_preview_matches_the_contract_example() {
             ],
         )
         .await;
-    assert_eq!(v["code"], "OUT_OF_STOCK");
+    assert_eq!(v["errorCode"], "500_004", "{v}");
     // Numeric offer ids are accepted too (1688's offerId is a Long).
     let numeric = format!(r#"[{{"offerId":{EARBUDS},"quantity":1}}]"#);
     let (_, v) = h
@@ -318,7 +322,7 @@ async fn aop_preview_matches_the_contract_example() {
             ],
         )
         .await;
-    assert_eq!(v["orderPreviewResuslt"][0]["sumPayment"], 4550, "{v}");
+    assert_eq!(v["orderPreviewResuslt"][0]["sumPayment"], 5350, "{v}");
     for bad in ["", "[]", "{}", "[{\"offerId\":\"x\"}]", "not json"] {
         let (s, v) = h
             .aop(
@@ -395,24 +399,23 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
         let order_id = order_id.clone();
         let h = &h;
         async move {
+            let param =
+                format!(r#"{{"orderId":{order_id},"payAmount":{amount},"opRequestId":"{op}"}}"#);
             h.aop(
                 TRADE,
                 "alibaba.trade.pay.protocolPay.preparePay",
-                &[
-                    ("orderId", &order_id),
-                    ("payAmount", amount),
-                    ("opRequestId", op),
-                ],
+                &[("tradeWithholdPreparePayParam", &param)],
             )
             .await
         }
     };
     let (_, v) = pay("pay-x", "9800").await;
-    assert_eq!(v["code"], "PAY_AMOUNT_MISMATCH", "{v}");
+    assert_eq!(v["result"]["code"], "PAY_AMOUNT_MISMATCH", "{v}");
     let (_, first) = pay("pay-1", "9900").await;
     assert_eq!(
         first,
-        json!({"success": true, "result": {"paySuccess": true}})
+        json!({"result": {"success": true, "code": null, "message": null,
+               "result": {"payChannel": "alipay", "paySuccess": true}}})
     );
     let (_, again) = pay("pay-1", "9900").await;
     assert_eq!(
@@ -420,11 +423,11 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
         "the same opRequestId returns the first answer"
     );
     let (_, other) = pay("pay-2", "9900").await;
-    assert_eq!(other["success"], false);
-    assert_eq!(other["code"], "ORDER_ALREADY_PAID");
+    assert_eq!(other["result"]["success"], false);
+    assert_eq!(other["result"]["code"], "ORDER_ALREADY_PAID");
     let (_, x) = pay("pay-x", "9900").await;
     assert_eq!(
-        x["code"], "PAY_AMOUNT_MISMATCH",
+        x["result"]["code"], "PAY_AMOUNT_MISMATCH",
         "first answer of pay-x, even though it now matches"
     );
 
@@ -444,18 +447,26 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
         .aop(
             TRADE,
             "alibaba.trade.get.buyerView",
-            &[("orderId", &order_id)],
+            &[("webSite", "1688"), ("orderId", &order_id)],
         )
         .await;
     let base = &v["result"]["baseInfo"];
     assert_eq!(base["status"], "waitbuyerreceive", "{v}");
     assert_eq!(base["outOrderId"], "PO-2001");
-    assert_eq!(base["totalAmount"], 9900);
+    assert_eq!(base["totalAmount"], json!(99), "yuan");
+    let (_, v) = h
+        .aop(
+            TRADE,
+            "alibaba.trade.get.buyerView",
+            &[("orderId", &order_id)],
+        )
+        .await;
+    assert_eq!(v["success"], "false", "webSite is required: {v}");
     let (_, v) = h
         .aop(
             "com.alibaba.logistics",
             "alibaba.trade.getLogisticsInfos.buyerView",
-            &[("orderId", &order_id)],
+            &[("webSite", "1688"), ("orderId", &order_id)],
         )
         .await;
     let bill = v["result"][0]["logisticsBillNo"].as_str().unwrap();
@@ -470,7 +481,7 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
         )
         .await;
     assert_eq!(v["result"].as_array().unwrap().len(), 1);
-    assert_eq!(v["result"][0]["id"], json!(order_id));
+    assert_eq!(v["result"][0]["baseInfo"]["idOfStr"].to_string(), order_id);
     let (_, v) = h
         .aop(
             TRADE,
@@ -478,7 +489,7 @@ async fn protocol_pay_is_keyed_by_op_request_id() {
             &[("outOrderId", "PO-none")],
         )
         .await;
-    assert_eq!(v, json!({"success": true, "result": []}));
+    assert_eq!(v, json!({"result": [], "totalRecord": 0}));
 }
 
 #[tokio::test]
@@ -494,25 +505,22 @@ async fn seller_ships_after_the_configured_delay() {
         .aop(
             TRADE,
             "alibaba.trade.get.buyerView",
-            &[("orderId", &order_id)],
+            &[("webSite", "1688"), ("orderId", &order_id)],
         )
         .await;
     assert_eq!(v["result"]["baseInfo"]["status"], "waitbuyerpay");
+    let param = format!(r#"{{"orderId":{order_id},"payAmount":5350,"opRequestId":"p"}}"#);
     h.aop(
         TRADE,
         "alibaba.trade.pay.protocolPay.preparePay",
-        &[
-            ("orderId", &order_id),
-            ("payAmount", "5350"),
-            ("opRequestId", "p"),
-        ],
+        &[("tradeWithholdPreparePayParam", &param)],
     )
     .await;
     let (_, v) = h
         .aop(
             TRADE,
             "alibaba.trade.get.buyerView",
-            &[("orderId", &order_id)],
+            &[("webSite", "1688"), ("orderId", &order_id)],
         )
         .await;
     assert_eq!(v["result"]["baseInfo"]["status"], "waitsellersend");
@@ -520,10 +528,15 @@ async fn seller_ships_after_the_configured_delay() {
         .aop(
             "com.alibaba.logistics",
             "alibaba.trade.getLogisticsInfos.buyerView",
-            &[("orderId", &order_id)],
+            &[("webSite", "1688"), ("orderId", &order_id)],
         )
         .await;
-    assert_eq!(v, json!({"success": true, "result": []}));
+    // Documented: 500_2 until the seller ships ("ask later").
+    assert_eq!(
+        (&v["success"], &v["errorCode"]),
+        (&json!(false), &json!("500_2")),
+        "{v}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1313,7 +1326,7 @@ async fn aop_faults_and_clearing() {
     let v = create_order(&h, "PO-F1", 1).await;
     assert_eq!(
         (&v["success"], &v["code"]),
-        (&json!(false), &json!("OUT_OF_STOCK")),
+        (&json!(false), &json!("500_004")),
         "{v}"
     );
     assert!(h.ledger_of("purchase").is_empty());
@@ -1385,7 +1398,7 @@ async fn aop_faults_and_clearing() {
             &[("productId", EARBUDS)],
         )
         .await;
-    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], "50.05");
+    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], json!(50.05));
     let (_, v) = h
         .aop(
             "com.alibaba.product",
@@ -1393,7 +1406,7 @@ async fn aop_faults_and_clearing() {
             &[("productId", EARBUDS)],
         )
         .await;
-    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], "50.05");
+    assert_eq!(v["productInfo"]["skuInfos"][0]["price"], json!(50.05));
 
     // Bad fault specs are refused.
     for bad in [
@@ -1443,7 +1456,10 @@ async fn timeout_after_commit_records_the_effect_before_the_late_answer() {
             &[("outOrderId", "PO-T1")],
         )
         .await;
-    assert_eq!(v["result"][0]["id"], json!(purchases[0].external_id));
+    assert_eq!(
+        v["result"][0]["baseInfo"]["idOfStr"].to_string(),
+        purchases[0].external_id
+    );
     // Retrying with the same outOrderId returns that order and takes nothing more.
     let v = create_order(&h, "PO-T1", 3).await;
     assert_eq!(v["result"]["orderId"], json!(purchases[0].external_id));
@@ -1547,12 +1563,13 @@ async fn control_endpoints() {
             &[("productId", EARBUDS)],
         )
         .await;
+    let sku = &v["productInfo"]["skuInfos"][0];
     assert_eq!(
-        v["productInfo"]["skuInfos"][0],
-        json!({"specId": EARBUDS_SPEC, "price": "50.00", "amountOnSale": 3})
+        (&sku["specId"], &sku["price"], &sku["amountOnSale"]),
+        (&json!(EARBUDS_SPEC), &json!(50), &json!(3))
     );
     let v = create_order(&h, "PO-C1", 4).await;
-    assert_eq!(v["code"], "OUT_OF_STOCK");
+    assert_eq!(v["code"], "500_004");
     let (s, _) = h
         .post_json(
             &format!("/_sandbox/products/{EARBUDS}"),
@@ -1567,7 +1584,8 @@ async fn control_endpoints() {
             &[("productId", EARBUDS)],
         )
         .await;
-    assert_eq!(v["code"], "PRODUCT_NOT_EXIST");
+    assert_eq!(v["success"], false);
+    assert!(v["message"].as_str().unwrap().contains("不存在"), "{v}");
     let (s, _) = h
         .post_json("/_sandbox/products/0000", json!({"price_fen": 1}))
         .await;
@@ -1668,9 +1686,15 @@ async fn garbage_never_gets_a_server_error() {
         .aop(
             TRADE,
             "alibaba.trade.pay.protocolPay.preparePay",
-            &[("orderId", "1"), ("payAmount", "x"), ("opRequestId", "o")],
+            &[(
+                "tradeWithholdPreparePayParam",
+                r#"{"orderId":1,"payAmount":"x"}"#,
+            )],
         )
         .await;
-    assert_eq!((s, &v["success"]), (StatusCode::OK, &json!(false)));
+    assert_eq!(
+        (s, &v["result"]["success"]),
+        (StatusCode::OK, &json!(false))
+    );
     assert!(h.sandbox.ledger().is_empty());
 }
