@@ -101,10 +101,10 @@ mod tests {
                 _ => json!({"code": "ITEM_NOT_FOUND", "message": "gone", "request_id": "r"}),
             }
         } else if path == "/api/router" {
-            match form["goods_id_list"].as_str() {
-                r#"["pdd2001"]"# => json!({"goods_detail_response": {"goods_details": [
-                    {"goods_id": "pdd2001", "goods_name": "Mug", "min_group_price": 3900, "min_normal_price": 4500}]}}),
-                r#"["pdd-risky"]"# => {
+            match form["goods_sign"].as_str() {
+                "pdd2001" => json!({"goods_detail_response": {"goods_details": [
+                    {"goods_sign": "pdd2001", "goods_id": 2001, "goods_name": "Mug", "min_group_price": 3900, "min_normal_price": 4500}]}}),
+                "pdd-risky" => {
                     json!({"error_response": {"error_code": 70035, "error_msg": "risky"}})
                 }
                 _ => json!({"goods_detail_response": {"goods_details": []}}),
