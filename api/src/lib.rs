@@ -10,6 +10,7 @@ pub mod codec;
 pub mod dispatcher;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod openapi;
 pub mod orders;
 pub mod parcels;
@@ -24,7 +25,7 @@ pub mod views;
 pub mod warehouse;
 pub mod webhooks;
 
-use axum::{Json, Router, routing::get};
+use axum::Router;
 use procure_domain::{
     Secret,
     ports::{FxRates, PaymentRecords, TrackingWebhooks},
@@ -181,10 +182,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .merge(health::router())
         .merge(quotes::router())
         .merge(orders::router())
         .merge(cancel::router())

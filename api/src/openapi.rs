@@ -534,10 +534,26 @@ pub fn document() -> Value {
         ),
         vec![],
     );
+    for path in ["/health", "/health/live"] {
+        add(
+            path,
+            "get",
+            json!({"summary": "Liveness: the process serves requests", "security": [], "responses": {"200": ok(json!({"type": "object", "required": ["status"]}))}}),
+            vec![],
+        );
+    }
+    let check = json!({"type": "object", "required": ["status", "took_ms"], "properties": {
+        "status": {"type": "string", "enum": ["ok", "failed", "not_configured"]},
+        "took_ms": {"type": "integer"}, "error": {"type": "string"}}});
+    let readiness = json!({"type": "object", "required": ["status", "database", "temporal"], "properties": {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "database": check.clone(), "temporal": check}});
     add(
-        "/health",
+        "/health/ready",
         "get",
-        json!({"summary": "Liveness", "security": [], "responses": {"200": ok(json!({"type": "object", "required": ["status"]}))}}),
+        json!({"summary": "Readiness: the database and Temporal answer within 3 s each", "security": [],
+               "responses": {"200": ok(readiness.clone()),
+                             "503": {"description": "a check failed; the body names it", "content": {"application/json": {"schema": readiness}}}}}),
         vec![],
     );
 
@@ -572,7 +588,7 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 operations += 1;
                 let responses = op["responses"].as_object().unwrap();
-                if path == "/health" {
+                if path.starts_with("/health") {
                     continue;
                 }
                 for code in ["400", "401", "403", "404", "422"] {
@@ -584,7 +600,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 36, "every route of the router is documented");
+        assert_eq!(operations, 38, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

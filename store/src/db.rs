@@ -160,4 +160,10 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// One round trip to the database (the readiness check).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -1,9 +1,10 @@
 //! Talking to Temporal outside workflow code: the payload codec that encrypts every payload
 //! ([`codec`]) and the client connection built on it ([`client`]), shared by the API, the worker
-//! and the binary.
+//! and the binary, and the readiness check ([`health`]).
 
 pub mod client;
 pub mod codec;
+pub mod health;
 
 pub use client::{TemporalLink, connect_with};
 pub use codec::EncryptionCodec;
