@@ -340,9 +340,34 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn ctrl_c() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what an orchestrator sends before it kills a
+/// process): the API then stops accepting and finishes its requests, a worker stops polling and
+/// lets its running tasks finish.
+async fn stop_signal() {
+    let name = terminated().await;
+    eprintln!("{name}: stopping");
+}
+
+#[cfg(unix)]
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM ({e}); only Ctrl-C stops this process");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() -> &'static str {
     let _ = tokio::signal::ctrl_c().await;
-    eprintln!("Ctrl-C: stopping");
+    "Ctrl-C"
 }
 
 /// The settings of a process, checked for it: a missing secret fails the start here.
@@ -382,14 +407,14 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.address, "API listening");
-    procure::components::run_api(listener, store, &d, ctrl_c()).await?;
+    procure::components::run_api(listener, store, &d, stop_signal()).await?;
     Ok(true)
 }
 
 async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
     init_logs("info");
     let (_, d) = deployment(common.sources(), Process::Worker)?;
-    procure::components::run_worker(&d, ctrl_c()).await?;
+    procure::components::run_worker(&d, stop_signal()).await?;
     Ok(true)
 }
 
@@ -400,10 +425,7 @@ async fn sandbox(port: u16) -> anyhow::Result<bool> {
         .context("binding the sandbox port")?;
     println!("sandbox listening on http://{}", listener.local_addr()?);
     let sb = procure_sandbox::Sandbox::new(procure_sandbox::SandboxConfig::default());
-    procure_sandbox::serve(listener, sb, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    procure_sandbox::serve(listener, sb, stop_signal()).await?;
     Ok(true)
 }
 
@@ -562,10 +584,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
             ok = r?;
             if !args.exit_when_done {
                 println!("demo done; press Ctrl-C to stop");
-                let _ = tokio::signal::ctrl_c().await;
+                terminated().await;
             }
         }
-        _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); ok = args.demo_orders == 0; }
+        name = terminated() => { println!("\n{name}: stopping"); ok = args.demo_orders == 0; }
     }
     println!("stopping API, worker and sandbox …");
     system.stop().await?;

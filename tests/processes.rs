@@ -66,12 +66,15 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         ("PROCURE_TRACKING_POLL_S", "1".into()),
         ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
     ];
-    let _sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
+    let sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
     wait_http_ok(&format!("{sandbox_url}/_sandbox/health")).await;
-    let _api = procure(&["api", "--seed-sandbox-catalogue"], &env);
-    wait_http_ok(&format!("{api_url}/health")).await;
-    let _w1 = procure(&["worker"], &env);
-    let _w2 = procure(&["worker"], &env);
+    let api = procure(&["api", "--seed-sandbox-catalogue"], &env);
+    wait_http_ok(&format!("{api_url}/health/live")).await;
+    let w1 = procure(&["worker"], &env);
+    let w2 = procure(&["worker"], &env);
+    procure::system::wait_http_ok(&format!("{api_url}/health/ready"), Duration::from_secs(30))
+        .await
+        .expect("the API is ready: its database and Temporal answer");
     let http = reqwest::Client::new();
     let r = http
         .put(format!("{sandbox_url}/_sandbox/webhooks"))
@@ -217,7 +220,37 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         "every 1688 purchase went through a pool account"
     );
     assert!(pooled > 0);
+
+    // SIGTERM, as an orchestrator sends it, stops every process cleanly (exit 0), workers
+    // first, then the API, then the sandbox.
+    for (name, child) in [
+        ("worker 1", w1),
+        ("worker 2", w2),
+        ("api", api),
+        ("sandbox", sandbox),
+    ] {
+        assert_eq!(
+            terminate(name, child).await,
+            Some(0),
+            "{name} exits cleanly on SIGTERM"
+        );
+    }
     temporal.stop().await.unwrap();
+}
+
+/// Send SIGTERM to `child` and wait (bounded) for its exit code.
+async fn terminate(name: &str, mut child: Child) -> Option<i32> {
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "SIGTERM to {name}");
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{name} still running 60 s after SIGTERM"))
+        .expect("wait");
+    status.code()
 }
 
 /// Run `procure ARGS` to its end with only `env` among the `PROCURE_…` variables; its exit
