@@ -55,6 +55,9 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Exit 0 when `url` answers 2xx within 5 s, else 1: a container's health check (the image
+    /// has no curl), e.g. `procure probe http://127.0.0.1:8080/health/live`.
+    Probe { url: String },
     /// Measure end-to-end order throughput against a bare-workflow baseline.
     Bench {
         #[arg(long, default_value_t = 100)]
@@ -286,6 +289,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Sandbox { port } => sandbox(port).await,
+        Command::Probe { url } => probe(&url).await,
         Command::Bench { orders, out } => bench(orders, out).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
         Command::ExampleMonitor { out } => example_monitor(out).await,
@@ -416,6 +420,24 @@ async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
     let (_, d) = deployment(common.sources(), Process::Worker)?;
     procure::components::run_worker(&d, stop_signal()).await?;
     Ok(true)
+}
+
+async fn probe(url: &str) -> anyhow::Result<bool> {
+    install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => Ok(true),
+        Ok(r) => {
+            eprintln!("probe: {url} answered {}", r.status());
+            Ok(false)
+        }
+        Err(e) => {
+            eprintln!("probe: {url}: {e}");
+            Ok(false)
+        }
+    }
 }
 
 async fn sandbox(port: u16) -> anyhow::Result<bool> {
