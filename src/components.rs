@@ -15,7 +15,7 @@ use procure_adapters::{
 use procure_api::{ApiConfig, AppState, OrderTimings, auth::TokenKey, dispatcher::Dispatcher};
 use procure_domain::{seal::Sealer, tariff::Pricing};
 use procure_store::Store;
-use procure_temporal::{EncryptionCodec, TemporalLink};
+use procure_temporal::{EncryptionCodec, TemporalConnection, TemporalLink};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
@@ -69,8 +69,8 @@ impl External {
 /// Where a component finds Temporal and its work.
 #[derive(Clone, Debug)]
 pub struct TemporalTarget {
-    pub address: String,
-    pub namespace: String,
+    /// Address, namespace and authentication (`crate::settings::TemporalSettings::connection`).
+    pub connection: TemporalConnection,
     pub task_queue: String,
     /// Browser origins of the Temporal Web UI, allowed to call our codec endpoint.
     pub ui_origins: Vec<String>,
@@ -230,19 +230,33 @@ pub async fn run_worker(
         &d.warehouse,
     )?;
     let monitor = monitor_activities(store, &d.external, d.pricing.clone())?;
-    let client = procure_temporal::connect_with(
-        &d.temporal.address,
-        &d.temporal.namespace,
-        "procure-worker",
-        &d.keys.payload,
-    )
-    .await
-    .context("connecting the worker to Temporal")?;
+    let client = connect_temporal(&d.temporal.connection, "procure-worker", &d.keys.payload)
+        .await
+        .context("connecting the worker to Temporal")?;
     let settings = procure_worker::WorkerSettings {
         task_queue: d.temporal.task_queue.clone(),
         ..Default::default()
     };
     procure_worker::run(client, activities, monitor, settings, shutdown).await
+}
+
+/// Connect to Temporal; a failure names the connection (no secret) and the settings behind
+/// its likely cause.
+pub async fn connect_temporal(
+    connection: &TemporalConnection,
+    identity: &str,
+    codec: &EncryptionCodec,
+) -> anyhow::Result<temporalio_client::Client> {
+    procure_temporal::connect(connection, identity, codec)
+        .await
+        .map_err(|e| {
+            let text = format!("{e:#}");
+            anyhow::anyhow!(
+                "Temporal at {}: {text} ({})",
+                connection.describe(),
+                crate::settings::connect_failure_hint(connection, &text)
+            )
+        })
 }
 
 /// Serve the API and run the outbox dispatcher until `shutdown`.
@@ -274,9 +288,8 @@ pub async fn run_api(
         d.keys.payload.clone(),
     )
     .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
-    let link = Arc::new(TemporalLink::new(
-        d.temporal.address.clone(),
-        d.temporal.namespace.clone(),
+    let link = Arc::new(TemporalLink::to(
+        d.temporal.connection.clone(),
         d.keys.payload.clone(),
     ));
     let state = state.with_temporal(link.clone());

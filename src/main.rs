@@ -381,7 +381,7 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.address, "API listening");
+    tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.connection.describe(), "API listening");
     procure::components::run_api(listener, store, &d, ctrl_c()).await?;
     Ok(true)
 }
