@@ -7,6 +7,7 @@
 //! wrong path or a mismatched key fails the start naming its setting.
 
 use super::*;
+use crate::components::temporal_settings::{CLIENT_CERT, CLIENT_KEY, SERVER_CA};
 use procure_temporal::{TemporalConnection, TemporalTls};
 use std::collections::HashMap;
 use temporalio_common::envconfig::{
@@ -127,15 +128,6 @@ fn read_material(m: &Material, setting: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-const CLIENT_CERT: &str = "temporal.tls.client_cert (PROCURE_TEMPORAL__TLS__CLIENT_CERT, or \
-                           TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_CERT_DATA)";
-const CLIENT_KEY: &str = "temporal.tls.client_key (PROCURE_TEMPORAL__TLS__CLIENT_KEY or \
-                          PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE, or TEMPORAL_TLS_CLIENT_KEY_PATH / \
-                          TEMPORAL_TLS_CLIENT_KEY_DATA)";
-const SERVER_CA: &str = "temporal.tls.server_ca_cert (PROCURE_TEMPORAL__TLS__SERVER_CA_CERT, or \
-                         TEMPORAL_TLS_SERVER_CA_CERT_PATH / TEMPORAL_TLS_SERVER_CA_CERT_DATA)";
-const API_KEY: &str = "temporal.api_key (PROCURE_TEMPORAL__API_KEY or PROCURE_TEMPORAL__API_KEY_FILE, or TEMPORAL_API_KEY)";
-
 impl TemporalSettings {
     /// The connection: each `temporal.*` setting given, else the SDK's configuration's, else
     /// the default (plain text to 127.0.0.1:7233, namespace `default`).
@@ -246,63 +238,4 @@ fn check_client_pair(cert: &[u8], key: &Secret) -> anyhow::Result<()> {
         _ => anyhow::anyhow!("{CLIENT_KEY}: not a usable private key"),
     })?;
     Ok(())
-}
-
-/// What to check when connecting failed: the settings behind the likely cause, by the TLS or
-/// gRPC error the connection ended with.
-pub fn connect_failure_hint(connection: &TemporalConnection, error: &str) -> String {
-    let e = error.to_ascii_lowercase();
-    let has_client_cert = connection
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.client_cert.is_some());
-    if e.contains("unknownissuer")
-        || e.contains("unknown issuer")
-        || e.contains("invalid peer certificate")
-        || e.contains("badsignature")
-    {
-        format!(
-            "the server's certificate is not trusted: check {SERVER_CA} and \
-             temporal.tls.server_name (PROCURE_TEMPORAL__TLS__SERVER_NAME or \
-             TEMPORAL_TLS_SERVER_NAME)"
-        )
-    } else if e.contains("notvalidforname") || e.contains("not valid for name") {
-        "the server's certificate does not carry the address's name: set \
-         temporal.tls.server_name (PROCURE_TEMPORAL__TLS__SERVER_NAME or \
-         TEMPORAL_TLS_SERVER_NAME)"
-            .to_owned()
-    } else if e.contains("certificate required")
-        || e.contains("certificaterequired")
-        || e.contains("no required ssl certificate")
-        || e.contains("bad certificate")
-        || e.contains("badcertificate")
-        || e.contains("unknown ca")
-        || e.contains("unknownca")
-        || (!has_client_cert && e.contains("400"))
-    {
-        if has_client_cert {
-            format!(
-                "the server refused the client certificate: check {CLIENT_CERT} and {CLIENT_KEY}"
-            )
-        } else {
-            format!("the server wants a client certificate: set {CLIENT_CERT} and {CLIENT_KEY}")
-        }
-    } else if e.contains("unauthenticated")
-        || e.contains("permissiondenied")
-        || e.contains("permission denied")
-        || e.contains("403")
-        || e.contains("401")
-    {
-        format!("the server refused the credentials: check {API_KEY} and the namespace")
-    } else if connection.tls.is_none()
-        && (e.contains("connection reset")
-            || e.contains("broken pipe")
-            || e.contains("h2 protocol"))
-    {
-        "the server may expect TLS: set temporal.tls.enabled (PROCURE_TEMPORAL__TLS__ENABLED or \
-         TEMPORAL_TLS=true)"
-            .to_owned()
-    } else {
-        "check temporal.address and the network".to_owned()
-    }
 }
