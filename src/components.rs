@@ -259,6 +259,29 @@ pub async fn connect_temporal(
         })
 }
 
+/// `procure api` at start: a Temporal that refuses this connection's TLS or credentials is a
+/// start error naming the setting; an unreachable one is not (the outbox holds the orders
+/// until the dispatcher connects).
+pub async fn check_temporal_at_start(
+    connection: &TemporalConnection,
+    codec: &EncryptionCodec,
+) -> anyhow::Result<()> {
+    match procure_temporal::connect(connection, "procure-api", codec).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let hint = temporal_settings::connect_failure_hint(connection, &text);
+            if temporal_settings::is_unreachable(&hint) {
+                tracing::warn!(temporal = %connection.describe(), error = %text,
+                    "Temporal is not reachable yet; orders wait in the outbox");
+                Ok(())
+            } else {
+                anyhow::bail!("Temporal at {}: {text} ({hint})", connection.describe())
+            }
+        }
+    }
+}
+
 /// Serve the API and run the outbox dispatcher until `shutdown`.
 pub async fn run_api(
     listener: TcpListener,
@@ -392,7 +415,14 @@ pub mod temporal_settings {
              TEMPORAL_TLS=true)"
                 .to_owned()
         } else {
-            "check temporal.address and the network".to_owned()
+            UNREACHABLE.to_owned()
         }
+    }
+
+    const UNREACHABLE: &str = "check temporal.address and the network";
+
+    /// The hint says only that the server could not be reached (no refusal of TLS or keys).
+    pub fn is_unreachable(hint: &str) -> bool {
+        hint == UNREACHABLE
     }
 }

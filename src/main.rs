@@ -381,6 +381,9 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    procure::components::check_temporal_at_start(&d.temporal.connection, &d.keys.payload)
+        .await
+        .context("procure api: connecting to Temporal")?;
     tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.connection.describe(), "API listening");
     procure::components::run_api(listener, store, &d, ctrl_c()).await?;
     Ok(true)

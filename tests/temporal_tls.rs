@@ -511,6 +511,15 @@ async fn orders_complete_through_mtls_and_through_an_api_key() {
 /// `procure worker` with `env` (development keys, a database of its own) to its end: its exit
 /// status and stderr.
 async fn worker_exits(dir: &Path, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
+    procure_exits(dir, "worker", env).await
+}
+
+/// `procure COMMAND` likewise.
+async fn procure_exits(
+    dir: &Path,
+    command: &str,
+    env: &[(&str, String)],
+) -> (std::process::ExitStatus, String) {
     let mut all = vars(&[
         ("PROCURE_DEVELOPMENT", "true".into()),
         (
@@ -525,9 +534,7 @@ async fn worker_exits(dir: &Path, env: &[(&str, String)]) -> (std::process::Exit
     all.extend(vars(env));
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        procure_cmd(&["worker"], &all)
-            .stdout(Stdio::null())
-            .output(),
+        procure_cmd(&[command], &all).stdout(Stdio::null()).output(),
     )
     .await
     .expect("a refused start ends at once")
@@ -590,6 +597,36 @@ async fn bad_tls_settings_fail_the_start_naming_the_setting() {
     .await;
     eprintln!("wrong CA:\n{stderr}");
     assert!(!status.success(), "started trusting the wrong CA");
+    assert!(
+        stderr.contains("not trusted") && stderr.contains("temporal.tls.server_ca_cert"),
+        "{stderr}"
+    );
+
+    // The API too, though it starts while Temporal is merely unreachable.
+    let (status, stderr) = procure_exits(
+        &dir,
+        "api",
+        &[
+            ("PROCURE_API_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("PROCURE_TEMPORAL__ADDRESS", mtls.clone()),
+            (
+                "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
+                path(&dir, "client.crt"),
+            ),
+            (
+                "PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE",
+                path(&dir, "client.key"),
+            ),
+            (
+                "PROCURE_TEMPORAL__TLS__SERVER_CA_CERT",
+                path(&dir, "other-ca.crt"),
+            ),
+            ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
+        ],
+    )
+    .await;
+    eprintln!("wrong CA (api):\n{stderr}");
+    assert!(!status.success(), "the API started trusting the wrong CA");
     assert!(
         stderr.contains("not trusted") && stderr.contains("temporal.tls.server_ca_cert"),
         "{stderr}"
