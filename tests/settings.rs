@@ -420,6 +420,13 @@ fn the_temporal_connection_starts_from_the_sdk_configuration() {
             && format!("{e:#}").contains("TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
         "{e:#}"
     );
+    // Host verification cannot be turned off: the start says what to set instead.
+    let e = Settings::load(&env(&[("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "true")]))
+        .unwrap()
+        .temporal
+        .connection()
+        .unwrap_err();
+    assert!(e.to_string().contains("temporal.tls.server_name"), "{e}");
     // `enabled = false` turns TLS off whatever else is set.
     let c = Settings::load(&env(&[
         ("TEMPORAL_API_KEY", "k"),

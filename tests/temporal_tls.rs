@@ -146,7 +146,9 @@ fn make_pki(dir: &Path) {
 }
 
 /// nginx, run by the test in `dir`: port `mtls` wants a client certificate of the test CA,
-/// port `keyed` wants `Bearer API_KEY`; both pass gRPC to `upstream`.
+/// port `keyed` wants `Bearer API_KEY`; both pass gRPC to `upstream`. One process
+/// (`master_process off`), so killing it (also on drop, when a test fails) leaves no worker
+/// process behind.
 struct Proxy {
     child: Child,
     mtls: u16,
@@ -162,8 +164,7 @@ impl Proxy {
         }
         let conf = format!(
             r#"
-user root;
-worker_processes 1;
+master_process off;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log info;
