@@ -7,6 +7,8 @@
 #   cargo      checked only (install Rust with rustup)
 #   postgres   apt package postgresql, started on 127.0.0.1:5432 with trust auth, when nothing
 #              answers there (PostgreSQL-backed tests)
+#   nginx      apt package nginx (and openssl), installed only: tests/temporal_tls.rs runs its
+#              own nginx as the TLS-terminating proxy in front of the Temporal dev server
 #
 # and, only when asked for with PROCURE_BOOTSTRAP_STEPS="chromium playwright" (tests/browser.rs
 # runs `PROCURE_BOOTSTRAP_STEPS="chromium playwright" bash scripts/bootstrap.sh` when either is
@@ -17,7 +19,7 @@
 #              into tests/browser/node_modules (no browser download); node and npm from apt
 #              package nodejs when missing
 #
-# PROCURE_BOOTSTRAP_STEPS (default "protoc temporal cargo postgres") names the steps to run.
+# PROCURE_BOOTSTRAP_STEPS (default "protoc temporal cargo postgres nginx") names the steps to run.
 # Each step prints one line. Returns non-zero (never exits the caller's shell) on failure.
 
 _procure_say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -220,6 +222,24 @@ _procure_postgres() {
     _procure_say "postgres: answering at $PROCURE_TEST_DATABASE_URL"
 }
 
+_procure_nginx() {
+    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+        _procure_path_prepend /usr/sbin
+        command -v openssl >/dev/null 2>&1 || _procure_apt_install openssl || return 1
+        _procure_say "nginx: $(nginx -v 2>&1 | head -n1) ($(command -v nginx))"
+        return 0
+    fi
+    _procure_say "nginx: installing apt packages nginx openssl"
+    # The package's own service is not wanted (the test runs its own nginx); where a policy
+    # keeps services from starting, installing still succeeds.
+    _procure_apt_install nginx openssl || {
+        _procure_say "nginx: installation failed"
+        return 1
+    }
+    _procure_path_prepend /usr/sbin
+    hash -r
+}
+
 _procure_chromium() {
     if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
         _procure_say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1) (/usr/bin/chromium)"
@@ -254,12 +274,13 @@ _procure_playwright() {
 
 _procure_bootstrap() {
     local step
-    for step in ${PROCURE_BOOTSTRAP_STEPS:-protoc temporal cargo postgres}; do
+    for step in ${PROCURE_BOOTSTRAP_STEPS:-protoc temporal cargo postgres nginx}; do
         case "$step" in
             protoc) _procure_protoc ;;
             temporal) _procure_temporal ;;
             cargo) _procure_cargo ;;
             postgres) _procure_postgres ;;
+            nginx) _procure_nginx ;;
             chromium) _procure_chromium ;;
             playwright) _procure_playwright ;;
             *)
@@ -273,7 +294,7 @@ _procure_bootstrap() {
 if _procure_bootstrap; then _procure_bootstrap_status=0; else _procure_bootstrap_status=$?; fi
 unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend _procure_protoc \
     _procure_protoc_works \
-    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_chromium \
+    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_nginx _procure_chromium \
     _procure_playwright _procure_bootstrap
 unset _procure_apt_updated
 if [ "$_procure_bootstrap_status" != 0 ]; then

@@ -15,7 +15,7 @@ use procure_adapters::{
 use procure_api::{ApiConfig, AppState, OrderTimings, auth::TokenKey, dispatcher::Dispatcher};
 use procure_domain::{seal::Sealer, tariff::Pricing};
 use procure_store::Store;
-use procure_temporal::{EncryptionCodec, TemporalLink};
+use procure_temporal::{EncryptionCodec, TemporalConnection, TemporalLink};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
@@ -69,8 +69,8 @@ impl External {
 /// Where a component finds Temporal and its work.
 #[derive(Clone, Debug)]
 pub struct TemporalTarget {
-    pub address: String,
-    pub namespace: String,
+    /// Address, namespace and authentication (`crate::settings::TemporalSettings::connection`).
+    pub connection: TemporalConnection,
     pub task_queue: String,
     /// Browser origins of the Temporal Web UI, allowed to call our codec endpoint.
     pub ui_origins: Vec<String>,
@@ -230,19 +230,56 @@ pub async fn run_worker(
         &d.warehouse,
     )?;
     let monitor = monitor_activities(store, &d.external, d.pricing.clone())?;
-    let client = procure_temporal::connect_with(
-        &d.temporal.address,
-        &d.temporal.namespace,
-        "procure-worker",
-        &d.keys.payload,
-    )
-    .await
-    .context("connecting the worker to Temporal")?;
+    let client = connect_temporal(&d.temporal.connection, "procure-worker", &d.keys.payload)
+        .await
+        .context("connecting the worker to Temporal")?;
     let settings = procure_worker::WorkerSettings {
         task_queue: d.temporal.task_queue.clone(),
         ..Default::default()
     };
     procure_worker::run(client, activities, monitor, settings, shutdown).await
+}
+
+/// Connect to Temporal; a failure names the connection (no secret) and the settings behind
+/// its likely cause.
+pub async fn connect_temporal(
+    connection: &TemporalConnection,
+    identity: &str,
+    codec: &EncryptionCodec,
+) -> anyhow::Result<temporalio_client::Client> {
+    procure_temporal::connect(connection, identity, codec)
+        .await
+        .map_err(|e| {
+            let text = format!("{e:#}");
+            anyhow::anyhow!(
+                "Temporal at {}: {text} ({})",
+                connection.describe(),
+                temporal_settings::connect_failure_hint(connection, &text)
+            )
+        })
+}
+
+/// `procure api` at start: a Temporal that refuses this connection's TLS or credentials is a
+/// start error naming the setting; an unreachable one is not (the outbox holds the orders
+/// until the dispatcher connects).
+pub async fn check_temporal_at_start(
+    connection: &TemporalConnection,
+    codec: &EncryptionCodec,
+) -> anyhow::Result<()> {
+    match procure_temporal::connect(connection, "procure-api", codec).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let hint = temporal_settings::connect_failure_hint(connection, &text);
+            if temporal_settings::is_unreachable(&hint) {
+                tracing::warn!(temporal = %connection.describe(), error = %text,
+                    "Temporal is not reachable yet; orders wait in the outbox");
+                Ok(())
+            } else {
+                anyhow::bail!("Temporal at {}: {text} ({hint})", connection.describe())
+            }
+        }
+    }
 }
 
 /// Serve the API and run the outbox dispatcher until `shutdown`.
@@ -274,9 +311,8 @@ pub async fn run_api(
         d.keys.payload.clone(),
     )
     .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
-    let link = Arc::new(TemporalLink::new(
-        d.temporal.address.clone(),
-        d.temporal.namespace.clone(),
+    let link = Arc::new(TemporalLink::to(
+        d.temporal.connection.clone(),
         d.keys.payload.clone(),
     ));
     let state = state.with_temporal(link.clone());
@@ -308,4 +344,85 @@ pub async fn run_api(
     let _ = tx.send(true);
     let _ = dispatcher_task.await;
     Ok(served?)
+}
+
+/// The settings (and variables) behind a Temporal connection, for messages: the settings layer
+/// names them when a value is wrong, [`connect_temporal`] when the server refuses.
+pub mod temporal_settings {
+    use procure_temporal::TemporalConnection;
+
+    pub const CLIENT_CERT: &str = "temporal.tls.client_cert (PROCURE_TEMPORAL__TLS__CLIENT_CERT, or \
+                               TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_CERT_DATA)";
+    pub const CLIENT_KEY: &str = "temporal.tls.client_key (PROCURE_TEMPORAL__TLS__CLIENT_KEY or \
+                              PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE, or TEMPORAL_TLS_CLIENT_KEY_PATH / \
+                              TEMPORAL_TLS_CLIENT_KEY_DATA)";
+    pub const SERVER_CA: &str = "temporal.tls.server_ca_cert (PROCURE_TEMPORAL__TLS__SERVER_CA_CERT, or \
+                             TEMPORAL_TLS_SERVER_CA_CERT_PATH / TEMPORAL_TLS_SERVER_CA_CERT_DATA)";
+    pub const API_KEY: &str = "temporal.api_key (PROCURE_TEMPORAL__API_KEY or PROCURE_TEMPORAL__API_KEY_FILE, or TEMPORAL_API_KEY)";
+
+    /// What to check when connecting failed: the settings behind the likely cause, by the TLS or
+    /// gRPC error the connection ended with.
+    pub fn connect_failure_hint(connection: &TemporalConnection, error: &str) -> String {
+        let e = error.to_ascii_lowercase();
+        let has_client_cert = connection
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_cert.is_some());
+        if e.contains("unknownissuer")
+            || e.contains("unknown issuer")
+            || e.contains("invalid peer certificate")
+            || e.contains("badsignature")
+        {
+            format!(
+                "the server's certificate is not trusted: check {SERVER_CA} and \
+                 temporal.tls.server_name (PROCURE_TEMPORAL__TLS__SERVER_NAME or \
+                 TEMPORAL_TLS_SERVER_NAME)"
+            )
+        } else if e.contains("notvalidforname") || e.contains("not valid for name") {
+            "the server's certificate does not carry the address's name: set \
+             temporal.tls.server_name (PROCURE_TEMPORAL__TLS__SERVER_NAME or \
+             TEMPORAL_TLS_SERVER_NAME)"
+                .to_owned()
+        } else if e.contains("certificate required")
+            || e.contains("certificaterequired")
+            || e.contains("no required ssl certificate")
+            || e.contains("bad certificate")
+            || e.contains("badcertificate")
+            || e.contains("unknown ca")
+            || e.contains("unknownca")
+            || (!has_client_cert && e.contains("400"))
+        {
+            if has_client_cert {
+                format!(
+                    "the server refused the client certificate: check {CLIENT_CERT} and {CLIENT_KEY}"
+                )
+            } else {
+                format!("the server wants a client certificate: set {CLIENT_CERT} and {CLIENT_KEY}")
+            }
+        } else if e.contains("unauthenticated")
+            || e.contains("permissiondenied")
+            || e.contains("permission denied")
+            || e.contains("403")
+            || e.contains("401")
+        {
+            format!("the server refused the credentials: check {API_KEY} and the namespace")
+        } else if connection.tls.is_none()
+            && (e.contains("connection reset")
+                || e.contains("broken pipe")
+                || e.contains("h2 protocol"))
+        {
+            "the server may expect TLS: set temporal.tls.enabled (PROCURE_TEMPORAL__TLS__ENABLED or \
+             TEMPORAL_TLS=true)"
+                .to_owned()
+        } else {
+            UNREACHABLE.to_owned()
+        }
+    }
+
+    const UNREACHABLE: &str = "check temporal.address and the network";
+
+    /// The hint says only that the server could not be reached (no refusal of TLS or keys).
+    pub fn is_unreachable(hint: &str) -> bool {
+        hint == UNREACHABLE
+    }
 }

@@ -410,7 +410,10 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.address, "API listening");
+    procure::components::check_temporal_at_start(&d.temporal.connection, &d.keys.payload)
+        .await
+        .context("procure api: connecting to Temporal")?;
+    tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.connection.describe(), "API listening");
     procure::components::run_api(listener, store, &d, stop_signal()).await?;
     Ok(true)
 }

@@ -43,8 +43,10 @@ pub struct SystemConfig {
 impl SystemConfig {
     pub fn target(&self) -> TemporalTarget {
         TemporalTarget {
-            address: self.temporal_address.clone(),
-            namespace: self.namespace.clone(),
+            connection: procure_temporal::TemporalConnection::plain(
+                self.temporal_address.clone(),
+                self.namespace.clone(),
+            ),
             task_queue: self.task_queue.clone(),
             ui_origins: self.ui_origins.clone(),
         }

@@ -269,7 +269,9 @@ fn closed_by_default_a_missing_secret_or_the_demo_warehouse_refuses_the_start() 
         })
         .collect();
     let keys = format!("k1:{}", "ab".repeat(32));
-    vars.retain(|(k, _)| !k.starts_with("PROCURE_KEYS__"));
+    // The keys have a form of their own; Temporal's API key and client key are optional
+    // connection material (a client key needs its certificate).
+    vars.retain(|(k, _)| !k.starts_with("PROCURE_KEYS__") && !k.starts_with("PROCURE_TEMPORAL__"));
     vars.push(("PROCURE_KEYS__DATA".into(), keys.clone()));
     vars.push(("PROCURE_KEYS__PAYLOAD".into(), keys));
     vars.push((
@@ -310,4 +312,143 @@ fn closed_by_default_a_missing_secret_or_the_demo_warehouse_refuses_the_start() 
 
     // Development fills in the public development values.
     assert!(Settings::development().deployment(Process::Worker).is_ok());
+}
+
+/// How Temporal is reached: the Temporal SDK's own configuration (its variables and
+/// `temporal.toml` profile, as the `temporal` CLI reads them), each `temporal.*` setting
+/// overriding it; an API key is a secret and turns TLS on.
+#[test]
+fn the_temporal_connection_starts_from_the_sdk_configuration() {
+    let d = Settings::development()
+        .temporal
+        .connection()
+        .expect("defaults connect");
+    assert_eq!(
+        (d.address.as_str(), d.namespace.as_str(), d.tls.is_none()),
+        ("127.0.0.1:7233", "default", true)
+    );
+
+    let sdk = env(&[
+        ("TEMPORAL_ADDRESS", "sdk.example:7233"),
+        ("TEMPORAL_NAMESPACE", "ns.acct"),
+        ("TEMPORAL_API_KEY", "sdk-key"),
+    ]);
+    let c = Settings::load(&sdk).unwrap().temporal.connection().unwrap();
+    assert_eq!(c.address, "sdk.example:7233");
+    assert_eq!(c.namespace, "ns.acct");
+    assert_eq!(c.api_key.as_ref().map(|k| k.expose()), Some("sdk-key"));
+    assert!(c.tls.is_some(), "an API key turns TLS on");
+    assert_eq!(c.url().unwrap().scheme(), "https");
+    assert!(
+        !format!("{c:?}").contains("sdk-key"),
+        "the key never prints"
+    );
+
+    let mut both = sdk.clone();
+    both.env.extend([
+        (
+            "PROCURE_TEMPORAL_ADDRESS".to_string(),
+            "procure.example:7233".to_string(),
+        ),
+        (
+            "PROCURE_TEMPORAL__API_KEY".to_string(),
+            "procure-key".to_string(),
+        ),
+    ]);
+    let c = Settings::load(&both)
+        .unwrap()
+        .temporal
+        .connection()
+        .unwrap();
+    assert_eq!(c.address, "procure.example:7233", "procure's setting wins");
+    assert_eq!(c.namespace, "ns.acct", "the rest stays the SDK's");
+    assert_eq!(c.api_key.as_ref().map(|k| k.expose()), Some("procure-key"));
+
+    let profile = temp_file(
+        "temporal.toml",
+        "[profile.prod]\naddress = \"prod.example:7233\"\nnamespace = \"prod\"\n\
+         [profile.prod.tls]\nserver_name = \"frontend.internal\"\n",
+    );
+    let c = Settings::load(&env(&[
+        ("TEMPORAL_CONFIG_FILE", profile.to_str().unwrap()),
+        ("TEMPORAL_PROFILE", "prod"),
+    ]))
+    .unwrap()
+    .temporal
+    .connection()
+    .unwrap();
+    assert_eq!(
+        (c.address.as_str(), c.namespace.as_str()),
+        ("prod.example:7233", "prod")
+    );
+    assert_eq!(
+        c.tls.and_then(|t| t.server_name).as_deref(),
+        Some("frontend.internal")
+    );
+    let e = Settings::load(&env(&[
+        ("TEMPORAL_CONFIG_FILE", profile.to_str().unwrap()),
+        ("TEMPORAL_PROFILE", "staging"),
+    ]))
+    .unwrap_err();
+    assert!(e.to_string().contains("staging"), "{e}");
+
+    // A certificate without its key, or a file that is not there, names the setting.
+    let cert = temp_file("client.pem", "not a certificate");
+    let e = Settings::load(&env(&[(
+        "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
+        cert.to_str().unwrap(),
+    )]))
+    .unwrap()
+    .temporal
+    .connection()
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("temporal.tls.client_key is set")
+            || e.to_string().contains("temporal.tls.client_cert"),
+        "{e}"
+    );
+    let e = Settings::load(&env(&[(
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+        "/nonexistent/ca.pem",
+    )]))
+    .unwrap()
+    .temporal
+    .connection()
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("temporal.tls.server_ca_cert")
+            && format!("{e:#}").contains("TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
+        "{e:#}"
+    );
+    // Host verification cannot be turned off: the start says what to set instead.
+    let e = Settings::load(&env(&[("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION", "true")]))
+        .unwrap()
+        .temporal
+        .connection()
+        .unwrap_err();
+    assert!(e.to_string().contains("temporal.tls.server_name"), "{e}");
+    // `enabled = false` turns TLS off whatever else is set.
+    let c = Settings::load(&env(&[
+        ("TEMPORAL_API_KEY", "k"),
+        ("PROCURE_TEMPORAL__TLS__ENABLED", "false"),
+    ]))
+    .unwrap()
+    .temporal
+    .connection()
+    .unwrap();
+    assert!(c.tls.is_none());
+}
+
+/// The API key and the client's private key are secrets: the settings file may not hold them.
+#[test]
+fn temporal_credentials_are_refused_in_the_settings_file() {
+    for (table, key) in [("temporal", "api_key"), ("temporal.tls", "client_key")] {
+        let file = temp_file("procure.toml", &format!("[{table}]\n{key} = \"x\"\n"));
+        let e = Settings::load(&Sources {
+            file: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("is a secret"), "{e}");
+    }
 }

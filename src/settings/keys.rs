@@ -103,6 +103,16 @@ pub const SECRETS: &[SecretKey] = &[
         aliases: &["PROCURE_CARRIER_API_KEY"],
         needed_by: &[Worker],
     },
+    SecretKey {
+        path: "temporal.api_key",
+        aliases: &[],
+        needed_by: &[],
+    },
+    SecretKey {
+        path: "temporal.tls.client_key",
+        aliases: &[],
+        needed_by: &[],
+    },
 ];
 
 /// The older variable names that keep working (a nested name overrides them), and their keys.

@@ -9,6 +9,10 @@
 //!    [`ALIASES`] (`PROCURE_1688_URL`), which a nested name overrides;
 //! 4. command-line flags.
 //!
+//! How Temporal is reached starts from the Temporal SDK's own client configuration
+//! (`TEMPORAL_ADDRESS`, `TEMPORAL_TLS_…`, `temporal.toml` profiles), which the `temporal.*`
+//! keys override (`temporal.rs`).
+//!
 //! Secrets (credentials, signing and encryption keys, webhook secrets) come only from the
 //! environment: the variable itself, or `…_FILE` naming a file that holds it (trimmed). A
 //! secret in the TOML file is refused. They are [`Secret`]s, so they never print.
@@ -53,10 +57,12 @@ use std::{
 mod keys;
 mod sources;
 mod tariff;
+mod temporal;
 
 pub use keys::*;
 pub use sources::*;
 pub use tariff::*;
+pub use temporal::*;
 
 /// The sandbox on loopback: where every vendor is unless configured otherwise.
 const SANDBOX_URL: &str = "http://127.0.0.1:8790";
@@ -103,13 +109,24 @@ pub struct DatabaseSettings {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TemporalSettings {
-    pub address: String,
-    pub namespace: String,
+    /// `host:port` or a URL; unset: the Temporal client configuration's (`TEMPORAL_ADDRESS`,
+    /// the `temporal.toml` profile), else 127.0.0.1:7233.
+    pub address: Option<String>,
+    /// Unset: the Temporal client configuration's (`TEMPORAL_NAMESPACE`, the profile), else
+    /// `default`.
+    pub namespace: Option<String>,
     pub task_queue: String,
     /// Origins of the Temporal Web UI allowed to call the codec endpoint (a list, or one
     /// comma-separated string).
     #[serde(deserialize_with = "list")]
     pub ui_origins: Vec<String>,
+    /// Secret: an API key, sent as `Authorization: Bearer …` (Temporal Cloud).
+    pub api_key: Option<Secret>,
+    pub tls: TemporalTlsSettings,
+    /// The Temporal SDK's own client configuration, read by [`Settings::load`]; the keys
+    /// above override it.
+    #[serde(skip)]
+    pub client_config: TemporalClientConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,13 +268,16 @@ impl Default for Settings {
                 acquire_timeout_s: 30,
             },
             temporal: TemporalSettings {
-                address: "127.0.0.1:7233".into(),
-                namespace: "default".into(),
+                address: None,
+                namespace: None,
                 task_queue: procure_workflows::TASK_QUEUE.into(),
                 ui_origins: vec![
                     "http://127.0.0.1:8233".into(),
                     "http://localhost:8233".into(),
                 ],
+                api_key: None,
+                tls: TemporalTlsSettings::default(),
+                client_config: TemporalClientConfig::default(),
             },
             api: ApiSettings {
                 listen: "127.0.0.1:8080".into(),
@@ -393,9 +413,11 @@ impl Settings {
         for (key, value) in &sources.flags {
             figment = figment.merge(Serialized::default(key, value.clone()));
         }
-        figment
+        let mut settings = figment
             .extract_lossy::<Settings>()
-            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        settings.temporal.client_config = TemporalClientConfig::load(&sources.env)?;
+        Ok(settings)
     }
 
     /// The checked values `process` is built from. Outside development a missing secret or
@@ -558,8 +580,7 @@ impl Settings {
                 monitor_requests_per_second: self.monitors.requests_per_second,
             },
             temporal: TemporalTarget {
-                address: self.temporal.address.clone(),
-                namespace: self.temporal.namespace.clone(),
+                connection: self.temporal.connection()?,
                 task_queue: self.temporal.task_queue.clone(),
                 ui_origins: self.temporal.ui_origins.clone(),
             },

@@ -6,5 +6,5 @@ pub mod client;
 pub mod codec;
 pub mod health;
 
-pub use client::{TemporalLink, connect_with};
+pub use client::{TemporalConnection, TemporalLink, TemporalTls, connect, connect_with};
 pub use codec::EncryptionCodec;
