@@ -153,6 +153,8 @@ impl Default for ApiTuning {
 /// Everything the API and the worker are built from, checked (see `crate::settings`).
 #[derive(Clone, Debug)]
 pub struct Deployment {
+    /// How a worker takes work (its task queue is `temporal.task_queue`).
+    pub worker: procure_worker::WorkerSettings,
     pub database: Database,
     pub external: External,
     pub temporal: TemporalTarget,
@@ -233,11 +235,7 @@ pub async fn run_worker(
     let client = connect_temporal(&d.temporal.connection, "procure-worker", &d.keys.payload)
         .await
         .context("connecting the worker to Temporal")?;
-    let settings = procure_worker::WorkerSettings {
-        task_queue: d.temporal.task_queue.clone(),
-        ..Default::default()
-    };
-    procure_worker::run(client, activities, monitor, settings, shutdown).await
+    procure_worker::run(client, activities, monitor, d.worker.clone(), shutdown).await
 }
 
 /// Connect to Temporal; a failure names the connection (no secret) and the settings behind

@@ -452,3 +452,70 @@ fn temporal_credentials_are_refused_in_the_settings_file() {
         assert!(e.to_string().contains("is a secret"), "{e}");
     }
 }
+
+#[test]
+fn worker_tuning_reaches_the_worker_and_out_of_range_values_name_their_key() {
+    let file = temp_file(
+        "procure.toml",
+        "[worker]\nmax_concurrent_activities = 40\ngraceful_shutdown_s = 12\n",
+    );
+    let worker = |vars: &[(&str, &str)]| {
+        let mut all = vec![
+            ("PROCURE_CONFIG", file.to_str().unwrap()),
+            ("PROCURE_DEVELOPMENT", "true"),
+            ("PROCURE_TASK_QUEUE", "tuned"),
+        ];
+        all.extend_from_slice(vars);
+        Settings::load(&env(&all))
+            .and_then(|s| s.deployment(Process::Worker))
+            .map(|d| d.worker)
+    };
+    let w = worker(&[
+        ("PROCURE_WORKER__WORKFLOW_TASK_POLLERS", "8"),
+        ("PROCURE_WORKER__TASK_QUEUE_ACTIVITIES_PER_SECOND", "2.5"),
+    ])
+    .unwrap();
+    assert_eq!(w.task_queue, "tuned");
+    assert_eq!(w.max_concurrent_activities, 40, "from the file");
+    assert_eq!(w.graceful_shutdown.as_secs(), 12);
+    assert_eq!(w.workflow_task_pollers, 8, "the environment");
+    assert_eq!(w.task_queue_activities_per_second, Some(2.5));
+    let defaults = procure_worker::WorkerSettings::default();
+    assert_eq!(w.max_cached_workflows, defaults.max_cached_workflows);
+    assert_eq!(w.activity_task_pollers, defaults.activity_task_pollers);
+    // 0 is unlimited, not a rate of zero.
+    let w = worker(&[("PROCURE_WORKER__TASK_QUEUE_ACTIVITIES_PER_SECOND", "0")]).unwrap();
+    assert_eq!(w.task_queue_activities_per_second, None);
+
+    for (var, value, names) in [
+        (
+            "PROCURE_WORKER__WORKFLOW_TASK_POLLERS",
+            "1",
+            "worker.workflow_task_pollers (PROCURE_WORKER__WORKFLOW_TASK_POLLERS)",
+        ),
+        (
+            "PROCURE_WORKER__MAX_CONCURRENT_ACTIVITIES",
+            "0",
+            "worker.max_concurrent_activities",
+        ),
+        (
+            "PROCURE_WORKER__TASK_QUEUE_ACTIVITIES_PER_SECOND",
+            "-1",
+            "worker.task_queue_activities_per_second",
+        ),
+        (
+            "PROCURE_WORKER__GRACEFUL_SHUTDOWN_S",
+            "86400",
+            "worker.graceful_shutdown_s",
+        ),
+    ] {
+        let err = format!("{:#}", worker(&[(var, value)]).unwrap_err());
+        assert!(err.contains(names), "{var}={value}: {err}");
+    }
+    // Not a number at all: the loader names the key too.
+    let err = format!(
+        "{:#}",
+        worker(&[("PROCURE_WORKER__ACTIVITY_TASK_POLLERS", "many")]).unwrap_err()
+    );
+    assert!(err.contains("activity_task_pollers"), "{err}");
+}

@@ -82,6 +82,7 @@ pub struct Settings {
     pub temporal: TemporalSettings,
     pub api: ApiSettings,
     pub outbox: OutboxSettings,
+    pub worker: WorkerTuningSettings,
     pub keys: KeySettings,
     pub timings: TimingSettings,
     pub monitors: MonitorSettings,
@@ -147,6 +148,27 @@ pub struct ApiSettings {
 pub struct OutboxSettings {
     /// Deliveries of one row before a transient failure makes it dead (1 to 100000).
     pub max_attempts: u32,
+}
+
+/// How one `procure worker` takes work (docs/production.md, "Worker tuning").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerTuningSettings {
+    /// Workflows kept in memory between their tasks (the sticky cache).
+    pub max_cached_workflows: usize,
+    /// Workflow tasks, activities and local activities run at once.
+    pub max_concurrent_workflow_tasks: usize,
+    pub max_concurrent_activities: usize,
+    pub max_concurrent_local_activities: usize,
+    /// Concurrent long polls for workflow tasks (at least 2 with a sticky cache) and activity
+    /// tasks.
+    pub workflow_task_pollers: usize,
+    pub activity_task_pollers: usize,
+    /// Activities per second the server dispatches on the task queue, for every worker on it;
+    /// 0: unlimited.
+    pub task_queue_activities_per_second: f64,
+    /// After SIGTERM or Ctrl-C: seconds running activities may take to finish before they are
+    /// cancelled.
+    pub graceful_shutdown_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -288,6 +310,21 @@ impl Default for Settings {
             },
             outbox: OutboxSettings {
                 max_attempts: api.outbox_max_attempts,
+            },
+            worker: {
+                let w = procure_worker::WorkerSettings::default();
+                WorkerTuningSettings {
+                    max_cached_workflows: w.max_cached_workflows,
+                    max_concurrent_workflow_tasks: w.max_concurrent_workflow_tasks,
+                    max_concurrent_activities: w.max_concurrent_activities,
+                    max_concurrent_local_activities: w.max_concurrent_local_activities,
+                    workflow_task_pollers: w.workflow_task_pollers,
+                    activity_task_pollers: w.activity_task_pollers,
+                    task_queue_activities_per_second: w
+                        .task_queue_activities_per_second
+                        .unwrap_or(0.0),
+                    graceful_shutdown_s: w.graceful_shutdown.as_secs(),
+                }
             },
             keys: KeySettings {
                 data: None,
@@ -556,9 +593,11 @@ impl Settings {
             "outbox.max_attempts (PROCURE_OUTBOX__MAX_ATTEMPTS or PROCURE_OUTBOX_MAX_ATTEMPTS) \
              must be a whole number from 1 to 100000"
         );
+        let worker = self.worker.checked(&self.temporal.task_queue)?;
         let db = &self.database;
         let sqlite = db.url.starts_with("sqlite:");
         Ok(Deployment {
+            worker,
             database: Database {
                 url: db.url.clone(),
                 max_connections: if sqlite {
@@ -606,6 +645,70 @@ impl Settings {
                 "api.listen (PROCURE_API__LISTEN or PROCURE_API_ADDR): {:?} is not host:port",
                 self.api.listen
             )
+        })
+    }
+}
+
+impl WorkerTuningSettings {
+    /// The worker's settings on `task_queue`, or an error naming the key that is out of range.
+    fn checked(&self, task_queue: &str) -> anyhow::Result<procure_worker::WorkerSettings> {
+        let at_least = |value: usize, min: usize, key: &str, var: &str| {
+            anyhow::ensure!(
+                (min..=100_000).contains(&value),
+                "worker.{key} (PROCURE_WORKER__{var}) must be a whole number from {min} to 100000, not {value}"
+            );
+            Ok(value)
+        };
+        let rate = self.task_queue_activities_per_second;
+        anyhow::ensure!(
+            rate.is_finite() && rate >= 0.0,
+            "worker.task_queue_activities_per_second (PROCURE_WORKER__TASK_QUEUE_ACTIVITIES_PER_SECOND) \
+             must be 0 (unlimited) or a positive number, not {rate}"
+        );
+        anyhow::ensure!(
+            self.graceful_shutdown_s <= 3_600,
+            "worker.graceful_shutdown_s (PROCURE_WORKER__GRACEFUL_SHUTDOWN_S) must be at most 3600"
+        );
+        Ok(procure_worker::WorkerSettings {
+            task_queue: task_queue.to_owned(),
+            max_cached_workflows: at_least(
+                self.max_cached_workflows,
+                0,
+                "max_cached_workflows",
+                "MAX_CACHED_WORKFLOWS",
+            )?,
+            max_concurrent_workflow_tasks: at_least(
+                self.max_concurrent_workflow_tasks,
+                2,
+                "max_concurrent_workflow_tasks",
+                "MAX_CONCURRENT_WORKFLOW_TASKS",
+            )?,
+            max_concurrent_activities: at_least(
+                self.max_concurrent_activities,
+                1,
+                "max_concurrent_activities",
+                "MAX_CONCURRENT_ACTIVITIES",
+            )?,
+            max_concurrent_local_activities: at_least(
+                self.max_concurrent_local_activities,
+                1,
+                "max_concurrent_local_activities",
+                "MAX_CONCURRENT_LOCAL_ACTIVITIES",
+            )?,
+            workflow_task_pollers: at_least(
+                self.workflow_task_pollers,
+                2,
+                "workflow_task_pollers",
+                "WORKFLOW_TASK_POLLERS",
+            )?,
+            activity_task_pollers: at_least(
+                self.activity_task_pollers,
+                1,
+                "activity_task_pollers",
+                "ACTIVITY_TASK_POLLERS",
+            )?,
+            task_queue_activities_per_second: (rate > 0.0).then_some(rate),
+            graceful_shutdown: Duration::from_secs(self.graceful_shutdown_s),
         })
     }
 }
