@@ -153,7 +153,8 @@ impl Default for ApiTuning {
 /// Everything the API and the worker are built from, checked (see `crate::settings`).
 #[derive(Clone, Debug)]
 pub struct Deployment {
-    /// How a worker takes work (its task queue is `temporal.task_queue`).
+    /// How a worker takes work. Its task queue is always `temporal.task_queue` (`run_worker`
+    /// sets it), whatever this holds.
     pub worker: procure_worker::WorkerSettings,
     pub database: Database,
     pub external: External,
@@ -235,7 +236,13 @@ pub async fn run_worker(
     let client = connect_temporal(&d.temporal.connection, "procure-worker", &d.keys.payload)
         .await
         .context("connecting the worker to Temporal")?;
-    procure_worker::run(client, activities, monitor, d.worker.clone(), shutdown).await
+    // The task queue is the one the dispatcher starts workflows on: `d.temporal`'s, which an
+    // in-process system sets after the settings were read.
+    let settings = procure_worker::WorkerSettings {
+        task_queue: d.temporal.task_queue.clone(),
+        ..d.worker.clone()
+    };
+    procure_worker::run(client, activities, monitor, settings, shutdown).await
 }
 
 /// Connect to Temporal; a failure names the connection (no secret) and the settings behind
