@@ -277,6 +277,20 @@ fn spawn(args: &[&str], env: &[(String, String)], log: &Path) -> Child {
         .expect("procure binary starts")
 }
 
+/// procure's own mTLS settings: the client certificate, the key `key` (as a `_FILE` secret),
+/// the CA `ca` the server's certificate must chain to, and the name on that certificate.
+fn procure_tls(dir: &Path, key: &str, ca: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
+            path(dir, "client.crt"),
+        ),
+        ("PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE", path(dir, key)),
+        ("PROCURE_TEMPORAL__TLS__SERVER_CA_CERT", path(dir, ca)),
+        ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
+    ]
+}
+
 fn vars(pairs: &[(&str, String)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -416,25 +430,12 @@ async fn orders_complete_through_mtls_and_through_an_api_key() {
 
     // mTLS: the API through procure's own settings (the key as a `_FILE` secret), the worker
     // through the Temporal SDK's variables, as the `temporal` CLI reads them.
-    let api_env = vars(&[
-        (
-            "PROCURE_TEMPORAL_ADDRESS",
-            format!("127.0.0.1:{}", proxy.mtls),
-        ),
-        (
-            "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
-            path(&dir, "client.crt"),
-        ),
-        (
-            "PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE",
-            path(&dir, "client.key"),
-        ),
-        (
-            "PROCURE_TEMPORAL__TLS__SERVER_CA_CERT",
-            path(&dir, "test-ca.crt"),
-        ),
-        ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
-    ]);
+    let mut api_env = vec![(
+        "PROCURE_TEMPORAL_ADDRESS",
+        format!("127.0.0.1:{}", proxy.mtls),
+    )];
+    api_env.extend(procure_tls(&dir, "client.key", "test-ca.crt"));
+    let api_env = vars(&api_env);
     let worker_env = vars(&[
         ("TEMPORAL_ADDRESS", format!("127.0.0.1:{}", proxy.mtls)),
         ("TEMPORAL_NAMESPACE", "default".into()),
@@ -578,22 +579,10 @@ async fn bad_tls_settings_fail_the_start_naming_the_setting() {
 
     let (status, stderr) = worker_exits(
         &dir,
-        &[
-            ("PROCURE_TEMPORAL__ADDRESS", mtls.clone()),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
-                path(&dir, "client.crt"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE",
-                path(&dir, "client.key"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__SERVER_CA_CERT",
-                path(&dir, "other-ca.crt"),
-            ),
-            ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
-        ],
+        &[("PROCURE_TEMPORAL__ADDRESS", mtls.clone())]
+            .into_iter()
+            .chain(procure_tls(&dir, "client.key", "other-ca.crt"))
+            .collect::<Vec<_>>(),
     )
     .await;
     eprintln!("wrong CA:\n{stderr}");
@@ -610,20 +599,10 @@ async fn bad_tls_settings_fail_the_start_naming_the_setting() {
         &[
             ("PROCURE_API_ADDR", format!("127.0.0.1:{}", free_port())),
             ("PROCURE_TEMPORAL__ADDRESS", mtls.clone()),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
-                path(&dir, "client.crt"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE",
-                path(&dir, "client.key"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__SERVER_CA_CERT",
-                path(&dir, "other-ca.crt"),
-            ),
-            ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(procure_tls(&dir, "client.key", "other-ca.crt"))
+        .collect::<Vec<_>>(),
     )
     .await;
     eprintln!("wrong CA (api):\n{stderr}");
@@ -635,22 +614,10 @@ async fn bad_tls_settings_fail_the_start_naming_the_setting() {
 
     let (status, stderr) = worker_exits(
         &dir,
-        &[
-            ("PROCURE_TEMPORAL__ADDRESS", mtls.clone()),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_CERT",
-                path(&dir, "client.crt"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__CLIENT_KEY_FILE",
-                path(&dir, "stray.key"),
-            ),
-            (
-                "PROCURE_TEMPORAL__TLS__SERVER_CA_CERT",
-                path(&dir, "test-ca.crt"),
-            ),
-            ("PROCURE_TEMPORAL__TLS__SERVER_NAME", "localhost".into()),
-        ],
+        &[("PROCURE_TEMPORAL__ADDRESS", mtls.clone())]
+            .into_iter()
+            .chain(procure_tls(&dir, "stray.key", "test-ca.crt"))
+            .collect::<Vec<_>>(),
     )
     .await;
     eprintln!("wrong key:\n{stderr}");
