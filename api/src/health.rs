@@ -34,10 +34,18 @@ async fn live() -> Json<Live> {
     Json(Live { status: "ok" })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    Failed,
+    /// No such dependency in this process (an API without a Temporal link).
+    NotConfigured,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Check {
-    /// `ok`, `failed` or `not_configured`.
-    pub status: &'static str,
+    pub status: CheckStatus,
     pub took_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -58,7 +66,11 @@ where
     let started = Instant::now();
     let outcome = check.await;
     Check {
-        status: if outcome.is_ok() { "ok" } else { "failed" },
+        status: if outcome.is_ok() {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Failed
+        },
         took_ms: started.elapsed().as_millis() as u64,
         error: outcome
             .err()
@@ -77,14 +89,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
         match &state.temporal {
             Some(link) => timed(link.ready(CHECK_WITHIN)).await,
             None => Check {
-                status: "not_configured",
+                status: CheckStatus::NotConfigured,
                 took_ms: 0,
                 error: None,
             },
         }
     };
     let (database, temporal) = tokio::join!(database, temporal);
-    let ok = database.status == "ok" && temporal.status != "failed";
+    let ok = database.status == CheckStatus::Ok && temporal.status != CheckStatus::Failed;
     let code = if ok {
         StatusCode::OK
     } else {
