@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
 use crate::market::wire::{
-    Fen, Yuan, list, need, now_ms, server_error, sign_form, status_error, text, typed, unreadable,
+    Fen, IdText, Yuan, list, need, now_ms, server_error, sign_form, status_error, text, typed,
+    unreadable,
 };
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, Created, DeliveryAddress, LogisticsInfo,
@@ -167,28 +168,6 @@ struct Answer {
 impl Answer {
     fn typed<T: serde::de::DeserializeOwned>(&self, api: &str) -> Result<T, MarketError> {
         typed(&self.text, api)
-    }
-}
-
-/// An id 1688 sends as a JSON number (a Long, possibly beyond an f64's precision) or a string:
-/// kept as the literal digits.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-struct IdText(String);
-
-impl<'de> Deserialize<'de> for IdText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
-        let lit = raw.get().trim();
-        if lit.starts_with('"') {
-            serde_json::from_str::<String>(lit)
-                .map(IdText)
-                .map_err(D::Error::custom)
-        } else if !lit.is_empty() && lit.chars().all(|c| c.is_ascii_digit()) {
-            Ok(IdText(lit.to_owned()))
-        } else {
-            Err(D::Error::custom(format!("expected an id, found {lit:.32}")))
-        }
     }
 }
 

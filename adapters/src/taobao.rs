@@ -106,30 +106,9 @@ pub fn classify_code(code: &str, message: &str) -> MarketError {
 
 // ---- wire shapes (per SDK Mlegbder/taobao-global `types/*.go`) ----
 
-/// A Taobao id or count: an integer in most SDK types, a string in others (the SDK's author
-/// notes the platform sends either); kept as its text.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Id(String);
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
-        let lit = raw.get().trim();
-        if lit.starts_with('"') {
-            serde_json::from_str::<String>(lit)
-                .map(Id)
-                .map_err(D::Error::custom)
-        } else if !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Id(lit.to_owned()))
-        } else {
-            Err(D::Error::custom(format!(
-                "expected an id (an integer or a string), found {}",
-                lit.chars().take(32).collect::<String>()
-            )))
-        }
-    }
-}
+// A Taobao id or count: an integer in most SDK types, a string in others (the SDK's author
+// notes the platform sends either); kept as its text.
+use crate::market::wire::IdText as Id;
 
 impl Id {
     fn count(&self) -> i64 {

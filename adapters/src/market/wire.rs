@@ -109,20 +109,55 @@ pub(crate) struct Yuan(pub(crate) i64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct Fen(pub(crate) i64);
 
-/// The literal text of one JSON scalar: a number's digits as sent, or a string's content.
-fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// One JSON scalar as it was written: a string's content, or a bare literal (a number's digits
+/// as sent, never through an `f64`).
+enum Literal {
+    Quoted(String),
+    Bare(String),
+}
+
+fn literal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Literal, D::Error> {
     use serde::de::Error;
     let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(d)?;
     let lit = raw.get().trim();
     if lit.starts_with('"') {
-        serde_json::from_str::<String>(lit).map_err(D::Error::custom)
-    } else if lit.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        Ok(lit.to_owned())
+        serde_json::from_str::<String>(lit)
+            .map(Literal::Quoted)
+            .map_err(D::Error::custom)
     } else {
-        Err(D::Error::custom(format!(
+        Ok(Literal::Bare(lit.to_owned()))
+    }
+}
+
+/// The literal text of an amount: a number's digits as sent, or a string's content.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match literal(d)? {
+        Literal::Quoted(s) => Ok(s),
+        Literal::Bare(lit) if lit.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => Ok(lit),
+        Literal::Bare(lit) => Err(serde::de::Error::custom(format!(
             "expected an amount (a number or a decimal string), found {}",
             lit.chars().take(32).collect::<String>()
-        )))
+        ))),
+    }
+}
+
+/// A marketplace id (a Long the vendor may send as a JSON number, possibly beyond an `f64`'s
+/// precision, or as a string), kept as its literal digits or the string.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub(crate) struct IdText(pub(crate) String);
+
+impl<'de> serde::Deserialize<'de> for IdText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match literal(d)? {
+            Literal::Quoted(s) => Ok(IdText(s)),
+            Literal::Bare(lit) if !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(IdText(lit))
+            }
+            Literal::Bare(lit) => Err(serde::de::Error::custom(format!(
+                "expected an id (an integer or a string), found {}",
+                lit.chars().take(32).collect::<String>()
+            ))),
+        }
     }
 }
 
@@ -214,5 +249,29 @@ mod amount_tests {
         assert_eq!(fen(r#"{"price":1,"fen":"4400"}"#).unwrap(), Some(4400));
         assert!(fen(r#"{"price":1,"fen":4400.5}"#).is_err());
         assert!(fen(r#"{"price":1,"fen":-5}"#).is_err());
+    }
+
+    #[test]
+    fn ids_keep_their_literal_digits_or_string() {
+        #[derive(serde::Deserialize)]
+        struct Ids {
+            id: IdText,
+        }
+        let id = |json: &str| typed::<Ids>(json, "t").map(|i| i.id.0);
+        // Beyond an f64's 2^53: the digits as sent.
+        assert_eq!(
+            id(r#"{"id":128403042259997715}"#).unwrap(),
+            "128403042259997715"
+        );
+        assert_eq!(id(r#"{"id":"tb-42"}"#).unwrap(), "tb-42");
+        for bad in [
+            r#"{"id":1.5}"#,
+            r#"{"id":-3}"#,
+            r#"{"id":null}"#,
+            r#"{"id":true}"#,
+        ] {
+            let err = id(bad).unwrap_err().to_string();
+            assert!(err.contains("t: id: expected an id"), "{bad}: {err}");
+        }
     }
 }
