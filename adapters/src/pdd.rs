@@ -101,9 +101,9 @@ pub fn classify_code(code: i64, message: &str) -> MarketError {
     }
 }
 
-/// Check any PDD answer for its error envelope; a success hands back the body's text (amounts
-/// are read from the literal text, see [`typed`]).
-fn classify_response(resp: &RawResponse) -> Result<&str, MarketError> {
+/// Check any PDD answer for its error envelope (a success is then read from the body's literal
+/// text, see [`typed`]).
+fn classify_response(resp: &RawResponse) -> Result<(), MarketError> {
     let parsed: Option<Value> = serde_json::from_str(&resp.body).ok();
     let Some(body) = parsed.filter(Value::is_object) else {
         return Err(unreadable(resp));
@@ -120,7 +120,7 @@ fn classify_response(resp: &RawResponse) -> Result<&str, MarketError> {
     }
     match status_error(resp) {
         Some(e) => Err(e),
-        None => Ok(&resp.body),
+        None => Ok(()),
     }
 }
 
@@ -221,7 +221,8 @@ impl Pdd {
             .execute(api_type, make, retry_on)
             .await
             .map_err(MarketError::from_transport)?;
-        classify_response(&resp).map(str::to_owned)
+        classify_response(&resp)?;
+        Ok(resp.body)
     }
 
     /// A listing's prices by its `goods_sign`; `Ok(None)` when PDD no longer knows it (removed

@@ -387,9 +387,9 @@ struct LogisticsPartner {
     company: String,
 }
 
-/// Turn any IOP answer into its text (for the call's typed shape) or a classified error: an
-/// IOP `code` other than `"0"`, then a business `success: false` (at the top or in `result`).
-fn classify_response(resp: &RawResponse) -> Result<String, MarketError> {
+/// Classify any IOP answer: an IOP `code` other than `"0"`, then a business `success: false`
+/// (at the top or in `result`), is an error; a success is then read from the body's text.
+fn classify_response(resp: &RawResponse) -> Result<(), MarketError> {
     let Ok(env) = serde_json::from_str::<Envelope>(&resp.body) else {
         return Err(unreadable(resp));
     };
@@ -416,7 +416,7 @@ fn classify_response(resp: &RawResponse) -> Result<String, MarketError> {
     if let Some(e) = env.result.as_ref().and_then(Outcome::error) {
         return Err(e);
     }
-    Ok(resp.body.clone())
+    Ok(())
 }
 
 /// A Taobao id as JSON: an integer when it is one (the SDK's `[]int64`, `int64`), else a string.
@@ -787,7 +787,8 @@ impl Taobao {
             .execute(api_path, make, retry_on)
             .await
             .map_err(MarketError::from_transport)?;
-        classify_response(&resp)
+        classify_response(&resp)?;
+        Ok(resp.body)
     }
 
     /// `/product/get` `item_id`: the item's skus with their current price (fen) and stock. An
