@@ -156,6 +156,8 @@ pub struct Deployment {
     /// How a worker takes work. Its task queue is always `temporal.task_queue` (`run_worker`
     /// sets it), whatever this holds.
     pub worker: procure_worker::WorkerSettings,
+    /// Where this process serves `/metrics` and health; `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub database: Database,
     pub external: External,
     pub temporal: TemporalTarget,
@@ -242,7 +244,12 @@ pub async fn run_worker(
         task_queue: d.temporal.task_queue.clone(),
         ..d.worker.clone()
     };
-    procure_worker::run(client, activities, monitor, settings, shutdown).await
+    // The SDK core's metrics are recorded when this process has a metrics port to serve them.
+    let metrics = match d.metrics_listen {
+        Some(_) => Some(crate::metrics_port::SdkMetrics::get()?.meter()),
+        None => None,
+    };
+    procure_worker::run(client, activities, monitor, settings, metrics, shutdown).await
 }
 
 /// Connect to Temporal; a failure names the connection (no secret) and the settings behind

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod devserver;
 pub mod example;
 pub mod example_monitor;
+pub mod metrics_port;
 pub mod settings;
 pub mod system;

@@ -262,6 +262,9 @@ struct DevArgs {
     temporal_port: u16,
     #[arg(long, default_value_t = 8233)]
     ui_port: u16,
+    /// The metrics port (`/metrics`, `/health/ready`) of the whole system.
+    #[arg(long, default_value_t = 9464)]
+    metrics_port: u16,
 }
 
 fn init_logs(default: &str) {
@@ -413,6 +416,7 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
     procure::components::check_temporal_at_start(&d.temporal.connection, &d.keys.payload)
         .await
         .context("procure api: connecting to Temporal")?;
+    procure::metrics_port::start(&d, store.clone(), procure::metrics_port::Runs::Api).await?;
     tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.connection.describe(), "API listening");
     procure::components::run_api(listener, store, &d, stop_signal()).await?;
     Ok(true)
@@ -421,6 +425,10 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
 async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
     init_logs("info");
     let (_, d) = deployment(common.sources(), Process::Worker)?;
+    if d.metrics_listen.is_some() {
+        let store = d.database.connect().await.context("procure worker")?;
+        procure::metrics_port::start(&d, store, procure::metrics_port::Runs::Worker).await?;
+    }
     procure::components::run_worker(&d, stop_signal()).await?;
     Ok(true)
 }
@@ -548,6 +556,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
     cfg.ui_origins = ui_origins(ui_port);
     cfg.api_addr = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.sandbox_addr = SocketAddr::from(([127, 0, 0, 1], port_or_free(args.sandbox_port)));
+    cfg.metrics_addr = Some(SocketAddr::from((
+        [127, 0, 0, 1],
+        port_or_free(args.metrics_port),
+    )));
     cfg.sandbox.tracking_step_ms = 400;
     cfg.timings = OrderTimings {
         payment_timeout: Duration::from_secs(600),
@@ -578,6 +590,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         procure_workflows::TASK_QUEUE
     );
     println!("  Sandbox      {}/_sandbox/ledger", system.sandbox_url);
+    if let Some(url) = &system.metrics_url {
+        println!("  Metrics      {url}/metrics (health: {url}/health/ready)");
+    }
     println!("  Database     sqlite://{}", db.display());
     println!("  Payloads     encrypted in Temporal (AES-256-GCM); the UI decodes them through");
     println!(

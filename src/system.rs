@@ -35,6 +35,9 @@ pub struct SystemConfig {
     pub run_worker: bool,
     /// Origins of the Temporal Web UI (allowed to call the codec endpoint).
     pub ui_origins: Vec<String>,
+    /// Serve the metrics port here (`/metrics` and health for the whole system); `None`: no
+    /// metrics port.
+    pub metrics_addr: Option<SocketAddr>,
     /// Everything else: keys, tariff, warehouse, adapter tuning, pool sizes. The fields above
     /// and the sandbox (every vendor, with its demo credentials) take precedence over it.
     pub settings: Settings,
@@ -64,6 +67,7 @@ impl SystemConfig {
             timings: OrderTimings::default(),
             run_worker: true,
             ui_origins: Vec::new(),
+            metrics_addr: None,
             settings: local_settings(),
         }
     }
@@ -98,6 +102,7 @@ impl SystemConfig {
         d.database.url = self.database_url.clone();
         d.temporal = self.target();
         d.timings = self.timings.clone();
+        d.metrics_listen = self.metrics_addr;
         Ok(d)
     }
 }
@@ -117,6 +122,8 @@ fn local_settings() -> Settings {
 pub struct System {
     pub api_url: String,
     pub sandbox_url: String,
+    /// `http://…` of the metrics port, when the system has one.
+    pub metrics_url: Option<String>,
     pub store: Store,
     pub sandbox: Sandbox,
     cfg: SystemConfig,
@@ -250,6 +257,14 @@ impl System {
         let deployment = cfg.deployment(&sandbox_url)?;
         let store = deployment.database.connect().await?;
         seed_catalogue(&store, &sandbox).await?;
+        let runs = if cfg.run_worker {
+            crate::metrics_port::Runs::Everything
+        } else {
+            crate::metrics_port::Runs::Api
+        };
+        let metrics_url = crate::metrics_port::start(&deployment, store.clone(), runs)
+            .await?
+            .map(|a| format!("http://{a}"));
         {
             let (store, stop) = (store.clone(), stopped(&rx));
             tasks.push((
@@ -261,6 +276,7 @@ impl System {
         let mut system = System {
             api_url,
             sandbox_url,
+            metrics_url,
             store,
             sandbox,
             cfg,

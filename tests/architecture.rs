@@ -86,8 +86,9 @@ fn workspace_deps(dir: &str) -> BTreeSet<String> {
 /// a change to the architecture and belongs in both.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("procure-domain", &[]),
+    ("procure-metrics", &[]),
     ("procure-store", &["procure-domain", "procure-workflows"]),
-    ("procure-adapters", &["procure-domain"]),
+    ("procure-adapters", &["procure-domain", "procure-metrics"]),
     ("procure-workflows", &["procure-domain"]),
     ("procure-temporal", &["procure-domain"]),
     (
@@ -97,6 +98,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "procure-store",
             "procure-adapters",
             "procure-workflows",
+            "procure-metrics",
         ],
     ),
     (
@@ -114,6 +116,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "procure-store",
             "procure-workflows",
             "procure-temporal",
+            "procure-metrics",
         ],
     ),
     ("procure-sandbox", &["procure-domain"]),

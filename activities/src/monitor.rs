@@ -186,18 +186,22 @@ impl MonitorActivitiesImpl {
                     alerts = s.alerts.len(),
                     "price monitor run recorded"
                 );
+                procure_metrics::global().monitor_run(s.skipped.is_none(), s.alerts.len());
                 for line in s.alerts.iter().chain(&s.ranking) {
                     tracing::info!(monitor_id = %s.monitor_id, "{line}");
                 }
                 Ok(s)
             }
             // Deleted between the plan and the recording: nothing to record against.
-            Err(StoreError::NotFound) => Ok(RunSummary {
+            Err(StoreError::NotFound) => {
+                procure_metrics::global().monitor_run(false, 0);
+                Ok(RunSummary {
                 monitor_id: run.monitor_id,
                 run_key: run.run_key,
-                skipped: Some("the monitor was deleted during the run".into()),
-                ..Default::default()
-            }),
+                    skipped: Some("the monitor was deleted during the run".into()),
+                    ..Default::default()
+                })
+            }
             Err(e) => Err(store_err(e)),
         }
     }

@@ -2,6 +2,7 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
+use procure_metrics::PurchaseOutcome;
 use crate::errors::{permanent, store_err, transient};
 use procure_adapters::failure::{adapter_err, adapter_err_while};
 use procure_adapters::payments::{IntentStatus, PaymentIntent};
@@ -166,6 +167,16 @@ impl OrderActivitiesImpl {
                 .record_account_outcome(&account, AccountOutcome::Success)
                 .await
                 .map_err(store_err)?;
+        }
+        let metrics = procure_metrics::global();
+        metrics.purchase_attempt(cand.platform.as_str(), PurchaseOutcome::Purchased);
+        // Observability only: a failed read loses one sample, never the purchase.
+        if let Ok(order) = self.store.order(&req.order_id).await {
+            let waited = now_ms().saturating_sub(order.created_at_ms);
+            metrics.order_to_purchase(
+                cand.platform.as_str(),
+                std::time::Duration::from_millis(waited.max(0) as u64),
+            );
         }
         tracing::info!(order_id = %req.order_id, line = req.line_no, platform = cand.platform.as_str(), offer = %cand.offer_id, %account, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased");
         Ok(OfferOutcome::Purchased {
@@ -431,7 +442,9 @@ impl OrderActivitiesImpl {
         req: OfferPurchase,
     ) -> Result<OfferOutcome, ActivityError> {
         let cand = &req.candidate;
+        let attempt = |outcome| procure_metrics::global().purchase_attempt(cand.platform.as_str(), outcome);
         if cand.platform == Platform::Pinduoduo {
+            attempt(PurchaseOutcome::Assisted);
             return Ok(OfferOutcome::MoveOn {
                 reason: "Pinduoduo is an assisted channel (purchaser task), not a buyer API".into(),
             });
@@ -445,6 +458,7 @@ impl OrderActivitiesImpl {
                 .choose_account(cand.platform, req.account.as_deref(), &excluded)
                 .await?
             else {
+                attempt(PurchaseOutcome::NoAccount);
                 return Ok(OfferOutcome::NoAccount {
                     reason: format!(
                         "no {} buyer account available (capped, cooling down or restricted)",
@@ -458,6 +472,7 @@ impl OrderActivitiesImpl {
             match result {
                 Ok(p) => return self.bought(&req, account, p).await,
                 Err(MarketError::AccountRestricted) => {
+                    attempt(PurchaseOutcome::AccountRestricted);
                     tracing::warn!(order_id = %req.order_id, %account, platform = cand.platform.as_str(), "account restricted by risk control; cooling down");
                     if pooled {
                         self.store
@@ -478,6 +493,7 @@ impl OrderActivitiesImpl {
                     excluded.push(account);
                 }
                 Err(e @ (MarketError::OutOfStock | MarketError::ListingGone)) => {
+                    attempt(PurchaseOutcome::Unavailable);
                     self.store
                         .record_offer_attempt(cand.platform, &cand.offer_id, false)
                         .await
@@ -487,12 +503,14 @@ impl OrderActivitiesImpl {
                     });
                 }
                 Err(MarketError::PriceAboveTolerance { quoted, max }) => {
+                    attempt(PurchaseOutcome::PriceAbove);
                     return Ok(OfferOutcome::PriceAbove {
                         quoted_unit_fen: quoted,
                         reason: format!("price {quoted} fen above the limit {max} fen"),
                     });
                 }
                 Err(e) if e.is_retryable() => {
+                    attempt(PurchaseOutcome::Retryable);
                     if pooled {
                         self.store
                             .record_account_outcome(&account, AccountOutcome::Failure)
@@ -503,6 +521,7 @@ impl OrderActivitiesImpl {
                     return Err(transient(format!("{e} (account {account})")));
                 }
                 Err(e) => {
+                    attempt(PurchaseOutcome::Rejected);
                     self.store
                         .record_offer_attempt(cand.platform, &cand.offer_id, false)
                         .await

@@ -12,6 +12,7 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use procure_domain::Secret;
+use procure_metrics::CallOutcome;
 use serde::{Deserialize, Serialize};
 
 /// Timeouts, retry budget and pacing of one adapter. Durations in milliseconds so the struct
@@ -303,7 +304,16 @@ impl HttpClient {
         let result = tokio::time::timeout(deadline, attempts)
             .await
             .unwrap_or(Err(Transport::Timeout));
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(r) => CallOutcome::of_status(r.status),
+            Err(Transport::Timeout) => CallOutcome::Timeout,
+            Err(Transport::Connect(_)) => CallOutcome::Unreachable,
+            Err(Transport::Io(_)) => CallOutcome::Broken,
+            Err(Transport::Build(_)) => CallOutcome::Invalid,
+        };
+        procure_metrics::global().adapter_call(self.service, op, outcome, elapsed);
+        let elapsed_ms = elapsed.as_millis() as u64;
         match &result {
             Ok(r) => tracing::debug!(
                 service = self.service,

@@ -1,4 +1,5 @@
-//! Liveness and readiness for load balancers and orchestrators.
+//! Liveness and readiness for load balancers and orchestrators, on the API's port and on every
+//! process's metrics port (`health::router(checks)` is independent of the API's state).
 //!
 //! - `GET /health/live` (and the older `GET /health`): the process serves requests.
 //! - `GET /health/ready`: the database answers a query and Temporal describes our namespace,
@@ -13,16 +14,26 @@ use std::time::{Duration, Instant};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde::Serialize;
 
-use crate::AppState;
+use procure_store::Store;
+use procure_temporal::TemporalLink;
 
 /// How long each readiness check may take before it counts as failed.
 const CHECK_WITHIN: Duration = Duration::from_secs(3);
 
-pub fn router() -> Router<AppState> {
+/// What readiness checks: the store, and Temporal when this process talks to it.
+#[derive(Clone)]
+pub struct HealthChecks {
+    pub store: Store,
+    pub temporal: Option<std::sync::Arc<TemporalLink>>,
+}
+
+/// The health routes, for any router's state.
+pub fn router<S: Clone + Send + Sync + 'static>(checks: HealthChecks) -> Router<S> {
     Router::new()
         .route("/health", get(live))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .with_state(checks)
 }
 
 #[derive(Debug, Serialize)]
@@ -78,7 +89,7 @@ where
     }
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+async fn ready(State(state): State<HealthChecks>) -> (StatusCode, Json<Ready>) {
     let database = timed(async {
         tokio::time::timeout(CHECK_WITHIN, state.store.ping())
             .await

@@ -182,7 +182,10 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(health::router())
+        .merge(health::router(health::HealthChecks {
+            store: state.store.clone(),
+            temporal: state.temporal.clone(),
+        }))
         .merge(quotes::router())
         .merge(orders::router())
         .merge(cancel::router())

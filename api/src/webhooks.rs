@@ -12,6 +12,7 @@ use axum::{
     routing::post,
 };
 use procure_domain::{Currency, Money, signing};
+use procure_metrics::WebhookOutcome;
 use procure_store::{
     outbox::{OrderSignal, OutboxMessage, ParcelSignal},
     payments::IntentOwner,
@@ -21,8 +22,32 @@ use serde::Deserialize;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/webhooks/payments", post(payment_webhook))
-        .route("/api/v1/webhooks/tracking", post(tracking_webhook))
+        .route(
+            "/api/v1/webhooks/payments",
+            post(|state, headers, body| async move {
+                counted("stripe", payment_webhook(state, headers, body).await)
+            }),
+        )
+        .route(
+            "/api/v1/webhooks/tracking",
+            post(|state, headers, body| async move {
+                counted("17track", tracking_webhook(state, headers, body).await)
+            }),
+        )
+}
+
+/// Count one delivery by what became of it (`procure_webhook_deliveries_total`).
+fn counted(source: &str, handled: Handled) -> Handled {
+    let outcome = match &handled {
+        Ok((_, Json(body))) if body["duplicate"] == true => WebhookOutcome::Duplicate,
+        Ok((_, Json(body))) if body["handled"] == false => WebhookOutcome::Ignored,
+        Ok(_) => WebhookOutcome::Handled,
+        Err(ApiError::Unauthorized(_)) => WebhookOutcome::Rejected,
+        Err(ApiError::Conflict("webhook_replayed", _)) => WebhookOutcome::Replayed,
+        Err(_) => WebhookOutcome::Failed,
+    };
+    procure_metrics::global().webhook_delivery(source, outcome);
+    handled
 }
 
 #[derive(Deserialize)]
@@ -62,7 +87,7 @@ async fn payment_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Handled {
     let body = body?;
     let header = headers
         .get("stripe-signature")
@@ -200,7 +225,7 @@ async fn tracking_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Handled {
     let body = body?;
     let sign = headers
         .get("sign")

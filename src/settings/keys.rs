@@ -123,6 +123,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("PROCURE_TASK_QUEUE", "temporal.task_queue"),
     ("PROCURE_UI_ORIGINS", "temporal.ui_origins"),
     ("PROCURE_API_ADDR", "api.listen"),
+    ("PROCURE_METRICS_ADDR", "metrics.listen"),
     (
         "PROCURE_SEED_SANDBOX_CATALOGUE",
         "api.seed_sandbox_catalogue",

@@ -83,6 +83,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub outbox: OutboxSettings,
     pub worker: WorkerTuningSettings,
+    pub metrics: MetricsSettings,
     pub keys: KeySettings,
     pub timings: TimingSettings,
     pub monitors: MonitorSettings,
@@ -148,6 +149,30 @@ pub struct ApiSettings {
 pub struct OutboxSettings {
     /// Deliveries of one row before a transient failure makes it dead (1 to 100000).
     pub max_attempts: u32,
+}
+
+/// The metrics port of `procure api` and `procure worker` (docs/observability.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSettings {
+    /// `host:port` serving `/metrics`, `/health/live` and `/health/ready`; unset: none.
+    pub listen: Option<String>,
+}
+
+impl MetricsSettings {
+    /// The parsed address, or an error naming the setting.
+    pub fn addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        self.listen
+            .as_deref()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                l.trim().parse().with_context(|| {
+                    format!(
+                        "metrics.listen (PROCURE_METRICS__LISTEN or PROCURE_METRICS_ADDR): {l:?} is not host:port"
+                    )
+                })
+            })
+            .transpose()
+    }
 }
 
 /// How one `procure worker` takes work (docs/production.md, "Worker tuning").
@@ -326,6 +351,7 @@ impl Default for Settings {
                     graceful_shutdown_s: w.graceful_shutdown.as_secs(),
                 }
             },
+            metrics: MetricsSettings::default(),
             keys: KeySettings {
                 data: None,
                 payload: None,
@@ -598,6 +624,7 @@ impl Settings {
         let sqlite = db.url.starts_with("sqlite:");
         Ok(Deployment {
             worker,
+            metrics_listen: self.metrics.addr()?,
             database: Database {
                 url: db.url.clone(),
                 max_connections: if sqlite {

@@ -8,12 +8,13 @@ use procure_activities::{
     order::{NoopActivitiesImpl, OrderActivitiesImpl},
 };
 use procure_workflows::{OrderWorkflow, ParcelWorkflow, PriceMonitorWorkflow, bench::BareWorkflow};
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
+use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
 use temporalio_client::Client;
 use temporalio_sdk::{
     Runtime, Worker, WorkerOptions,
     runtime::{
-        PollerBehavior,
+        PollerBehavior, RuntimeOptions,
         worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
     },
 };
@@ -87,16 +88,28 @@ impl WorkerSettings {
     }
 }
 
+/// The SDK runtime, recording the core's metrics (task latencies, slots, polls, cache) into
+/// `metrics` when given.
+fn runtime(metrics: Option<Arc<dyn CoreMeter>>) -> anyhow::Result<Runtime> {
+    let telemetry = TelemetryOptions::builder().maybe_metrics(metrics).build();
+    let options = RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Runtime::from_current_tokio(options)?)
+}
+
 /// Run the production worker (orders, parcels, price monitors) until `shutdown` resolves, then
-/// drain in-flight tasks.
+/// drain in-flight tasks. The SDK core's metrics go to `metrics` when given.
 pub async fn run(
     client: Client,
     activities: OrderActivitiesImpl,
     monitor: MonitorActivitiesImpl,
     settings: WorkerSettings,
+    metrics: Option<Arc<dyn CoreMeter>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let runtime = runtime(metrics)?;
     let fulfilment = activities.fulfilment();
     let options = settings
         .options()
@@ -117,7 +130,7 @@ pub async fn run_bench_baseline(
     task_queue: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let runtime = runtime(None)?;
     let options = WorkerOptions::new(task_queue.clone())
         .register_workflow::<BareWorkflow>()?
         .register_activities(NoopActivitiesImpl)
