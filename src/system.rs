@@ -262,9 +262,15 @@ impl System {
         } else {
             crate::metrics_port::Runs::Api
         };
-        let metrics_url = crate::metrics_port::start(&deployment, store.clone(), runs)
-            .await?
-            .map(|a| format!("http://{a}"));
+        let metrics_url = crate::metrics_port::start(
+            deployment.metrics_listen,
+            &deployment.temporal.connection,
+            &deployment.keys.payload,
+            store.clone(),
+            runs,
+        )
+        .await?
+        .map(|a| format!("http://{a}"));
         {
             let (store, stop) = (store.clone(), stopped(&rx));
             tasks.push((

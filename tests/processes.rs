@@ -68,10 +68,28 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     ];
     let sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
     wait_http_ok(&format!("{sandbox_url}/_sandbox/health")).await;
-    let api = procure(&["api", "--seed-sandbox-catalogue"], &env);
+    // Each process has a metrics port of its own (`PROCURE_METRICS_ADDR`).
+    let metrics = [free_port(), free_port(), free_port()].map(|p| format!("127.0.0.1:{p}"));
+    let with_metrics = |addr: &str| {
+        let mut env = env.clone();
+        env.push(("PROCURE_METRICS_ADDR", addr.to_owned()));
+        env
+    };
+    let api = procure(
+        &["api", "--seed-sandbox-catalogue"],
+        &with_metrics(&metrics[0]),
+    );
     wait_http_ok(&format!("{api_url}/health/live")).await;
-    let w1 = procure(&["worker"], &env);
-    let w2 = procure(&["worker"], &env);
+    let w1 = procure(&["worker"], &with_metrics(&metrics[1]));
+    let w2 = procure(&["worker"], &with_metrics(&metrics[2]));
+    for addr in &metrics {
+        procure::system::wait_http_ok(
+            &format!("http://{addr}/health/ready"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("every process's metrics port answers ready");
+    }
     procure::system::wait_http_ok(&format!("{api_url}/health/ready"), Duration::from_secs(30))
         .await
         .expect("the API is ready: its database and Temporal answer");
@@ -220,6 +238,60 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         "every 1688 purchase went through a pool account"
     );
     assert!(pooled > 0);
+
+    // Metrics: each purchase is counted once, by the worker that made it; the SDK core's series
+    // come from the workers; the store's levels only from the API (not once per worker).
+    let scrape = |addr: String| async move {
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let api_text = scrape(metrics[0].clone()).await;
+    let workers_text = [
+        scrape(metrics[1].clone()).await,
+        scrape(metrics[2].clone()).await,
+    ];
+    let purchased: f64 = workers_text
+        .iter()
+        .map(|t| {
+            value(
+                t,
+                r#"procure_purchase_attempts_total{outcome="purchased",platform="1688"}"#,
+            )
+        })
+        .sum();
+    assert_eq!(
+        purchased, on_1688_purchases as f64,
+        "purchases counted once"
+    );
+    assert_eq!(
+        value(&api_text, r#"procure_orders{state="Completed"}"#),
+        n as f64
+    );
+    assert!(!api_text.contains("\ntemporal_"), "the API runs no worker");
+    for t in &workers_text {
+        assert!(
+            value(t, "temporal_worker_task_slots_available") > 0.0,
+            "a worker exports the SDK core's series"
+        );
+        assert!(
+            !t.contains("procure_orders"),
+            "levels come from the API only"
+        );
+    }
+    eprintln!(
+        "metrics: {purchased} purchases counted across the workers' ports, {} Completed on the API's",
+        value(&api_text, r#"procure_orders{state="Completed"}"#)
+    );
 
     // SIGTERM, as an orchestrator sends it, stops every process cleanly (exit 0), workers
     // first, then the API, then the sandbox.

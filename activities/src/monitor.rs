@@ -196,8 +196,8 @@ impl MonitorActivitiesImpl {
             Err(StoreError::NotFound) => {
                 procure_metrics::global().monitor_run(false, 0);
                 Ok(RunSummary {
-                monitor_id: run.monitor_id,
-                run_key: run.run_key,
+                    monitor_id: run.monitor_id,
+                    run_key: run.run_key,
                     skipped: Some("the monitor was deleted during the run".into()),
                     ..Default::default()
                 })

@@ -2,7 +2,6 @@
 //! is idempotent (keyed by the order id, line number or an external id we choose), so Temporal
 //! may retry any of them after a timeout without doubling an effect.
 
-use procure_metrics::PurchaseOutcome;
 use crate::errors::{permanent, store_err, transient};
 use procure_adapters::failure::{adapter_err, adapter_err_while};
 use procure_adapters::payments::{IntentStatus, PaymentIntent};
@@ -13,6 +12,7 @@ use procure_adapters::{
 use procure_domain::procurement::{Candidate, rank};
 use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
 use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};
+use procure_metrics::PurchaseOutcome;
 use procure_store::{
     Store, StoreError, accounts::AccountOutcome, orders::quoted_rate, price_changes::PriceChange,
 };
@@ -168,16 +168,13 @@ impl OrderActivitiesImpl {
                 .await
                 .map_err(store_err)?;
         }
-        let metrics = procure_metrics::global();
-        metrics.purchase_attempt(cand.platform.as_str(), PurchaseOutcome::Purchased);
-        // Observability only: a failed read loses one sample, never the purchase.
-        if let Ok(order) = self.store.order(&req.order_id).await {
-            let waited = now_ms().saturating_sub(order.created_at_ms);
-            metrics.order_to_purchase(
-                cand.platform.as_str(),
-                std::time::Duration::from_millis(waited.max(0) as u64),
-            );
-        }
+        // Observability only: a failed read loses the latency sample, never the purchase.
+        let accepted = self.store.order(&req.order_id).await.ok();
+        procure_metrics::global().purchased(
+            cand.platform.as_str(),
+            accepted.map(|o| o.created_at_ms),
+            now_ms(),
+        );
         tracing::info!(order_id = %req.order_id, line = req.line_no, platform = cand.platform.as_str(), offer = %cand.offer_id, %account, marketplace_order = %p.marketplace_order_id, adopted = p.adopted, "purchased");
         Ok(OfferOutcome::Purchased {
             platform: cand.platform.as_str().into(),
@@ -442,9 +439,9 @@ impl OrderActivitiesImpl {
         req: OfferPurchase,
     ) -> Result<OfferOutcome, ActivityError> {
         let cand = &req.candidate;
-        let attempt = |outcome| procure_metrics::global().purchase_attempt(cand.platform.as_str(), outcome);
+        let attempt =
+            |outcome| procure_metrics::global().purchase_attempt(cand.platform.as_str(), outcome);
         if cand.platform == Platform::Pinduoduo {
-            attempt(PurchaseOutcome::Assisted);
             return Ok(OfferOutcome::MoveOn {
                 reason: "Pinduoduo is an assisted channel (purchaser task), not a buyer API".into(),
             });
@@ -593,6 +590,7 @@ impl OrderActivitiesImpl {
             .open_purchaser_task(&req)
             .await
             .map_err(store_err)?;
+        procure_metrics::global().purchase_attempt(&task.platform, PurchaseOutcome::Assisted);
         tracing::info!(order_id = %req.order_id, line = req.line_no, task = %task.id, offer = %req.offer_id, "purchaser task open");
         Ok(task.id)
     }
@@ -603,10 +601,21 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         task_id: String,
     ) -> Result<bool, ActivityError> {
-        self.store
+        let expired = self
+            .store
             .expire_purchaser_task(&task_id)
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        if expired {
+            let platform = self
+                .store
+                .purchaser_task(&task_id)
+                .await
+                .map(|t| t.platform)
+                .unwrap_or_else(|_| "unknown".into());
+            procure_metrics::global().purchase_attempt(&platform, PurchaseOutcome::Expired);
+        }
+        Ok(expired)
     }
 
     #[activity(definition = order_activities::ProposePriceChange)]

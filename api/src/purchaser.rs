@@ -89,6 +89,13 @@ async fn complete(
     {
         Ok(task) => {
             state.outbox_notify.notify_one();
+            // Observability only: a failed read loses the latency sample, never the purchase.
+            let accepted = state.store.order(&task.order_id).await.ok();
+            procure_metrics::global().purchased(
+                &task.platform,
+                accepted.map(|o| o.created_at_ms),
+                procure_domain::clock::now_ms(),
+            );
             tracing::info!(task = %task.id, order_id = %task.order_id, "purchaser task completed");
             Ok(Json(task.into()))
         }

@@ -21,7 +21,18 @@ use std::{sync::OnceLock, time::Duration};
 /// Seconds from an order's acceptance to a purchase: minutes while orders wait for payment,
 /// hours when a person buys.
 const ORDER_TO_PURCHASE_BUCKETS: &[f64] = &[
-    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    24.0 * 3600.0,
 ];
 /// Seconds of one vendor call, retries and backoff included.
 const ADAPTER_CALL_BUCKETS: &[f64] = &[
@@ -66,8 +77,10 @@ pub enum PurchaseOutcome {
     Retryable,
     /// Refused for good: the next supplier is tried.
     Rejected,
-    /// A platform bought by a person (Pinduoduo's purchaser task), not through an API.
+    /// A platform bought by a person: a purchaser task was opened (Pinduoduo).
     Assisted,
+    /// The purchaser task's deadline passed without a purchase.
+    Expired,
 }
 
 impl PurchaseOutcome {
@@ -81,6 +94,7 @@ impl PurchaseOutcome {
             PurchaseOutcome::Retryable => "retryable",
             PurchaseOutcome::Rejected => "rejected",
             PurchaseOutcome::Assisted => "assisted",
+            PurchaseOutcome::Expired => "expired",
         }
     }
 }
@@ -276,10 +290,16 @@ impl Metrics {
             .inc();
     }
 
-    pub fn order_to_purchase(&self, platform: &str, elapsed: Duration) {
-        self.order_to_purchase
-            .with_label_values(&[platform])
-            .observe(elapsed.as_secs_f64());
+    /// A line was bought on `platform` at `now_ms`, for an order accepted at `accepted_at_ms`
+    /// (`None`: unknown, the latency sample is lost but the purchase is counted).
+    pub fn purchased(&self, platform: &str, accepted_at_ms: Option<i64>, now_ms: i64) {
+        self.purchase_attempt(platform, PurchaseOutcome::Purchased);
+        if let Some(accepted) = accepted_at_ms {
+            let waited = now_ms.saturating_sub(accepted).max(0) as f64 / 1000.0;
+            self.order_to_purchase
+                .with_label_values(&[platform])
+                .observe(waited);
+        }
     }
 
     pub fn adapter_call(
@@ -355,7 +375,6 @@ mod tests {
     fn events_are_counted_with_their_labels() {
         let m = Metrics::new();
         m.purchase_attempt("1688", PurchaseOutcome::Purchased);
-        m.purchase_attempt("1688", PurchaseOutcome::Purchased);
         m.purchase_attempt("taobao", PurchaseOutcome::AccountRestricted);
         m.webhook_delivery("stripe", WebhookOutcome::Rejected);
         m.adapter_call(
@@ -364,7 +383,7 @@ mod tests {
             CallOutcome::of_status(503),
             Duration::from_millis(30),
         );
-        m.order_to_purchase("1688", Duration::from_secs(3));
+        m.purchased("1688", Some(10_000), 13_000);
         m.monitor_run(true, 2);
         let text = m.render();
         assert_eq!(
@@ -412,10 +431,16 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(
-            sample(&text, r#"procure_price_monitor_runs_total{outcome="recorded"}"#),
+            sample(
+                &text,
+                r#"procure_price_monitor_runs_total{outcome="recorded"}"#
+            ),
             Some(1.0)
         );
-        assert_eq!(sample(&text, "procure_price_monitor_alerts_total"), Some(2.0));
+        assert_eq!(
+            sample(&text, "procure_price_monitor_alerts_total"),
+            Some(2.0)
+        );
     }
 
     #[test]
@@ -436,14 +461,20 @@ mod tests {
             buyer_accounts: vec![("1688".into(), "cooling_down", 2)],
         });
         let text = m.render();
-        assert_eq!(sample(&text, r#"procure_orders{state="Completed"}"#), Some(4.0));
+        assert_eq!(
+            sample(&text, r#"procure_orders{state="Completed"}"#),
+            Some(4.0)
+        );
         assert_eq!(
             sample(&text, r#"procure_orders{state="AwaitingPayment"}"#),
             None,
             "{text}"
         );
         assert_eq!(sample(&text, "procure_outbox_backlog"), Some(0.0));
-        assert_eq!(sample(&text, "procure_outbox_oldest_age_seconds"), Some(0.0));
+        assert_eq!(
+            sample(&text, "procure_outbox_oldest_age_seconds"),
+            Some(0.0)
+        );
         assert_eq!(
             sample(
                 &text,
@@ -452,7 +483,10 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(
-            sample(&text, r#"procure_buyer_accounts{platform="1688",status="active"}"#),
+            sample(
+                &text,
+                r#"procure_buyer_accounts{platform="1688",status="active"}"#
+            ),
             None
         );
     }

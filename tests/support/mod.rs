@@ -66,6 +66,17 @@ pub async fn spawn_app(timings: OrderTimings) -> TestApp {
 /// As `spawn_app`, with the sandbox carrier moving a parcel one tracking step every
 /// `tracking_step_ms` (a large value: only forced statuses move it).
 pub async fn spawn_app_tracking(timings: OrderTimings, tracking_step_ms: u64) -> TestApp {
+    spawn_app_configured(timings, |cfg| {
+        cfg.sandbox.tracking_step_ms = tracking_step_ms
+    })
+    .await
+}
+
+/// As `spawn_app`, with `configure` changing the system's configuration before it starts.
+pub async fn spawn_app_configured(
+    timings: OrderTimings,
+    configure: impl FnOnce(&mut SystemConfig),
+) -> TestApp {
     let dir =
         std::env::temp_dir().join(format!("procure-e2e-app-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -74,8 +85,9 @@ pub async fn spawn_app_tracking(timings: OrderTimings, tracking_step_ms: u64) ->
         temporal_address(),
     );
     cfg.task_queue = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-    cfg.sandbox.tracking_step_ms = tracking_step_ms;
+    cfg.sandbox.tracking_step_ms = 50;
     cfg.timings = timings;
+    configure(&mut cfg);
     let system = System::start(cfg).await.expect("system starts");
     let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
     TestApp { system, driver }

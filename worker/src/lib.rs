@@ -9,8 +9,8 @@ use procure_activities::{
 };
 use procure_workflows::{OrderWorkflow, ParcelWorkflow, PriceMonitorWorkflow, bench::BareWorkflow};
 use std::{future::Future, sync::Arc, time::Duration};
-use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
 use temporalio_client::Client;
+use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
 use temporalio_sdk::{
     Runtime, Worker, WorkerOptions,
     runtime::{
