@@ -34,8 +34,19 @@ enum Command {
     Dev(DevArgs),
     /// Serve the sandbox marketplaces, payment provider, carrier, tracking and FX feed.
     Sandbox {
-        #[arg(long, default_value_t = 8790)]
-        port: u16,
+        /// Where to listen, host:port (default 127.0.0.1:8790; in a container 0.0.0.0:8790).
+        #[arg(long, conflicts_with = "port")]
+        listen: Option<SocketAddr>,
+        /// Shorthand for `--listen 127.0.0.1:PORT`.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Where the payment provider posts `payment_intent.succeeded` (the API's
+        /// `/api/v1/webhooks/payments`); also settable with `PUT /_sandbox/webhooks`.
+        #[arg(long, value_parser = http_url)]
+        payments_webhook: Option<String>,
+        /// Where 17TRACK pushes tracking updates (the API's `/api/v1/webhooks/tracking`).
+        #[arg(long, value_parser = http_url)]
+        tracking_webhook: Option<String>,
     },
     /// Serve the API and run the outbox dispatcher (one of several processes in production).
     Api {
@@ -291,7 +302,16 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev(args) => dev(args).await,
-        Command::Sandbox { port } => sandbox(port).await,
+        Command::Sandbox {
+            listen,
+            port,
+            payments_webhook,
+            tracking_webhook,
+        } => {
+            let listen =
+                listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(8790))));
+            sandbox(listen, payments_webhook, tracking_webhook).await
+        }
         Command::Probe { url } => probe(&url).await,
         Command::Bench { orders, out } => bench(orders, out).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
@@ -465,15 +485,34 @@ async fn probe(url: &str) -> anyhow::Result<bool> {
     }
 }
 
-async fn sandbox(port: u16) -> anyhow::Result<bool> {
+async fn sandbox(
+    listen: SocketAddr,
+    payments_webhook: Option<String>,
+    tracking_webhook: Option<String>,
+) -> anyhow::Result<bool> {
     init_logs("info");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .context("binding the sandbox port")?;
+        .with_context(|| format!("binding the sandbox to {listen}"))?;
     println!("sandbox listening on http://{}", listener.local_addr()?);
-    let sb = procure_sandbox::Sandbox::new(procure_sandbox::SandboxConfig::default());
+    let sb = procure_sandbox::Sandbox::new(procure_sandbox::SandboxConfig {
+        payments_webhook_url: payments_webhook,
+        tracking_webhook_url: tracking_webhook,
+        ..procure_sandbox::SandboxConfig::default()
+    });
     procure_sandbox::serve(listener, sb, stop_signal()).await?;
     Ok(true)
+}
+
+/// A webhook target given on the command line: an http(s) URL.
+fn http_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() => Ok(s.to_owned()),
+        _ => Err(format!("{s:?} is not an http(s) URL")),
+    }
 }
 
 async fn start_temporal(
