@@ -519,6 +519,17 @@ impl Driver {
         Ok(paid)
     }
 
+    /// The sandbox faults still armed (a fault with a count leaves once spent).
+    pub async fn faults(&self) -> anyhow::Result<Vec<Value>> {
+        let resp = self
+            .http
+            .get(format!("{}/_sandbox/faults", self.sandbox))
+            .send()
+            .await?;
+        let v = Self::json(resp, "list faults").await?;
+        Ok(v["faults"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Clear every injected sandbox fault.
     pub async fn clear_faults(&self) -> anyhow::Result<()> {
         let resp = self

@@ -127,6 +127,9 @@ pub struct System {
     pub store: Store,
     pub sandbox: Sandbox,
     cfg: SystemConfig,
+    /// Stops the workers; they stop first, so no purchase in flight meets a stopped sandbox.
+    stop_workers: watch::Sender<bool>,
+    /// Stops the API, the dispatcher and the sandbox, once the workers have finished.
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -286,6 +289,7 @@ impl System {
             store,
             sandbox,
             cfg,
+            stop_workers: watch::channel(false).0,
             shutdown: tx,
             tasks,
         };
@@ -300,16 +304,34 @@ impl System {
         let handle = spawn_worker(
             self.cfg.clone(),
             self.sandbox_url.clone(),
-            self.shutdown.subscribe(),
+            self.stop_workers.subscribe(),
         );
         self.tasks.push(("worker", handle));
     }
 
-    /// Stop every component and wait for each to finish.
+    /// Stop every component and wait for each to finish: the workers first (running
+    /// activities finish within their graceful period, against a sandbox still serving), then
+    /// the API, the dispatcher and the sandbox.
     pub async fn stop(self) -> anyhow::Result<()> {
+        let (workers, rest): (Vec<_>, Vec<_>) = self
+            .tasks
+            .into_iter()
+            .partition(|(name, _)| *name == "worker");
+        let graceful = Duration::from_secs(self.cfg.settings.worker.graceful_shutdown_s);
+        let _ = self.stop_workers.send(true);
+        Self::wait_for(workers, graceful + Duration::from_secs(10)).await;
         let _ = self.shutdown.send(true);
-        for (name, task) in self.tasks {
-            match tokio::time::timeout(std::time::Duration::from_secs(30), task).await {
+        Self::wait_for(rest, Duration::from_secs(30)).await;
+        self.store.close().await;
+        Ok(())
+    }
+
+    async fn wait_for(
+        tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+        within: Duration,
+    ) {
+        for (name, task) in tasks {
+            match tokio::time::timeout(within, task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => tracing::warn!(
                     component = name,
@@ -317,11 +339,13 @@ impl System {
                     "stopped with an error"
                 ),
                 Ok(Err(e)) => tracing::warn!(component = name, error = %e, "task panicked"),
-                Err(_) => tracing::warn!(component = name, "did not stop within 30 s"),
+                Err(_) => tracing::warn!(
+                    component = name,
+                    within_s = within.as_secs(),
+                    "did not stop in time"
+                ),
             }
         }
-        self.store.close().await;
-        Ok(())
     }
 }
 

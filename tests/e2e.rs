@@ -1395,3 +1395,52 @@ async fn awkward_1688_prices_are_bought_and_paid_exactly() {
     }
     app.system.stop().await.unwrap();
 }
+
+/// `procure dev` (the in-process system) stopping during a purchase: the worker stops first
+/// and lets the purchase finish against a sandbox that still serves, so the supplier's order
+/// is created and paid, not cut off half-way and counted as a supplier failure.
+#[tokio::test]
+async fn stopping_the_system_mid_purchase_lets_the_purchase_finish_first() {
+    let app = spawn_app(fast()).await;
+    app.driver
+        .add_fault(
+            json!({"platform": "1688", "api": "alibaba.trade.createCrossOrder",
+            "kind": "latency", "latency_ms": 3000, "count": 1}),
+        )
+        .await
+        .unwrap();
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let (id, _) = place(&app, idx).await;
+    let drive = {
+        let (driver, id) = (app.driver.clone(), id.clone());
+        tokio::spawn(async move {
+            driver
+                .drive(
+                    vec![(id, Instant::now())],
+                    Script::HappyPath,
+                    Duration::from_secs(60),
+                    |_, _, _, _| {},
+                )
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !app.driver.faults().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the purchase never reached 1688");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sandbox = app.system.sandbox.clone();
+    app.system.stop().await.unwrap();
+    drive.abort();
+    let ledger = sandbox.ledger();
+    let purchase = ledger
+        .iter()
+        .find(|e| e.kind == "purchase" && e.reference.contains(id.as_str()))
+        .expect("the supplier's order was created");
+    assert!(
+        ledger
+            .iter()
+            .any(|e| e.kind == "marketplace_payment" && e.external_id == purchase.external_id),
+        "the supplier's order was paid before the sandbox stopped: {ledger:?}"
+    );
+}

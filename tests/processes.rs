@@ -409,3 +409,197 @@ async fn missing_secret_is_a_start_error() {
         "{stderr}"
     );
 }
+
+/// SIGTERM to a worker in the middle of a purchase: the worker stops polling, lets the running
+/// purchase activity finish within its graceful period (`worker.graceful_shutdown_s`) and
+/// exits 0; a new worker carries the order on. The supplier was bought from once, and no
+/// attempt was counted as a supplier failure.
+#[tokio::test]
+async fn a_worker_stopped_mid_purchase_finishes_it_and_nothing_is_done_twice() {
+    procure::system::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("procure-term-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let temporal = DevServer::start(DevServerOptions {
+        db_file: None,
+        port: None,
+        ui_port: None,
+        ui: false,
+        namespace: "default".into(),
+        search_attributes: vec![("OrderState".into(), "Keyword".into())],
+        log_file: Some(dir.join("temporal.log")),
+        ui_codec_endpoint: None,
+    })
+    .await
+    .unwrap();
+    let (sandbox_port, api_port) = (free_port(), free_port());
+    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let graceful_s = 20;
+    let env = vec![
+        (
+            "PROCURE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("app.db").display()),
+        ),
+        ("PROCURE_TEMPORAL_ADDRESS", temporal.address()),
+        (
+            "PROCURE_TASK_QUEUE",
+            format!("term-{}", uuid::Uuid::new_v4().simple()),
+        ),
+        ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
+        ("PROCURE_DEVELOPMENT", "true".into()),
+        ("PROCURE_TRACKING_POLL_S", "1".into()),
+        ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
+        (
+            "PROCURE_WORKER__GRACEFUL_SHUTDOWN_S",
+            graceful_s.to_string(),
+        ),
+    ];
+    let sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
+    wait_http_ok(&format!("{sandbox_url}/_sandbox/health")).await;
+    let api = procure(&["api", "--seed-sandbox-catalogue"], &env);
+    wait_http_ok(&format!("{api_url}/health/ready")).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{sandbox_url}/_sandbox/webhooks"))
+        .json(&serde_json::json!({"payments": format!("{api_url}/api/v1/webhooks/payments")}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let w1 = procure(&["worker"], &env);
+
+    // 1688's order creation answers after 4 s, once: the purchase is in flight when the
+    // worker is told to stop.
+    let latency_ms = 4_000;
+    let r = http
+        .post(format!("{sandbox_url}/_sandbox/faults"))
+        .json(
+            &serde_json::json!({"platform": "1688", "api": "alibaba.trade.createCrossOrder",
+            "kind": "latency", "latency_ms": latency_ms, "count": 1}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let driver = Driver::new(api_url.clone(), sandbox_url.clone());
+    let v: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    let sku = v["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            offers
+                .iter()
+                .filter(|o| o["sku"] == p["sku"])
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .is_some_and(|o| o["platform"] == "1688")
+        })
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .unwrap();
+    let quote = driver.quote(&[(sku, 1)], "US", "USD").await.unwrap();
+    let order = driver
+        .place_order(quote["quote_id"].as_str().unwrap(), "c1", "US", "term-1")
+        .await
+        .unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    // The customer pays, the warehouse scans, the parcel ships: all while the worker changes.
+    let drive = {
+        let (driver, id) = (driver.clone(), id.clone());
+        tokio::spawn(async move {
+            driver
+                .drive(
+                    vec![(id, Instant::now())],
+                    Script::HappyPath,
+                    Duration::from_secs(180),
+                    |_, _, _, _| {},
+                )
+                .await
+        })
+    };
+
+    // The fault is spent once createCrossOrder has arrived: the activity is now waiting on it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let faults: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/faults"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if faults["faults"].as_array().is_some_and(|f| f.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the purchase never reached 1688");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    let code = terminate("worker 1", w1).await;
+    let took = stopping.elapsed();
+    assert_eq!(code, Some(0), "the worker exits cleanly on SIGTERM");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the worker waited for the running purchase ({took:?})"
+    );
+    assert!(
+        took < Duration::from_secs(graceful_s + 10),
+        "the worker exited within its graceful period ({took:?})"
+    );
+    // The purchase finished before the worker left: the supplier holds the paid order.
+    let ledger = driver.ledger().await.unwrap();
+    let bought: Vec<_> = ledger
+        .iter()
+        .filter(|e| e.kind == "purchase" && e.reference.contains(id.as_str()))
+        .collect();
+    assert_eq!(
+        bought.len(),
+        1,
+        "bought while the worker drained: {bought:?}"
+    );
+    eprintln!(
+        "worker 1 stopped {:.1} s after SIGTERM (graceful period {graceful_s} s, purchase in flight {} s)",
+        took.as_secs_f64(),
+        latency_ms / 1000
+    );
+
+    let w2 = procure(&["worker"], &env);
+    let outcome = drive.await.unwrap().unwrap();
+    assert_eq!(outcome[0].state, OrderState::Completed, "{}", id);
+    let ledger = driver.ledger().await.unwrap();
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|e| e.kind == "purchase" && e.reference.contains(id.as_str()))
+            .count(),
+        1,
+        "bought exactly once across the two workers"
+    );
+    let detail = driver.order(&id).await.unwrap();
+    let timeline = detail["timeline"].to_string();
+    assert!(
+        !timeline.contains("next supplier"),
+        "no attempt failed: {timeline}"
+    );
+    let store = procure_store::Store::connect(&env[0].1).await.unwrap();
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(attempts - successes), 0) FROM offers WHERE platform = '1688'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(failures, 0, "no supplier failure was recorded");
+    for (name, child) in [("worker 2", w2), ("api", api), ("sandbox", sandbox)] {
+        assert_eq!(
+            terminate(name, child).await,
+            Some(0),
+            "{name} exits cleanly"
+        );
+    }
+    temporal.stop().await.unwrap();
+}
