@@ -38,7 +38,8 @@ async fn a_full_run_logs_no_secret() {
         .init();
 
     let app = spawn_app(fast()).await;
-    let account_token = "acct-credential-7f3a9c";
+    // A buyer account the sandbox authorised under the app's token, so the run buys through it.
+    let account_token = "demo1688-token-acct7f3a9c";
     app.system
         .store
         .add_account(
@@ -60,6 +61,11 @@ async fn a_full_run_logs_no_secret() {
     assert_eq!(
         drive_one(&app, &id, Script::HappyPath).await,
         OrderState::Completed
+    );
+    assert_eq!(
+        app.system.store.account("1688-logs").await.unwrap().successes,
+        1,
+        "the order was bought through the pooled account, whose token must not be logged"
     );
     let monitor = app
         .driver
