@@ -11,3 +11,4 @@ pub mod example;
 pub mod example_monitor;
 pub mod settings;
 pub mod system;
+pub mod telemetry;
