@@ -12,3 +12,4 @@ pub mod example_monitor;
 pub mod metrics_port;
 pub mod settings;
 pub mod system;
+pub mod telemetry;

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use procure::telemetry::{LogFormat, LogTarget, TelemetryConfig};
 use procure::{
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions, free_port},
@@ -26,6 +27,23 @@ use std::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (for people) or as one JSON object per line, with the fields of the
+    /// spans they were logged in (request_id, order_id, workflow_id, trace_id, …).
+    #[arg(
+        long,
+        global = true,
+        env = "PROCURE_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 (none by
+    /// default: without it nothing is traced).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (default: procure-<command>).
+    #[arg(long, global = true, env = "OTEL_SERVICE_NAME")]
+    service_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -262,9 +280,13 @@ struct DevArgs {
     /// Exit once the demo orders are done: status 0 only if all reached Completed.
     #[arg(long)]
     exit_when_done: bool,
-    /// Where the SQLite files and logs live.
+    /// Where the SQLite files and logs live (`procure.log`, `temporal.log`).
     #[arg(long, default_value = ".procure")]
     data_dir: PathBuf,
+    /// Log to the terminal (stderr) instead of `<data-dir>/procure.log`, interleaved with the
+    /// progress view.
+    #[arg(long)]
+    logs_to_terminal: bool,
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
     #[arg(long, default_value_t = 8790)]
@@ -278,14 +300,43 @@ struct DevArgs {
     metrics_port: u16,
 }
 
-fn init_logs(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// The logs and traces of this run of `command`: the log level unless `RUST_LOG` says
+/// otherwise, where the lines go, and the OTLP endpoint when one is given.
+fn telemetry_config(cli: &Cli) -> Option<TelemetryConfig> {
+    let (name, default_filter, target) = match &cli.command {
+        Command::Dev(a) => (
+            "dev",
+            "warn,procure=info",
+            if a.logs_to_terminal {
+                LogTarget::Stderr
+            } else {
+                LogTarget::File(a.data_dir.join(DEV_LOG_FILE))
+            },
+        ),
+        Command::Sandbox { .. } => ("sandbox", "info", LogTarget::Stderr),
+        Command::Api { .. } => ("api", "info", LogTarget::Stderr),
+        Command::Worker { .. } => ("worker", "info", LogTarget::Stderr),
+        Command::Bench { .. } => ("bench", "warn", LogTarget::Stderr),
+        Command::Chaos { .. } => ("chaos", "warn", LogTarget::Stderr),
+        Command::ExampleParcels { .. } => ("example-parcels", "warn", LogTarget::Stderr),
+        Command::ExampleMonitor { .. } => ("example-monitor", "warn", LogTarget::Stderr),
+        Command::Probe { .. } | Command::Token { .. } => return None,
+    };
+    Some(TelemetryConfig {
+        format: cli.log_format,
+        default_filter: default_filter.to_owned(),
+        filter: std::env::var("RUST_LOG").ok(),
+        target,
+        otlp_endpoint: cli.otlp_endpoint.clone().filter(|e| !e.trim().is_empty()),
+        service_name: cli
+            .service_name
+            .clone()
+            .unwrap_or_else(|| format!("procure-{name}")),
+    })
 }
+
+/// `procure dev`'s log file in its data directory: the terminal keeps the progress view.
+const DEV_LOG_FILE: &str = "procure.log";
 
 /// The requested port, or a free one when it is taken (printed, so nobody has to guess).
 fn port_or_free(p: u16) -> u16 {
@@ -300,6 +351,26 @@ fn port_or_free(p: u16) -> u16 {
 async fn main() -> std::process::ExitCode {
     install_crypto_provider();
     let cli = Cli::parse();
+    let config = telemetry_config(&cli);
+    // Why a run failed is printed on the terminal, and logged where the logs go unless they
+    // are that terminal's text: JSON on stderr stays one object per line (logged, not
+    // printed), `procure dev`'s log file gets it as well as the terminal.
+    let (log_error, print_error) = match &config {
+        None => (false, true),
+        Some(c) => match (&c.target, c.format) {
+            (LogTarget::Stderr, LogFormat::Json) => (true, false),
+            (LogTarget::Stderr, LogFormat::Text) => (false, true),
+            (LogTarget::File(_), _) => (true, true),
+        },
+    };
+    let telemetry = match config.as_ref().map(procure::telemetry::init) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Sandbox {
@@ -357,11 +428,21 @@ async fn main() -> std::process::ExitCode {
         } => api(listen, seed_sandbox_catalogue, common).await,
         Command::Worker { common } => worker(common).await,
     };
+    if let Err(e) = &result
+        && log_error
+    {
+        tracing::error!(error = format!("{e:#}"), "stopped by an error");
+    }
+    if let Some(t) = telemetry {
+        t.shutdown();
+    }
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if print_error {
+                eprintln!("error: {e:#}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
@@ -372,7 +453,7 @@ async fn main() -> std::process::ExitCode {
 /// lets its running tasks finish.
 async fn stop_signal() {
     let name = terminated().await;
-    eprintln!("{name}: stopping");
+    tracing::info!(signal = name, "stopping");
 }
 
 #[cfg(unix)]
@@ -384,7 +465,7 @@ async fn terminated() -> &'static str {
             _ = term.recv() => "SIGTERM",
         },
         Err(e) => {
-            eprintln!("cannot listen for SIGTERM ({e}); only Ctrl-C stops this process");
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
             let _ = tokio::signal::ctrl_c().await;
             "SIGINT"
         }
@@ -415,7 +496,6 @@ fn deployment(
 }
 
 async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyhow::Result<bool> {
-    init_logs("info");
     let mut sources = common.sources();
     if let Some(listen) = listen {
         sources.flag("api.listen", listen.to_string());
@@ -450,7 +530,6 @@ async fn api(listen: Option<SocketAddr>, seed: bool, common: CommonArgs) -> anyh
 }
 
 async fn worker(common: CommonArgs) -> anyhow::Result<bool> {
-    init_logs("info");
     let (_, d) = deployment(common.sources(), Process::Worker)?;
     if d.metrics_listen.is_some() {
         let store = d.database.connect().await.context("procure worker")?;
@@ -490,7 +569,6 @@ async fn sandbox(
     payments_webhook: Option<String>,
     tracking_webhook: Option<String>,
 ) -> anyhow::Result<bool> {
-    init_logs("info");
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the sandbox to {listen}"))?;
@@ -555,7 +633,6 @@ async fn start_temporal_with_codec(
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<bool> {
-    init_logs("warn,procure=info");
     let started = Instant::now();
     let (api_port, ui_port) = (port_or_free(args.api_port), port_or_free(args.ui_port));
     // The settings of a development system: the defaults and the environment (its keys).
@@ -647,6 +724,18 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         println!("  Metrics      {url}/metrics (health: {url}/health/ready)");
     }
     println!("  Database     sqlite://{}", db.display());
+    if args.logs_to_terminal {
+        println!(
+            "  Logs         here (stderr); Temporal's in {}",
+            args.data_dir.join("temporal.log").display()
+        );
+    } else {
+        println!(
+            "  Logs         {} (Temporal's: {}; --logs-to-terminal shows them here)",
+            args.data_dir.join(DEV_LOG_FILE).display(),
+            args.data_dir.join("temporal.log").display()
+        );
+    }
     println!("  Payloads     encrypted in Temporal (AES-256-GCM); the UI decodes them through");
     println!(
         "               {} (loopback relay to {}/api/codec/decode with a",
@@ -792,7 +881,6 @@ async fn run_demo(driver: &Driver, n: usize) -> anyhow::Result<bool> {
 /// A throwaway system for a worked example: dev server, SQLite file, sandbox, API and worker,
 /// all on loopback under the temp directory.
 async fn example_system(name: &str) -> anyhow::Result<(DevServer, System, Driver)> {
-    init_logs("warn");
     let dir = std::env::temp_dir().join(format!("procure-{name}-{}", std::process::id()));
     let temporal = start_temporal(&dir, None, None, false).await?;
     let mut cfg = SystemConfig::local(
@@ -880,7 +968,6 @@ async fn chaos(
     actions: procure::chaos::Actions,
     out: PathBuf,
 ) -> anyhow::Result<bool> {
-    init_logs("warn");
     let seed = seed.unwrap_or_else(|| procure_domain::clock::now_ms() as u64);
     let dir = std::env::temp_dir().join(format!("procure-chaos-{}", std::process::id()));
     println!(
@@ -930,7 +1017,6 @@ async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
 }
 
 async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
-    init_logs("warn");
     let dir = std::env::temp_dir().join(format!("procure-bench-{}", std::process::id()));
     let temporal = start_temporal(&dir, None, None, false).await?;
     let mut cfg = SystemConfig::local(

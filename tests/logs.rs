@@ -63,7 +63,12 @@ async fn a_full_run_logs_no_secret() {
         OrderState::Completed
     );
     assert_eq!(
-        app.system.store.account("1688-logs").await.unwrap().successes,
+        app.system
+            .store
+            .account("1688-logs")
+            .await
+            .unwrap()
+            .successes,
         1,
         "the order was bought through the pooled account, whose token must not be logged"
     );

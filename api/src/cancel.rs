@@ -50,6 +50,7 @@ async fn decide_line(
     if !crate::id_ok(&id) {
         return Err(ApiError::NotFound("order"));
     }
+    crate::trace::record_order_id(&id);
     let body = body.read()?;
     owned_order(&state, &caller, &id).await?;
     let client = temporal_client(&state).await?;
@@ -120,6 +121,7 @@ async fn cancel_order(
     if !crate::id_ok(&id) {
         return Err(ApiError::NotFound("order"));
     }
+    crate::trace::record_order_id(&id);
     let body = body.read()?;
     let mut errors = crate::text::lines(&body);
     let n = body.reason.trim().chars().count();

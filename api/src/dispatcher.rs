@@ -31,6 +31,8 @@ use temporalio_client::{
     tonic::{Code, Status},
 };
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub struct Dispatcher {
     pub store: Store,
@@ -253,7 +255,14 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Hand one row to Temporal inside its delivery span ([`delivery_span`]).
     async fn deliver(&self, client: &Client, item: &OutboxItem) -> anyhow::Result<()> {
+        self.deliver_now(client, item)
+            .instrument(delivery_span(item))
+            .await
+    }
+
+    async fn deliver_now(&self, client: &Client, item: &OutboxItem) -> anyhow::Result<()> {
         let subject = item.subject.as_str();
         let signal_opts = || {
             WorkflowSignalOptions::builder()
@@ -387,6 +396,48 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The span one delivery runs in: what it is for (`order_id` / `parcel_id` / `monitor_id`, the
+/// `workflow_id`, the outbox row) and, when the process traces, the trace of the request that
+/// queued it, so the Temporal SDK's plugin starts (or signals) the workflow in that trace.
+fn delivery_span(item: &OutboxItem) -> tracing::Span {
+    let subject = item.subject.as_str();
+    let kind = item.kind();
+    let span = match &item.message {
+        OutboxMessage::StartOrder {} | OutboxMessage::SignalOrder(_) => tracing::info_span!(
+            "outbox delivery",
+            otel.name = tracing::field::Empty,
+            outbox_id = item.id,
+            kind,
+            order_id = subject,
+            workflow_id = %order_workflow_id(subject),
+        ),
+        OutboxMessage::StartParcel { .. } | OutboxMessage::SignalParcel(_) => tracing::info_span!(
+            "outbox delivery",
+            otel.name = tracing::field::Empty,
+            outbox_id = item.id,
+            kind,
+            parcel_id = subject,
+            workflow_id = %parcel_workflow_id(subject),
+        ),
+        OutboxMessage::SyncSchedule { .. } | OutboxMessage::TriggerSchedule {} => {
+            tracing::info_span!(
+                "outbox delivery",
+                otel.name = tracing::field::Empty,
+                outbox_id = item.id,
+                kind,
+                monitor_id = subject,
+            )
+        }
+    };
+    if procure_temporal::traces_with_opentelemetry() {
+        crate::trace::name_for_traces(&span, &format!("outbox {kind}"), None);
+        if let Some(parent) = item.trace_parent.as_deref() {
+            let _ = span.set_parent(crate::trace::context_of(parent));
+        }
+    }
+    span
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod purchaser;
 pub mod quotes;
 pub mod schedules;
 pub mod text;
+pub mod trace;
 pub mod views;
 pub mod warehouse;
 pub mod webhooks;
@@ -181,7 +182,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(health::router(health::HealthChecks {
             store: state.store.clone(),
             temporal: state.temporal.clone(),
@@ -202,8 +203,8 @@ pub fn router(state: AppState) -> Router {
         // The router's own answers carry the one error body too; the 405 keeps its `Allow`.
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    trace::layers(routes).with_state(state)
 }
 
 /// Serve until `shutdown` resolves; in-flight requests finish first.

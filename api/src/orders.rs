@@ -135,7 +135,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_owned())
 }
 
-#[tracing::instrument(skip_all)]
 async fn create_order(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,14 +198,27 @@ async fn create_order(
             .create_order_replay_only(&key, &request_hash)
             .await?
         {
-            Some(existing) => Ok((StatusCode::OK, Json(existing.into()))),
+            Some(existing) => {
+                crate::trace::record_order_id(&existing.id);
+                Ok((StatusCode::OK, Json(existing.into())))
+            }
             None => Err(ApiError::Conflict(
                 "quote_expired",
                 "the quote has expired; request a new one".into(),
             )),
         };
     }
-    let created = state.store.create_order(&new, &key, &request_hash).await?;
+    // The request's trace context goes with the outbox row: the workflow starts in this trace.
+    let created = state
+        .store
+        .create_order_traced(
+            &new,
+            &key,
+            &request_hash,
+            crate::trace::current_traceparent().as_deref(),
+        )
+        .await?;
+    crate::trace::record_order_id(&created.order.id);
     if created.created {
         state.outbox_notify.notify_one();
         tracing::info!(order_id = %created.order.id, total = %created.order.total, "order accepted");
@@ -224,6 +236,9 @@ async fn get_order(
     caller.require(&[Role::Customer, Role::Operator, Role::Warehouse])?;
     if id.is_empty() || id.len() > 64 {
         return Err(ApiError::NotFound("order"));
+    }
+    if crate::id_ok(&id) {
+        crate::trace::record_order_id(&id);
     }
     match state.store.order_detail(&id).await {
         Ok(d) => {

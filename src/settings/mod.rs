@@ -585,6 +585,15 @@ impl Settings {
         }
 
         let dev = Keys::development();
+        let development_keys: Vec<&'static str> = [
+            ("api.jwt_secret", jwt.is_none()),
+            ("keys.data", data.is_none()),
+            ("keys.payload", payload.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, fell_back)| fell_back.then_some(key))
+        .collect();
+        warn_development_keys_once(&development_keys);
         let keys = Keys {
             tokens: match jwt {
                 None => dev.tokens,
@@ -673,6 +682,24 @@ impl Settings {
                 self.api.listen
             )
         })
+    }
+}
+
+/// Our own keys that fell back to their public development values get one warning each per
+/// process, however many components (API, dispatcher, worker) read the settings.
+fn warn_development_keys_once(keys: &[&'static str]) {
+    static WARNED: std::sync::Mutex<BTreeSet<&'static str>> =
+        std::sync::Mutex::new(BTreeSet::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    for key in keys {
+        if warned.insert(key) {
+            let how = secret_key(key).map(how_to_set).unwrap_or_default();
+            tracing::warn!(
+                key = *key,
+                "{key} is not set: using the public development key, which protects nothing \
+                 (development only; set {how})"
+            );
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 use crate::{
     db::{Result, Store, StoreError, corrupt, json, money, parse},
-    outbox::{OutboxMessage, enqueue},
+    outbox::{OutboxMessage, enqueue_traced},
 };
 use procure_domain::{
     Currency, FxRate, Money, OrderState,
@@ -189,6 +189,19 @@ impl Store {
         idempotency_key: &str,
         request_hash: &str,
     ) -> Result<CreatedOrder> {
+        self.create_order_traced(order, idempotency_key, request_hash, None)
+            .await
+    }
+
+    /// As [`Store::create_order`], the outbox row carrying the W3C `traceparent` of the request
+    /// (when it is traced), so the order's workflow starts in the request's trace.
+    pub async fn create_order_traced(
+        &self,
+        order: &NewOrder,
+        idempotency_key: &str,
+        request_hash: &str,
+        trace_parent: Option<&str>,
+    ) -> Result<CreatedOrder> {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let claimed = sqlx::query(
@@ -247,7 +260,13 @@ impl Store {
                 available,
             });
         }
-        enqueue(&mut tx, &order.id, &OutboxMessage::StartOrder {}).await?;
+        enqueue_traced(
+            &mut tx,
+            &order.id,
+            &OutboxMessage::StartOrder {},
+            trace_parent,
+        )
+        .await?;
         tx.commit().await?;
         Ok(CreatedOrder {
             order: self.order(&order.id).await?,

@@ -204,6 +204,8 @@ pub struct OutboxItem {
     pub subject: String,
     pub message: OutboxMessage,
     pub attempts: i64,
+    /// The W3C `traceparent` of the request that queued the work, when it was traced.
+    pub trace_parent: Option<String>,
 }
 
 impl OutboxItem {
@@ -239,6 +241,7 @@ struct DueRow {
     order_id: String,
     payload: String,
     attempts: i64,
+    trace_parent: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -288,16 +291,44 @@ pub(crate) async fn enqueue(
     subject: &str,
     message: &OutboxMessage,
 ) -> Result<()> {
+    enqueue_traced(tx, subject, message, None).await
+}
+
+/// As [`enqueue`], with the W3C `traceparent` of the request the work belongs to: the
+/// dispatcher hands it to Temporal in the same trace.
+pub(crate) async fn enqueue_traced(
+    tx: &mut Transaction<'_, Any>,
+    subject: &str,
+    message: &OutboxMessage,
+    trace_parent: Option<&str>,
+) -> Result<()> {
     let now = now_ms();
     let (kind, payload) = message.to_row();
-    sqlx::query("INSERT INTO outbox (kind, order_id, payload, created_at_ms, next_attempt_at_ms) VALUES ($1,$2,$3,$4,$4)")
+    sqlx::query("INSERT INTO outbox (kind, order_id, payload, created_at_ms, next_attempt_at_ms, trace_parent) VALUES ($1,$2,$3,$4,$4,$5)")
         .bind(kind)
         .bind(subject)
         .bind(payload)
         .bind(now)
+        .bind(trace_parent.filter(|t| is_trace_parent(t)))
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// A W3C `traceparent` as it is stored: `00-<32 hex>-<16 hex>-<2 hex>`, nothing else (the
+/// column never holds anything a caller typed).
+pub fn is_trace_parent(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
 }
 
 /// Outbox errors are kept to a readable length.
@@ -308,8 +339,19 @@ fn clip_error(e: &str) -> String {
 impl Store {
     /// Queue work for Temporal outside another transaction (e.g. a signal from a webhook).
     pub async fn enqueue(&self, subject: &str, message: &OutboxMessage) -> Result<()> {
+        self.enqueue_traced(subject, message, None).await
+    }
+
+    /// As [`Store::enqueue`], in the trace of `trace_parent` (a W3C `traceparent`; anything
+    /// else is not stored).
+    pub async fn enqueue_traced(
+        &self,
+        subject: &str,
+        message: &OutboxMessage,
+        trace_parent: Option<&str>,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        enqueue(&mut tx, subject, message).await?;
+        enqueue_traced(&mut tx, subject, message, trace_parent).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -318,7 +360,7 @@ impl Store {
     /// decode is dead-lettered with its reason here, never handed out.
     pub async fn outbox_due(&self, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows: Vec<DueRow> = sqlx::query_as(
-            "SELECT id, kind, order_id, payload, attempts FROM outbox \
+            "SELECT id, kind, order_id, payload, attempts, trace_parent FROM outbox \
              WHERE dispatched_at_ms IS NULL AND dead_at_ms IS NULL AND next_attempt_at_ms <= $1 \
              ORDER BY id LIMIT $2",
         )
@@ -334,6 +376,7 @@ impl Store {
                     subject: r.order_id,
                     message,
                     attempts: r.attempts,
+                    trace_parent: r.trace_parent,
                 }),
                 Err(why) => self.outbox_mark_dead(r.id, &why).await?,
             }
@@ -605,6 +648,23 @@ mod tests {
             redact_quoted("missing field `amount`"),
             "missing field `amount`"
         );
+    }
+
+    #[test]
+    fn only_a_w3c_traceparent_is_stored() {
+        assert!(is_trace_parent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-4bf92f3577b34da6a3ce929d0e0e473z-00f067aa0ba902b7-01",
+            "'; DROP TABLE outbox; --",
+        ] {
+            assert!(!is_trace_parent(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -7,7 +7,10 @@
 
 use crate::codec::EncryptionCodec;
 use procure_domain::Secret;
-use std::fmt;
+use std::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use temporalio_client::{
     Client, ClientOptions, ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
 };
@@ -162,6 +165,23 @@ pub async fn connect_with(
     .await
 }
 
+/// Whether clients trace with OpenTelemetry ([`trace_with_opentelemetry`]).
+static OPENTELEMETRY: AtomicBool = AtomicBool::new(false);
+
+/// From now on every client connected in this process carries the Temporal SDK's OpenTelemetry
+/// plugin, and so does every worker built on one: workflow starts, signals, workflow runs and
+/// activities become spans of the global tracer provider, and the trace context travels in
+/// each workflow's and activity's Temporal header. The binary calls this once it has installed
+/// a tracer provider; without it no plugin is installed and nothing is traced.
+pub fn trace_with_opentelemetry() {
+    OPENTELEMETRY.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`trace_with_opentelemetry`] was called.
+pub fn traces_with_opentelemetry() -> bool {
+    OPENTELEMETRY.load(Ordering::Relaxed)
+}
+
 /// Connect to the frontend `connection` names. Every payload the client (and a worker built on
 /// it) sends is encrypted with `codec`. The error never holds a secret: the SDK's errors
 /// carry no key material, and the options (which do) are not part of it.
@@ -173,10 +193,15 @@ pub async fn connect(
     let conn = Connection::connect(connection.options(identity)?)
         .await
         .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
+    // The plugin is given to the client only: a worker built on this client gets its worker
+    // half from it (registering it on the worker as well would apply it twice).
+    let tracing = traces_with_opentelemetry()
+        .then(|| temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build());
     Ok(Client::new(
         conn,
         ClientOptions::new(connection.namespace.clone())
             .data_converter(codec.data_converter())
+            .plugins(tracing)
             .build(),
     )?)
 }

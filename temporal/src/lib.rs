@@ -6,5 +6,8 @@ pub mod client;
 pub mod codec;
 pub mod health;
 
-pub use client::{TemporalConnection, TemporalLink, TemporalTls, connect, connect_with};
+pub use client::{
+    TemporalConnection, TemporalLink, TemporalTls, connect, connect_with, trace_with_opentelemetry,
+    traces_with_opentelemetry,
+};
 pub use codec::EncryptionCodec;

@@ -3,6 +3,8 @@
 //! serves only `procure bench`'s bare baseline, on a task queue of its own, so the production
 //! worker never registers bench code.
 
+mod spans;
+
 use procure_activities::{
     monitor::MonitorActivitiesImpl,
     order::{NoopActivitiesImpl, OrderActivitiesImpl},
@@ -119,6 +121,7 @@ pub async fn run(
         .register_activities(activities)
         .register_activities(fulfilment)
         .register_activities(monitor)
+        .worker_plugin(spans::plugin())
         .build();
     serve(&runtime, client, options, &settings.task_queue, shutdown).await
 }
