@@ -766,3 +766,47 @@ async fn both_migration_trees_build_the_same_schema() {
         assert_eq!(columns, &b[table], "columns of {table} (sqlite, postgres)");
     }
 }
+
+/// Several processes starting at once on a fresh SQLite file (an API and its workers) each
+/// migrate it: every one connects, and the schema is applied once. SQLite has no advisory lock
+/// for sqlx to take, so without one of our own two migrators apply the same script and one
+/// fails ("table … already exists").
+#[tokio::test]
+async fn processes_starting_together_on_a_fresh_sqlite_file_all_migrate_it() {
+    for round in 0..5 {
+        let dir = std::env::temp_dir().join(format!(
+            "procure-migrate-{}-{round}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("fresh.db").display());
+        let starts: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                // A runtime each, as separate processes have.
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(async { Store::connect(&url).await.map(|_| ()) })
+                })
+            })
+            .collect();
+        for s in starts {
+            s.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let store = Store::connect(&url).await.unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .count() as i64;
+        assert_eq!(applied, files, "every migration applied once");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -78,6 +78,44 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The database file of a `sqlite:` URL; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
+}
+
+/// An exclusive lock on `<db>.migrate.lock`, held until the returned file is dropped; waits
+/// (off the async threads) while another process holds it.
+async fn migration_lock(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|locked| locked)
+    .map_err(|e| {
+        sqlx::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("the migration lock beside the database file: {e}"),
+        ))
+        .into()
+    })
+}
+
 impl Store {
     /// Connect and migrate. `sqlite://path/to/file.db` (created when missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store> {
@@ -143,7 +181,17 @@ impl Store {
             }
         };
         match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Sqlite => {
+                // sqlx takes an advisory lock while migrating PostgreSQL, but has none for
+                // SQLite: processes starting together on a fresh file (an API and its workers)
+                // would apply the same script twice. A lock on a file beside the database
+                // makes them migrate one after the other.
+                let _lock = match sqlite_file(url) {
+                    Some(db) => Some(migration_lock(&db).await?),
+                    None => None,
+                };
+                SQLITE_MIGRATIONS.run(&pool).await?
+            }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Store { pool, backend })
