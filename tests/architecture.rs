@@ -122,6 +122,34 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("procure-sandbox", &["procure-domain"]),
 ];
 
+/// The crates table of docs/ARCHITECTURE.md says what `ALLOWED` says: its "may depend on"
+/// column names, for each package, the same crates (without the `procure-` prefix).
+#[test]
+fn the_architecture_document_shows_the_allowed_graph() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ARCHITECTURE.md"))
+        .unwrap();
+    for (name, allowed) in ALLOWED {
+        let row = doc
+            .lines()
+            .find(|l| l.contains(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("docs/ARCHITECTURE.md has no row for {name}"));
+        let last = row.trim_end_matches('|').rsplit('|').next().unwrap();
+        // "workflows (the signal payloads …)": the crate names, without the explanations.
+        let mut said: Vec<String> = last
+            .split(',')
+            .map(|c| c.split('(').next().unwrap().trim().to_owned())
+            .filter(|c| !c.is_empty() && c != "—")
+            .collect();
+        let mut want: Vec<String> = allowed
+            .iter()
+            .map(|d| d.trim_start_matches("procure-").to_owned())
+            .collect();
+        said.sort();
+        want.sort();
+        assert_eq!(said, want, "docs/ARCHITECTURE.md's row for {name}");
+    }
+}
+
 #[test]
 fn crates_depend_only_as_the_architecture_allows() {
     let mut seen = 0;
