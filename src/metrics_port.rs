@@ -9,6 +9,10 @@
 //! process on a loopback port, on a thread and runtime of its own (a worker's runtime may stop
 //! and start again), and the metrics port appends its text to ours on every scrape.
 //!
+//! A worker's runtime records the core's worker metrics (task latencies, slots, polls, sticky
+//! cache); in the API, which only talks to Temporal as a client, its clients record the core's
+//! request metrics (`temporal_request…`) into the same exporter.
+//!
 //! Levels read from the store (orders by state, the outbox, the account pool) are reported by
 //! the process that runs the outbox dispatcher (the API), so many workers do not report the
 //! same rows many times.
@@ -29,7 +33,9 @@ use std::{
     time::Duration,
 };
 use temporalio_common::telemetry::{
-    PrometheusExporterOptions, metrics::CoreMeter, start_prometheus_metric_exporter,
+    PrometheusExporterOptions, TelemetryOptions,
+    metrics::{CoreMeter, TemporalMeter},
+    start_prometheus_metric_exporter, telemetry_init,
 };
 
 /// The SDK core's Prometheus exporter of this process.
@@ -50,6 +56,15 @@ impl SdkMetrics {
     /// What the worker's runtime records into.
     pub fn meter(&self) -> Arc<dyn CoreMeter> {
         self.meter.clone()
+    }
+
+    /// A meter for Temporal clients (the SDK core's prefix and service label), for a process
+    /// without a worker runtime to make one.
+    pub fn client_meter(&self) -> anyhow::Result<TemporalMeter> {
+        let telemetry = telemetry_init(TelemetryOptions::builder().metrics(self.meter()).build())?;
+        telemetry
+            .get_temporal_metric_meter()
+            .ok_or_else(|| anyhow::anyhow!("the SDK's telemetry made no metric meter"))
     }
 
     /// The exporter's text, or why it could not be read.
@@ -251,10 +266,13 @@ pub async fn start(
     let Some(addr) = listen else {
         return Ok(None);
     };
-    let sdk = match runs {
-        Runs::Api => None,
-        Runs::Worker | Runs::Everything => Some(SdkMetrics::get()?),
-    };
+    let sdk = SdkMetrics::get()?;
+    if runs == Runs::Api {
+        // No worker runtime here: the API's Temporal clients (the dispatcher's, readiness')
+        // record the SDK's request metrics themselves.
+        procure_temporal::record_client_metrics(sdk.client_meter()?);
+    }
+    let sdk = Some(sdk);
     let levels = (runs != Runs::Worker).then(|| store.clone());
     let temporal = procure_temporal::TemporalLink::to(temporal.clone(), codec.clone());
     let port = MetricsPort::new(

@@ -277,7 +277,15 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
         value(&api_text, r#"procure_orders{state="Completed"}"#),
         n as f64
     );
-    assert!(!api_text.contains("\ntemporal_"), "the API runs no worker");
+    // The API talks to Temporal only as a client: the SDK's request metrics, no worker series.
+    assert!(
+        value(&api_text, "temporal_request_total") >= n as f64,
+        "the dispatcher's requests (a start per order) are counted"
+    );
+    assert!(
+        !api_text.contains("temporal_worker_task_slots_available"),
+        "the API runs no worker"
+    );
     for t in &workers_text {
         assert!(
             value(t, "temporal_worker_task_slots_available") > 0.0,

@@ -112,6 +112,7 @@ impl TemporalConnection {
             .connect_timeout(std::time::Duration::from_secs(5))
             .maybe_api_key(self.api_key.as_ref().map(|k| k.expose().to_owned()))
             .maybe_tls_options(tls)
+            .maybe_metrics_meter(CLIENT_METRICS.get().cloned())
             .build())
     }
 }
@@ -163,6 +164,19 @@ pub async fn connect_with(
         codec,
     )
     .await
+}
+
+/// The meter every client connected in this process records its requests into
+/// ([`record_client_metrics`]).
+static CLIENT_METRICS: std::sync::OnceLock<temporalio_common::telemetry::metrics::TemporalMeter> =
+    std::sync::OnceLock::new();
+
+/// From now on every client connected in this process records the SDK's client metrics
+/// (`temporal_request…`, `temporal_long_request…`) into `meter`. For a process that only talks
+/// to Temporal as a client (the API): a worker's runtime records its own. The first meter set
+/// stays.
+pub fn record_client_metrics(meter: temporalio_common::telemetry::metrics::TemporalMeter) {
+    let _ = CLIENT_METRICS.set(meter);
 }
 
 /// Whether clients trace with OpenTelemetry ([`trace_with_opentelemetry`]).

@@ -7,7 +7,7 @@ pub mod codec;
 pub mod health;
 
 pub use client::{
-    TemporalConnection, TemporalLink, TemporalTls, connect, connect_with, trace_with_opentelemetry,
-    traces_with_opentelemetry,
+    TemporalConnection, TemporalLink, TemporalTls, connect, connect_with, record_client_metrics,
+    trace_with_opentelemetry, traces_with_opentelemetry,
 };
 pub use codec::EncryptionCodec;
