@@ -31,41 +31,13 @@ async fn wait_http_ok(url: &str) {
 
 #[tokio::test]
 async fn separate_api_and_two_worker_processes_complete_an_order() {
-    procure::system::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("procure-proc-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let temporal = DevServer::start(DevServerOptions {
-        db_file: None,
-        port: None,
-        ui_port: None,
-        ui: false,
-        namespace: "default".into(),
-        search_attributes: vec![("OrderState".into(), "Keyword".into())],
-        log_file: Some(dir.join("temporal.log")),
-        ui_codec_endpoint: None,
-    })
-    .await
-    .unwrap();
-    let (sandbox_port, api_port) = (free_port(), free_port());
-    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
-    let api_url = format!("http://127.0.0.1:{api_port}");
-    let env = vec![
-        (
-            "PROCURE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("app.db").display()),
-        ),
-        ("PROCURE_TEMPORAL_ADDRESS", temporal.address()),
-        (
-            "PROCURE_TASK_QUEUE",
-            format!("proc-{}", uuid::Uuid::new_v4().simple()),
-        ),
-        ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
-        // The sandbox's demo credentials, the development keys and the demo warehouse
-        // (without it each process refuses to start: `missing_secret_is_a_start_error`).
-        ("PROCURE_DEVELOPMENT", "true".into()),
-        ("PROCURE_TRACKING_POLL_S", "1".into()),
-        ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
-    ];
+    let Shape {
+        temporal,
+        sandbox_port,
+        sandbox_url,
+        api_url,
+        env,
+    } = Shape::start("proc").await;
     let sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
     wait_http_ok(&format!("{sandbox_url}/_sandbox/health")).await;
     // Each process has a metrics port of its own (`PROCURE_METRICS_ADDR`).
@@ -136,27 +108,7 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     assert_eq!(bad.status(), 422);
 
     let driver = Driver::new(api_url.clone(), sandbox_url.clone());
-    let v: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let offers = v["offers"].as_array().unwrap();
-    let on_1688: Vec<String> = v["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            let best = offers
-                .iter()
-                .filter(|o| o["sku"] == p["sku"])
-                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
-                .unwrap();
-            best["platform"] == "1688"
-        })
-        .map(|p| p["sku"].as_str().unwrap().to_owned())
-        .collect();
+    let on_1688 = skus_cheapest_on_1688(&sandbox_url).await;
     let n: usize = std::env::var("PROCURE_POOL_TEST_ORDERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -318,6 +270,89 @@ async fn separate_api_and_two_worker_processes_complete_an_order() {
     temporal.stop().await.unwrap();
 }
 
+/// A system in the production shape, before any process starts: a Temporal dev server of its
+/// own, free ports for the sandbox and the API, and the `PROCURE_…` environment every process
+/// of it shares (a SQLite file, a task queue of its own, the sandbox as the outside world).
+struct Shape {
+    temporal: DevServer,
+    sandbox_port: u16,
+    sandbox_url: String,
+    api_url: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Shape {
+    async fn start(name: &str) -> Shape {
+        procure::system::install_crypto_provider();
+        let dir =
+            std::env::temp_dir().join(format!("procure-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let temporal = DevServer::start(DevServerOptions {
+            db_file: None,
+            port: None,
+            ui_port: None,
+            ui: false,
+            namespace: "default".into(),
+            search_attributes: vec![("OrderState".into(), "Keyword".into())],
+            log_file: Some(dir.join("temporal.log")),
+            ui_codec_endpoint: None,
+        })
+        .await
+        .unwrap();
+        let (sandbox_port, api_port) = (free_port(), free_port());
+        let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+        let env = vec![
+            (
+                "PROCURE_DATABASE_URL",
+                format!("sqlite://{}", dir.join("app.db").display()),
+            ),
+            ("PROCURE_TEMPORAL_ADDRESS", temporal.address()),
+            (
+                "PROCURE_TASK_QUEUE",
+                format!("{name}-{}", uuid::Uuid::new_v4().simple()),
+            ),
+            ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
+            // The sandbox's demo credentials, the development keys and the demo warehouse
+            // (without it each process refuses to start: `missing_secret_is_a_start_error`).
+            ("PROCURE_DEVELOPMENT", "true".into()),
+            ("PROCURE_TRACKING_POLL_S", "1".into()),
+            ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
+        ];
+        Shape {
+            temporal,
+            sandbox_port,
+            sandbox_url,
+            api_url: format!("http://127.0.0.1:{api_port}"),
+            env,
+        }
+    }
+}
+
+/// The sandbox catalogue's skus whose cheapest offer is on 1688.
+async fn skus_cheapest_on_1688(sandbox_url: &str) -> Vec<String> {
+    let v: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offers = v["offers"].as_array().unwrap();
+    v["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let best = offers
+                .iter()
+                .filter(|o| o["sku"] == p["sku"])
+                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
+                .unwrap();
+            best["platform"] == "1688"
+        })
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Send SIGTERM to `child` and wait (bounded) for its exit code.
 async fn terminate(name: &str, mut child: Child) -> Option<i32> {
     let pid = child.id().expect("running").to_string();
@@ -424,44 +459,18 @@ async fn missing_secret_is_a_start_error() {
 /// attempt was counted as a supplier failure.
 #[tokio::test]
 async fn a_worker_stopped_mid_purchase_finishes_it_and_nothing_is_done_twice() {
-    procure::system::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("procure-term-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let temporal = DevServer::start(DevServerOptions {
-        db_file: None,
-        port: None,
-        ui_port: None,
-        ui: false,
-        namespace: "default".into(),
-        search_attributes: vec![("OrderState".into(), "Keyword".into())],
-        log_file: Some(dir.join("temporal.log")),
-        ui_codec_endpoint: None,
-    })
-    .await
-    .unwrap();
-    let (sandbox_port, api_port) = (free_port(), free_port());
-    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
-    let api_url = format!("http://127.0.0.1:{api_port}");
+    let Shape {
+        temporal,
+        sandbox_port,
+        sandbox_url,
+        api_url,
+        mut env,
+    } = Shape::start("term").await;
     let graceful_s = 20;
-    let env = vec![
-        (
-            "PROCURE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("app.db").display()),
-        ),
-        ("PROCURE_TEMPORAL_ADDRESS", temporal.address()),
-        (
-            "PROCURE_TASK_QUEUE",
-            format!("term-{}", uuid::Uuid::new_v4().simple()),
-        ),
-        ("PROCURE_EXTERNAL_URL", sandbox_url.clone()),
-        ("PROCURE_DEVELOPMENT", "true".into()),
-        ("PROCURE_TRACKING_POLL_S", "1".into()),
-        ("PROCURE_API_ADDR", format!("127.0.0.1:{api_port}")),
-        (
-            "PROCURE_WORKER__GRACEFUL_SHUTDOWN_S",
-            graceful_s.to_string(),
-        ),
-    ];
+    env.push((
+        "PROCURE_WORKER__GRACEFUL_SHUTDOWN_S",
+        graceful_s.to_string(),
+    ));
     let sandbox = procure(&["sandbox", "--port", &sandbox_port.to_string()], &env);
     wait_http_ok(&format!("{sandbox_url}/_sandbox/health")).await;
     let api = procure(&["api", "--seed-sandbox-catalogue"], &env);
@@ -491,26 +500,7 @@ async fn a_worker_stopped_mid_purchase_finishes_it_and_nothing_is_done_twice() {
     assert!(r.status().is_success(), "{}", r.status());
 
     let driver = Driver::new(api_url.clone(), sandbox_url.clone());
-    let v: serde_json::Value = reqwest::get(format!("{sandbox_url}/_sandbox/catalogue"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let offers = v["offers"].as_array().unwrap();
-    let sku = v["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| {
-            offers
-                .iter()
-                .filter(|o| o["sku"] == p["sku"])
-                .min_by_key(|o| o["price_fen"].as_i64().unwrap())
-                .is_some_and(|o| o["platform"] == "1688")
-        })
-        .map(|p| p["sku"].as_str().unwrap().to_owned())
-        .unwrap();
+    let sku = skus_cheapest_on_1688(&sandbox_url).await.swap_remove(0);
     let quote = driver.quote(&[(sku, 1)], "US", "USD").await.unwrap();
     let order = driver
         .place_order(quote["quote_id"].as_str().unwrap(), "c1", "US", "term-1")
