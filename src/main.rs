@@ -87,13 +87,17 @@ enum Command {
     /// Exit 0 when `url` answers 2xx within 5 s, else 1: a container's health check (the image
     /// has no curl), e.g. `procure probe http://127.0.0.1:8080/health/live`.
     Probe { url: String },
-    /// Measure end-to-end order throughput against a bare-workflow baseline.
-    Bench {
-        #[arg(long, default_value_t = 100)]
-        orders: usize,
-        #[arg(long, default_value = "bench/results/e2e.json")]
-        out: PathBuf,
-    },
+    /// Measure the system in its production shape (dev server, sandbox, API, worker as
+    /// separate processes on loopback), phase by phase: intake (open-loop order intake),
+    /// burst (5,000 orders at once), steady (the full flow at a fixed rate, against a
+    /// bare-workflow baseline), memory (worker RSS against orders in flight). Each phase
+    /// writes <out>/<phase>.json; <out>/summary.md is rebuilt from every phase file present.
+    Bench(BenchArgs),
+    /// The bench's driver process (started by `procure bench`): places orders and plays
+    /// customers, warehouse and purchaser by reacting to the order lists; stops when its
+    /// standard input closes.
+    #[command(hide = true)]
+    BenchDriver(BenchDriverArgs),
     /// Worked example: two-order parcels to two destinations, from quote to actual charges and
     /// refunds (runs everything in-process on loopback, then stops).
     ExampleParcels {
@@ -316,7 +320,8 @@ fn telemetry_config(cli: &Cli) -> Option<TelemetryConfig> {
         Command::Sandbox { .. } => ("sandbox", "info", LogTarget::Stderr),
         Command::Api { .. } => ("api", "info", LogTarget::Stderr),
         Command::Worker { .. } => ("worker", "info", LogTarget::Stderr),
-        Command::Bench { .. } => ("bench", "warn", LogTarget::Stderr),
+        Command::Bench(_) => ("bench", "warn", LogTarget::Stderr),
+        Command::BenchDriver(_) => ("bench-driver", "warn", LogTarget::Stderr),
         Command::Chaos { .. } => ("chaos", "warn", LogTarget::Stderr),
         Command::ExampleParcels { .. } => ("example-parcels", "warn", LogTarget::Stderr),
         Command::ExampleMonitor { .. } => ("example-monitor", "warn", LogTarget::Stderr),
@@ -384,7 +389,8 @@ async fn main() -> std::process::ExitCode {
             sandbox(listen, payments_webhook, tracking_webhook).await
         }
         Command::Probe { url } => probe(&url).await,
-        Command::Bench { orders, out } => bench(orders, out).await,
+        Command::Bench(args) => bench(args).await,
+        Command::BenchDriver(args) => bench_driver(args).await,
         Command::ExampleParcels { out } => example_parcels(out).await,
         Command::ExampleMonitor { out } => example_monitor(out).await,
         Command::Token {
@@ -1016,43 +1022,129 @@ async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-async fn bench(orders: usize, out: PathBuf) -> anyhow::Result<bool> {
-    let dir = std::env::temp_dir().join(format!("procure-bench-{}", std::process::id()));
-    let temporal = start_temporal(&dir, None, None, false).await?;
-    let mut cfg = SystemConfig::local(
-        format!("sqlite://{}", dir.join("procure.db").display()),
-        temporal.address(),
-    );
-    cfg.sandbox.tracking_step_ms = 0;
-    cfg.timings = OrderTimings {
-        payment_timeout: Duration::from_secs(600),
-        inbound_timeout: Duration::from_secs(3600),
-        tracking_poll: Duration::from_secs(1),
-        purchaser_deadline: Duration::from_secs(600),
-        price_change_deadline: Duration::from_secs(600),
-        ..OrderTimings::default()
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Phases to run, in order (default: all): intake, burst, steady, memory.
+    phases: Vec<procure::bench::Phase>,
+    /// Where the phase files and summary.md go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Run on PostgreSQL: postgres://user@host:port/name; each phase gets a fresh database
+    /// named after it on that server (dropped after). Default: a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// `RUST_LOG` of the system's processes (their logs go to files in the run directory).
+    #[arg(long, default_value = "info")]
+    system_log: String,
+    /// Offered rates of the intake sweep, orders/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,3000")]
+    intake_rates: Vec<u32>,
+    /// Seconds per intake rate.
+    #[arg(long, default_value_t = 30)]
+    intake_seconds: u64,
+    /// Requests in flight at most (connections) during intake.
+    #[arg(long, default_value_t = 256)]
+    intake_connections: usize,
+    #[arg(long, default_value_t = 5000)]
+    burst_orders: usize,
+    /// New orders per second placed while the burst drains.
+    #[arg(long, default_value_t = 5.0)]
+    burst_trickle: f64,
+    /// Steady rate, orders/s, and for how long.
+    #[arg(long, default_value_t = 10.0)]
+    steady_rate: f64,
+    #[arg(long, default_value_t = 60)]
+    steady_seconds: u64,
+    /// Orders placed at once for P1's capacity, against as many bare workflows (0: skip).
+    #[arg(long, default_value_t = 200)]
+    capacity_orders: usize,
+    /// Orders in flight at which the worker's RSS is sampled (comma-separated, rising).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    memory_levels: Vec<usize>,
+    /// `worker.max_cached_workflows` for the memory phase (default: the settings' value).
+    #[arg(long)]
+    memory_cache: Option<usize>,
+    /// The longest a phase waits for its orders, in seconds.
+    #[arg(long, default_value_t = 900)]
+    deadline_s: u64,
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<bool> {
+    let phases = if a.phases.is_empty() {
+        procure::bench::Phase::ALL.to_vec()
+    } else {
+        a.phases.clone()
     };
-    let payload_keys = cfg.settings.deployment(Process::Api)?.keys.payload;
-    let system = System::start(cfg).await?;
-    let driver = Driver::new(system.api_url.clone(), system.sandbox_url.clone());
-    let client = procure_temporal::connect_with(
-        &temporal.address(),
-        "default",
-        "procure-bench",
-        &payload_keys,
-    )
+    let database = match &a.database_url {
+        None => procure::bench::system::Database::Sqlite,
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            procure::bench::system::Database::Postgres(u.clone())
+        }
+        Some(u) => anyhow::bail!("--database-url {u:?}: only postgres:// (SQLite is the default)"),
+    };
+    let cfg = procure::bench::BenchConfig {
+        phases,
+        out_dir: a.out.clone(),
+        work_dir: std::env::temp_dir().join(format!("procure-bench-{}", std::process::id())),
+        exe: std::env::current_exe()?,
+        database,
+        log_filter: a.system_log.clone(),
+        intake_rates: a.intake_rates.clone(),
+        intake_seconds: a.intake_seconds,
+        intake_connections: a.intake_connections.max(1),
+        burst_orders: a.burst_orders,
+        burst_trickle_per_s: a.burst_trickle,
+        steady_rate: a.steady_rate,
+        steady_seconds: a.steady_seconds,
+        capacity_orders: a.capacity_orders,
+        memory_levels: a.memory_levels.clone(),
+        memory_cache: a.memory_cache,
+        deadline: Duration::from_secs(a.deadline_s),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let ok = procure::bench::run(&cfg).await;
+    let _ = std::fs::remove_dir_all(&cfg.work_dir);
+    ok
+}
+
+#[derive(clap::Args)]
+struct BenchDriverArgs {
+    #[arg(long)]
+    api: String,
+    #[arg(long)]
+    sandbox: String,
+    /// place, pay or full.
+    #[arg(long)]
+    plan: procure::bench::driver::Plan,
+    #[arg(long, default_value_t = 0)]
+    burst: usize,
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 250)]
+    tick_ms: u64,
+    #[arg(long, default_value_t = 900)]
+    deadline_s: u64,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+async fn bench_driver(a: BenchDriverArgs) -> anyhow::Result<bool> {
+    procure::bench::driver::run(procure::bench::driver::DriverConfig {
+        api: a.api,
+        sandbox: a.sandbox,
+        plan: a.plan,
+        burst: a.burst,
+        rate: a.rate,
+        seconds: a.seconds,
+        tick: Duration::from_millis(a.tick_ms.max(10)),
+        deadline: Duration::from_secs(a.deadline_s),
+        concurrency: a.concurrency.max(1),
+        out: a.out,
+    })
     .await?;
-    let result = procure::bench::run(&driver, &client, procure_workflows::TASK_QUEUE, orders).await;
-    system.stop().await?;
-    temporal.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let result = result?;
-    let json = serde_json::to_string_pretty(&result)?;
-    println!("{json}");
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&out, json + "\n")?;
-    println!("written to {}", out.display());
-    Ok(result.completed == result.orders)
+    Ok(true)
 }

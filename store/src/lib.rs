@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod catalogue;
 pub mod db;
 pub mod levels;
+pub mod milestones;
 pub mod monitors;
 pub mod orders;
 pub mod outbox;

@@ -127,14 +127,20 @@ pub async fn run(
 }
 
 /// Run the worker of `procure bench`'s baseline (the bare workflow and its no-op activity) on
-/// `task_queue` until `shutdown` resolves.
+/// `task_queue` until `shutdown` resolves, tuned as a production worker is by default (same
+/// cache, slots and pollers), so the two differ only in the work they do.
 pub async fn run_bench_baseline(
     client: Client,
     task_queue: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let runtime = runtime(None)?;
-    let options = WorkerOptions::new(task_queue.clone())
+    let settings = WorkerSettings {
+        task_queue: task_queue.clone(),
+        ..WorkerSettings::default()
+    };
+    let options = settings
+        .options()
         .register_workflow::<BareWorkflow>()?
         .register_activities(NoopActivitiesImpl)
         .build();
