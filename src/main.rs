@@ -91,7 +91,7 @@ enum Command {
     /// separate processes on loopback), phase by phase: intake (open-loop order intake),
     /// burst (5,000 orders at once), steady (the full flow at a fixed rate, against a
     /// bare-workflow baseline), memory (worker RSS against orders in flight). Each phase
-    /// writes <out>/<phase>.json; <out>/summary.md is rebuilt from every phase file present.
+    /// writes <out>/<phase>.json, and the summary beside them is rebuilt from every phase file.
     Bench(BenchArgs),
     /// The bench's driver process (started by `procure bench`): places orders and plays
     /// customers, warehouse and purchaser by reacting to the order lists; stops when its
@@ -1026,7 +1026,7 @@ async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
 struct BenchArgs {
     /// Phases to run, in order (default: all): intake, burst, steady, memory.
     phases: Vec<procure::bench::Phase>,
-    /// Where the phase files and summary.md go.
+    /// Where the phase files and the summary go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
     /// Run on PostgreSQL: postgres://user@host:port/name; each phase gets a fresh database
@@ -1067,6 +1067,9 @@ struct BenchArgs {
     /// The longest a phase waits for its orders, in seconds.
     #[arg(long, default_value_t = 900)]
     deadline_s: u64,
+    /// Run no phase; rebuild the summary from the phase files present.
+    #[arg(long)]
+    summary_only: bool,
 }
 
 async fn bench(a: BenchArgs) -> anyhow::Result<bool> {
@@ -1101,6 +1104,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<bool> {
         memory_cache: a.memory_cache,
         deadline: Duration::from_secs(a.deadline_s),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        summary_only: a.summary_only,
     };
     let ok = procure::bench::run(&cfg).await;
     let _ = std::fs::remove_dir_all(&cfg.work_dir);

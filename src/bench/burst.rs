@@ -59,7 +59,10 @@ async fn measure(
         tokio::time::sleep(Duration::from_secs(3)).await;
         let m = store.milestones(since).await?;
         let burst = &m[..m.len().min(cfg.burst_orders)];
-        let bought = burst.iter().filter(|o| o.first_purchase_ms.is_some()).count();
+        let bought = burst
+            .iter()
+            .filter(|o| o.first_purchase_ms.is_some())
+            .count();
         let payable = m.iter().filter(|o| o.payable_ms.is_some()).count();
         if last_progress.elapsed() > Duration::from_secs(15) {
             eprintln!(
@@ -114,8 +117,12 @@ pub fn figures(
     let placed: HashMap<&str, &super::driver::Placed> =
         report.orders.iter().map(|o| (o.id.as_str(), o)).collect();
     let t0 = milestones.first().map_or(0, |m| m.accepted_ms);
-    let (mut payable, mut paid_buy, mut trickle_buy, mut accepted_buy) =
-        (Samples::new(), Samples::new(), Samples::new(), Samples::new());
+    let (mut payable, mut paid_buy, mut trickle_buy, mut accepted_buy) = (
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+        Samples::new(),
+    );
     let mut from_store = 0usize;
     let mut points = Vec::new();
     let mut last_burst_purchase = t0;

@@ -168,10 +168,7 @@ async fn step(cfg: &BenchConfig, system: &Launched, rate: f64) -> anyhow::Result
             last_answer: Duration::ZERO,
         },
     );
-    let seconds = r
-        .last_answer
-        .as_secs_f64()
-        .max(cfg.intake_seconds as f64);
+    let seconds = r.last_answer.as_secs_f64().max(cfg.intake_seconds as f64);
     let store = system.store().await?;
     let levels = store.levels(procure_domain::clock::now_ms()).await?;
     store.close().await;

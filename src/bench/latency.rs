@@ -140,7 +140,11 @@ mod tests {
         let mut s: Samples = [30.0, 10.0, 20.0].into_iter().collect();
         assert_eq!(s.quantile(0.5), 20.0);
         assert_eq!(s.quantile(0.99), 30.0, "the top rank is the maximum");
-        assert_eq!(s.quantile(0.0), 10.0, "rank 0 rounds up to the first sample");
+        assert_eq!(
+            s.quantile(0.0),
+            10.0,
+            "rank 0 rounds up to the first sample"
+        );
         let mut empty = Samples::new();
         assert_eq!(empty.percentiles(), Percentiles::default());
     }
@@ -186,7 +190,10 @@ mod tests {
             open.push(corrected(due, answered));
             closed.push(answered - sent);
         }
-        assert!(closed.quantile(0.99) < 2.0, "the closed-loop view hides the stall");
+        assert!(
+            closed.quantile(0.99) < 2.0,
+            "the closed-loop view hides the stall"
+        );
         // 100 requests were due during the stall: a tenth of them waited most of a second.
         assert!(open.quantile(0.99) > 900.0, "{}", open.quantile(0.99));
         assert!(open.quantile(0.5) > 100.0, "{}", open.quantile(0.5));

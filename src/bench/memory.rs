@@ -18,13 +18,18 @@ pub async fn run(cfg: &BenchConfig) -> anyhow::Result<MemoryResult> {
     let mut run = cfg.run_info("memory");
     let mut env = Vec::new();
     if let Some(n) = cfg.memory_cache {
-        env.push(("PROCURE_WORKER__MAX_CACHED_WORKFLOWS".to_owned(), n.to_string()));
+        env.push((
+            "PROCURE_WORKER__MAX_CACHED_WORKFLOWS".to_owned(),
+            n.to_string(),
+        ));
     }
     let cache = match cfg.memory_cache {
         Some(n) => n,
-        None => crate::settings::Settings::load(&crate::settings::Sources::from_process_env())?
-            .worker
-            .max_cached_workflows,
+        None => {
+            crate::settings::Settings::load(&crate::settings::Sources::from_process_env())?
+                .worker
+                .max_cached_workflows
+        }
     };
     let system = cfg.launch("memory", env).await?;
     let result = measure(cfg, &system, cache).await;
@@ -61,7 +66,11 @@ async fn settled_rss_kb(system: &Launched, within: Duration) -> u64 {
     }
 }
 
-async fn measure(cfg: &BenchConfig, system: &Launched, cache: usize) -> anyhow::Result<MemoryResult> {
+async fn measure(
+    cfg: &BenchConfig,
+    system: &Launched,
+    cache: usize,
+) -> anyhow::Result<MemoryResult> {
     let idle_kb = settled_rss_kb(system, Duration::from_secs(20)).await;
     eprintln!(
         "bench memory: idle worker {:.0} MB (sticky cache up to {cache} workflows)",

@@ -1,7 +1,7 @@
 //! `procure bench`, version 2: the figures of issue 15's table (P1–P6) measured against the
 //! system in its production shape (separate `procure` processes on loopback, see [`system`]),
 //! phase by phase. Each phase starts a fresh system, writes `bench/results/<phase>.json`, and
-//! `summary.md` is rebuilt from every phase file present, so phases can run separately. The
+//! `bench/results/summary.md` is rebuilt from every phase file present, so phases can run separately. The
 //! bench reports figures against their targets; it never fails on them.
 //!
 //! - [`intake`] (P2): open-loop `POST /api/v1/orders` at a sweep of rates.
@@ -91,13 +91,20 @@ pub struct BenchConfig {
     pub deadline: Duration,
     /// The command line, recorded in each result file.
     pub command: String,
+    /// Run no phase: only rebuild the summary from the files present.
+    pub summary_only: bool,
 }
 
 impl BenchConfig {
     pub(crate) fn run_info(&self, phase: &str) -> results::RunInfo {
         results::RunInfo {
             started_at: results::now_rfc3339(),
-            build: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .into(),
             database: match self.database {
                 Database::Sqlite => "sqlite".into(),
                 Database::Postgres(_) => "postgres".into(),
@@ -133,7 +140,8 @@ impl BenchConfig {
 /// fails is reported and the others still run; the result is false if any failed.
 pub async fn run(cfg: &BenchConfig) -> anyhow::Result<bool> {
     let mut ok = true;
-    for phase in &cfg.phases {
+    let phases: &[Phase] = if cfg.summary_only { &[] } else { &cfg.phases };
+    for phase in phases {
         let started = Instant::now();
         eprintln!("bench: phase {} …", phase.as_str());
         let written = match phase {

@@ -28,6 +28,9 @@ fn register_font() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which latency of a point a series shows.
+type Pick = Box<dyn Fn(&super::results::BurstPoint) -> Option<f64>>;
+
 pub fn burst(path: &Path, r: &BurstResult) -> anyhow::Result<()> {
     register_font()?;
     let max_x = r
@@ -59,9 +62,11 @@ pub fn burst(path: &Path, r: &BurstResult) -> anyhow::Result<()> {
         .x_desc("order accepted at (s after the burst began)")
         .y_desc("latency (ms, log scale)")
         .label_style(("sans-serif", 15))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let series: [(&str, RGBColor, Box<dyn Fn(&super::results::BurstPoint) -> Option<f64>>); 3] = [
+    let series: [(&str, RGBColor, Pick); 3] = [
         (
             "accepted → payable (intent stored)",
             RGBColor(31, 119, 180),

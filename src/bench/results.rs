@@ -159,7 +159,11 @@ pub struct MemoryResult {
 }
 
 /// Write `value` as `<dir>/<phase>.json`.
-pub fn write<T: Serialize>(dir: &Path, phase: &str, value: &T) -> anyhow::Result<std::path::PathBuf> {
+pub fn write<T: Serialize>(
+    dir: &Path,
+    phase: &str,
+    value: &T,
+) -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{phase}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(value)? + "\n")?;
@@ -171,9 +175,9 @@ pub fn write<T: Serialize>(dir: &Path, phase: &str, value: &T) -> anyhow::Result
 pub fn read<T: DeserializeOwned>(dir: &Path, phase: &str) -> anyhow::Result<Option<T>> {
     let path = dir.join(format!("{phase}.json"));
     match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(Some(serde_json::from_str(&s).map_err(|e| {
-            anyhow::anyhow!("{}: {e}", path.display())
-        })?)),
+        Ok(s) => Ok(Some(
+            serde_json::from_str(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -89,7 +89,11 @@ fn finished(o: &Milestones) -> bool {
 fn throughput(m: &[Milestones]) -> (usize, f64) {
     let done: Vec<&Milestones> = m.iter().filter(|o| o.completed_ms.is_some()).collect();
     let first = m.iter().map(|o| o.accepted_ms).min().unwrap_or(0);
-    let last = done.iter().filter_map(|o| o.completed_ms).max().unwrap_or(first);
+    let last = done
+        .iter()
+        .filter_map(|o| o.completed_ms)
+        .max()
+        .unwrap_or(first);
     let secs = (last - first) as f64 / 1000.0;
     (done.len(), super::ratio(done.len() as f64, secs))
 }
@@ -284,7 +288,9 @@ async fn baseline(
             let client = client.clone();
             let opts = WorkflowStartOptions::new(queue.clone(), id.clone()).build();
             handles.push(tokio::spawn(async move {
-                let h = client.start_workflow(BareWorkflow::run, input, opts).await?;
+                let h = client
+                    .start_workflow(BareWorkflow::run, input, opts)
+                    .await?;
                 h.get_result(WorkflowGetResultOptions::default()).await?;
                 anyhow::Ok(())
             }));
@@ -331,7 +337,12 @@ mod tests {
     fn m(accepted: i64, completed: Option<i64>) -> Milestones {
         Milestones {
             order_id: format!("o{accepted}"),
-            state: if completed.is_some() { "Completed" } else { "Packing" }.into(),
+            state: if completed.is_some() {
+                "Completed"
+            } else {
+                "Packing"
+            }
+            .into(),
             accepted_ms: accepted,
             payable_ms: None,
             paid_ms: None,

@@ -85,14 +85,31 @@ pub fn render(i: &Inputs) -> String {
                 "`procure bench steady`",
             ],
         ),
-        _ => row(&mut md, ["P1", "full-flow ÷ bare-workflow throughput", "≥ 0.8", none, "—", "`procure bench steady`"]),
+        _ => row(
+            &mut md,
+            [
+                "P1",
+                "full-flow ÷ bare-workflow throughput",
+                "≥ 0.8",
+                none,
+                "—",
+                "`procure bench steady`",
+            ],
+        ),
     }
-    match i.intake.as_ref().and_then(|r| best_intake(r).map(|s| (r, s))) {
+    match i
+        .intake
+        .as_ref()
+        .and_then(|r| best_intake(r).map(|s| (r, s)))
+    {
         Some((r, s)) => row(
             &mut md,
             [
                 "P2",
-                &format!("intake, accepted orders/s sustained {:.0} s, engine working", s.seconds.round()),
+                &format!(
+                    "intake, accepted orders/s over {:.0} s offered, engine working",
+                    super::ratio(s.sent as f64, s.target_per_s).round()
+                ),
                 "≥ 2,000/s at P99 ≤ 50 ms",
                 &format!(
                     "{:.0}/s at P99 {:.1} ms (offered {:.0}/s, {})",
@@ -102,7 +119,17 @@ pub fn render(i: &Inputs) -> String {
                 "`procure bench intake`",
             ],
         ),
-        None => row(&mut md, ["P2", "intake, accepted orders/s", "≥ 2,000/s at P99 ≤ 50 ms", none, "—", "`procure bench intake`"]),
+        None => row(
+            &mut md,
+            [
+                "P2",
+                "intake, accepted orders/s",
+                "≥ 2,000/s at P99 ≤ 50 ms",
+                none,
+                "—",
+                "`procure bench intake`",
+            ],
+        ),
     }
     match &i.steady {
         Some(s) => row(
@@ -113,17 +140,35 @@ pub fn render(i: &Inputs) -> String {
                 "p99 ≤ 2 s",
                 &format!(
                     "p50 {:.0} ms, p99 {:.0} ms ({} orders)",
-                    s.order_to_purchase.p50_ms, s.order_to_purchase.p99_ms, s.order_to_purchase.count
+                    s.order_to_purchase.p50_ms,
+                    s.order_to_purchase.p99_ms,
+                    s.order_to_purchase.count
                 ),
-                verdict(Some(s.order_to_purchase.count > 0 && s.order_to_purchase.p99_ms <= 2000.0)),
+                verdict(Some(
+                    s.order_to_purchase.count > 0 && s.order_to_purchase.p99_ms <= 2000.0,
+                )),
                 "`procure bench steady`",
             ],
         ),
-        None => row(&mut md, ["P3", "order → first purchase", "p99 ≤ 2 s", none, "—", "`procure bench steady`"]),
+        None => row(
+            &mut md,
+            [
+                "P3",
+                "order → first purchase",
+                "p99 ≤ 2 s",
+                none,
+                "—",
+                "`procure bench steady`",
+            ],
+        ),
     }
     match &i.memory {
         Some(m) => {
-            let at = |n: usize| m.levels.iter().find(|l| l.in_flight >= n && l.in_flight < n + n / 10 + 1);
+            let at = |n: usize| {
+                m.levels
+                    .iter()
+                    .find(|l| l.in_flight >= n && l.in_flight < n + n / 10 + 1)
+            };
             let measured = m
                 .levels
                 .iter()
@@ -136,13 +181,26 @@ pub fn render(i: &Inputs) -> String {
                     "P4",
                     "worker RSS with 1,000 / 5,000 orders in flight",
                     "≤ 150 MB at 1,000",
-                    &format!("{measured} (idle {:.0} MB, cache ≤ {})", m.idle_rss_mb, m.max_cached_workflows),
+                    &format!(
+                        "{measured} (idle {:.0} MB, cache ≤ {})",
+                        m.idle_rss_mb, m.max_cached_workflows
+                    ),
                     verdict(at(1000).map(|l| l.rss_mb <= 150.0)),
                     "`procure bench memory`",
                 ],
             );
         }
-        None => row(&mut md, ["P4", "worker RSS in flight", "≤ 150 MB at 1,000", none, "—", "`procure bench memory`"]),
+        None => row(
+            &mut md,
+            [
+                "P4",
+                "worker RSS in flight",
+                "≤ 150 MB at 1,000",
+                none,
+                "—",
+                "`procure bench memory`",
+            ],
+        ),
     }
     match &i.burst {
         Some(b) => {
@@ -159,7 +217,9 @@ pub fn render(i: &Inputs) -> String {
                         b.accepted_to_payable.count,
                         b.payable_source
                     ),
-                    verdict(Some(b.accepted_to_payable.count > 0 && b.accepted_to_payable.p99_ms <= 1000.0)),
+                    verdict(Some(
+                        b.accepted_to_payable.count > 0 && b.accepted_to_payable.p99_ms <= 1000.0,
+                    )),
                     "`procure bench burst`",
                 ],
             );
@@ -170,12 +230,26 @@ pub fn render(i: &Inputs) -> String {
                     "same burst: paid → first purchase, new orders arriving",
                     "p99 reported; paid never behind unpaid",
                     &format!(
-                        "burst p50 {:.1} s, p99 {:.1} s; arriving meanwhile p50 {:.1} s, p99 {:.1} s; drained in {:.0} s",
+                        "burst p50 {:.1} s, p99 {:.1} s; arriving meanwhile {}; {}",
                         b.paid_to_purchase.p50_ms / 1000.0,
                         b.paid_to_purchase.p99_ms / 1000.0,
-                        b.trickle_paid_to_purchase.p50_ms / 1000.0,
-                        b.trickle_paid_to_purchase.p99_ms / 1000.0,
-                        b.drain_seconds
+                        if b.trickle_paid_to_purchase.count == 0 {
+                            format!("none of {} bought by the end", b.trickle_orders)
+                        } else {
+                            format!(
+                                "p50 {:.1} s, p99 {:.1} s",
+                                b.trickle_paid_to_purchase.p50_ms / 1000.0,
+                                b.trickle_paid_to_purchase.p99_ms / 1000.0
+                            )
+                        },
+                        if b.not_purchased == 0 {
+                            format!("drained in {:.0} s", b.drain_seconds)
+                        } else {
+                            format!(
+                                "{} of {} still unbought after {:.0} s",
+                                b.not_purchased, b.burst_orders, b.drain_seconds
+                            )
+                        }
                     ),
                     verdict(None),
                     "`procure bench burst`",
@@ -183,8 +257,28 @@ pub fn render(i: &Inputs) -> String {
             );
         }
         None => {
-            row(&mut md, ["P5", "burst: accepted → payable", "P99 ≤ 1 s", none, "—", "`procure bench burst`"]);
-            row(&mut md, ["P6", "burst: paid → purchase", "p99 reported", none, "—", "`procure bench burst`"]);
+            row(
+                &mut md,
+                [
+                    "P5",
+                    "burst: accepted → payable",
+                    "P99 ≤ 1 s",
+                    none,
+                    "—",
+                    "`procure bench burst`",
+                ],
+            );
+            row(
+                &mut md,
+                [
+                    "P6",
+                    "burst: paid → purchase",
+                    "p99 reported",
+                    none,
+                    "—",
+                    "`procure bench burst`",
+                ],
+            );
         }
     }
 
@@ -226,7 +320,10 @@ pub fn render(i: &Inputs) -> String {
     }
     if let Some(b) = &i.burst {
         let p = |x: &super::latency::Percentiles| {
-            format!("{:.0} ms / {:.0} ms / {:.0} ms (n = {})", x.p50_ms, x.p99_ms, x.max_ms, x.count)
+            format!(
+                "{:.0} ms / {:.0} ms / {:.0} ms (n = {})",
+                x.p50_ms, x.p99_ms, x.max_ms, x.count
+            )
         };
         let _ = write!(
             md,
@@ -348,7 +445,10 @@ mod tests {
     fn nothing_run_says_so_for_every_target() {
         let md = render(&Inputs::default());
         for p in ["P1", "P2", "P3", "P4", "P5", "P6"] {
-            let line = md.lines().find(|l| l.starts_with(&format!("| {p} |"))).unwrap();
+            let line = md
+                .lines()
+                .find(|l| l.starts_with(&format!("| {p} |")))
+                .unwrap();
             assert!(line.contains("not run"), "{line}");
         }
         assert!(!md.contains("## intake"));
@@ -412,9 +512,17 @@ mod tests {
                 .unwrap()
                 .to_owned()
         };
-        assert!(line("P2").contains("1000/s at P99 20.0 ms"), "{}", line("P2"));
+        assert!(
+            line("P2").contains("1000/s at P99 20.0 ms"),
+            "{}",
+            line("P2")
+        );
         assert!(line("P2").contains("missed"));
-        assert!(line("P4").contains("120 MB at 1000, 300 MB at 5000"), "{}", line("P4"));
+        assert!(
+            line("P4").contains("120 MB at 1000, 300 MB at 5000"),
+            "{}",
+            line("P4")
+        );
         assert!(line("P4").contains("| met |"));
         assert!(line("P5").contains("P99 1500 ms"), "{}", line("P5"));
         assert!(line("P5").contains("missed"));

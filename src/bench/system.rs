@@ -66,7 +66,11 @@ pub struct Launched {
 impl Launched {
     pub async fn start(exe: &Path, root: &Path, opts: LaunchOptions) -> anyhow::Result<Launched> {
         crate::system::install_crypto_provider();
-        let dir = root.join(format!("{}-{}", opts.name, &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let dir = root.join(format!(
+            "{}-{}",
+            opts.name,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let temporal = DevServer::start(DevServerOptions {
             db_file: Some(dir.join("temporal.db")),
@@ -121,7 +125,10 @@ impl Launched {
         self.worker_metrics = format!("http://127.0.0.1:{metrics_port}");
         self.env = vec![
             ("PROCURE_DATABASE_URL".into(), self.database_url.clone()),
-            ("PROCURE_TEMPORAL_ADDRESS".into(), self.temporal_address.clone()),
+            (
+                "PROCURE_TEMPORAL_ADDRESS".into(),
+                self.temporal_address.clone(),
+            ),
             ("PROCURE_TEMPORAL_NAMESPACE".into(), "default".into()),
             ("PROCURE_TASK_QUEUE".into(), self.task_queue.clone()),
             ("PROCURE_EXTERNAL_URL".into(), self.sandbox_url.clone()),
@@ -133,7 +140,12 @@ impl Launched {
             ("PROCURE_API_ADDR".into(), format!("127.0.0.1:{api_port}")),
             ("RUST_LOG".into(), opts.log_filter.clone()),
         ];
-        let sandbox = self.spawn(exe, "sandbox", &["sandbox", "--port", &sandbox_port.to_string()], &[])?;
+        let sandbox = self.spawn(
+            exe,
+            "sandbox",
+            &["sandbox", "--port", &sandbox_port.to_string()],
+            &[],
+        )?;
         self.children.push(("sandbox", sandbox));
         crate::system::wait_http_ok(
             &format!("{}/_sandbox/health", self.sandbox_url),
@@ -153,11 +165,17 @@ impl Launched {
             .context("pointing the sandbox's webhooks at the API")?;
         let api = self.spawn(exe, "api", &["api", "--seed-sandbox-catalogue"], &[])?;
         self.children.push(("api", api));
-        crate::system::wait_http_ok(&format!("{}/health/ready", self.api_url), Duration::from_secs(60))
-            .await
-            .context("the API did not become ready")?;
+        crate::system::wait_http_ok(
+            &format!("{}/health/ready", self.api_url),
+            Duration::from_secs(60),
+        )
+        .await
+        .context("the API did not become ready")?;
         let mut worker_env = opts.worker_env.clone();
-        worker_env.push(("PROCURE_METRICS_ADDR".into(), format!("127.0.0.1:{metrics_port}")));
+        worker_env.push((
+            "PROCURE_METRICS_ADDR".into(),
+            format!("127.0.0.1:{metrics_port}"),
+        ));
         let worker = self.spawn(exe, "worker", &["worker"], &worker_env)?;
         self.worker_pid = worker.id().context("worker pid")?;
         self.children.push(("worker", worker));
@@ -187,16 +205,12 @@ impl Launched {
         for (k, v) in self.env.iter().chain(extra) {
             cmd.env(k, v);
         }
-        cmd.spawn().with_context(|| format!("starting procure {name}"))
+        cmd.spawn()
+            .with_context(|| format!("starting procure {name}"))
     }
 
     /// Start another process of this binary with the system's environment (the driver).
-    pub fn spawn_extra(
-        &self,
-        exe: &Path,
-        name: &str,
-        args: &[String],
-    ) -> anyhow::Result<Child> {
+    pub fn spawn_extra(&self, exe: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(exe);
         cmd.args(args)
@@ -207,7 +221,8 @@ impl Launched {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.spawn().with_context(|| format!("starting procure {name}"))
+        cmd.spawn()
+            .with_context(|| format!("starting procure {name}"))
     }
 
     /// The last lines of each process's log (for an error).
@@ -346,7 +361,13 @@ async fn fresh_postgres(url: &str, phase: &str) -> anyhow::Result<(String, Strin
     let db = db.split('?').next().unwrap_or_default();
     let stem: String = if db.is_empty() { "procure_bench" } else { db }
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     let name = format!(
         "{stem}_{phase}_{}",
@@ -394,7 +415,12 @@ fn gauge(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Wait until `check` is true, polling every `every`, for at most `within`.
-pub async fn wait_for<F, Fut>(what: &str, within: Duration, every: Duration, mut check: F) -> anyhow::Result<()>
+pub async fn wait_for<F, Fut>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut check: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,

@@ -30,6 +30,17 @@ pub struct MilestoneCounts {
     pub completed: i64,
 }
 
+/// id, state, accepted, payable, paid, first purchase, completed.
+type MilestoneRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
 impl Store {
     /// Milestones of every order accepted at or after `since_ms`, oldest first.
     pub async fn milestones(&self, since_ms: i64) -> Result<Vec<Milestones>> {
@@ -46,15 +57,22 @@ impl Store {
              (SELECT MIN(e.at_ms) FROM order_events e WHERE e.order_id = o.id AND e.state = 'Completed') AS completed_ms \
              FROM orders o WHERE o.created_at_ms >= $1 ORDER BY o.created_at_ms, o.id"
         );
-        let rows: Vec<(String, String, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> =
-            sqlx::query_as(&sql)
-                .bind(since_ms)
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<MilestoneRow> = sqlx::query_as(&sql)
+            .bind(since_ms)
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(order_id, state, accepted_ms, payable_ms, paid_ms, first_purchase_ms, completed_ms)| {
+                |(
+                    order_id,
+                    state,
+                    accepted_ms,
+                    payable_ms,
+                    paid_ms,
+                    first_purchase_ms,
+                    completed_ms,
+                )| {
                     Milestones {
                         order_id,
                         state,
