@@ -556,6 +556,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::outbox_done`] for many rows in one statement per 500 ids (one write
+    /// transaction instead of one per row: on SQLite each is a turn at the single write lock
+    /// that order intake waits for).
+    pub async fn outbox_done_many(&self, ids: &[i64]) -> Result<()> {
+        let now = now_ms();
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE outbox SET dispatched_at_ms = $1, last_error = NULL WHERE id IN ({})",
+                marks.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
