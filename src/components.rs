@@ -323,6 +323,8 @@ pub async fn run_api(
         d.keys.payload.clone(),
     )
     .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
+    let intents: Arc<dyn procure_domain::ports::PaymentIntents> =
+        Arc::new(Payments::new(ext.payments.clone())?);
     let link = Arc::new(TemporalLink::to(
         d.temporal.connection.clone(),
         d.keys.payload.clone(),
@@ -343,6 +345,7 @@ pub async fn run_api(
         task_queue: d.temporal.task_queue.clone(),
         timings: d.timings.clone(),
         max_attempts: d.api.outbox_max_attempts,
+        payments: Some(intents),
     };
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let dispatcher_task = tokio::spawn(async move {

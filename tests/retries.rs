@@ -226,6 +226,7 @@ async fn a_transient_failure_stops_at_the_bound_and_a_retried_dead_letter_is_del
         task_queue: task_queue.clone(),
         timings: fast(),
         max_attempts: 3,
+        payments: None,
     };
     let order_id = format!("outbox-{}", uuid::Uuid::new_v4().simple());
     store

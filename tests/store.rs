@@ -200,7 +200,11 @@ async fn a_batch_answers_each_order_as_alone(store: Store) {
     assert_eq!(available(&store, "SKU-G").await, 0);
     assert!(matches!(store.order("g2").await, Err(StoreError::NotFound)));
     assert!(matches!(store.order("g4").await, Err(StoreError::NotFound)));
-    assert_eq!(store.outbox_pending().await.unwrap(), 2, "g1 and g5 start");
+    assert_eq!(
+        store.outbox_pending().await.unwrap(),
+        4,
+        "g1 and g5: an intent and a start each"
+    );
     assert_eq!(store.reservation_units("g2").await.unwrap(), (0, 0));
     // The refused order's key was not consumed.
     store.upsert_listing(&listing("SKU-G", 10)).await.unwrap();
@@ -234,7 +238,7 @@ async fn intake_batches_concurrent_accepts_without_overselling(store: Store) {
     }
     assert_eq!((ok, rejected), (10, 50));
     assert_eq!(available(&store, "SKU-I").await, 0);
-    assert_eq!(store.outbox_pending().await.unwrap(), 10);
+    assert_eq!(store.outbox_pending().await.unwrap(), 20);
     let replay = intake
         .accept(to_accept("i-new", "SKU-I", 1, "ik0", "h"))
         .await;
@@ -347,7 +351,7 @@ async fn outbox_retries_and_completes(store: Store) {
 }
 
 /// Many rows marked delivered in one call (more than one statement's worth), the others left.
-async fn outbox_done_many_marks_exactly_those_rows(store: Store) {
+async fn outbox_done_all_marks_exactly_those_rows(store: Store) {
     for i in 0..503 {
         store
             .enqueue(&format!("m{i}"), &OutboxMessage::StartOrder {})
@@ -357,8 +361,8 @@ async fn outbox_done_many_marks_exactly_those_rows(store: Store) {
     let due = store.outbox_due(2_000).await.unwrap();
     assert_eq!(due.len(), 503);
     let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
-    store.outbox_done_many(&ids[..501]).await.unwrap();
-    store.outbox_done_many(&[]).await.unwrap();
+    store.outbox_done_all(&ids[..501]).await.unwrap();
+    store.outbox_done_all(&[]).await.unwrap();
     let left: Vec<i64> = store
         .outbox_due(2_000)
         .await
@@ -797,7 +801,7 @@ on_both!(
     release_is_idempotent,
     transitions_are_idempotent_and_ordered,
     outbox_retries_and_completes,
-    outbox_done_many_marks_exactly_those_rows,
+    outbox_done_all_marks_exactly_those_rows,
     outbox_dead_letters,
     outbox_transient_failures_are_bounded,
     outbox_signal_waits_on_its_start,

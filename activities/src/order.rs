@@ -10,11 +10,18 @@ use procure_adapters::{
     PurchaseRequest, Purchased, TrackRef, Tracking, purchase,
 };
 use procure_domain::procurement::{Candidate, rank};
-use procure_domain::{Currency, Money, order::Platform, quote::price_change_supplement};
+use procure_domain::{
+    Currency, Money,
+    order::{Platform, charge_key},
+    quote::price_change_supplement,
+};
 use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};
 use procure_metrics::PurchaseOutcome;
 use procure_store::{
-    Store, StoreError, accounts::AccountOutcome, orders::quoted_rate, price_changes::PriceChange,
+    Store, StoreError,
+    accounts::AccountOutcome,
+    orders::{IntentRecord, quoted_rate},
+    price_changes::PriceChange,
 };
 use procure_workflows::contract::{
     CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,
@@ -22,8 +29,8 @@ use procure_workflows::contract::{
     PurchaserTaskRequest,
 };
 use procure_workflows::contract::{
-    ChargePaid, ChargeWithdrawal, OrderPlan, ParcelStatus, PaymentCreated, RefundDone,
-    RefundRequest, ReserveOutcome, TransitionRecord, defs as order_activities,
+    ChargePaid, ChargeWithdrawal, OpenRequest, Opened, OrderPlan, ParcelStatus, PaymentCreated,
+    RefundDone, RefundRequest, ReserveOutcome, TransitionRecord, defs as order_activities,
 };
 use std::sync::Arc;
 use std::{collections::HashMap, sync::Mutex};
@@ -47,6 +54,63 @@ pub struct OrderActivitiesImpl {
     pub marketplaces: Marketplaces,
     /// Marketplace clients per buyer account, built on first use.
     pub clients: Mutex<HashMap<String, MarketClient>>,
+}
+
+impl OrderActivitiesImpl {
+    /// The order's payment intent: the one the dispatcher opened right after accept, or one
+    /// created now under the same charge key (the provider answers the same intent).
+    pub async fn ensure_payment(&self, order_id: &str) -> Result<PaymentCreated, ActivityError> {
+        if let Some((intent_id, amount, _)) = self
+            .store
+            .payment_intent(order_id)
+            .await
+            .map_err(store_err)?
+        {
+            return Ok(PaymentCreated { intent_id, amount });
+        }
+        let plan = self.store.plan(order_id).await.map_err(store_err)?;
+        let intent = self
+            .payments
+            .create_intent(&charge_key(order_id), plan.total, order_id)
+            .await
+            .map_err(adapter_err)?;
+        match self
+            .store
+            .record_payment_intent(order_id, &intent.id, plan.total)
+            .await
+            .map_err(store_err)?
+        {
+            IntentRecord::Recorded => {
+                tracing::info!(%order_id, intent = %intent.id, amount = %plan.total, "payment intent created");
+            }
+            IntentRecord::Held(held) if held == intent.id => {}
+            IntentRecord::Held(held) => {
+                // Not ours to keep: the order holds another intent.
+                self.payments
+                    .cancel_intent(&intent.id)
+                    .await
+                    .map_err(adapter_err)?;
+                tracing::error!(%order_id, intent = %intent.id, %held, "the provider answered another intent for the order's charge key; cancelled it");
+                return Ok(PaymentCreated {
+                    intent_id: held,
+                    amount: plan.total,
+                });
+            }
+            IntentRecord::Closed => {
+                self.payments
+                    .cancel_intent(&intent.id)
+                    .await
+                    .map_err(adapter_err)?;
+                return Err(permanent(
+                    "the order's payment is closed; no intent is opened",
+                ));
+            }
+        }
+        Ok(PaymentCreated {
+            intent_id: intent.id,
+            amount: plan.total,
+        })
+    }
 }
 
 /// A buyer-side marketplace client bound to one account.
@@ -249,6 +313,59 @@ impl OrderActivitiesImpl {
             .map_err(store_err)
     }
 
+    #[activity(definition = order_activities::OpenOrder)]
+    pub async fn open_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: OpenRequest,
+    ) -> Result<Opened, ActivityError> {
+        let order_id = req.order_id.as_str();
+        self.store
+            .record_transition(&req.accepted)
+            .await
+            .map_err(store_err)?;
+        let plan = self.store.plan(order_id).await.map_err(store_err)?;
+        if let ReserveOutcome::Insufficient {
+            sku,
+            requested,
+            available,
+        } = self
+            .store
+            .ensure_reserved(order_id)
+            .await
+            .map_err(store_err)?
+        {
+            return Ok(Opened::OutOfStock {
+                plan,
+                sku,
+                requested,
+                available,
+            });
+        }
+        let payment = self.ensure_payment(order_id).await?;
+        let pending = TransitionRecord {
+            order_id: order_id.to_owned(),
+            seq: req.accepted.seq + 1,
+            from: req.accepted.to,
+            to: procure_domain::OrderState::PendingPayment,
+            at_ms: now_ms(),
+            reason: format!(
+                "payment {} created for {}",
+                payment.intent_id, payment.amount
+            ),
+        };
+        tracing::info!(%order_id, from = %pending.from, to = %pending.to, reason = %pending.reason, "order transition");
+        self.store
+            .record_transition(&pending)
+            .await
+            .map_err(store_err)?;
+        Ok(Opened::Payable {
+            plan,
+            payment,
+            pending,
+        })
+    }
+
     #[activity(definition = order_activities::ReleaseStock)]
     pub async fn release_stock(
         self: Arc<Self>,
@@ -277,35 +394,28 @@ impl OrderActivitiesImpl {
             .map_err(store_err)
     }
 
+    #[activity(definition = order_activities::RecordTransitions)]
+    pub async fn record_transitions(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        records: Vec<TransitionRecord>,
+    ) -> Result<(), ActivityError> {
+        for record in &records {
+            tracing::info!(order_id = %record.order_id, from = %record.from, to = %record.to, reason = %record.reason, "order transition");
+        }
+        self.store
+            .record_transitions(&records)
+            .await
+            .map_err(store_err)
+    }
+
     #[activity(definition = order_activities::CreatePayment)]
     pub async fn create_payment(
         self: Arc<Self>,
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<PaymentCreated, ActivityError> {
-        if let Some((intent_id, amount, _)) = self
-            .store
-            .payment_intent(&order_id)
-            .await
-            .map_err(store_err)?
-        {
-            return Ok(PaymentCreated { intent_id, amount });
-        }
-        let plan = self.store.plan(&order_id).await.map_err(store_err)?;
-        let intent = self
-            .payments
-            .create_intent(&format!("{order_id}-charge"), plan.total, &order_id)
-            .await
-            .map_err(adapter_err)?;
-        self.store
-            .record_payment_intent(&order_id, &intent.id, plan.total)
-            .await
-            .map_err(store_err)?;
-        tracing::info!(%order_id, intent = %intent.id, amount = %plan.total, "payment intent created");
-        Ok(PaymentCreated {
-            intent_id: intent.id,
-            amount: plan.total,
-        })
+        self.ensure_payment(&order_id).await
     }
 
     #[activity(definition = order_activities::CancelPayment)]
@@ -314,6 +424,11 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<(), ActivityError> {
+        // Closed first: an intent the dispatcher opens from now on is never the order's.
+        self.store
+            .close_payment(&order_id)
+            .await
+            .map_err(store_err)?;
         let Some((intent_id, _, status)) = self
             .store
             .payment_intent(&order_id)

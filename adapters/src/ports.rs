@@ -1,11 +1,13 @@
 //! The vendor clients behind the API's ports (`procure_domain::ports`): ECB rates, the payment
-//! provider's record of an intent, and 17TRACK webhook verification.
+//! provider's record of an intent, opening and cancelling an order's intent, and 17TRACK webhook
+//! verification.
 
 use procure_domain::{
-    Currency,
+    Currency, Money,
+    order::charge_key,
     ports::{
-        FxRates, LockedRate, PaymentRecord, PaymentRecords, PortError, PortFuture, TrackingPush,
-        TrackingPushEvent, TrackingWebhooks,
+        FxRates, LockedRate, PaymentIntents, PaymentRecord, PaymentRecords, PortError, PortFuture,
+        TrackingPush, TrackingPushEvent, TrackingWebhooks,
     },
 };
 
@@ -38,6 +40,26 @@ impl PaymentRecords for Payments {
                 amount_received: held.amount_received,
                 status: format!("{:?}", held.status),
             })
+        })
+    }
+}
+
+impl PaymentIntents for Payments {
+    fn open_intent<'a>(&'a self, order_id: &'a str, amount: Money) -> PortFuture<'a, String> {
+        Box::pin(async move {
+            self.create_intent(&charge_key(order_id), amount, order_id)
+                .await
+                .map(|intent| intent.id)
+                .map_err(|e| PortError::new(&e, e.is_retryable()))
+        })
+    }
+
+    fn cancel_intent<'a>(&'a self, intent_id: &'a str) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            Payments::cancel_intent(self, intent_id)
+                .await
+                .map(|_| ())
+                .map_err(|e| PortError::new(&e, e.is_retryable()))
         })
     }
 }

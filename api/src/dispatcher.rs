@@ -1,5 +1,9 @@
-//! The outbox dispatcher: hands committed work (workflow starts, signals) to Temporal, retrying
-//! with backoff while Temporal is unreachable. Starts are idempotent (the workflow id is derived
+//! The outbox dispatcher: hands committed work to Temporal (workflow starts, signals,
+//! schedules) and to the payment provider (an accepted order's payment intent), retrying
+//! with backoff while either is unreachable. The two go in separate lanes
+//! ([`procure_store::outbox::Lane`]), each with its own loop, so an order is payable the moment
+//! it is accepted however long the engine's backlog, and a slow provider never holds up a
+//! workflow start. Starts are idempotent (the workflow id is derived
 //! from the order id, a duplicate start counts as done) and each signal carries its outbox id as
 //! request id, so the server drops a redelivery; running several dispatchers is therefore safe.
 //!
@@ -14,18 +18,20 @@
 
 use crate::OrderTimings;
 use futures_util::{StreamExt, stream};
+use procure_domain::{OrderState, ports::PaymentIntents};
 use procure_store::{
-    Store,
-    outbox::{OrderSignal, OutboxItem, OutboxMessage, ParcelSignal},
+    Store, StoreError,
+    orders::IntentRecord,
+    outbox::{Lane, OrderSignal, OutboxItem, OutboxMessage, ParcelSignal},
 };
 use procure_temporal::TemporalLink;
 use procure_workflows::{
     OrderWorkflow, ParcelWorkflow, order::OrderInput, order_workflow_id, parcel::ParcelInput,
-    parcel_workflow_id,
+    parcel_workflow_id, priority,
 };
 use std::{future::Future, sync::Arc, time::Duration};
 use temporalio_client::{
-    Client, WorkflowSignalOptions, WorkflowStartOptions,
+    Client, NamespacedClient, WorkflowSignalOptions, WorkflowStartOptions,
     errors::{WorkflowInteractionError, WorkflowStartError},
     schedules::ScheduleError,
     tonic::{Code, Status},
@@ -43,10 +49,15 @@ pub struct Dispatcher {
     /// Deliveries of one row before a transient failure makes it dead (the setting
     /// `outbox.max_attempts`, [`DEFAULT_MAX_ATTEMPTS`]).
     pub max_attempts: u32,
+    /// Opens accepted orders' payment intents (the payments lane). Without it the lane marks
+    /// its rows done and each order's workflow creates its intent in its first step.
+    pub payments: Option<Arc<dyn PaymentIntents>>,
 }
 
 const BATCH: i64 = 200;
 const CONCURRENCY: usize = 32;
+/// Intents opened at once: provider calls are independent and short.
+const PAYMENT_CONCURRENCY: usize = 64;
 
 /// Attempts per row by default. With [`retry_delay`] (0.2 s doubling to a 30 s ceiling) the
 /// delays before attempt 150 add up to 0.2 × (2⁸ − 1) = 51 s for the first eight, then
@@ -136,14 +147,37 @@ pub fn classify(e: &anyhow::Error) -> Failure {
 }
 
 impl Dispatcher {
+    /// Run both lanes until `shutdown`. One wake-up (the API's notify) wakes both: each lane
+    /// holds its own permit, so a wake-up during a pass is never lost.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        use futures_util::FutureExt as _;
+        let shutdown = shutdown.shared();
+        let wakes = [Notify::new(), Notify::new()];
+        let fan_out = async {
+            loop {
+                self.notify.notified().await;
+                wakes.iter().for_each(Notify::notify_one);
+            }
+        };
+        let lanes = futures_util::future::join(
+            self.run_lane(Lane::Engine, &wakes[0], shutdown.clone()),
+            self.run_lane(Lane::Payments, &wakes[1], shutdown.clone()),
+        );
+        tokio::select! {
+            _ = lanes => {}
+            _ = fan_out => {}
+        }
+    }
+
+    async fn run_lane(&self, lane: Lane, wake: &Notify, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut idle_backoff = Duration::from_millis(100);
         loop {
-            let worked = match self.pass().await {
+            let worked = match self.pass_in(lane).await {
                 Ok(n) => n > 0,
                 Err(e) => {
                     tracing::warn!(
+                        lane = lane.as_str(),
                         error = format!("{e:#}"),
                         "outbox dispatch pass failed; will retry"
                     );
@@ -156,19 +190,48 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.notify.notified() => {}
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(idle_backoff) => {}
             }
             idle_backoff = (idle_backoff * 2).min(Duration::from_secs(2));
         }
     }
 
-    /// One pass over due items; returns how many were handed over.
+    /// One pass over the due items of every lane; returns how many were handed over.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let items = self.store.outbox_due(BATCH).await?;
+        let mut done = 0;
+        for lane in [Lane::Payments, Lane::Engine] {
+            done += self.pass_in(lane).await?;
+        }
+        Ok(done)
+    }
+
+    /// One pass over `lane`'s due items; returns how many were handed over.
+    pub async fn pass_in(&self, lane: Lane) -> anyhow::Result<usize> {
+        let items = self.store.outbox_due_in(lane, BATCH).await?;
         if items.is_empty() {
             return Ok(0);
         }
+        match lane {
+            Lane::Payments => {
+                let results = stream::iter(items)
+                    .map(|item| async move {
+                        let r = self
+                            .open_payment(&item)
+                            .instrument(delivery_span(&item))
+                            .await;
+                        (item, r)
+                    })
+                    .buffer_unordered(PAYMENT_CONCURRENCY)
+                    .collect()
+                    .await;
+                self.settle(results).await
+            }
+            Lane::Engine => self.engine_pass(items).await,
+        }
+    }
+
+    async fn engine_pass(&self, items: Vec<OutboxItem>) -> anyhow::Result<usize> {
         let client = match self.temporal.client().await {
             Ok(c) => c,
             Err(e) => {
@@ -188,7 +251,7 @@ impl Dispatcher {
             items.into_iter().partition(|i| i.message.is_start());
         let mut done = 0;
         for batch in [starts, signals] {
-            let results: Vec<(OutboxItem, anyhow::Result<()>)> = stream::iter(batch)
+            let results = stream::iter(batch)
                 .map(|item| {
                     let client = client.clone();
                     async move {
@@ -199,31 +262,96 @@ impl Dispatcher {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-            for (item, r) in results {
-                match r {
-                    Ok(()) => {
-                        self.store.outbox_done(item.id).await?;
-                        done += 1;
+            done += self.settle(results).await?;
+        }
+        Ok(done)
+    }
+
+    /// Record a pass's outcomes: the delivered rows in one statement, each failure on its own.
+    async fn settle(
+        &self,
+        results: Vec<(OutboxItem, anyhow::Result<()>)>,
+    ) -> anyhow::Result<usize> {
+        let mut delivered = Vec::with_capacity(results.len());
+        for (item, r) in results {
+            match r {
+                Ok(()) => delivered.push(item.id),
+                Err(e) => {
+                    let mut failure = classify(&e);
+                    // "Not found" while the workflow's own start is still queued (it failed
+                    // transiently this pass) means "not yet", not "never".
+                    if let (Failure::Permanent(why), Some(first)) =
+                        (&failure, item.message.predecessor())
+                        && self
+                            .store
+                            .outbox_waits_on(item.id, &item.subject, first)
+                            .await?
+                    {
+                        failure = Failure::Transient(format!("waiting for its {first}: {why}"));
                     }
-                    Err(e) => {
-                        let mut failure = classify(&e);
-                        // "Not found" while the workflow's own start is still queued (it failed
-                        // transiently this pass) means "not yet", not "never".
-                        if let (Failure::Permanent(why), Some(first)) =
-                            (&failure, item.message.predecessor())
-                            && self
-                                .store
-                                .outbox_waits_on(item.id, &item.subject, first)
-                                .await?
-                        {
-                            failure = Failure::Transient(format!("waiting for its {first}: {why}"));
-                        }
-                        self.failed(&item, failure).await?;
-                    }
+                    self.failed(&item, failure).await?;
                 }
             }
         }
-        Ok(done)
+        self.store.outbox_done_all(&delivered).await?;
+        Ok(delivered.len())
+    }
+
+    /// Make an accepted order payable: create its intent at the provider under the order's
+    /// charge key (the workflow's own step would find the same one) and record it. An order
+    /// whose payment was closed meanwhile (cancelled or expired) gets no intent: one created
+    /// in the race is cancelled at once, so nobody can pay an order that no longer wants it.
+    async fn open_payment(&self, item: &OutboxItem) -> anyhow::Result<()> {
+        let Some(port) = &self.payments else {
+            return Ok(());
+        };
+        let order_id = item.subject.as_str();
+        let order = match self.store.order(order_id).await {
+            Ok(o) => o,
+            Err(StoreError::NotFound) => return Err(Permanent("no such order".into()).into()),
+            Err(e) => return Err(e.into()),
+        };
+        if order.payment_intent_id.is_some() {
+            return Ok(());
+        }
+        let open = matches!(
+            order.state,
+            OrderState::Created | OrderState::PendingPayment
+        );
+        if !open && item.attempts == 0 {
+            // Ended before it was ever payable, and no earlier attempt created an intent.
+            return Ok(());
+        }
+        let port_failure = |e: procure_domain::ports::PortError| -> anyhow::Error {
+            if e.retryable {
+                anyhow::anyhow!("payment provider: {e}")
+            } else {
+                Permanent(format!("payment provider refused the intent: {e}")).into()
+            }
+        };
+        let intent = port
+            .open_intent(order_id, order.total)
+            .await
+            .map_err(port_failure)?;
+        match self
+            .store
+            .record_payment_intent(order_id, &intent, order.total)
+            .await?
+        {
+            IntentRecord::Recorded => {
+                tracing::info!(%order_id, %intent, amount = %order.total, "order payable: payment intent created");
+            }
+            IntentRecord::Held(held) if held == intent => {}
+            IntentRecord::Held(held) => {
+                tracing::error!(%order_id, %intent, %held, "the provider answered another intent for the order's charge key; cancelling it");
+                port.cancel_intent(&intent).await.map_err(port_failure)?;
+            }
+            IntentRecord::Closed => {
+                tracing::info!(%order_id, %intent, "order closed its payment meanwhile; cancelling the new intent");
+                port.cancel_intent(&intent).await.map_err(port_failure)?;
+            }
+        }
+        Ok(())
     }
 
     /// Record a failed delivery: dead at once when permanent, else retried later within the
@@ -281,8 +409,10 @@ impl Dispatcher {
                     storage_reminder_secs: self.timings.storage_reminder.as_secs(),
                     storage_grace_secs: self.timings.storage_grace.as_secs().max(1),
                 };
+                // A new order's setup goes after paid orders' work in a backlog.
                 let opts =
                     WorkflowStartOptions::new(self.task_queue.clone(), order_workflow_id(subject))
+                        .priority(priority::key(priority::SETUP))
                         .build();
                 match client.start_workflow(OrderWorkflow::run, input, opts).await {
                     Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => {
@@ -298,6 +428,7 @@ impl Dispatcher {
                 let opts = signal_opts();
                 match signal.clone() {
                     OrderSignal::PaymentSucceeded(p) => {
+                        raise_to_paid(client, subject).await;
                         handle
                             .signal(OrderWorkflow::payment_succeeded, p.into(), opts)
                             .await?
@@ -394,7 +525,49 @@ impl Dispatcher {
             OutboxMessage::TriggerSchedule {} => {
                 crate::schedules::trigger(client, &self.store, subject).await
             }
+            OutboxMessage::CreatePayment {} => Err(Permanent(
+                "a payment row reached the engine lane (it belongs to the payments lane)".into(),
+            )
+            .into()),
         }
+    }
+}
+
+/// An order holding the customer's money: its workflow tasks go before new orders' setup from
+/// now on (`procure_workflows::priority`). Raised before the payment's signal, so the task the
+/// signal makes is already served first. A failure only costs the order its place in a backlog:
+/// it is logged, and the signal is delivered anyway.
+async fn raise_to_paid(client: &Client, order_id: &str) {
+    use temporalio_common::protos::temporal::api::{
+        common::v1::{Priority, WorkflowExecution},
+        workflow::v1::WorkflowExecutionOptions,
+        workflowservice::v1::UpdateWorkflowExecutionOptionsRequest,
+    };
+    let request = UpdateWorkflowExecutionOptionsRequest {
+        namespace: client.namespace(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: order_workflow_id(order_id),
+            run_id: String::new(),
+        }),
+        workflow_execution_options: Some(WorkflowExecutionOptions {
+            priority: Some(Priority {
+                priority_key: priority::PAID as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_wkt_types::FieldMask {
+            paths: vec!["priority".into()],
+        }),
+        identity: String::new(),
+    };
+    if let Err(s) = client
+        .connection()
+        .workflow_service()
+        .update_workflow_execution_options(temporalio_client::tonic::Request::new(request))
+        .await
+    {
+        tracing::warn!(%order_id, code = ?s.code(), error = %s.message(), "could not raise the paid order's priority; it keeps its place");
     }
 }
 
@@ -405,7 +578,9 @@ fn delivery_span(item: &OutboxItem) -> tracing::Span {
     let subject = item.subject.as_str();
     let kind = item.kind();
     let span = match &item.message {
-        OutboxMessage::StartOrder {} | OutboxMessage::SignalOrder(_) => tracing::info_span!(
+        OutboxMessage::StartOrder {}
+        | OutboxMessage::SignalOrder(_)
+        | OutboxMessage::CreatePayment {} => tracing::info_span!(
             "outbox delivery",
             otel.name = tracing::field::Empty,
             outbox_id = item.id,

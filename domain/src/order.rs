@@ -159,6 +159,14 @@ impl FromStr for OrderState {
     }
 }
 
+/// The idempotency key of an order's charge at the payment provider. Every path that creates
+/// the order's intent (the dispatcher right after accept, the workflow's own step when the
+/// dispatcher has not yet) sends this key with the same amount, so the provider holds one
+/// intent per order however many times it is asked.
+pub fn charge_key(order_id: &str) -> String {
+    format!("{order_id}-charge")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("illegal order transition {from} -> {to}")]
 pub struct IllegalTransition {

@@ -1,6 +1,6 @@
 //! What the API needs from the outside world, as small traits it holds behind `Arc<dyn …>`:
 //! exchange rates ([`FxRates`]), the payment provider's own record of a payment
-//! ([`PaymentRecords`]) and the verification of tracking webhooks ([`TrackingWebhooks`]). The
+//! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]) and the verification of tracking webhooks ([`TrackingWebhooks`]). The
 //! vendor clients implement them (crate `procure-adapters`); the root crate injects them, so the
 //! API depends on no vendor adapter.
 
@@ -63,6 +63,16 @@ pub struct PaymentRecord {
     pub amount_received: Money,
     /// The provider's status, for logs.
     pub status: String,
+}
+
+/// Opens and closes an order's payment intent at the provider, outside the workflow: the
+/// dispatcher makes an order payable the moment it is accepted, whatever the engine's backlog.
+pub trait PaymentIntents: Send + Sync {
+    /// Create (or, for the same order and amount, find again) the order's intent under
+    /// [`crate::order::charge_key`]; answers its id.
+    fn open_intent<'a>(&'a self, order_id: &'a str, amount: Money) -> PortFuture<'a, String>;
+    /// Cancel an intent nobody may pay any more.
+    fn cancel_intent<'a>(&'a self, intent_id: &'a str) -> PortFuture<'a, ()>;
 }
 
 /// Reads payments back from the provider: a webhook is a notification, the provider's record

@@ -79,6 +79,18 @@ pub struct OrderRecord {
     pub updated_at_ms: i64,
 }
 
+/// What [`Store::record_payment_intent`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntentRecord {
+    /// The intent is now the order's.
+    Recorded,
+    /// The order already holds this intent (the same one, when both paths used the order's
+    /// charge key).
+    Held(String),
+    /// The order's payment was closed: the intent must be cancelled at the provider.
+    Closed,
+}
+
 #[derive(Debug)]
 pub struct CreatedOrder {
     pub order: OrderRecord,
@@ -352,26 +364,33 @@ impl Store {
     /// Idempotent read-model write of one workflow transition: the event is keyed by its
     /// timeline position, and the order's state only moves forward in that sequence.
     pub async fn record_transition(&self, t: &TransitionRecord) -> Result<()> {
+        self.record_transitions(std::slice::from_ref(t)).await
+    }
+
+    /// As [`Store::record_transition`] for several, in one transaction.
+    pub async fn record_transitions(&self, ts: &[TransitionRecord]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO order_events (order_id, seq, at_ms, from_state, state, reason) VALUES ($1,$2,$3,$4,$5,$6) \
-             ON CONFLICT (order_id, seq) DO NOTHING",
-        )
-        .bind(&t.order_id)
-        .bind(i64::from(t.seq))
-        .bind(t.at_ms)
-        .bind(t.from.as_str())
-        .bind(t.to.as_str())
-        .bind(&t.reason)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE orders SET state = $1, state_seq = $2, updated_at_ms = $3 WHERE id = $4 AND state_seq < $2")
-            .bind(t.to.as_str())
-            .bind(i64::from(t.seq))
-            .bind(now_ms())
+        for t in ts {
+            sqlx::query(
+                "INSERT INTO order_events (order_id, seq, at_ms, from_state, state, reason) VALUES ($1,$2,$3,$4,$5,$6) \
+                 ON CONFLICT (order_id, seq) DO NOTHING",
+            )
             .bind(&t.order_id)
+            .bind(i64::from(t.seq))
+            .bind(t.at_ms)
+            .bind(t.from.as_str())
+            .bind(t.to.as_str())
+            .bind(&t.reason)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE orders SET state = $1, state_seq = $2, updated_at_ms = $3 WHERE id = $4 AND state_seq < $2")
+                .bind(t.to.as_str())
+                .bind(i64::from(t.seq))
+                .bind(now_ms())
+                .bind(&t.order_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -470,29 +489,75 @@ impl Store {
         }))
     }
 
+    /// Record the order's payment intent, unless the order already holds one or its payment
+    /// was closed ([`Store::close_payment`]). Both write the order's row, so whichever comes
+    /// second sees the first: an intent created after the order stopped wanting the money is
+    /// never recorded (the caller cancels it at the provider).
     pub async fn record_payment_intent(
         &self,
         order_id: &str,
         intent_id: &str,
         amount: Money,
-    ) -> Result<()> {
+    ) -> Result<IntentRecord> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        let claimed = sqlx::query(
+            "UPDATE orders SET payment_intent_id = $1, updated_at_ms = $2 \
+             WHERE id = $3 AND payment_intent_id IS NULL AND payment_closed_at_ms IS NULL",
+        )
+        .bind(intent_id)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            let (held, closed): (Option<String>, Option<i64>) = sqlx::query_as(
+                "SELECT payment_intent_id, payment_closed_at_ms FROM orders WHERE id = $1",
+            )
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            tx.rollback().await?;
+            return Ok(match (held, closed) {
+                (Some(held), _) => IntentRecord::Held(held),
+                (None, _) => IntentRecord::Closed,
+            });
+        }
         sqlx::query(
-            "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms) \
-             VALUES ($1,$2,$3,$4,'requires_payment_method',$5) ON CONFLICT (order_id) DO NOTHING",
+            "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms, created_at_ms) \
+             VALUES ($1,$2,$3,$4,'requires_payment_method',$5,$5) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(order_id)
         .bind(intent_id)
         .bind(amount.minor)
         .bind(amount.currency.code())
-        .bind(now_ms())
-        .execute(self.pool())
+        .bind(now)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE orders SET payment_intent_id = $1 WHERE id = $2")
-            .bind(intent_id)
-            .bind(order_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(IntentRecord::Recorded)
+    }
+
+    /// Close the order's payment: no intent is recorded for it from now on. Answers the intent
+    /// it holds, if any (which the caller cancels or refunds).
+    pub async fn close_payment(&self, order_id: &str) -> Result<Option<String>> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE orders SET payment_closed_at_ms = COALESCE(payment_closed_at_ms, $1) WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        let held: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT payment_intent_id FROM orders WHERE id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(held.and_then(|(id,)| id))
     }
 
     /// The order's payment intent: (intent id, amount, provider status).
@@ -668,6 +733,14 @@ async fn accept_in(
             available,
         });
     }
+    // The intent first: it does not wait for the engine (its own dispatcher lane).
+    enqueue_traced(
+        tx,
+        &order.id,
+        &OutboxMessage::CreatePayment {},
+        trace_parent,
+    )
+    .await?;
     enqueue_traced(tx, &order.id, &OutboxMessage::StartOrder {}, trace_parent).await?;
     // The row as just written: no need to read it back.
     Ok(CreatedOrder {

@@ -28,6 +28,46 @@ pub const SIGNAL_PARCEL: &str = "signal_parcel";
 /// Price monitors: bring a monitor's schedule in line with its row; run it now.
 pub const SYNC_SCHEDULE: &str = "sync_schedule";
 pub const TRIGGER_SCHEDULE: &str = "trigger_schedule";
+/// Create the order's payment intent (the payments lane: no Temporal involved).
+pub const CREATE_PAYMENT: &str = "create_payment";
+
+/// The dispatcher's lanes: each has its own loop, so the payment provider never waits behind
+/// the engine's backlog and the engine never waits behind the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Workflow starts and signals, schedules: handed to Temporal.
+    Engine,
+    /// Payment intents: handed to the payment provider.
+    Payments,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Engine, Lane::Payments];
+
+    /// The lane a stored kind travels in.
+    pub fn of(kind: &str) -> Lane {
+        if kind == CREATE_PAYMENT {
+            Lane::Payments
+        } else {
+            Lane::Engine
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Engine => "engine",
+            Lane::Payments => "payments",
+        }
+    }
+
+    /// The rows of this lane (a condition on `kind`).
+    fn filter(self) -> &'static str {
+        match self {
+            Lane::Engine => "kind <> 'create_payment'",
+            Lane::Payments => "kind = 'create_payment'",
+        }
+    }
+}
 
 /// One unit of work for Temporal. The subject (order, parcel or monitor id) is stored beside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +91,9 @@ pub enum OutboxMessage {
     /// Run the monitor's schedule now.
     #[serde(rename = "trigger_schedule")]
     TriggerSchedule {},
+    /// Make the order payable: create its payment intent at the provider.
+    #[serde(rename = "create_payment")]
+    CreatePayment {},
 }
 
 /// A signal to an order workflow: its name and its argument.
@@ -98,6 +141,7 @@ impl OutboxMessage {
             OutboxMessage::SignalParcel(_) => SIGNAL_PARCEL,
             OutboxMessage::SyncSchedule { .. } => SYNC_SCHEDULE,
             OutboxMessage::TriggerSchedule {} => TRIGGER_SCHEDULE,
+            OutboxMessage::CreatePayment {} => CREATE_PAYMENT,
         }
     }
 
@@ -141,7 +185,9 @@ impl OutboxMessage {
             let known: Option<&[&str]> = match kind {
                 SIGNAL_ORDER => Some(ORDER_SIGNALS),
                 SIGNAL_PARCEL => Some(PARCEL_SIGNALS),
-                START_ORDER | START_PARCEL | SYNC_SCHEDULE | TRIGGER_SCHEDULE => None,
+                START_ORDER | START_PARCEL | SYNC_SCHEDULE | TRIGGER_SCHEDULE | CREATE_PAYMENT => {
+                    None
+                }
                 other => return format!("unknown outbox kind {other:?}"),
             };
             match (known, signal) {
@@ -356,14 +402,22 @@ impl Store {
         Ok(())
     }
 
-    /// Live work whose next attempt is due: neither dispatched nor dead. A row that does not
-    /// decode is dead-lettered with its reason here, never handed out.
+    /// Live work of every lane whose next attempt is due ([`Store::outbox_due_in`]).
     pub async fn outbox_due(&self, limit: i64) -> Result<Vec<OutboxItem>> {
-        let rows: Vec<DueRow> = sqlx::query_as(
+        let mut due = self.outbox_due_in(Lane::Payments, limit).await?;
+        due.extend(self.outbox_due_in(Lane::Engine, limit).await?);
+        Ok(due)
+    }
+
+    /// Live work of `lane` whose next attempt is due: neither dispatched nor dead. A row that
+    /// does not decode is dead-lettered with its reason here, never handed out.
+    pub async fn outbox_due_in(&self, lane: Lane, limit: i64) -> Result<Vec<OutboxItem>> {
+        let rows: Vec<DueRow> = sqlx::query_as(&format!(
             "SELECT id, kind, order_id, payload, attempts, trace_parent FROM outbox \
              WHERE dispatched_at_ms IS NULL AND dead_at_ms IS NULL AND next_attempt_at_ms <= $1 \
-             ORDER BY id LIMIT $2",
-        )
+             AND {} ORDER BY id LIMIT $2",
+            lane.filter()
+        ))
         .bind(now_ms())
         .bind(limit)
         .fetch_all(self.pool())
@@ -390,6 +444,25 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
+
+    /// Mark many rows delivered in one statement (a dispatcher pass's successes).
+    pub async fn outbox_done_all(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "UPDATE outbox SET dispatched_at_ms = $1, last_error = NULL WHERE id IN ({list})"
+            );
+            let mut q = sqlx::query(&sql).bind(now_ms());
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(self.pool()).await?;
+        }
         Ok(())
     }
 
@@ -553,28 +626,6 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(n)
-    }
-}
-
-impl Store {
-    /// [`Store::outbox_done`] for many rows in one statement per 500 ids (one write
-    /// transaction instead of one per row: on SQLite each is a turn at the single write lock
-    /// that order intake waits for).
-    pub async fn outbox_done_many(&self, ids: &[i64]) -> Result<()> {
-        let now = now_ms();
-        for chunk in ids.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "UPDATE outbox SET dispatched_at_ms = $1, last_error = NULL WHERE id IN ({})",
-                marks.join(",")
-            );
-            let mut q = sqlx::query(&sql).bind(now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(self.pool()).await?;
-        }
-        Ok(())
     }
 }
 

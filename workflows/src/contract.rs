@@ -40,6 +40,32 @@ pub struct TransitionRecord {
     pub reason: String,
 }
 
+/// What `open_order` is asked: the order, and the timeline's first event (already on the
+/// workflow's timeline) to write to the read-model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub order_id: String,
+    pub accepted: TransitionRecord,
+}
+
+/// The order opened in one step: its plan, its stock held, and either its payment intent with
+/// the `PendingPayment` event already written to the read-model (the workflow adopts it), or
+/// the line that could not be held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Opened {
+    Payable {
+        plan: OrderPlan,
+        payment: PaymentCreated,
+        pending: TransitionRecord,
+    },
+    OutOfStock {
+        plan: OrderPlan,
+        sku: String,
+        requested: u32,
+        available: i64,
+    },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentCreated {
     pub intent_id: String,
@@ -93,10 +119,10 @@ impl ParcelStatus {
 pub mod defs {
     pub use super::noop_activities::Noop;
     pub use super::order_activities::{
-        CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder,
+        CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder, OpenOrder,
         OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseOffer,
-        RecordTransition, RefundPayment, RefundSupplements, ReleaseStock, ReserveStock,
-        SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
+        RecordTransition, RecordTransitions, RefundPayment, RefundSupplements, ReleaseStock,
+        ReserveStock, SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
     };
 }
 
@@ -290,6 +316,12 @@ impl OrderActivities {
         unimplemented!()
     }
 
+    /// Load, hold the stock and make payable in one round trip (patch `one-step-open`).
+    #[activity(name = "open_order")]
+    pub fn open_order(req: OpenRequest) -> Result<Opened, ActivityError> {
+        unimplemented!()
+    }
+
     #[activity(name = "release_stock")]
     pub fn release_stock(order_id: String) -> Result<u32, ActivityError> {
         unimplemented!()
@@ -297,6 +329,12 @@ impl OrderActivities {
 
     #[activity(name = "record_transition")]
     pub fn record_transition(record: TransitionRecord) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Several back-to-back moves, written in one local activity (patch `one-step-open`).
+    #[activity(name = "record_transitions")]
+    pub fn record_transitions(records: Vec<TransitionRecord>) -> Result<(), ActivityError> {
         unimplemented!()
     }
 

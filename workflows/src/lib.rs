@@ -3,7 +3,7 @@
 //! `order` is the long-lived per-order workflow; `parcel` ships stored orders to the customer and
 //! follows tracking; `monitor` is one run of a scheduled price monitor; `bench` is the bare
 //! baseline for `procure bench` (registered only by it); `versions` lists the patches that guard
-//! changes to running workflows (none since the 1.0 baseline).
+//! changes to running workflows; `priority` says which work the engine serves first in a burst.
 //! Nothing here performs I/O, reads the clock or draws random numbers except through the SDK.
 
 use std::time::Duration;
@@ -16,6 +16,7 @@ pub mod lenient;
 pub mod monitor;
 pub mod order;
 pub mod parcel;
+pub mod priority;
 pub mod versions;
 
 pub use monitor::{PriceMonitorWorkflow, monitor_schedule_id};

@@ -29,10 +29,21 @@
 //! 4. once no running workflow predates the patch, `ctx.deprecate_patch(ID)`, then remove the
 //!    old path in a later release, saying so here.
 //!
-//! No patch exists yet.
+//! # The patches
+//!
+//! - [`ONE_STEP_OPEN`] (after 1.0).
+
+/// An order opens in one activity round trip: `open_order` records the accepted event, loads
+/// the plan, holds the stock and finds (or creates) the payment intent the dispatcher opened at
+/// accept, and writes the `PendingPayment` event, which the workflow adopts. Before it: a local
+/// activity for `Created`, then `load_order`, `reserve_stock` and `create_payment`, then a local
+/// activity for `PendingPayment`. It also records back-to-back moves (`Paid` → `Procuring`,
+/// `Purchased` → `InboundTransit`) with one local activity, `record_transitions`, instead of one
+/// each. Recorded history: `tests/histories/order_one_step_open.json`.
+pub const ONE_STEP_OPEN: &str = "one-step-open";
 
 /// Every patch id in force, oldest first; a workflow may only call `patched` with one of these.
-pub const PATCHES: &[&str] = &[];
+pub const PATCHES: &[&str] = &[ONE_STEP_OPEN];
 
 /// The baseline the patches above are counted from.
 pub const BASELINE: &str = "1.0";

@@ -23,11 +23,12 @@ use procure::{Procured, procure_lines};
 use crate::{
     ORDER_STATE_ATTRIBUTE,
     contract::{
-        CandidatesRequest, ChargePaid, OfferOutcome, OfferPurchase, OrderActivities, OrderPlan,
-        PaymentCheck, PaymentCreated, PaymentVerdict, PurchaserResult, PurchaserTaskRequest,
-        RefundRequest, ReserveOutcome, RetryProcurement, TransitionRecord,
+        CandidatesRequest, ChargePaid, OfferOutcome, OfferPurchase, OpenRequest, Opened,
+        OrderActivities, OrderPlan, PaymentCheck, PaymentCreated, PaymentVerdict, PurchaserResult,
+        PurchaserTaskRequest, RefundRequest, ReserveOutcome, RetryProcurement, TransitionRecord,
     },
     lenient::Lenient,
+    versions,
 };
 use procure_domain::{
     Money, OrderState,
@@ -229,33 +230,63 @@ impl OrderWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<OrderState> {
         let input = ctx.state(|s| s.input.clone());
         let order_id = input.order_id.clone();
-        record(ctx, OrderState::Created, "order accepted".into()).await?;
-        let plan: OrderPlan = step(ctx, || OrderActivities::load_order, order_id.clone()).await?;
-
-        match step(ctx, || OrderActivities::reserve_stock, order_id.clone()).await? {
-            ReserveOutcome::Reserved => {}
-            ReserveOutcome::Insufficient {
-                sku,
-                requested,
-                available,
-            } => {
-                let why =
-                    format!("out of stock: {sku} requested {requested}, available {available}");
-                return finish(ctx, OrderState::Failed, why).await;
+        let (plan, payment) = if ctx.patched(versions::ONE_STEP_OPEN) {
+            let accepted = push(ctx, OrderState::Created, "order accepted".into());
+            let open = OpenRequest {
+                order_id: order_id.clone(),
+                accepted,
+            };
+            match step(ctx, || OrderActivities::open_order, open).await? {
+                Opened::Payable {
+                    plan,
+                    payment,
+                    pending,
+                } => {
+                    adopt(ctx, pending)?;
+                    (plan, payment)
+                }
+                Opened::OutOfStock {
+                    sku,
+                    requested,
+                    available,
+                    ..
+                } => {
+                    // The dispatcher may have made it payable already: nobody may pay it now.
+                    release_unpaid(ctx, &order_id).await?;
+                    let why =
+                        format!("out of stock: {sku} requested {requested}, available {available}");
+                    return finish(ctx, OrderState::Failed, why).await;
+                }
             }
-        }
-
-        let payment: PaymentCreated =
-            step(ctx, || OrderActivities::create_payment, order_id.clone()).await?;
-        move_to(
-            ctx,
-            OrderState::PendingPayment,
-            format!(
-                "payment {} created for {}",
-                payment.intent_id, payment.amount
-            ),
-        )
-        .await?;
+        } else {
+            record(ctx, OrderState::Created, "order accepted".into()).await?;
+            let plan: OrderPlan =
+                step(ctx, || OrderActivities::load_order, order_id.clone()).await?;
+            match step(ctx, || OrderActivities::reserve_stock, order_id.clone()).await? {
+                ReserveOutcome::Reserved => {}
+                ReserveOutcome::Insufficient {
+                    sku,
+                    requested,
+                    available,
+                } => {
+                    let why =
+                        format!("out of stock: {sku} requested {requested}, available {available}");
+                    return finish(ctx, OrderState::Failed, why).await;
+                }
+            }
+            let payment: PaymentCreated =
+                step(ctx, || OrderActivities::create_payment, order_id.clone()).await?;
+            move_to(
+                ctx,
+                OrderState::PendingPayment,
+                format!(
+                    "payment {} created for {}",
+                    payment.intent_id, payment.amount
+                ),
+            )
+            .await?;
+            (plan, payment)
+        };
 
         let wait = select! {
             _ = ctx.wait_condition(|s| s.payment.is_some() || s.cancel_reason.is_some()) => {
@@ -291,18 +322,19 @@ impl OrderWorkflow {
             Ok(p) => p,
             Err(reason) => return cancel_unverified(ctx, &order_id, reason).await,
         };
-        move_to(
-            ctx,
-            OrderState::Paid,
-            format!("payment {} succeeded: {}", paid.intent_id, paid.amount),
-        )
-        .await?;
-
         // From here on the customer's money is ours to return if anything fails.
-        move_to(
+        move_all(
             ctx,
-            OrderState::Procuring,
-            format!("buying {} line(s)", plan.lines.len()),
+            vec![
+                (
+                    OrderState::Paid,
+                    format!("payment {} succeeded: {}", paid.intent_id, paid.amount),
+                ),
+                (
+                    OrderState::Procuring,
+                    format!("buying {} line(s)", plan.lines.len()),
+                ),
+            ],
         )
         .await?;
         let bought = match procure_lines(ctx, &plan).await? {
@@ -565,6 +597,12 @@ impl OrderWorkflow {
     }
 
     /// Whether a granted cancellation is waiting to be acted on.
+    /// Whether the customer's money is claimed or held: the order's work then goes first
+    /// (`crate::priority`).
+    pub(crate) fn paid(&self) -> bool {
+        self.payment.is_some() || self.state.customer_has_paid()
+    }
+
     pub(crate) fn cancelling(&self) -> bool {
         self.cancel_reason.is_some() && self.cancel_outcome.is_none()
     }
@@ -592,11 +630,15 @@ async fn receive_and_ship(
     bought: Vec<String>,
 ) -> WorkflowResult<OrderState> {
     let order_id = plan.order_id.clone();
-    move_to(ctx, OrderState::Purchased, bought.join("; ")).await?;
-    move_to(
+    move_all(
         ctx,
-        OrderState::InboundTransit,
-        "seller shipping to the consolidation warehouse".into(),
+        vec![
+            (OrderState::Purchased, bought.join("; ")),
+            (
+                OrderState::InboundTransit,
+                "seller shipping to the consolidation warehouse".into(),
+            ),
+        ],
     )
     .await?;
 
@@ -719,10 +761,9 @@ where
     AD::Output: temporalio_common::data_converters::TemporalDeserializable + 'static,
 {
     loop {
-        match ctx
-            .execute_activity(def(), input.clone(), step_opts())
-            .await
-        {
+        let mut opts = step_opts();
+        opts.priority = Some(crate::priority::for_order(ctx.state(OrderWorkflow::paid)));
+        match ctx.execute_activity(def(), input.clone(), opts).await {
             Ok(out) => return Ok(out),
             Err(e) => {
                 let name = def().name().to_owned();
@@ -885,12 +926,13 @@ fn now_ms(ctx: &WorkflowContext<OrderWorkflow>) -> i64 {
         .unwrap_or_default()
 }
 
-/// Append a timeline event for the current state (used for the initial `Created`).
-async fn record(
+/// Enter `state` in the workflow: the timeline, the state and the `OrderState` search
+/// attribute. Answers the event as the read-model records it.
+fn push(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     state: OrderState,
     reason: String,
-) -> WorkflowResult<()> {
+) -> TransitionRecord {
     let at_ms = now_ms(ctx);
     let (order_id, seq, from) = ctx.state_mut(|s| {
         let from = s.state;
@@ -903,15 +945,64 @@ async fn record(
         (s.order_id.clone(), (s.timeline.len() - 1) as u32, from)
     });
     ctx.upsert_search_attributes([ORDER_STATE.value_set(state.as_str().to_owned())]);
-    let rec = TransitionRecord {
+    TransitionRecord {
         order_id,
         seq,
         from,
         to: state,
         at_ms,
         reason,
-    };
+    }
+}
+
+/// Take over a move an activity made and wrote to the read-model (`open_order`'s
+/// `PendingPayment`): the same event, at the activity's time, on the workflow's timeline.
+fn adopt(ctx: &mut WorkflowContext<OrderWorkflow>, rec: TransitionRecord) -> WorkflowResult<()> {
+    let from = ctx.state(|s| s.state);
+    transition(from, rec.to).map_err(ApplicationFailure::non_retryable)?;
+    ctx.state_mut(|s| {
+        s.state = rec.to;
+        s.timeline.push(TimelineEvent {
+            at_ms: rec.at_ms,
+            state: rec.to,
+            reason: rec.reason,
+        });
+    });
+    ctx.upsert_search_attributes([ORDER_STATE.value_set(rec.to.as_str().to_owned())]);
+    Ok(())
+}
+
+/// Append a timeline event for the current state (used for the initial `Created`).
+async fn record(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    state: OrderState,
+    reason: String,
+) -> WorkflowResult<()> {
+    let rec = push(ctx, state, reason);
     ctx.execute_local_activity(OrderActivities::record_transition, rec, local_opts())
+        .await?;
+    Ok(())
+}
+
+/// Back-to-back moves, written to the read-model with one local activity (before the patch
+/// `one-step-open`, one each).
+async fn move_all(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    moves: Vec<(OrderState, String)>,
+) -> WorkflowResult<()> {
+    if !ctx.patched(versions::ONE_STEP_OPEN) {
+        for (to, reason) in moves {
+            move_to(ctx, to, reason).await?;
+        }
+        return Ok(());
+    }
+    let mut records = Vec::with_capacity(moves.len());
+    for (to, reason) in moves {
+        let from = ctx.state(|s| s.state);
+        transition(from, to).map_err(ApplicationFailure::non_retryable)?;
+        records.push(push(ctx, to, reason));
+    }
+    ctx.execute_local_activity(OrderActivities::record_transitions, records, local_opts())
         .await?;
     Ok(())
 }

@@ -10,9 +10,11 @@ use procure_domain::procurement::{
 /// One purchase attempt: a single activity try, so every attempt lands on the timeline; the
 /// activity adopts an order an earlier timed-out attempt placed, so a retry never buys twice.
 fn attempt_opts() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+    let mut opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
         .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
-        .build()
+        .build();
+    opts.priority = Some(crate::priority::key(crate::priority::PAID));
+    opts
 }
 
 /// How buying the lines of an order ended.
@@ -392,12 +394,14 @@ async fn assisted_purchase(
 /// apart, about half an hour), because failing over while an order may exist could buy the line
 /// twice; after that an operator decides.
 fn verify_opts() -> ActivityOptions {
-    crate::backoff_opts(
+    let mut opts = crate::backoff_opts(
         Duration::from_secs(60),
         Duration::from_secs(1),
         Duration::from_secs(30),
         60,
-    )
+    );
+    opts.priority = Some(crate::priority::key(crate::priority::PAID));
+    opts
 }
 
 /// A granted cancellation stops procurement before the next attempt.
