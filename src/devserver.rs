@@ -210,6 +210,13 @@ impl DevServer {
         for (name, ty) in search_attributes {
             cmd.arg("--search-attribute").arg(format!("{name}={ty}"));
         }
+        // Eager activities: an activity a workflow task schedules comes back in that task's
+        // completion when the worker has a free slot, saving a matching round trip (off by
+        // default on the server; a production cluster sets it in its dynamic config).
+        cmd.args([
+            "--dynamic-config-value",
+            "system.enableActivityEagerExecution=true",
+        ]);
         cmd.args(["--log-level", "warn"]);
         cmd.stdin(Stdio::null())
             .stdout(log.writer().map_err(StartError::Other)?)

@@ -136,7 +136,78 @@ async fn order_completes_with_exactly_one_purchase_and_one_charge() {
         "order_completed",
     )
     .await;
+    fewer_round_trips_and_paid_work_first(&client, &id).await;
     app.system.stop().await.unwrap();
+}
+
+/// What the engine did for a completed order, from its history: the order opened in one
+/// activity and paid work went at the paid priority (`procure_workflows::priority`), in fewer
+/// events and workflow tasks than the same scenario took at the 1.0 baseline.
+async fn fewer_round_trips_and_paid_work_first(client: &temporalio_client::Client, id: &str) {
+    use procure_workflows::priority::{PAID, SETUP};
+    let wf = procure_workflows::order_workflow_id(id);
+    let now: Value = serde_json::from_slice(&history_json(client, &wf, "").await).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let baseline: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("order_completed.json")).unwrap()).unwrap();
+    let of = |h: &Value, name: &str| -> Vec<Value> {
+        h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["attributes"].get(name).cloned())
+            .collect()
+    };
+    let scheduled: Vec<(String, i64)> = of(&now, "ActivityTaskScheduledEventAttributes")
+        .iter()
+        .map(|a| {
+            (
+                a["activity_type"]["name"].as_str().unwrap().to_owned(),
+                a["priority"]["priorityKey"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scheduled[0],
+        ("open_order".into(), i64::from(SETUP)),
+        "{scheduled:?}"
+    );
+    for gone in ["load_order", "reserve_stock", "create_payment"] {
+        assert!(
+            !scheduled.iter().any(|(n, _)| n == gone),
+            "{gone}: {scheduled:?}"
+        );
+    }
+    for (name, key) in &scheduled[1..] {
+        assert_eq!(
+            *key,
+            i64::from(PAID),
+            "{name} runs after payment: {scheduled:?}"
+        );
+    }
+    let started = &of(&now, "WorkflowExecutionStartedEventAttributes")[0];
+    assert_eq!(started["priority"]["priorityKey"], i64::from(SETUP));
+    let raised = of(&now, "WorkflowExecutionOptionsUpdatedEventAttributes");
+    assert!(
+        raised
+            .iter()
+            .any(|a| a.to_string().contains(&format!("\"priorityKey\":{PAID}"))),
+        "raised to the paid priority when the payment was delivered: {raised:?}"
+    );
+    let count = |h: &Value| {
+        (
+            h["events"].as_array().unwrap().len(),
+            of(h, "WorkflowTaskCompletedEventAttributes").len(),
+            of(h, "MarkerRecordedEventAttributes").len(),
+        )
+    };
+    let (events, tasks, markers) = count(&now);
+    let (base_events, base_tasks, base_markers) = count(&baseline);
+    eprintln!(
+        "history of a completed order: {events} events, {tasks} workflow tasks, {markers} markers \
+         (1.0 baseline: {base_events}, {base_tasks}, {base_markers})"
+    );
+    assert!(events < base_events && tasks < base_tasks && markers < base_markers);
 }
 
 /// Histories recorded from real runs of the 1.0 baseline and of every patch since
@@ -160,12 +231,14 @@ async fn recorded_histories_replay() {
     // until the real payment verified; a price monitor's run; malformed signal: a
     // `cancel_order` signal with input `5` that failed workflow tasks under code that decoded
     // signals strictly, then noted and ignored by the lenient decoding of the baseline, which
-    // finished the order (a `cancel_order` update).
+    // finished the order (a `cancel_order` update). Since: the completed order again under the
+    // patch `one-step-open`.
     assert_eq!(
         replayed,
         [
             "monitor_run.json",
             "order_completed.json",
+            "order_completed_one_step_open.json",
             "order_line_dropped.json",
             "order_malformed_signal.json",
             "order_price_change.json",
@@ -504,9 +577,11 @@ async fn bad_input_gets_structured_errors_and_changes_nothing() {
 }
 
 /// The outbox at work: an order accepted while no Temporal frontend answers is committed,
-/// reported as Created, and starts as soon as a frontend appears at that address.
+/// reported as Created, payable at once (its intent does not wait for the engine), paid by the
+/// customer before any workflow exists, and starts as soon as a frontend appears at that
+/// address, charging the customer exactly once.
 #[tokio::test]
-async fn order_accepted_while_temporal_is_down_starts_later() {
+async fn order_accepted_while_temporal_is_down_is_payable_at_once_and_starts_later() {
     let port = procure::devserver::free_port();
     let dir = std::env::temp_dir().join(format!(
         "procure-e2e-down-{}",
@@ -531,11 +606,19 @@ async fn order_accepted_while_temporal_is_down_starts_later() {
 
     let (id, _) = place(&app, 3).await;
     assert_eq!(app.driver.order(&id).await.unwrap()["state"], "Created");
+    let intent = eventually(Duration::from_secs(20), "the order payable", || async {
+        app.driver.order(&id).await.unwrap()["payment_intent_id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
     assert_eq!(
         app.system.store.outbox_pending().await.unwrap(),
         1,
-        "the start waits in the outbox"
+        "only the start waits in the outbox"
     );
+    // The customer pays now; the provider's webhook waits in the outbox for the workflow.
+    app.driver.pay(&intent).await.unwrap();
 
     let server = DevServer::start(DevServerOptions {
         db_file: None,
@@ -560,15 +643,21 @@ async fn order_accepted_while_temporal_is_down_starts_later() {
         OrderState::Completed
     );
     assert_eq!(app.system.store.outbox_pending().await.unwrap(), 0);
-    let purchases = app
-        .driver
-        .ledger()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == "purchase")
-        .count();
-    assert_eq!(purchases, 1);
+    let ledger = app.driver.ledger().await.unwrap();
+    let count = |kind: &str, reference: Option<&str>| {
+        ledger
+            .iter()
+            .filter(|e| e.kind == kind && reference.is_none_or(|r| e.reference == r))
+            .count()
+    };
+    assert_eq!(count("purchase", None), 1);
+    assert_eq!(count("charge", Some(&id)), 1, "charged once: {ledger:?}");
+    let detail = app.driver.order(&id).await.unwrap();
+    assert_eq!(
+        detail["payment_intent_id"],
+        intent.as_str(),
+        "the intent paid is the order's"
+    );
     app.system.stop().await.unwrap();
     server.stop().await.unwrap();
 }

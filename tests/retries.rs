@@ -23,28 +23,9 @@ use procure_store::{
 };
 use procure_temporal::TemporalLink;
 use serde_json::{Value, json};
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 use support::*;
 use temporalio_sdk::activities::ActivityError;
-
-/// Poll `check` until it returns `Some`, failing after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn call(app: &TestApp, method: &str, path: &str, role: Role) -> (u16, Value) {
     let http = reqwest::Client::new();

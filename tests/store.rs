@@ -11,8 +11,8 @@ use procure_store::{
     Store, StoreError,
     catalogue::Listing,
     intake::Intake,
-    orders::{NewOrder, OrderToAccept},
-    outbox::{OrderSignal, OutboxMessage},
+    orders::{IntentRecord, NewOrder, OrderToAccept},
+    outbox::{Lane, OrderSignal, OutboxMessage},
     payments::IntentOwner,
     price_changes::PriceChange,
 };
@@ -89,8 +89,30 @@ async fn idempotent_acceptance(store: Store) {
     assert!(matches!(clash, Err(StoreError::IdempotencyConflict)));
     assert_eq!(
         store.outbox_pending().await.unwrap(),
-        1,
-        "one workflow start queued"
+        2,
+        "one payment intent and one workflow start queued"
+    );
+    let in_lane = |lane| {
+        let store = store.clone();
+        async move {
+            store
+                .outbox_due_in(lane, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.message)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        in_lane(Lane::Payments).await,
+        [OutboxMessage::CreatePayment {}],
+        "the intent travels in the payments lane"
+    );
+    assert_eq!(
+        in_lane(Lane::Engine).await,
+        [OutboxMessage::StartOrder {}],
+        "the start in the engine's"
     );
     assert!(
         store
@@ -785,6 +807,98 @@ async fn outbox_undecodable_rows_are_dead_letters(store: Store) {
     );
 }
 
+/// An intent is recorded for an order only while its payment is open, and whichever of
+/// "record" and "close" comes second sees the first: the closer always learns of a recorded
+/// intent (and cancels it), a recorder after the close is refused (and cancels its own).
+async fn payment_intents_are_recorded_only_while_the_payment_is_open(store: Store) {
+    store
+        .upsert_listing(&listing("SKU-P", 1_000))
+        .await
+        .unwrap();
+    let usd = Money::new(3_186, Currency::USD);
+    let accept = |id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .create_order(&order(&id, "SKU-P", 1), &format!("key-{id}"), "h")
+                .await
+                .unwrap();
+        }
+    };
+    accept("pa".into()).await;
+    assert_eq!(
+        store
+            .record_payment_intent("pa", "pi_a", usd)
+            .await
+            .unwrap(),
+        IntentRecord::Recorded
+    );
+    assert_eq!(
+        store
+            .record_payment_intent("pa", "pi_a", usd)
+            .await
+            .unwrap(),
+        IntentRecord::Held("pi_a".into()),
+        "asked twice, still one intent"
+    );
+    let (intent, amount, status) = store.payment_intent("pa").await.unwrap().unwrap();
+    assert_eq!(
+        (intent.as_str(), amount, status.as_str()),
+        ("pi_a", usd, "requires_payment_method")
+    );
+    assert_eq!(
+        store
+            .order("pa")
+            .await
+            .unwrap()
+            .payment_intent_id
+            .as_deref(),
+        Some("pi_a")
+    );
+    assert_eq!(
+        store.close_payment("pa").await.unwrap().as_deref(),
+        Some("pi_a")
+    );
+
+    accept("pb".into()).await;
+    assert_eq!(store.close_payment("pb").await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_payment_intent("pb", "pi_b", usd)
+            .await
+            .unwrap(),
+        IntentRecord::Closed
+    );
+    assert!(store.payment_intent("pb").await.unwrap().is_none());
+    assert!(store.order("pb").await.unwrap().payment_intent_id.is_none());
+
+    // Racing: every order ends one way or the other, never with an intent nobody cancels.
+    let mut races = Vec::new();
+    for i in 0..24 {
+        let id = format!("pr{i}");
+        accept(id.clone()).await;
+        let (a, b) = (store.clone(), store.clone());
+        let (ida, idb) = (id.clone(), id.clone());
+        races.push(tokio::spawn(async move {
+            let record = tokio::spawn(async move {
+                a.record_payment_intent(&ida, &format!("pi_{ida}"), usd)
+                    .await
+                    .unwrap()
+            });
+            let close = tokio::spawn(async move { b.close_payment(&idb).await.unwrap() });
+            (id, record.await.unwrap(), close.await.unwrap())
+        }));
+    }
+    for race in races {
+        let (id, recorded, closed) = race.await.unwrap();
+        match (&recorded, &closed) {
+            (IntentRecord::Recorded, Some(held)) => assert_eq!(held, &format!("pi_{id}")),
+            (IntentRecord::Closed, None) => {}
+            other => panic!("{id}: an intent the closer never saw: {other:?}"),
+        }
+    }
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -808,6 +922,7 @@ on_both!(
     price_change_decisions_are_settled_once,
     seeding_keeps_the_stock_reservations_hold,
     outbox_undecodable_rows_are_dead_letters,
+    payment_intents_are_recorded_only_while_the_payment_is_open,
 );
 
 /// Every table and column of the schema, with each column's type reduced to a family

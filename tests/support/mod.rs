@@ -158,6 +158,25 @@ pub async fn spawn_app_with_ui(timings: OrderTimings) -> UiApp {
     }
 }
 
+/// Poll `check` until it returns `Some`, failing after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn fast() -> OrderTimings {
     OrderTimings {
         payment_timeout: Duration::from_secs(120),

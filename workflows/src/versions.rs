@@ -39,7 +39,7 @@
 /// activity for `Created`, then `load_order`, `reserve_stock` and `create_payment`, then a local
 /// activity for `PendingPayment`. It also records back-to-back moves (`Paid` → `Procuring`,
 /// `Purchased` → `InboundTransit`) with one local activity, `record_transitions`, instead of one
-/// each. Recorded history: `tests/histories/order_one_step_open.json`.
+/// each. Recorded history: `tests/histories/order_completed_one_step_open.json`.
 pub const ONE_STEP_OPEN: &str = "one-step-open";
 
 /// Every patch id in force, oldest first; a workflow may only call `patched` with one of these.
