@@ -211,13 +211,26 @@ async fn a_batch_answers_each_order_as_alone(store: Store) {
         "the answer is the stored row"
     );
     assert!(
-        matches!(g2, Err(StoreError::OutOfStock { requested: 10, available: 3, .. })),
+        matches!(
+            g2,
+            Err(StoreError::OutOfStock {
+                requested: 10,
+                available: 3,
+                ..
+            })
+        ),
         "{g2:?}"
     );
     let again = again.unwrap();
-    assert!(!again.created, "a key repeated in the batch replays its order");
+    assert!(
+        !again.created,
+        "a key repeated in the batch replays its order"
+    );
     assert_eq!(again.order.id, "g1");
-    assert!(matches!(clash, Err(StoreError::IdempotencyConflict)), "{clash:?}");
+    assert!(
+        matches!(clash, Err(StoreError::IdempotencyConflict)),
+        "{clash:?}"
+    );
     assert!(g5.unwrap().created);
     assert_eq!(available(&store, "SKU-G").await, 0);
     assert!(matches!(store.order("g2").await, Err(StoreError::NotFound)));
@@ -246,7 +259,13 @@ async fn intake_batches_concurrent_accepts_without_overselling(store: Store) {
         let intake = intake.clone();
         tasks.push(tokio::spawn(async move {
             intake
-                .accept(to_accept(&format!("i{i}"), "SKU-I", 1, &format!("ik{i}"), "h"))
+                .accept(to_accept(
+                    &format!("i{i}"),
+                    "SKU-I",
+                    1,
+                    &format!("ik{i}"),
+                    "h",
+                ))
                 .await
         }));
     }
