@@ -5,7 +5,8 @@
 //! and a retried dead letter is delivered once Temporal answers. Adapters, against the
 //! sandbox's Stripe: the refunds and lookups Stripe refuses for good (`amount_too_large`,
 //! `charge_already_refunded`, an unknown intent) are non-retryable typed failures; rate limits
-//! and server errors stay retryable.
+//! and server errors stay retryable. The dispatcher's payments lane opens each accepted order's
+//! intent once, and cancels at the provider one opened as the order closed its payment.
 
 mod support;
 
@@ -355,4 +356,155 @@ async fn refunds_stripe_refuses_for_good_are_not_retried() {
     }
     // The faults are spent: the same call succeeds.
     payments.get_intent(&intent.id).await.unwrap();
+}
+
+/// The dispatcher's payments lane against the sandbox's Stripe: an accepted order becomes
+/// payable once (a second pass opens nothing more), and an intent opened just as the order
+/// closes its payment (the workflow cancelled or expired it meanwhile) is cancelled at the
+/// provider instead of recorded, so nobody can pay it.
+#[tokio::test]
+async fn the_payments_lane_opens_each_intent_once_and_cancels_one_opened_as_the_order_closed() {
+    use procure_domain::ports::{PaymentIntents, PortFuture};
+    use procure_store::{orders::NewOrder, outbox::Lane};
+
+    /// The provider, with the order's payment closed between opening the intent and
+    /// recording it: the race, made certain.
+    struct ClosesMeanwhile {
+        inner: Payments,
+        store: Store,
+        opened: std::sync::Mutex<Vec<String>>,
+    }
+    impl PaymentIntents for ClosesMeanwhile {
+        fn open_intent<'a>(&'a self, order_id: &'a str, amount: Money) -> PortFuture<'a, String> {
+            Box::pin(async move {
+                let id = self.inner.open_intent(order_id, amount).await?;
+                self.opened.lock().unwrap().push(id.clone());
+                if order_id.ends_with("-closing") {
+                    self.store.close_payment(order_id).await.unwrap();
+                }
+                Ok(id)
+            })
+        }
+        fn cancel_intent<'a>(&'a self, intent_id: &'a str) -> PortFuture<'a, ()> {
+            PaymentIntents::cancel_intent(&self.inner, intent_id)
+        }
+    }
+
+    procure::system::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(procure_sandbox::serve(
+        listener,
+        procure_sandbox::Sandbox::new(Default::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let payments = || {
+        Payments::new(PaymentsConfig {
+            base_url: base_url.clone(),
+            ..PaymentsConfig::default()
+        })
+        .unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("procure-lane-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("app.db").display()))
+        .await
+        .unwrap();
+    let total = Money::new(1_000, Currency::EUR);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (open, closing) = (format!("o-{run}-open"), format!("o-{run}-closing"));
+    for id in [&open, &closing] {
+        let order = NewOrder {
+            id: id.clone(),
+            customer_id: "cust-1".into(),
+            quote_id: "q-1".into(),
+            total,
+            lines: vec![],
+            shipping_address: json!({"country": "DE"}),
+            destination_country: "DE".into(),
+        };
+        store.create_order(&order, id, "h").await.unwrap();
+    }
+    let port = Arc::new(ClosesMeanwhile {
+        inner: payments(),
+        store: store.clone(),
+        opened: Default::default(),
+    });
+    let dispatcher = Dispatcher {
+        store: store.clone(),
+        // The engine lane is not run here.
+        temporal: Arc::new(TemporalLink::new(
+            "127.0.0.1:1".to_owned(),
+            "default",
+            procure_temporal::EncryptionCodec::development(),
+        )),
+        notify: Default::default(),
+        task_queue: "unused".into(),
+        timings: fast(),
+        max_attempts: 3,
+        payments: Some(port.clone()),
+    };
+    assert_eq!(dispatcher.pass_in(Lane::Payments).await.unwrap(), 2);
+    assert_eq!(
+        dispatcher.pass_in(Lane::Payments).await.unwrap(),
+        0,
+        "done once"
+    );
+    assert!(
+        store
+            .outbox_due_in(Lane::Payments, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.outbox_pending().await.unwrap(),
+        2,
+        "the two starts wait"
+    );
+
+    let opened = port.opened.lock().unwrap().clone();
+    assert_eq!(opened.len(), 2, "one intent per order: {opened:?}");
+    let (held, _, status) = store.payment_intent(&open).await.unwrap().unwrap();
+    assert!(opened.contains(&held));
+    assert_eq!(status, "requires_payment_method");
+    assert_eq!(
+        store
+            .order(&open)
+            .await
+            .unwrap()
+            .payment_intent_id
+            .as_deref(),
+        Some(held.as_str())
+    );
+    // The workflow's own step asks the provider under the same charge key: the same intent.
+    assert_eq!(
+        payments()
+            .create_intent(&procure_domain::order::charge_key(&open), total, &open)
+            .await
+            .unwrap()
+            .id,
+        held
+    );
+
+    assert!(store.payment_intent(&closing).await.unwrap().is_none());
+    assert!(
+        store
+            .order(&closing)
+            .await
+            .unwrap()
+            .payment_intent_id
+            .is_none()
+    );
+    let orphan = opened.iter().find(|i| **i != held).unwrap();
+    let at_provider = payments().get_intent(orphan).await.unwrap();
+    assert_eq!(
+        at_provider.status,
+        procure_adapters::payments::IntentStatus::Canceled,
+        "the intent opened as the order closed is cancelled at the provider"
+    );
+    store.close().await;
 }

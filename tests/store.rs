@@ -10,7 +10,8 @@ use procure_domain::{
 use procure_store::{
     Store, StoreError,
     catalogue::Listing,
-    orders::{IntentRecord, NewOrder},
+    intake::Intake,
+    orders::{IntentRecord, NewOrder, OrderToAccept},
     outbox::{Lane, OrderSignal, OutboxMessage},
     payments::IntentOwner,
     price_changes::PriceChange,
@@ -177,6 +178,119 @@ async fn no_overselling_under_concurrency(store: Store) {
     assert_eq!(available(&store, "SKU-C").await, 0);
 }
 
+fn to_accept(id: &str, sku: &str, qty: u32, key: &str, hash: &str) -> OrderToAccept {
+    OrderToAccept {
+        order: order(id, sku, qty),
+        idempotency_key: key.into(),
+        request_hash: hash.into(),
+        trace_parent: None,
+    }
+}
+
+/// Group commit: each order of a batch is accepted, replayed or refused on its own, as one by
+/// one, and a refused one leaves nothing behind while its neighbours commit.
+async fn a_batch_answers_each_order_as_alone(store: Store) {
+    store.upsert_listing(&listing("SKU-G", 5)).await.unwrap();
+    let answers = store
+        .create_orders(&[
+            to_accept("g1", "SKU-G", 2, "gk-1", "h"),
+            to_accept("g2", "SKU-G", 10, "gk-2", "h"),
+            to_accept("g1-again", "SKU-G", 2, "gk-1", "h"),
+            to_accept("g4", "SKU-G", 1, "gk-1", "other"),
+            to_accept("g5", "SKU-G", 3, "gk-5", "h"),
+        ])
+        .await
+        .unwrap();
+    let [g1, g2, again, clash, g5] = <[_; 5]>::try_from(answers).unwrap();
+    let g1 = g1.unwrap();
+    assert!(g1.created);
+    assert_eq!(g1.order.state, OrderState::Created);
+    assert_eq!(
+        format!("{:?}", g1.order),
+        format!("{:?}", store.order("g1").await.unwrap()),
+        "the answer is the stored row"
+    );
+    assert!(
+        matches!(
+            g2,
+            Err(StoreError::OutOfStock {
+                requested: 10,
+                available: 3,
+                ..
+            })
+        ),
+        "{g2:?}"
+    );
+    let again = again.unwrap();
+    assert!(
+        !again.created,
+        "a key repeated in the batch replays its order"
+    );
+    assert_eq!(again.order.id, "g1");
+    assert!(
+        matches!(clash, Err(StoreError::IdempotencyConflict)),
+        "{clash:?}"
+    );
+    assert!(g5.unwrap().created);
+    assert_eq!(available(&store, "SKU-G").await, 0);
+    assert!(matches!(store.order("g2").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.order("g4").await, Err(StoreError::NotFound)));
+    assert_eq!(
+        store.outbox_pending().await.unwrap(),
+        4,
+        "g1 and g5: an intent and a start each"
+    );
+    assert_eq!(store.reservation_units("g2").await.unwrap(), (0, 0));
+    // The refused order's key was not consumed.
+    store.upsert_listing(&listing("SKU-G", 10)).await.unwrap();
+    let later = store
+        .create_orders(&[to_accept("g2", "SKU-G", 10, "gk-2", "h")])
+        .await
+        .unwrap();
+    assert!(later.into_iter().next().unwrap().unwrap().created);
+}
+
+/// Concurrent accepts through the intake queue: batched, never oversold, each answered.
+async fn intake_batches_concurrent_accepts_without_overselling(store: Store) {
+    store.upsert_listing(&listing("SKU-I", 10)).await.unwrap();
+    let intake = Intake::new(store.clone(), 8);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let intake = intake.clone();
+        tasks.push(tokio::spawn(async move {
+            intake
+                .accept(to_accept(
+                    &format!("i{i}"),
+                    "SKU-I",
+                    1,
+                    &format!("ik{i}"),
+                    "h",
+                ))
+                .await
+        }));
+    }
+    let (mut ok, mut rejected) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(c) if c.created => ok += 1,
+            Err(StoreError::OutOfStock { .. }) => rejected += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((ok, rejected), (10, 50));
+    assert_eq!(available(&store, "SKU-I").await, 0);
+    assert_eq!(store.outbox_pending().await.unwrap(), 20);
+    let replay = intake
+        .accept(to_accept("i-new", "SKU-I", 1, "ik0", "h"))
+        .await;
+    match replay {
+        Ok(c) => assert!(!c.created),
+        // ik0 may have been one of the refused ones: its key is free, and stock is gone.
+        Err(StoreError::OutOfStock { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
 async fn release_is_idempotent(store: Store) {
     store.upsert_listing(&listing("SKU-D", 4)).await.unwrap();
     store
@@ -275,6 +389,29 @@ async fn outbox_retries_and_completes(store: Store) {
     assert_eq!(store.outbox_pending().await.unwrap(), 1);
     store.outbox_done(due[0].id).await.unwrap();
     assert_eq!(store.outbox_pending().await.unwrap(), 0);
+}
+
+/// Many rows marked delivered in one call (more than one statement's worth), the others left.
+async fn outbox_done_all_marks_exactly_those_rows(store: Store) {
+    for i in 0..503 {
+        store
+            .enqueue(&format!("m{i}"), &OutboxMessage::StartOrder {})
+            .await
+            .unwrap();
+    }
+    let due = store.outbox_due(2_000).await.unwrap();
+    assert_eq!(due.len(), 503);
+    let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+    store.outbox_done_all(&ids[..501]).await.unwrap();
+    store.outbox_done_all(&[]).await.unwrap();
+    let left: Vec<i64> = store
+        .outbox_due(2_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, ids[501..]);
 }
 
 async fn signal(store: &Store, subject: &str) -> i64 {
@@ -792,9 +929,12 @@ on_both!(
     idempotent_acceptance,
     rejection_leaves_nothing_behind,
     no_overselling_under_concurrency,
+    a_batch_answers_each_order_as_alone,
+    intake_batches_concurrent_accepts_without_overselling,
     release_is_idempotent,
     transitions_are_idempotent_and_ordered,
     outbox_retries_and_completes,
+    outbox_done_all_marks_exactly_those_rows,
     outbox_dead_letters,
     outbox_transient_failures_are_bounded,
     outbox_signal_waits_on_its_start,

@@ -21,6 +21,7 @@ use procure_store::{
     Store, StoreError,
     accounts::AccountOutcome,
     orders::{IntentRecord, quoted_rate},
+    outbox::CREATE_PAYMENT,
     price_changes::PriceChange,
 };
 use procure_workflows::contract::{
@@ -112,6 +113,10 @@ impl OrderActivitiesImpl {
         })
     }
 }
+
+/// Tries of `open_order` that wait for the dispatcher's payments lane before opening the
+/// order's intent themselves.
+const LANE_PATIENCE_ATTEMPTS: u32 = 4;
 
 /// A buyer-side marketplace client bound to one account.
 pub type MarketClient = Arc<dyn BuyerMarketplace>;
@@ -316,7 +321,7 @@ impl OrderActivitiesImpl {
     #[activity(definition = order_activities::OpenOrder)]
     pub async fn open_order(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         req: OpenRequest,
     ) -> Result<Opened, ActivityError> {
         let order_id = req.order_id.as_str();
@@ -342,7 +347,29 @@ impl OrderActivitiesImpl {
                 available,
             });
         }
-        let payment = self.ensure_payment(order_id).await?;
+        let payment = match self
+            .store
+            .payment_intent(order_id)
+            .await
+            .map_err(store_err)?
+        {
+            Some((intent_id, amount, _)) => PaymentCreated { intent_id, amount },
+            // The dispatcher's payments lane is opening it: wait a few tries (the step's
+            // backoff, about 3.5 s) rather than spend a second provider call on the same
+            // intent, then open it here (the same intent, under the order's charge key).
+            None if ctx.info().attempt < LANE_PATIENCE_ATTEMPTS
+                && self
+                    .store
+                    .outbox_waits_on(i64::MAX, order_id, CREATE_PAYMENT)
+                    .await
+                    .map_err(store_err)? =>
+            {
+                return Err(transient(
+                    "the dispatcher is opening the order's payment intent",
+                ));
+            }
+            None => self.ensure_payment(order_id).await?,
+        };
         let pending = TransitionRecord {
             order_id: order_id.to_owned(),
             seq: req.accepted.seq + 1,

@@ -567,7 +567,13 @@ async fn raise_to_paid(client: &Client, order_id: &str) {
         .update_workflow_execution_options(temporalio_client::tonic::Request::new(request))
         .await
     {
-        tracing::warn!(%order_id, code = ?s.code(), error = %s.message(), "could not raise the paid order's priority; it keeps its place");
+        if s.code() == Code::NotFound {
+            // Not started yet (its start is behind in a burst): the signal waits for it and
+            // raises it again on its next attempt.
+            tracing::debug!(%order_id, "paid order's workflow not started yet; raised on the signal's next attempt");
+        } else {
+            tracing::warn!(%order_id, code = ?s.code(), error = %s.message(), "could not raise the paid order's priority; it keeps its place");
+        }
     }
 }
 

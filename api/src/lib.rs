@@ -144,6 +144,8 @@ pub struct AppState {
     pub payments: Option<Arc<dyn PaymentRecords>>,
     /// Temporal, for the operations that must answer with the workflow's outcome (cancel).
     pub temporal: Option<Arc<TemporalLink>>,
+    /// Accepts orders in batches, one transaction per batch (group commit).
+    pub intake: procure_store::intake::Intake,
 }
 
 impl AppState {
@@ -156,6 +158,10 @@ impl AppState {
         codec: EncryptionCodec,
     ) -> Self {
         AppState {
+            intake: procure_store::intake::Intake::new(
+                store.clone(),
+                procure_store::intake::DEFAULT_MAX_BATCH,
+            ),
             store,
             fx,
             tracking_webhooks,

@@ -195,7 +195,8 @@ pub fn document() -> Value {
         "/api/v1/orders/{id}",
         "get",
         op(
-            "An order with its timeline",
+            "An order with its timeline; payable once `payment_intent_id` is set (moments after \
+             accept, whatever the engine's backlog)",
             "customer (own), operator, warehouse, admin",
             None,
             ("200", with_id(&["id", "state", "timeline"])),

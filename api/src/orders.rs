@@ -16,7 +16,10 @@ use procure_domain::{
     OrderState,
     order::{OrderLine, Platform},
 };
-use procure_store::{StoreError, orders::NewOrder};
+use procure_store::{
+    StoreError,
+    orders::{NewOrder, OrderToAccept},
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -210,13 +213,13 @@ async fn create_order(
     }
     // The request's trace context goes with the outbox row: the workflow starts in this trace.
     let created = state
-        .store
-        .create_order_traced(
-            &new,
-            &key,
-            &request_hash,
-            crate::trace::current_traceparent().as_deref(),
-        )
+        .intake
+        .accept(OrderToAccept {
+            order: new,
+            idempotency_key: key,
+            request_hash,
+            trace_parent: crate::trace::current_traceparent(),
+        })
         .await?;
     crate::trace::record_order_id(&created.order.id);
     if created.created {

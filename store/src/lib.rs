@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod catalogue;
 pub mod db;
+pub mod intake;
 pub mod levels;
 pub mod milestones;
 pub mod monitors;

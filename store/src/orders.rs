@@ -215,83 +215,63 @@ impl Store {
         trace_parent: Option<&str>,
     ) -> Result<CreatedOrder> {
         let mut tx = self.pool().begin().await?;
-        let now = now_ms();
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at_ms) VALUES ($1,$2,$3,$4) \
-             ON CONFLICT (key) DO NOTHING",
+        match accept_in(
+            &mut tx,
+            order,
+            idempotency_key,
+            request_hash,
+            trace_parent,
+            now_ms(),
         )
-        .bind(idempotency_key)
-        .bind(request_hash)
-        .bind(&order.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            let key: KeyRow = sqlx::query_as(
-                "SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1",
-            )
-            .bind(idempotency_key)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.rollback().await?;
-            if key.request_hash != request_hash {
-                return Err(StoreError::IdempotencyConflict);
-            }
-            return Ok(CreatedOrder {
-                order: self.order(&key.order_id).await?,
-                created: false,
-            });
-        }
-        sqlx::query(
-            "INSERT INTO orders (id, customer_id, quote_id, state, total_minor, currency, lines, shipping_address, \
-             destination_country, created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)",
-        )
-        .bind(&order.id)
-        .bind(&order.customer_id)
-        .bind(&order.quote_id)
-        .bind(OrderState::Created.as_str())
-        .bind(order.total.minor)
-        .bind(order.total.currency.code())
-        .bind(serde_json::to_string(&order.lines).map_err(corrupt)?)
-        .bind(order.shipping_address.to_string())
-        .bind(&order.destination_country)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if let ReserveOutcome::Insufficient {
-            sku,
-            requested,
-            available,
-        } = reserve_lines(&mut tx, &order.id, &order.lines).await?
+        .await
         {
-            tx.rollback().await?;
-            return Err(StoreError::OutOfStock {
-                sku,
-                requested,
-                available,
-            });
+            Ok(created) => {
+                // A replay wrote nothing; its transaction only read.
+                tx.commit().await?;
+                Ok(created)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
         }
-        // The intent first: it does not wait for the engine (its own dispatcher lane).
-        enqueue_traced(
-            &mut tx,
-            &order.id,
-            &OutboxMessage::CreatePayment {},
-            trace_parent,
-        )
-        .await?;
-        enqueue_traced(
-            &mut tx,
-            &order.id,
-            &OutboxMessage::StartOrder {},
-            trace_parent,
-        )
-        .await?;
+    }
+
+    /// Accept many orders in one transaction (group commit): each order is its own savepoint,
+    /// so each still commits atomically with its key, reservations and outbox row, or leaves
+    /// nothing behind, and each gets its own answer, exactly as [`Store::create_order_traced`]
+    /// would give it. One commit for the batch is what makes a single writer fast on SQLite.
+    ///
+    /// The outer error means the batch did not commit (nothing of it is stored); an inner one
+    /// is that order's own refusal or failure. Orders later in the batch see the earlier ones:
+    /// a key repeated within the batch is a replay of its first order. Keep batches to at most
+    /// 64 orders: PostgreSQL keeps that many subtransactions per transaction in memory.
+    pub async fn create_orders(
+        &self,
+        batch: &[OrderToAccept],
+    ) -> Result<Vec<Result<CreatedOrder>>> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        let mut answers = Vec::with_capacity(batch.len());
+        for o in batch {
+            let mut sp = sqlx::Acquire::begin(&mut tx).await?;
+            let answer = accept_in(
+                &mut sp,
+                &o.order,
+                &o.idempotency_key,
+                &o.request_hash,
+                o.trace_parent.as_deref(),
+                now,
+            )
+            .await;
+            match answer {
+                Ok(_) => sp.commit().await?,
+                Err(_) => sp.rollback().await?,
+            }
+            answers.push(answer);
+        }
         tx.commit().await?;
-        Ok(CreatedOrder {
-            order: self.order(&order.id).await?,
-            created: true,
-        })
+        Ok(answers)
     }
 
     /// Look up an earlier request under this idempotency key without creating anything.
@@ -670,6 +650,114 @@ impl Store {
                 .await?;
         Ok(row.map(|(t,)| t))
     }
+}
+
+/// One order for [`Store::create_orders`]: what [`Store::create_order_traced`] takes.
+#[derive(Clone, Debug)]
+pub struct OrderToAccept {
+    pub order: NewOrder,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    /// The request's W3C `traceparent`, when it was traced.
+    pub trace_parent: Option<String>,
+}
+
+/// One order's part of an accept transaction: claim the key, insert the order, reserve its
+/// lines, queue its workflow's start. An error (a key reused with another request, stock that
+/// is short, a database error) may leave writes behind in `tx`: the caller rolls `tx` back. A
+/// replay writes nothing and reads the earlier order.
+async fn accept_in(
+    tx: &mut Transaction<'_, Any>,
+    order: &NewOrder,
+    idempotency_key: &str,
+    request_hash: &str,
+    trace_parent: Option<&str>,
+    now: i64,
+) -> Result<CreatedOrder> {
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at_ms) VALUES ($1,$2,$3,$4) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(idempotency_key)
+    .bind(request_hash)
+    .bind(&order.id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        let key: KeyRow =
+            sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
+                .bind(idempotency_key)
+                .fetch_one(&mut **tx)
+                .await?;
+        if key.request_hash != request_hash {
+            return Err(StoreError::IdempotencyConflict);
+        }
+        let row: OrderRow = sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = $1"))
+            .bind(&key.order_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        return Ok(CreatedOrder {
+            order: row.try_into()?,
+            created: false,
+        });
+    }
+    let lines = serde_json::to_string(&order.lines).map_err(corrupt)?;
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, quote_id, state, total_minor, currency, lines, shipping_address, \
+         destination_country, created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)",
+    )
+    .bind(&order.id)
+    .bind(&order.customer_id)
+    .bind(&order.quote_id)
+    .bind(OrderState::Created.as_str())
+    .bind(order.total.minor)
+    .bind(order.total.currency.code())
+    .bind(lines)
+    .bind(order.shipping_address.to_string())
+    .bind(&order.destination_country)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let ReserveOutcome::Insufficient {
+        sku,
+        requested,
+        available,
+    } = reserve_lines(tx, &order.id, &order.lines).await?
+    {
+        return Err(StoreError::OutOfStock {
+            sku,
+            requested,
+            available,
+        });
+    }
+    // The intent first: it does not wait for the engine (its own dispatcher lane).
+    enqueue_traced(
+        tx,
+        &order.id,
+        &OutboxMessage::CreatePayment {},
+        trace_parent,
+    )
+    .await?;
+    enqueue_traced(tx, &order.id, &OutboxMessage::StartOrder {}, trace_parent).await?;
+    // The row as just written: no need to read it back.
+    Ok(CreatedOrder {
+        order: OrderRecord {
+            id: order.id.clone(),
+            customer_id: order.customer_id.clone(),
+            quote_id: order.quote_id.clone(),
+            state: OrderState::Created,
+            total: order.total,
+            lines: order.lines.clone(),
+            destination_country: order.destination_country.clone(),
+            payment_intent_id: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        },
+        created: true,
+    })
 }
 
 /// Reserve each line once: the reservation row is the idempotency marker, and stock moves by
