@@ -564,12 +564,13 @@ async fn an_orders_request_and_its_workflow_share_one_trace() {
     let names: Vec<&str> = first_trace.iter().map(|(_, n)| n.as_str()).collect();
     for name in [
         "POST /api/v1/orders",
+        "outbox create_payment",
         "outbox start",
         "StartWorkflow:OrderWorkflow",
         "RunWorkflow:OrderWorkflow",
-        "StartActivity:load_order",
-        "RunActivity:load_order",
-        "load_order",
+        "StartActivity:open_order",
+        "RunActivity:open_order",
+        "open_order",
     ] {
         assert!(
             names.contains(&name),
