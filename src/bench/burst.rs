@@ -17,16 +17,11 @@ use std::{
 };
 
 pub async fn run(cfg: &BenchConfig) -> anyhow::Result<BurstResult> {
-    let mut run = cfg.run_info("burst");
-    let system = cfg.launch("burst", Vec::new()).await?;
-    let result = measure(cfg, &system).await;
-    let result = match result {
-        Ok(r) => Ok(r),
-        Err(e) => Err(e.context(system.log_tails())),
-    };
-    system.stop().await?;
-    let mut result = result?;
-    super::intake::finish(&mut run);
+    let (mut result, run) = cfg
+        .measured("burst", Vec::new(), async |system| {
+            measure(cfg, system).await
+        })
+        .await?;
     result.run = run;
     Ok(result)
 }

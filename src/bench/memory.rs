@@ -15,7 +15,6 @@ use super::{
 use std::time::{Duration, Instant};
 
 pub async fn run(cfg: &BenchConfig) -> anyhow::Result<MemoryResult> {
-    let mut run = cfg.run_info("memory");
     let mut env = Vec::new();
     if let Some(n) = cfg.memory_cache {
         env.push((
@@ -31,15 +30,11 @@ pub async fn run(cfg: &BenchConfig) -> anyhow::Result<MemoryResult> {
                 .max_cached_workflows
         }
     };
-    let system = cfg.launch("memory", env).await?;
-    let result = measure(cfg, &system, cache).await;
-    let result = match result {
-        Ok(r) => Ok(r),
-        Err(e) => Err(e.context(system.log_tails())),
-    };
-    system.stop().await?;
-    let mut result = result?;
-    super::intake::finish(&mut run);
+    let (mut result, run) = cfg
+        .measured("memory", env, async |system| {
+            measure(cfg, system, cache).await
+        })
+        .await?;
     result.run = run;
     Ok(result)
 }

@@ -117,6 +117,25 @@ impl BenchConfig {
         }
     }
 
+    /// Run `measure` on a fresh system for `phase`: a failure carries the processes' log
+    /// tails, the system is stopped either way, and the phase's run info is finished.
+    pub(crate) async fn measured<R>(
+        &self,
+        phase: &str,
+        worker_env: Vec<(String, String)>,
+        measure: impl AsyncFnOnce(&Launched) -> anyhow::Result<R>,
+    ) -> anyhow::Result<(R, results::RunInfo)> {
+        let mut run = self.run_info(phase);
+        let system = self.launch(phase, worker_env).await?;
+        let result = measure(&system)
+            .await
+            .map_err(|e| e.context(system.log_tails()));
+        system.stop().await?;
+        let result = result?;
+        intake::finish(&mut run);
+        Ok((result, run))
+    }
+
     pub(crate) async fn launch(
         &self,
         name: &str,

@@ -25,16 +25,11 @@ use temporalio_client::{
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 
 pub async fn run(cfg: &BenchConfig) -> anyhow::Result<SteadyResult> {
-    let mut run = cfg.run_info("steady");
-    let system = cfg.launch("steady", Vec::new()).await?;
-    let result = measure(cfg, &system).await;
-    let result = match result {
-        Ok(r) => Ok(r),
-        Err(e) => Err(e.context(system.log_tails())),
-    };
-    system.stop().await?;
-    let mut result = result?;
-    super::intake::finish(&mut run);
+    let (mut result, run) = cfg
+        .measured("steady", Vec::new(), async |system| {
+            measure(cfg, system).await
+        })
+        .await?;
     result.run = run;
     Ok(result)
 }
