@@ -10,9 +10,14 @@ use procure_activities::{
 };
 use procure_adapters::{
     AlibabaConfig, Carrier, CarrierConfig, DeliveryAddress, EcbConfig, EcbFx, Marketplaces,
-    Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig,
+    Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig, WebhookClient,
 };
-use procure_api::{ApiConfig, AppState, OrderTimings, auth::TokenKey, dispatcher::Dispatcher};
+use procure_api::{
+    ApiConfig, AppState, OrderTimings,
+    auth::TokenKey,
+    dispatcher::Dispatcher,
+    webhook_delivery::{DeliveryConfig, WebhookDelivery},
+};
 use procure_domain::{seal::Sealer, tariff::Pricing};
 use procure_store::Store;
 use procure_temporal::{EncryptionCodec, TemporalConnection, TemporalLink};
@@ -162,6 +167,8 @@ pub struct Deployment {
     pub external: External,
     pub temporal: TemporalTarget,
     pub timings: OrderTimings,
+    /// Delivery of the event log to subscribers' webhooks (the API process delivers).
+    pub webhooks: DeliveryConfig,
     pub keys: Keys,
     pub warehouse: Warehouse,
     /// The tariff and the shipping-line catalogue quotes are priced with.
@@ -294,7 +301,8 @@ pub async fn check_temporal_at_start(
     }
 }
 
-/// Serve the API and run the outbox dispatcher until `shutdown`.
+/// Serve the API, run the outbox dispatcher and deliver the event log to webhooks until
+/// `shutdown`.
 pub async fn run_api(
     listener: TcpListener,
     store: Store,
@@ -313,6 +321,7 @@ pub async fn run_api(
         price_tolerance_bps: d.api.price_tolerance_bps,
         tokens: d.keys.tokens.clone(),
         codec_origins: d.temporal.ui_origins.clone(),
+        webhooks: d.webhooks.clone(),
     };
     let state = AppState::new(
         store.clone(),
@@ -347,17 +356,35 @@ pub async fn run_api(
         max_attempts: d.api.outbox_max_attempts,
         payments: Some(intents),
     };
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let dispatcher_task = tokio::spawn(async move {
-        dispatcher
-            .run(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let delivery = WebhookDelivery {
+        store: state.store.clone(),
+        sender: Arc::new(WebhookClient::new(
+            d.webhooks.request_timeout.min(Duration::from_secs(5)),
+            d.webhooks.allow_internal_targets,
+        )?),
+        sealer: state.sealer.clone(),
+        config: d.webhooks.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let dispatcher_task = {
+        let stop = stopped();
+        tokio::spawn(async move { dispatcher.run(stop).await })
+    };
+    let delivery_task = {
+        let stop = stopped();
+        tokio::spawn(async move { delivery.run(stop).await })
+    };
     let served = procure_api::serve(listener, state, shutdown).await;
     let _ = tx.send(true);
     let _ = dispatcher_task.await;
+    let _ = delivery_task.await;
     Ok(served?)
 }
 

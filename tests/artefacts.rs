@@ -1260,6 +1260,7 @@ const PROCURE_GAUGES_AND_COUNTERS: &[&str] = &[
     "procure_outbox_oldest_age_seconds",
     "procure_outbox_dead_letters",
     "procure_webhook_deliveries_total",
+    "procure_event_webhook_endpoints_disabled_total",
     "procure_buyer_accounts",
     "procure_price_monitor_runs_total",
     "procure_price_monitor_alerts_total",
@@ -1267,6 +1268,7 @@ const PROCURE_GAUGES_AND_COUNTERS: &[&str] = &[
 const PROCURE_HISTOGRAMS: &[&str] = &[
     "procure_order_to_purchase_seconds",
     "procure_adapter_call_seconds",
+    "procure_event_webhook_attempt_seconds",
 ];
 
 /// The metric family of an exported series name, if procure exports it.

@@ -1057,56 +1057,6 @@ async fn failover_waits_until_the_supplier_confirms_it_holds_no_order() {
     app.system.stop().await.unwrap();
 }
 
-/// Every buying channel of the sku now asks 60 % more than when it was quoted (well above the
-/// tolerance) and its Pinduoduo offer is out of procurement: only higher prices are left.
-/// Returns the sku's cheapest new unit price in fen.
-async fn raise_prices_everywhere(app: &TestApp, sku: &str) -> i64 {
-    let v: Value = reqwest::get(format!("{}/_sandbox/catalogue", app.system.sandbox_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut cheapest = i64::MAX;
-    for o in v["offers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["sku"] == sku)
-    {
-        let offer_id = o["offer_id"].as_str().unwrap();
-        if o["platform"] == "pinduoduo" {
-            let off = app
-                .system
-                .store
-                .set_offer_active(Platform::Pinduoduo, offer_id, false)
-                .await
-                .unwrap();
-            assert!(off, "pinduoduo offer {offer_id} is in the store");
-            continue;
-        }
-        let raised = o["price_fen"].as_i64().unwrap() * 16 / 10;
-        app.driver
-            .set_product(offer_id, json!({"price_fen": raised}))
-            .await
-            .unwrap();
-        cheapest = cheapest.min(raised);
-    }
-    cheapest
-}
-
-/// Place an order for a sku whose prices all rise after the quote; returns the order once it
-/// waits for the customer, and the new cheapest unit price.
-async fn order_facing_a_price_rise(app: &TestApp) -> (String, Value, i64) {
-    let idx = sku_cheapest_on(app, "1688").await;
-    let catalogue = app.driver.catalogue().await.unwrap();
-    let sku = catalogue[idx]["sku"].as_str().unwrap().to_owned();
-    let new_unit = raise_prices_everywhere(app, &sku).await;
-    let (id, _) = place(app, idx).await;
-    let order = wait_state(app, &id, OrderState::AwaitingCustomer).await;
-    (id, order, new_unit)
-}
-
 #[tokio::test]
 async fn price_rise_beyond_tolerance_waits_for_the_customer_who_pays_the_supplement() {
     let app = spawn_app(fast()).await;

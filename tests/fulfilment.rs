@@ -325,10 +325,27 @@ async fn storage_reminds_once_then_extension_is_paid_and_unclaimed_goods_are_dis
     // Reminders name every item of the customer that runs out soon, and a new one goes out
     // only when that list grows: the last one names both.
     wait_state(&app, &forget, OrderState::AwaitingCustomer).await;
-    let notes = app.system.store.notifications("cust-store").await.unwrap();
+    let notes: Vec<_> = app
+        .system
+        .store
+        .customer_notifications("cust-store", 0, 100)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .filter(|e| e.kind == procure_domain::events::EventType::StorageReminder)
+        .collect();
     assert!((1..=2).contains(&notes.len()), "{notes:?}");
-    let last = &notes.last().unwrap().1;
-    assert!(last.contains(&keep) && last.contains(&forget), "{notes:?}");
+    let last: Vec<&str> = notes.last().unwrap().data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        last.contains(&keep.as_str()) && last.contains(&forget.as_str()),
+        "{notes:?}"
+    );
 
     // The customer extends one of them and pays; the other is never claimed.
     assert_eq!(

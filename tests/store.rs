@@ -684,7 +684,18 @@ async fn price_change_decisions_are_settled_once(store: Store) {
         store.withdraw_price_change("pc1").await.unwrap().status,
         "paid"
     );
-    store.mark_price_change_refunded("pc1", 345).await.unwrap();
+    store
+        .mark_price_change_refunded(
+            "pc1",
+            &procure_store::payments::RefundRecord {
+                refund_id: "re_pc1",
+                amount: Money::new(345, Currency::USD),
+                kind: procure_domain::events::RefundKind::Supplement,
+                reason: "price change pc1 supplement",
+            },
+        )
+        .await
+        .unwrap();
     let refunded = store.price_change("pc1").await.unwrap();
     assert_eq!(
         (refunded.status.as_str(), refunded.refunded_minor),

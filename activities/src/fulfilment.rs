@@ -6,11 +6,16 @@
 use crate::errors::{permanent, store_err, transient};
 use procure_adapters::{Carrier, Payments, TrackRef, Tracking, adapter_err, carrier::Shipment};
 use procure_domain::{
-    Currency, Money,
+    Currency, FxRate, Money,
     clock::now_ms,
+    events::{Item, StorageReminder, StoredGoods},
     status::{ChargeKind, ChargeStatus, ParcelStatus, SettlementOutcome, WarehouseItemStatus},
 };
-use procure_store::{Store, orders::quoted_rate, payments::Charge};
+use procure_store::{
+    Store,
+    orders::{OrderRecord, quoted_rate},
+    payments::Charge,
+};
 use procure_workflows::contract::{
     ChargeCreated, ChargePaid, ChargeWithdrawal, ExtendStorage, ParcelSettled, ParcelStatusUpdate,
     RefundDone, ShipmentBooked, StorageExtension, StorageReminderRequest,
@@ -35,6 +40,20 @@ pub struct FulfilmentActivitiesImpl {
 pub const DEFAULT_STORAGE_FEE_PER_DAY_FEN: i64 = 100;
 
 impl FulfilmentActivitiesImpl {
+    /// The exchange rate the order's quote locked (CNY → the order's currency).
+    async fn order_rate(&self, order: &OrderRecord) -> Result<FxRate, ActivityError> {
+        let quote = self.store.quote(&order.quote_id).await.map_err(store_err)?;
+        quoted_rate(&quote.body, order.total.currency).map_err(permanent)
+    }
+
+    /// A day of storage beyond the free period for `order`, in its currency (at least one
+    /// minor unit, as a storage charge is).
+    async fn daily_fee(&self, order: &OrderRecord) -> Result<Money, ActivityError> {
+        let fx = self.order_rate(order).await?;
+        let fee = self.storage_fee_per_day.convert(&fx).map_err(permanent)?;
+        Ok(Money::new(fee.minor.max(1), fee.currency))
+    }
+
     /// Record a charge and open its payment intent; a retry finds both.
     async fn open_charge(
         &self,
@@ -143,43 +162,66 @@ impl FulfilmentActivitiesImpl {
         let horizon = now_ms() + (req.window_secs as i64) * 1000;
         // Every item of the customer that runs out soon, in one message: nothing of theirs
         // expires unnoticed, one item at a time.
-        let expiring: Vec<String> = self
+        let expiring: Vec<_> = self
             .store
             .warehouse_items(&item.customer_id, Some(WarehouseItemStatus::Stored))
             .await
             .map_err(store_err)?
             .into_iter()
             .filter(|i| i.stored_until_ms <= horizon)
-            .map(|i| {
-                format!(
-                    "order {} (free storage until {} ms)",
-                    i.order_id, i.stored_until_ms
-                )
-            })
             .collect();
         // One message per customer, day and list of items: a second item running out later the
-        // same day gets its own (complete) reminder, a repeat of the same list does not.
+        // same day gets its own (complete) reminder, a repeat of the same list does not. (The
+        // key is the one the messages had before the event log, so none is sent twice across
+        // the upgrade.)
         let day = now_ms() / DAY_MS;
         let digest = {
             use sha2::{Digest, Sha256};
             let mut h = Sha256::new();
-            for e in &expiring {
-                h.update(e.as_bytes());
+            for i in &expiring {
+                h.update(
+                    format!(
+                        "order {} (free storage until {} ms)",
+                        i.order_id, i.stored_until_ms
+                    )
+                    .as_bytes(),
+                );
             }
             hex::encode(&h.finalize()[..8])
         };
-        let body = format!(
-            "Free storage ends soon for {} item(s): {}. Ship them in a parcel, extend storage or have them disposed.",
-            expiring.len(),
-            expiring.join("; ")
-        );
+        let mut orders = Vec::with_capacity(expiring.len());
+        for i in &expiring {
+            let order = self.store.order(&i.order_id).await.map_err(store_err)?;
+            orders.push(StoredGoods {
+                order_id: i.order_id.clone(),
+                items: order
+                    .lines
+                    .iter()
+                    .map(|l| Item {
+                        line_no: l.line_no,
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect(),
+                free_storage_until_ms: i.stored_until_ms,
+                extension_fee_per_day: self.daily_fee(&order).await.ok(),
+            });
+        }
+        let reminder = StorageReminder {
+            customer_id: item.customer_id.clone(),
+            first_deadline_ms: expiring
+                .iter()
+                .map(|i| i.stored_until_ms)
+                .min()
+                .unwrap_or(item.stored_until_ms),
+            orders,
+            legacy_message: None,
+        };
         let sent = self
             .store
-            .notify_once(
+            .storage_reminder_once(
                 &format!("storage-{}-{day}-{digest}", item.customer_id),
-                &item.customer_id,
-                "storage_reminder",
-                &body,
+                &reminder,
             )
             .await
             .map_err(store_err)?;
@@ -196,8 +238,7 @@ impl FulfilmentActivitiesImpl {
         req: StorageExtension,
     ) -> Result<ChargeCreated, ActivityError> {
         let order = self.store.order(&req.order_id).await.map_err(store_err)?;
-        let quote = self.store.quote(&order.quote_id).await.map_err(store_err)?;
-        let fx = quoted_rate(&quote.body, order.total.currency).map_err(permanent)?;
+        let fx = self.order_rate(&order).await?;
         let fee = self
             .storage_fee_per_day
             .times(req.days)
@@ -359,7 +400,7 @@ impl FulfilmentActivitiesImpl {
                         .await
                         .map_err(adapter_err)?;
                     self.store
-                        .set_settlement_refund(&parcel_id, &s.order_id, &refund.id)
+                        .set_settlement_refund(&parcel_id, &s.order_id, &refund.id, refund.amount)
                         .await
                         .map_err(store_err)?;
                     refunds.push(RefundDone {

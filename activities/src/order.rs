@@ -15,13 +15,14 @@ use procure_domain::{
     order::{Platform, charge_key},
     quote::price_change_supplement,
 };
-use procure_domain::{clock::now_ms, seal::Sealer, status::PriceChangeStatus};
+use procure_domain::{clock::now_ms, events::RefundKind, seal::Sealer, status::PriceChangeStatus};
 use procure_metrics::PurchaseOutcome;
 use procure_store::{
     Store, StoreError,
     accounts::AccountOutcome,
     orders::{IntentRecord, quoted_rate},
     outbox::CREATE_PAYMENT,
+    payments::RefundRecord,
     price_changes::PriceChange,
 };
 use procure_workflows::contract::{
@@ -493,7 +494,16 @@ impl OrderActivitiesImpl {
                 .map_err(adapter_err)?;
             tracing::warn!(%order_id, refund = %refund.id, "payment arrived after expiry; refunded");
             self.store
-                .set_payment_status(&intent_id, "refunded", Some(intent.amount_received.minor))
+                .record_refund(
+                    &order_id,
+                    &intent_id,
+                    &RefundRecord {
+                        refund_id: &refund.id,
+                        amount: intent.amount_received,
+                        kind: RefundKind::LatePayment,
+                        reason: "the payment arrived after the order stopped waiting for it",
+                    },
+                )
                 .await
                 .map_err(store_err)?;
             return Ok(());
@@ -532,7 +542,20 @@ impl OrderActivitiesImpl {
             .await
             .map_err(adapter_err)?;
         self.store
-            .set_payment_status(&intent_id, "refunded", Some(refund.amount.minor))
+            .record_refund(
+                &req.order_id,
+                &intent_id,
+                &RefundRecord {
+                    refund_id: &refund.id,
+                    amount: refund.amount,
+                    kind: if req.part.is_some() {
+                        RefundKind::Line
+                    } else {
+                        RefundKind::Order
+                    },
+                    reason: &req.reason,
+                },
+            )
             .await
             .map_err(store_err)?;
         tracing::info!(order_id = %req.order_id, refund = %refund.id, amount = %refund.amount, reason = %req.reason, "refunded");
@@ -914,8 +937,17 @@ impl OrderActivitiesImpl {
                 .refund(&format!("{}-refund", c.id), intent_id, c.amount)
                 .await
                 .map_err(adapter_err)?;
+            let reason = format!("price change {} supplement", c.id);
             self.store
-                .mark_price_change_refunded(&c.id, refund.amount.minor)
+                .mark_price_change_refunded(
+                    &c.id,
+                    &RefundRecord {
+                        refund_id: &refund.id,
+                        amount: refund.amount,
+                        kind: RefundKind::Supplement,
+                        reason: &reason,
+                    },
+                )
                 .await
                 .map_err(store_err)?;
             tracing::info!(%order_id, change = %c.id, refund = %refund.id, amount = %refund.amount, "supplement refunded");

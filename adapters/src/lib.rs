@@ -17,6 +17,7 @@ pub mod ports;
 pub mod registry;
 pub mod taobao;
 pub mod tracking;
+pub mod webhook_sender;
 
 #[cfg(test)]
 mod testing;
@@ -35,6 +36,7 @@ pub use pdd::{Pdd, PddConfig, PddGoods};
 pub use registry::Marketplaces;
 pub use taobao::{Taobao, TaobaoConfig};
 pub use tracking::{ParcelStatus, TrackRef, TrackStatus, Tracking, TrackingConfig};
+pub use webhook_sender::WebhookClient;
 
 /// The sandbox's address: the default base URL of every adapter.
 pub const SANDBOX_BASE_URL: &str = "http://127.0.0.1:8790";

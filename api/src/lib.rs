@@ -1,5 +1,6 @@
-//! The customer- and operator-facing HTTP API (axum) and the outbox dispatcher that hands
-//! accepted work to Temporal. The API never talks to Temporal on the request path: an order is
+//! The customer- and operator-facing HTTP API (axum), the outbox dispatcher that hands
+//! accepted work to Temporal, and the delivery of the event log to subscribers' webhooks
+//! ([`webhook_delivery`]). The API never talks to Temporal on the request path: an order is
 //! committed with its outbox row, so orders accepted while Temporal is down still start later.
 
 pub mod accounts;
@@ -9,6 +10,7 @@ pub mod cancel;
 pub mod codec;
 pub mod dispatcher;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod openapi;
@@ -24,6 +26,8 @@ pub mod text;
 pub mod trace;
 pub mod views;
 pub mod warehouse;
+pub mod webhook_delivery;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use axum::Router;
@@ -93,6 +97,8 @@ pub struct ApiConfig {
     pub tokens: auth::TokenKey,
     /// Browser origins allowed to call the codec endpoint (the Temporal Web UI's).
     pub codec_origins: Vec<String>,
+    /// Delivery of the event log to subscribers' webhooks (and which targets they may name).
+    pub webhooks: webhook_delivery::DeliveryConfig,
 }
 
 impl Default for ApiConfig {
@@ -107,6 +113,7 @@ impl Default for ApiConfig {
             price_tolerance_bps: 1_000,
             tokens: auth::TokenKey::development(),
             codec_origins: Vec::new(),
+            webhooks: webhook_delivery::DeliveryConfig::default(),
         }
     }
 }
@@ -204,6 +211,8 @@ pub fn router(state: AppState) -> Router {
         .merge(parcels::router())
         .merge(warehouse::router())
         .merge(monitors::router())
+        .merge(events::router())
+        .merge(webhook_endpoints::router())
         .merge(codec::router())
         .merge(openapi::router())
         // The router's own answers carry the one error body too; the 405 keeps its `Allow`.

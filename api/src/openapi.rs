@@ -2,8 +2,9 @@
 //! request body and the answers it may give (each error in the one structured shape). The
 //! property-based fuzzer (`scripts/fuzz.sh`, schemathesis) runs against it.
 
-use crate::{AppState, admin_outbox, monitors, quotes};
+use crate::{AppState, admin_outbox, events, monitors, quotes, webhook_endpoints};
 use axum::{Json, Router, routing::get};
+use procure_domain::events::{EventType, Field, Shape};
 use serde_json::{Value, json};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -535,6 +536,175 @@ pub fn document() -> Value {
         ),
         vec![],
     );
+    // The event log: the pull feed, a customer's notifications, webhook subscriptions.
+    let page_params = || {
+        vec![
+            query(
+                "after",
+                json!({"type": "string", "pattern": "^[0-9]+$", "description": "a cursor from an earlier page (`next_cursor`); absent: the start of the log"}),
+            ),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": events::MAX_LIMIT}),
+            ),
+        ]
+    };
+    let event_list = json!({"type": "object", "required": ["events", "next_cursor", "has_more"], "properties": {
+        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+        "next_cursor": {"type": "string"}, "has_more": {"type": "boolean"}}});
+    let mut feed_params = page_params();
+    feed_params.push(query(
+        "type",
+        json!({"type": "string", "description": "comma-separated catalogue types (docs/events.md)"}),
+    ));
+    add(
+        "/api/v1/events",
+        "get",
+        op(
+            "The event log after a cursor, oldest first (a customer sees their own events); the envelope webhooks deliver",
+            "customer (own), operator, admin",
+            None,
+            ("200", event_list.clone()),
+        ),
+        feed_params,
+    );
+    let mut notification_params = page_params();
+    notification_params.insert(0, path_param("id"));
+    add(
+        "/api/v1/customers/{id}/notifications",
+        "get",
+        op(
+            "A customer's notifications (storage reminder and expiry, price change, charge due, cancellation) after a cursor",
+            cust,
+            None,
+            ("200", event_list),
+        ),
+        notification_params,
+    );
+    let endpoint = json!({"$ref": "#/components/schemas/WebhookEndpoint"});
+    let with_secret = json!({"allOf": [endpoint.clone(), {"type": "object", "required": ["secret"], "properties": {
+        "secret": {"type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret; shown in this answer only"}}}]});
+    let endpoint_body = |required: &[&str]| {
+        json!({"type": "object", "additionalProperties": false, "required": required, "properties": {
+            "url": {"type": "string", "minLength": 1, "maxLength": 2048, "description": "http or https; internal addresses only where webhooks.allow_internal_targets (or development) allows"},
+            "event_types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum":
+                std::iter::once("*").chain(EventType::ALL.iter().map(|t| t.as_str())).collect::<Vec<_>>()}},
+            "description": text(0, 200),
+            "enabled": {"type": "boolean"}}})
+    };
+    add(
+        "/api/v1/webhook-endpoints",
+        "post",
+        op(
+            "Subscribe a webhook endpoint; the answer shows its secret, once",
+            admin,
+            Some(endpoint_body(&["url", "event_types"])),
+            ("201", with_secret.clone()),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/webhook-endpoints",
+        "get",
+        op(
+            "The webhook endpoints (no secrets)",
+            admin,
+            None,
+            (
+                "200",
+                json!({"type": "object", "required": ["endpoints"], "properties": {
+                "endpoints": {"type": "array", "items": endpoint.clone()}}}),
+            ),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/webhook-endpoints/{id}",
+        "get",
+        op("A webhook endpoint", admin, None, ("200", endpoint.clone())),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/webhook-endpoints/{id}",
+        "patch",
+        op(
+            "Change a webhook endpoint; enabling a disabled one sends its pending deliveries now",
+            admin,
+            Some(endpoint_body(&[])),
+            ("200", endpoint.clone()),
+        ),
+        vec![path_param("id")],
+    );
+    let mut removed = op(
+        "Remove a webhook endpoint with its deliveries and attempts",
+        admin,
+        None,
+        ("204", json!({})),
+    );
+    removed["responses"]["204"] = json!({"description": "removed"});
+    add(
+        "/api/v1/webhook-endpoints/{id}",
+        "delete",
+        removed,
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        "post",
+        op(
+            "Rotate the secret: the new one (shown once) signs from now on, the old one beside it for the overlap",
+            admin,
+            Some(
+                json!({"type": "object", "additionalProperties": false, "properties": {
+                "overlap_s": {"type": "integer", "minimum": 0, "maximum": webhook_endpoints::MAX_OVERLAP_S}}}),
+            ),
+            ("200", with_secret),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/webhook-endpoints/{id}/replay",
+        "post",
+        op(
+            "Deliver again every event of the endpoint's types since a time",
+            admin,
+            None,
+            (
+                "202",
+                json!({"type": "object", "required": ["queued", "since"], "properties": {
+                "queued": {"type": "integer"}, "since": {"type": "string"}}}),
+            ),
+        ),
+        vec![
+            path_param("id"),
+            json!({"name": "since", "in": "query", "required": true, "schema": {"type": "string",
+                "description": "RFC 3339 (2026-12-01T00:00:00Z) or milliseconds since the epoch"}}),
+        ],
+    );
+    add(
+        "/api/v1/webhook-endpoints/{id}/attempts",
+        "get",
+        op(
+            "The endpoint's delivery attempts, newest first: status code, error, duration",
+            admin,
+            None,
+            (
+                "200",
+                json!({"type": "object", "required": ["attempts"], "properties": {
+                "attempts": {"type": "array", "items": {"type": "object", "required":
+                    ["id", "event_id", "event_type", "attempt", "replay", "started_at", "duration_ms", "outcome"]}},
+                "next_before": {"type": "integer", "nullable": true}}}),
+            ),
+        ),
+        vec![
+            path_param("id"),
+            query("before", json!({"type": "string", "pattern": "^[0-9]+$"})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": webhook_endpoints::MAX_ATTEMPTS_PAGE}),
+            ),
+        ],
+    );
     for path in ["/health", "/health/live"] {
         add(
             path,
@@ -561,19 +731,150 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "procure", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Durable procurement orchestrator for cross-border agent purchasing. Signed webhooks (payments, tracking) are not listed: they answer to their signatures. Every error, including an unknown path (404) and a method a path does not answer (405, with `Allow`), has the `Error` body; every string a person sends is one printable line (no control or bidirectional characters), or the request is refused with a 422 naming the field."},
+                 "description": "Durable procurement orchestrator for cross-border agent purchasing. Signed webhooks (payments, tracking) are not listed: they answer to their signatures. Business events (the catalogue, `docs/events.md`) are served by `GET /api/v1/events` and delivered to subscribed webhook endpoints signed per Standard Webhooks; each type's payload is the schema `EventData_<type>` and `x-event-types` lists them. Every error, including an unknown path (404) and a method a path does not answer (405, with `Allow`), has the `Error` body; every string a person sends is one printable line (no control or bidirectional characters), or the request is refused with a 422 naming the field."},
         "paths": paths,
+        "x-event-types": event_types(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {"Error": {
-                "type": "object", "required": ["error"],
-                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"},
-                    "fields": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
-                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}}
-            }}
+            "schemas": schemas(),
         }
     })
+}
+
+/// A documented payload field as a JSON schema.
+fn field_schema(fd: &Field) -> Value {
+    let mut schema = match fd.shape {
+        Shape::String => json!({"type": "string"}),
+        Shape::Integer => json!({"type": "integer"}),
+        Shape::Boolean => json!({"type": "boolean"}),
+        Shape::Money => json!({"$ref": "#/components/schemas/Money"}),
+        Shape::Dimensions => json!({"$ref": "#/components/schemas/Dimensions"}),
+        Shape::Strings => json!({"type": "array", "items": {"type": "string"}}),
+        Shape::List(inner) => json!({"type": "array", "items": object_schema(inner)}),
+    };
+    if schema.get("$ref").is_some() {
+        // 3.0: a reference takes no siblings; the description goes beside it through allOf.
+        schema = json!({"allOf": [schema]});
+    }
+    schema["description"] = json!(fd.doc);
+    if !fd.required {
+        schema["nullable"] = json!(true);
+    }
+    schema
+}
+
+fn object_schema(fields: &[Field]) -> Value {
+    let mut properties = serde_json::Map::new();
+    for fd in fields {
+        properties.insert(fd.name.into(), field_schema(fd));
+    }
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// The schema name of a type's payload: `EventData_order.paid` → `EventData_order_paid`.
+fn data_schema_name(t: EventType) -> String {
+    format!("EventData_{}", t.as_str().replace('.', "_"))
+}
+
+/// Every catalogue type: its version, payload schema and whether it is a customer notification.
+fn event_types() -> Value {
+    let mut out = serde_json::Map::new();
+    for t in EventType::ALL {
+        out.insert(
+            t.as_str().into(),
+            json!({"version": t.version(), "summary": t.summary(), "subject": t.subject_doc(),
+                   "customer_notification": t.notifies_customer(),
+                   "data": {"$ref": format!("#/components/schemas/{}", data_schema_name(*t))}}),
+        );
+    }
+    Value::Object(out)
+}
+
+fn schemas() -> Value {
+    let mut schemas = serde_json::Map::new();
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "fields": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}}}
+        }),
+    );
+    schemas.insert(
+        "Money".into(),
+        json!({"type": "object", "required": ["minor", "currency"], "properties": {
+            "minor": {"type": "integer", "description": "integer minor units"},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}),
+    );
+    schemas.insert(
+        "Dimensions".into(),
+        json!({"type": "object", "required": ["l_mm", "w_mm", "h_mm"], "properties": {
+            "l_mm": {"type": "integer"}, "w_mm": {"type": "integer"}, "h_mm": {"type": "integer"}}}),
+    );
+    let mut data = Vec::new();
+    for t in EventType::ALL {
+        let mut schema = object_schema(t.fields());
+        schema["description"] = json!(format!(
+            "`{}` v{}: {}",
+            t.as_str(),
+            t.version(),
+            t.summary()
+        ));
+        schema["example"] = t.example();
+        let name = data_schema_name(*t);
+        data.push(json!({"$ref": format!("#/components/schemas/{name}")}));
+        schemas.insert(name, schema);
+    }
+    schemas.insert(
+        "Event".into(),
+        json!({
+            "type": "object",
+            "description": "One event of the log, as the feed lists it and as a webhook delivers it (the body, exactly; `webhook-id` is `id`). `data` is the payload schema of `type` (`x-event-types`).",
+            "required": ["id", "cursor", "type", "version", "timestamp", "subject", "sequence", "customer_id", "data"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^evt_[0-9]+$"},
+                "cursor": {"type": "string", "pattern": "^[0-9]+$"},
+                "type": {"type": "string", "enum": EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
+                "version": {"type": "integer", "minimum": 1},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "subject": {"type": "string"},
+                "sequence": {"type": "integer", "minimum": 1},
+                "customer_id": {"type": "string"},
+                "order_id": {"type": "string", "nullable": true},
+                "parcel_id": {"type": "string", "nullable": true},
+                "data": {"anyOf": data}
+            }
+        }),
+    );
+    schemas.insert(
+        "WebhookEndpoint".into(),
+        json!({
+            "type": "object",
+            "required": ["id", "url", "description", "event_types", "enabled", "deliveries", "created_at_ms", "updated_at_ms"],
+            "properties": {
+                "id": {"type": "string"}, "url": {"type": "string"}, "description": {"type": "string"},
+                "event_types": {"type": "array", "items": {"type": "string"}},
+                "enabled": {"type": "boolean"},
+                "disabled_reason": {"type": "string", "nullable": true, "description": "why it is disabled: by an admin, after failing for days, or a 410 Gone"},
+                "disabled_at_ms": {"type": "integer", "nullable": true},
+                "failing_since_ms": {"type": "integer", "nullable": true},
+                "last_success_at_ms": {"type": "integer", "nullable": true},
+                "previous_secret_until_ms": {"type": "integer", "nullable": true, "description": "the rotation's overlap: until then deliveries carry a signature by the previous secret too"},
+                "deliveries": {"type": "object", "required": ["pending", "delivered", "failed"], "properties": {
+                    "pending": {"type": "integer"}, "delivered": {"type": "integer"},
+                    "failed": {"type": "integer", "description": "given up after the retry window; a replay sends them again"}}},
+                "created_at_ms": {"type": "integer"}, "updated_at_ms": {"type": "integer"}
+            }
+        }),
+    );
+    Value::Object(schemas)
 }
 
 #[cfg(test)]
@@ -601,8 +902,39 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 38, "every route of the router is documented");
+        assert_eq!(operations, 48, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
+    }
+
+    /// Every catalogue type has its payload schema, whose properties are exactly the fields
+    /// the type documents, and its example satisfies the required ones.
+    #[test]
+    fn every_event_type_is_documented() {
+        let doc = document();
+        for t in EventType::ALL {
+            let schema = &doc["components"]["schemas"][data_schema_name(*t)];
+            let props = schema["properties"].as_object().unwrap();
+            let names: Vec<&str> = t.fields().iter().map(|f| f.name).collect();
+            assert_eq!(
+                props
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<std::collections::BTreeSet<_>>(),
+                names.iter().copied().collect(),
+                "{t}"
+            );
+            for r in schema["required"].as_array().unwrap() {
+                assert!(
+                    schema["example"].get(r.as_str().unwrap()).is_some(),
+                    "{t}: {r}"
+                );
+            }
+            assert_eq!(
+                doc["x-event-types"][t.as_str()]["version"],
+                t.version(),
+                "{t}"
+            );
+        }
     }
 
     /// The documented pattern and `text::check_line` are one rule: the pattern's ranges refuse

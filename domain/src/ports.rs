@@ -1,6 +1,7 @@
 //! What the API needs from the outside world, as small traits it holds behind `Arc<dyn …>`:
 //! exchange rates ([`FxRates`]), the payment provider's own record of a payment
-//! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]) and the verification of tracking webhooks ([`TrackingWebhooks`]). The
+//! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]), the verification of tracking webhooks ([`TrackingWebhooks`]) and
+//! the delivery of our own webhooks to subscribers ([`WebhookSender`]). The
 //! vendor clients implement them (crate `procure-adapters`); the root crate injects them, so the
 //! API depends on no vendor adapter.
 
@@ -104,4 +105,90 @@ pub struct TrackingPush {
 pub trait TrackingWebhooks: Send + Sync {
     /// The push in `body` if `sign_header` signs it; the error says why not.
     fn verify(&self, body: &[u8], sign_header: &str) -> Result<TrackingPush, PortError>;
+}
+
+/// One signed webhook request to a subscriber's endpoint (a `POST` with a JSON body).
+#[derive(Clone, Debug)]
+pub struct OutgoingWebhook<'a> {
+    pub url: &'a str,
+    /// The Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    pub headers: &'a [(&'static str, String)],
+    pub body: &'a [u8],
+    /// The whole request, connecting to the end of the answer's headers.
+    pub timeout: std::time::Duration,
+}
+
+/// What the endpoint answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookAnswer {
+    pub status: u16,
+    /// Its `Retry-After`, in seconds, when it sent one.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// Sends our webhooks. A transport failure (no connection, a timeout, a refused address) is a
+/// [`PortError`] whose message says what happened, without the body or any header.
+pub trait WebhookSender: Send + Sync {
+    fn send<'a>(&'a self, req: OutgoingWebhook<'a>) -> PortFuture<'a, WebhookAnswer>;
+}
+
+/// Whether an address is one a subscriber's webhook must not reach unless the deployment
+/// allows internal targets: loopback, private, link-local, shared (CGNAT), unspecified,
+/// multicast or broadcast, IPv6 unique-local and link-local, and IPv4 inside IPv6.
+pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_address(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_internal_address;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(is_internal_address(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_internal_address(a.parse().unwrap()), "{a}");
+        }
+    }
 }

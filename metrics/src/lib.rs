@@ -5,7 +5,7 @@
 //! Two kinds of series:
 //! - **Events** (counters and histograms) are recorded where they happen: purchase attempts in
 //!   the worker, adapter calls in every process that calls a vendor, webhook deliveries in the
-//!   API.
+//!   API (the providers' to us, and ours to subscribers).
 //! - **Levels** (gauges: orders by state, the outbox, the buyer-account pool) are read from the
 //!   store when a scrape arrives ([`Metrics::set_levels`]), by the API process only, so that a
 //!   deployment with many workers does not report the same rows many times.
@@ -50,6 +50,8 @@ pub struct Metrics {
     outbox_oldest_age: Gauge,
     outbox_dead_letters: IntGauge,
     webhook_deliveries: IntCounterVec,
+    event_webhook_attempts: HistogramVec,
+    event_webhook_endpoints_disabled: IntCounterVec,
     buyer_accounts: IntGaugeVec,
     monitor_runs: IntCounterVec,
     monitor_alerts: IntCounterVec,
@@ -171,6 +173,28 @@ impl WebhookOutcome {
     }
 }
 
+/// How one attempt to deliver an event to a subscriber's endpoint ended
+/// (`procure_event_webhook_attempt_seconds{outcome}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventWebhookOutcome {
+    /// Answered 2xx.
+    Delivered,
+    /// Failed; the delivery is retried later.
+    Failed,
+    /// Failed, and the delivery's retry window is over: it is given up (a replay sends it again).
+    GaveUp,
+}
+
+impl EventWebhookOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventWebhookOutcome::Delivered => "delivered",
+            EventWebhookOutcome::Failed => "failed",
+            EventWebhookOutcome::GaveUp => "gave_up",
+        }
+    }
+}
+
 /// The levels read from the store for one scrape.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Levels {
@@ -265,6 +289,17 @@ impl Metrics {
                 "Inbound provider webhooks by source and outcome.",
                 &["source", "outcome"],
             ),
+            event_webhook_attempts: histogram_vec(
+                "procure_event_webhook_attempt_seconds",
+                "Attempts to deliver an event to a subscriber's webhook endpoint, by outcome (delivered, failed, gave_up).",
+                &["outcome"],
+                ADAPTER_CALL_BUCKETS,
+            ),
+            event_webhook_endpoints_disabled: counter_vec(
+                "procure_event_webhook_endpoints_disabled_total",
+                "Webhook endpoints disabled after failing for days or answering 410 Gone.",
+                &[],
+            ),
             buyer_accounts: gauge_vec(
                 "procure_buyer_accounts",
                 "Buyer accounts by platform and status (active, cooling_down, at_cap, disabled).",
@@ -317,6 +352,20 @@ impl Metrics {
     pub fn webhook_delivery(&self, source: &str, outcome: WebhookOutcome) {
         self.webhook_deliveries
             .with_label_values(&[source, outcome.as_str()])
+            .inc();
+    }
+
+    /// One attempt to deliver an event to a subscriber, with how long it took.
+    pub fn event_webhook_attempt(&self, outcome: EventWebhookOutcome, elapsed: Duration) {
+        self.event_webhook_attempts
+            .with_label_values(&[outcome.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A subscriber's endpoint was disabled by its failures.
+    pub fn event_webhook_endpoint_disabled(&self) {
+        self.event_webhook_endpoints_disabled
+            .with_label_values(&[] as &[&str])
             .inc();
     }
 

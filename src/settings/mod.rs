@@ -82,6 +82,7 @@ pub struct Settings {
     pub temporal: TemporalSettings,
     pub api: ApiSettings,
     pub outbox: OutboxSettings,
+    pub webhooks: WebhookSettings,
     pub worker: WorkerTuningSettings,
     pub metrics: MetricsSettings,
     pub keys: KeySettings,
@@ -149,6 +150,88 @@ pub struct ApiSettings {
 pub struct OutboxSettings {
     /// Deliveries of one row before a transient failure makes it dead (1 to 100000).
     pub max_attempts: u32,
+}
+
+/// Delivery of the event log to subscribers' webhook endpoints (README, "Events and
+/// webhooks"): the API process delivers. The defaults are production's; tests shorten them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    /// How often new events and due retries are looked for.
+    pub poll_interval_ms: u64,
+    /// One request to an endpoint, at most (the specification recommends 15 to 30 s).
+    pub request_timeout_ms: u64,
+    /// The wait after a delivery's first failure; it doubles per failure up to
+    /// `max_retry_interval_ms`, with ±20 % jitter.
+    pub first_retry_ms: u64,
+    pub max_retry_interval_ms: u64,
+    /// How long a delivery is retried from its first failure (3 days), then given up.
+    pub retry_for_s: u64,
+    /// An endpoint with no successful delivery for this long is disabled with the reason.
+    pub disable_after_s: u64,
+    /// Requests in flight per endpoint and API process.
+    pub concurrency_per_endpoint: u32,
+    /// Attempts (and delivered deliveries) are kept this long.
+    pub keep_attempts_days: u64,
+    /// Endpoints may be on loopback or private networks. Always on in development (tests
+    /// receive on loopback); off in production against server-side request forgery.
+    pub allow_internal_targets: bool,
+}
+
+impl WebhookSettings {
+    /// The delivery's configuration, or an error naming the key that is out of range.
+    fn checked(
+        &self,
+        development: bool,
+    ) -> anyhow::Result<procure_api::webhook_delivery::DeliveryConfig> {
+        let range = |value: u64, min: u64, max: u64, key: &str| {
+            anyhow::ensure!(
+                (min..=max).contains(&value),
+                "webhooks.{key} (PROCURE_WEBHOOKS__{}) must be a whole number from {min} to {max}, not {value}",
+                key.to_ascii_uppercase()
+            );
+            Ok(value)
+        };
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        Ok(procure_api::webhook_delivery::DeliveryConfig {
+            poll_interval: ms(range(
+                self.poll_interval_ms,
+                10,
+                60_000,
+                "poll_interval_ms",
+            )?),
+            request_timeout: ms(range(
+                self.request_timeout_ms,
+                100,
+                120_000,
+                "request_timeout_ms",
+            )?),
+            first_retry: ms(range(self.first_retry_ms, 1, 86_400_000, "first_retry_ms")?),
+            max_retry_interval: ms(range(
+                self.max_retry_interval_ms,
+                self.first_retry_ms.max(1),
+                7 * 86_400_000,
+                "max_retry_interval_ms",
+            )?),
+            retry_for: s(range(self.retry_for_s, 1, 30 * 86_400, "retry_for_s")?),
+            disable_after: s(range(
+                self.disable_after_s,
+                1,
+                90 * 86_400,
+                "disable_after_s",
+            )?),
+            concurrency_per_endpoint: range(
+                u64::from(self.concurrency_per_endpoint),
+                1,
+                256,
+                "concurrency_per_endpoint",
+            )? as usize,
+            keep_attempts: s(
+                range(self.keep_attempts_days, 1, 3_650, "keep_attempts_days")? * DAY_S,
+            ),
+            allow_internal_targets: self.allow_internal_targets || development,
+        })
+    }
 }
 
 /// The metrics port of `procure api` and `procure worker` (docs/observability.md).
@@ -335,6 +418,20 @@ impl Default for Settings {
             },
             outbox: OutboxSettings {
                 max_attempts: api.outbox_max_attempts,
+            },
+            webhooks: {
+                let w = procure_api::webhook_delivery::DeliveryConfig::default();
+                WebhookSettings {
+                    poll_interval_ms: w.poll_interval.as_millis() as u64,
+                    request_timeout_ms: w.request_timeout.as_millis() as u64,
+                    first_retry_ms: w.first_retry.as_millis() as u64,
+                    max_retry_interval_ms: w.max_retry_interval.as_millis() as u64,
+                    retry_for_s: w.retry_for.as_secs(),
+                    disable_after_s: w.disable_after.as_secs(),
+                    concurrency_per_endpoint: w.concurrency_per_endpoint as u32,
+                    keep_attempts_days: w.keep_attempts.as_secs() / DAY_S,
+                    allow_internal_targets: w.allow_internal_targets,
+                }
             },
             worker: {
                 let w = procure_worker::WorkerSettings::default();
@@ -629,6 +726,7 @@ impl Settings {
              must be a whole number from 1 to 100000"
         );
         let worker = self.worker.checked(&self.temporal.task_queue)?;
+        let webhooks = self.webhooks.checked(self.development)?;
         let db = &self.database;
         let sqlite = db.url.starts_with("sqlite:");
         Ok(Deployment {
@@ -660,6 +758,7 @@ impl Settings {
                 ui_origins: self.temporal.ui_origins.clone(),
             },
             timings: self.timings.order_timings(),
+            webhooks,
             keys,
             warehouse: Warehouse {
                 address: self.warehouse.address.clone(),

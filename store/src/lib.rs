@@ -4,13 +4,18 @@
 //! supplement closes its price change). Every change that must reach a workflow commits with
 //! its [`outbox`] row.
 //!
-//! Modules never import a module that imports them: [`db`] (connection, errors) and
-//! [`outbox`] come first; the aggregates build on them; [`read_model`] composes the order
+//! Every business event the storefront hears of is appended to [`events`] (the event log) in
+//! the transaction of its change; [`subscriptions`] holds the webhook endpoints and their
+//! deliveries.
+//!
+//! Modules never import a module that imports them: [`db`] (connection, errors), [`events`]
+//! and [`outbox`] come first; the aggregates build on them; [`read_model`] composes the order
 //! detail from the aggregates.
 
 pub mod accounts;
 pub mod catalogue;
 pub mod db;
+pub mod events;
 pub mod intake;
 pub mod levels;
 pub mod milestones;
@@ -21,6 +26,7 @@ pub mod parcels;
 pub mod payments;
 pub mod price_changes;
 pub mod read_model;
+pub mod subscriptions;
 pub mod warehouse;
 pub mod webhooks;
 

@@ -9,11 +9,13 @@
 
 use crate::{
     db::{Result, Store, StoreError, corrupt, json, money, parse},
+    events::{NewEvent, append},
     outbox::{OutboxMessage, enqueue_traced},
 };
 use procure_domain::{
     Currency, FxRate, Money, OrderState,
     clock::now_ms,
+    events,
     money::{RATE_SCALE, parse_rate_e6},
     order::{OrderLine, TimelineEvent},
     status::PurchaserTaskStatus,
@@ -227,6 +229,9 @@ impl Store {
         {
             Ok(created) => {
                 // A replay wrote nothing; its transaction only read.
+                if created.created {
+                    append(&mut tx, self.backend(), &[accepted_event(order)]).await?;
+                }
                 tx.commit().await?;
                 Ok(created)
             }
@@ -253,6 +258,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let mut answers = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::new();
         for o in batch {
             let mut sp = sqlx::Acquire::begin(&mut tx).await?;
             let answer = accept_in(
@@ -264,12 +270,19 @@ impl Store {
                 now,
             )
             .await;
-            match answer {
-                Ok(_) => sp.commit().await?,
+            match &answer {
+                Ok(created) => {
+                    sp.commit().await?;
+                    if created.created {
+                        accepted.push(accepted_event(&o.order));
+                    }
+                }
                 Err(_) => sp.rollback().await?,
             }
             answers.push(answer);
         }
+        // Last, after every order's savepoint: the log's lock is held only for the commit.
+        append(&mut tx, self.backend(), &accepted).await?;
         tx.commit().await?;
         Ok(answers)
     }
@@ -367,11 +380,14 @@ impl Store {
         self.record_transitions(std::slice::from_ref(t)).await
     }
 
-    /// As [`Store::record_transition`] for several, in one transaction.
+    /// As [`Store::record_transition`] for several, in one transaction. A transition the
+    /// catalogue tells the storefront about (paid, storage expiring, ended, needs an operator)
+    /// appends its event in the same transaction, once per timeline position.
     pub async fn record_transitions(&self, ts: &[TransitionRecord]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
+        let mut events = Vec::new();
         for t in ts {
-            sqlx::query(
+            let new = sqlx::query(
                 "INSERT INTO order_events (order_id, seq, at_ms, from_state, state, reason) VALUES ($1,$2,$3,$4,$5,$6) \
                  ON CONFLICT (order_id, seq) DO NOTHING",
             )
@@ -382,7 +398,8 @@ impl Store {
             .bind(t.to.as_str())
             .bind(&t.reason)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
             sqlx::query("UPDATE orders SET state = $1, state_seq = $2, updated_at_ms = $3 WHERE id = $4 AND state_seq < $2")
                 .bind(t.to.as_str())
                 .bind(i64::from(t.seq))
@@ -390,7 +407,13 @@ impl Store {
                 .bind(&t.order_id)
                 .execute(&mut *tx)
                 .await?;
+            if new == 1
+                && let Some(e) = transition_event(&mut tx, t).await?
+            {
+                events.push(e.dedupe(format!("order:{}:t{}", t.order_id, t.seq)));
+            }
         }
+        append(&mut tx, self.backend(), &events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -501,17 +524,17 @@ impl Store {
     ) -> Result<IntentRecord> {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
-        let claimed = sqlx::query(
+        let claimed: Option<(String,)> = sqlx::query_as(
             "UPDATE orders SET payment_intent_id = $1, updated_at_ms = $2 \
-             WHERE id = $3 AND payment_intent_id IS NULL AND payment_closed_at_ms IS NULL",
+             WHERE id = $3 AND payment_intent_id IS NULL AND payment_closed_at_ms IS NULL \
+             RETURNING customer_id",
         )
         .bind(intent_id)
         .bind(now)
         .bind(order_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((customer_id,)) = claimed else {
             let (held, closed): (Option<String>, Option<i64>) = sqlx::query_as(
                 "SELECT payment_intent_id, payment_closed_at_ms FROM orders WHERE id = $1",
             )
@@ -524,7 +547,7 @@ impl Store {
                 (Some(held), _) => IntentRecord::Held(held),
                 (None, _) => IntentRecord::Closed,
             });
-        }
+        };
         sqlx::query(
             "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms, created_at_ms) \
              VALUES ($1,$2,$3,$4,'requires_payment_method',$5,$5) ON CONFLICT (order_id) DO NOTHING",
@@ -536,6 +559,14 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let payable = events::OrderPayable {
+            order_id: order_id.to_owned(),
+            payment_intent_id: intent_id.to_owned(),
+            amount,
+        };
+        let event = NewEvent::order(order_id, &customer_id, &payable)
+            .dedupe(format!("order:{order_id}:payable"));
+        append(&mut tx, self.backend(), &[event]).await?;
         tx.commit().await?;
         Ok(IntentRecord::Recorded)
     }
@@ -600,6 +631,7 @@ impl Store {
         Ok(())
     }
 
+    /// Record one line's purchase, once; its `order.purchased` event commits with it.
     pub async fn record_purchase(
         &self,
         order_id: &str,
@@ -608,7 +640,8 @@ impl Store {
         marketplace_order_id: &str,
         paid_fen: i64,
     ) -> Result<()> {
-        sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let new = sqlx::query(
             "INSERT INTO purchases (order_id, line_no, platform, marketplace_order_id, paid_fen, created_at_ms) \
              VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (order_id, line_no) DO NOTHING",
         )
@@ -618,8 +651,33 @@ impl Store {
         .bind(marketplace_order_id)
         .bind(paid_fen)
         .bind(now_ms())
-        .execute(self.pool())
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if new == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let order = order_in(&mut tx, order_id).await?;
+        let (bought,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM purchases WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let line = order.lines.iter().find(|l| l.line_no == line_no);
+        let purchased = events::OrderPurchased {
+            order_id: order_id.to_owned(),
+            line_no,
+            sku: line.map(|l| l.sku.clone()).unwrap_or_default(),
+            quantity: line.map_or(0, |l| l.quantity),
+            platform: platform.to_owned(),
+            lines_purchased: u32::try_from(bought).unwrap_or(u32::MAX),
+            lines_total: u32::try_from(order.lines.len()).unwrap_or(u32::MAX),
+        };
+        let event = NewEvent::order(order_id, &order.customer_id, &purchased)
+            .dedupe(format!("order:{order_id}:purchased:L{line_no}"));
+        append(&mut tx, self.backend(), &[event]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -817,4 +875,180 @@ pub struct LinePurchase {
     pub paid_fen: i64,
     /// Bought by a purchaser by hand (a completed purchaser task), not through a buyer API.
     pub assisted: bool,
+}
+
+/// The order's row, read inside a transaction.
+pub(crate) async fn order_in(tx: &mut Transaction<'_, Any>, order_id: &str) -> Result<OrderRecord> {
+    let row: OrderRow = sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = $1"))
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    row.try_into()
+}
+
+/// The order's lines as the catalogue lists them.
+pub(crate) fn items(lines: &[OrderLine]) -> Vec<events::Item> {
+    lines
+        .iter()
+        .map(|l| events::Item {
+            line_no: l.line_no,
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
+/// The `order.accepted` event of a newly accepted order.
+fn accepted_event(o: &NewOrder) -> NewEvent {
+    let accepted = events::OrderAccepted {
+        order_id: o.id.clone(),
+        quote_id: o.quote_id.clone(),
+        total: o.total,
+        items: items(&o.lines),
+    };
+    NewEvent::order(&o.id, &o.customer_id, &accepted).dedupe(format!("order:{}:accepted", o.id))
+}
+
+/// The grace period a "free storage ended" transition states (`… within 2592000 s, …`).
+fn stated_grace_ms(reason: &str) -> Option<i64> {
+    let rest = &reason[reason.find("within ")? + "within ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    rest[digits.len()..]
+        .starts_with(" s")
+        .then(|| digits.parse::<i64>().ok())
+        .flatten()
+        .map(|s| s.saturating_mul(1000))
+}
+
+/// What everything refunded on an order adds up to: the `refund.issued` events of the order,
+/// in its currency.
+async fn refunded_in(tx: &mut Transaction<'_, Any>, order: &OrderRecord) -> Result<Money> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT data FROM events WHERE order_id = $1 AND type = $2 ORDER BY id")
+            .bind(&order.id)
+            .bind(events::EventType::RefundIssued.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut total = Money::zero(order.total.currency);
+    for (data,) in rows {
+        let refund: events::RefundIssued = json(&data)?;
+        if refund.amount.currency == total.currency {
+            total = total.checked_add(refund.amount).map_err(corrupt)?;
+        }
+    }
+    Ok(total)
+}
+
+/// The catalogue event a transition causes, if any.
+async fn transition_event(
+    tx: &mut Transaction<'_, Any>,
+    t: &TransitionRecord,
+) -> Result<Option<NewEvent>> {
+    use OrderState::*;
+    let wanted = matches!(
+        (t.from, t.to),
+        (
+            _,
+            Paid | Completed
+                | Cancelled
+                | Refunded
+                | PaymentExpired
+                | Failed
+                | Disposed
+                | NeedsOperator
+        ) | (InWarehouse, AwaitingCustomer)
+    );
+    if !wanted {
+        return Ok(None);
+    }
+    let Ok(order) = order_in(tx, &t.order_id).await else {
+        // A transition of an order the read model does not hold (a test's, a bench's).
+        return Ok(None);
+    };
+    let (id, customer) = (order.id.as_str(), order.customer_id.as_str());
+    let event = match t.to {
+        Paid => NewEvent::order(
+            id,
+            customer,
+            &events::OrderPaid {
+                order_id: id.to_owned(),
+                payment_intent_id: order.payment_intent_id.clone(),
+                amount: order.total,
+            },
+        ),
+        AwaitingCustomer => {
+            let until: Option<(i64,)> =
+                sqlx::query_as("SELECT stored_until_ms FROM warehouse_items WHERE order_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let ended = until.map(|(u,)| u);
+            NewEvent::order(
+                id,
+                customer,
+                &events::StorageExpiring {
+                    order_id: id.to_owned(),
+                    items: items(&order.lines),
+                    free_storage_ended_at_ms: ended,
+                    dispose_after_ms: ended
+                        .zip(stated_grace_ms(&t.reason))
+                        .map(|(u, g)| u.saturating_add(g)),
+                },
+            )
+        }
+        Completed => NewEvent::order(
+            id,
+            customer,
+            &events::OrderCompleted {
+                order_id: id.to_owned(),
+                reason: t.reason.clone(),
+            },
+        ),
+        Disposed => NewEvent::order(
+            id,
+            customer,
+            &events::OrderDisposed {
+                order_id: id.to_owned(),
+                reason: t.reason.clone(),
+                items: items(&order.lines),
+            },
+        ),
+        NeedsOperator => NewEvent::order(
+            id,
+            customer,
+            &events::OrderNeedsOperator {
+                order_id: id.to_owned(),
+                reason: t.reason.clone(),
+            },
+        ),
+        state => NewEvent::order(
+            id,
+            customer,
+            &events::OrderCancelled {
+                order_id: id.to_owned(),
+                state,
+                reason: t.reason.clone(),
+                items: items(&order.lines),
+                total: order.total,
+                refunded: refunded_in(tx, &order).await?,
+            },
+        ),
+    };
+    Ok(Some(event))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_grace_period_is_read_from_the_workflows_reason() {
+        let r = "free storage ended: ship in a parcel, extend storage or dispose within 2592000 s, \
+                 else the goods are disposed";
+        assert_eq!(super::stated_grace_ms(r), Some(2_592_000_000));
+        assert_eq!(
+            super::stated_grace_ms("storage extended by 30 day(s)"),
+            None
+        );
+        assert_eq!(super::stated_grace_ms("within 5 days"), None);
+    }
 }

@@ -5,12 +5,14 @@
 
 use crate::{
     db::{Result, Store, StoreError, money, parse, u32_of},
+    events::{NewEvent, append},
     outbox::{OutboxMessage, ParcelSignal, enqueue},
-    payments::Charge,
+    payments::{Charge, RefundRecord, refund_event},
 };
 use procure_domain::{
     Currency, Money,
     clock::now_ms,
+    events::{self, RefundKind},
     quote::Dimensions,
     status::{ParcelStatus, SettlementOutcome, WarehouseItemStatus},
 };
@@ -262,46 +264,100 @@ impl Store {
         }
         let packed = ParcelSignal::ParcelPacked(ParcelPacked { weight_g, dims: d });
         enqueue(&mut tx, parcel_id, &OutboxMessage::SignalParcel(packed)).await?;
+        let (customer, line, estimated_minor): (String, String, i64) = sqlx::query_as(
+            "SELECT customer_id, shipping_line, estimated_minor FROM parcels WHERE id = $1",
+        )
+        .bind(parcel_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let order_ids = parcel_orders(&mut tx, parcel_id).await?;
+        let data = events::ParcelPacked {
+            parcel_id: parcel_id.to_owned(),
+            order_ids,
+            shipping_line: line,
+            weight_g,
+            dimensions: d,
+            estimated_cost: Money::new(estimated_minor, actual.currency),
+            actual_cost: actual,
+            settlements: settlements
+                .iter()
+                .map(|s| events::Settlement {
+                    order_id: s.order_id.clone(),
+                    outcome: s.outcome,
+                    amount: s.amount,
+                })
+                .collect(),
+        };
+        let event = NewEvent::parcel(parcel_id, &customer, &data)
+            .dedupe(format!("parcel:{parcel_id}:packed"));
+        append(&mut tx, self.backend(), &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Move a parcel's status forward; a report that would move it back (a retried or late
     /// activity) changes nothing. Compare-and-set, so concurrent writers cannot interleave.
+    /// Reaching `delivered` or `exception` appends the parcel's event with the move.
     pub async fn set_parcel_status(&self, id: &str, status: ParcelStatus) -> Result<()> {
         loop {
-            let current = self.parcel(id).await?.status;
-            if status.rank() <= current.rank() && status != ParcelStatus::Exception {
+            let current = self.parcel(id).await?;
+            if status.rank() <= current.status.rank() && status != ParcelStatus::Exception {
                 return Ok(());
             }
+            let mut tx = self.pool().begin().await?;
             let n = sqlx::query(
                 "UPDATE parcels SET status = $1, updated_at_ms = $2 WHERE id = $3 AND status = $4",
             )
             .bind(status.as_str())
             .bind(now_ms())
             .bind(id)
-            .bind(current.as_str())
-            .execute(self.pool())
+            .bind(current.status.as_str())
+            .execute(&mut *tx)
             .await?
             .rows_affected();
-            if n == 1 {
-                return Ok(());
+            if n == 0 {
+                tx.rollback().await?;
+                continue;
             }
+            let moved = status != current.status;
+            let event = match status {
+                ParcelStatus::Delivered if moved => Some(
+                    NewEvent::parcel(
+                        id,
+                        &current.customer_id,
+                        &parcel_move::<events::ParcelDelivered>(&current),
+                    )
+                    .dedupe(format!("parcel:{id}:delivered")),
+                ),
+                // Each move into an exception is one event (a parcel can recover and fail again).
+                ParcelStatus::Exception if moved => Some(NewEvent::parcel(
+                    id,
+                    &current.customer_id,
+                    &parcel_move::<events::ParcelException>(&current),
+                )),
+                _ => None,
+            };
+            append(&mut tx, self.backend(), event.as_slice()).await?;
+            tx.commit().await?;
+            return Ok(());
         }
     }
 
+    /// The carrier booked the parcel: it is shipped, its goods with it, and its
+    /// `parcel.shipped` event commits with the booking.
     pub async fn set_parcel_shipment(&self, id: &str, carrier: &str, tracking: &str) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE parcels SET status = $1, carrier = $2, tracking_number = $3, updated_at_ms = $4 WHERE id = $5",
+        let customer: Option<(String,)> = sqlx::query_as(
+            "UPDATE parcels SET status = $1, carrier = $2, tracking_number = $3, updated_at_ms = $4 WHERE id = $5 \
+             RETURNING customer_id",
         )
         .bind(ParcelStatus::Shipped.as_str())
         .bind(carrier)
         .bind(tracking)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE warehouse_items SET status = $1, updated_at_ms = $2 WHERE parcel_id = $3",
@@ -311,6 +367,17 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if let Some((customer,)) = customer {
+            let shipped = events::ParcelShipped {
+                parcel_id: id.to_owned(),
+                order_ids: parcel_orders(&mut tx, id).await?,
+                carrier: Some(carrier.to_owned()),
+                tracking_number: Some(tracking.to_owned()),
+            };
+            let event =
+                NewEvent::parcel(id, &customer, &shipped).dedupe(format!("parcel:{id}:shipped"));
+            append(&mut tx, self.backend(), &[event]).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -324,20 +391,87 @@ impl Store {
         Ok(row.map(|(id,)| id))
     }
 
+    /// Record the refund of an order's share of a packed parcel, with its `refund.issued`
+    /// event.
     pub async fn set_settlement_refund(
         &self,
         parcel_id: &str,
         order_id: &str,
         refund_id: &str,
+        amount: Money,
     ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE parcel_settlements SET refund_id = $1 WHERE parcel_id = $2 AND order_id = $3",
         )
         .bind(refund_id)
         .bind(parcel_id)
         .bind(order_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        let reason =
+            format!("parcel {parcel_id}: shipping, duty and insurance below the quote's estimate");
+        let event = refund_event(
+            &mut tx,
+            order_id,
+            &RefundRecord {
+                refund_id,
+                amount,
+                kind: RefundKind::ShippingSettlement,
+                reason: &reason,
+            },
+        )
+        .await?;
+        append(&mut tx, self.backend(), &event).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
+
+/// The orders whose goods are in the parcel.
+async fn parcel_orders(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    parcel_id: &str,
+) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT order_id FROM warehouse_items WHERE parcel_id = $1 ORDER BY order_id",
+    )
+    .bind(parcel_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|(o,)| o).collect())
+}
+
+/// A parcel move's payload: the parcel, its orders, carrier and tracking number.
+fn parcel_move<P: From<ParcelMove>>(p: &Parcel) -> P {
+    P::from(ParcelMove {
+        parcel_id: p.id.clone(),
+        order_ids: p.order_ids.clone(),
+        carrier: p.carrier.clone(),
+        tracking_number: p.tracking_number.clone(),
+    })
+}
+
+struct ParcelMove {
+    parcel_id: String,
+    order_ids: Vec<String>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+}
+
+macro_rules! from_move {
+    ($($t:ty),*) => {$(
+        impl From<ParcelMove> for $t {
+            fn from(m: ParcelMove) -> Self {
+                Self {
+                    parcel_id: m.parcel_id,
+                    order_ids: m.order_ids,
+                    carrier: m.carrier,
+                    tracking_number: m.tracking_number,
+                }
+            }
+        }
+    )*};
+}
+
+from_move!(events::ParcelDelivered, events::ParcelException);

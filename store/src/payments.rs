@@ -5,11 +5,13 @@
 
 use crate::{
     db::{Result, Store, StoreError, money, parse},
+    events::{NewEvent, append},
     outbox::{OrderSignal, OutboxMessage, ParcelSignal, enqueue},
 };
 use procure_domain::{
     Money,
     clock::now_ms,
+    events::{ChargeDue, RefundIssued, RefundKind},
     status::{ChargeKind, ChargeStatus, PriceChangeStatus},
 };
 use procure_workflows::contract::ChargePaid;
@@ -191,12 +193,103 @@ impl Store {
         self.charge(id).await
     }
 
+    /// Attach the charge's payment intent, once: from then on the customer can pay it, so its
+    /// `charge.due` event commits with it.
     pub async fn set_charge_intent(&self, id: &str, intent_id: &str) -> Result<()> {
-        sqlx::query("UPDATE charges SET intent_id = $1 WHERE id = $2 AND intent_id IS NULL")
-            .bind(intent_id)
-            .bind(id)
-            .execute(self.pool())
+        let mut tx = self.pool().begin().await?;
+        let n =
+            sqlx::query("UPDATE charges SET intent_id = $1 WHERE id = $2 AND intent_id IS NULL")
+                .bind(intent_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let charge: Charge = sqlx::query_as::<_, ChargeRow>(&format!(
+            "SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_into()?;
+        let event = match charge.workflow_id.split_once('-') {
+            Some(("parcel", parcel_id)) => {
+                let customer: Option<(String,)> =
+                    sqlx::query_as("SELECT customer_id FROM parcels WHERE id = $1")
+                        .bind(parcel_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let orders: Vec<(String,)> = sqlx::query_as(
+                    "SELECT order_id FROM warehouse_items WHERE parcel_id = $1 ORDER BY order_id",
+                )
+                .bind(parcel_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                customer.map(|(c,)| {
+                    NewEvent::parcel(
+                        parcel_id,
+                        &c,
+                        &charge_due(
+                            &charge,
+                            intent_id,
+                            orders.into_iter().map(|(o,)| o).collect(),
+                            Some(parcel_id),
+                        ),
+                    )
+                })
+            }
+            Some((_, order_id)) => {
+                let customer: Option<(String,)> =
+                    sqlx::query_as("SELECT customer_id FROM orders WHERE id = $1")
+                        .bind(order_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                customer.map(|(c,)| {
+                    NewEvent::order(
+                        order_id,
+                        &c,
+                        &charge_due(&charge, intent_id, vec![order_id.to_owned()], None),
+                    )
+                })
+            }
+            None => None,
+        };
+        if let Some(e) = event {
+            append(
+                &mut tx,
+                self.backend(),
+                &[e.dedupe(format!("charge:{id}:due"))],
+            )
             .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a refund of the order's payment (`payments.status` refunded, what went back) and
+    /// its `refund.issued` event, in one transaction; a second record of the same refund id
+    /// (a retried activity) adds no event.
+    pub async fn record_refund(
+        &self,
+        order_id: &str,
+        intent_id: &str,
+        refund: &RefundRecord<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE payments SET status = 'refunded', refunded_minor = $1, updated_at_ms = $2 WHERE intent_id = $3",
+        )
+        .bind(refund.amount.minor)
+        .bind(now_ms())
+        .bind(intent_id)
+        .execute(&mut *tx)
+        .await?;
+        let event = refund_event(&mut tx, order_id, refund).await?;
+        append(&mut tx, self.backend(), &event).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -299,5 +392,59 @@ impl Store {
         enqueue(&mut tx, subject, &message).await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// A refund the provider made, as recorded with its event.
+#[derive(Clone, Copy, Debug)]
+pub struct RefundRecord<'a> {
+    /// The provider's refund id (the event's idempotency key).
+    pub refund_id: &'a str,
+    pub amount: Money,
+    pub kind: RefundKind,
+    pub reason: &'a str,
+}
+
+/// The `refund.issued` event of `refund` on `order_id` (none for an order the store does not
+/// hold).
+pub(crate) async fn refund_event(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    refund: &RefundRecord<'_>,
+) -> Result<Vec<NewEvent>> {
+    let customer: Option<(String,)> =
+        sqlx::query_as("SELECT customer_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(customer
+        .map(|(c,)| {
+            let issued = RefundIssued {
+                order_id: order_id.to_owned(),
+                refund_id: refund.refund_id.to_owned(),
+                kind: refund.kind,
+                amount: refund.amount,
+                reason: refund.reason.to_owned(),
+            };
+            NewEvent::order(order_id, &c, &issued).dedupe(format!("refund:{}", refund.refund_id))
+        })
+        .into_iter()
+        .collect())
+}
+
+fn charge_due(
+    charge: &Charge,
+    intent_id: &str,
+    order_ids: Vec<String>,
+    parcel_id: Option<&str>,
+) -> ChargeDue {
+    ChargeDue {
+        charge_id: charge.id.clone(),
+        kind: charge.kind,
+        amount: charge.amount,
+        payment_intent_id: intent_id.to_owned(),
+        description: charge.detail.clone(),
+        order_ids,
+        parcel_id: parcel_id.map(str::to_owned),
     }
 }

@@ -6,9 +6,14 @@
 
 use crate::{
     db::{Result, Store, StoreError, money, parse},
+    events::{NewEvent, append},
+    orders::order_in,
     outbox::{OrderSignal, OutboxMessage, enqueue},
+    payments::{RefundRecord, refund_event},
 };
-use procure_domain::{Money, clock::now_ms, status::PriceChangeStatus};
+use procure_domain::{
+    Currency, Money, clock::now_ms, events::PriceChangeAwaitingDecision, status::PriceChangeStatus,
+};
 use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -122,12 +127,53 @@ impl Store {
         self.price_change(&c.id).await
     }
 
+    /// Attach the supplement's payment intent, once: from then on the customer can answer,
+    /// so the change's `price_change.awaiting_decision` event commits with it.
     pub async fn set_price_change_intent(&self, id: &str, intent_id: &str) -> Result<()> {
-        sqlx::query("UPDATE price_changes SET intent_id = $1 WHERE id = $2 AND intent_id IS NULL")
-            .bind(intent_id)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE price_changes SET intent_id = $1 WHERE id = $2 AND intent_id IS NULL",
+        )
+        .bind(intent_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let change: PriceChange = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM price_changes WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_into()?;
+        let order = order_in(&mut tx, &change.order_id).await?;
+        let line_no = u32::try_from(change.line_no).unwrap_or_default();
+        let sku = order
+            .lines
+            .iter()
+            .find(|l| l.line_no == line_no)
+            .map(|l| l.sku.clone())
+            .unwrap_or_default();
+        let awaiting = PriceChangeAwaitingDecision {
+            order_id: change.order_id.clone(),
+            price_change_id: change.id.clone(),
+            line_no,
+            sku,
+            quantity: u32::try_from(change.quantity).unwrap_or_default(),
+            paid_unit_price: Money::new(change.quoted_unit_fen, Currency::CNY),
+            new_unit_price: Money::new(change.new_unit_fen, Currency::CNY),
+            supplement: change.amount,
+            payment_intent_id: intent_id.to_owned(),
+            decide_by_ms: change.due_at_ms,
+        };
+        let event = NewEvent::order(&change.order_id, &order.customer_id, &awaiting)
+            .dedupe(format!("price_change:{id}:awaiting"));
+        append(&mut tx, self.backend(), &[event]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,13 +272,25 @@ impl Store {
         Ok(())
     }
 
-    pub async fn mark_price_change_refunded(&self, id: &str, refunded_minor: i64) -> Result<()> {
-        sqlx::query("UPDATE price_changes SET status = $1, refunded_minor = $2 WHERE id = $3")
-            .bind(PriceChangeStatus::Refunded.as_str())
-            .bind(refunded_minor)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+    /// The supplement was refunded: the change is refunded, with its `refund.issued` event.
+    pub async fn mark_price_change_refunded(
+        &self,
+        id: &str,
+        refund: &RefundRecord<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let order: Option<(String,)> =
+            sqlx::query_as("UPDATE price_changes SET status = $1, refunded_minor = $2 WHERE id = $3 RETURNING order_id")
+                .bind(PriceChangeStatus::Refunded.as_str())
+                .bind(refund.amount.minor)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((order_id,)) = order {
+            let event = refund_event(&mut tx, &order_id, refund).await?;
+            append(&mut tx, self.backend(), &event).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

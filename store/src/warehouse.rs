@@ -1,16 +1,19 @@
 //! The consolidation warehouse: each order's goods as scanned in (with their storage clock),
 //! parcels that could not be applied to an order (exceptions), and the messages sent to
-//! customers about what they store (storage reminders). Customer parcels are in
-//! [`crate::parcels`].
+//! customers about what they store (storage reminders, events of the log: [`crate::events`]).
+//! Customer parcels are in [`crate::parcels`].
 //!
-//! A scan that reaches a workflow commits together with its outbox row.
+//! A scan that reaches a workflow commits together with its outbox row and its
+//! `order.in_warehouse` event.
 
 use crate::{
     db::{Result, Store, StoreError, json, parse, u32_of},
+    events::{NewEvent, append},
     outbox::{OrderSignal, OutboxMessage, enqueue},
 };
 use procure_domain::{
     clock::now_ms,
+    events::{OrderInWarehouse, StorageReminder},
     quote::Dimensions,
     status::{WarehouseExceptionStatus, WarehouseItemStatus},
 };
@@ -175,6 +178,17 @@ impl Store {
             photo_urls: scan.photo_urls.clone(),
         });
         enqueue(&mut tx, order_id, &OutboxMessage::SignalOrder(inbound)).await?;
+        let arrived = OrderInWarehouse {
+            order_id: order_id.to_owned(),
+            weight_g: scan.weight_g,
+            dimensions: scan.dims,
+            qc_photo_urls: scan.photo_urls.clone(),
+            received_at_ms: now,
+            free_storage_until_ms: stored_until_ms,
+        };
+        let event = NewEvent::order(order_id, &order.customer_id, &arrived)
+            .dedupe(format!("order:{order_id}:in_warehouse"));
+        append(&mut tx, self.backend(), &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -309,36 +323,15 @@ impl Store {
         Ok(n == 1 || self.warehouse_item(order_id).await?.status == WarehouseItemStatus::Disposed)
     }
 
-    /// Record a message to a customer once per key (e.g. one storage reminder per customer and
-    /// day, however many of their items expire); false when it was already sent.
-    pub async fn notify_once(
+    /// Tell a customer their free storage ends soon, once per `key` (e.g. one reminder per
+    /// customer, day and list of items, however many of their items expire): the
+    /// `storage.reminder` event is the message. False when it was already sent.
+    pub async fn storage_reminder_once(
         &self,
-        id: &str,
-        customer_id: &str,
-        kind: &str,
-        body: &str,
+        key: &str,
+        reminder: &StorageReminder,
     ) -> Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO notifications (id, customer_id, kind, body, created_at_ms) VALUES ($1,$2,$3,$4,$5) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(customer_id)
-        .bind(kind)
-        .bind(body)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    pub async fn notifications(&self, customer_id: &str) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT kind, body FROM notifications WHERE customer_id = $1 ORDER BY created_at_ms, id",
-        )
-        .bind(customer_id)
-        .fetch_all(self.pool())
-        .await?)
+        let event = NewEvent::customer(&reminder.customer_id, reminder).dedupe(key);
+        Ok(self.append_events(&[event]).await? == 1)
     }
 }

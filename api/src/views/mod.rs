@@ -9,6 +9,7 @@
 //! `OrderLine`, the status enums) appear as they are.
 
 pub mod accounts;
+pub mod events;
 pub mod monitors;
 pub mod orders;
 pub mod outbox;
@@ -16,6 +17,7 @@ pub mod parcels;
 pub mod payments;
 pub mod price_changes;
 pub mod warehouse;
+pub mod webhooks;
 
 /// Test support: a view's JSON is exactly the expected document.
 #[cfg(test)]
