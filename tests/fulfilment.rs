@@ -387,6 +387,46 @@ async fn storage_reminds_once_then_extension_is_paid_and_unclaimed_goods_are_dis
             .contains("disposed by default")
     );
     assert_eq!(gone["warehouse"]["status"], "disposed");
+    // Each message reached the customer as an event with what the storefront writes it from:
+    // the end of free storage and the disposal deadline, the charge with its intent to pay.
+    let notes = app
+        .system
+        .store
+        .customer_notifications("cust-store", 0, 100)
+        .await
+        .unwrap()
+        .events;
+    let of = |kind: procure_domain::events::EventType, order: &str| {
+        notes
+            .iter()
+            .find(|e| e.kind == kind && e.order_id.as_deref() == Some(order))
+            .unwrap_or_else(|| panic!("no {kind} for {order}: {notes:?}"))
+            .data
+            .clone()
+    };
+    use procure_domain::events::EventType;
+    let expiring = of(EventType::StorageExpiring, &forget);
+    let ended = expiring["free_storage_ended_at_ms"].as_i64().unwrap();
+    assert_eq!(
+        expiring["dispose_after_ms"].as_i64().unwrap(),
+        ended + 3_000
+    );
+    assert_eq!(expiring["items"][0]["line_no"], 1);
+    let due = of(EventType::ChargeDue, &keep);
+    assert_eq!(due["kind"], "storage_extension");
+    assert_eq!(due["amount"], order["charges"][0]["amount"]);
+    assert_eq!(due["payment_intent_id"], order["charges"][0]["intent_id"]);
+    assert!(
+        !notes.iter().any(|e| e.kind == EventType::OrderDisposed),
+        "a disposal is no customer message of its own"
+    );
+    let log = app
+        .system
+        .store
+        .subject_events(&format!("order:{forget}"))
+        .await
+        .unwrap();
+    assert_eq!(log.last().unwrap().kind, EventType::OrderDisposed);
     // Disposed goods cannot be shipped.
     assert!(
         app.driver
