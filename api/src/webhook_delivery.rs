@@ -371,7 +371,8 @@ mod tests {
         let c = DeliveryConfig::default();
         assert_eq!(c.retry_delay(1), Duration::from_secs(5));
         assert_eq!(c.retry_delay(2), Duration::from_secs(10));
-        assert_eq!(c.retry_delay(12), Duration::from_secs(4 * 3600));
+        assert_eq!(c.retry_delay(12), Duration::from_secs(10_240));
+        assert_eq!(c.retry_delay(13), Duration::from_secs(4 * 3600));
         assert_eq!(c.retry_delay(10_000), Duration::from_secs(4 * 3600));
         // Jitter stays within ±20 %.
         let at = |j| c.next_attempt(1, 0, 0, None, j).unwrap();
@@ -388,7 +389,7 @@ mod tests {
         // The window: 3 days from the first failure.
         let three_days = 3 * 24 * 3600 * 1000;
         assert!(
-            c.next_attempt(20, 0, three_days - 3_600_000 * 5, None, 0.5)
+            c.next_attempt(20, 0, three_days - 3_600_000, None, 0.5)
                 .is_none()
         );
         assert!(c.next_attempt(20, 0, 1_000, None, 0.5).is_some());
