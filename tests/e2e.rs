@@ -10,7 +10,7 @@ use procure::{
     system::{System, SystemConfig},
 };
 use procure_api::OrderTimings;
-use procure_domain::{OrderState, order::Platform};
+use procure_domain::OrderState;
 use procure_workflows::OrderWorkflow;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -147,7 +147,7 @@ async fn events_commit_with_their_change_or_not_at_all(store: Store) {
         },
     );
     assert_eq!(
-        append(&mut tx, store.backend(), &[e.clone()])
+        append(&mut tx, store.backend(), std::slice::from_ref(&e))
             .await
             .unwrap(),
         1

@@ -783,7 +783,7 @@ async fn during_a_rotations_overlap_both_secrets_sign_and_after_it_only_the_new_
     let last = rx.got().last().unwrap().clone();
     assert_eq!(
         verify_entry(
-            &[old.clone()],
+            std::slice::from_ref(&old),
             &last.id,
             &last.timestamp.to_string(),
             &last.raw,
