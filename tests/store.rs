@@ -11,7 +11,7 @@ use procure_store::{
     Store, StoreError,
     catalogue::Listing,
     intake::Intake,
-    orders::{IntentRecord, NewOrder, OrderToAccept},
+    orders::{IntentRecord, IntentToRecord, NewOrder, OrderToAccept},
     outbox::{Lane, OrderSignal, OutboxMessage},
     payments::IntentOwner,
     price_changes::PriceChange,
@@ -929,6 +929,93 @@ async fn payment_intents_are_recorded_only_while_the_payment_is_open(store: Stor
     }
 }
 
+/// The payments lane records a pass's intents in one transaction: each order gets the answer
+/// it would get alone (recorded, the intent it already holds, closed), in the order given, and
+/// the batch read finds exactly the orders that exist.
+async fn a_batch_of_intents_answers_each_order_as_alone(store: Store) {
+    store
+        .upsert_listing(&listing("SKU-B", 1_000))
+        .await
+        .unwrap();
+    let usd = Money::new(1_250, Currency::USD);
+    for id in ["ba", "bb", "bc"] {
+        store
+            .create_order(&order(id, "SKU-B", 1), &format!("key-{id}"), "h")
+            .await
+            .unwrap();
+    }
+    let mut found: Vec<String> = store
+        .orders_by_id(&["ba", "bb", "bc", "nope"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["ba", "bb", "bc"]);
+    store
+        .record_payment_intent("bb", "pi_bb", usd)
+        .await
+        .unwrap();
+    store.close_payment("bc").await.unwrap();
+    let batch = [
+        IntentToRecord {
+            order_id: "ba",
+            intent_id: "pi_ba",
+            amount: usd,
+        },
+        IntentToRecord {
+            order_id: "bb",
+            intent_id: "pi_other",
+            amount: usd,
+        },
+        IntentToRecord {
+            order_id: "bc",
+            intent_id: "pi_bc",
+            amount: usd,
+        },
+    ];
+    assert_eq!(
+        store.record_payment_intents(&batch).await.unwrap(),
+        [
+            IntentRecord::Recorded,
+            IntentRecord::Held("pi_bb".into()),
+            IntentRecord::Closed
+        ]
+    );
+    let intent = |id: &'static str| {
+        let store = store.clone();
+        async move { store.payment_intent(id).await.unwrap().map(|p| p.0) }
+    };
+    assert_eq!(intent("ba").await.as_deref(), Some("pi_ba"));
+    assert_eq!(intent("bb").await.as_deref(), Some("pi_bb"));
+    assert_eq!(intent("bc").await, None);
+
+    // An unknown order fails the batch and writes nothing, not even the valid ones.
+    store
+        .create_order(&order("bd", "SKU-B", 1), "key-bd", "h")
+        .await
+        .unwrap();
+    let bad = [
+        IntentToRecord {
+            order_id: "bd",
+            intent_id: "pi_bd",
+            amount: usd,
+        },
+        IntentToRecord {
+            order_id: "missing",
+            intent_id: "pi_x",
+            amount: usd,
+        },
+    ];
+    assert!(matches!(
+        store.record_payment_intents(&bad).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(intent("bd").await, None);
+    assert!(store.order("bd").await.unwrap().payment_intent_id.is_none());
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -953,6 +1040,7 @@ on_both!(
     seeding_keeps_the_stock_reservations_hold,
     outbox_undecodable_rows_are_dead_letters,
     payment_intents_are_recorded_only_while_the_payment_is_open,
+    a_batch_of_intents_answers_each_order_as_alone,
 );
 
 /// Every table and column of the schema, with each column's type reduced to a family

@@ -18,10 +18,10 @@
 
 use crate::OrderTimings;
 use futures_util::{StreamExt, stream};
-use procure_domain::{OrderState, ports::PaymentIntents};
+use procure_domain::{Money, OrderState, ports::PaymentIntents};
 use procure_store::{
-    Store, StoreError,
-    orders::IntentRecord,
+    Store,
+    orders::{IntentRecord, IntentToRecord, OrderRecord},
     outbox::{Lane, OrderSignal, OutboxItem, OutboxMessage, ParcelSignal},
 };
 use procure_temporal::TemporalLink;
@@ -29,7 +29,7 @@ use procure_workflows::{
     OrderWorkflow, ParcelWorkflow, order::OrderInput, order_workflow_id, parcel::ParcelInput,
     parcel_workflow_id, priority,
 };
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use temporalio_client::{
     Client, NamespacedClient, WorkflowSignalOptions, WorkflowStartOptions,
     errors::{WorkflowInteractionError, WorkflowStartError},
@@ -213,20 +213,7 @@ impl Dispatcher {
             return Ok(0);
         }
         match lane {
-            Lane::Payments => {
-                let results = stream::iter(items)
-                    .map(|item| async move {
-                        let r = self
-                            .open_payment(&item)
-                            .instrument(delivery_span(&item))
-                            .await;
-                        (item, r)
-                    })
-                    .buffer_unordered(PAYMENT_CONCURRENCY)
-                    .collect()
-                    .await;
-                self.settle(results).await
-            }
+            Lane::Payments => self.payments_pass(items).await,
             Lane::Engine => self.engine_pass(items).await,
         }
     }
@@ -297,61 +284,72 @@ impl Dispatcher {
         Ok(delivered.len())
     }
 
-    /// Make an accepted order payable: create its intent at the provider under the order's
-    /// charge key (the workflow's own step would find the same one) and record it. An order
-    /// whose payment was closed meanwhile (cancelled or expired) gets no intent: one created
-    /// in the race is cancelled at once, so nobody can pay an order that no longer wants it.
-    async fn open_payment(&self, item: &OutboxItem) -> anyhow::Result<()> {
+    /// Make a pass's accepted orders payable: read the orders in one query, create each intent
+    /// at the provider under the order's charge key (the workflow's own step would find the
+    /// same one), record every intent in one transaction, then mark the rows done. Batching
+    /// the writes keeps the lane to a few transactions per pass, so in a burst it does not
+    /// queue for the database's writer behind the intake (one transaction per intent did).
+    /// An order whose payment was closed meanwhile (cancelled or expired) gets no intent: one
+    /// created in the race is cancelled at once, so nobody can pay an order that no longer
+    /// wants it.
+    async fn payments_pass(&self, items: Vec<OutboxItem>) -> anyhow::Result<usize> {
         let Some(port) = &self.payments else {
-            return Ok(());
+            let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+            self.store.outbox_done_all(&ids).await?;
+            return Ok(ids.len());
         };
-        let order_id = item.subject.as_str();
-        let order = match self.store.order(order_id).await {
-            Ok(o) => o,
-            Err(StoreError::NotFound) => return Err(Permanent("no such order".into()).into()),
-            Err(e) => return Err(e.into()),
-        };
-        if order.payment_intent_id.is_some() {
-            return Ok(());
-        }
-        let open = matches!(
-            order.state,
-            OrderState::Created | OrderState::PendingPayment
-        );
-        if !open && item.attempts == 0 {
-            // Ended before it was ever payable, and no earlier attempt created an intent.
-            return Ok(());
-        }
-        let port_failure = |e: procure_domain::ports::PortError| -> anyhow::Error {
-            if e.retryable {
-                anyhow::anyhow!("payment provider: {e}")
-            } else {
-                Permanent(format!("payment provider refused the intent: {e}")).into()
-            }
-        };
-        let intent = port
-            .open_intent(order_id, order.total)
-            .await
-            .map_err(port_failure)?;
-        match self
+        let ids: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
+        let orders: HashMap<String, OrderRecord> = self
             .store
-            .record_payment_intent(order_id, &intent, order.total)
+            .orders_by_id(&ids)
             .await?
-        {
-            IntentRecord::Recorded => {
-                tracing::info!(%order_id, %intent, amount = %order.total, "order payable: payment intent created");
-            }
-            IntentRecord::Held(held) if held == intent => {}
-            IntentRecord::Held(held) => {
-                tracing::error!(%order_id, %intent, %held, "the provider answered another intent for the order's charge key; cancelling it");
-                port.cancel_intent(&intent).await.map_err(port_failure)?;
-            }
-            IntentRecord::Closed => {
-                tracing::info!(%order_id, %intent, "order closed its payment meanwhile; cancelling the new intent");
-                port.cancel_intent(&intent).await.map_err(port_failure)?;
-            }
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect();
+        let opened: Vec<(OutboxItem, anyhow::Result<Option<Opened>>)> = stream::iter(items)
+            .map(|item| {
+                let order = orders.get(&item.subject);
+                async move {
+                    let r = open_intent(port.as_ref(), &item, order)
+                        .instrument(delivery_span(&item))
+                        .await;
+                    (item, r)
+                }
+            })
+            .buffer_unordered(PAYMENT_CONCURRENCY)
+            .collect()
+            .await;
+        let to_record: Vec<IntentToRecord<'_>> = opened
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Ok(Some(o)) => Some(IntentToRecord {
+                    order_id: &o.order_id,
+                    intent_id: &o.intent,
+                    amount: o.amount,
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut outcomes = self
+            .store
+            .record_payment_intents(&to_record)
+            .await?
+            .into_iter();
+        let mut results = Vec::with_capacity(opened.len());
+        for (item, r) in opened {
+            let r = match r {
+                Ok(Some(o)) => {
+                    let outcome = outcomes.next().unwrap_or(IntentRecord::Recorded);
+                    settle_intent(port.as_ref(), &o, outcome)
+                        .instrument(delivery_span(&item))
+                        .await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            results.push((item, r));
         }
-        Ok(())
+        self.settle(results).await
     }
 
     /// Record a failed delivery: dead at once when permanent, else retried later within the
@@ -537,6 +535,82 @@ impl Dispatcher {
 /// now on (`procure_workflows::priority`). Raised before the payment's signal, so the task the
 /// signal makes is already served first. A failure only costs the order its place in a backlog:
 /// it is logged, and the signal is delivered anyway.
+/// An intent the provider opened for an order, still to be recorded.
+struct Opened {
+    order_id: String,
+    intent: String,
+    amount: Money,
+}
+
+/// Open `item`'s order's intent at the provider, or answer `None` when the order needs none
+/// (it holds one already, or ended before it was ever payable).
+async fn open_intent(
+    port: &dyn PaymentIntents,
+    item: &OutboxItem,
+    order: Option<&OrderRecord>,
+) -> anyhow::Result<Option<Opened>> {
+    let Some(order) = order else {
+        return Err(Permanent("no such order".into()).into());
+    };
+    if order.payment_intent_id.is_some() {
+        return Ok(None);
+    }
+    let open = matches!(
+        order.state,
+        OrderState::Created | OrderState::PendingPayment
+    );
+    if !open && item.attempts == 0 {
+        // Ended before it was ever payable, and no earlier attempt created an intent.
+        return Ok(None);
+    }
+    let intent = port
+        .open_intent(&order.id, order.total)
+        .await
+        .map_err(port_failure)?;
+    Ok(Some(Opened {
+        order_id: order.id.clone(),
+        intent,
+        amount: order.total,
+    }))
+}
+
+/// Act on what recording an opened intent found: cancel it when the order holds another or
+/// closed its payment meanwhile.
+async fn settle_intent(
+    port: &dyn PaymentIntents,
+    opened: &Opened,
+    outcome: IntentRecord,
+) -> anyhow::Result<()> {
+    let Opened {
+        order_id,
+        intent,
+        amount,
+    } = opened;
+    match outcome {
+        IntentRecord::Recorded => {
+            tracing::info!(%order_id, %intent, %amount, "order payable: payment intent created");
+        }
+        IntentRecord::Held(held) if held == *intent => {}
+        IntentRecord::Held(held) => {
+            tracing::error!(%order_id, %intent, %held, "the provider answered another intent for the order's charge key; cancelling it");
+            port.cancel_intent(intent).await.map_err(port_failure)?;
+        }
+        IntentRecord::Closed => {
+            tracing::info!(%order_id, %intent, "order closed its payment meanwhile; cancelling the new intent");
+            port.cancel_intent(intent).await.map_err(port_failure)?;
+        }
+    }
+    Ok(())
+}
+
+fn port_failure(e: procure_domain::ports::PortError) -> anyhow::Error {
+    if e.retryable {
+        anyhow::anyhow!("payment provider: {e}")
+    } else {
+        Permanent(format!("payment provider refused the intent: {e}")).into()
+    }
+}
+
 async fn raise_to_paid(client: &Client, order_id: &str) {
     use temporalio_common::protos::temporal::api::{
         common::v1::{Priority, WorkflowExecution},

@@ -81,7 +81,7 @@ pub struct OrderRecord {
     pub updated_at_ms: i64,
 }
 
-/// What [`Store::record_payment_intent`] did.
+/// What [`Store::record_payment_intent`] did (for each order of [`Store::record_payment_intents`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntentRecord {
     /// The intent is now the order's.
@@ -91,6 +91,14 @@ pub enum IntentRecord {
     Held(String),
     /// The order's payment was closed: the intent must be cancelled at the provider.
     Closed,
+}
+
+/// One intent for [`Store::record_payment_intents`].
+#[derive(Clone, Copy, Debug)]
+pub struct IntentToRecord<'a> {
+    pub order_id: &'a str,
+    pub intent_id: &'a str,
+    pub amount: Money,
 }
 
 #[derive(Debug)]
@@ -314,6 +322,26 @@ impl Store {
         row.try_into()
     }
 
+    /// The orders among `ids` that exist, in no particular order (one query per 500 ids).
+    pub async fn orders_by_id(&self, ids: &[&str]) -> Result<Vec<OrderRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!("{ORDER_SELECT} WHERE id IN ({list})");
+            let mut q = sqlx::query_as::<_, OrderRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                out.push(row.try_into()?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The order's timeline as the workflow recorded it, oldest first.
     pub async fn timeline(&self, id: &str) -> Result<Vec<TimelineEvent>> {
         let rows: Vec<EventRow> = sqlx::query_as(
@@ -522,53 +550,77 @@ impl Store {
         intent_id: &str,
         amount: Money,
     ) -> Result<IntentRecord> {
+        let mut recorded = self
+            .record_payment_intents(&[IntentToRecord {
+                order_id,
+                intent_id,
+                amount,
+            }])
+            .await?;
+        recorded.pop().ok_or(StoreError::NotFound)
+    }
+
+    /// [`Store::record_payment_intent`] for many orders in one transaction (the payments
+    /// lane's pass): each order's outcome in the order given, with the same rule for each. An
+    /// order that does not exist fails the whole batch with `NotFound`, writing nothing.
+    pub async fn record_payment_intents(
+        &self,
+        intents: &[IntentToRecord<'_>],
+    ) -> Result<Vec<IntentRecord>> {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
-        let claimed: Option<(String,)> = sqlx::query_as(
-            "UPDATE orders SET payment_intent_id = $1, updated_at_ms = $2 \
-             WHERE id = $3 AND payment_intent_id IS NULL AND payment_closed_at_ms IS NULL \
-             RETURNING customer_id",
-        )
-        .bind(intent_id)
-        .bind(now)
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((customer_id,)) = claimed else {
-            let (held, closed): (Option<String>, Option<i64>) = sqlx::query_as(
-                "SELECT payment_intent_id, payment_closed_at_ms FROM orders WHERE id = $1",
+        let mut outcomes = Vec::with_capacity(intents.len());
+        let mut payable = Vec::new();
+        for intent in intents {
+            let claimed: Option<(String,)> = sqlx::query_as(
+                "UPDATE orders SET payment_intent_id = $1, updated_at_ms = $2 \
+                 WHERE id = $3 AND payment_intent_id IS NULL AND payment_closed_at_ms IS NULL \
+                 RETURNING customer_id",
             )
-            .bind(order_id)
+            .bind(intent.intent_id)
+            .bind(now)
+            .bind(intent.order_id)
             .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            tx.rollback().await?;
-            return Ok(match (held, closed) {
-                (Some(held), _) => IntentRecord::Held(held),
-                (None, _) => IntentRecord::Closed,
-            });
-        };
-        sqlx::query(
-            "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms, created_at_ms) \
-             VALUES ($1,$2,$3,$4,'requires_payment_method',$5,$5) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(intent_id)
-        .bind(amount.minor)
-        .bind(amount.currency.code())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let payable = events::OrderPayable {
-            order_id: order_id.to_owned(),
-            payment_intent_id: intent_id.to_owned(),
-            amount,
-        };
-        let event = NewEvent::order(order_id, &customer_id, &payable)
-            .dedupe(format!("order:{order_id}:payable"));
-        append(&mut tx, self.backend(), &[event]).await?;
+            .await?;
+            let Some((customer_id,)) = claimed else {
+                let (held,): (Option<String>,) =
+                    sqlx::query_as("SELECT payment_intent_id FROM orders WHERE id = $1")
+                        .bind(intent.order_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                outcomes.push(match held {
+                    Some(held) => IntentRecord::Held(held),
+                    None => IntentRecord::Closed,
+                });
+                continue;
+            };
+            sqlx::query(
+                "INSERT INTO payments (order_id, intent_id, amount_minor, currency, status, updated_at_ms, created_at_ms) \
+                 VALUES ($1,$2,$3,$4,'requires_payment_method',$5,$5) ON CONFLICT (order_id) DO NOTHING",
+            )
+            .bind(intent.order_id)
+            .bind(intent.intent_id)
+            .bind(intent.amount.minor)
+            .bind(intent.amount.currency.code())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let data = events::OrderPayable {
+                order_id: intent.order_id.to_owned(),
+                payment_intent_id: intent.intent_id.to_owned(),
+                amount: intent.amount,
+            };
+            payable.push(
+                NewEvent::order(intent.order_id, &customer_id, &data)
+                    .dedupe(format!("order:{}:payable", intent.order_id)),
+            );
+            outcomes.push(IntentRecord::Recorded);
+        }
+        // Last: the log's lock is held only for the commit.
+        append(&mut tx, self.backend(), &payable).await?;
         tx.commit().await?;
-        Ok(IntentRecord::Recorded)
+        Ok(outcomes)
     }
 
     /// Close the order's payment: no intent is recorded for it from now on. Answers the intent
