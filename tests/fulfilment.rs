@@ -496,6 +496,36 @@ async fn a_delivery_exception_parks_the_order_for_an_operator_until_the_parcel_a
             .iter()
             .any(|r| r.contains("Delivered") || r.contains("delivered"))
     );
+    // The event log tells the storefront the same story, in order.
+    use procure_domain::events::EventType;
+    let kinds = |subject: String| {
+        let store = app.system.store.clone();
+        async move {
+            store
+                .subject_events(&subject)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect::<Vec<_>>()
+        }
+    };
+    let parcel = kinds(format!("parcel:{pid}")).await;
+    let at = |k| {
+        parcel
+            .iter()
+            .position(|p| *p == k)
+            .unwrap_or_else(|| panic!("{k}: {parcel:?}"))
+    };
+    assert!(
+        at(EventType::ParcelPacked) < at(EventType::ParcelShipped)
+            && at(EventType::ParcelShipped) < at(EventType::ParcelException)
+            && at(EventType::ParcelException) < at(EventType::ParcelDelivered),
+        "{parcel:?}"
+    );
+    let order = kinds(format!("order:{id}")).await;
+    assert!(order.contains(&EventType::OrderNeedsOperator), "{order:?}");
+    assert_eq!(order.last(), Some(&EventType::OrderCompleted), "{order:?}");
     app.system.stop().await.unwrap();
 }
 
