@@ -703,6 +703,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<bool> {
         tracking_poll: Duration::from_secs(1),
         purchaser_deadline: Duration::from_secs(600),
         price_change_deadline: Duration::from_secs(600),
+        seller_ship_poll: Duration::from_secs(1),
+        seller_ship_deadline: Duration::from_secs(600),
         ..OrderTimings::default()
     };
     let system = match System::start(cfg).await {

@@ -232,7 +232,8 @@ async fn recorded_histories_replay() {
     // `cancel_order` signal with input `5` that failed workflow tasks under code that decoded
     // signals strictly, then noted and ignored by the lenient decoding of the baseline, which
     // finished the order (a `cancel_order` update). Since: the completed order again under the
-    // patch `one-step-open`.
+    // patch `one-step-open`; an order that followed its seller's shipment and was scanned in by
+    // the waybill under `seller-shipment` (tests/shipment.rs).
     assert_eq!(
         replayed,
         [
@@ -242,6 +243,7 @@ async fn recorded_histories_replay() {
             "order_line_dropped.json",
             "order_malformed_signal.json",
             "order_price_change.json",
+            "order_seller_shipment.json",
             "order_unverified_payment.json"
         ]
     );

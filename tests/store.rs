@@ -1016,6 +1016,131 @@ async fn a_batch_of_intents_answers_each_order_as_alone(store: Store) {
     assert!(store.order("bd").await.unwrap().payment_intent_id.is_none());
 }
 
+/// A seller's shipment is recorded once per line and waybill, with one `order.seller_shipped`
+/// event; a purchaser's completion records its waybill in the same transaction; the waybill
+/// finds every order it was recorded for.
+async fn seller_shipments_are_recorded_once_and_found_by_waybill(store: Store) {
+    use procure_store::shipments::{NewSellerShipment, ShipmentSource};
+    store
+        .upsert_listing(&listing("SKU-S", 1_000))
+        .await
+        .unwrap();
+    for id in ["sa", "sb"] {
+        store
+            .create_order(&order(id, "SKU-S", 1), &format!("key-{id}"), "h")
+            .await
+            .unwrap();
+    }
+    store
+        .record_purchase("sa", 1, "1688", "9001", 4_200)
+        .await
+        .unwrap();
+    let shipment = NewSellerShipment {
+        order_id: "sa".into(),
+        line_no: 1,
+        platform: "1688".into(),
+        marketplace_order_id: "9001".into(),
+        carrier: "YTO".into(),
+        waybill: "YT100".into(),
+        source: ShipmentSource::Marketplace,
+    };
+    assert!(store.record_seller_shipment(&shipment).await.unwrap());
+    assert!(
+        !store.record_seller_shipment(&shipment).await.unwrap(),
+        "seen twice, stored once"
+    );
+    let second = NewSellerShipment {
+        waybill: "YT101".into(),
+        ..shipment.clone()
+    };
+    assert!(
+        store.record_seller_shipment(&second).await.unwrap(),
+        "a second parcel of the line"
+    );
+    let recorded: Vec<String> = store
+        .seller_shipments("sa")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| format!("{} {} {} {}", s.line_no, s.carrier, s.waybill, s.source))
+        .collect();
+    assert_eq!(
+        recorded,
+        ["1 YTO YT100 marketplace", "1 YTO YT101 marketplace"]
+    );
+    assert!(matches!(
+        store
+            .record_seller_shipment(&NewSellerShipment {
+                order_id: "nope".into(),
+                ..shipment.clone()
+            })
+            .await,
+        Err(procure_store::StoreError::NotFound)
+    ));
+
+    // A purchaser's completion with the waybill: the task, the purchase and the shipment at once.
+    let task = store
+        .open_purchaser_task(&procure_workflows::contract::PurchaserTaskRequest {
+            order_id: "sb".into(),
+            line_no: 1,
+            platform: "pinduoduo".into(),
+            offer_id: "pdd1".into(),
+            spec_id: String::new(),
+            quantity: 1,
+            max_total_fen: 5_000,
+            due_at_ms: i64::MAX / 2,
+        })
+        .await
+        .unwrap();
+    store
+        .complete_purchaser_task(&task.id, "PDD-1", 4_000, Some(("ZTO", "YT100")))
+        .await
+        .unwrap();
+    let b = store.seller_shipments("sb").await.unwrap();
+    assert_eq!(
+        (
+            b.len(),
+            b[0].source.as_str(),
+            b[0].marketplace_order_id.as_str()
+        ),
+        (1, "purchaser", "PDD-1")
+    );
+    assert_eq!(
+        store.orders_by_waybill("YT100").await.unwrap(),
+        ["sa", "sb"]
+    );
+    assert_eq!(store.orders_by_waybill("YT101").await.unwrap(), ["sa"]);
+    assert!(store.orders_by_waybill("YT999").await.unwrap().is_empty());
+
+    let shipped = store
+        .events_after(
+            procure_store::events::Reader::All,
+            0,
+            100,
+            Some(&[procure_domain::events::EventType::OrderSellerShipped]),
+        )
+        .await
+        .unwrap();
+    let seen: Vec<(Option<String>, String)> = shipped
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.order_id.clone(),
+                e.data["tracking_number"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("sa".into()), "YT100".into()),
+            (Some("sa".into()), "YT101".into()),
+            (Some("sb".into()), "YT100".into())
+        ]
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -1041,6 +1166,7 @@ on_both!(
     outbox_undecodable_rows_are_dead_letters,
     payment_intents_are_recorded_only_while_the_payment_is_open,
     a_batch_of_intents_answers_each_order_as_alone,
+    seller_shipments_are_recorded_once_and_found_by_waybill,
 );
 
 /// Every table and column of the schema, with each column's type reduced to a family

@@ -58,7 +58,7 @@ impl OrderActivitiesImpl {
             Ok(other) => other,
         };
         let account = self
-            .cancel_account(platform, req.account.as_deref())
+            .buying_account(platform, req.account.as_deref())
             .await?;
         let client = self.client(platform, &account).await?;
         let id = p.marketplace_order_id.as_str();
@@ -90,7 +90,7 @@ impl OrderActivitiesImpl {
 
     /// The buyer account that placed the purchase: the one named, else the adapter's own
     /// credentials when the platform has no pool, else the pool's only account.
-    async fn cancel_account(
+    pub(crate) async fn buying_account(
         &self,
         platform: Platform,
         named: Option<&str>,

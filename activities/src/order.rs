@@ -28,7 +28,7 @@ use procure_store::{
 use procure_workflows::contract::{
     CandidatesRequest, MarketplaceCancelOutcome, MarketplaceCancelRequest, OfferOutcome,
     OfferPurchase, PaymentCheck, PaymentVerdict, PriceChangeProposal, PriceChangeRequest,
-    PurchaserTaskRequest,
+    PurchaserTaskRequest, SellerShipmentReport, SellerShipmentsRequest,
 };
 use procure_workflows::contract::{
     ChargePaid, ChargeWithdrawal, OpenRequest, Opened, OrderPlan, ParcelStatus, PaymentCreated,
@@ -989,6 +989,15 @@ impl OrderActivitiesImpl {
             status: format!("{:?}", st.status),
             description,
         })
+    }
+
+    #[activity(definition = order_activities::SellerShipments)]
+    pub async fn seller_shipments(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: SellerShipmentsRequest,
+    ) -> Result<SellerShipmentReport, ActivityError> {
+        self.follow_seller_shipments(&req).await
     }
 
     #[activity(definition = order_activities::CancelPurchase)]

@@ -1310,6 +1310,17 @@ impl BuyerMarketplace for Alibaba1688 {
         Box::pin(Alibaba1688::logistics(self, order_id))
     }
 
+    /// `baseInfo.status` of `alibaba.trade.get.buyerView`, as the wire spells it.
+    fn status_word<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, String> {
+        Box::pin(async move {
+            let order = self.order_status(order_id).await?;
+            Ok(serde_json::to_value(&order.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{:?}", order.status)))
+        })
+    }
+
     fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome> {
         Box::pin(self.cancel_order(order_id, remark))
     }

@@ -1210,6 +1210,11 @@ impl BuyerMarketplace for Taobao {
         Box::pin(Taobao::logistics(self, order_id))
     }
 
+    /// The order's `status` from `/purchase/orders/query`, as the wire spells it.
+    fn status_word<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, String> {
+        Box::pin(async move { Ok(self.order(order_id).await?.status.wire().to_owned()) })
+    }
+
     fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome> {
         Box::pin(self.cancel_order(order_id, remark))
     }

@@ -406,6 +406,8 @@ impl Dispatcher {
                     price_change_deadline_secs: self.timings.price_change_deadline.as_secs().max(1),
                     storage_reminder_secs: self.timings.storage_reminder.as_secs(),
                     storage_grace_secs: self.timings.storage_grace.as_secs().max(1),
+                    seller_ship_poll_secs: self.timings.seller_ship_poll.as_secs().max(1),
+                    seller_ship_deadline_secs: self.timings.seller_ship_deadline.as_secs().max(1),
                 };
                 // A new order's setup goes after paid orders' work in a backlog.
                 let opts =

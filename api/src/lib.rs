@@ -61,6 +61,10 @@ pub struct OrderTimings {
     pub storage_grace: Duration,
     /// Tracking polls per parcel workflow run before it continues as new.
     pub parcel_polls_per_run: u32,
+    /// Between two questions to the marketplaces about a seller's domestic shipment, and how
+    /// long after the purchase a seller has to ship before an operator is asked.
+    pub seller_ship_poll: Duration,
+    pub seller_ship_deadline: Duration,
     /// The shortest period a price monitor's cron may have: marketplaces rate-limit lookups.
     pub monitor_min_period: Duration,
 }
@@ -77,6 +81,8 @@ impl Default for OrderTimings {
             storage_reminder: Duration::from_secs(7 * 24 * 3600),
             storage_grace: Duration::from_secs(30 * 24 * 3600),
             parcel_polls_per_run: 500,
+            seller_ship_poll: Duration::from_secs(3 * 3600),
+            seller_ship_deadline: Duration::from_secs(72 * 3600),
             monitor_min_period: Duration::from_secs(60),
         }
     }

@@ -298,7 +298,28 @@ pub fn document() -> Value {
     add(
         "/api/v1/warehouse/inbound",
         "post",
-        op("Inbound scan", wh, Some(object()), ("201", object())),
+        op(
+            "Inbound scan: the parcel named by one of order_id, reference (our label or a waybill) or waybill",
+            wh,
+            Some(
+                json!({"type": "object", "required": ["weight_g", "l_mm", "w_mm", "h_mm"], "properties": {
+                "order_id": {"type": "string", "maxLength": 64},
+                "reference": {"type": "string", "maxLength": 64, "description": "{order}-L{line} as sellers print it, or a domestic waybill"},
+                "waybill": {"type": "string", "pattern": "^[A-Za-z0-9-]{4,40}$", "description": "the seller's domestic waybill, matched to the order it was recorded for; a waybill of two orders becomes an exception"},
+                "weight_g": {"type": "integer", "minimum": 1, "maximum": 70000},
+                "l_mm": {"type": "integer", "minimum": 1, "maximum": 3000},
+                "w_mm": {"type": "integer", "minimum": 1, "maximum": 3000},
+                "h_mm": {"type": "integer", "minimum": 1, "maximum": 3000},
+                "photo_urls": {"type": "array", "maxItems": 20, "items": {"type": "string"}}}}),
+            ),
+            (
+                "202",
+                json!({"type": "object", "properties": {
+                "order_id": {"type": "string"}, "status": {"type": "string"},
+                "matched_by": {"type": "string", "enum": ["order_id", "label", "waybill"]},
+                "exception_id": {"type": "integer"}, "reason": {"type": "string"}}}),
+            ),
+        ),
         vec![],
     );
     add(
@@ -350,7 +371,9 @@ pub fn document() -> Value {
             pur,
             Some(
                 json!({"type": "object", "required": ["marketplace_order_id", "amount_paid_fen"], "properties": {
-            "marketplace_order_id": {"type": "string", "minLength": 1, "maxLength": 128}, "amount_paid_fen": {"type": "integer", "minimum": 1}}}),
+            "marketplace_order_id": {"type": "string", "minLength": 1, "maxLength": 64}, "amount_paid_fen": {"type": "integer", "minimum": 1},
+            "carrier": {"type": "string", "maxLength": 40, "description": "the seller's domestic carrier, with waybill"},
+            "waybill": {"type": "string", "pattern": "^[A-Za-z0-9-]{4,40}$", "description": "the seller's domestic waybill number, with carrier"}}}),
             ),
             ("200", object()),
         ),

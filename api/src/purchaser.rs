@@ -50,6 +50,12 @@ async fn list(
 pub struct Completion {
     pub marketplace_order_id: String,
     pub amount_paid_fen: i64,
+    /// The seller's domestic shipment, when the purchaser has it already: the carrier and the
+    /// waybill number (both or neither). The warehouse can then match the parcel by its waybill.
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub waybill: Option<String>,
 }
 
 async fn complete(
@@ -79,12 +85,32 @@ async fn complete(
             message: "must be positive".into(),
         });
     }
+    let shipped = match (c.carrier.as_deref(), c.waybill.as_deref()) {
+        (None, None) => None,
+        (Some(carrier), Some(waybill)) => {
+            e.extend(crate::warehouse::waybill_errors("waybill", waybill));
+            if carrier.trim().is_empty() || carrier.chars().count() > 40 {
+                e.push(FieldError {
+                    field: "carrier".into(),
+                    message: "1 to 40 characters".into(),
+                });
+            }
+            Some((carrier.trim(), waybill))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            e.push(FieldError {
+                field: "waybill".into(),
+                message: "give carrier and waybill together, or neither".into(),
+            });
+            None
+        }
+    };
     if !e.is_empty() {
         return Err(ApiError::Validation(e));
     }
     match state
         .store
-        .complete_purchaser_task(&id, m, c.amount_paid_fen)
+        .complete_purchaser_task(&id, m, c.amount_paid_fen, shipped)
         .await
     {
         Ok(task) => {

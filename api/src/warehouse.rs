@@ -1,6 +1,7 @@
-//! The consolidation warehouse: inbound scans (matched to an order by its id or by the label we
-//! ask sellers to print, `{order}-L{line}`; a parcel matching no order, or an order nothing has
-//! been bought for yet, goes to the exceptions list with the reason), the
+//! The consolidation warehouse: inbound scans (matched to an order by its id, by the label we
+//! ask sellers to print, `{order}-L{line}`, or by the seller's domestic waybill number as its
+//! marketplace or purchaser reported it; a parcel matching no order, a waybill of two orders, or
+//! an order nothing has been bought for yet goes to the exceptions list with the reason), the
 //! exceptions list and its resolution, a customer's stored items, and the customer's storage
 //! choice (extend for a fee, or dispose). Shipping stored items is a parcel (`parcels.rs`).
 
@@ -50,6 +51,10 @@ pub struct InboundScan {
     /// Whatever else the label or waybill says (e.g. `{order}-L1`, a domestic tracking number).
     #[serde(default)]
     pub reference: Option<String>,
+    /// The seller's domestic waybill number on the parcel, matched to the order it was
+    /// recorded for.
+    #[serde(default)]
+    pub waybill: Option<String>,
     pub weight_g: u32,
     pub l_mm: u32,
     pub w_mm: u32,
@@ -89,6 +94,24 @@ pub(crate) fn measures(
         Ok(Dimensions { l_mm, w_mm, h_mm })
     } else {
         Err(ApiError::Validation(e))
+    }
+}
+
+/// A domestic waybill number as typed or scanned: 4 to 40 letters, digits or `-`. This is
+/// procure's own bound on input (no vendor defines one); waybills the marketplaces report are
+/// stored as they come.
+pub(crate) fn waybill_errors(field: &str, waybill: &str) -> Vec<FieldError> {
+    let ok = (4..=40).contains(&waybill.len())
+        && waybill
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Vec::new()
+    } else {
+        vec![FieldError {
+            field: field.into(),
+            message: "4 to 40 letters, digits or -".into(),
+        }]
     }
 }
 
@@ -171,26 +194,38 @@ async fn inbound(
             message: "at most 20 http(s) URLs of ≤ 500 characters".into(),
         });
     }
-    let label = match (&scan.order_id, &scan.reference) {
-        (Some(o), None) | (None, Some(o)) if id_like(o) => Some(o.clone()),
-        (Some(_), Some(_)) => {
+    let label = match (&scan.order_id, &scan.reference, &scan.waybill) {
+        (Some(o), None, None) if id_like(o) => Some(Label::OrderId(o.clone())),
+        (None, Some(r), None) if id_like(r) => Some(Label::Reference(r.clone())),
+        (None, None, Some(w)) => {
+            let bad = waybill_errors("waybill", w);
+            let ok = bad.is_empty();
+            e.extend(bad);
+            ok.then(|| Label::Waybill(w.clone()))
+        }
+        (None, None, None) => {
             e.push(FieldError {
                 field: "order_id".into(),
-                message: "give order_id or reference, not both".into(),
+                message: "order_id, reference or waybill is required".into(),
             });
             None
         }
-        (None, None) => {
+        (Some(_), None, None) | (None, Some(_), None) => {
+            let field = if scan.order_id.is_some() {
+                "order_id"
+            } else {
+                "reference"
+            };
             e.push(FieldError {
-                field: "order_id".into(),
-                message: "order_id or reference is required".into(),
+                field: field.into(),
+                message: "1 to 64 letters, digits, - or _".into(),
             });
             None
         }
         _ => {
             e.push(FieldError {
-                field: "reference".into(),
-                message: "1 to 64 letters, digits, - or _".into(),
+                field: "order_id".into(),
+                message: "give one of order_id, reference or waybill".into(),
             });
             None
         }
@@ -207,8 +242,32 @@ async fn inbound(
         },
         photo_urls: scan.photo_urls,
     };
-    let order_id = order_from_reference(&label);
-    let order = match state.store.order_detail(order_id).await {
+    let (order_id, matched_by) = match &label {
+        Label::OrderId(id) => (id.clone(), "order_id"),
+        Label::Reference(r) => {
+            let named = order_from_reference(r);
+            match state.store.order(named).await {
+                Ok(_) => (named.to_owned(), "label"),
+                // Not our label: perhaps the seller's waybill.
+                Err(StoreError::NotFound) if waybill_errors("reference", r).is_empty() => {
+                    match by_waybill(&state, r, &measured).await? {
+                        Ok(id) => (id, "waybill"),
+                        Err(kept) => return Ok(kept),
+                    }
+                }
+                Err(StoreError::NotFound) => {
+                    return exception(&state, r, &measured, "matches no order".into()).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Label::Waybill(w) => match by_waybill(&state, w, &measured).await? {
+            Ok(id) => (id, "waybill"),
+            Err(kept) => return Ok(kept),
+        },
+    };
+    let label = label.text().to_owned();
+    let order = match state.store.order_detail(&order_id).await {
         Ok(o) => o,
         Err(StoreError::NotFound) => {
             return exception(&state, &label, &measured, "matches no order".into()).await;
@@ -244,8 +303,56 @@ async fn inbound(
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"order_id": order.id, "status": status})),
+        Json(serde_json::json!({"order_id": order.id, "status": status, "matched_by": matched_by})),
     ))
+}
+
+/// What a scan names the parcel by.
+enum Label {
+    OrderId(String),
+    Reference(String),
+    Waybill(String),
+}
+
+impl Label {
+    fn text(&self) -> &str {
+        match self {
+            Label::OrderId(s) | Label::Reference(s) | Label::Waybill(s) => s,
+        }
+    }
+}
+
+type Answer = (StatusCode, Json<serde_json::Value>);
+
+/// The one order a waybill was recorded for, or the exception kept when none or several match
+/// (a waybill of two orders: which one the parcel is for is an operator's call).
+async fn by_waybill(
+    state: &AppState,
+    waybill: &str,
+    scan: &Scan,
+) -> Result<Result<String, Answer>, ApiError> {
+    let orders = state.store.orders_by_waybill(waybill).await?;
+    match orders.as_slice() {
+        [one] => Ok(Ok(one.clone())),
+        [] => Ok(Err(exception(
+            state,
+            waybill,
+            scan,
+            format!("waybill {waybill} matches no order's seller shipment"),
+        )
+        .await?)),
+        several => Ok(Err(exception(
+            state,
+            waybill,
+            scan,
+            format!(
+                "waybill {waybill} matches {} orders ({}): an operator decides which one the parcel is for",
+                several.len(),
+                several.join(", ")
+            ),
+        )
+        .await?)),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -462,7 +462,8 @@ impl OrderSellerShipped {
         f(
             "shipped_at_ms",
             Shape::Integer,
-            "When the seller shipped, as the marketplace reports it (ms since the epoch).",
+            "When procure first saw the shipment: the logistics poll that found it, or the \
+             purchaser's completion (ms since the epoch).",
         ),
     ];
     fn example() -> Self {

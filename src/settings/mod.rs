@@ -302,6 +302,8 @@ pub struct TimingSettings {
     pub storage_grace_days: u64,
     pub parcel_polls_per_run: u32,
     pub monitor_min_period_s: u64,
+    pub seller_ship_poll_s: u64,
+    pub seller_ship_deadline_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -464,6 +466,8 @@ impl Default for Settings {
                 storage_grace_days: timings.storage_grace.as_secs() / DAY_S,
                 parcel_polls_per_run: timings.parcel_polls_per_run,
                 monitor_min_period_s: timings.monitor_min_period.as_secs(),
+                seller_ship_poll_s: timings.seller_ship_poll.as_secs(),
+                seller_ship_deadline_s: timings.seller_ship_deadline.as_secs(),
             },
             monitors: MonitorSettings {
                 requests_per_second: crate::components::DEFAULT_MONITOR_REQUESTS_PER_SECOND,
@@ -879,6 +883,8 @@ impl TimingSettings {
             storage_grace: Duration::from_secs(self.storage_grace_days.max(1) * DAY_S),
             parcel_polls_per_run: self.parcel_polls_per_run.max(1),
             monitor_min_period: Duration::from_secs(self.monitor_min_period_s),
+            seller_ship_poll: Duration::from_secs(self.seller_ship_poll_s.max(1)),
+            seller_ship_deadline: Duration::from_secs(self.seller_ship_deadline_s.max(1)),
         }
     }
 }

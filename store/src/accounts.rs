@@ -9,7 +9,9 @@
 
 use crate::{
     db::{Result, Store, StoreError, parse},
+    events::append,
     outbox::{OrderSignal, OutboxMessage, enqueue},
+    shipments::{NewSellerShipment, ShipmentSource, insert_shipment},
 };
 use procure_domain::{
     Secret,
@@ -417,11 +419,14 @@ impl Store {
 
     /// Record a purchaser's completion exactly once: the task, the purchase and the workflow
     /// signal commit together; a second completion or one after expiry is a conflict.
+    /// Complete a task with what the purchaser bought (and, when they have it, the seller's
+    /// `(carrier, waybill)`, recorded as the line's shipment with its event), in one transaction.
     pub async fn complete_purchaser_task(
         &self,
         id: &str,
         marketplace_order_id: &str,
         paid_fen: i64,
+        shipped: Option<(&str, &str)>,
     ) -> Result<PurchaserTask> {
         let task = self.purchaser_task(id).await?;
         if paid_fen > task.max_total_fen {
@@ -470,6 +475,21 @@ impl Store {
             paid_fen,
         });
         enqueue(&mut tx, &task.order_id, &OutboxMessage::SignalOrder(signal)).await?;
+        if let Some((carrier, waybill)) = shipped {
+            let order = crate::orders::order_in(&mut tx, &task.order_id).await?;
+            let shipment = NewSellerShipment {
+                order_id: task.order_id.clone(),
+                line_no: u32::try_from(task.line_no).unwrap_or_default(),
+                platform: task.platform.clone(),
+                marketplace_order_id: marketplace_order_id.to_owned(),
+                carrier: carrier.to_owned(),
+                waybill: waybill.to_owned(),
+                source: ShipmentSource::Purchaser,
+            };
+            if let Some(event) = insert_shipment(&mut tx, &shipment, &order.customer_id).await? {
+                append(&mut tx, self.backend(), &[event]).await?;
+            }
+        }
         tx.commit().await?;
         self.purchaser_task(id).await
     }

@@ -26,6 +26,7 @@ pub mod parcels;
 pub mod payments;
 pub mod price_changes;
 pub mod read_model;
+pub mod shipments;
 pub mod subscriptions;
 pub mod warehouse;
 pub mod webhooks;

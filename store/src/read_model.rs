@@ -1,11 +1,13 @@
 //! The order as the API shows it: the order row with its timeline, price changes, goods in the
-//! warehouse and charges beyond its total, read from the modules that own each.
+//! warehouse, charges beyond its total and the sellers' domestic shipments, read from the modules
+//! that own each.
 
 use crate::{
     db::{Result, Store, StoreError},
     orders::OrderRecord,
     payments::Charge,
     price_changes::PriceChange,
+    shipments::SellerShipmentRecord,
     warehouse::WarehouseItem,
 };
 use procure_domain::order::TimelineEvent;
@@ -22,6 +24,9 @@ pub struct OrderDetail {
     pub warehouse: Option<WarehouseItem>,
     /// Charges beyond the total (storage extensions).
     pub charges: Vec<Charge>,
+    /// The sellers' domestic shipments to the warehouse, as reported.
+    #[serde(default)]
+    pub seller_shipments: Vec<SellerShipmentRecord>,
 }
 
 impl Store {
@@ -37,12 +42,14 @@ impl Store {
         let charges = self
             .charges_of(&procure_workflows::order_workflow_id(id))
             .await?;
+        let seller_shipments = self.seller_shipments(id).await?;
         Ok(OrderDetail {
             order,
             timeline,
             price_changes,
             warehouse,
             charges,
+            seller_shipments,
         })
     }
 }

@@ -122,7 +122,8 @@ pub mod defs {
         CancelPayment, CancelPurchase, CreatePayment, ExpirePurchaserTask, LoadOrder, OpenOrder,
         OpenPurchaserTask, ProcurementCandidates, ProposePriceChange, PurchaseOffer,
         RecordTransition, RecordTransitions, RefundPayment, RefundSupplements, ReleaseStock,
-        ReserveStock, SettleExisting, TrackParcel, VerifyPayment, WithdrawPriceChange,
+        ReserveStock, SellerShipments, SettleExisting, TrackParcel, VerifyPayment,
+        WithdrawPriceChange,
     };
 }
 
@@ -417,6 +418,14 @@ impl OrderActivities {
     pub fn track_parcel(tracking_number: String) -> Result<ParcelStatus, ActivityError> {
         unimplemented!()
     }
+
+    /// Follow the sellers' domestic shipments of the bought lines (patch `seller-shipment`).
+    #[activity(name = "seller_shipments")]
+    pub fn seller_shipments(
+        req: SellerShipmentsRequest,
+    ) -> Result<SellerShipmentReport, ActivityError> {
+        unimplemented!()
+    }
 }
 
 /// The baseline's activity: does nothing, so `procure bench` measures pure engine overhead.
@@ -613,6 +622,48 @@ pub enum MarketplaceCancelOutcome {
     NotCancellable { platform: String, reason: String },
     /// The line has no purchase.
     NotBought,
+}
+
+/// Ask the marketplaces where the seller's domestic shipment of each bought line stands
+/// (`activities::shipment`). `with_status`: also read the marketplace's status word of each
+/// line not shipped yet (one more call each), for the operator when the deadline has passed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SellerShipmentsRequest {
+    pub order_id: String,
+    /// The lines bought and not cancelled, with the buyer account that bought each.
+    pub lines: Vec<(u32, Option<String>)>,
+    #[serde(default)]
+    pub with_status: bool,
+}
+
+/// Where the sellers' shipments stand: every shipment known so far (recorded in the store, the
+/// `order.seller_shipped` event written once each), and the lines still waiting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SellerShipmentReport {
+    pub shipped: Vec<SellerShipment>,
+    pub waiting: Vec<UnshippedLine>,
+}
+
+/// One line's domestic parcel, as its marketplace (or the purchaser who bought it) reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SellerShipment {
+    pub line_no: u32,
+    pub platform: String,
+    pub marketplace_order_id: String,
+    pub carrier: String,
+    /// The domestic waybill number.
+    pub waybill: String,
+}
+
+/// A bought line whose seller has not shipped (as far as anyone can tell).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnshippedLine {
+    pub line_no: u32,
+    pub platform: String,
+    pub marketplace_order_id: String,
+    /// The marketplace's own status word when asked for (`with_status`), else what is known
+    /// (e.g. "not shipped yet (500_2)", or that a purchaser bought it by hand).
+    pub status: String,
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 //! # The patches
 //!
 //! - [`ONE_STEP_OPEN`] (after 1.0).
+//! - [`SELLER_SHIPMENT`] (after 1.0).
 
 /// An order opens in one activity round trip: `open_order` records the accepted event, loads
 /// the plan, holds the stock and finds (or creates) the payment intent the dispatcher opened at
@@ -42,8 +43,16 @@
 /// each. Recorded history: `tests/histories/order_completed_one_step_open.json`.
 pub const ONE_STEP_OPEN: &str = "one-step-open";
 
+/// While the goods travel to the warehouse, the order follows the sellers' domestic shipments:
+/// an activity `seller_shipments` every `seller_ship_poll_secs` (a timer each), a timeline note
+/// "seller shipped: <carrier> <waybill>" per parcel, and `NeedsOperator` with the marketplace's
+/// status when a seller has not shipped within `seller_ship_deadline_secs`
+/// (`workflows/src/order/shipment.rs`). Before it: one timer for the inbound timeout and a wait
+/// for the scan. Recorded history: `tests/histories/order_seller_shipment.json`.
+pub const SELLER_SHIPMENT: &str = "seller-shipment";
+
 /// Every patch id in force, oldest first; a workflow may only call `patched` with one of these.
-pub const PATCHES: &[&str] = &[ONE_STEP_OPEN];
+pub const PATCHES: &[&str] = &[ONE_STEP_OPEN, SELLER_SHIPMENT];
 
 /// The baseline the patches above are counted from.
 pub const BASELINE: &str = "1.0";

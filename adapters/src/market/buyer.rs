@@ -134,6 +134,13 @@ pub trait BuyerMarketplace: Send + Sync {
     /// Domestic shipments of the order (empty until the seller ships).
     fn logistics<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, Vec<LogisticsInfo>>;
 
+    /// The order's status in the marketplace's own word (e.g. 1688 `waitsellersend`, Taobao
+    /// `WAIT_SELLER_SEND_GOODS`), for an operator looking at a seller who has not shipped.
+    fn status_word<'a>(&'a self, order_id: &'a str) -> MarketFuture<'a, String> {
+        let _ = order_id;
+        Box::pin(async { Ok("not reported by this marketplace".to_owned()) })
+    }
+
     /// Cancel the order as far as the marketplace allows, however often this is called.
     fn cancel<'a>(&'a self, order_id: &'a str, remark: &'a str) -> MarketFuture<'a, CancelOutcome>;
 

@@ -1,12 +1,14 @@
 //! An order: as accepted and listed (`OrderView`), and read one at a time with its timeline,
-//! price changes, goods in the warehouse and charges (`OrderDetailView`).
+//! price changes, goods in the warehouse, charges and the sellers' shipments (`OrderDetailView`).
 
 use super::{payments::ChargeView, price_changes::PriceChangeView, warehouse::WarehouseItemView};
 use procure_domain::{
     Money, OrderState,
     order::{OrderLine, TimelineEvent},
 };
-use procure_store::{orders::OrderRecord, read_model::OrderDetail};
+use procure_store::{
+    orders::OrderRecord, read_model::OrderDetail, shipments::SellerShipmentRecord,
+};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -64,6 +66,45 @@ pub struct OrderDetailView {
     pub warehouse: Option<WarehouseItemView>,
     /// Charges beyond the total (storage extensions).
     pub charges: Vec<ChargeView>,
+    /// The sellers' domestic shipments to our warehouse, one per line and waybill.
+    pub seller_shipments: Vec<SellerShipmentView>,
+}
+
+/// A seller's domestic parcel to our warehouse.
+#[derive(Clone, Debug, Serialize)]
+pub struct SellerShipmentView {
+    pub line_no: u32,
+    pub platform: String,
+    pub marketplace_order_id: String,
+    pub carrier: String,
+    pub waybill: String,
+    /// `marketplace` (its logistics API) or `purchaser` (entered with the completion).
+    pub source: String,
+    pub recorded_at_ms: i64,
+}
+
+impl From<SellerShipmentRecord> for SellerShipmentView {
+    fn from(s: SellerShipmentRecord) -> Self {
+        let SellerShipmentRecord {
+            order_id: _,
+            line_no,
+            platform,
+            marketplace_order_id,
+            carrier,
+            waybill,
+            source,
+            recorded_at_ms,
+        } = s;
+        SellerShipmentView {
+            line_no,
+            platform,
+            marketplace_order_id,
+            carrier,
+            waybill,
+            source,
+            recorded_at_ms,
+        }
+    }
 }
 
 impl From<OrderDetail> for OrderDetailView {
@@ -74,6 +115,7 @@ impl From<OrderDetail> for OrderDetailView {
             price_changes,
             warehouse,
             charges,
+            seller_shipments,
         } = d;
         OrderDetailView {
             order: order.into(),
@@ -81,6 +123,7 @@ impl From<OrderDetail> for OrderDetailView {
             price_changes: price_changes.into_iter().map(Into::into).collect(),
             warehouse: warehouse.map(Into::into),
             charges: charges.into_iter().map(Into::into).collect(),
+            seller_shipments: seller_shipments.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -179,6 +222,16 @@ mod tests {
             price_changes: vec![changes::change()],
             warehouse: Some(items::item()),
             charges: vec![charges::charge()],
+            seller_shipments: vec![SellerShipmentRecord {
+                order_id: "ord_1".into(),
+                line_no: 1,
+                platform: "1688".into(),
+                marketplace_order_id: "58218860983545941".into(),
+                carrier: "YTO".into(),
+                waybill: "YT1234567890123".into(),
+                source: "marketplace".into(),
+                recorded_at_ms: 1_700_000_100_000,
+            }],
         };
         let mut want = order_json();
         let extra = json!({
@@ -186,6 +239,10 @@ mod tests {
             "price_changes": [changes::change_json()],
             "warehouse": items::item_json(),
             "charges": [charges::charge_json()],
+            "seller_shipments": [{"line_no": 1, "platform": "1688",
+                "marketplace_order_id": "58218860983545941", "carrier": "YTO",
+                "waybill": "YT1234567890123", "source": "marketplace",
+                "recorded_at_ms": 1_700_000_100_000_i64}],
         });
         want.as_object_mut()
             .unwrap()
@@ -198,9 +255,11 @@ mod tests {
             price_changes: vec![],
             warehouse: None,
             charges: vec![],
+            seller_shipments: vec![],
         };
         let mut want = order_json();
-        let extra = json!({"timeline": [], "price_changes": [], "warehouse": null, "charges": []});
+        let extra = json!({"timeline": [], "price_changes": [], "warehouse": null, "charges": [],
+            "seller_shipments": []});
         want.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());

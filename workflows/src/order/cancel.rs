@@ -33,13 +33,7 @@ pub(super) async fn cancel_bought_lines(
     ctx: &mut WorkflowContext<OrderWorkflow>,
     plan: &OrderPlan,
 ) -> WorkflowResult<Result<(), String>> {
-    let bought = ctx.state(|s| {
-        s.purchase_accounts
-            .iter()
-            .filter(|(l, _)| !s.cancelled_lines.contains(l))
-            .cloned()
-            .collect::<Vec<_>>()
-    });
+    let bought = ctx.state(OrderWorkflow::live_purchases);
     let mut kept = Vec::new();
     let mut cancelled = Vec::new();
     for (line_no, account) in bought {

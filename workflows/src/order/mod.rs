@@ -11,6 +11,7 @@ mod fulfilment;
 pub mod operator;
 mod price_change;
 mod procure;
+mod shipment;
 
 pub use operator::{
     CancelOutcome, CancelRequest, LineDecision, LineDecisionRequest, OperatorOutcome, Parked,
@@ -81,6 +82,20 @@ pub struct OrderInput {
     /// After the free period: how long the customer has to choose before the goods are disposed.
     #[serde(default = "default_storage_grace")]
     pub storage_grace_secs: u64,
+    /// Between two questions to the marketplaces about the sellers' domestic shipments.
+    #[serde(default = "default_seller_ship_poll")]
+    pub seller_ship_poll_secs: u64,
+    /// How long after the purchase a seller has to ship before an operator is asked.
+    #[serde(default = "default_seller_ship_deadline")]
+    pub seller_ship_deadline_secs: u64,
+}
+
+fn default_seller_ship_poll() -> u64 {
+    3 * 3600
+}
+
+fn default_seller_ship_deadline() -> u64 {
+    72 * 3600
 }
 
 fn default_storage_reminder() -> u64 {
@@ -603,6 +618,15 @@ impl OrderWorkflow {
         self.payment.is_some() || self.state.customer_has_paid()
     }
 
+    /// The lines bought and not cancelled or dropped, with the buyer account of each.
+    pub(crate) fn live_purchases(&self) -> Vec<(u32, Option<String>)> {
+        self.purchase_accounts
+            .iter()
+            .filter(|(l, _)| !self.cancelled_lines.contains(l))
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn cancelling(&self) -> bool {
         self.cancel_reason.is_some() && self.cancel_outcome.is_none()
     }
@@ -642,6 +666,40 @@ async fn receive_and_ship(
     )
     .await?;
 
+    if ctx.patched(versions::SELLER_SHIPMENT) {
+        if let Some(ended) = shipment::await_goods(ctx, input, plan).await? {
+            return Ok(ended);
+        }
+    } else if let Some(ended) = await_scan(ctx, input, plan).await? {
+        return Ok(ended);
+    }
+    let inbound = ctx
+        .state(|s| s.inbound.clone())
+        .expect("the wait ends on the scan");
+    move_to(
+        ctx,
+        OrderState::InWarehouse,
+        format!(
+            "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
+            inbound.weight_g,
+            inbound.dims.l_mm,
+            inbound.dims.w_mm,
+            inbound.dims.h_mm,
+            inbound.photo_urls.len()
+        ),
+    )
+    .await?;
+    // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
+    fulfilment::store_and_ship(ctx, &order_id).await
+}
+
+/// The wait for the warehouse scan before the patch `seller-shipment`: `Ok(None)` once
+/// scanned, `Ok(Some(state))` when the order ended meanwhile.
+async fn await_scan(
+    ctx: &mut WorkflowContext<OrderWorkflow>,
+    input: &OrderInput,
+    plan: &OrderPlan,
+) -> WorkflowResult<Option<OrderState>> {
     // A cancellation while the goods travel: cancelled at the marketplace while it allows.
     let due_ms = now_ms(ctx) + (input.inbound_timeout_secs as i64) * 1000;
     let arrived = loop {
@@ -656,7 +714,9 @@ async fn receive_and_ship(
         match cancel::cancel_bought_lines(ctx, plan).await? {
             Ok(()) => {
                 let why = ctx.state(|s| s.cancel_reason.clone()).unwrap_or_default();
-                return refund_and_close(ctx, plan, format!("cancelled: {why}")).await;
+                return refund_and_close(ctx, plan, format!("cancelled: {why}"))
+                    .await
+                    .map(Some);
             }
             Err(why) => cancel::refuse_cancel(ctx, why).await?,
         }
@@ -673,24 +733,7 @@ async fn receive_and_ship(
         .await?;
         ctx.wait_condition(|s| s.inbound.is_some()).await?;
     }
-    let inbound = ctx
-        .state(|s| s.inbound.clone())
-        .expect("condition guarantees inbound");
-    move_to(
-        ctx,
-        OrderState::InWarehouse,
-        format!(
-            "scanned in: {} g, {}×{}×{} mm, {} photo(s)",
-            inbound.weight_g,
-            inbound.dims.l_mm,
-            inbound.dims.w_mm,
-            inbound.dims.h_mm,
-            inbound.photo_urls.len()
-        ),
-    )
-    .await?;
-    // The customer ships stored goods in parcels of their choosing (ParcelWorkflow).
-    fulfilment::store_and_ship(ctx, &order_id).await
+    Ok(None)
 }
 
 /// Apply a signal's input, or put why it does not fit on the timeline and ignore it.
