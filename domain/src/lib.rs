@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod order;
 pub mod ports;
 pub mod procurement;
+pub mod product;
 pub mod quote;
 pub mod seal;
 pub mod secret;

@@ -250,9 +250,10 @@ impl Store {
                     .await?;
                 for o in offers {
                     let owner: Option<(String,)> =
-                        sqlx::query_as("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
+                        sqlx::query_as("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2 AND spec_id = $3")
                             .bind(o.platform.as_str())
                             .bind(&o.offer_id)
+                            .bind(&o.spec_id)
                             .fetch_optional(&mut *tx)
                             .await?;
                     match owner {
@@ -539,24 +540,27 @@ impl Store {
                     }
                     sqlx::query(
                         "UPDATE offers SET price_fen = $1, stock = $2, active = 1, updated_at_ms = $3 \
-                         WHERE platform = $4 AND offer_id = $5",
+                         WHERE platform = $4 AND offer_id = $5 AND spec_id = $6",
                     )
                     .bind(price_fen)
                     .bind(stock)
                     .bind(now)
                     .bind(obs.offer.platform.as_str())
                     .bind(&obs.offer.offer_id)
+                    .bind(&obs.offer.spec_id)
                     .execute(&mut *tx)
                     .await?;
                 }
                 Seen::Gone => {
                     summary.gone += 1;
                     sqlx::query(
-                        "UPDATE offers SET active = 0, updated_at_ms = $1 WHERE platform = $2 AND offer_id = $3",
+                        "UPDATE offers SET active = 0, updated_at_ms = $1 WHERE platform = $2 AND offer_id = $3 \
+                         AND spec_id = $4",
                     )
                     .bind(now)
                     .bind(obs.offer.platform.as_str())
                     .bind(&obs.offer.offer_id)
+                    .bind(&obs.offer.spec_id)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -700,10 +704,11 @@ async fn best_candidate(tx: &mut Transaction<'_, Any>, sku: &str) -> Result<Opti
 async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<Option<Seen>> {
     let last: Option<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT listed, price_fen, stock FROM price_snapshots WHERE platform = $1 AND offer_id = $2 \
-         ORDER BY id DESC LIMIT 1",
+         AND spec_id = $3 ORDER BY id DESC LIMIT 1",
     )
     .bind(offer.platform.as_str())
     .bind(&offer.offer_id)
+    .bind(&offer.spec_id)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some((listed, price, stock)) = last {
@@ -713,10 +718,11 @@ async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<
         }));
     }
     let row: Option<(i64, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2",
+        "SELECT price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2 AND spec_id = $3",
     )
     .bind(offer.platform.as_str())
     .bind(&offer.offer_id)
+    .bind(&offer.spec_id)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match row {
