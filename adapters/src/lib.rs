@@ -29,7 +29,7 @@ pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};
 pub use market::{
     BuyerMarketplace, CancelOutcome, CargoLine, DeliveryAddress, LogisticsInfo, MarketError,
-    OfferPrice, PriceSource, PurchaseRequest, Purchased, purchase,
+    OfferPrice, PriceSource, ProductDetail, ProductSource, PurchaseRequest, Purchased, purchase,
 };
 pub use payments::{PaymentIntent, Payments, PaymentsConfig, Refund};
 pub use pdd::{Pdd, PddConfig, PddGoods};
