@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
+use crate::market::product::{
+    Attribute, Dimensions, ProductDetail, ProductSource, Seller, SkuDetail,
+};
 use crate::market::wire::{
     Fen, IdText, Yuan, list, need, now_ms, server_error, sign_form, status_error, text, typed,
     unreadable,
@@ -25,9 +28,6 @@ use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, Created, DeliveryAddress, LogisticsInfo,
     MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest, Quote,
     QuotedLine,
-};
-use crate::market::product::{
-    Attribute, Dimensions, ProductDetail, ProductSource, Seller, SkuDetail,
 };
 use procure_domain::order::Platform;
 
@@ -395,8 +395,13 @@ impl WireDetail {
             .map(|s| count(&s.min_order_quantity))
             .filter(|&q| q > 0)
             .or_else(|| {
-                sale.and_then(|s| s.price_ranges.iter().map(|r| count(&r.start_quantity)).min())
-                    .filter(|&q| q > 0)
+                sale.and_then(|s| {
+                    s.price_ranges
+                        .iter()
+                        .map(|r| count(&r.start_quantity))
+                        .min()
+                })
+                .filter(|&q| q > 0)
             })
             .and_then(|q| u32::try_from(q).ok());
         let mut skus = Vec::with_capacity(self.sku_infos.len().max(1));
@@ -414,7 +419,10 @@ impl WireDetail {
                     .filter_map(|a| {
                         let name = some_text(a.attribute_display_name.as_deref())
                             .or_else(|| some_text(a.attribute_name.as_deref()))?;
-                        Some(Attribute::new(name, some_text(a.attribute_value.as_deref())?))
+                        Some(Attribute::new(
+                            name,
+                            some_text(a.attribute_value.as_deref())?,
+                        ))
                     })
                     .collect(),
                 image_url: s

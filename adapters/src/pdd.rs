@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::OfferPrice;
-use crate::market::wire::{
-    Fen, IdText, int, need, now_ms, sign_form, status_error, text, typed, unreadable,
-};
 use crate::market::product::{
     Attribute, ProductDetail, ProductSource, Seller, SkuDetail, absolute_url, distinct, some_text,
+};
+use crate::market::wire::{
+    Fen, IdText, int, need, now_ms, sign_form, status_error, text, typed, unreadable,
 };
 use crate::market::{MarketError, MarketFuture, PriceSource};
 use procure_domain::order::Platform;

@@ -10,7 +10,9 @@ use procure_domain::product_link::{IdKind, ProductRef};
 use crate::{
     alibaba::{Alibaba1688, AlibabaConfig},
     http::BuildError,
-    market::{BuyerMarketplace, MarketError, OfferPrice, PriceSource, ProductDetail, ProductSource},
+    market::{
+        BuyerMarketplace, MarketError, OfferPrice, PriceSource, ProductDetail, ProductSource,
+    },
     pdd::{Pdd, PddConfig},
     taobao::{Taobao, TaobaoConfig},
 };

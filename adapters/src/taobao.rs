@@ -19,12 +19,12 @@ use crate::market::product::{
     Attribute, ProductDetail, ProductSource, Seller, SkuDetail, distinct, some_text,
 };
 use crate::market::wire::{Fen, now_ms, sign_form, typed, unreadable};
-use procure_domain::order::Platform;
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, CargoLine, Created, DeliveryAddress,
     LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest,
     Quote, QuotedLine,
 };
+use procure_domain::order::Platform;
 
 pub use assumed::{ACCOUNT_RESTRICTED, CANCEL_NOT_ALLOWED};
 
@@ -322,7 +322,10 @@ impl DetailData {
                 .filter(|&q| q > 0)
                 .and_then(|q| u32::try_from(q).ok()),
             seller: Seller {
-                id: self.shop_id.map(|i| i.0).filter(|s| !s.is_empty() && s != "0"),
+                id: self
+                    .shop_id
+                    .map(|i| i.0)
+                    .filter(|s| !s.is_empty() && s != "0"),
                 name: some_text(self.shop_name.as_deref())
                     .or_else(|| some_text(self.user_nick.as_deref())),
             },

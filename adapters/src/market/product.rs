@@ -110,13 +110,19 @@ pub(crate) fn absolute_url(raw: &str, base: &str) -> Option<String> {
         return None;
     }
     let lower = raw.to_ascii_lowercase();
-    Some(if lower.starts_with("https://") || lower.starts_with("http://") {
-        raw.to_owned()
-    } else if let Some(rest) = raw.strip_prefix("//") {
-        format!("https://{rest}")
-    } else {
-        format!("{}/{}", base.trim_end_matches('/'), raw.trim_start_matches('/'))
-    })
+    Some(
+        if lower.starts_with("https://") || lower.starts_with("http://") {
+            raw.to_owned()
+        } else if let Some(rest) = raw.strip_prefix("//") {
+            format!("https://{rest}")
+        } else {
+            format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                raw.trim_start_matches('/')
+            )
+        },
+    )
 }
 
 /// The distinct non-empty URLs, in order.
@@ -132,7 +138,9 @@ pub(crate) fn distinct(urls: impl IntoIterator<Item = Option<String>>) -> Vec<St
 
 /// A non-empty, trimmed text.
 pub(crate) fn some_text(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
