@@ -1,6 +1,6 @@
 //! A marketplace product as its detail API describes it, vendor-neutral ([`ProductDetail`]),
 //! and the trait every platform's client reads it through ([`ProductSource`]). Each vendor
-//! module maps its own answer (docs/vendors/<vendor>.md says which field is which); what a
+//! module maps its own answer (each vendor's page in docs/vendors/ says which field is which); what a
 //! marketplace does not give is `None`, never a guess: the caller estimates weight and size.
 
 use procure_domain::order::Platform;
