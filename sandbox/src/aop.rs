@@ -11,7 +11,9 @@
 
 use crate::{
     Sandbox, State,
-    faults::{AOP_KINDS, Fired, Platform},
+    catalogue::PLATFORM_1688,
+    faults::{AOP_KINDS, AOP_PRODUCT_KINDS, Fired, Platform},
+    generated,
     util::{self, json_response, parse_form, plain_error},
 };
 use axum::{
@@ -309,7 +311,12 @@ async fn call(
         );
     }
 
-    let fired = sb.enter(Platform::Aop, api, AOP_KINDS).await;
+    let kinds = if api == API_PRODUCT_INFO.1 {
+        AOP_PRODUCT_KINDS
+    } else {
+        AOP_KINDS
+    };
+    let fired = sb.enter(Platform::Aop, api, kinds).await;
     if fired.rate_limit {
         return gateway(
             StatusCode::BAD_REQUEST,
@@ -446,6 +453,9 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
         jump_price(s, id, pct);
     }
     let Some(prod) = s.product_mut(id) else {
+        if s.generates(id, generated::is_long_id(id)) {
+            return Ok(generated_product_info(id, fired));
+        }
         // The documented failure is a message: "商品[id]不存在".
         return Err(json!({"success": false, "message": format!("商品[{id}]不存在")}));
     };
@@ -459,7 +469,7 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
         "productInfo": {
             "productID": long(&prod.offer_id),
             "subject": prod.title,
-            "status": "published",
+            "status": if fired.delisted { DELISTED_STATUS } else { "published" },
             "skuInfos": [{
                 "specId": prod.spec_id,
                 "skuId": digits_of(&prod.spec_id),
@@ -469,6 +479,106 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
             "saleInfo": {"amountOnSale": on_sale, "minOrderQuantity": 1, "unit": "件"},
         }
     }))
+}
+
+/// The `status` of an offer taken off the shelf (`delisted` fault): one of the statuses the
+/// SDK's `AlibabaProductProductInfo.status` lists (expired: 过期).
+const DELISTED_STATUS: &str = "expired";
+/// Where the sandbox's generated image paths live, relative to 1688's image host as the SDK
+/// documents `image.images` (relative paths).
+const GENERATED_IMAGE_DIR: &str = "img/ibank/sandbox/";
+
+/// A weight in grams as 1688's `unitWeight` (kg, Double; docs/vendors/1688.md, Assumed).
+fn kg_number(grams: u32) -> Value {
+    if grams % 1000 == 0 {
+        json!(grams / 1000)
+    } else {
+        json!(f64::from(grams) / 1000.0)
+    }
+}
+
+/// `alibaba.cross.productInfo` for an id the catalogue does not hold: the generated product
+/// (`generated`) in the whole `AlibabaProductProductInfo` shape.
+fn generated_product_info(id: &str, fired: &Fired) -> Value {
+    let g = generated::generate(PLATFORM_1688, id);
+    let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
+    let skus: Vec<Value> = g
+        .skus
+        .iter()
+        .map(|s| {
+            let attributes: Vec<Value> = s
+                .specs
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| {
+                    let mut a = json!({
+                        "attributeID": sp.parent_id,
+                        "attributeValue": sp.value,
+                        "attributeName": sp.name,
+                        "attributeDisplayName": sp.name,
+                    });
+                    if i == 0 {
+                        a["skuImageUrl"] = json!(format!("{GENERATED_IMAGE_DIR}{}", s.image));
+                    }
+                    a
+                })
+                .collect();
+            json!({
+                "specId": s.spec_id,
+                "skuId": s.sku_id,
+                "price": yuan_number(s.price_fen),
+                "amountOnSale": stock(s.stock),
+                "cargoNumber": "",
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    let mut shipping = json!({"sendGoodsAddressText": g.attributes[2].1});
+    if let Some(w) = g.weight_g {
+        shipping["unitWeight"] = kg_number(w);
+    }
+    if let Some((l, w, h)) = g.dims_mm {
+        shipping["length"] = json!(l / 10);
+        shipping["width"] = json!(w / 10);
+        shipping["height"] = json!(h / 10);
+    }
+    let attributes: Vec<Value> = g
+        .attributes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            json!({"attributeID": 1000 + i, "attributeName": name, "value": value, "isCustom": false})
+        })
+        .collect();
+    let images: Vec<String> = g
+        .images
+        .iter()
+        .map(|f| format!("{GENERATED_IMAGE_DIR}{f}"))
+        .collect();
+    json!({
+        "success": true,
+        "productInfo": {
+            "productID": long(id),
+            "productType": "wholesale",
+            "categoryID": g.category_id,
+            "subject": g.title,
+            "status": if fired.delisted { DELISTED_STATUS } else { "published" },
+            "attributes": attributes,
+            "image": {"images": images},
+            "skuInfos": skus,
+            "saleInfo": {
+                "amountOnSale": stock(g.total_stock()),
+                "minOrderQuantity": g.moq,
+                "unit": "件",
+                "quoteType": 1,
+                "priceRanges": [{"startQuantity": g.moq, "price": yuan_number(g.min_price_fen())}],
+            },
+            "shippingInfo": shipping,
+            "supplierUserId": g.seller_id.to_string(),
+            "supplierLoginId": g.seller_name,
+            "sellerLoginId": g.seller_name,
+        }
+    })
 }
 
 struct Cargo {

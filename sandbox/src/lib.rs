@@ -52,6 +52,7 @@ mod carrier;
 mod control;
 mod ecb;
 mod faults;
+mod generated;
 mod pdd;
 mod stripe;
 mod taobao;
@@ -256,6 +257,17 @@ impl State {
             return None;
         }
         self.products.iter_mut().find(|p| p.offer_id == offer_id)
+    }
+
+    /// Whether a product read of `id`, which no seeded listing on sale answered, answers a
+    /// generated product (`generated`): the id is of the platform's form (`well_formed`), not a
+    /// seeded listing (of any platform: a seeded listing taken off sale stays gone), and not
+    /// taken off sale.
+    pub(crate) fn generates(&self, id: &str, well_formed: bool) -> bool {
+        well_formed
+            && !self.removed.contains(id)
+            && !self.products.iter().any(|p| p.offer_id == id)
+            && !self.offers.iter().any(|o| o.offer_id == id)
     }
 
     /// A Taobao / Pinduoduo listing that is on sale.

@@ -28,7 +28,8 @@
 use crate::{
     Sandbox, State,
     catalogue::{Offer, PLATFORM_TAOBAO},
-    faults::{AOP_KINDS, Fired, Platform},
+    faults::{AOP_KINDS, AOP_PRODUCT_KINDS, Fired, Platform},
+    generated,
     util::{self, json_response, parse_form},
 };
 use axum::{
@@ -261,7 +262,12 @@ async fn call(sb: &Sandbox, api: &str, raw: &[u8]) -> Response {
         ));
     }
 
-    let fired = sb.enter(Platform::Taobao, api_path, AOP_KINDS).await;
+    let kinds = if api_path == API_PRODUCT {
+        AOP_PRODUCT_KINDS
+    } else {
+        AOP_KINDS
+    };
+    let fired = sb.enter(Platform::Taobao, api_path, kinds).await;
     if fired.rate_limit {
         return reply(fail(API_CALL_LIMIT, "The request has exceeded the limit"));
     }
@@ -407,11 +413,20 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
     if let Some(pct) = fired.price_jump_percent {
         s.jump_offer_price(PLATFORM_TAOBAO, id, pct);
     }
-    let Some(offer) = s.offer_mut(PLATFORM_TAOBAO, id).cloned() else {
-        return Err(biz_fail(
+    let gone = || {
+        biz_fail(
             ITEM_NOT_FOUND,
             format!("item {id} does not exist or is off the shelf"),
-        ));
+        )
+    };
+    if fired.delisted {
+        return Err(gone());
+    }
+    let Some(offer) = s.offer_mut(PLATFORM_TAOBAO, id).cloned() else {
+        if s.generates(id, generated::is_long_id(id)) {
+            return Ok(generated_product(id, fired));
+        }
+        return Err(gone());
     };
     let stock = if fired.out_of_stock { 0 } else { offer.stock };
     let postage = s.postage_of(&offer.sku);
@@ -443,6 +458,75 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
             }],
         },
     })))
+}
+
+/// Where the sandbox's generated Taobao images live (a host that never resolves).
+const GENERATED_IMAGE_BASE: &str = "https://img.sandbox.invalid/taobao/";
+/// The carriage a generated item's seller charges (fen): the catalogue's smallest.
+const GENERATED_POSTAGE_FEN: i64 = 500;
+
+/// The list price of a generated item: 15 % above what a buyer pays, whole yuan.
+fn list_price(fen: i64) -> i64 {
+    (fen * 115 / 100 + 99) / 100 * 100
+}
+
+/// `/product/get` for an id the catalogue does not hold: the generated product
+/// (`generated`) in the SDK's `ProductInfoData` shape.
+fn generated_product(id: &str, fired: &Fired) -> Value {
+    let g = generated::generate(PLATFORM_TAOBAO, id);
+    let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
+    let skus: Vec<Value> = g
+        .skus
+        .iter()
+        .map(|s| {
+            let properties: Vec<Value> = s
+                .specs
+                .iter()
+                .map(|sp| {
+                    json!({"prop_id": sp.parent_id, "prop_name": sp.name,
+                           "value_id": sp.value_id, "value_name": sp.value,
+                           "value_desc": sp.value})
+                })
+                .collect();
+            json!({
+                "sku_id": s.sku_id,
+                "price": list_price(s.price_fen),
+                "promotion_price": s.price_fen,
+                "coupon_price": s.price_fen,
+                "quantity": stock(s.stock),
+                "status": "NORMAL",
+                "pic_url": format!("{GENERATED_IMAGE_BASE}{}", s.image),
+                "properties": properties,
+                "postFee": GENERATED_POSTAGE_FEN,
+            })
+        })
+        .collect();
+    let pics: Vec<String> = g
+        .images
+        .iter()
+        .map(|f| format!("{GENERATED_IMAGE_BASE}{f}"))
+        .collect();
+    let min = g.min_price_fen();
+    success(json!({
+        "fail_items": "",
+        "data": {
+            "item_id": id_json(id),
+            "title": g.title,
+            "shop_id": g.seller_id,
+            "shop_name": g.seller_name,
+            "user_nick": g.seller_name,
+            "status": "NORMAL",
+            "category_id": g.category_id.to_string(),
+            "price": list_price(min),
+            "promotion_price": min,
+            "coupon_price": min,
+            "quantity": stock(g.total_stock()),
+            "begin_amount": g.moq,
+            "postFee": GENERATED_POSTAGE_FEN,
+            "pic_urls": pics,
+            "sku_list": skus,
+        },
+    }))
 }
 
 struct LineReq {
