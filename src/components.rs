@@ -142,6 +142,7 @@ pub struct ApiTuning {
     pub price_tolerance_bps: u32,
     /// Deliveries of one outbox row before a transient failure makes it dead.
     pub outbox_max_attempts: u32,
+    pub products: procure_api::ProductsConfig,
 }
 
 impl Default for ApiTuning {
@@ -151,6 +152,7 @@ impl Default for ApiTuning {
             quote_ttl: api.quote_ttl,
             price_tolerance_bps: api.price_tolerance_bps,
             outbox_max_attempts: procure_api::dispatcher::DEFAULT_MAX_ATTEMPTS,
+            products: procure_api::ProductsConfig::default(),
         }
     }
 }
@@ -322,7 +324,9 @@ pub async fn run_api(
         tokens: d.keys.tokens.clone(),
         codec_origins: d.temporal.ui_origins.clone(),
         webhooks: d.webhooks.clone(),
+        products: d.api.products.clone(),
     };
+    let marketplaces = Marketplaces::new(ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone())?;
     let state = AppState::new(
         store.clone(),
         fx,
@@ -331,7 +335,8 @@ pub async fn run_api(
         d.keys.data.clone(),
         d.keys.payload.clone(),
     )
-    .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
+    .with_payments(Arc::new(Payments::new(ext.payments.clone())?))
+    .with_products(Arc::new(marketplaces));
     let intents: Arc<dyn procure_domain::ports::PaymentIntents> =
         Arc::new(Payments::new(ext.payments.clone())?);
     let link = Arc::new(TemporalLink::to(

@@ -450,9 +450,9 @@ impl WireDetail {
         let ship = self.shipping_info.as_ref();
         let dimensions = ship.and_then(|s| {
             Some(Dimensions {
-                length_mm: measure(&s.length, 10.0)?,
-                width_mm: measure(&s.width, 10.0)?,
-                height_mm: measure(&s.height, 10.0)?,
+                l_mm: measure(&s.length, 10.0)?,
+                w_mm: measure(&s.width, 10.0)?,
+                h_mm: measure(&s.height, 10.0)?,
             })
         });
         Ok(ProductDetail {

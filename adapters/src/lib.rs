@@ -316,9 +316,9 @@ mod tests {
         assert_eq!(
             p.dimensions,
             Some(Dimensions {
-                length_mm: 120,
-                width_mm: 95,
-                height_mm: 100
+                l_mm: 120,
+                w_mm: 95,
+                h_mm: 100
             })
         );
         let bare = m.product(Alibaba1688, "610003").await.unwrap();

@@ -179,7 +179,10 @@ mod tests {
             }
         );
         let w = estimate_measures(&product(Some(320), None));
-        assert_eq!((w.weight_g, w.dimensions, w.estimated), (320, ESTIMATED_DIMENSIONS, true));
+        assert_eq!(
+            (w.weight_g, w.dimensions, w.estimated),
+            (320, ESTIMATED_DIMENSIONS, true)
+        );
         // 1,000 cm³: a fifth of it in water is 200 g.
         let s = estimate_measures(&product(None, Some(d)));
         assert_eq!((s.weight_g, s.dimensions, s.estimated), (200, d, true));

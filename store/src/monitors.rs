@@ -249,23 +249,26 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 for o in offers {
-                    let owner: Option<(String,)> =
-                        sqlx::query_as("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2 AND spec_id = $3")
-                            .bind(o.platform.as_str())
-                            .bind(&o.offer_id)
-                            .bind(&o.spec_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                    // An offer's SKUs may belong to different products; an empty spec names the
+                    // listing's only one, so it collides with any spec of another product.
+                    let rows: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT sku, spec_id FROM offers WHERE platform = $1 AND offer_id = $2",
+                    )
+                    .bind(o.platform.as_str())
+                    .bind(&o.offer_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let same = |spec: &str| spec == o.spec_id || spec.is_empty() || o.spec_id.is_empty();
+                    if let Some((owner, _)) = rows.iter().find(|(owner, spec)| owner != sku && same(spec)) {
+                        return Err(StoreError::StateConflict(format!(
+                            "{} offer {} already belongs to product {owner}",
+                            o.platform.as_str(),
+                            o.offer_id
+                        )));
+                    }
+                    let owner = rows.iter().find(|(_, spec)| *spec == o.spec_id);
                     match owner {
-                        Some((owner,)) => {
-                            if &owner != sku {
-                                return Err(StoreError::StateConflict(format!(
-                                    "{} offer {} already belongs to product {owner}",
-                                    o.platform.as_str(),
-                                    o.offer_id
-                                )));
-                            }
-                        }
+                        Some(_) => {}
                         None => {
                             sqlx::query(
                                 "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, \

@@ -174,14 +174,28 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let before = product_in(&mut tx, &id).await?;
-        let mut skus: Vec<ProductSku> = detail
-            .skus
-            .iter()
-            .map(|s| ProductSku {
-                sku: sku_key(&id, &s.spec_id),
+        let mut skus: Vec<ProductSku> = Vec::with_capacity(detail.skus.len());
+        for s in &detail.skus {
+            // An offer already in the catalogue (seeded, or a monitor's) keeps its listing.
+            let owner: Option<(String,)> = sqlx::query_as(
+                "SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2 AND spec_id = $3",
+            )
+            .bind(detail.platform.as_str())
+            .bind(&detail.product_id)
+            .bind(&s.spec_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let known = before
+                .as_ref()
+                .and_then(|b| b.skus.iter().find(|k| k.spec_id == s.spec_id))
+                .map(|k| k.sku.clone());
+            skus.push(ProductSku {
+                sku: known
+                    .or(owner.map(|(sku,)| sku))
+                    .unwrap_or_else(|| sku_key(&id, &s.spec_id)),
                 spec_id: s.spec_id.clone(),
-            })
-            .collect();
+            });
+        }
         // A SKU seen before and gone now is kept (orders name it), after the current ones.
         if let Some(old) = &before {
             for s in &old.skus {
@@ -224,13 +238,19 @@ impl Store {
             if let Some(s) = current {
                 let title = sku_title(&detail.title, s);
                 let available = s.stock.unwrap_or(UNREPORTED_STOCK).max(0);
-                sqlx::query(
+                // A listing of this product takes the product's description; one it adopted
+                // from the catalogue keeps its own title and measured size, and takes the price.
+                let refresh = if k.sku == sku_key(&id, &s.spec_id) {
+                    "title = excluded.title, price_fen = excluded.price_fen, weight_g = excluded.weight_g, \
+                     l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm"
+                } else {
+                    "price_fen = excluded.price_fen"
+                };
+                sqlx::query(&format!(
                     "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
                      domestic_shipping_fen, available, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
-                     ON CONFLICT (sku) DO UPDATE SET title = excluded.title, price_fen = excluded.price_fen, \
-                     weight_g = excluded.weight_g, l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
-                     updated_at_ms = excluded.updated_at_ms",
-                )
+                     ON CONFLICT (sku) DO UPDATE SET {refresh}, updated_at_ms = excluded.updated_at_ms"
+                ))
                 .bind(&k.sku)
                 .bind(detail.platform.as_str())
                 .bind(&detail.product_id)
@@ -345,7 +365,10 @@ impl Store {
         limit: i64,
     ) -> Result<ProductPage> {
         let pattern = query.map(|q| {
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             format!("%{}%", escaped.to_lowercase())
         });
         let rows: Vec<ProductRow> = sqlx::query_as(&format!(
@@ -362,7 +385,9 @@ impl Store {
             .take(limit.max(0) as usize)
             .map(StoredProduct::try_from)
             .collect::<Result<_>>()?;
-        let next = more.then(|| products.last().map(|p| p.id.clone())).flatten();
+        let next = more
+            .then(|| products.last().map(|p| p.id.clone()))
+            .flatten();
         Ok(ProductPage { products, next })
     }
 }
@@ -393,8 +418,14 @@ mod tests {
         assert_eq!(product_key(Platform::Alibaba1688, "610001"), "1688-610001");
         assert_eq!(sku_key("1688-610001", ""), "1688-610001-0");
         let a = sku_key("1688-610001", "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c3");
-        assert_eq!(a, sku_key("1688-610001", "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c3"));
-        assert_ne!(a, sku_key("1688-610001", "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c4"));
+        assert_eq!(
+            a,
+            sku_key("1688-610001", "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c3")
+        );
+        assert_ne!(
+            a,
+            sku_key("1688-610001", "7c2e9a4b1d6f8035c4e2a1b9d7f6e5c4")
+        );
         // A Pinduoduo goods_sign is the longest id: the sku still fits 64 characters.
         let pdd = product_key(
             Platform::Pinduoduo,

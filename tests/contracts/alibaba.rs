@@ -809,9 +809,9 @@ async fn product_detail_parses_the_documented_answer() {
     assert_eq!(
         p.dimensions,
         Some(Dimensions {
-            length_mm: 300,
-            width_mm: 200,
-            height_mm: 110
+            l_mm: 300,
+            w_mm: 200,
+            h_mm: 110
         })
     );
     assert_request(&f, &rec);
