@@ -490,7 +490,7 @@ const GENERATED_IMAGE_DIR: &str = "img/ibank/sandbox/";
 
 /// A weight in grams as 1688's `unitWeight` (kg, Double; docs/vendors/1688.md, Assumed).
 fn kg_number(grams: u32) -> Value {
-    if grams % 1000 == 0 {
+    if grams.is_multiple_of(1000) {
         json!(grams / 1000)
     } else {
         json!(f64::from(grams) / 1000.0)

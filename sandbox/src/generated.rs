@@ -165,7 +165,11 @@ pub(crate) fn generate(platform: &str, id: &str) -> GenProduct {
 
     // 1 to 4 SKUs: colours alone, or colours × a second dimension (sizes or capacities).
     let count = d.range(1, 4) as usize;
-    let second: &[&str] = if d.next() % 2 == 0 { SIZES } else { CAPACITIES };
+    let second: &[&str] = if d.next().is_multiple_of(2) {
+        SIZES
+    } else {
+        CAPACITIES
+    };
     let second_name = if second == SIZES { "尺码" } else { "容量" };
     let (colours, others) = if count == 4 { (2, 2) } else { (count, 1) };
     let colour_start = d.range(0, (COLOURS.len() - colours) as u64) as usize;
@@ -204,8 +208,8 @@ pub(crate) fn generate(platform: &str, id: &str) -> GenProduct {
     }
     let seller_id = d.range(100_000_000, 999_999_999);
     let seller_name = format!("{}{}工厂店", origin, d.range(10, 99));
-    let weight_g = (d.next() % 4 != 0).then(|| d.range(50, 3_000) as u32);
-    let dims_mm = (d.next() % 3 != 0).then(|| {
+    let weight_g = (!d.next().is_multiple_of(4)).then(|| d.range(50, 3_000) as u32);
+    let dims_mm = (!d.next().is_multiple_of(3)).then(|| {
         (
             d.range(5, 60) as u32 * 10,
             d.range(5, 40) as u32 * 10,
