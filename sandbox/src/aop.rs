@@ -454,7 +454,7 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
     }
     let Some(prod) = s.product_mut(id) else {
         if s.generates(id, generated::is_long_id(id)) {
-            return Ok(generated_product_info(id, fired));
+            return Ok(generated_product_info(s, id, fired));
         }
         // The documented failure is a message: "商品[id]不存在".
         return Err(json!({"success": false, "message": format!("商品[{id}]不存在")}));
@@ -499,8 +499,14 @@ fn kg_number(grams: u32) -> Value {
 
 /// `alibaba.cross.productInfo` for an id the catalogue does not hold: the generated product
 /// (`generated`) in the whole `AlibabaProductProductInfo` shape.
-fn generated_product_info(id: &str, fired: &Fired) -> Value {
-    let g = generated::generate(PLATFORM_1688, id);
+fn generated_product_info(s: &State, id: &str, fired: &Fired) -> Value {
+    let mut g = generated::generate(PLATFORM_1688, id);
+    // Orders placed on it took their units.
+    for sku in &mut g.skus {
+        if let Some(left) = s.generated_stock(PLATFORM_1688, id, &sku.spec_id) {
+            sku.stock = left;
+        }
+    }
     let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
     let skus: Vec<Value> = g
         .skus
@@ -667,7 +673,20 @@ fn price(s: &mut State, p: &Params<'_>, cargo: &[Cargo], fired: &Fired) -> Resul
     let mut wanted: HashMap<&str, i64> = HashMap::new();
     let (mut goods, mut carriage) = (0i64, 0i64);
     for c in cargo {
-        let Some(prod) = s.product_mut(&c.offer_id) else {
+        let generated = s.generates(&c.offer_id, generated::is_long_id(&c.offer_id));
+        let Some(prod) = s.listing_1688(&c.offer_id, c.spec_id.as_deref()) else {
+            if generated {
+                // A generated offer without that spec.
+                return Err(api_error(
+                    p.api,
+                    PREVIEW_SPEC_MISMATCH,
+                    format!(
+                        "规格[{}]不属于商品[{}]",
+                        c.spec_id.as_deref().unwrap_or_default(),
+                        c.offer_id
+                    ),
+                ));
+            }
             return Err(api_error(
                 p.api,
                 PREVIEW_NOT_TRADABLE,
@@ -795,7 +814,7 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
     }
     let priced = price(s, p, &cargo, fired)?;
     for l in &priced.lines {
-        if let Some(prod) = s.product_mut(&l.offer_id) {
+        if let Some(prod) = s.listing_1688(&l.offer_id, Some(&l.spec_id)) {
             prod.amount_on_sale -= l.quantity;
         }
     }
@@ -1223,6 +1242,12 @@ fn cancel_error(code: &str, message: impl Into<String>) -> Value {
 fn restock(s: &mut State, lines: &[OrderLine]) {
     for l in lines {
         if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == l.offer_id) {
+            p.amount_on_sale += l.quantity;
+        } else if let Some(p) = s
+            .generated_products
+            .iter_mut()
+            .find(|p| p.offer_id == l.offer_id && p.spec_id == l.spec_id)
+        {
             p.amount_on_sale += l.quantity;
         }
     }

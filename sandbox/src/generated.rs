@@ -10,6 +10,10 @@
 //! 1688 and Taobao ids that are Longs (1 to 19 digits, no leading 0), any Pinduoduo
 //! `goods_sign` token. Anything else answers "no such product" as before.
 
+/// The domestic carriage a generated product's seller charges per order (fen): 1688's
+/// `sumCarriage` share, Taobao's `postFee`.
+pub(crate) const CARRIAGE_FEN: i64 = 500;
+
 /// One generated SKU.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GenSku {

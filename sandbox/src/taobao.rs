@@ -424,7 +424,7 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
     }
     let Some(offer) = s.offer_mut(PLATFORM_TAOBAO, id).cloned() else {
         if s.generates(id, generated::is_long_id(id)) {
-            return Ok(generated_product(id, fired));
+            return Ok(generated_product(s, id, fired));
         }
         return Err(gone());
     };
@@ -462,8 +462,6 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
 
 /// Where the sandbox's generated Taobao images live (a host that never resolves).
 const GENERATED_IMAGE_BASE: &str = "https://img.sandbox.invalid/taobao/";
-/// The carriage a generated item's seller charges (fen): the catalogue's smallest.
-const GENERATED_POSTAGE_FEN: i64 = 500;
 
 /// The list price of a generated item: 15 % above what a buyer pays, whole yuan.
 fn list_price(fen: i64) -> i64 {
@@ -472,8 +470,14 @@ fn list_price(fen: i64) -> i64 {
 
 /// `/product/get` for an id the catalogue does not hold: the generated product
 /// (`generated`) in the SDK's `ProductInfoData` shape.
-fn generated_product(id: &str, fired: &Fired) -> Value {
-    let g = generated::generate(PLATFORM_TAOBAO, id);
+fn generated_product(s: &State, id: &str, fired: &Fired) -> Value {
+    let mut g = generated::generate(PLATFORM_TAOBAO, id);
+    // Orders placed on it took their units.
+    for sku in &mut g.skus {
+        if let Some(left) = s.generated_stock(PLATFORM_TAOBAO, id, &sku.sku_id.to_string()) {
+            sku.stock = left;
+        }
+    }
     let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
     let skus: Vec<Value> = g
         .skus
@@ -497,7 +501,7 @@ fn generated_product(id: &str, fired: &Fired) -> Value {
                 "status": "NORMAL",
                 "pic_url": format!("{GENERATED_IMAGE_BASE}{}", s.image),
                 "properties": properties,
-                "postFee": GENERATED_POSTAGE_FEN,
+                "postFee": generated::CARRIAGE_FEN,
             })
         })
         .collect();
@@ -522,7 +526,7 @@ fn generated_product(id: &str, fired: &Fired) -> Value {
             "coupon_price": min,
             "quantity": stock(g.total_stock()),
             "begin_amount": g.moq,
-            "postFee": GENERATED_POSTAGE_FEN,
+            "postFee": generated::CARRIAGE_FEN,
             "pic_urls": pics,
             "sku_list": skus,
         },
@@ -620,7 +624,8 @@ fn price(
     let mut groups: Vec<(String, i64)> = Vec::new();
     let (mut goods, mut postage) = (0i64, 0i64);
     for l in req {
-        let Some(offer): Option<Offer> = s.offer_mut(PLATFORM_TAOBAO, &l.item_id).cloned() else {
+        let listing = s.listing_taobao(&l.item_id, l.sku_id.as_deref()).cloned();
+        let Some(offer): Option<Offer> = listing else {
             return unavailable(
                 l,
                 ITEM_NOT_FOUND,
@@ -842,7 +847,7 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Result<Valu
         ));
     }
     for l in &priced.lines {
-        if let Some(o) = s.offer_mut(PLATFORM_TAOBAO, &l.item_id) {
+        if let Some(o) = s.listing_taobao(&l.item_id, Some(&l.sku_id)) {
             o.stock -= l.quantity;
         }
     }
@@ -1179,6 +1184,12 @@ fn restock(s: &mut State, lines: &[Line]) {
             .offers
             .iter_mut()
             .find(|x| x.platform == PLATFORM_TAOBAO && x.offer_id == l.item_id)
+        {
+            offer.stock += l.quantity;
+        } else if let Some(offer) = s
+            .generated_offers
+            .iter_mut()
+            .find(|x| x.offer_id == l.item_id && x.spec_id == l.sku_id)
         {
             offer.stock += l.quantity;
         }

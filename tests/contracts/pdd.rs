@@ -326,3 +326,86 @@ async fn delisted_on_demand_is_listing_gone_and_a_link_imports_end_to_end() {
     );
     assert!(m.product_by_ref(&r).await.is_ok(), "spent");
 }
+
+/// An imported (generated) 1688 and Taobao product can be quoted and bought through the
+/// exactly-once purchase, and the purchase takes its units.
+#[tokio::test]
+async fn a_generated_product_is_bought_end_to_end() {
+    use procure_adapters::market::{CargoLine, DeliveryAddress, PurchaseRequest, purchase};
+    use procure_adapters::{AlibabaConfig, Marketplaces, TaobaoConfig};
+    use procure_domain::order::Platform;
+    use procure_domain::product_link::parse_link;
+    let (base, _sandbox) = crate::sandbox().await;
+    let m = Marketplaces::new(
+        AlibabaConfig {
+            base_url: base.clone(),
+            ..AlibabaConfig::default()
+        },
+        TaobaoConfig {
+            base_url: base.clone(),
+            ..TaobaoConfig::default()
+        },
+        PddConfig {
+            base_url: base.clone(),
+            ..PddConfig::default()
+        },
+    )
+    .unwrap();
+    let address = DeliveryAddress {
+        full_name: "张三".into(),
+        mobile: "15251667788".into(),
+        post_code: "310000".into(),
+        province: "浙江省".into(),
+        city: "杭州市".into(),
+        area: "滨江区".into(),
+        town: String::new(),
+        address: "网商路699号".into(),
+    };
+    for (n, link) in [
+        "https://detail.1688.com/offer/573741401425.html",
+        "https://item.taobao.com/item.htm?id=731040994692",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = parse_link(link).unwrap();
+        let p = m.product_by_ref(&r).await.unwrap();
+        let sku = p.skus.last().unwrap();
+        let quantity = p.min_order_quantity.unwrap_or(1);
+        let req = PurchaseRequest {
+            out_order_id: format!("import-{n}"),
+            lines: vec![CargoLine {
+                offer_id: p.product_id.clone(),
+                spec_id: sku.spec_id.clone(),
+                quantity,
+                max_unit_price_fen: sku.price_fen,
+            }],
+            address: address.clone(),
+            max_total_fen: 100_000_000,
+        };
+        let buyer = m.buyer(r.platform).unwrap();
+        let quote = buyer.preview(&req).await.unwrap();
+        assert_eq!(
+            quote.unit_price(&req.lines[0]),
+            Some(sku.price_fen),
+            "{link}"
+        );
+        let bought = purchase(buyer, &req).await.unwrap();
+        assert!(
+            bought.amount_paid_fen >= sku.price_fen * i64::from(quantity),
+            "{link}"
+        );
+        let after = m.product(r.platform, &p.product_id).await.unwrap();
+        assert_eq!(
+            after.sku(&sku.spec_id).unwrap().stock,
+            sku.stock.map(|s| s - i64::from(quantity)),
+            "{link}: the order took its units"
+        );
+        // Another spec the product does not have is refused.
+        let mut wrong = req.clone();
+        wrong.out_order_id = format!("import-wrong-{n}");
+        wrong.lines[0].spec_id = "no-such-spec".into();
+        assert!(buyer.preview(&wrong).await.is_err(), "{link}");
+        assert_eq!(r.platform == Platform::Taobao, n == 1);
+    }
+}
