@@ -386,10 +386,16 @@ pub async fn run_api(
         let stop = stopped();
         tokio::spawn(async move { delivery.run(stop).await })
     };
+    let cache_task = {
+        let stop = stopped();
+        let (cache, store) = (state.product_cache.clone(), state.store.clone());
+        tokio::spawn(async move { cache.follow_changes(store, stop).await })
+    };
     let served = procure_api::serve(listener, state, shutdown).await;
     let _ = tx.send(true);
     let _ = dispatcher_task.await;
     let _ = delivery_task.await;
+    let _ = cache_task.await;
     Ok(served?)
 }
 

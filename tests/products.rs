@@ -365,3 +365,46 @@ async fn a_quote_on_an_imported_sku_never_uses_a_price_older_than_the_window() {
     );
     app.system.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_price_monitors_run_reaches_every_cached_read_at_once() {
+    // A long freshness window and cache TTL: only the change feed can refresh the reads.
+    let app = spawn_app(fast()).await;
+    let catalogue = app.driver.catalogue().await.unwrap();
+    let seeded = catalogue
+        .iter()
+        .find(|l| l["platform"] == "1688")
+        .unwrap()
+        .clone();
+    let offer = seeded["offer_id"].as_str().unwrap().to_owned();
+    let (status, p) = import(&app, json!({"platform": "1688", "id": offer})).await;
+    assert_eq!(status, 201, "{p}");
+    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    let price = p["skus"][0]["price"]["minor"].as_i64().unwrap();
+    let (_, cached) = call(&app, "GET", &path, None).await;
+    assert_eq!(cached["skus"][0]["price"]["minor"], price);
+
+    // The marketplace's price moves and the demo monitor (every demo product) sees it: the
+    // worker records the run, and the API's cached answer is dropped.
+    app.driver
+        .set_product(&offer, json!({"price_fen": price + 700}))
+        .await
+        .unwrap();
+    let monitor = app.driver.ensure_demo_monitor().await.unwrap();
+    let id = monitor["monitor_id"].as_str().unwrap();
+    app.driver
+        .run_monitor(id, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let seen = eventually(
+        std::time::Duration::from_secs(5),
+        "the monitored price in the read",
+        || async {
+            let (_, now) = call(&app, "GET", &path, None).await;
+            (now["skus"][0]["price"]["minor"] == price + 700).then_some(now)
+        },
+    )
+    .await;
+    assert_eq!(seen["id"], p["id"]);
+    app.system.stop().await.unwrap();
+}

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod orders;
 pub mod parcels;
 pub mod price_changes;
+pub mod product_source;
 pub mod products;
 
 pub mod monitors;

@@ -198,7 +198,7 @@ async fn create_quote(
     let mut quoted = Vec::with_capacity(req.items.len());
     for (i, it) in req.items.iter().enumerate() {
         let field = format!("items[{i}].quantity");
-        crate::products::fresh_for_quote(&state, &field, &it.sku, it.quantity).await?;
+        crate::product_source::fresh_for_quote(&state, &field, &it.sku, it.quantity).await?;
         let l = state.store.listing(&it.sku).await?;
         if l.available < i64::from(it.quantity) {
             return Err(ApiError::Conflict(

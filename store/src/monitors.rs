@@ -533,6 +533,8 @@ impl Store {
                 }
             };
             let before = known_state(&mut tx, &obs.offer).await?;
+            // An imported product's answer shows its offers' prices: it has changed.
+            crate::products::touch(&mut tx, obs.offer.platform, &obs.offer.offer_id, now).await?;
             let key = (obs.offer.platform, obs.offer.offer_id.clone());
             insert_snapshot(&mut tx, run, obs, seen, landed.get(&key), &destination).await?;
             match seen {

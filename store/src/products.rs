@@ -155,7 +155,62 @@ pub struct ProductPage {
     pub next: Option<String>,
 }
 
+/// Mark the product of an offer changed (a price monitor saw it), so every API replica drops
+/// its cached answer ([`Store::products_changed_since`]).
+pub(crate) async fn touch(
+    tx: &mut Transaction<'_, Any>,
+    platform: Platform,
+    offer_id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE products SET updated_at_ms = $1 WHERE platform = $2 AND product_id = $3")
+        .bind(now)
+        .bind(platform.as_str())
+        .bind(offer_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The SKUs' prices, stock and whether they are bought, as the offers hold them now: a price
+/// monitor's run updates the offers, and a product read shows what it saw.
+async fn with_offers(
+    conn: &mut sqlx::AnyConnection,
+    mut p: StoredProduct,
+) -> Result<StoredProduct> {
+    let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT spec_id, price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2",
+    )
+    .bind(p.detail.platform.as_str())
+    .bind(&p.detail.product_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for s in &mut p.detail.skus {
+        if let Some((_, price, stock, _)) = rows.iter().find(|r| r.0 == s.spec_id)
+            && *price > 0
+        {
+            s.price_fen = *price;
+            s.stock = *stock;
+        }
+    }
+    // A SKU whose offer a monitor found gone is no longer listed.
+    p.detail
+        .skus
+        .retain(|s| !rows.iter().any(|r| r.0 == s.spec_id && r.3 == 0));
+    Ok(p)
+}
+
 impl Store {
+    /// Products changed (imported, refreshed, delisted, or priced by a monitor) at or after
+    /// `since_ms`, with when: what an API replica drops from its cache.
+    pub async fn products_changed_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT id, updated_at_ms FROM products WHERE updated_at_ms >= $1")
+            .bind(since_ms)
+            .fetch_all(self.pool())
+            .await
+            .map_err(Into::into)
+    }
+
     /// Import a product, or refresh one imported before, as `detail` describes it now, read at
     /// `fetched_at_ms`: the product, each SKU's listing (price, measures, title; stock only when
     /// the listing is new) and offer (price and stock, active), in one transaction. SKUs the
@@ -338,22 +393,27 @@ impl Store {
     }
 
     pub async fn product(&self, id: &str) -> Result<StoredProduct> {
+        let mut conn = self.pool().acquire().await?;
         let row: Option<ProductRow> = sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *conn)
             .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        with_offers(&mut conn, row.ok_or(StoreError::NotFound)?.try_into()?).await
     }
 
     /// The product an imported SKU belongs to, if the sku is one.
     pub async fn product_of_sku(&self, sku: &str) -> Result<Option<StoredProduct>> {
+        let mut conn = self.pool().acquire().await?;
         let row: Option<ProductRow> = sqlx::query_as(&format!(
             "{SELECT} WHERE id = (SELECT product FROM product_skus WHERE sku = $1)"
         ))
         .bind(sku)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?;
-        row.map(StoredProduct::try_from).transpose()
+        match row {
+            Some(r) => Ok(Some(with_offers(&mut conn, r.try_into()?).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Products by id after `after`, at most `limit`; with `query`, only those whose title
@@ -380,11 +440,11 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let more = rows.len() as i64 > limit;
-        let products: Vec<StoredProduct> = rows
-            .into_iter()
-            .take(limit.max(0) as usize)
-            .map(StoredProduct::try_from)
-            .collect::<Result<_>>()?;
+        let mut conn = self.pool().acquire().await?;
+        let mut products: Vec<StoredProduct> = Vec::with_capacity(rows.len());
+        for r in rows.into_iter().take(limit.max(0) as usize) {
+            products.push(with_offers(&mut conn, r.try_into()?).await?);
+        }
         let next = more
             .then(|| products.last().map(|p| p.id.clone()))
             .flatten();
