@@ -408,3 +408,55 @@ async fn a_price_monitors_run_reaches_every_cached_read_at_once() {
     assert_eq!(seen["id"], p["id"]);
     app.system.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_order_on_an_imported_product_completes() {
+    let app = spawn_app(fast()).await;
+    let (status, p) = import(
+        &app,
+        json!({"url": "https://detail.1688.com/offer/683461209588.html"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    let sku = p["skus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["quote_ready"] == true)
+        .expect("a quotable SKU")["sku"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let min = p["min_order_quantity"].as_u64().unwrap_or(1) as u32;
+    let (status, q) = quote(&app, &sku, min).await;
+    assert_eq!(status, 201, "{q}");
+    let order = app
+        .driver
+        .place_order(
+            q["quote_id"].as_str().unwrap(),
+            "cust-products",
+            "US",
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await
+        .unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        drive_one(&app, &id, procure::demo::Script::HappyPath).await,
+        procure_domain::OrderState::Completed
+    );
+    let done = app.driver.order(&id).await.unwrap();
+    let bought = reasons(&done)
+        .into_iter()
+        .find(|r| r.contains("purchased"))
+        .unwrap();
+    assert!(
+        bought.contains(p["product_id"].as_str().unwrap()),
+        "bought the imported offer: {bought}"
+    );
+    println!("order {id} on imported {}:", p["id"].as_str().unwrap());
+    for r in reasons(&done) {
+        println!("  {r}");
+    }
+    app.system.stop().await.unwrap();
+}
