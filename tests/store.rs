@@ -1141,6 +1141,55 @@ async fn seller_shipments_are_recorded_once_and_found_by_waybill(store: Store) {
     );
 }
 
+/// Imports write concurrently (each a transaction that reads, then writes): every one lands,
+/// and importing a product again refreshes it, never a second product.
+async fn concurrent_imports_all_land_and_a_second_import_refreshes(store: Store) {
+    use procure_domain::{
+        order::Platform,
+        product::{Attribute, ProductDetail, Seller, SkuDetail, estimate_measures},
+    };
+    let detail = |n: u32, price: i64| ProductDetail {
+        platform: Platform::Alibaba1688,
+        product_id: format!("90000{n}"),
+        title: format!("Cup {n}"),
+        image_urls: vec!["https://img.example/1.jpg".into()],
+        attributes: vec![],
+        skus: (0..2)
+            .map(|k| SkuDetail {
+                spec_id: format!("spec{k}"),
+                attributes: vec![Attribute::new("颜色", if k == 0 { "白" } else { "黑" })],
+                price_fen: price + i64::from(k),
+                stock: Some(10),
+                image_url: None,
+            })
+            .collect(),
+        min_order_quantity: Some(1),
+        seller: Seller::default(),
+        weight_g: None,
+        dimensions: None,
+    };
+    let writes = (0..16u32).map(|n| {
+        let (store, d) = (store.clone(), detail(n, 1_000));
+        async move { store.save_product(&d, estimate_measures(&d), 1).await }
+    });
+    let saved = futures_util::future::join_all(writes).await;
+    for (n, r) in saved.iter().enumerate() {
+        let (p, created) = r.as_ref().unwrap_or_else(|e| panic!("import {n}: {e}"));
+        assert!(created);
+        assert_eq!(p.skus.len(), 2);
+    }
+    let (again, created) = store
+        .save_product(&detail(3, 1_200), estimate_measures(&detail(3, 1_200)), 2)
+        .await
+        .unwrap();
+    assert!(!created, "the same product refreshes");
+    assert_eq!(again.detail.skus[0].price_fen, 1_200);
+    let page = store.products(None, None, 100).await.unwrap();
+    assert_eq!(page.products.len(), 16);
+    let listing = store.listing(&again.skus[1].sku).await.unwrap();
+    assert_eq!(listing.price_fen, 1_201);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -1167,6 +1216,7 @@ on_both!(
     payment_intents_are_recorded_only_while_the_payment_is_open,
     a_batch_of_intents_answers_each_order_as_alone,
     seller_shipments_are_recorded_once_and_found_by_waybill,
+    concurrent_imports_all_land_and_a_second_import_refreshes,
 );
 
 /// Every table and column of the schema, with each column's type reduced to a family

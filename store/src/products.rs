@@ -228,6 +228,7 @@ impl Store {
         let id = product_key(detail.platform, &detail.product_id);
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        take_write_lock(&mut tx, &id).await?;
         let before = product_in(&mut tx, &id).await?;
         let mut skus: Vec<ProductSku> = Vec::with_capacity(detail.skus.len());
         for s in &detail.skus {
@@ -370,6 +371,7 @@ impl Store {
     pub async fn mark_delisted(&self, id: &str) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        take_write_lock(&mut tx, id).await?;
         let Some(p) = product_in(&mut tx, id).await? else {
             tx.rollback().await?;
             return Ok(false);
@@ -459,6 +461,19 @@ fn sku_title(title: &str, sku: &procure_domain::product::SkuDetail) -> String {
     }
     let values: Vec<&str> = sku.attributes.iter().map(|a| a.value.as_str()).collect();
     format!("{title} ({})", values.join(", "))
+}
+
+/// Make a transaction that reads before it writes a writer from its first statement. On SQLite
+/// a transaction that began by reading cannot become the writer once another has committed
+/// since (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out): concurrent imports failed
+/// so under `procure bench products`. On PostgreSQL it locks the product's row, if there is one,
+/// so two imports of one product take turns.
+async fn take_write_lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+    sqlx::query("UPDATE products SET updated_at_ms = updated_at_ms WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn product_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<StoredProduct>> {
