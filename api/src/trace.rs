@@ -28,8 +28,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The span of a health check's request.
-const HEALTH_SPAN: &str = "health_request";
+/// The span of a request whose successful answers are logged at debug: health checks and the
+/// high-volume reads of [`QUIET_READS`].
+const QUIET_SPAN: &str = "quiet_request";
+
+/// Routes read so often (product reads behind a storefront) that a line per success would drown
+/// the log; their failures are logged as any other.
+const QUIET_READS: &[&str] = &["/api/v1/products/{id}"];
 
 /// The route of a request that matched none.
 pub const UNMATCHED: &str = "unmatched";
@@ -68,10 +73,11 @@ fn request_span(req: &Request) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let method = req.method().as_str();
-    // Health checks come every few seconds from an orchestrator: their lines are debug.
-    let span = if route.starts_with("/health/") {
+    // Health checks come every few seconds from an orchestrator, and product reads tens of
+    // thousands of times a second from storefronts: their successful lines are debug.
+    let span = if route.starts_with("/health/") || QUIET_READS.contains(&route) {
         tracing::info_span!(
-            HEALTH_SPAN,
+            QUIET_SPAN,
             otel.name = Empty,
             otel.kind = Empty,
             method,
@@ -105,7 +111,7 @@ fn request_served(res: &Response, latency: Duration, span: &Span) {
     let status = res.status().as_u16();
     span.record("status", status);
     let latency_ms = latency.as_millis() as u64;
-    if span.metadata().is_some_and(|m| m.name() == HEALTH_SPAN) && res.status().is_success() {
+    if span.metadata().is_some_and(|m| m.name() == QUIET_SPAN) && res.status().is_success() {
         tracing::debug!(status, latency_ms, "request served");
     } else if res.status().is_server_error() {
         tracing::warn!(status, latency_ms, "request failed");
