@@ -68,7 +68,11 @@ fn logs() -> String {
 
 // ----- the system -----------------------------------------------------------------------------
 
-async fn app_with_email(catcher: &SmtpCatcher, max_attempts: u32, timings: OrderTimings) -> TestApp {
+async fn app_with_email(
+    catcher: &SmtpCatcher,
+    max_attempts: u32,
+    timings: OrderTimings,
+) -> TestApp {
     logs();
     let url = catcher.url();
     spawn_app_configured(timings, move |cfg| {
@@ -146,7 +150,10 @@ async fn deliveries(app: &TestApp, status: &str) -> Vec<Value> {
 }
 
 /// The customer's notification events, oldest first.
-async fn notifications(app: &TestApp, customer_id: &str) -> Vec<procure_store::events::StoredEvent> {
+async fn notifications(
+    app: &TestApp,
+    customer_id: &str,
+) -> Vec<procure_store::events::StoredEvent> {
     app.system
         .store
         .customer_notifications(customer_id, 0, 500)
@@ -158,14 +165,18 @@ async fn notifications(app: &TestApp, customer_id: &str) -> Vec<procure_store::e
 /// The email of event `id` (by its `Message-ID`), once it is there; exactly one.
 async fn email_of(catcher: &SmtpCatcher, event_id: i64) -> Caught {
     let want = format!("<evt_{event_id}@shop.example>");
-    let found = eventually(Duration::from_secs(60), &format!("the email of event {event_id}"), || {
-        let got: Vec<Caught> = catcher
-            .messages()
-            .into_iter()
-            .filter(|m| m.header("message-id").as_deref() == Some(want.as_str()))
-            .collect();
-        async move { (!got.is_empty()).then_some(got) }
-    })
+    let found = eventually(
+        Duration::from_secs(60),
+        &format!("the email of event {event_id}"),
+        || {
+            let got: Vec<Caught> = catcher
+                .messages()
+                .into_iter()
+                .filter(|m| m.header("message-id").as_deref() == Some(want.as_str()))
+                .collect();
+            async move { (!got.is_empty()).then_some(got) }
+        },
+    )
     .await;
     assert_eq!(found.len(), 1, "one email per event: {found:?}");
     found.into_iter().next().unwrap()
@@ -197,14 +208,20 @@ async fn assert_private(app: &TestApp, address: &str) {
     assert!(!page.events.is_empty());
     for e in &page.events {
         assert!(
-            !e.data.to_string().to_ascii_lowercase().contains(&address.to_ascii_lowercase()),
+            !e.data
+                .to_string()
+                .to_ascii_lowercase()
+                .contains(&address.to_ascii_lowercase()),
             "the address is in event {}: {}",
             e.id,
             e.data
         );
     }
     let logs = logs();
-    assert!(logs.contains("customer contact set"), "the logs were captured");
+    assert!(
+        logs.contains("customer contact set"),
+        "the logs were captured"
+    );
     assert!(!logs.contains(address), "the address is in the logs");
 }
 
@@ -216,8 +233,10 @@ async fn order_for(app: &TestApp, idx: usize, customer_id: &str) -> String {
     let quote: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/quotes", app.system.api_url))
         .bearer_auth(app.driver.token(Role::Operator, None))
-        .json(&json!({"items": [{"sku": sku, "quantity": 1}], "destination_country": "GB",
-            "currency": "GBP", "guaranteed": false}))
+        .json(
+            &json!({"items": [{"sku": sku, "quantity": 1}], "destination_country": "GB",
+            "currency": "GBP", "guaranteed": false}),
+        )
         .send()
         .await
         .unwrap()
@@ -274,7 +293,10 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
     .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["fields"][0]["field"], "email", "{body}");
-    assert!(!body.to_string().contains("ana at"), "the refusal repeats no address: {body}");
+    assert!(
+        !body.to_string().contains("ana at"),
+        "the refusal repeats no address: {body}"
+    );
     let (status, _) = call(
         &app,
         "PUT",
@@ -290,13 +312,22 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
     assert_eq!(set["email"], stored, "the domain is lower-cased");
     assert_eq!(set["email_notifications"], true);
     assert_eq!(set["locale"], "en");
-    let (status, got) = call(&app, "GET", path, Some(&app.driver.token(Role::Operator, None)), None).await;
+    let (status, got) = call(
+        &app,
+        "GET",
+        path,
+        Some(&app.driver.token(Role::Operator, None)),
+        None,
+    )
+    .await;
     assert_eq!((status, &got["email"]), (200, &json!(stored)));
     let (status, _) = call(&app, "GET", path, Some(&customer(&app, "cust-other")), None).await;
     assert_eq!(status, 403);
     let row = app.system.store.contact("cust-mail").await.unwrap();
     assert!(
-        !row.email_sealed.to_ascii_lowercase().contains("mail.example"),
+        !row.email_sealed
+            .to_ascii_lowercase()
+            .contains("mail.example"),
         "sealed at rest"
     );
 
@@ -318,15 +349,19 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
             .unwrap(),
         202
     );
-    let due = eventually(Duration::from_secs(60), "the storage charge's event", || {
-        let app = &app;
-        async move {
-            notifications(app, "cust-mail")
-                .await
-                .into_iter()
-                .find(|e| e.kind == procure_domain::events::EventType::ChargeDue)
-        }
-    })
+    let due = eventually(
+        Duration::from_secs(60),
+        "the storage charge's event",
+        || {
+            let app = &app;
+            async move {
+                notifications(app, "cust-mail")
+                    .await
+                    .into_iter()
+                    .find(|e| e.kind == procure_domain::events::EventType::ChargeDue)
+            }
+        },
+    )
     .await;
 
     // Every notification of the customer is one email to their address.
@@ -351,14 +386,20 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
     let until = goods["free_storage_until_ms"].as_i64().unwrap();
     assert_eq!(
         reminder.subject(),
-        format!("Free storage ends {} for your stored goods", utc(reminder_event.data["first_deadline_ms"].as_i64().unwrap()))
+        format!(
+            "Free storage ends {} for your stored goods",
+            utc(reminder_event.data["first_deadline_ms"].as_i64().unwrap())
+        )
     );
     let text = reminder.body();
     for want in [
         format!("Order {keep}"),
         format!("- line 1: {sku} x 1"),
         format!("Free storage until: {}", utc(until)),
-        format!("Extension: {} per day", money(&goods["extension_fee_per_day"])),
+        format!(
+            "Extension: {} per day",
+            money(&goods["extension_fee_per_day"])
+        ),
         format!("Open your order: https://shop.example/orders/{keep}"),
     ] {
         assert!(text.contains(&want), "{want:?} in the reminder:\n{text}");
@@ -370,13 +411,19 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
         .find(|(k, _)| *k == procure_domain::events::EventType::ChargeDue)
         .unwrap();
     let amount = money(&due.data["amount"]);
-    assert_eq!(charge.subject(), format!("Payment due: {amount} for the storage extension"));
+    assert_eq!(
+        charge.subject(),
+        format!("Payment due: {amount} for the storage extension")
+    );
     let text = charge.body();
     for want in [
         format!("a payment of {amount} is due for the storage extension"),
         format!("Orders: {keep}"),
         format!("Charge: {}", due.data["charge_id"].as_str().unwrap()),
-        format!("Payment: {}", due.data["payment_intent_id"].as_str().unwrap()),
+        format!(
+            "Payment: {}",
+            due.data["payment_intent_id"].as_str().unwrap()
+        ),
         format!("Open your order: https://shop.example/orders/{keep}"),
     ] {
         assert!(text.contains(&want), "{want:?} in the charge:\n{text}");
@@ -392,15 +439,19 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
 
     // The customer without a contact: their reminder is recorded as skipped, and nothing
     // was ever sent to anyone but the customer who asked.
-    let theirs = eventually(Duration::from_secs(60), "the other customer's reminder", || {
-        let app = &app;
-        async move {
-            notifications(app, "cust-nomail")
-                .await
-                .into_iter()
-                .find(|e| e.kind == procure_domain::events::EventType::StorageReminder)
-        }
-    })
+    let theirs = eventually(
+        Duration::from_secs(60),
+        "the other customer's reminder",
+        || {
+            let app = &app;
+            async move {
+                notifications(app, "cust-nomail")
+                    .await
+                    .into_iter()
+                    .find(|e| e.kind == procure_domain::events::EventType::StorageReminder)
+            }
+        },
+    )
     .await;
     let skipped = eventually(Duration::from_secs(30), "the skipped delivery", || {
         let app = &app;
@@ -423,7 +474,14 @@ async fn storage_messages_and_the_extension_charge_are_emailed_to_the_customer_o
     assert_private(&app, stored).await;
 
     // Removed, the contact is gone.
-    let (status, _) = call(&app, "DELETE", path, Some(&customer(&app, "cust-mail")), None).await;
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        path,
+        Some(&customer(&app, "cust-mail")),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
     let (status, _) = call(&app, "GET", path, Some(&customer(&app, "cust-mail")), None).await;
     assert_eq!(status, 404);
@@ -448,7 +506,10 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
         async move { notifications(app, &c).await.into_iter().next() }
     })
     .await;
-    assert_eq!(event.kind, procure_domain::events::EventType::PriceChangeAwaitingDecision);
+    assert_eq!(
+        event.kind,
+        procure_domain::events::EventType::PriceChangeAwaitingDecision
+    );
     let m = email_of(&catcher, event.id).await;
     assert_eq!(m.rcpt_to, [address.clone()]);
     let d = &event.data;
@@ -460,16 +521,26 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
     );
     let text = m.body();
     for want in [
-        format!("- line 1: {} x {}", d["sku"].as_str().unwrap(), d["quantity"]),
+        format!(
+            "- line 1: {} x {}",
+            d["sku"].as_str().unwrap(),
+            d["quantity"]
+        ),
         format!("Unit price paid: {}", money(&d["paid_unit_price"])),
         format!("Unit price now:  {}", money(&d["new_unit_price"])),
         format!("To accept, pay:  {supplement}"),
         format!("Decide by {deadline}"),
         format!("Price change: {}", change["id"].as_str().unwrap()),
-        format!("Payment to accept: {}", change["intent_id"].as_str().unwrap()),
+        format!(
+            "Payment to accept: {}",
+            change["intent_id"].as_str().unwrap()
+        ),
         format!("Open your order: https://shop.example/orders/{id}"),
     ] {
-        assert!(text.contains(&want), "{want:?} in the price change:\n{text}");
+        assert!(
+            text.contains(&want),
+            "{want:?} in the price change:\n{text}"
+        );
     }
     assert_eq!(supplement, money(&change["amount"]));
     show("price_change.awaiting_decision", &m);
@@ -533,7 +604,10 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
         "delivered once"
     );
     let c = &cancelled.data;
-    assert_eq!(m.subject(), format!("Order {id} was cancelled and refunded"));
+    assert_eq!(
+        m.subject(),
+        format!("Order {id} was cancelled and refunded")
+    );
     let text = m.body();
     for want in [
         format!("Reason: {}", c["reason"].as_str().unwrap()),
@@ -542,7 +616,10 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
         format!("Refunded:    {}", money(&c["refunded"])),
         format!("Open your order: https://shop.example/orders/{id}"),
     ] {
-        assert!(text.contains(&want), "{want:?} in the cancellation:\n{text}");
+        assert!(
+            text.contains(&want),
+            "{want:?} in the cancellation:\n{text}"
+        );
     }
     show("order.cancelled", &m);
     assert_private(&app, &address).await;

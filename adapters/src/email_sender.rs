@@ -115,7 +115,11 @@ impl SmtpMailer {
             .timeout(Some(c.timeout))
             .hello_name(ClientId::Domain(from.email.domain().to_owned()));
         if let Some(user) = &c.username {
-            let password = c.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            let password = c
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default();
             b = b.credentials(Credentials::new(user.clone(), password));
         }
         Ok(SmtpMailer {
@@ -196,10 +200,29 @@ mod tests {
 
     #[test]
     fn the_url_names_host_port_and_no_credentials() {
-        assert_eq!(SmtpMailer::new(&config("smtp://127.0.0.1:2525")).unwrap().relay(), "127.0.0.1:2525");
-        assert_eq!(SmtpMailer::new(&config("smtp://relay.example")).unwrap().relay(), "relay.example:25");
-        assert_eq!(SmtpMailer::new(&config("smtps://relay.example")).unwrap().relay(), "relay.example:465");
-        for bad in ["http://relay.example", "smtp://u:p@relay.example", "not a url"] {
+        assert_eq!(
+            SmtpMailer::new(&config("smtp://127.0.0.1:2525"))
+                .unwrap()
+                .relay(),
+            "127.0.0.1:2525"
+        );
+        assert_eq!(
+            SmtpMailer::new(&config("smtp://relay.example"))
+                .unwrap()
+                .relay(),
+            "relay.example:25"
+        );
+        assert_eq!(
+            SmtpMailer::new(&config("smtps://relay.example"))
+                .unwrap()
+                .relay(),
+            "relay.example:465"
+        );
+        for bad in [
+            "http://relay.example",
+            "smtp://u:p@relay.example",
+            "not a url",
+        ] {
             assert!(SmtpMailer::new(&config(bad)).is_err(), "{bad}");
         }
         let mut c = config("smtp://relay.example");
@@ -210,7 +233,10 @@ mod tests {
     #[test]
     fn the_recipient_is_taken_out_of_errors() {
         assert_eq!(
-            without("550 5.1.1 <Ana@Shop.example>: rejected; ana@shop.example again".into(), "ana@shop.example"),
+            without(
+                "550 5.1.1 <Ana@Shop.example>: rejected; ana@shop.example again".into(),
+                "ana@shop.example"
+            ),
             "550 5.1.1 <<recipient>>: rejected; <recipient> again"
         );
     }

@@ -172,9 +172,15 @@ async fn deliveries(
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
+        return Err(ApiError::field(
+            "limit",
+            format!("must be 1 to {MAX_LIMIT}"),
+        ));
     }
-    let rows = state.store.email_deliveries(status, q.before, limit).await?;
+    let rows = state
+        .store
+        .email_deliveries(status, q.before, limit)
+        .await?;
     let next_before = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|d| d.id))
         .flatten();

@@ -148,7 +148,10 @@ impl EmailDelivery {
         let mut last_prune = Instant::now();
         loop {
             if let Err(e) = shared.pass(&mut tasks).await {
-                tracing::warn!(error = format!("{e:#}"), "email delivery pass failed; will retry");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "email delivery pass failed; will retry"
+                );
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = Instant::now();
@@ -199,8 +202,12 @@ impl Shared {
             let me = self.clone();
             tasks.spawn(async move {
                 if let Err(err) = me.deliver(&d).await {
-                    tracing::warn!(event = d.event_id, delivery = d.id, error = format!("{err:#}"),
-                        "recording an email attempt failed; the lease expires and it is tried again");
+                    tracing::warn!(
+                        event = d.event_id,
+                        delivery = d.id,
+                        error = format!("{err:#}"),
+                        "recording an email attempt failed; the lease expires and it is tried again"
+                    );
                 }
                 me.in_flight.fetch_sub(1, Ordering::SeqCst);
                 me.wake.notify_one();
@@ -216,7 +223,10 @@ impl Shared {
         let (outcome, error) = match self.attempt(d).await {
             Ok(None) => (EmailOutcome::Sent, None),
             Ok(Some(skip)) => (EmailOutcome::Skipped, Some(skip)),
-            Err(message) => (self.config.after_failure(d.attempts, now_ms()), Some(message)),
+            Err(message) => (
+                self.config.after_failure(d.attempts, now_ms()),
+                Some(message),
+            ),
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
         self.store
@@ -250,7 +260,9 @@ impl Shared {
     async fn attempt(&self, d: &ClaimedEmail) -> Result<Option<String>, String> {
         let contact = match self.store.contact(&d.customer_id).await {
             Ok(c) => c,
-            Err(StoreError::NotFound) => return Ok(Some("the customer removed their contact".into())),
+            Err(StoreError::NotFound) => {
+                return Ok(Some("the customer removed their contact".into()));
+            }
             Err(e) => return Err(format!("reading the contact: {e}")),
         };
         if !contact.email_notifications {
@@ -308,7 +320,10 @@ mod tests {
         assert_eq!(c.retry_delay(2), Duration::from_secs(120));
         assert_eq!(c.retry_delay(20), Duration::from_secs(3600));
         assert_eq!(c.after_failure(0, 0), EmailOutcome::Retry { at_ms: 60_000 });
-        assert_eq!(c.after_failure(1, 0), EmailOutcome::Retry { at_ms: 120_000 });
+        assert_eq!(
+            c.after_failure(1, 0),
+            EmailOutcome::Retry { at_ms: 120_000 }
+        );
         assert_eq!(c.after_failure(2, 0), EmailOutcome::Failed);
     }
 }

@@ -733,7 +733,12 @@ pub fn document() -> Value {
     add(
         "/api/v1/customers/{id}/contact",
         "get",
-        op("The customer's email contact", cust, None, ("200", contact.clone())),
+        op(
+            "The customer's email contact",
+            cust,
+            None,
+            ("200", contact.clone()),
+        ),
         vec![path_param("id")],
     );
     add(
@@ -742,17 +747,24 @@ pub fn document() -> Value {
         op(
             "Set the customer's email contact: the address (sealed at rest, never logged), whether notifications are emailed, the templates' locale",
             cust,
-            Some(json!({"type": "object", "additionalProperties": false, "required": ["email", "email_notifications"], "properties": {
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["email", "email_notifications"], "properties": {
                 "email": {"type": "string", "minLength": 3, "maxLength": procure_domain::email::MAX_ADDRESS_LEN, "format": "email",
                     "description": "ASCII local-part@domain; a bad one is a 422 naming `email`"},
                 "email_notifications": {"type": "boolean", "description": "email the customer notifications (docs/events.md)"},
                 "locale": {"type": "string", "enum": procure_domain::email::Locale::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-                    "description": "the templates' language; absent: en"}}})),
+                    "description": "the templates' language; absent: en"}}}),
+            ),
             ("200", contact),
         ),
         vec![path_param("id")],
     );
-    let mut forgotten = op("Remove the customer's email contact", cust, None, ("204", json!({})));
+    let mut forgotten = op(
+        "Remove the customer's email contact",
+        cust,
+        None,
+        ("204", json!({})),
+    );
     forgotten["responses"]["204"] = json!({"description": "removed"});
     add(
         "/api/v1/customers/{id}/contact",
@@ -775,9 +787,15 @@ pub fn document() -> Value {
             ),
         ),
         vec![
-            query("status", json!({"type": "string", "enum": procure_store::email::STATUSES})),
+            query(
+                "status",
+                json!({"type": "string", "enum": procure_store::email::STATUSES}),
+            ),
             query("before", json!({"type": "integer"})),
-            query("limit", json!({"type": "integer", "minimum": 1, "maximum": crate::contacts::MAX_LIMIT})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": crate::contacts::MAX_LIMIT}),
+            ),
         ],
     );
     for path in ["/health", "/health/live"] {

@@ -39,7 +39,10 @@ pub fn check_address(address: &str) -> Result<(), &'static str> {
         return Err("the part before @ must be 1 to 64 characters");
     }
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
-    if !local.split('.').all(|w| !w.is_empty() && w.chars().all(atext)) {
+    if !local
+        .split('.')
+        .all(|w| !w.is_empty() && w.chars().all(atext))
+    {
         return Err(
             "the part before @ may hold letters, digits, dots (not first, last or doubled) and !#$%&'*+/=?^_`{|}~-",
         );
@@ -132,8 +135,12 @@ pub fn render(
 ) -> Result<Rendered, RenderError> {
     let links = Links(action_url_base.filter(|b| !b.trim().is_empty()));
     match (kind, locale) {
-        (EventType::StorageReminder, Locale::En) => Ok(en::storage_reminder(&parse(kind, data)?, links)),
-        (EventType::StorageExpiring, Locale::En) => Ok(en::storage_expiring(&parse(kind, data)?, links)),
+        (EventType::StorageReminder, Locale::En) => {
+            Ok(en::storage_reminder(&parse(kind, data)?, links))
+        }
+        (EventType::StorageExpiring, Locale::En) => {
+            Ok(en::storage_expiring(&parse(kind, data)?, links))
+        }
         (EventType::PriceChangeAwaitingDecision, Locale::En) => {
             Ok(en::price_change(&parse(kind, data)?, links))
         }
@@ -171,8 +178,8 @@ fn items(out: &mut String, items: &[Item], indent: &str) {
 mod en {
     use super::*;
 
-    const SIGN_OFF: &str = "\n-- \nThis message is about your order with us. You can turn these \
-                            emails off in your account.\n";
+    const SIGN_OFF: &str = "\n-- \nThis message is about your order with us.\nYou can turn \
+                            these emails off in your account.\n";
 
     fn link(out: &mut String, links: Links<'_>, order_id: &str) {
         if let Some(url) = links.order(order_id) {
@@ -183,7 +190,11 @@ mod en {
     pub(super) fn storage_reminder(r: &StorageReminder, links: Links<'_>) -> Rendered {
         let mut t = String::from("Hello,\n\n");
         if r.orders.is_empty() {
-            t.push_str(r.legacy_message.as_deref().unwrap_or("Free storage ends soon."));
+            t.push_str(
+                r.legacy_message
+                    .as_deref()
+                    .unwrap_or("Free storage ends soon."),
+            );
             t.push('\n');
         } else {
             t.push_str(&format!(
@@ -206,7 +217,7 @@ mod en {
                 }
             }
             t.push_str(
-                "\nShip them in a parcel, extend storage, or have them disposed of before the \
+                "\nShip them in a parcel, extend storage, or have them disposed of\nbefore the \
                  date above.\n",
             );
         }
@@ -231,7 +242,7 @@ mod en {
         }
         match e.dispose_after_ms {
             Some(d) => t.push_str(&format!(
-                "Choose by {}: ship, extend storage or dispose. Without a choice the goods are \
+                "Choose by {}: ship, extend storage or dispose.\nWithout a choice the goods are \
                  disposed of then.\n",
                 utc(d)
             )),
@@ -260,7 +271,7 @@ mod en {
             "",
         );
         t.push_str(&format!(
-            "Unit price paid: {}\nUnit price now:  {}\nTo accept, pay:  {}\n\nDecide by {}. \
+            "Unit price paid: {}\nUnit price now:  {}\nTo accept, pay:  {}\n\nDecide by {}.\n\
              Without an answer the order is cancelled and refunded in full.\n\n\
              Price change: {}\nPayment to accept: {}\n",
             p.paid_unit_price,
@@ -317,7 +328,10 @@ mod en {
             OrderState::Failed => "could not be fulfilled",
             _ => "was cancelled",
         };
-        let mut t = format!("Hello,\n\norder {} {how}.\nReason: {}\n\n", c.order_id, c.reason);
+        let mut t = format!(
+            "Hello,\n\norder {} {how}.\nReason: {}\n\n",
+            c.order_id, c.reason
+        );
         items(&mut t, &c.items, "");
         t.push_str(&format!("\nOrder total: {}\n", c.total));
         let zero = Money::new(0, c.refunded.currency);
@@ -379,16 +393,22 @@ mod tests {
     #[test]
     fn every_customer_notification_renders_its_sample_in_ascii() {
         for &kind in EventType::ALL {
-            let got = render(kind, &kind.example(), Locale::En, Some("https://shop.example/orders/{order_id}"));
+            let got = render(
+                kind,
+                &kind.example(),
+                Locale::En,
+                Some("https://shop.example/orders/{order_id}"),
+            );
             if !kind.notifies_customer() {
                 assert_eq!(got, Err(RenderError::NotANotification(kind)));
                 continue;
             }
             let m = got.unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert!(m.subject.is_ascii() && m.text.is_ascii(), "{kind}");
-            assert!(m.text.lines().all(|l| l.len() <= 100), "{kind}: {}", m.text);
+            assert!(m.text.lines().all(|l| l.len() <= 78), "{kind}: {}", m.text);
             assert!(
-                m.text.contains("https://shop.example/orders/ord_01a2013808347269"),
+                m.text
+                    .contains("https://shop.example/orders/ord_01a2013808347269"),
                 "{kind}: {}",
                 m.text
             );
@@ -398,7 +418,13 @@ mod tests {
     #[test]
     fn the_price_change_names_amounts_deadline_ids_and_link() {
         let kind = EventType::PriceChangeAwaitingDecision;
-        let m = render(kind, &kind.example(), Locale::En, Some("https://shop.example/o/{order_id}")).unwrap();
+        let m = render(
+            kind,
+            &kind.example(),
+            Locale::En,
+            Some("https://shop.example/o/{order_id}"),
+        )
+        .unwrap();
         assert_eq!(
             m.subject,
             "Price change on order ord_01a2013808347269: accept 3.10 USD or decline by 2025-12-03 14:40 UTC"
@@ -418,13 +444,21 @@ mod tests {
         // Without a base there are no links, the ids stay.
         let bare = render(kind, &kind.example(), Locale::En, None).unwrap();
         assert!(!bare.text.contains("http") && bare.text.contains("pi_3QxT9c"));
-        assert_eq!(order_link("https://s.example/orders", "ord_1"), "https://s.example/orders/ord_1");
+        assert_eq!(
+            order_link("https://s.example/orders", "ord_1"),
+            "https://s.example/orders/ord_1"
+        );
     }
 
     #[test]
     fn a_payload_that_does_not_parse_is_an_error() {
         assert!(matches!(
-            render(EventType::ChargeDue, &serde_json::json!({"x": 1}), Locale::En, None),
+            render(
+                EventType::ChargeDue,
+                &serde_json::json!({"x": 1}),
+                Locale::En,
+                None
+            ),
             Err(RenderError::Payload { .. })
         ));
     }

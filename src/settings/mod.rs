@@ -284,7 +284,12 @@ impl Default for EmailSettings {
 impl EmailSettings {
     /// The channel, `None` when off, or an error naming the key that is wrong.
     fn checked(&self, password: Option<Secret>) -> anyhow::Result<Option<EmailChannel>> {
-        let Some(url) = self.smtp_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        let Some(url) = self
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
             return Ok(None);
         };
         let range = |value: u64, min: u64, max: u64, key: &str| {
@@ -300,12 +305,16 @@ impl EmailSettings {
             .as_deref()
             .map(str::trim)
             .filter(|f| !f.is_empty())
-            .context("email.from (PROCURE_EMAIL__FROM) must name the sender when email.smtp_url is set")?;
+            .context(
+                "email.from (PROCURE_EMAIL__FROM) must name the sender when email.smtp_url is set",
+            )?;
         let tls = match self.tls.trim() {
             "none" => SmtpTls::None,
             "starttls" => SmtpTls::StartTls,
             "tls" => SmtpTls::Tls,
-            other => bail!("email.tls (PROCURE_EMAIL__TLS) must be none, starttls or tls, not {other:?}"),
+            other => {
+                bail!("email.tls (PROCURE_EMAIL__TLS) must be none, starttls or tls, not {other:?}")
+            }
         };
         let action_url_base = self
             .action_url_base
@@ -327,7 +336,12 @@ impl EmailSettings {
             })
             .transpose()?;
         let ms = Duration::from_millis;
-        let send_timeout = ms(range(self.send_timeout_ms, 100, 600_000, "send_timeout_ms")?);
+        let send_timeout = ms(range(
+            self.send_timeout_ms,
+            100,
+            600_000,
+            "send_timeout_ms",
+        )?);
         let smtp = SmtpConfig {
             url: url.to_owned(),
             from: from.to_owned(),
@@ -337,7 +351,8 @@ impl EmailSettings {
             timeout: send_timeout,
         };
         // The sender and the URL parse as the mailer will read them.
-        let mailer = procure_adapters::SmtpMailer::new(&smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mailer =
+            procure_adapters::SmtpMailer::new(&smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
         drop(mailer);
         let message_id_domain = from
             .rsplit_once('@')
@@ -346,7 +361,12 @@ impl EmailSettings {
         Ok(Some(EmailChannel {
             smtp,
             delivery: procure_api::email_delivery::EmailConfig {
-                poll_interval: ms(range(self.poll_interval_ms, 10, 60_000, "poll_interval_ms")?),
+                poll_interval: ms(range(
+                    self.poll_interval_ms,
+                    10,
+                    60_000,
+                    "poll_interval_ms",
+                )?),
                 send_timeout,
                 first_retry: ms(range(self.first_retry_ms, 1, 86_400_000, "first_retry_ms")?),
                 max_retry_interval: ms(range(

@@ -76,7 +76,9 @@ pub struct ClaimedEmail {
 pub enum EmailOutcome {
     Sent,
     /// Try again at this time.
-    Retry { at_ms: i64 },
+    Retry {
+        at_ms: i64,
+    },
     /// Given up: the attempts are spent.
     Failed,
     /// Nothing to send after all (the contact was removed or notifications turned off since
@@ -229,10 +231,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE email_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id < $1")
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE email_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id < $1",
+        )
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(events.len())
     }
@@ -349,12 +353,13 @@ impl Store {
         .bind(horizon_ms)
         .execute(&mut *tx)
         .await?;
-        let n = sqlx::query("DELETE FROM email_deliveries WHERE status <> $1 AND updated_at_ms < $2")
-            .bind(PENDING)
-            .bind(horizon_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("DELETE FROM email_deliveries WHERE status <> $1 AND updated_at_ms < $2")
+                .bind(PENDING)
+                .bind(horizon_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
         Ok(n)
     }

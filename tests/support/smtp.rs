@@ -69,7 +69,11 @@ impl Caught {
         let qp = self
             .header("content-transfer-encoding")
             .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"));
-        let text = if qp { quoted_printable(raw) } else { raw.to_owned() };
+        let text = if qp {
+            quoted_printable(raw)
+        } else {
+            raw.to_owned()
+        };
         text.replace("\r\n", "\n")
     }
 }
@@ -198,7 +202,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 fn path(arg: &str) -> String {
     let rest = arg.split_once(':').map(|(_, r)| r).unwrap_or(arg).trim();
     let rest = rest.split_whitespace().next().unwrap_or_default();
-    rest.trim_start_matches('<').trim_end_matches('>').to_owned()
+    rest.trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
 }
 
 async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {

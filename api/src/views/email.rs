@@ -178,7 +178,10 @@ mod tests {
         };
         assert_wire(
             &EmailDeliveryList {
-                deliveries: vec![EmailDeliveryView::new(d, vec![a(1, "failed"), a(2, "failed")])],
+                deliveries: vec![EmailDeliveryView::new(
+                    d,
+                    vec![a(1, "failed"), a(2, "failed")],
+                )],
                 next_before: Some(7),
             },
             json!({
