@@ -525,7 +525,10 @@ fn worker_tuning_reaches_the_worker_and_out_of_range_values_name_their_key() {
 #[test]
 fn the_email_channel_is_off_by_default_and_a_username_needs_its_password() {
     let dev = Settings::development();
-    assert!(dev.deployment(Process::Api).unwrap().email.is_none(), "off by default");
+    assert!(
+        dev.deployment(Process::Api).unwrap().email.is_none(),
+        "off by default"
+    );
 
     let on = |vars: &[(&str, &str)]| {
         let mut all = vec![
@@ -536,9 +539,16 @@ fn the_email_channel_is_off_by_default_and_a_username_needs_its_password() {
         all.extend_from_slice(vars);
         Settings::load(&env(&all)).unwrap()
     };
-    let mut s = on(&[("PROCURE_EMAIL__ACTION_URL_BASE", "https://shop.example/o/{order_id}")]);
+    let mut s = on(&[(
+        "PROCURE_EMAIL__ACTION_URL_BASE",
+        "https://shop.example/o/{order_id}",
+    )]);
     s.development = true;
-    let channel = s.deployment(Process::Api).unwrap().email.expect("configured");
+    let channel = s
+        .deployment(Process::Api)
+        .unwrap()
+        .email
+        .expect("configured");
     assert_eq!(channel.smtp.url, "smtp://127.0.0.1:2525");
     assert_eq!(
         channel.delivery.action_url_base.as_deref(),
@@ -556,7 +566,10 @@ fn the_email_channel_is_off_by_default_and_a_username_needs_its_password() {
         "{e}"
     );
     s.development = true;
-    assert!(s.deployment(Process::Api).is_ok(), "development lets it through");
+    assert!(
+        s.deployment(Process::Api).is_ok(),
+        "development lets it through"
+    );
     let mut s = on(&[
         ("PROCURE_EMAIL__SMTP_USERNAME", "procure"),
         ("PROCURE_EMAIL__SMTP_PASSWORD", "a-password"),
@@ -564,15 +577,26 @@ fn the_email_channel_is_off_by_default_and_a_username_needs_its_password() {
     s.development = true;
     let channel = s.deployment(Process::Api).unwrap().email.unwrap();
     assert_eq!(channel.smtp.password.unwrap().expose(), "a-password");
-    assert!(!format!("{:?}", s.email).contains("a-password"), "never printed");
+    assert!(
+        !format!("{:?}", s.email).contains("a-password"),
+        "never printed"
+    );
 
     // Wrong values name their key.
     for (key, value, named) in [
         ("PROCURE_EMAIL__TLS", "ssl", "email.tls"),
         ("PROCURE_EMAIL__FROM", "not an address", "email.from"),
-        ("PROCURE_EMAIL__SMTP_URL", "http://relay.example", "email.smtp_url"),
+        (
+            "PROCURE_EMAIL__SMTP_URL",
+            "http://relay.example",
+            "email.smtp_url",
+        ),
         ("PROCURE_EMAIL__MAX_ATTEMPTS", "0", "email.max_attempts"),
-        ("PROCURE_EMAIL__ACTION_URL_BASE", "shop.example/{order_id}", "email.action_url_base"),
+        (
+            "PROCURE_EMAIL__ACTION_URL_BASE",
+            "shop.example/{order_id}",
+            "email.action_url_base",
+        ),
     ] {
         let mut s = on(&[(key, value)]);
         s.development = true;
