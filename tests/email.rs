@@ -511,7 +511,7 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
         procure_domain::events::EventType::PriceChangeAwaitingDecision
     );
     let m = email_of(&catcher, event.id).await;
-    assert_eq!(m.rcpt_to, [address.clone()]);
+    assert_eq!(m.rcpt_to, [address.as_str()]);
     let d = &event.data;
     let supplement = money(&d["supplement"]);
     let deadline = utc(d["decide_by_ms"].as_i64().unwrap());

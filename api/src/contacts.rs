@@ -92,8 +92,13 @@ async fn put(
     customer(&caller, &id)?;
     let req = body.read()?;
     let email = req.email.trim();
-    let mut errors = Vec::new();
-    if let Err(why) = check_address(email) {
+    // Every string is one printable line first (the message names the character, never the
+    // text), then the address is one we can send to.
+    let mut errors = crate::text::lines(&req);
+    let named = |errors: &[FieldError], f: &str| errors.iter().any(|e| e.field == f);
+    if !named(&errors, "email")
+        && let Err(why) = check_address(email)
+    {
         errors.push(FieldError {
             field: "email".into(),
             message: format!("not an email address we can send to: {why}"),
@@ -101,6 +106,7 @@ async fn put(
     }
     let locale = match req.locale.as_deref().map(str::trim) {
         None | Some("") => Locale::En,
+        Some(_) if named(&errors, "locale") => Locale::En,
         Some(tag) => match Locale::parse(tag) {
             Some(l) => l,
             None => {
