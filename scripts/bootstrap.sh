@@ -19,6 +19,8 @@
 # missing):
 #
 #   chromium   apt package chromium (/usr/bin/chromium, the browser of the Web UI test)
+#   wrk        apt package wrk, the independent load generator of `procure bench products`
+#              (PROCURE_BOOTSTRAP_STEPS=wrk; the bench runs it when wrk is missing)
 #   playwright npm package playwright-core, the version pinned in tests/browser/package-lock.json,
 #              into tests/browser/node_modules (no browser download); node and npm from apt
 #              package nodejs when missing
@@ -229,6 +231,19 @@ _procure_prometheus() {
     hash -r
 }
 
+_procure_wrk() {
+    if command -v wrk >/dev/null 2>&1; then
+        _procure_say "wrk: $(command -v wrk)"
+        return 0
+    fi
+    _procure_say "wrk: installing apt package wrk (the load generator of procure bench products)"
+    _procure_apt_install wrk || {
+        _procure_say "wrk: installation failed"
+        return 1
+    }
+    hash -r
+}
+
 _procure_chromium() {
     if [ -x /usr/bin/chromium ] && /usr/bin/chromium --version >/dev/null 2>&1; then
         _procure_say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1) (/usr/bin/chromium)"
@@ -271,6 +286,7 @@ _procure_bootstrap() {
             nginx) _procure_nginx ;;
             prometheus) _procure_prometheus ;;
             chromium) _procure_chromium ;;
+            wrk) _procure_wrk ;;
             playwright) _procure_playwright ;;
             *)
                 _procure_say "unknown step $step in PROCURE_BOOTSTRAP_STEPS"

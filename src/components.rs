@@ -144,6 +144,7 @@ pub struct ApiTuning {
     pub price_tolerance_bps: u32,
     /// Deliveries of one outbox row before a transient failure makes it dead.
     pub outbox_max_attempts: u32,
+    pub products: procure_api::ProductsConfig,
 }
 
 impl Default for ApiTuning {
@@ -153,6 +154,7 @@ impl Default for ApiTuning {
             quote_ttl: api.quote_ttl,
             price_tolerance_bps: api.price_tolerance_bps,
             outbox_max_attempts: procure_api::dispatcher::DEFAULT_MAX_ATTEMPTS,
+            products: procure_api::ProductsConfig::default(),
         }
     }
 }
@@ -333,7 +335,9 @@ pub async fn run_api(
         tokens: d.keys.tokens.clone(),
         codec_origins: d.temporal.ui_origins.clone(),
         webhooks: d.webhooks.clone(),
+        products: d.api.products.clone(),
     };
+    let marketplaces = Marketplaces::new(ext.alibaba.clone(), ext.taobao.clone(), ext.pdd.clone())?;
     let state = AppState::new(
         store.clone(),
         fx,
@@ -342,7 +346,8 @@ pub async fn run_api(
         d.keys.data.clone(),
         d.keys.payload.clone(),
     )
-    .with_payments(Arc::new(Payments::new(ext.payments.clone())?));
+    .with_payments(Arc::new(Payments::new(ext.payments.clone())?))
+    .with_products(Arc::new(marketplaces));
     let intents: Arc<dyn procure_domain::ports::PaymentIntents> =
         Arc::new(Payments::new(ext.payments.clone())?);
     let link = Arc::new(TemporalLink::to(
@@ -410,6 +415,11 @@ pub async fn run_api(
         let stop = stopped();
         tokio::spawn(async move { email.run(stop).await })
     });
+    let cache_task = {
+        let stop = stopped();
+        let (cache, store) = (state.product_cache.clone(), state.store.clone());
+        tokio::spawn(async move { cache.follow_changes(store, stop).await })
+    };
     let served = procure_api::serve(listener, state, shutdown).await;
     let _ = tx.send(true);
     let _ = dispatcher_task.await;
@@ -417,6 +427,7 @@ pub async fn run_api(
     if let Some(t) = email_task {
         let _ = t.await;
     }
+    let _ = cache_task.await;
     Ok(served?)
 }
 

@@ -1026,7 +1026,7 @@ async fn example_monitor(out: PathBuf) -> anyhow::Result<bool> {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Phases to run, in order (default: all): intake, burst, steady, memory.
+    /// Phases to run, in order (default: all): intake, burst, steady, memory, products.
     phases: Vec<procure::bench::Phase>,
     /// Where the phase files and the summary go.
     #[arg(long, default_value = "bench/results")]
@@ -1066,6 +1066,17 @@ struct BenchArgs {
     /// `worker.max_cached_workflows` for the memory phase (default: the settings' value).
     #[arg(long)]
     memory_cache: Option<usize>,
+    /// Products the products phase imports before the reads.
+    #[arg(long, default_value_t = 300)]
+    products_imports: usize,
+    /// Seconds of each measured `wrk` run of the products phase, and its threads and
+    /// connections.
+    #[arg(long, default_value_t = 15)]
+    products_seconds: u64,
+    #[arg(long, default_value_t = 2)]
+    products_wrk_threads: u32,
+    #[arg(long, default_value_t = 64)]
+    products_wrk_connections: u32,
     /// The longest a phase waits for its orders, in seconds.
     #[arg(long, default_value_t = 900)]
     deadline_s: u64,
@@ -1104,6 +1115,10 @@ async fn bench(a: BenchArgs) -> anyhow::Result<bool> {
         capacity_orders: a.capacity_orders,
         memory_levels: a.memory_levels.clone(),
         memory_cache: a.memory_cache,
+        products_imports: a.products_imports.max(1),
+        products_seconds: a.products_seconds.max(1),
+        products_wrk_threads: a.products_wrk_threads.max(1),
+        products_wrk_connections: a.products_wrk_connections.max(1),
         deadline: Duration::from_secs(a.deadline_s),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         summary_only: a.summary_only,

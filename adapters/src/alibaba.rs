@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
+use crate::market::product::{
+    Attribute, Dimensions, ProductDetail, ProductSource, Seller, SkuDetail,
+};
 use crate::market::wire::{
     Fen, IdText, Yuan, list, need, now_ms, server_error, sign_form, status_error, text, typed,
     unreadable,
@@ -26,6 +29,7 @@ use crate::market::{
     MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest, Quote,
     QuotedLine,
 };
+use procure_domain::order::Platform;
 
 /// What 1688 does not publish and we therefore model (docs/vendors/1688.md, "Assumed"). The
 /// sandbox models the same codes in its own one place (`sandbox/src/aop.rs`, `assumed`).
@@ -271,6 +275,221 @@ struct WireSku {
     price: Yuan,
     #[serde(rename = "amountOnSale")]
     amount_on_sale: Option<Value>,
+}
+
+/// Where 1688's relative image paths live (`image.images`: "使用相对路径，需要增加域名").
+const IMAGE_BASE: &str = "https://cbu01.alicdn.com/";
+
+/// `alibaba.cross.productInfo`'s answer as the product detail reads it: the whole
+/// `AlibabaProductProductInfo` model (docs/vendors/1688.md, "The product detail").
+#[derive(Deserialize)]
+struct WireDetailAnswer {
+    #[serde(rename = "productInfo")]
+    product_info: Option<WireDetail>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDetail {
+    #[serde(rename = "productID")]
+    product_id: Option<IdText>,
+    subject: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    attributes: Vec<WireAttribute>,
+    image: Option<WireImages>,
+    #[serde(default)]
+    sku_infos: Vec<WireDetailSku>,
+    sale_info: Option<WireSaleInfo>,
+    shipping_info: Option<WireShipping>,
+    supplier_user_id: Option<IdText>,
+    supplier_login_id: Option<String>,
+    seller_login_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireAttribute {
+    attribute_name: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireImages {
+    #[serde(default)]
+    images: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDetailSku {
+    spec_id: Option<String>,
+    /// Yuan (Double); absent where the offer is priced by quantity (`quoteType` 2).
+    price: Option<Yuan>,
+    amount_on_sale: Option<Value>,
+    #[serde(default)]
+    attributes: Vec<WireSkuAttribute>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSkuAttribute {
+    attribute_name: Option<String>,
+    attribute_display_name: Option<String>,
+    attribute_value: Option<String>,
+    sku_image_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSaleInfo {
+    #[serde(default)]
+    price_ranges: Vec<WirePriceRange>,
+    amount_on_sale: Option<Value>,
+    min_order_quantity: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePriceRange {
+    start_quantity: Option<Value>,
+    /// Yuan (Double).
+    price: Yuan,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireShipping {
+    /// Double, kg (docs/vendors/1688.md, Assumed).
+    unit_weight: Option<Value>,
+    /// Double, cm (docs/vendors/1688.md, Assumed).
+    length: Option<Value>,
+    width: Option<Value>,
+    height: Option<Value>,
+}
+
+/// A positive measure (a JSON number or numeric string) times `scale`, rounded: weights and
+/// sizes are not money, and a reading off by a fraction of a gram changes nothing.
+fn measure(v: &Option<Value>, scale: f64) -> Option<u32> {
+    let x = match v.as_ref()? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    let scaled = (x * scale).round();
+    (scaled >= 1.0 && scaled <= f64::from(u32::MAX)).then_some(scaled as u32)
+}
+
+impl WireDetail {
+    fn into_detail(self, asked: &str) -> Result<ProductDetail, MarketError> {
+        use crate::market::product::{absolute_url, distinct, some_text};
+        let sale = self.sale_info.as_ref();
+        // The tier price at the smallest quantity: the price of an offer priced by quantity.
+        let tier_price = sale.and_then(|s| {
+            s.price_ranges
+                .iter()
+                .min_by_key(|r| count(&r.start_quantity))
+                .map(|r| r.price.0)
+        });
+        let min_order_quantity = sale
+            .map(|s| count(&s.min_order_quantity))
+            .filter(|&q| q > 0)
+            .or_else(|| {
+                sale.and_then(|s| {
+                    s.price_ranges
+                        .iter()
+                        .map(|r| count(&r.start_quantity))
+                        .min()
+                })
+                .filter(|&q| q > 0)
+            })
+            .and_then(|q| u32::try_from(q).ok());
+        let mut skus = Vec::with_capacity(self.sku_infos.len().max(1));
+        for s in &self.sku_infos {
+            let spec_id = s.spec_id.clone().unwrap_or_default();
+            let price_fen = s.price.map(|p| p.0).or(tier_price).ok_or_else(|| {
+                MarketError::invalid_response(format!(
+                    "alibaba.cross.productInfo: no price for spec {spec_id:?}"
+                ))
+            })?;
+            skus.push(SkuDetail {
+                attributes: s
+                    .attributes
+                    .iter()
+                    .filter_map(|a| {
+                        let name = some_text(a.attribute_display_name.as_deref())
+                            .or_else(|| some_text(a.attribute_name.as_deref()))?;
+                        Some(Attribute::new(
+                            name,
+                            some_text(a.attribute_value.as_deref())?,
+                        ))
+                    })
+                    .collect(),
+                image_url: s
+                    .attributes
+                    .iter()
+                    .find_map(|a| absolute_url(a.sku_image_url.as_deref()?, IMAGE_BASE)),
+                spec_id,
+                price_fen,
+                stock: Some(count(&s.amount_on_sale)),
+            });
+        }
+        if skus.is_empty() {
+            // An offer without specs (`quoteType` 0): one SKU at the tier price.
+            let price_fen = tier_price.ok_or_else(|| {
+                MarketError::invalid_response("alibaba.cross.productInfo: no price")
+            })?;
+            skus.push(SkuDetail {
+                spec_id: String::new(),
+                attributes: vec![],
+                price_fen,
+                stock: Some(sale.map_or(0, |s| count(&s.amount_on_sale))),
+                image_url: None,
+            });
+        }
+        let ship = self.shipping_info.as_ref();
+        let dimensions = ship.and_then(|s| {
+            Some(Dimensions {
+                l_mm: measure(&s.length, 10.0)?,
+                w_mm: measure(&s.width, 10.0)?,
+                h_mm: measure(&s.height, 10.0)?,
+            })
+        });
+        Ok(ProductDetail {
+            platform: Platform::Alibaba1688,
+            product_id: self.product_id.map_or_else(|| asked.into(), |i| i.0),
+            title: self.subject.unwrap_or_default(),
+            image_urls: distinct(
+                self.image
+                    .iter()
+                    .flat_map(|i| i.images.iter())
+                    .map(|u| absolute_url(u, IMAGE_BASE)),
+            ),
+            attributes: self
+                .attributes
+                .iter()
+                .filter_map(|a| {
+                    Some(Attribute::new(
+                        some_text(a.attribute_name.as_deref())?,
+                        some_text(a.value.as_deref())?,
+                    ))
+                })
+                .collect(),
+            skus,
+            min_order_quantity,
+            seller: Seller {
+                id: self
+                    .supplier_user_id
+                    .map(|i| i.0)
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| some_text(self.seller_login_id.as_deref())),
+                name: some_text(self.seller_login_id.as_deref())
+                    .or_else(|| some_text(self.supplier_login_id.as_deref())),
+            },
+            weight_g: ship.and_then(|s| measure(&s.unit_weight, 1000.0)),
+            dimensions,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -711,6 +930,38 @@ impl Alibaba1688 {
                 })
                 .collect(),
         })
+    }
+
+    /// The whole product (`alibaba.cross.productInfo`, read for every field the detail
+    /// needs). A withdrawn offer (a `status` other than `published`) and the documented "no such
+    /// product" / "no listing relation" answers are [`MarketError::ListingGone`]; any other
+    /// failure is the vendor's error.
+    pub async fn product_detail(&self, offer_id: &str) -> Result<ProductDetail, MarketError> {
+        const API: &str = "alibaba.cross.productInfo";
+        let answer = match self
+            .call(
+                "com.alibaba.product",
+                API,
+                vec![("productId", offer_id.into())],
+            )
+            .await
+        {
+            Err(MarketError::Rejected { code, message }) if is_product_gone(&message) => {
+                tracing::info!(offer_id, %code, %message, "1688 product not available");
+                return Err(MarketError::ListingGone);
+            }
+            other => other?,
+        };
+        let wire: WireDetailAnswer = answer.typed(API)?;
+        let info = need(wire.product_info, "productInfo")?;
+        if info
+            .status
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "published")
+        {
+            return Err(MarketError::ListingGone);
+        }
+        info.into_detail(offer_id)
     }
 
     pub async fn preview(&self, req: &PurchaseRequest) -> Result<OrderPreview, MarketError> {
@@ -1352,6 +1603,18 @@ impl PriceSource for Alibaba1688 {
             let skus: Vec<_> = info.skus.iter().map(|s| (s.spec_id.as_str(), s)).collect();
             Ok(pick_spec(&skus, spec_id).map(|s| (s.price_fen, Some(s.amount_on_sale))))
         })
+    }
+}
+
+/// `alibaba.cross.productInfo`'s documented failures (messages, no codes): no such product
+/// (商品[…]不存在) and no listing relation (没有该商品的查询权限).
+fn is_product_gone(message: &str) -> bool {
+    message.contains("不存在") || message.contains("查询权限")
+}
+
+impl ProductSource for Alibaba1688 {
+    fn product<'a>(&'a self, product_id: &'a str) -> MarketFuture<'a, ProductDetail> {
+        Box::pin(self.product_detail(product_id))
     }
 }
 

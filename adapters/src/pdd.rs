@@ -13,10 +13,14 @@ use serde_json::Value;
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::OfferPrice;
+use crate::market::product::{
+    Attribute, ProductDetail, ProductSource, Seller, SkuDetail, absolute_url, distinct, some_text,
+};
 use crate::market::wire::{
-    Fen, int, need, now_ms, sign_form, status_error, text, typed, unreadable,
+    Fen, IdText, int, need, now_ms, sign_form, status_error, text, typed, unreadable,
 };
 use crate::market::{MarketError, MarketFuture, PriceSource};
+use procure_domain::order::Platform;
 
 /// The router path.
 const ROUTER_PATH: &str = "api/router";
@@ -160,6 +164,155 @@ impl WireGoods {
     }
 }
 
+/// `pdd.ddk.goods.detail`'s answer as the product detail reads it (asked with
+/// `need_sku_info=true`; docs/vendors/pdd.md, "The product detail").
+#[derive(Deserialize)]
+struct FullAnswer {
+    goods_detail_response: FullResponse,
+}
+
+#[derive(Deserialize)]
+struct FullResponse {
+    #[serde(default)]
+    goods_details: Vec<FullGoods>,
+}
+
+#[derive(Deserialize)]
+struct FullGoods {
+    #[serde(default)]
+    goods_sign: Option<String>,
+    #[serde(default)]
+    goods_name: String,
+    #[serde(default)]
+    goods_image_url: Option<String>,
+    #[serde(default)]
+    goods_gallery_urls: Option<Vec<String>>,
+    #[serde(default)]
+    mall_id: Option<IdText>,
+    #[serde(default)]
+    mall_name: Option<String>,
+    min_group_price: Fen,
+    min_normal_price: Fen,
+    #[serde(default)]
+    sku_list: Option<Vec<WireSku>>,
+}
+
+#[derive(Deserialize)]
+struct WireSku {
+    #[serde(default)]
+    is_onsale: Option<i64>,
+    /// Fen ("最小成团价，单位分").
+    #[serde(default)]
+    min_group_price: Option<Fen>,
+    #[serde(default)]
+    sku_thumb_url: Option<String>,
+    #[serde(default)]
+    spec_list: Vec<WireSpec>,
+}
+
+#[derive(Deserialize)]
+struct WireSpec {
+    #[serde(default)]
+    spec_id: Option<IdText>,
+    #[serde(default)]
+    parent_spec_value: Option<String>,
+    #[serde(default)]
+    spec_value: Option<String>,
+}
+
+/// PDD's image URLs are absolute; a scheme-relative one gets `https:`.
+fn pdd_image(raw: &str) -> Option<String> {
+    absolute_url(raw, "https://img.pddpic.com/")
+}
+
+impl FullGoods {
+    fn into_detail(self, asked: &str) -> ProductDetail {
+        let best = if self.min_group_price.0 > 0 {
+            self.min_group_price.0
+        } else {
+            self.min_normal_price.0
+        };
+        let mut skus: Vec<SkuDetail> = self
+            .sku_list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| SkuDetail {
+                spec_id: s
+                    .spec_list
+                    .iter()
+                    .filter_map(|p| p.spec_id.as_ref().map(|i| i.0.clone()))
+                    .collect::<Vec<_>>()
+                    .join("_"),
+                attributes: s
+                    .spec_list
+                    .iter()
+                    .filter_map(|p| {
+                        Some(Attribute::new(
+                            some_text(p.parent_spec_value.as_deref())?,
+                            some_text(p.spec_value.as_deref())?,
+                        ))
+                    })
+                    .collect(),
+                price_fen: s.min_group_price.map_or(best, |p| p.0),
+                // No stock figure: only whether the SKU is on sale.
+                stock: (s.is_onsale == Some(0)).then_some(0),
+                image_url: s.sku_thumb_url.as_deref().and_then(pdd_image),
+            })
+            .collect();
+        if skus.is_empty() {
+            skus.push(SkuDetail {
+                spec_id: String::new(),
+                attributes: vec![],
+                price_fen: best,
+                stock: None,
+                image_url: None,
+            });
+        }
+        let gallery = self.goods_gallery_urls.unwrap_or_default();
+        ProductDetail {
+            platform: Platform::Pinduoduo,
+            product_id: self.goods_sign.unwrap_or_else(|| asked.to_owned()),
+            title: self.goods_name,
+            image_urls: distinct(
+                self.goods_image_url
+                    .iter()
+                    .chain(gallery.iter())
+                    .map(|u| pdd_image(u)),
+            ),
+            attributes: vec![],
+            skus,
+            min_order_quantity: None,
+            seller: Seller {
+                id: self.mall_id.map(|i| i.0).filter(|s| !s.is_empty()),
+                name: some_text(self.mall_name.as_deref()),
+            },
+            weight_g: None,
+            dimensions: None,
+        }
+    }
+}
+
+/// `pdd.ddk.goods.search`'s answer, as far as resolving a `goods_id` needs it.
+#[derive(Deserialize)]
+struct SearchAnswer {
+    goods_search_response: SearchResponse,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    #[serde(default)]
+    goods_list: Vec<SearchGoods>,
+}
+
+#[derive(Deserialize)]
+struct SearchGoods {
+    #[serde(default)]
+    goods_sign: Option<String>,
+    /// Not in the current SDK's search answer; read where an answer still carries it.
+    #[serde(default)]
+    goods_id: Option<IdText>,
+}
+
 fn now_s() -> i64 {
     now_ms() / 1000
 }
@@ -242,6 +395,72 @@ impl Pdd {
             .position(|g| g.goods_sign.as_deref() == Some(goods_sign))
             .or((details.len() == 1).then_some(0));
         Ok(at.map(|i| details.swap_remove(i).into_goods(goods_sign)))
+    }
+
+    /// The whole listing by its `goods_sign` (`pdd.ddk.goods.detail` with
+    /// `need_sku_info=true`). A listing PDD no longer knows is [`MarketError::ListingGone`].
+    pub async fn product_detail(&self, goods_sign: &str) -> Result<ProductDetail, MarketError> {
+        const API: &str = "pdd.ddk.goods.detail";
+        let body = self
+            .call(
+                API,
+                vec![
+                    ("goods_sign", goods_sign.to_owned()),
+                    ("need_sku_info", "true".to_owned()),
+                ],
+            )
+            .await?;
+        let answer: FullAnswer = typed(&body, API)?;
+        let mut details = answer.goods_detail_response.goods_details;
+        let at = details
+            .iter()
+            .position(|g| g.goods_sign.as_deref() == Some(goods_sign))
+            .or((details.len() == 1).then_some(0))
+            .ok_or(MarketError::ListingGone)?;
+        Ok(details.swap_remove(at).into_detail(goods_sign))
+    }
+
+    /// The `goods_sign` of a numeric `goods_id` (what a `mobile.yangkeduo.com/goods.html`
+    /// link names): `pdd.ddk.goods.search` with the id as its `keyword`, which the SDK
+    /// documents as accepting a goods_id or a PDD link. The entry carrying the same
+    /// `goods_id` wins, else a single entry; none is [`MarketError::ListingGone`], several
+    /// without an id to tell them apart a rejection.
+    pub async fn resolve_goods_id(&self, goods_id: &str) -> Result<String, MarketError> {
+        const API: &str = "pdd.ddk.goods.search";
+        let body = self
+            .call(API, vec![("keyword", goods_id.to_owned())])
+            .await?;
+        let answer: SearchAnswer = typed(&body, API)?;
+        let list: Vec<SearchGoods> = answer
+            .goods_search_response
+            .goods_list
+            .into_iter()
+            .filter(|g| g.goods_sign.as_deref().is_some_and(|s| !s.is_empty()))
+            .collect();
+        let found = list
+            .iter()
+            .find(|g| g.goods_id.as_ref().is_some_and(|i| i.0 == goods_id))
+            .or(match list.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            });
+        match found {
+            Some(g) => Ok(g.goods_sign.clone().unwrap_or_default()),
+            None if list.is_empty() => Err(MarketError::ListingGone),
+            None => Err(MarketError::Rejected {
+                code: "AMBIGUOUS_GOODS_ID".into(),
+                message: format!(
+                    "pdd.ddk.goods.search for goods_id {goods_id} answered {} listings",
+                    list.len()
+                ),
+            }),
+        }
+    }
+}
+
+impl ProductSource for Pdd {
+    fn product<'a>(&'a self, product_id: &'a str) -> MarketFuture<'a, ProductDetail> {
+        Box::pin(self.product_detail(product_id))
     }
 }
 

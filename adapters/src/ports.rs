@@ -1,17 +1,22 @@
 //! The vendor clients behind the API's ports (`procure_domain::ports`): ECB rates, the payment
-//! provider's record of an intent, opening and cancelling an order's intent, and 17TRACK webhook
-//! verification.
+//! provider's record of an intent, opening and cancelling an order's intent, 17TRACK webhook
+//! verification, and the marketplaces' product details (the platform registry).
 
 use procure_domain::{
     Currency, Money,
+    order::Platform,
     order::charge_key,
     ports::{
         FxRates, LockedRate, PaymentIntents, PaymentRecord, PaymentRecords, PortError, PortFuture,
-        TrackingPush, TrackingPushEvent, TrackingWebhooks,
+        ProductDetails, ProductError, ProductFuture, TrackingPush, TrackingPushEvent,
+        TrackingWebhooks,
     },
+    product::ProductDetail,
+    product_link::ProductRef,
 };
 
 use crate::{
+    MarketError, Marketplaces,
     fx::EcbFx,
     payments::{IntentStatus, Payments},
     tracking::TrackingConfig,
@@ -85,6 +90,38 @@ impl TrackingWebhooks for TrackingConfig {
                     description: e.description,
                 })
                 .collect(),
+        })
+    }
+}
+
+/// A marketplace failure as the product port reports it: a listing that is gone, or the
+/// vendor's error with whether a later try may succeed (the one classifier,
+/// [`MarketError::is_retryable`]).
+fn product_error(e: MarketError) -> ProductError {
+    match e {
+        MarketError::ListingGone => ProductError::Gone("the marketplace no longer lists it".into()),
+        other => ProductError::Vendor(PortError::new(&other, other.is_retryable())),
+    }
+}
+
+impl ProductDetails for Marketplaces {
+    fn resolve<'a>(&'a self, product: &'a ProductRef) -> ProductFuture<'a, String> {
+        Box::pin(async move {
+            Marketplaces::resolve(self, product)
+                .await
+                .map_err(product_error)
+        })
+    }
+
+    fn product<'a>(
+        &'a self,
+        platform: Platform,
+        product_id: &'a str,
+    ) -> ProductFuture<'a, ProductDetail> {
+        Box::pin(async move {
+            Marketplaces::product(self, platform, product_id)
+                .await
+                .map_err(product_error)
         })
     }
 }

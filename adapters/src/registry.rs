@@ -1,14 +1,18 @@
-//! The one map from a [`Platform`] to its clients: the price source every platform has, and the
-//! buyer API where the platform has one (Pinduoduo has none: buying there is an assisted task).
+//! The one map from a [`Platform`] to its clients: the price source and the product detail every
+//! platform has, and the buyer API where the platform has one (Pinduoduo has none: buying there
+//! is an assisted task).
 
 use std::sync::Arc;
 
 use procure_domain::order::Platform;
+use procure_domain::product_link::{IdKind, ProductRef};
 
 use crate::{
     alibaba::{Alibaba1688, AlibabaConfig},
     http::BuildError,
-    market::{BuyerMarketplace, MarketError, OfferPrice, PriceSource},
+    market::{
+        BuyerMarketplace, MarketError, OfferPrice, PriceSource, ProductDetail, ProductSource,
+    },
     pdd::{Pdd, PddConfig},
     taobao::{Taobao, TaobaoConfig},
 };
@@ -24,6 +28,7 @@ pub struct Marketplaces {
 /// One platform's clients.
 struct Clients<'a> {
     prices: &'a dyn PriceSource,
+    products: &'a dyn ProductSource,
     buyer: Option<&'a dyn BuyerMarketplace>,
 }
 
@@ -45,14 +50,17 @@ impl Marketplaces {
         match platform {
             Platform::Alibaba1688 => Clients {
                 prices: &self.alibaba,
+                products: &self.alibaba,
                 buyer: Some(&self.alibaba),
             },
             Platform::Taobao => Clients {
                 prices: &self.taobao,
+                products: &self.taobao,
                 buyer: Some(&self.taobao),
             },
             Platform::Pinduoduo => Clients {
                 prices: &self.pdd,
+                products: &self.pdd,
                 buyer: None,
             },
         }
@@ -61,6 +69,39 @@ impl Marketplaces {
     /// The platform's price lookups.
     pub fn prices(&self, platform: Platform) -> &dyn PriceSource {
         self.clients(platform).prices
+    }
+
+    /// The platform's product detail reads.
+    pub fn products(&self, platform: Platform) -> &dyn ProductSource {
+        self.clients(platform).products
+    }
+
+    /// A product's detail by the id its detail API takes (1688 offer id, Taobao item id, PDD
+    /// `goods_sign`). A listing that is gone is [`MarketError::ListingGone`]; every other
+    /// failure is the vendor's error.
+    pub async fn product(
+        &self,
+        platform: Platform,
+        product_id: &str,
+    ) -> Result<ProductDetail, MarketError> {
+        self.products(platform).product(product_id).await
+    }
+
+    /// The id a product's detail API takes for what a link or `{platform, id}` named: the id
+    /// itself, or for a Pinduoduo numeric `goods_id` its `goods_sign`
+    /// ([`Pdd::resolve_goods_id`]). This is the offer id the product is bought and priced by.
+    pub async fn resolve(&self, product: &ProductRef) -> Result<String, MarketError> {
+        match product.kind {
+            IdKind::PddGoodsId => self.pdd.resolve_goods_id(&product.id).await,
+            IdKind::OfferId | IdKind::ItemId | IdKind::PddGoodsSign => Ok(product.id.clone()),
+        }
+    }
+
+    /// The detail of what a link or `{platform, id}` named ([`resolve`](Self::resolve), then
+    /// [`product`](Self::product)).
+    pub async fn product_by_ref(&self, product: &ProductRef) -> Result<ProductDetail, MarketError> {
+        let id = self.resolve(product).await?;
+        self.product(product.platform, &id).await
     }
 
     /// The platform's buyer API with the configured credentials; `None` where it has none.

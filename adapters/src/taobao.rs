@@ -15,12 +15,16 @@ use serde_json::{Value, json};
 
 use crate::http::{BuildError, HttpClient, HttpConfig, RawResponse, join_url, retry_5xx_429};
 use crate::market::buyer::{OfferPrice, pick_spec};
+use crate::market::product::{
+    Attribute, ProductDetail, ProductSource, Seller, SkuDetail, distinct, some_text,
+};
 use crate::market::wire::{Fen, now_ms, sign_form, typed, unreadable};
 use crate::market::{
     BuyerMarketplace, BuyerOrder, CancelOutcome, CargoLine, Created, DeliveryAddress,
     LogisticsInfo, MarketError, MarketFuture, OrderState, PayAnswer, PriceSource, PurchaseRequest,
     Quote, QuotedLine,
 };
+use procure_domain::order::Platform;
 
 pub use assumed::{ACCOUNT_RESTRICTED, CANCEL_NOT_ALLOWED};
 
@@ -207,6 +211,129 @@ struct ProductSku {
     promotion_price: Option<Fen>,
     #[serde(default)]
     quantity: Option<Id>,
+}
+
+/// `/product/get`'s answer as the product detail reads it (per SDK `types/product_query.go`,
+/// every field the detail needs; docs/vendors/taobao.md, "The product detail").
+#[derive(Deserialize)]
+struct DetailAnswer {
+    data: DetailData,
+}
+
+#[derive(Deserialize)]
+struct DetailData {
+    #[serde(default)]
+    item_id: Option<Id>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    pic_urls: Vec<String>,
+    #[serde(default)]
+    shop_id: Option<Id>,
+    #[serde(default)]
+    shop_name: Option<String>,
+    #[serde(default)]
+    user_nick: Option<String>,
+    #[serde(default)]
+    begin_amount: Option<Id>,
+    #[serde(default)]
+    price: Option<Fen>,
+    #[serde(default)]
+    promotion_price: Option<Fen>,
+    #[serde(default)]
+    quantity: Option<Id>,
+    #[serde(default)]
+    sku_list: Vec<DetailSku>,
+}
+
+#[derive(Deserialize)]
+struct DetailSku {
+    sku_id: Id,
+    price: Fen,
+    #[serde(default)]
+    promotion_price: Option<Fen>,
+    #[serde(default)]
+    quantity: Option<Id>,
+    #[serde(default)]
+    pic_url: Option<String>,
+    #[serde(default)]
+    properties: Vec<DetailProperty>,
+}
+
+#[derive(Deserialize)]
+struct DetailProperty {
+    #[serde(default)]
+    prop_name: Option<String>,
+    #[serde(default)]
+    value_name: Option<String>,
+}
+
+/// An image URL as Taobao gives it (`//img.alicdn.com/…` is made `https:`).
+fn taobao_image(raw: &str) -> Option<String> {
+    crate::market::product::absolute_url(raw, "https://img.alicdn.com/")
+}
+
+impl DetailData {
+    fn into_detail(self, asked: &str) -> Result<ProductDetail, MarketError> {
+        let mut skus: Vec<SkuDetail> = self
+            .sku_list
+            .iter()
+            .map(|s| SkuDetail {
+                spec_id: s.sku_id.0.clone(),
+                attributes: s
+                    .properties
+                    .iter()
+                    .filter_map(|p| {
+                        Some(Attribute::new(
+                            some_text(p.prop_name.as_deref())?,
+                            some_text(p.value_name.as_deref())?,
+                        ))
+                    })
+                    .collect(),
+                price_fen: current_price(s.price, s.promotion_price),
+                stock: Some(s.quantity.as_ref().map_or(0, Id::count)),
+                image_url: s.pic_url.as_deref().and_then(taobao_image),
+            })
+            .collect();
+        if skus.is_empty() {
+            let price = self
+                .price
+                .ok_or_else(|| MarketError::invalid_response("/product/get: no price"))?;
+            skus.push(SkuDetail {
+                spec_id: String::new(),
+                attributes: vec![],
+                price_fen: current_price(price, self.promotion_price),
+                stock: Some(self.quantity.as_ref().map_or(0, Id::count)),
+                image_url: None,
+            });
+        }
+        Ok(ProductDetail {
+            platform: Platform::Taobao,
+            product_id: self.item_id.map_or_else(|| asked.into(), |i| i.0),
+            title: self.title,
+            image_urls: distinct(self.pic_urls.iter().map(|u| taobao_image(u))),
+            // `/product/get` lists no item-level properties.
+            attributes: vec![],
+            skus,
+            min_order_quantity: self
+                .begin_amount
+                .as_ref()
+                .map(Id::count)
+                .filter(|&q| q > 0)
+                .and_then(|q| u32::try_from(q).ok()),
+            seller: Seller {
+                id: self
+                    .shop_id
+                    .map(|i| i.0)
+                    .filter(|s| !s.is_empty() && s != "0"),
+                name: some_text(self.shop_name.as_deref())
+                    .or_else(|| some_text(self.user_nick.as_deref())),
+            },
+            // The SDK's product types carry no weight or size.
+            weight_g: None,
+            dimensions: None,
+        })
+    }
 }
 
 /// The price a buyer pays now: the promotion price where there is one (non-zero), else the
@@ -827,6 +954,21 @@ impl Taobao {
         })
     }
 
+    /// The whole item (`/product/get`, read for every field the detail needs). An item Taobao
+    /// no longer has is [`MarketError::ListingGone`] (`ITEM_NOT_FOUND`, assumed).
+    pub async fn product_detail(&self, item_id: &str) -> Result<ProductDetail, MarketError> {
+        let body = self
+            .call(
+                "/product/get",
+                vec![("item_id", item_id.into())],
+                Effect::Read,
+            )
+            .await?;
+        typed::<DetailAnswer>(&body, "/product/get")?
+            .data
+            .into_detail(item_id)
+    }
+
     /// Price the order as it stands now (goods + postage), creating nothing. A line Taobao
     /// lists in `unavailable_sku_list` fails the render with its code.
     pub async fn render(&self, req: &PurchaseRequest) -> Result<RenderedOrder, MarketError> {
@@ -1228,6 +1370,12 @@ impl BuyerMarketplace for Taobao {
             cfg.access_token = t;
         }
         Ok(Arc::new(Taobao::new(cfg)?))
+    }
+}
+
+impl ProductSource for Taobao {
+    fn product<'a>(&'a self, product_id: &'a str) -> MarketFuture<'a, ProductDetail> {
+        Box::pin(self.product_detail(product_id))
     }
 }
 

@@ -31,6 +31,10 @@ pub enum ApiError {
     Conflict(&'static str, String),
     #[error("{1}")]
     Unprocessable(&'static str, String),
+    /// An answer with a status of its own: a product the marketplace no longer lists (404), a
+    /// marketplace's refusal (424 Failed Dependency), a budget used up (429).
+    #[error("{2}")]
+    Refused(StatusCode, &'static str, String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -99,6 +103,7 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable(code, m) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, *code, m.clone(), None)
             }
+            ApiError::Refused(status, code, m) => (*status, *code, m.clone(), None),
             ApiError::Unauthorized(m) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None)
             }

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin_outbox;
 pub mod auth;
+pub mod cache;
 pub mod cancel;
 pub mod codec;
 pub mod contacts;
@@ -19,6 +20,8 @@ pub mod openapi;
 pub mod orders;
 pub mod parcels;
 pub mod price_changes;
+pub mod product_source;
+pub mod products;
 
 pub mod monitors;
 pub mod purchaser;
@@ -35,7 +38,7 @@ pub mod webhooks;
 use axum::Router;
 use procure_domain::{
     Secret,
-    ports::{FxRates, PaymentRecords, TrackingWebhooks},
+    ports::{FxRates, PaymentRecords, ProductDetails, TrackingWebhooks},
     seal::Sealer,
     tariff,
 };
@@ -107,6 +110,33 @@ pub struct ApiConfig {
     pub codec_origins: Vec<String>,
     /// Delivery of the event log to subscribers' webhooks (and which targets they may name).
     pub webhooks: webhook_delivery::DeliveryConfig,
+    /// Imported products: freshness, cache and import concurrency.
+    pub products: ProductsConfig,
+}
+
+/// How imported products are kept and served (README, "Products").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductsConfig {
+    /// A product read from its marketplace this recently is quoted and re-imported as stored;
+    /// older, it is read again first.
+    pub freshness: Duration,
+    /// How long a product's answer stays in the in-process cache, and how many are kept.
+    pub cache_ttl: Duration,
+    pub cache_entries: u64,
+    /// Imports asking the marketplaces at once; more get 429 (each marketplace client also
+    /// keeps its own rate budget).
+    pub max_concurrent_imports: usize,
+}
+
+impl Default for ProductsConfig {
+    fn default() -> Self {
+        ProductsConfig {
+            freshness: Duration::from_secs(300),
+            cache_ttl: Duration::from_secs(300),
+            cache_entries: 100_000,
+            max_concurrent_imports: 8,
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -122,6 +152,7 @@ impl Default for ApiConfig {
             tokens: auth::TokenKey::development(),
             codec_origins: Vec::new(),
             webhooks: webhook_delivery::DeliveryConfig::default(),
+            products: ProductsConfig::default(),
         }
     }
 }
@@ -161,6 +192,11 @@ pub struct AppState {
     pub temporal: Option<Arc<TemporalLink>>,
     /// Accepts orders in batches, one transaction per batch (group commit).
     pub intake: procure_store::intake::Intake,
+    /// The marketplaces' product details, for imports and fresh quotes of imported products.
+    pub products: Option<Arc<dyn ProductDetails>>,
+    /// Imports in flight (at most `config.products.max_concurrent_imports`).
+    pub imports: Arc<tokio::sync::Semaphore>,
+    pub product_cache: cache::ProductCache,
 }
 
 impl AppState {
@@ -181,6 +217,14 @@ impl AppState {
             fx,
             tracking_webhooks,
             tokens: Arc::new(config.tokens.clone()),
+            products: None,
+            imports: Arc::new(tokio::sync::Semaphore::new(
+                config.products.max_concurrent_imports.max(1),
+            )),
+            product_cache: cache::ProductCache::new(
+                config.products.cache_ttl,
+                config.products.cache_entries,
+            ),
             config: Arc::new(config),
             outbox_notify: Arc::new(Notify::new()),
             sealer: Arc::new(sealer),
@@ -192,6 +236,12 @@ impl AppState {
 
     pub fn with_temporal(mut self, link: Arc<TemporalLink>) -> Self {
         self.temporal = Some(link);
+        self
+    }
+
+    /// Import products from, and refresh quotes through, these marketplaces.
+    pub fn with_products(mut self, products: Arc<dyn ProductDetails>) -> Self {
+        self.products = Some(products);
         self
     }
 
@@ -221,6 +271,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitors::router())
         .merge(events::router())
         .merge(contacts::router())
+        .merge(products::router())
         .merge(webhook_endpoints::router())
         .merge(codec::router())
         .merge(openapi::router())

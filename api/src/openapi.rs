@@ -604,6 +604,73 @@ pub fn document() -> Value {
         ),
         notification_params,
     );
+    let money_cny = json!({"type": "object", "properties": {"minor": {"type": "integer"}, "currency": {"type": "string", "enum": ["CNY"]}}});
+    let attribute = json!({"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}});
+    let product = json!({"type": "object", "required": ["id", "platform", "product_id", "title", "skus", "measures", "status"], "properties": {
+        "id": {"type": "string", "description": "{platform}-{product id}: 1688-…, taobao-…, pdd-<goods_sign>"},
+        "platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
+        "product_id": {"type": "string", "description": "the marketplace's id it is bought by (1688 offer id, Taobao item id, Pinduoduo goods_sign)"},
+        "title": {"type": "string"}, "image_urls": {"type": "array", "items": {"type": "string"}},
+        "attributes": {"type": "array", "items": attribute.clone()},
+        "seller": {"type": "object", "properties": {"id": {"type": ["string", "null"]}, "name": {"type": ["string", "null"]}}},
+        "min_order_quantity": {"type": ["integer", "null"]},
+        "measures": {"type": "object", "properties": {"weight_g": {"type": "integer"}, "dimensions": {"type": "object"},
+            "estimated": {"type": "boolean", "description": "the marketplace gave none: procure's estimate"}}},
+        "status": {"type": "string", "enum": ["active", "delisted"]},
+        "skus": {"type": "array", "items": {"type": "object", "properties": {
+            "sku": {"type": "string", "description": "what POST /api/v1/quotes names"}, "spec_id": {"type": "string"},
+            "attributes": {"type": "array", "items": attribute}, "price": money_cny, "stock": {"type": ["integer", "null"]},
+            "image_url": {"type": ["string", "null"]}, "quote_ready": {"type": "boolean"}}}},
+        "fetched_at_ms": {"type": "integer"}, "imported_at_ms": {"type": "integer"}}});
+    add(
+        "/api/v1/products/import",
+        "post",
+        op(
+            "Import a product by the link a customer pastes (1688, Taobao/Tmall, Pinduoduo) or by platform and id; 201 new, 200 refreshed; 422 invalid_link, 404 product_delisted, 424 marketplace_error, 429 import_busy",
+            "customer, operator, admin",
+            Some(
+                json!({"type": "object", "additionalProperties": false, "properties": {
+                "url": {"type": "string", "description": "the link as pasted (tracking parameters and mobile forms accepted)"},
+                "platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
+                "id": {"type": "string"}}}),
+            ),
+            ("201", product.clone()),
+        ),
+        vec![],
+    );
+    add(
+        "/api/v1/products",
+        "get",
+        op(
+            "Imported products by id, a page at a time, optionally those whose title contains query",
+            "customer, operator, admin",
+            None,
+            (
+                "200",
+                json!({"type": "object", "properties": {"products": {"type": "array", "items": product.clone()},
+                "next_cursor": {"type": "string", "description": "absent on the last page"}}}),
+            ),
+        ),
+        vec![
+            query("query", json!({"type": "string", "maxLength": 100})),
+            query("cursor", json!({"type": "string"})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 200}),
+            ),
+        ],
+    );
+    add(
+        "/api/v1/products/{id}",
+        "get",
+        op(
+            "One imported product (served from the product cache)",
+            "customer, operator, admin",
+            None,
+            ("200", product),
+        ),
+        vec![path_param("id")],
+    );
     let endpoint = json!({"$ref": "#/components/schemas/WebhookEndpoint"});
     let with_secret = json!({"allOf": [endpoint.clone(), {"type": "object", "required": ["secret"], "properties": {
         "secret": {"type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret; shown in this answer only"}}}]});
@@ -1030,7 +1097,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 52, "every route of the router is documented");
+        assert_eq!(operations, 55, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

@@ -196,7 +196,9 @@ async fn create_quote(
 
     let mut items = Vec::with_capacity(req.items.len());
     let mut quoted = Vec::with_capacity(req.items.len());
-    for it in &req.items {
+    for (i, it) in req.items.iter().enumerate() {
+        let field = format!("items[{i}].quantity");
+        crate::product_source::fresh_for_quote(&state, &field, &it.sku, it.quantity).await?;
         let l = state.store.listing(&it.sku).await?;
         if l.available < i64::from(it.quantity) {
             return Err(ApiError::Conflict(

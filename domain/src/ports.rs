@@ -1,8 +1,8 @@
 //! What the API needs from the outside world, as small traits it holds behind `Arc<dyn …>`:
 //! exchange rates ([`FxRates`]), the payment provider's own record of a payment
-//! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]), the verification of tracking webhooks ([`TrackingWebhooks`]) and
+//! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]), the verification of tracking webhooks ([`TrackingWebhooks`]),
 //! the delivery of our own webhooks to subscribers ([`WebhookSender`]) and of emails to
-//! customers ([`EmailSender`]). The
+//! customers ([`EmailSender`]), and the marketplaces' product details ([`ProductDetails`]). The
 //! vendor clients implement them (crate `procure-adapters`); the root crate injects them, so the
 //! API depends on no vendor adapter.
 
@@ -212,4 +212,32 @@ mod tests {
             assert!(!is_internal_address(a.parse().unwrap()), "{a}");
         }
     }
+}
+
+/// Why a product could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProductError {
+    /// The marketplace no longer lists it (delisted, deleted, or no such id), in its words.
+    Gone(String),
+    /// The marketplace refused or failed.
+    Vendor(PortError),
+}
+
+/// What a product port answers.
+pub type ProductFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProductError>> + Send + 'a>>;
+
+/// The marketplaces' product detail APIs, within each one's rate budget.
+pub trait ProductDetails: Send + Sync {
+    /// The id the detail API takes for what a link named: the id itself, or for a Pinduoduo
+    /// `goods_id` its `goods_sign`.
+    fn resolve<'a>(
+        &'a self,
+        product: &'a crate::product_link::ProductRef,
+    ) -> ProductFuture<'a, String>;
+    /// The product as its marketplace describes it now.
+    fn product<'a>(
+        &'a self,
+        platform: crate::order::Platform,
+        product_id: &'a str,
+    ) -> ProductFuture<'a, crate::product::ProductDetail>;
 }

@@ -11,7 +11,9 @@
 
 use crate::{
     Sandbox, State,
-    faults::{AOP_KINDS, Fired, Platform},
+    catalogue::PLATFORM_1688,
+    faults::{AOP_KINDS, AOP_PRODUCT_KINDS, Fired, Platform},
+    generated,
     util::{self, json_response, parse_form, plain_error},
 };
 use axum::{
@@ -309,7 +311,12 @@ async fn call(
         );
     }
 
-    let fired = sb.enter(Platform::Aop, api, AOP_KINDS).await;
+    let kinds = if api == API_PRODUCT_INFO.1 {
+        AOP_PRODUCT_KINDS
+    } else {
+        AOP_KINDS
+    };
+    let fired = sb.enter(Platform::Aop, api, kinds).await;
     if fired.rate_limit {
         return gateway(
             StatusCode::BAD_REQUEST,
@@ -446,6 +453,9 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
         jump_price(s, id, pct);
     }
     let Some(prod) = s.product_mut(id) else {
+        if s.generates(id, generated::is_long_id(id)) {
+            return Ok(generated_product_info(s, id, fired));
+        }
         // The documented failure is a message: "商品[id]不存在".
         return Err(json!({"success": false, "message": format!("商品[{id}]不存在")}));
     };
@@ -459,7 +469,7 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
         "productInfo": {
             "productID": long(&prod.offer_id),
             "subject": prod.title,
-            "status": "published",
+            "status": if fired.delisted { DELISTED_STATUS } else { "published" },
             "skuInfos": [{
                 "specId": prod.spec_id,
                 "skuId": digits_of(&prod.spec_id),
@@ -469,6 +479,112 @@ fn product_info(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, V
             "saleInfo": {"amountOnSale": on_sale, "minOrderQuantity": 1, "unit": "件"},
         }
     }))
+}
+
+/// The `status` of an offer taken off the shelf (`delisted` fault): one of the statuses the
+/// SDK's `AlibabaProductProductInfo.status` lists (expired: 过期).
+const DELISTED_STATUS: &str = "expired";
+/// Where the sandbox's generated image paths live, relative to 1688's image host as the SDK
+/// documents `image.images` (relative paths).
+const GENERATED_IMAGE_DIR: &str = "img/ibank/sandbox/";
+
+/// A weight in grams as 1688's `unitWeight` (kg, Double; docs/vendors/1688.md, Assumed).
+fn kg_number(grams: u32) -> Value {
+    if grams.is_multiple_of(1000) {
+        json!(grams / 1000)
+    } else {
+        json!(f64::from(grams) / 1000.0)
+    }
+}
+
+/// `alibaba.cross.productInfo` for an id the catalogue does not hold: the generated product
+/// (`generated`) in the whole `AlibabaProductProductInfo` shape.
+fn generated_product_info(s: &State, id: &str, fired: &Fired) -> Value {
+    let mut g = generated::generate(PLATFORM_1688, id);
+    // Orders placed on it took their units.
+    for sku in &mut g.skus {
+        if let Some(left) = s.generated_stock(PLATFORM_1688, id, &sku.spec_id) {
+            sku.stock = left;
+        }
+    }
+    let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
+    let skus: Vec<Value> = g
+        .skus
+        .iter()
+        .map(|s| {
+            let attributes: Vec<Value> = s
+                .specs
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| {
+                    let mut a = json!({
+                        "attributeID": sp.parent_id,
+                        "attributeValue": sp.value,
+                        "attributeName": sp.name,
+                        "attributeDisplayName": sp.name,
+                    });
+                    if i == 0 {
+                        a["skuImageUrl"] = json!(format!("{GENERATED_IMAGE_DIR}{}", s.image));
+                    }
+                    a
+                })
+                .collect();
+            json!({
+                "specId": s.spec_id,
+                "skuId": s.sku_id,
+                "price": yuan_number(s.price_fen),
+                "amountOnSale": stock(s.stock),
+                "cargoNumber": "",
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    let mut shipping = json!({"sendGoodsAddressText": g.attributes[2].1});
+    if let Some(w) = g.weight_g {
+        shipping["unitWeight"] = kg_number(w);
+    }
+    if let Some((l, w, h)) = g.dims_mm {
+        shipping["length"] = json!(l / 10);
+        shipping["width"] = json!(w / 10);
+        shipping["height"] = json!(h / 10);
+    }
+    let attributes: Vec<Value> = g
+        .attributes
+        .iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            json!({"attributeID": 1000 + i, "attributeName": name, "value": value, "isCustom": false})
+        })
+        .collect();
+    let images: Vec<String> = g
+        .images
+        .iter()
+        .map(|f| format!("{GENERATED_IMAGE_DIR}{f}"))
+        .collect();
+    json!({
+        "success": true,
+        "productInfo": {
+            "productID": long(id),
+            "productType": "wholesale",
+            "categoryID": g.category_id,
+            "subject": g.title,
+            "status": if fired.delisted { DELISTED_STATUS } else { "published" },
+            "attributes": attributes,
+            "image": {"images": images},
+            "skuInfos": skus,
+            "saleInfo": {
+                "amountOnSale": stock(g.total_stock()),
+                "minOrderQuantity": g.moq,
+                "unit": "件",
+                "quoteType": 1,
+                "priceRanges": [{"startQuantity": g.moq, "price": yuan_number(g.min_price_fen())}],
+            },
+            "shippingInfo": shipping,
+            "supplierUserId": g.seller_id.to_string(),
+            "supplierLoginId": g.seller_name,
+            "sellerLoginId": g.seller_name,
+        }
+    })
 }
 
 struct Cargo {
@@ -557,7 +673,20 @@ fn price(s: &mut State, p: &Params<'_>, cargo: &[Cargo], fired: &Fired) -> Resul
     let mut wanted: HashMap<&str, i64> = HashMap::new();
     let (mut goods, mut carriage) = (0i64, 0i64);
     for c in cargo {
-        let Some(prod) = s.product_mut(&c.offer_id) else {
+        let generated = s.generates(&c.offer_id, generated::is_long_id(&c.offer_id));
+        let Some(prod) = s.listing_1688(&c.offer_id, c.spec_id.as_deref()) else {
+            if generated {
+                // A generated offer without that spec.
+                return Err(api_error(
+                    p.api,
+                    PREVIEW_SPEC_MISMATCH,
+                    format!(
+                        "规格[{}]不属于商品[{}]",
+                        c.spec_id.as_deref().unwrap_or_default(),
+                        c.offer_id
+                    ),
+                ));
+            }
             return Err(api_error(
                 p.api,
                 PREVIEW_NOT_TRADABLE,
@@ -685,7 +814,7 @@ fn create_order(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Resul
     }
     let priced = price(s, p, &cargo, fired)?;
     for l in &priced.lines {
-        if let Some(prod) = s.product_mut(&l.offer_id) {
+        if let Some(prod) = s.listing_1688(&l.offer_id, Some(&l.spec_id)) {
             prod.amount_on_sale -= l.quantity;
         }
     }
@@ -1113,6 +1242,12 @@ fn cancel_error(code: &str, message: impl Into<String>) -> Value {
 fn restock(s: &mut State, lines: &[OrderLine]) {
     for l in lines {
         if let Some(p) = s.products.iter_mut().find(|p| p.offer_id == l.offer_id) {
+            p.amount_on_sale += l.quantity;
+        } else if let Some(p) = s
+            .generated_products
+            .iter_mut()
+            .find(|p| p.offer_id == l.offer_id && p.spec_id == l.spec_id)
+        {
             p.amount_on_sale += l.quantity;
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! Matching: `api == "*"` or the request's api name ends with `api`. A fault only fires (and only
 //! uses up its count) on a call where its kind means something: `out_of_stock` only on 1688 /
-//! Taobao, `price_jump` on 1688 / Taobao / Pinduoduo, `bad_signature` on 1688 / Taobao /
+//! Taobao, `price_jump` on 1688 / Taobao / Pinduoduo, `delisted` on product reads only (1688
+//! `alibaba.cross.productInfo`, Taobao `/product/get`, Pinduoduo's goods detail and search), `bad_signature` on 1688 / Taobao /
 //! Pinduoduo requests (the gateway rejects a correct signature, as after a secret rotation) and
 //! on Stripe / 17TRACK outgoing webhooks (signed with a wrong key). Taobao's `api` is the
 //! apiPath (`/purchase/order/create`), Pinduoduo's the `type` (`pdd.ddk.goods.detail`).
@@ -42,6 +43,10 @@ pub(crate) enum FaultKind {
     RateLimit,
     AccountRestricted,
     BadSignature,
+    /// The listing is taken off the shelf on this call: product reads only (1688
+    /// `alibaba.cross.productInfo`, Taobao `/product/get`, Pinduoduo `pdd.ddk.goods.detail` and
+    /// `pdd.ddk.goods.search`).
+    Delisted,
 }
 
 /// Kinds that make sense on an ordinary inbound request of a non-marketplace platform.
@@ -66,7 +71,20 @@ pub(crate) const AOP_KINDS: &[FaultKind] = &[
     FaultKind::BadSignature,
 ];
 
-/// Pinduoduo only answers prices: no stock to run out of, no effect to commit (a
+/// The 1688 and Taobao product reads: every kind, `delisted` too.
+pub(crate) const AOP_PRODUCT_KINDS: &[FaultKind] = &[
+    FaultKind::Error,
+    FaultKind::Latency,
+    FaultKind::TimeoutAfterCommit,
+    FaultKind::OutOfStock,
+    FaultKind::PriceJump,
+    FaultKind::RateLimit,
+    FaultKind::AccountRestricted,
+    FaultKind::BadSignature,
+    FaultKind::Delisted,
+];
+
+/// Pinduoduo only answers product reads: no stock to run out of, no effect to commit (a
 /// `timeout_after_commit` there just holds the answer back past the client's timeout).
 pub(crate) const PDD_KINDS: &[FaultKind] = &[
     FaultKind::Error,
@@ -76,6 +94,7 @@ pub(crate) const PDD_KINDS: &[FaultKind] = &[
     FaultKind::RateLimit,
     FaultKind::AccountRestricted,
     FaultKind::BadSignature,
+    FaultKind::Delisted,
 ];
 
 /// Default sleep of `timeout_after_commit`: past any sane client timeout.
@@ -132,6 +151,8 @@ pub(crate) struct Fired {
     pub(crate) account_restricted: bool,
     pub(crate) bad_signature: bool,
     pub(crate) out_of_stock: bool,
+    /// The listing answers as taken off the shelf (a product read).
+    pub(crate) delisted: bool,
     pub(crate) price_jump_percent: Option<u32>,
     pub(crate) timeout_after_commit: Option<Duration>,
 }
@@ -224,6 +245,7 @@ impl Faults {
                 FaultKind::RateLimit => fired.rate_limit = true,
                 FaultKind::AccountRestricted => fired.account_restricted = true,
                 FaultKind::BadSignature => fired.bad_signature = true,
+                FaultKind::Delisted => fired.delisted = true,
             }
         }
         self.active.retain(|f| f.count != Some(0));
@@ -272,6 +294,22 @@ mod tests {
         );
         assert_eq!(f.list().len(), 1);
         assert_eq!(f.clear(), 1);
+        // delisted: product reads only.
+        f.add(spec(r#"{"platform":"1688","kind":"delisted","count":1}"#))
+            .unwrap();
+        assert!(
+            !f.fire(Platform::Aop, "alibaba.createOrder.preview", AOP_KINDS)
+                .delisted
+        );
+        assert!(
+            f.fire(
+                Platform::Aop,
+                "alibaba.cross.productInfo",
+                AOP_PRODUCT_KINDS
+            )
+            .delisted
+        );
+        assert!(f.list().is_empty(), "spent");
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod carrier;
 mod control;
 mod ecb;
 mod faults;
+mod generated;
 mod pdd;
 mod stripe;
 mod taobao;
@@ -196,6 +197,10 @@ pub(crate) struct State {
     pub(crate) offers: Vec<Offer>,
     /// Offer ids (of any platform; they are unique across platforms) taken off sale.
     pub(crate) removed: std::collections::HashSet<String>,
+    /// Generated 1688 and Taobao listings (`generated`) once ordered from, one entry per SKU,
+    /// so that their stock moves like a seeded listing's. Never in the catalogue.
+    pub(crate) generated_products: Vec<Product>,
+    pub(crate) generated_offers: Vec<Offer>,
     pub(crate) aop: aop::AopState,
     pub(crate) taobao: taobao::TaobaoState,
     pub(crate) stripe: stripe::StripeState,
@@ -256,6 +261,141 @@ impl State {
             return None;
         }
         self.products.iter_mut().find(|p| p.offer_id == offer_id)
+    }
+
+    /// Whether a product read of `id`, which no seeded listing on sale answered, answers a
+    /// generated product (`generated`): the id is of the platform's form (`well_formed`), not a
+    /// seeded listing (of any platform: a seeded listing taken off sale stays gone), and not
+    /// taken off sale.
+    pub(crate) fn generates(&self, id: &str, well_formed: bool) -> bool {
+        well_formed
+            && !self.removed.contains(id)
+            && !self.products.iter().any(|p| p.offer_id == id)
+            && !self.offers.iter().any(|o| o.offer_id == id)
+    }
+
+    /// The 1688 listing an order line names: a seeded one by its offer id (the caller checks
+    /// the spec, as before), else the SKU `spec_id` (or the only SKU) of a generated product,
+    /// materialised on first use.
+    pub(crate) fn listing_1688(
+        &mut self,
+        offer_id: &str,
+        spec_id: Option<&str>,
+    ) -> Option<&mut Product> {
+        if self.removed.contains(offer_id) {
+            return None;
+        }
+        if let Some(i) = self.products.iter().position(|p| p.offer_id == offer_id) {
+            return self.products.get_mut(i);
+        }
+        if !self.generates(offer_id, generated::is_long_id(offer_id)) {
+            return None;
+        }
+        if !self
+            .generated_products
+            .iter()
+            .any(|p| p.offer_id == offer_id)
+        {
+            let g = generated::generate(catalogue::PLATFORM_1688, offer_id);
+            let (l, w, h) = g.dims_mm.unwrap_or((0, 0, 0));
+            for sku in &g.skus {
+                self.generated_products.push(Product {
+                    sku: g.title.clone(),
+                    platform: catalogue::PLATFORM_1688.to_owned(),
+                    offer_id: offer_id.to_owned(),
+                    spec_id: sku.spec_id.clone(),
+                    title: g.title.clone(),
+                    price_fen: sku.price_fen,
+                    amount_on_sale: sku.stock,
+                    weight_g: g.weight_g.unwrap_or(0),
+                    l_mm: l,
+                    w_mm: w,
+                    h_mm: h,
+                    domestic_shipping_fen: generated::CARRIAGE_FEN,
+                });
+            }
+        }
+        let mine: Vec<usize> = (0..self.generated_products.len())
+            .filter(|&i| self.generated_products[i].offer_id == offer_id)
+            .collect();
+        let at = match spec_id {
+            Some(sp) => mine
+                .iter()
+                .copied()
+                .find(|&i| self.generated_products[i].spec_id == sp),
+            None if mine.len() == 1 => mine.first().copied(),
+            None => None,
+        };
+        at.and_then(move |i| self.generated_products.get_mut(i))
+    }
+
+    /// The Taobao listing an order line names: a seeded one by its item id (the caller checks
+    /// the sku, as before), else the SKU `sku_id` (or the only SKU) of a generated item,
+    /// materialised on first use. A generated item's `Offer::sku` is its title.
+    pub(crate) fn listing_taobao(
+        &mut self,
+        item_id: &str,
+        sku_id: Option<&str>,
+    ) -> Option<&mut Offer> {
+        let platform = catalogue::PLATFORM_TAOBAO;
+        if self.removed.contains(item_id) {
+            return None;
+        }
+        if let Some(i) = self
+            .offers
+            .iter()
+            .position(|o| o.platform == platform && o.offer_id == item_id)
+        {
+            return self.offers.get_mut(i);
+        }
+        if !self.generates(item_id, generated::is_long_id(item_id)) {
+            return None;
+        }
+        if !self.generated_offers.iter().any(|o| o.offer_id == item_id) {
+            let g = generated::generate(platform, item_id);
+            for sku in &g.skus {
+                self.generated_offers.push(Offer {
+                    sku: g.title.clone(),
+                    platform: platform.to_owned(),
+                    offer_id: item_id.to_owned(),
+                    spec_id: sku.sku_id.to_string(),
+                    price_fen: sku.price_fen,
+                    stock: sku.stock,
+                });
+            }
+        }
+        let mine: Vec<usize> = (0..self.generated_offers.len())
+            .filter(|&i| self.generated_offers[i].offer_id == item_id)
+            .collect();
+        let at = match sku_id {
+            Some(sk) => mine
+                .iter()
+                .copied()
+                .find(|&i| self.generated_offers[i].spec_id == sk),
+            None if mine.len() == 1 => mine.first().copied(),
+            None => None,
+        };
+        at.and_then(move |i| self.generated_offers.get_mut(i))
+    }
+
+    /// The stock of a generated SKU once ordered from (else its generated stock stands).
+    pub(crate) fn generated_stock(
+        &self,
+        platform: &str,
+        offer_id: &str,
+        spec_id: &str,
+    ) -> Option<i64> {
+        if platform == catalogue::PLATFORM_1688 {
+            self.generated_products
+                .iter()
+                .find(|p| p.offer_id == offer_id && p.spec_id == spec_id)
+                .map(|p| p.amount_on_sale)
+        } else {
+            self.generated_offers
+                .iter()
+                .find(|o| o.platform == platform && o.offer_id == offer_id && o.spec_id == spec_id)
+                .map(|o| o.stock)
+        }
     }
 
     /// A Taobao / Pinduoduo listing that is on sale.
@@ -325,6 +465,8 @@ impl Sandbox {
             products: catalogue::demo(),
             offers: catalogue::demo_marketplace_offers(),
             removed: Default::default(),
+            generated_products: Vec::new(),
+            generated_offers: Vec::new(),
             aop: Default::default(),
             taobao: Default::default(),
             stripe: Default::default(),

@@ -1,5 +1,8 @@
-//! Pinduoduo open platform router, prices only: `POST /api/router` with
-//! `type=pdd.ddk.goods.detail`, asked by `goods_sign` (docs/vendors/pdd.md).
+//! Pinduoduo open platform router, product reads only: `POST /api/router` with
+//! `type=pdd.ddk.goods.detail`, asked by `goods_sign`, and `type=pdd.ddk.goods.search`, asked
+//! by `keyword` (here: a numeric `goods_id`, to resolve it to its `goods_sign`)
+//! (docs/vendors/pdd.md). A `goods_sign` the catalogue does not hold answers a generated
+//! product (`generated`); `need_sku_info=true` adds its `sku_list`.
 //!
 //! Checks in order: `client_id`, `sign`, `timestamp` within ±600 s of now, duplicated
 //! parameters / `data_type` other than JSON, known `type`, then injected faults, then the call.
@@ -16,6 +19,7 @@ use crate::{
     Sandbox, State,
     catalogue::{PLATFORM_PDD, pdd_normal_price},
     faults::{Fired, PDD_KINDS, Platform},
+    generated::{self, GenProduct},
     util::{self, json_response, parse_form, plain_error},
 };
 use axum::{body::Bytes, extract::State as AxState, http::StatusCode, response::Response};
@@ -42,6 +46,7 @@ use codes::{BAD_PARAMETER, BAD_SIGNATURE, RATE_LIMITED, UNKNOWN_CLIENT};
 const TIMESTAMP_WINDOW_S: i64 = 600;
 
 const TYPE_GOODS_DETAIL: &str = "pdd.ddk.goods.detail";
+const TYPE_GOODS_SEARCH: &str = "pdd.ddk.goods.search";
 
 fn error(code: i64, sub_code: &str, msg: &str) -> Value {
     json!({"error_response": {
@@ -123,7 +128,7 @@ pub(crate) async fn router(AxState(sb): AxState<Sandbox>, body: Bytes) -> Respon
         ));
     }
     let kind = params.get("type").copied().unwrap_or_default();
-    if kind != TYPE_GOODS_DETAIL {
+    if kind != TYPE_GOODS_DETAIL && kind != TYPE_GOODS_SEARCH {
         return reply(error(
             BAD_PARAMETER,
             "unknown_type",
@@ -161,9 +166,17 @@ pub(crate) async fn router(AxState(sb): AxState<Sandbox>, body: Bytes) -> Respon
             "the request was refused by risk control",
         ));
     }
-    let answer = match goods_sign(&params) {
-        Ok(sign) => sb.with(|s| goods_detail(s, sign, &fired)),
-        Err(e) => e,
+    let answer = if kind == TYPE_GOODS_SEARCH {
+        match search_keyword(&params) {
+            Ok(keyword) => sb.with(|s| goods_search(s, keyword, &fired)),
+            Err(e) => e,
+        }
+    } else {
+        let with_skus = params.get("need_sku_info") == Some(&"true");
+        match goods_sign(&params) {
+            Ok(sign) => sb.with(|s| goods_detail(s, sign, with_skus, &fired)),
+            Err(e) => e,
+        }
     };
     if let Some(d) = fired.timeout_after_commit {
         tracing::info!(
@@ -206,9 +219,15 @@ fn numeric_goods_id(offer_id: &str) -> i64 {
     (h % 900_000_000_000 + 100_000_000_000) as i64
 }
 
-fn goods_detail(s: &mut State, sign: &str, fired: &Fired) -> Value {
+fn goods_detail(s: &mut State, sign: &str, with_skus: bool, fired: &Fired) -> Value {
     if let Some(pct) = fired.price_jump_percent {
         s.jump_offer_price(PLATFORM_PDD, sign, pct);
+    }
+    if fired.delisted {
+        return detail_answer(vec![]);
+    }
+    if s.offer_mut(PLATFORM_PDD, sign).is_none() && s.generates(sign, true) {
+        return detail_answer(vec![generated_goods(sign, with_skus)]);
     }
     let details: Vec<Value> = s
         .offer_mut(PLATFORM_PDD, sign)
@@ -224,10 +243,127 @@ fn goods_detail(s: &mut State, sign: &str, fired: &Fired) -> Value {
         })
         .into_iter()
         .collect();
+    detail_answer(details)
+}
+
+fn detail_answer(details: Vec<Value>) -> Value {
     json!({"goods_detail_response": {
         "goods_details": details,
         "request_id": util::random_id("", 20),
     }})
+}
+
+/// Where the sandbox's generated PDD images live (a host that never resolves).
+const GENERATED_IMAGE_BASE: &str = "https://img.sandbox.invalid/pinduoduo/";
+
+/// The `goods_id` PDD reports beside a generated listing's `goods_sign`: the one a sandbox
+/// `goods_sign` was made from (`pdd.ddk.goods.search`), else one derived from the sign.
+fn generated_goods_id(sign: &str) -> i64 {
+    generated::goods_id_of_sign(sign)
+        .and_then(|id| i64::try_from(id).ok())
+        .unwrap_or_else(|| numeric_goods_id(sign))
+}
+
+/// One generated listing in the goods detail's shape (with its `sku_list` when asked).
+fn generated_goods(sign: &str, with_skus: bool) -> Value {
+    let g: GenProduct = generated::generate(PLATFORM_PDD, sign);
+    let image = |f: &str| format!("{GENERATED_IMAGE_BASE}{f}");
+    let min = g.min_price_fen();
+    let mut goods = json!({
+        "goods_sign": sign,
+        "goods_id": generated_goods_id(sign),
+        "goods_name": g.title,
+        "goods_desc": g.title,
+        "goods_image_url": image(&g.images[0]),
+        "goods_thumbnail_url": image(&g.images[0]),
+        "goods_gallery_urls": g.images.iter().map(|f| image(f)).collect::<Vec<_>>(),
+        "mall_id": g.seller_id,
+        "mall_name": g.seller_name,
+        "min_group_price": min,
+        "min_normal_price": pdd_normal_price(min),
+    });
+    if with_skus {
+        goods["sku_list"] = g
+            .skus
+            .iter()
+            .map(|s| {
+                json!({
+                    "is_onsale": 1,
+                    "min_group_price": s.price_fen,
+                    "sku_thumb_url": image(&s.image),
+                    "spec_list": s.specs.iter().map(|sp| json!({
+                        "parent_spec_id": sp.parent_id,
+                        "parent_spec_value": sp.name,
+                        "spec_id": sp.value_id,
+                        "spec_value": sp.value,
+                        "note": "",
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
+    goods
+}
+
+/// The `keyword` of a search: required here (the SDK lets `opt_id` stand in for it; the
+/// sandbox searches by keyword only).
+fn search_keyword<'a>(params: &HashMap<&str, &'a str>) -> Result<&'a str, Value> {
+    match params.get("keyword") {
+        Some(k) if !k.trim().is_empty() && k.len() <= 512 => Ok(k.trim()),
+        _ => Err(error(
+            BAD_PARAMETER,
+            "keyword_invalid",
+            "keyword (or opt_id) is required",
+        )),
+    }
+}
+
+/// `pdd.ddk.goods.search` by a numeric `goods_id`: the one listing it names (a seeded
+/// listing's own `goods_sign`, else a generated one's), as `goods_search_response.goods_list`.
+/// Any other keyword finds nothing (the sandbox has no search index).
+fn goods_search(s: &mut State, keyword: &str, fired: &Fired) -> Value {
+    let found = keyword
+        .parse::<u64>()
+        .ok()
+        .filter(|_| generated::is_long_id(keyword) && !fired.delisted)
+        .and_then(|id| {
+            let seeded = s
+                .offers
+                .iter()
+                .find(|o| o.platform == PLATFORM_PDD && numeric_goods_id(&o.offer_id) as u64 == id)
+                .map(|o| o.offer_id.clone());
+            match seeded {
+                Some(sign) if s.offer_mut(PLATFORM_PDD, &sign).is_some() => Some(sign),
+                Some(_) => None,
+                None => Some(generated::goods_sign_of(id)),
+            }
+        });
+    let list: Vec<Value> = found
+        .map(|sign| {
+            let detail = detail_of(s, &sign);
+            json!({
+                "goods_sign": sign,
+                "goods_name": detail["goods_name"],
+                "goods_image_url": detail.get("goods_image_url").cloned().unwrap_or(json!("")),
+                "mall_name": detail.get("mall_name").cloned().unwrap_or(json!("")),
+                "min_group_price": detail["min_group_price"],
+                "min_normal_price": detail["min_normal_price"],
+            })
+        })
+        .into_iter()
+        .collect();
+    json!({"goods_search_response": {
+        "goods_list": list,
+        "total_count": list.len(),
+        "search_id": util::random_id("", 20),
+        "list_id": util::random_id("", 16),
+    }})
+}
+
+/// A listing's detail entry (seeded or generated), for the search's answer.
+fn detail_of(s: &mut State, sign: &str) -> Value {
+    let answer = goods_detail(s, sign, false, &Fired::default());
+    answer["goods_detail_response"]["goods_details"][0].clone()
 }
 
 /// `POST /_sandbox/pinduoduo/orders` — stands in for a purchaser buying by hand in the PDD app

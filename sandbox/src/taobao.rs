@@ -28,7 +28,8 @@
 use crate::{
     Sandbox, State,
     catalogue::{Offer, PLATFORM_TAOBAO},
-    faults::{AOP_KINDS, Fired, Platform},
+    faults::{AOP_KINDS, AOP_PRODUCT_KINDS, Fired, Platform},
+    generated,
     util::{self, json_response, parse_form},
 };
 use axum::{
@@ -261,7 +262,12 @@ async fn call(sb: &Sandbox, api: &str, raw: &[u8]) -> Response {
         ));
     }
 
-    let fired = sb.enter(Platform::Taobao, api_path, AOP_KINDS).await;
+    let kinds = if api_path == API_PRODUCT {
+        AOP_PRODUCT_KINDS
+    } else {
+        AOP_KINDS
+    };
+    let fired = sb.enter(Platform::Taobao, api_path, kinds).await;
     if fired.rate_limit {
         return reply(fail(API_CALL_LIMIT, "The request has exceeded the limit"));
     }
@@ -407,11 +413,20 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
     if let Some(pct) = fired.price_jump_percent {
         s.jump_offer_price(PLATFORM_TAOBAO, id, pct);
     }
-    let Some(offer) = s.offer_mut(PLATFORM_TAOBAO, id).cloned() else {
-        return Err(biz_fail(
+    let gone = || {
+        biz_fail(
             ITEM_NOT_FOUND,
             format!("item {id} does not exist or is off the shelf"),
-        ));
+        )
+    };
+    if fired.delisted {
+        return Err(gone());
+    }
+    let Some(offer) = s.offer_mut(PLATFORM_TAOBAO, id).cloned() else {
+        if s.generates(id, generated::is_long_id(id)) {
+            return Ok(generated_product(s, id, fired));
+        }
+        return Err(gone());
     };
     let stock = if fired.out_of_stock { 0 } else { offer.stock };
     let postage = s.postage_of(&offer.sku);
@@ -443,6 +458,79 @@ fn product(s: &mut State, p: &Params<'_>, fired: &Fired) -> Result<Value, Value>
             }],
         },
     })))
+}
+
+/// Where the sandbox's generated Taobao images live (a host that never resolves).
+const GENERATED_IMAGE_BASE: &str = "https://img.sandbox.invalid/taobao/";
+
+/// The list price of a generated item: 15 % above what a buyer pays, whole yuan.
+fn list_price(fen: i64) -> i64 {
+    (fen * 115 / 100 + 99) / 100 * 100
+}
+
+/// `/product/get` for an id the catalogue does not hold: the generated product
+/// (`generated`) in the SDK's `ProductInfoData` shape.
+fn generated_product(s: &State, id: &str, fired: &Fired) -> Value {
+    let mut g = generated::generate(PLATFORM_TAOBAO, id);
+    // Orders placed on it took their units.
+    for sku in &mut g.skus {
+        if let Some(left) = s.generated_stock(PLATFORM_TAOBAO, id, &sku.sku_id.to_string()) {
+            sku.stock = left;
+        }
+    }
+    let stock = |n: i64| if fired.out_of_stock { 0 } else { n };
+    let skus: Vec<Value> = g
+        .skus
+        .iter()
+        .map(|s| {
+            let properties: Vec<Value> = s
+                .specs
+                .iter()
+                .map(|sp| {
+                    json!({"prop_id": sp.parent_id, "prop_name": sp.name,
+                           "value_id": sp.value_id, "value_name": sp.value,
+                           "value_desc": sp.value})
+                })
+                .collect();
+            json!({
+                "sku_id": s.sku_id,
+                "price": list_price(s.price_fen),
+                "promotion_price": s.price_fen,
+                "coupon_price": s.price_fen,
+                "quantity": stock(s.stock),
+                "status": "NORMAL",
+                "pic_url": format!("{GENERATED_IMAGE_BASE}{}", s.image),
+                "properties": properties,
+                "postFee": generated::CARRIAGE_FEN,
+            })
+        })
+        .collect();
+    let pics: Vec<String> = g
+        .images
+        .iter()
+        .map(|f| format!("{GENERATED_IMAGE_BASE}{f}"))
+        .collect();
+    let min = g.min_price_fen();
+    success(json!({
+        "fail_items": "",
+        "data": {
+            "item_id": id_json(id),
+            "title": g.title,
+            "shop_id": g.seller_id,
+            "shop_name": g.seller_name,
+            "user_nick": g.seller_name,
+            "status": "NORMAL",
+            "category_id": g.category_id.to_string(),
+            "price": list_price(min),
+            "promotion_price": min,
+            "coupon_price": min,
+            "quantity": stock(g.total_stock()),
+            "begin_amount": g.moq,
+            "postFee": generated::CARRIAGE_FEN,
+            "pic_urls": pics,
+            "sku_list": skus,
+        },
+    }))
 }
 
 struct LineReq {
@@ -536,7 +624,8 @@ fn price(
     let mut groups: Vec<(String, i64)> = Vec::new();
     let (mut goods, mut postage) = (0i64, 0i64);
     for l in req {
-        let Some(offer): Option<Offer> = s.offer_mut(PLATFORM_TAOBAO, &l.item_id).cloned() else {
+        let listing = s.listing_taobao(&l.item_id, l.sku_id.as_deref()).cloned();
+        let Some(offer): Option<Offer> = listing else {
             return unavailable(
                 l,
                 ITEM_NOT_FOUND,
@@ -758,7 +847,7 @@ fn create(s: &mut State, p: &Params<'_>, fired: &Fired, now: i64) -> Result<Valu
         ));
     }
     for l in &priced.lines {
-        if let Some(o) = s.offer_mut(PLATFORM_TAOBAO, &l.item_id) {
+        if let Some(o) = s.listing_taobao(&l.item_id, Some(&l.sku_id)) {
             o.stock -= l.quantity;
         }
     }
@@ -1095,6 +1184,12 @@ fn restock(s: &mut State, lines: &[Line]) {
             .offers
             .iter_mut()
             .find(|x| x.platform == PLATFORM_TAOBAO && x.offer_id == l.item_id)
+        {
+            offer.stock += l.quantity;
+        } else if let Some(offer) = s
+            .generated_offers
+            .iter_mut()
+            .find(|x| x.offer_id == l.item_id && x.spec_id == l.sku_id)
         {
             offer.stock += l.quantity;
         }

@@ -608,10 +608,19 @@ async fn pdd_goods_detail_and_its_checks() {
         h.pdd(&detail).await["goods_detail_response"]["goods_details"][0]["goods_id"],
         goods_id
     );
-    // Unknown listing: empty list.
-    let v = h
-        .pdd(&[("type", "pdd.ddk.goods.detail"), ("goods_sign", "pdd1")])
+    // A goods_sign the catalogue does not hold: a generated listing, the same on every call;
+    // taken off the shelf on demand (`delisted`): an empty list.
+    let other = [("type", "pdd.ddk.goods.detail"), ("goods_sign", "pdd1")];
+    let v = h.pdd(&other).await;
+    let generated = v["goods_detail_response"]["goods_details"].clone();
+    assert_eq!(generated[0]["goods_sign"], "pdd1", "{v}");
+    assert_eq!(
+        h.pdd(&other).await["goods_detail_response"]["goods_details"],
+        generated
+    );
+    h.fault(json!({"platform": "pinduoduo", "api": "pdd.ddk.goods.detail", "kind": "delisted", "count": 1}))
         .await;
+    let v = h.pdd(&other).await;
     assert_eq!(v["goods_detail_response"]["goods_details"], json!([]));
     // goods_id_list is taken offline; no goods_sign at all is a bad parameter.
     let ids = json!([PDD_EARBUDS]).to_string();

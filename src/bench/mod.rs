@@ -9,6 +9,7 @@
 //! - [`steady`] (P1, P3): the full flow at a fixed rate from a separate driver process, history
 //!   counts, capacity against the bare-workflow baseline.
 //! - [`memory`] (P4): the worker's RSS against orders in flight.
+//! - [`products`] (issue 17): imports, then cached and cold product reads under `wrk`.
 //!
 //! Shared pieces: [`system`] (launch), [`latency`] (percentiles, coordinated omission),
 //! [`results`] (the JSON files), [`summary`] (the Markdown), [`plot`] (the burst PNG), and
@@ -20,6 +21,7 @@ pub mod intake;
 pub mod latency;
 pub mod memory;
 pub mod plot;
+pub mod products;
 pub mod results;
 pub mod steady;
 pub mod summary;
@@ -39,10 +41,17 @@ pub enum Phase {
     Burst,
     Steady,
     Memory,
+    Products,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Intake, Phase::Burst, Phase::Steady, Phase::Memory];
+    pub const ALL: [Phase; 5] = [
+        Phase::Intake,
+        Phase::Burst,
+        Phase::Steady,
+        Phase::Memory,
+        Phase::Products,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +59,7 @@ impl Phase {
             Phase::Burst => "burst",
             Phase::Steady => "steady",
             Phase::Memory => "memory",
+            Phase::Products => "products",
         }
     }
 }
@@ -60,7 +70,7 @@ impl std::str::FromStr for Phase {
         Phase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("{s:?}: one of intake, burst, steady, memory"))
+            .ok_or_else(|| format!("{s:?}: one of intake, burst, steady, memory, products"))
     }
 }
 
@@ -87,6 +97,12 @@ pub struct BenchConfig {
     pub memory_levels: Vec<usize>,
     /// `worker.max_cached_workflows` for the memory phase (the settings' value when unset).
     pub memory_cache: Option<usize>,
+    /// Products imported before the reads, seconds of each `wrk` run, and its threads and
+    /// connections.
+    pub products_imports: usize,
+    pub products_seconds: u64,
+    pub products_wrk_threads: u32,
+    pub products_wrk_connections: u32,
     /// The longest a phase waits for orders to get somewhere.
     pub deadline: Duration,
     /// The command line, recorded in each result file.
@@ -179,6 +195,10 @@ pub async fn run(cfg: &BenchConfig) -> anyhow::Result<bool> {
             Phase::Memory => memory::run(cfg).await.and_then(|mut r| {
                 r.run.seconds = started.elapsed().as_secs_f64();
                 results::write(&cfg.out_dir, "memory", &r)
+            }),
+            Phase::Products => products::run(cfg).await.and_then(|mut r| {
+                r.run.seconds = started.elapsed().as_secs_f64();
+                results::write(&cfg.out_dir, "products", &r)
             }),
         };
         match written {

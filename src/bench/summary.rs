@@ -10,6 +10,7 @@ pub struct Inputs {
     pub burst: Option<BurstResult>,
     pub steady: Option<SteadyResult>,
     pub memory: Option<MemoryResult>,
+    pub products: Option<super::products::ProductsResult>,
 }
 
 impl Inputs {
@@ -19,6 +20,7 @@ impl Inputs {
             burst: results::read(dir, "burst")?,
             steady: results::read(dir, "steady")?,
             memory: results::read(dir, "memory")?,
+            products: results::read(dir, "products")?,
         })
     }
 }
@@ -282,6 +284,74 @@ pub fn render(i: &Inputs) -> String {
         }
     }
 
+    match &i.products {
+        Some(p) => {
+            row(
+                &mut md,
+                [
+                    "R1",
+                    &format!(
+                        "cached product reads, wrk {} threads × {} connections, {} products",
+                        p.cached.threads, p.cached.connections, p.cached.distinct_products
+                    ),
+                    "≥ 30,000 req/s at P99 ≤ 5 ms",
+                    &format!(
+                        "{:.0} req/s at P99 {:.2} ms (P50 {:.2} ms, {} errors)",
+                        p.cached.requests_per_s, p.cached.p99_ms, p.cached.p50_ms, p.cached.errors
+                    ),
+                    verdict(Some(
+                        p.cached.requests_per_s >= 30_000.0
+                            && p.cached.p99_ms <= 5.0
+                            && p.cached.errors == 0,
+                    )),
+                    "`procure bench products`",
+                ],
+            );
+            row(
+                &mut md,
+                [
+                    "R2",
+                    "cold product reads (cache off: every read from the store)",
+                    "reported",
+                    &format!(
+                        "{:.0} req/s at P99 {:.2} ms ({})",
+                        p.cold.requests_per_s, p.cold.p99_ms, p.run.database
+                    ),
+                    verdict(None),
+                    "`procure bench products`",
+                ],
+            );
+            row(
+                &mut md,
+                [
+                    "R3",
+                    &format!(
+                        "imports against the sandbox, {} at once",
+                        p.import_concurrency
+                    ),
+                    "reported",
+                    &format!(
+                        "{:.1}/s ({} products in {:.1} s, {} failed)",
+                        p.imports_per_s, p.imports, p.import_seconds, p.import_failures
+                    ),
+                    verdict(None),
+                    "`procure bench products`",
+                ],
+            );
+        }
+        None => row(
+            &mut md,
+            [
+                "R1",
+                "cached product reads",
+                "≥ 30,000 req/s at P99 ≤ 5 ms",
+                none,
+                "—",
+                "`procure bench products`",
+            ],
+        ),
+    }
+
     if let Some(r) = &i.intake {
         let _ = write!(
             md,
@@ -505,6 +575,7 @@ mod tests {
             burst: Some(burst),
             steady: None,
             memory: Some(memory),
+            products: None,
         });
         let line = |p: &str| {
             md.lines()

@@ -204,6 +204,18 @@ impl Launched {
         Ok(())
     }
 
+    /// Start another process of this binary with the system's environment and `extra` on
+    /// top (later values win), logging to `<name>.log` in the run's directory.
+    pub fn spawn_with(
+        &self,
+        exe: &Path,
+        name: &str,
+        args: &[&str],
+        extra: &[(String, String)],
+    ) -> anyhow::Result<Child> {
+        self.spawn(exe, name, args, extra)
+    }
+
     fn spawn(
         &self,
         exe: &Path,

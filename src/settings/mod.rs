@@ -84,6 +84,7 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub webhooks: WebhookSettings,
     pub email: EmailSettings,
+    pub products: ProductSettings,
     pub worker: WorkerTuningSettings,
     pub metrics: MetricsSettings,
     pub keys: KeySettings,
@@ -145,6 +146,16 @@ pub struct ApiSettings {
     pub price_tolerance_bps: u32,
     /// Secret: the bearer-token signing key, at least 32 bytes.
     pub jwt_secret: Option<Secret>,
+}
+
+/// Imported products (README, "Products"): how fresh a stored product must be to be quoted,
+/// the in-process cache of product reads, and how many imports ask the marketplaces at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProductSettings {
+    pub freshness_s: u64,
+    pub cache_ttl_s: u64,
+    pub cache_entries: u64,
+    pub max_concurrent_imports: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -572,6 +583,15 @@ impl Default for Settings {
                 max_attempts: api.outbox_max_attempts,
             },
             email: EmailSettings::default(),
+            products: {
+                let p = procure_api::ProductsConfig::default();
+                ProductSettings {
+                    freshness_s: p.freshness.as_secs(),
+                    cache_ttl_s: p.cache_ttl.as_secs(),
+                    cache_entries: p.cache_entries,
+                    max_concurrent_imports: p.max_concurrent_imports as u32,
+                }
+            },
             webhooks: {
                 let w = procure_api::webhook_delivery::DeliveryConfig::default();
                 WebhookSettings {
@@ -943,6 +963,13 @@ impl Settings {
                 quote_ttl: Duration::from_secs(self.api.quote_ttl_s.max(1)),
                 price_tolerance_bps: self.api.price_tolerance_bps,
                 outbox_max_attempts: self.outbox.max_attempts,
+                products: procure_api::ProductsConfig {
+                    freshness: Duration::from_secs(self.products.freshness_s.max(1)),
+                    cache_ttl: Duration::from_secs(self.products.cache_ttl_s.max(1)),
+                    cache_entries: self.products.cache_entries,
+                    max_concurrent_imports: self.products.max_concurrent_imports.clamp(1, 1024)
+                        as usize,
+                },
             },
         })
     }

@@ -227,8 +227,8 @@ impl Store {
     pub async fn upsert_offer(&self, o: &Offer) -> Result<()> {
         sqlx::query(
             "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, stock, active, updated_at_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8) ON CONFLICT (platform, offer_id) DO UPDATE SET sku = excluded.sku, \
-             spec_id = excluded.spec_id, price_fen = excluded.price_fen, domestic_shipping_fen = excluded.domestic_shipping_fen, \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8) ON CONFLICT (platform, offer_id, spec_id) DO UPDATE SET sku = excluded.sku, \
+             price_fen = excluded.price_fen, domestic_shipping_fen = excluded.domestic_shipping_fen, \
              stock = excluded.stock, active = 1, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(o.platform.as_str())
@@ -265,7 +265,8 @@ impl Store {
         rows.into_iter().map(Offer::try_from).collect()
     }
 
-    /// Take an offer out of (or back into) procurement, e.g. when its listing disappears.
+    /// Take an offer out of (or back into) procurement, e.g. when its listing disappears: every
+    /// SKU of it.
     pub async fn set_offer_active(
         &self,
         platform: Platform,
@@ -282,7 +283,7 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
-        Ok(n == 1)
+        Ok(n >= 1)
     }
 
     /// Every active offer of a sku as a ranking candidate, with its supplier's track record.

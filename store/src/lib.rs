@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod parcels;
 pub mod payments;
 pub mod price_changes;
+pub mod products;
 pub mod read_model;
 pub mod shipments;
 pub mod subscriptions;

@@ -249,22 +249,26 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 for o in offers {
-                    let owner: Option<(String,)> =
-                        sqlx::query_as("SELECT sku FROM offers WHERE platform = $1 AND offer_id = $2")
-                            .bind(o.platform.as_str())
-                            .bind(&o.offer_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                    // An offer's SKUs may belong to different products; an empty spec names the
+                    // listing's only one, so it collides with any spec of another product.
+                    let rows: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT sku, spec_id FROM offers WHERE platform = $1 AND offer_id = $2",
+                    )
+                    .bind(o.platform.as_str())
+                    .bind(&o.offer_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let same = |spec: &str| spec == o.spec_id || spec.is_empty() || o.spec_id.is_empty();
+                    if let Some((owner, _)) = rows.iter().find(|(owner, spec)| owner != sku && same(spec)) {
+                        return Err(StoreError::StateConflict(format!(
+                            "{} offer {} already belongs to product {owner}",
+                            o.platform.as_str(),
+                            o.offer_id
+                        )));
+                    }
+                    let owner = rows.iter().find(|(_, spec)| *spec == o.spec_id);
                     match owner {
-                        Some((owner,)) => {
-                            if &owner != sku {
-                                return Err(StoreError::StateConflict(format!(
-                                    "{} offer {} already belongs to product {owner}",
-                                    o.platform.as_str(),
-                                    o.offer_id
-                                )));
-                            }
-                        }
+                        Some(_) => {}
                         None => {
                             sqlx::query(
                                 "INSERT INTO offers (platform, offer_id, sku, spec_id, price_fen, domestic_shipping_fen, \
@@ -529,6 +533,8 @@ impl Store {
                 }
             };
             let before = known_state(&mut tx, &obs.offer).await?;
+            // An imported product's answer shows its offers' prices: it has changed.
+            crate::products::touch(&mut tx, obs.offer.platform, &obs.offer.offer_id, now).await?;
             let key = (obs.offer.platform, obs.offer.offer_id.clone());
             insert_snapshot(&mut tx, run, obs, seen, landed.get(&key), &destination).await?;
             match seen {
@@ -539,24 +545,27 @@ impl Store {
                     }
                     sqlx::query(
                         "UPDATE offers SET price_fen = $1, stock = $2, active = 1, updated_at_ms = $3 \
-                         WHERE platform = $4 AND offer_id = $5",
+                         WHERE platform = $4 AND offer_id = $5 AND spec_id = $6",
                     )
                     .bind(price_fen)
                     .bind(stock)
                     .bind(now)
                     .bind(obs.offer.platform.as_str())
                     .bind(&obs.offer.offer_id)
+                    .bind(&obs.offer.spec_id)
                     .execute(&mut *tx)
                     .await?;
                 }
                 Seen::Gone => {
                     summary.gone += 1;
                     sqlx::query(
-                        "UPDATE offers SET active = 0, updated_at_ms = $1 WHERE platform = $2 AND offer_id = $3",
+                        "UPDATE offers SET active = 0, updated_at_ms = $1 WHERE platform = $2 AND offer_id = $3 \
+                         AND spec_id = $4",
                     )
                     .bind(now)
                     .bind(obs.offer.platform.as_str())
                     .bind(&obs.offer.offer_id)
+                    .bind(&obs.offer.spec_id)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -700,10 +709,11 @@ async fn best_candidate(tx: &mut Transaction<'_, Any>, sku: &str) -> Result<Opti
 async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<Option<Seen>> {
     let last: Option<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT listed, price_fen, stock FROM price_snapshots WHERE platform = $1 AND offer_id = $2 \
-         ORDER BY id DESC LIMIT 1",
+         AND spec_id = $3 ORDER BY id DESC LIMIT 1",
     )
     .bind(offer.platform.as_str())
     .bind(&offer.offer_id)
+    .bind(&offer.spec_id)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some((listed, price, stock)) = last {
@@ -713,10 +723,11 @@ async fn known_state(tx: &mut Transaction<'_, Any>, offer: &OfferRef) -> Result<
         }));
     }
     let row: Option<(i64, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2",
+        "SELECT price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2 AND spec_id = $3",
     )
     .bind(offer.platform.as_str())
     .bind(&offer.offer_id)
+    .bind(&offer.spec_id)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match row {

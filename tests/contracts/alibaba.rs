@@ -760,3 +760,163 @@ async fn a_sub_fen_total_is_refused() {
         "an unreadable answer: the outcome is unknown"
     );
 }
+
+// ---- alibaba.cross.productInfo, the whole product (import) ----------------------------------
+
+const PRODUCT_DETAIL: &str = "1688/alibaba.cross.productInfo.detail";
+
+#[tokio::test]
+async fn product_detail_parses_the_documented_answer() {
+    use procure_adapters::market::{Attribute, Dimensions, SkuDetail};
+    let (rec, f, c) = documented(PRODUCT_DETAIL).await;
+    let p = c.product_detail("557235167116").await.unwrap();
+    assert_eq!(p.product_id, "557235167116");
+    assert_eq!(
+        p.title,
+        "2017汇族美新品原创手工森系女鞋春季花朵低跟舒适浅口单鞋"
+    );
+    assert_eq!(
+        p.image_urls,
+        ["https://cbu01.alicdn.com/img/ibank/2017/992/417/3971714299_420783022.jpg"],
+        "relative image paths live on 1688's image host"
+    );
+    assert_eq!(
+        p.attributes,
+        [
+            Attribute::new("流行元素", "花朵"),
+            Attribute::new("鞋头形状", "扁头")
+        ]
+    );
+    assert_eq!(
+        p.skus,
+        [SkuDetail {
+            spec_id: "01f43d7be0ccc4bd2ba36d4bdf1b3689".into(),
+            attributes: vec![
+                Attribute::new("尺码", "38"),
+                Attribute::new("颜色", "烧焦卡其")
+            ],
+            price_fen: 25800,
+            stock: Some(106),
+            image_url: Some(
+                "https://cbu01.alicdn.com/img/ibank/2017/216/154/3972451612_420783022.jpg".into()
+            ),
+        }]
+    );
+    assert_eq!(p.min_order_quantity, Some(3));
+    assert_eq!(p.seller.id.as_deref(), Some("2207596043"));
+    assert_eq!(p.seller.name.as_deref(), Some("汇族美鞋业"));
+    assert_eq!(p.weight_g, Some(1000), "unitWeight 1 (kg)");
+    assert_eq!(
+        p.dimensions,
+        Some(Dimensions {
+            l_mm: 300,
+            w_mm: 200,
+            h_mm: 110
+        })
+    );
+    assert_request(&f, &rec);
+}
+
+#[tokio::test]
+async fn product_detail_sandbox_answers_any_id_in_the_documented_shape() {
+    let (base, _sb) = crate::sandbox().await;
+    let f = fixture(PRODUCT_DETAIL);
+    let c = client(&base);
+    let (mut complete, mut without_weight) = (0, 0);
+    for n in 0..30u64 {
+        let id = (573_741_401_425 + n * 977).to_string();
+        let v = aop(
+            &base,
+            PRODUCT,
+            "alibaba.cross.productInfo",
+            &[("productId", &id)],
+        )
+        .await;
+        let again = aop(
+            &base,
+            PRODUCT,
+            "alibaba.cross.productInfo",
+            &[("productId", &id)],
+        )
+        .await;
+        assert_eq!(v, again, "the same id is the same product");
+        let detail = c.product_detail(&id).await.unwrap();
+        assert_eq!(detail.product_id, id);
+        assert!((1..=4).contains(&detail.skus.len()), "{detail:?}");
+        assert!(
+            detail
+                .skus
+                .iter()
+                .all(|s| s.price_fen > 0 && !s.spec_id.is_empty())
+        );
+        let ship = &v["productInfo"]["shippingInfo"];
+        assert_eq!(detail.weight_g.is_some(), ship.get("unitWeight").is_some());
+        if ship.get("unitWeight").is_some() && ship.get("length").is_some() {
+            assert_shape(&f, &v);
+            complete += 1;
+        }
+        without_weight += usize::from(detail.weight_g.is_none());
+        // Its SKUs are what the price source reads.
+        let sku = &detail.skus[0];
+        let price = c.product_info(&id).await.unwrap();
+        assert_eq!(price.skus[0].price_fen, sku.price_fen);
+    }
+    assert!(
+        complete > 0 && without_weight > 0,
+        "{complete} {without_weight}"
+    );
+    // The seeded catalogue answers as before; the detail reads it too.
+    let seeded = &procure_sandbox::catalogue::demo()[0];
+    let d = c.product_detail(&seeded.offer_id).await.unwrap();
+    assert_eq!(d.title, seeded.title);
+    assert_eq!(
+        (
+            d.skus.len(),
+            d.skus[0].spec_id.as_str(),
+            d.skus[0].price_fen
+        ),
+        (1, seeded.spec_id.as_str(), seeded.price_fen)
+    );
+    assert_eq!(d.min_order_quantity, Some(1));
+    // An id that is not a Long is no product, as before.
+    assert_eq!(
+        c.product_detail("no-such-offer").await.unwrap_err(),
+        MarketError::ListingGone
+    );
+}
+
+#[tokio::test]
+async fn product_detail_delisted_and_vendor_errors_on_demand() {
+    let (base, _sb) = crate::sandbox().await;
+    let c = client(&base);
+    let seeded = procure_sandbox::catalogue::demo()[0].offer_id.clone();
+    for id in ["573741401425", seeded.as_str()] {
+        control(
+            &base,
+            reqwest::Method::POST,
+            "/_sandbox/faults",
+            json!({"platform": "1688", "api": "alibaba.cross.productInfo", "kind": "delisted", "count": 1}),
+        )
+        .await;
+        assert_eq!(
+            c.product_detail(id).await.unwrap_err(),
+            MarketError::ListingGone,
+            "{id}"
+        );
+        assert!(
+            c.product_detail(id).await.is_ok(),
+            "{id}: the fault is spent"
+        );
+    }
+    control(
+        &base,
+        reqwest::Method::POST,
+        "/_sandbox/faults",
+        json!({"platform": "1688", "api": "alibaba.cross.productInfo", "kind": "account_restricted", "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        c.product_detail("573741401425").await.unwrap_err(),
+        MarketError::AccountRestricted
+    );
+}

@@ -581,3 +581,107 @@ async fn purchase_order_asyn_cancel_sandbox_answers_in_the_documented_shape() {
     assert_eq!(now.status, TaobaoOrderStatus::TradeClosed);
     assert_eq!(now.refunded_fen(), o.total_amount_fen);
 }
+
+// ---- /product/get, the whole item (import) ----
+
+#[tokio::test]
+async fn product_detail_parses_the_documented_answer_and_sends_documented_params() {
+    use procure_adapters::market::{Attribute, SkuDetail};
+    let (f, rec) = recorder("product_get.detail").await;
+    let p = client(&rec.base_url)
+        .product_detail("731040994692")
+        .await
+        .unwrap();
+    assert_eq!(p.product_id, "731040994692");
+    assert_eq!(p.title, "陶瓷马克杯 350ml");
+    assert_eq!(
+        p.image_urls,
+        ["https://img.alicdn.com/imgextra/i1/100298765/O1CN01mug_!!100298765.jpg"]
+    );
+    assert!(
+        p.attributes.is_empty(),
+        "/product/get lists no item properties"
+    );
+    assert_eq!(
+        p.skus,
+        [SkuDetail {
+            spec_id: "5432109876543".into(),
+            attributes: vec![Attribute::new("颜色分类", "白色")],
+            price_fen: 4200,
+            stock: Some(120),
+            image_url: Some(
+                "https://img.alicdn.com/imgextra/i2/100298765/O1CN01white_!!100298765.jpg".into()
+            ),
+        }]
+    );
+    assert_eq!(p.min_order_quantity, Some(2), "begin_amount");
+    assert_eq!(p.seller.id.as_deref(), Some("100298765"));
+    assert_eq!(p.seller.name.as_deref(), Some("sample shop"));
+    assert_eq!((p.weight_g, p.dimensions), (None, None));
+    assert_documented_requests(&f, &rec);
+}
+
+#[tokio::test]
+async fn product_detail_sandbox_answers_any_id_in_the_documented_shape() {
+    let f = fixture(&name("product_get.detail"));
+    let (base, sb) = crate::sandbox().await;
+    let tb = client(&base);
+    for n in 0..12u64 {
+        let id = (731_040_994_692 + n * 31).to_string();
+        let v = signed(&base, &sb, "/product/get", &[("item_id", id.clone())]).await;
+        assert_sandbox_shape(&f, &v);
+        let again = signed(&base, &sb, "/product/get", &[("item_id", id.clone())]).await;
+        let strip = |mut v: Value| {
+            v["request_id"] = Value::Null;
+            v["_trace_id_"] = Value::Null;
+            v
+        };
+        assert_eq!(
+            strip(v.clone()),
+            strip(again),
+            "the same id is the same item"
+        );
+        let d = tb.product_detail(&id).await.unwrap();
+        assert!((1..=4).contains(&d.skus.len()));
+        assert_eq!(
+            d.skus.len(),
+            v["data"]["sku_list"].as_array().unwrap().len()
+        );
+        // The price source reads the same SKUs.
+        let priced = tb.product(&id).await.unwrap();
+        assert_eq!(priced.skus[0].price_fen, d.skus[0].price_fen);
+        assert_eq!(priced.skus[0].sku_id, d.skus[0].spec_id);
+    }
+    // A seeded offer answers as before, and the detail reads it.
+    let o = offer(&sb);
+    let d = tb.product_detail(&o.offer_id).await.unwrap();
+    assert_eq!(
+        (d.skus[0].spec_id.as_str(), d.skus[0].price_fen),
+        (o.spec_id.as_str(), o.price_fen)
+    );
+}
+
+#[tokio::test]
+async fn product_detail_delisted_on_demand_is_listing_gone() {
+    let (base, sb) = crate::sandbox().await;
+    let tb = client(&base);
+    let o = offer(&sb);
+    for id in ["731040994692", o.offer_id.as_str()] {
+        control(
+            &base,
+            "/_sandbox/faults",
+            json!({"platform": "taobao", "api": "/product/get", "kind": "delisted", "count": 1}),
+        )
+        .await;
+        assert_eq!(
+            tb.product_detail(id).await.unwrap_err(),
+            procure_adapters::market::MarketError::ListingGone,
+            "{id}"
+        );
+        assert!(tb.product_detail(id).await.is_ok(), "{id}: spent");
+    }
+    assert_eq!(
+        tb.product_detail("tb-no-such-item").await.unwrap_err(),
+        procure_adapters::market::MarketError::ListingGone
+    );
+}

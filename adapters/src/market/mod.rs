@@ -1,11 +1,13 @@
 //! What every marketplace client shares, vendor-neutral: the purchase request and its result,
 //! the one error type ([`MarketError`]), the price-tolerance rule, the buyer-side and
-//! price-source traits ([`buyer`]) and the one exactly-once purchase ([`purchase()`]). The
+//! price-source traits ([`buyer`]), the product detail and its trait ([`product`]) and the one
+//! exactly-once purchase ([`purchase()`]). The
 //! vendor modules (`alibaba`, `taobao`, `pdd`) build on this and keep only their wire mapping,
 //! signing and error classification; `crate::registry`, above both, maps a platform to its
 //! clients.
 
 pub mod buyer;
+pub mod product;
 mod purchase;
 pub(crate) mod wire;
 
@@ -14,6 +16,7 @@ pub use buyer::{
     BuyerMarketplace, BuyerOrder, Created, MarketFuture, OrderState, PayAnswer, PriceSource, Quote,
     QuotedLine,
 };
+pub use product::{Attribute, Dimensions, ProductDetail, ProductSource, Seller, SkuDetail};
 pub use purchase::purchase;
 
 use crate::http::Transport;

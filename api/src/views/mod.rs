@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod parcels;
 pub mod payments;
 pub mod price_changes;
+pub mod products;
 pub mod warehouse;
 pub mod webhooks;
 
