@@ -10,12 +10,14 @@ use procure_activities::{
 };
 use procure_adapters::{
     AlibabaConfig, Carrier, CarrierConfig, DeliveryAddress, EcbConfig, EcbFx, Marketplaces,
-    Payments, PaymentsConfig, PddConfig, TaobaoConfig, Tracking, TrackingConfig, WebhookClient,
+    Payments, PaymentsConfig, PddConfig, SmtpConfig, SmtpMailer, TaobaoConfig, Tracking,
+    TrackingConfig, WebhookClient,
 };
 use procure_api::{
     ApiConfig, AppState, OrderTimings,
     auth::TokenKey,
     dispatcher::Dispatcher,
+    email_delivery::{EmailConfig, EmailDelivery},
     webhook_delivery::{DeliveryConfig, WebhookDelivery},
 };
 use procure_domain::{seal::Sealer, tariff::Pricing};
@@ -157,6 +159,13 @@ impl Default for ApiTuning {
     }
 }
 
+/// The email channel: where to send and how the delivery loop paces itself.
+#[derive(Clone, Debug)]
+pub struct EmailChannel {
+    pub smtp: SmtpConfig,
+    pub delivery: EmailConfig,
+}
+
 /// Everything the API and the worker are built from, checked (see `crate::settings`).
 #[derive(Clone, Debug)]
 pub struct Deployment {
@@ -171,6 +180,8 @@ pub struct Deployment {
     pub timings: OrderTimings,
     /// Delivery of the event log to subscribers' webhooks (the API process delivers).
     pub webhooks: DeliveryConfig,
+    /// Customer notifications by email (the API process sends); `None`: the channel is off.
+    pub email: Option<EmailChannel>,
     pub keys: Keys,
     pub warehouse: Warehouse,
     /// The tariff and the shipping-line catalogue quotes are priced with.
@@ -303,8 +314,8 @@ pub async fn check_temporal_at_start(
     }
 }
 
-/// Serve the API, run the outbox dispatcher and deliver the event log to webhooks until
-/// `shutdown`.
+/// Serve the API, run the outbox dispatcher, deliver the event log to webhooks and (when the
+/// channel is configured) customer notifications by email until `shutdown`.
 pub async fn run_api(
     listener: TcpListener,
     store: Store,
@@ -371,6 +382,20 @@ pub async fn run_api(
         config: d.webhooks.clone(),
         wake: Arc::new(tokio::sync::Notify::new()),
     };
+    let email = match &d.email {
+        None => None,
+        Some(channel) => {
+            let mailer = SmtpMailer::new(&channel.smtp)?;
+            tracing::info!(relay = mailer.relay(), "customer notifications are emailed");
+            Some(EmailDelivery {
+                store: state.store.clone(),
+                sender: Arc::new(mailer),
+                sealer: state.sealer.clone(),
+                config: channel.delivery.clone(),
+                wake: Arc::new(tokio::sync::Notify::new()),
+            })
+        }
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = rx.clone();
@@ -386,6 +411,10 @@ pub async fn run_api(
         let stop = stopped();
         tokio::spawn(async move { delivery.run(stop).await })
     };
+    let email_task = email.map(|email| {
+        let stop = stopped();
+        tokio::spawn(async move { email.run(stop).await })
+    });
     let cache_task = {
         let stop = stopped();
         let (cache, store) = (state.product_cache.clone(), state.store.clone());
@@ -395,6 +424,9 @@ pub async fn run_api(
     let _ = tx.send(true);
     let _ = dispatcher_task.await;
     let _ = delivery_task.await;
+    if let Some(t) = email_task {
+        let _ = t.await;
+    }
     let _ = cache_task.await;
     Ok(served?)
 }

@@ -616,6 +616,145 @@ async fn deliveries_are_claimed_in_order_and_accounted(store: Store) {
     assert_eq!(store.delivery_counts("we_1").await.unwrap().pending, 0);
 }
 
+/// The email channel's rows: fan-out after the cursor (pending with a contact that wants
+/// mail, skipped otherwise, nothing for other types), claims under a lease, bounded attempts.
+async fn email_deliveries_fan_out_claim_and_record(store: Store) {
+    use procure_store::email::{EmailAttempt, EmailOutcome};
+    store
+        .put_contact("cust-e", "sealed-address", true, "en")
+        .await
+        .unwrap();
+    store
+        .put_contact("cust-off", "sealed", false, "en")
+        .await
+        .unwrap();
+    let note = |customer: &str, kind: EventType, key: &str| NewEvent {
+        kind,
+        subject: format!("order:ord_{key}"),
+        customer_id: customer.into(),
+        order_id: Some(format!("ord_{key}")),
+        parcel_id: None,
+        data: kind.example_json(),
+        dedupe_key: Some(key.into()),
+    };
+    store
+        .append_events(&[
+            note("cust-e", EventType::ChargeDue, "e1"),
+            note("cust-e", EventType::OrderPaid, "e2"),
+            note("cust-off", EventType::OrderCancelled, "e3"),
+            note("cust-none", EventType::PriceChangeAwaitingDecision, "e4"),
+            note("cust-e", EventType::StorageExpiring, "e5"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.email_fan_out(500).await.unwrap(), 5);
+    assert_eq!(
+        store.email_fan_out(500).await.unwrap(),
+        0,
+        "the cursor moved"
+    );
+    let all = store.email_deliveries(None, None, 100).await.unwrap();
+    assert_eq!(all.len(), 4, "one per customer notification: {all:?}");
+    let skipped = store
+        .email_deliveries(Some("skipped"), None, 100)
+        .await
+        .unwrap();
+    let mut reasons: Vec<_> = skipped
+        .iter()
+        .map(|d| {
+            (
+                d.customer_id.as_str(),
+                d.last_error.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("cust-none", "the customer has no contact"),
+            ("cust-off", "the customer turned notification emails off")
+        ]
+    );
+
+    let now = now_ms();
+    let claimed = store
+        .claim_emails("a", now, now + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed[0].event_id < claimed[1].event_id, "oldest first");
+    assert!(
+        store
+            .claim_emails("b", now, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let attempt = |d, owner, outcome| EmailAttempt {
+        delivery: d,
+        owner,
+        started_at_ms: now,
+        duration_ms: 3,
+        error: (outcome != EmailOutcome::Sent).then(|| "HTTP-free failure".to_owned()),
+        outcome,
+    };
+    store
+        .record_email_attempt(&attempt(&claimed[0], "a", EmailOutcome::Sent))
+        .await
+        .unwrap();
+    store
+        .record_email_attempt(&attempt(
+            &claimed[1],
+            "a",
+            EmailOutcome::Retry { at_ms: now + 1 },
+        ))
+        .await
+        .unwrap();
+    // A late finisher whose lease is gone records its attempt and changes nothing.
+    store
+        .record_email_attempt(&attempt(&claimed[0], "b", EmailOutcome::Failed))
+        .await
+        .unwrap();
+    let sent = store
+        .email_deliveries(Some("sent"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].attempts, 1);
+    let again = store
+        .claim_emails("b", now + 2, now + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    store
+        .record_email_attempt(&attempt(&again[0], "b", EmailOutcome::Failed))
+        .await
+        .unwrap();
+    let failed = store
+        .email_deliveries(Some("failed"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 2);
+    let log = store.email_attempts(failed[0].id).await.unwrap();
+    assert_eq!(
+        log.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(),
+        ["failed", "failed"]
+    );
+    assert!(
+        store
+            .claim_emails("c", now + 10_000, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_contact("cust-e").await.unwrap();
+    assert!(store.contact("cust-e").await.is_err());
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -628,6 +767,7 @@ on_both!(
     sequences_cursors_pages_and_readers,
     a_reader_tailing_the_log_misses_nothing_while_writers_race,
     deliveries_are_claimed_in_order_and_accounted,
+    email_deliveries_fan_out_claim_and_record,
 );
 
 #[tokio::test]

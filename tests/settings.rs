@@ -519,3 +519,88 @@ fn worker_tuning_reaches_the_worker_and_out_of_range_values_name_their_key() {
     );
     assert!(err.contains("activity_task_pollers"), "{err}");
 }
+
+/// The email channel: off without `email.smtp_url`; configured, it needs a sender, a known
+/// TLS mode, and (outside development) the password of a username, named with its variable.
+#[test]
+fn the_email_channel_is_off_by_default_and_a_username_needs_its_password() {
+    let dev = Settings::development();
+    assert!(
+        dev.deployment(Process::Api).unwrap().email.is_none(),
+        "off by default"
+    );
+
+    let on = |vars: &[(&str, &str)]| {
+        let mut all = vec![
+            ("PROCURE_EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("PROCURE_EMAIL__FROM", "Shop <orders@shop.example>"),
+            ("PROCURE_EMAIL__TLS", "none"),
+        ];
+        all.extend_from_slice(vars);
+        Settings::load(&env(&all)).unwrap()
+    };
+    let mut s = on(&[(
+        "PROCURE_EMAIL__ACTION_URL_BASE",
+        "https://shop.example/o/{order_id}",
+    )]);
+    s.development = true;
+    let channel = s
+        .deployment(Process::Api)
+        .unwrap()
+        .email
+        .expect("configured");
+    assert_eq!(channel.smtp.url, "smtp://127.0.0.1:2525");
+    assert_eq!(
+        channel.delivery.action_url_base.as_deref(),
+        Some("https://shop.example/o/{order_id}")
+    );
+    assert_eq!(channel.delivery.message_id_domain, "shop.example");
+    assert_eq!(channel.delivery.max_attempts, 8);
+
+    // A username without its password: a start error outside development, naming the key.
+    let mut s = on(&[("PROCURE_EMAIL__SMTP_USERNAME", "procure")]);
+    s.development = false;
+    let e = format!("{:#}", s.deployment(Process::Api).unwrap_err());
+    assert!(
+        e.contains("email.smtp_password") && e.contains("PROCURE_EMAIL__SMTP_PASSWORD"),
+        "{e}"
+    );
+    s.development = true;
+    assert!(
+        s.deployment(Process::Api).is_ok(),
+        "development lets it through"
+    );
+    let mut s = on(&[
+        ("PROCURE_EMAIL__SMTP_USERNAME", "procure"),
+        ("PROCURE_EMAIL__SMTP_PASSWORD", "a-password"),
+    ]);
+    s.development = true;
+    let channel = s.deployment(Process::Api).unwrap().email.unwrap();
+    assert_eq!(channel.smtp.password.unwrap().expose(), "a-password");
+    assert!(
+        !format!("{:?}", s.email).contains("a-password"),
+        "never printed"
+    );
+
+    // Wrong values name their key.
+    for (key, value, named) in [
+        ("PROCURE_EMAIL__TLS", "ssl", "email.tls"),
+        ("PROCURE_EMAIL__FROM", "not an address", "email.from"),
+        (
+            "PROCURE_EMAIL__SMTP_URL",
+            "http://relay.example",
+            "email.smtp_url",
+        ),
+        ("PROCURE_EMAIL__MAX_ATTEMPTS", "0", "email.max_attempts"),
+        (
+            "PROCURE_EMAIL__ACTION_URL_BASE",
+            "shop.example/{order_id}",
+            "email.action_url_base",
+        ),
+    ] {
+        let mut s = on(&[(key, value)]);
+        s.development = true;
+        let e = format!("{:#}", s.deployment(Process::Api).unwrap_err());
+        assert!(e.contains(named), "{key}={value}: {e}");
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod alibaba;
 pub mod carrier;
+pub mod email_sender;
 pub mod failure;
 pub mod fx;
 pub mod http;
@@ -24,6 +25,7 @@ mod testing;
 
 pub use alibaba::{Alibaba1688, AlibabaConfig};
 pub use carrier::{Carrier, CarrierConfig, Shipment};
+pub use email_sender::{SmtpConfig, SmtpMailer, SmtpTls};
 pub use failure::adapter_err;
 pub use fx::{EcbConfig, EcbFx, FxError, LockedRate};
 pub use http::{ApiError, BuildError, HttpConfig};

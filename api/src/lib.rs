@@ -1,6 +1,6 @@
 //! The customer- and operator-facing HTTP API (axum), the outbox dispatcher that hands
 //! accepted work to Temporal, and the delivery of the event log to subscribers' webhooks
-//! ([`webhook_delivery`]). The API never talks to Temporal on the request path: an order is
+//! ([`webhook_delivery`]) and of customer notifications by email ([`email_delivery`]). The API never talks to Temporal on the request path: an order is
 //! committed with its outbox row, so orders accepted while Temporal is down still start later.
 
 pub mod accounts;
@@ -9,7 +9,9 @@ pub mod auth;
 pub mod cache;
 pub mod cancel;
 pub mod codec;
+pub mod contacts;
 pub mod dispatcher;
+pub mod email_delivery;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -268,6 +270,7 @@ pub fn router(state: AppState) -> Router {
         .merge(warehouse::router())
         .merge(monitors::router())
         .merge(events::router())
+        .merge(contacts::router())
         .merge(products::router())
         .merge(webhook_endpoints::router())
         .merge(codec::router())

@@ -795,6 +795,76 @@ pub fn document() -> Value {
             ),
         ],
     );
+    // The email channel: a customer's contact, and what was sent.
+    let contact = json!({"$ref": "#/components/schemas/CustomerContact"});
+    add(
+        "/api/v1/customers/{id}/contact",
+        "get",
+        op(
+            "The customer's email contact",
+            cust,
+            None,
+            ("200", contact.clone()),
+        ),
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/customers/{id}/contact",
+        "put",
+        op(
+            "Set the customer's email contact: the address (sealed at rest, never logged), whether notifications are emailed, the templates' locale",
+            cust,
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["email", "email_notifications"], "properties": {
+                "email": {"type": "string", "minLength": 3, "maxLength": procure_domain::email::MAX_ADDRESS_LEN, "format": "email",
+                    "description": "ASCII local-part@domain; a bad one is a 422 naming `email`"},
+                "email_notifications": {"type": "boolean", "description": "email the customer notifications (docs/events.md)"},
+                "locale": {"type": "string", "enum": procure_domain::email::Locale::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+                    "description": "the templates' language; absent: en"}}}),
+            ),
+            ("200", contact),
+        ),
+        vec![path_param("id")],
+    );
+    let mut forgotten = op(
+        "Remove the customer's email contact",
+        cust,
+        None,
+        ("204", json!({})),
+    );
+    forgotten["responses"]["204"] = json!({"description": "removed"});
+    add(
+        "/api/v1/customers/{id}/contact",
+        "delete",
+        forgotten,
+        vec![path_param("id")],
+    );
+    add(
+        "/api/v1/admin/email-deliveries",
+        "get",
+        op(
+            "Email deliveries, newest first, with their attempts: pending, sent, failed (attempts spent) or skipped (no contact, notifications off)",
+            admin,
+            None,
+            (
+                "200",
+                json!({"type": "object", "required": ["deliveries"], "properties": {
+                    "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/EmailDelivery"}},
+                    "next_before": {"type": "integer", "nullable": true}}}),
+            ),
+        ),
+        vec![
+            query(
+                "status",
+                json!({"type": "string", "enum": procure_store::email::STATUSES}),
+            ),
+            query("before", json!({"type": "integer"})),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": crate::contacts::MAX_LIMIT}),
+            ),
+        ],
+    );
     for path in ["/health", "/health/live"] {
         add(
             path,
@@ -964,6 +1034,41 @@ fn schemas() -> Value {
             }
         }),
     );
+    schemas.insert(
+        "CustomerContact".into(),
+        json!({
+            "type": "object",
+            "required": ["customer_id", "email", "email_notifications", "locale", "created_at_ms", "updated_at_ms"],
+            "properties": {
+                "customer_id": {"type": "string"}, "email": {"type": "string"},
+                "email_notifications": {"type": "boolean"}, "locale": {"type": "string"},
+                "created_at_ms": {"type": "integer"}, "updated_at_ms": {"type": "integer"}
+            }
+        }),
+    );
+    schemas.insert(
+        "EmailDelivery".into(),
+        json!({
+            "type": "object",
+            "description": "One customer notification to its customer by email; never the address.",
+            "required": ["id", "event_id", "event_type", "customer_id", "status", "attempts", "created_at_ms", "updated_at_ms", "attempt_log"],
+            "properties": {
+                "id": {"type": "integer"},
+                "event_id": {"type": "string", "pattern": "^evt_[0-9]+$"},
+                "event_type": {"type": "string"}, "customer_id": {"type": "string"},
+                "status": {"type": "string", "enum": procure_store::email::STATUSES},
+                "attempts": {"type": "integer"},
+                "next_attempt_at_ms": {"type": "integer", "nullable": true},
+                "last_error": {"type": "string", "nullable": true, "description": "the server's answer or what went wrong; why it was skipped"},
+                "sent_at_ms": {"type": "integer", "nullable": true},
+                "created_at_ms": {"type": "integer"}, "updated_at_ms": {"type": "integer"},
+                "attempt_log": {"type": "array", "items": {"type": "object", "required": ["attempt", "started_at_ms", "duration_ms", "outcome"], "properties": {
+                    "attempt": {"type": "integer"}, "started_at_ms": {"type": "integer"}, "duration_ms": {"type": "integer"},
+                    "outcome": {"type": "string", "enum": ["sent", "failed", "skipped"]},
+                    "error": {"type": "string", "nullable": true}}}}
+            }
+        }),
+    );
     Value::Object(schemas)
 }
 
@@ -992,7 +1097,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 51, "every route of the router is documented");
+        assert_eq!(operations, 55, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

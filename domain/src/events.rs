@@ -1116,6 +1116,11 @@ always has its event. The log is served two ways, in one envelope:
   Standard Webhooks specification (`docs/vendors/standard-webhooks.md`). The body of a delivery
   is exactly the envelope the feed shows; `webhook-id` is the envelope's `id`.
 
+The customer notifications are also emailed, when the deployment configures the email channel
+(`email.smtp_url`), to the customers who gave a contact and want them
+(`PUT /api/v1/customers/{id}/contact`): one message per event, from its type's template
+(`procure_domain::email`).
+
 ## The envelope
 
 ```json

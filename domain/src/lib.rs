@@ -5,6 +5,7 @@
 //! [`clock::now_ms`], for non-workflow code only; workflow code reads time through its SDK.
 
 pub mod clock;
+pub mod email;
 pub mod events;
 pub mod money;
 pub mod monitor;

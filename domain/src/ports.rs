@@ -1,8 +1,8 @@
 //! What the API needs from the outside world, as small traits it holds behind `Arc<dyn …>`:
 //! exchange rates ([`FxRates`]), the payment provider's own record of a payment
 //! ([`PaymentRecords`]), opening an order's payment intent ([`PaymentIntents`]), the verification of tracking webhooks ([`TrackingWebhooks`]),
-//! the delivery of our own webhooks to subscribers ([`WebhookSender`]) and the marketplaces'
-//! product details ([`ProductDetails`]). The
+//! the delivery of our own webhooks to subscribers ([`WebhookSender`]) and of emails to
+//! customers ([`EmailSender`]), and the marketplaces' product details ([`ProductDetails`]). The
 //! vendor clients implement them (crate `procure-adapters`); the root crate injects them, so the
 //! API depends on no vendor adapter.
 
@@ -131,6 +131,26 @@ pub struct WebhookAnswer {
 /// [`PortError`] whose message says what happened, without the body or any header.
 pub trait WebhookSender: Send + Sync {
     fn send<'a>(&'a self, req: OutgoingWebhook<'a>) -> PortFuture<'a, WebhookAnswer>;
+}
+
+/// One email to one customer: plain text, from the configured sender.
+#[derive(Clone, Debug)]
+pub struct OutgoingEmail<'a> {
+    /// The recipient. Personal data: a sender never logs it or puts it in an error.
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// Stable per event (`Message-ID`), so a retried message is recognisably the same one.
+    pub message_id: &'a str,
+    /// The whole exchange with the server, connecting to its answer after the message.
+    pub timeout: std::time::Duration,
+}
+
+/// Sends customer emails (SMTP in production). A failure is a [`PortError`] whose message says
+/// what happened (no connection, a timeout, the server's code and text) without the recipient;
+/// `retryable` is false for a permanent rejection (a 5xx).
+pub trait EmailSender: Send + Sync {
+    fn send<'a>(&'a self, email: OutgoingEmail<'a>) -> PortFuture<'a, ()>;
 }
 
 /// Whether an address is one a subscriber's webhook must not reach unless the deployment

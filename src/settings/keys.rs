@@ -104,6 +104,11 @@ pub const SECRETS: &[SecretKey] = &[
         needed_by: &[Worker],
     },
     SecretKey {
+        path: "email.smtp_password",
+        aliases: &[],
+        needed_by: &[],
+    },
+    SecretKey {
         path: "temporal.api_key",
         aliases: &[],
         needed_by: &[],

@@ -23,7 +23,7 @@
 //! or `PROCURE_DEVELOPMENT=true`) do the public development keys and the demo warehouse fill in.
 
 use crate::components::{
-    ApiTuning, Database, Deployment, External, Keys, TemporalTarget, Warehouse,
+    ApiTuning, Database, Deployment, EmailChannel, External, Keys, TemporalTarget, Warehouse,
 };
 use anyhow::{Context, bail};
 use figment::{
@@ -34,7 +34,7 @@ use figment::{
 use procure_activities::order::demo_warehouse;
 use procure_adapters::{
     AlibabaConfig, CarrierConfig, DeliveryAddress, EcbConfig, HttpConfig, PaymentsConfig,
-    PddConfig, TaobaoConfig, TrackingConfig,
+    PddConfig, SmtpConfig, SmtpTls, TaobaoConfig, TrackingConfig,
 };
 use procure_api::{OrderTimings, auth::TokenKey};
 use procure_domain::{
@@ -83,6 +83,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub outbox: OutboxSettings,
     pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
     pub products: ProductSettings,
     pub worker: WorkerTuningSettings,
     pub metrics: MetricsSettings,
@@ -242,6 +243,155 @@ impl WebhookSettings {
             ),
             allow_internal_targets: self.allow_internal_targets || development,
         })
+    }
+}
+
+/// The optional email channel (README, "Events and webhooks", "Email"): customer
+/// notifications by SMTP, sent by the API process. Off while `smtp_url` is unset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmailSettings {
+    /// `smtp://host[:port]` (or `smtps://`); unset: no emails.
+    pub smtp_url: Option<String>,
+    /// The sender: `procure@shop.example` or `Shop <procure@shop.example>`; needed with
+    /// `smtp_url`.
+    pub from: Option<String>,
+    pub smtp_username: Option<String>,
+    /// Secret: the password of `smtp_username` (needed with it, outside development).
+    pub smtp_password: Option<Secret>,
+    /// `none` (a relay on loopback only), `starttls` (required) or `tls` (implicit, SMTPS).
+    pub tls: String,
+    /// The storefront's link to an order, `{order_id}` replaced; unset: the ids only.
+    pub action_url_base: Option<String>,
+    /// Attempts of one message before it is given up and listed as failed.
+    pub max_attempts: u32,
+    /// The wait after a message's first failure, doubling up to `max_retry_interval_ms`.
+    pub first_retry_ms: u64,
+    pub max_retry_interval_ms: u64,
+    /// How often new events and due retries are looked for.
+    pub poll_interval_ms: u64,
+    /// One message, connecting to the server's answer after it.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        let e = procure_api::email_delivery::EmailConfig::default();
+        EmailSettings {
+            smtp_url: None,
+            from: None,
+            smtp_username: None,
+            smtp_password: None,
+            tls: "starttls".into(),
+            action_url_base: None,
+            max_attempts: e.max_attempts,
+            first_retry_ms: e.first_retry.as_millis() as u64,
+            max_retry_interval_ms: e.max_retry_interval.as_millis() as u64,
+            poll_interval_ms: e.poll_interval.as_millis() as u64,
+            send_timeout_ms: e.send_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl EmailSettings {
+    /// The channel, `None` when off, or an error naming the key that is wrong.
+    fn checked(&self, password: Option<Secret>) -> anyhow::Result<Option<EmailChannel>> {
+        let Some(url) = self
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        let range = |value: u64, min: u64, max: u64, key: &str| {
+            anyhow::ensure!(
+                (min..=max).contains(&value),
+                "email.{key} (PROCURE_EMAIL__{}) must be a whole number from {min} to {max}, not {value}",
+                key.to_ascii_uppercase()
+            );
+            Ok(value)
+        };
+        let from = self
+            .from
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .context(
+                "email.from (PROCURE_EMAIL__FROM) must name the sender when email.smtp_url is set",
+            )?;
+        let tls = match self.tls.trim() {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => {
+                bail!("email.tls (PROCURE_EMAIL__TLS) must be none, starttls or tls, not {other:?}")
+            }
+        };
+        let action_url_base = self
+            .action_url_base
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                let host = b
+                    .strip_prefix("https://")
+                    .or_else(|| b.strip_prefix("http://"))
+                    .and_then(|rest| rest.split('/').next())
+                    .unwrap_or_default();
+                match host {
+                    h if !h.is_empty() && !h.contains('{') => Ok(b.to_owned()),
+                    _ => Err(anyhow::anyhow!(
+                        "email.action_url_base (PROCURE_EMAIL__ACTION_URL_BASE) must be an http(s) URL,                          such as https://shop.example/orders/{{order_id}}"
+                    )),
+                }
+            })
+            .transpose()?;
+        let ms = Duration::from_millis;
+        let send_timeout = ms(range(
+            self.send_timeout_ms,
+            100,
+            600_000,
+            "send_timeout_ms",
+        )?);
+        let smtp = SmtpConfig {
+            url: url.to_owned(),
+            from: from.to_owned(),
+            username: self.smtp_username.clone().filter(|u| !u.is_empty()),
+            password,
+            tls,
+            timeout: send_timeout,
+        };
+        // The sender and the URL parse as the mailer will read them.
+        let mailer =
+            procure_adapters::SmtpMailer::new(&smtp).map_err(|e| anyhow::anyhow!("{e}"))?;
+        drop(mailer);
+        let message_id_domain = from
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').to_owned())
+            .unwrap_or_else(|| "procure.invalid".into());
+        Ok(Some(EmailChannel {
+            smtp,
+            delivery: procure_api::email_delivery::EmailConfig {
+                poll_interval: ms(range(
+                    self.poll_interval_ms,
+                    10,
+                    60_000,
+                    "poll_interval_ms",
+                )?),
+                send_timeout,
+                first_retry: ms(range(self.first_retry_ms, 1, 86_400_000, "first_retry_ms")?),
+                max_retry_interval: ms(range(
+                    self.max_retry_interval_ms,
+                    self.first_retry_ms.max(1),
+                    7 * 86_400_000,
+                    "max_retry_interval_ms",
+                )?),
+                max_attempts: range(u64::from(self.max_attempts), 1, 100, "max_attempts")? as u32,
+                action_url_base,
+                message_id_domain,
+                ..Default::default()
+            },
+        }))
     }
 }
 
@@ -432,6 +582,7 @@ impl Default for Settings {
             outbox: OutboxSettings {
                 max_attempts: api.outbox_max_attempts,
             },
+            email: EmailSettings::default(),
             products: {
                 let p = procure_api::ProductsConfig::default();
                 ProductSettings {
@@ -687,6 +838,23 @@ impl Settings {
         let jwt = secret(&self.api.jwt_secret, "api.jwt_secret");
         let data = secret(&self.keys.data, "keys.data");
         let payload = secret(&self.keys.payload, "keys.payload");
+        let smtp_password = secret(&self.email.smtp_password, "email.smtp_password");
+        let email_on = self
+            .email
+            .smtp_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty());
+        let email_user = self
+            .email
+            .smtp_username
+            .as_deref()
+            .is_some_and(|u| !u.is_empty());
+        if !self.development && email_on && email_user && smtp_password.is_none() {
+            missing.push(format!(
+                "email.smtp_password (email.smtp_username is set; set {})",
+                how_to_set(secret_key("email.smtp_password").expect("listed"))
+            ));
+        }
         if !self.development
             && process == Process::Worker
             && self.warehouse.address == demo_warehouse()
@@ -751,6 +919,7 @@ impl Settings {
         );
         let worker = self.worker.checked(&self.temporal.task_queue)?;
         let webhooks = self.webhooks.checked(self.development)?;
+        let email = self.email.checked(smtp_password)?;
         let db = &self.database;
         let sqlite = db.url.starts_with("sqlite:");
         Ok(Deployment {
@@ -783,6 +952,7 @@ impl Settings {
             },
             timings: self.timings.order_timings(),
             webhooks,
+            email,
             keys,
             warehouse: Warehouse {
                 address: self.warehouse.address.clone(),

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod catalogue;
 pub mod db;
+pub mod email;
 pub mod events;
 pub mod intake;
 pub mod levels;

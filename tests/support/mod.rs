@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod smtp;
+
 use procure::{
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions},

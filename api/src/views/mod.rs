@@ -9,6 +9,7 @@
 //! `OrderLine`, the status enums) appear as they are.
 
 pub mod accounts;
+pub mod email;
 pub mod events;
 pub mod monitors;
 pub mod orders;
