@@ -118,7 +118,6 @@ pub struct EmailDelivery {
 
 /// Events read per fan-out pass.
 const FAN_OUT_BATCH: i64 = 500;
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Shared {
     store: Store,
@@ -143,42 +142,31 @@ impl EmailDelivery {
             wake: self.wake,
             in_flight: AtomicUsize::new(0),
         });
-        tokio::pin!(shutdown);
-        let mut tasks = JoinSet::new();
-        let mut last_prune = Instant::now();
-        loop {
-            if let Err(e) = shared.pass(&mut tasks).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "email delivery pass failed; will retry"
-                );
-            }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = Instant::now();
-                let horizon = now_ms() - shared.config.keep.as_millis() as i64;
-                if let Err(e) = shared.store.prune_emails(horizon).await {
-                    tracing::warn!(error = %e, "pruning old email deliveries failed");
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = shared.wake.notified() => {}
-                _ = tokio::time::sleep(shared.config.poll_interval) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        let grace = shared.config.send_timeout + Duration::from_secs(2);
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tasks.abort_all();
-        }
+        let pace = crate::delivery_loop::Pace {
+            wake: shared.wake.clone(),
+            poll_interval: shared.config.poll_interval,
+            keep: shared.config.keep,
+            send_timeout: shared.config.send_timeout,
+        };
+        crate::delivery_loop::run(shared, pace, shutdown).await;
+    }
+}
+
+impl crate::delivery_loop::Deliveries for Shared {
+    const KIND: &'static str = "email";
+
+    async fn pass(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+        self.claim_and_send(tasks).await
+    }
+
+    async fn prune(&self, horizon_ms: i64) -> anyhow::Result<()> {
+        self.store.prune_emails(horizon_ms).await?;
+        Ok(())
     }
 }
 
 impl Shared {
-    async fn pass(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+    async fn claim_and_send(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
         while self.store.email_fan_out(FAN_OUT_BATCH).await? as i64 == FAN_OUT_BATCH {}
         let free = self
             .config

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cancel;
 pub mod codec;
 pub mod contacts;
+pub mod delivery_loop;
 pub mod dispatcher;
 pub mod email_delivery;
 pub mod error;

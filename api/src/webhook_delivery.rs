@@ -129,8 +129,6 @@ pub struct WebhookDelivery {
 
 /// Events fanned out per endpoint and pass.
 const FAN_OUT_BATCH: i64 = 500;
-/// How often old attempts are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 struct Shared {
     store: Store,
@@ -156,45 +154,33 @@ impl WebhookDelivery {
             wake: self.wake,
             in_flight: Mutex::new(HashMap::new()),
         });
-        tokio::pin!(shutdown);
-        let mut tasks = JoinSet::new();
-        let mut last_prune = Instant::now();
-        loop {
-            if let Err(e) = shared.pass(&mut tasks).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "webhook delivery pass failed; will retry"
-                );
-            }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = Instant::now();
-                let horizon = now_ms() - shared.config.keep_attempts.as_millis() as i64;
-                if let Err(e) = shared.store.prune_deliveries(horizon).await {
-                    tracing::warn!(error = %e, "pruning old webhook attempts failed");
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = shared.wake.notified() => {}
-                _ = tokio::time::sleep(shared.config.poll_interval) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        // Requests in flight end within their timeout; their leases cover them.
-        let grace = shared.config.request_timeout + Duration::from_secs(2);
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tasks.abort_all();
-        }
+        let pace = crate::delivery_loop::Pace {
+            wake: shared.wake.clone(),
+            poll_interval: shared.config.poll_interval,
+            keep: shared.config.keep_attempts,
+            send_timeout: shared.config.request_timeout,
+        };
+        crate::delivery_loop::run(shared, pace, shutdown).await;
+    }
+}
+
+impl crate::delivery_loop::Deliveries for Shared {
+    const KIND: &'static str = "webhook";
+
+    async fn pass(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+        self.claim_and_send(tasks).await
+    }
+
+    async fn prune(&self, horizon_ms: i64) -> anyhow::Result<()> {
+        self.store.prune_deliveries(horizon_ms).await?;
+        Ok(())
     }
 }
 
 impl Shared {
     /// One pass: fan new events out to every enabled endpoint, then claim what each endpoint's
     /// free slots can take.
-    async fn pass(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+    async fn claim_and_send(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
         for e in self.store.webhook_endpoints().await? {
             if !e.enabled {
                 continue;
