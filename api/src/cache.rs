@@ -54,7 +54,7 @@ impl ProductCache {
     }
 
     /// Drop `key` everywhere it is cached.
-    pub async fn invalidate(&self, key: &str) {
+    pub fn invalidate(&self, key: &str) {
         self.local.invalidate(key);
     }
 

@@ -67,11 +67,11 @@ pub(crate) async fn fresh_for_quote(
                     .save_product(&detail, measures, fetched_at)
                     .await?
                     .0;
-                state.product_cache.invalidate(&p.id).await;
+                state.product_cache.invalidate(&p.id);
             }
             Err(ProductError::Gone(_)) => {
                 state.store.mark_delisted(&p.id).await?;
-                state.product_cache.invalidate(&p.id).await;
+                state.product_cache.invalidate(&p.id);
                 p.status = ProductStatus::Delisted;
             }
             Err(other) => return Err(product_error(other)),

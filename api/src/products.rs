@@ -113,7 +113,7 @@ async fn import(
         Err(gone @ ProductError::Gone(_)) => {
             // Known before: no longer quoted or bought.
             if state.store.mark_delisted(&id).await? {
-                state.product_cache.invalidate(&id).await;
+                state.product_cache.invalidate(&id);
             }
             return Err(product_error(gone));
         }
@@ -130,7 +130,7 @@ async fn import(
             }
             other => other.into(),
         })?;
-    state.product_cache.invalidate(&saved.id).await;
+    state.product_cache.invalidate(&saved.id);
     tracing::info!(product = %saved.id, skus = saved.skus.len(), created, "product imported");
     let status = if created {
         StatusCode::CREATED
