@@ -354,7 +354,19 @@ pub async fn run_api(
         d.temporal.connection.clone(),
         d.keys.payload.clone(),
     ));
-    let state = state.with_temporal(link.clone());
+    let mut state = state.with_temporal(link.clone());
+    if let Some(shared) = &d.api.products.shared {
+        let level = procure_api::cache::shared::SharedLevel::new(shared)?;
+        if level.ping().await {
+            tracing::info!(prefix = %shared.prefix, "product reads share a cache through Redis");
+        } else {
+            tracing::warn!(
+                "the shared product cache (products.redis_url) does not answer yet; reads go to \
+                 the database until it does"
+            );
+        }
+        state.product_cache = state.product_cache.clone().with_shared(level);
+    }
     // Schedules live in Temporal, monitors here: bring every schedule back in line on start.
     let queued = store
         .resync_schedules()

@@ -309,6 +309,25 @@ impl System {
         self.tasks.push(("worker", handle));
     }
 
+    /// Start one more API replica on this system's database and sandbox, with caches of its
+    /// own (what a second API process behind a load balancer is); it stops with the system.
+    /// Answers its base URL.
+    pub async fn start_api_replica(&mut self) -> anyhow::Result<String> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the replica's API port")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let deployment = self.cfg.deployment(&self.sandbox_url)?;
+        let store = deployment.database.connect().await?;
+        let stop = stopped(&self.shutdown.subscribe());
+        self.tasks.push((
+            "api replica",
+            tokio::spawn(async move { run_api(listener, store, &deployment, stop).await }),
+        ));
+        wait_http_ok(&format!("{url}/health/live"), Duration::from_secs(30)).await?;
+        Ok(url)
+    }
+
     /// Stop every component and wait for each to finish: the workers first (running
     /// activities finish within their graceful period, against a sandbox still serving), then
     /// the API, the dispatcher and the sandbox.

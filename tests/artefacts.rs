@@ -1264,6 +1264,8 @@ const PROCURE_GAUGES_AND_COUNTERS: &[&str] = &[
     "procure_buyer_accounts",
     "procure_price_monitor_runs_total",
     "procure_price_monitor_alerts_total",
+    "procure_product_reads_total",
+    "procure_product_cache_shared_errors_total",
 ];
 const PROCURE_HISTOGRAMS: &[&str] = &[
     "procure_order_to_purchase_seconds",

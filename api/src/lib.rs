@@ -127,6 +127,8 @@ pub struct ProductsConfig {
     /// Imports asking the marketplaces at once; more get 429 (each marketplace client also
     /// keeps its own rate budget).
     pub max_concurrent_imports: usize,
+    /// The cache level shared between API replicas (Redis), when configured.
+    pub shared: Option<cache::shared::SharedConfig>,
 }
 
 impl Default for ProductsConfig {
@@ -136,6 +138,7 @@ impl Default for ProductsConfig {
             cache_ttl: Duration::from_secs(300),
             cache_entries: 100_000,
             max_concurrent_imports: 8,
+            shared: None,
         }
     }
 }

@@ -67,11 +67,12 @@ pub(crate) async fn fresh_for_quote(
                     .save_product(&detail, measures, fetched_at)
                     .await?
                     .0;
-                state.product_cache.invalidate(&p.id);
+                state.product_cache.invalidate(&p.id, p.version).await;
             }
             Err(ProductError::Gone(_)) => {
-                state.store.mark_delisted(&p.id).await?;
-                state.product_cache.invalidate(&p.id);
+                if let Some(version) = state.store.mark_delisted(&p.id).await? {
+                    state.product_cache.invalidate(&p.id, version).await;
+                }
                 p.status = ProductStatus::Delisted;
             }
             Err(other) => return Err(product_error(other)),

@@ -112,8 +112,8 @@ async fn import(
         Ok(d) => d,
         Err(gone @ ProductError::Gone(_)) => {
             // Known before: no longer quoted or bought.
-            if state.store.mark_delisted(&id).await? {
-                state.product_cache.invalidate(&id);
+            if let Some(version) = state.store.mark_delisted(&id).await? {
+                state.product_cache.invalidate(&id, version).await;
             }
             return Err(product_error(gone));
         }
@@ -130,7 +130,7 @@ async fn import(
             }
             other => other.into(),
         })?;
-    state.product_cache.invalidate(&saved.id);
+    state.product_cache.invalidate(&saved.id, saved.version).await;
     tracing::info!(product = %saved.id, skus = saved.skus.len(), created, "product imported");
     let status = if created {
         StatusCode::CREATED
@@ -151,20 +151,21 @@ async fn read(
     if !crate::id_ok(&id) {
         return Err(ApiError::NotFound("product"));
     }
-    let body = state
+    let (body, level) = state
         .product_cache
         .get_or_load(&id, || async {
             match state.store.product(&id).await {
-                Ok(p) => Ok(Some(
+                Ok(p) => Ok(Some((
+                    p.version,
                     serde_json::to_vec(&ProductView::from(p)).map_err(ApiError::internal)?,
-                )),
+                ))),
                 Err(StoreError::NotFound) => Ok(None),
                 Err(e) => Err(ApiError::from(e)),
             }
         })
         .await?
         .ok_or(ApiError::NotFound("product"))?;
-    Ok(ProductCache::response(body))
+    Ok(ProductCache::response(body, level))
 }
 
 #[derive(Debug, Deserialize)]

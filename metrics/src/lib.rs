@@ -13,7 +13,7 @@
 //! The catalogue of series, with their labels, is `docs/observability.md`.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 use std::{sync::OnceLock, time::Duration};
@@ -55,6 +55,9 @@ pub struct Metrics {
     buyer_accounts: IntGaugeVec,
     monitor_runs: IntCounterVec,
     monitor_alerts: IntCounterVec,
+    /// One handle per level, so a cached read costs one atomic add.
+    product_reads: [IntCounter; 4],
+    product_cache_shared_errors: IntCounter,
 }
 
 /// The process's series, created on first use.
@@ -97,6 +100,37 @@ impl PurchaseOutcome {
             PurchaseOutcome::Rejected => "rejected",
             PurchaseOutcome::Assisted => "assisted",
             PurchaseOutcome::Expired => "expired",
+        }
+    }
+}
+
+/// Where a product read was answered from (`procure_product_reads_total{level}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadLevel {
+    /// This replica's in-process cache.
+    Memory,
+    /// The cache shared between replicas (Redis).
+    Shared,
+    /// The store: no cache held it.
+    Store,
+    /// No such product.
+    Missing,
+}
+
+impl ReadLevel {
+    pub const ALL: [ReadLevel; 4] = [
+        ReadLevel::Memory,
+        ReadLevel::Shared,
+        ReadLevel::Store,
+        ReadLevel::Missing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadLevel::Memory => "memory",
+            ReadLevel::Shared => "shared",
+            ReadLevel::Store => "store",
+            ReadLevel::Missing => "missing",
         }
     }
 }
@@ -315,8 +349,32 @@ impl Metrics {
                 "Price-monitor alerts raised.",
                 &[],
             ),
+            product_reads: {
+                let reads = counter_vec(
+                    "procure_product_reads_total",
+                    "Product reads by where they were answered from (memory, shared, store, missing).",
+                    &["level"],
+                );
+                ReadLevel::ALL.map(|l| reads.with_label_values(&[l.as_str()]))
+            },
+            product_cache_shared_errors: reg(
+                &registry,
+                IntCounter::new(
+                    "procure_product_cache_shared_errors_total",
+                    "Calls to the shared product cache (Redis) that failed or timed out; reads went on to the store.",
+                )
+                .expect("valid counter"),
+            ),
             registry,
         }
+    }
+
+    pub fn product_read(&self, level: ReadLevel) {
+        self.product_reads[level as usize].inc();
+    }
+
+    pub fn product_cache_shared_error(&self) {
+        self.product_cache_shared_errors.inc();
     }
 
     pub fn purchase_attempt(&self, platform: &str, outcome: PurchaseOutcome) {

@@ -109,6 +109,11 @@ pub const SECRETS: &[SecretKey] = &[
         needed_by: &[],
     },
     SecretKey {
+        path: "products.redis_password",
+        aliases: &[],
+        needed_by: &[],
+    },
+    SecretKey {
         path: "temporal.api_key",
         aliases: &[],
         needed_by: &[],

@@ -156,6 +156,38 @@ pub struct ProductSettings {
     pub cache_ttl_s: u64,
     pub cache_entries: u64,
     pub max_concurrent_imports: u32,
+    /// The cache level shared between API replicas: `redis://host:port/db`; unset, each replica
+    /// has its in-process level only.
+    pub redis_url: Option<String>,
+    /// Put before every key the shared level writes, so several systems can share one Redis.
+    pub redis_prefix: String,
+    /// Secret: the Redis password (AUTH), when it asks for one.
+    pub redis_password: Option<Secret>,
+}
+
+impl ProductSettings {
+    /// The shared cache level, when `redis_url` names one; a URL procure cannot use is refused
+    /// with the reason.
+    fn shared_cache(
+        &self,
+        password: Option<Secret>,
+    ) -> anyhow::Result<Option<procure_api::cache::shared::SharedConfig>> {
+        let Some(url) = self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if let Some(problem) = procure_api::cache::shared::url_problem(url) {
+            bail!("products.redis_url is not usable: {problem}");
+        }
+        if self.redis_prefix.len() > 64 || self.redis_prefix.chars().any(char::is_whitespace) {
+            bail!("products.redis_prefix: at most 64 characters, no spaces");
+        }
+        Ok(Some(procure_api::cache::shared::SharedConfig {
+            url: url.to_owned(),
+            password,
+            prefix: self.redis_prefix.clone(),
+            ttl: Duration::from_secs(self.cache_ttl_s.max(1)),
+        }))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -590,6 +622,9 @@ impl Default for Settings {
                     cache_ttl_s: p.cache_ttl.as_secs(),
                     cache_entries: p.cache_entries,
                     max_concurrent_imports: p.max_concurrent_imports as u32,
+                    redis_url: None,
+                    redis_prefix: "procure:".into(),
+                    redis_password: None,
                 }
             },
             webhooks: {
@@ -839,6 +874,7 @@ impl Settings {
         let data = secret(&self.keys.data, "keys.data");
         let payload = secret(&self.keys.payload, "keys.payload");
         let smtp_password = secret(&self.email.smtp_password, "email.smtp_password");
+        let redis_password = secret(&self.products.redis_password, "products.redis_password");
         let email_on = self
             .email
             .smtp_url
@@ -969,6 +1005,7 @@ impl Settings {
                     cache_entries: self.products.cache_entries,
                     max_concurrent_imports: self.products.max_concurrent_imports.clamp(1, 1024)
                         as usize,
+                    shared: self.products.shared_cache(redis_password)?,
                 },
             },
         })

@@ -71,6 +71,9 @@ pub struct StoredProduct {
     pub fetched_at_ms: i64,
     pub imported_at_ms: i64,
     pub updated_at_ms: i64,
+    /// One more on every change (import, refresh, delisting, a monitor's price, a link): what a
+    /// cached answer is built from.
+    pub version: i64,
 }
 
 /// The product id of a marketplace product.
@@ -109,6 +112,7 @@ struct ProductRow {
     fetched_at_ms: i64,
     imported_at_ms: i64,
     updated_at_ms: i64,
+    version: i64,
 }
 
 /// What `products.data` holds.
@@ -140,12 +144,21 @@ impl TryFrom<ProductRow> for StoredProduct {
             fetched_at_ms: r.fetched_at_ms,
             imported_at_ms: r.imported_at_ms,
             updated_at_ms: r.updated_at_ms,
+            version: r.version,
         })
     }
 }
 
 const SELECT: &str = "SELECT id, data, weight_g, l_mm, w_mm, h_mm, measures_estimated, status, \
-                      fetched_at_ms, imported_at_ms, updated_at_ms FROM products";
+                      fetched_at_ms, imported_at_ms, updated_at_ms, version FROM products";
+
+/// One product's change as [`Store::products_changed_since`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProductChange {
+    pub id: String,
+    pub updated_at_ms: i64,
+    pub version: i64,
+}
 
 /// A page of products.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +176,9 @@ pub(crate) async fn touch(
     offer_id: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE products SET updated_at_ms = $1 WHERE platform = $2 AND product_id = $3")
+    sqlx::query(
+        "UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE platform = $2 AND product_id = $3",
+    )
         .bind(now)
         .bind(platform.as_str())
         .bind(offer_id)
@@ -201,10 +216,11 @@ async fn with_offers(
 }
 
 impl Store {
-    /// Products changed (imported, refreshed, delisted, or priced by a monitor) at or after
-    /// `since_ms`, with when: what an API replica drops from its cache.
-    pub async fn products_changed_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as("SELECT id, updated_at_ms FROM products WHERE updated_at_ms >= $1")
+    /// Products changed (imported, refreshed, delisted, priced by a monitor, linked) at or
+    /// after `since_ms`, with when and their version now: what an API replica drops from its
+    /// cache.
+    pub async fn products_changed_since(&self, since_ms: i64) -> Result<Vec<ProductChange>> {
+        sqlx::query_as("SELECT id, updated_at_ms, version FROM products WHERE updated_at_ms >= $1")
             .bind(since_ms)
             .fetch_all(self.pool())
             .await
@@ -272,7 +288,8 @@ impl Store {
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13) ON CONFLICT (id) DO UPDATE SET \
              title = excluded.title, data = excluded.data, weight_g = excluded.weight_g, l_mm = excluded.l_mm, \
              w_mm = excluded.w_mm, h_mm = excluded.h_mm, measures_estimated = excluded.measures_estimated, \
-             status = excluded.status, fetched_at_ms = excluded.fetched_at_ms, updated_at_ms = excluded.updated_at_ms",
+             status = excluded.status, fetched_at_ms = excluded.fetched_at_ms, updated_at_ms = excluded.updated_at_ms, \
+             version = products.version + 1",
         )
         .bind(&id)
         .bind(detail.platform.as_str())
@@ -367,16 +384,19 @@ impl Store {
     }
 
     /// The marketplace says the product is gone: it stays (orders name it) but is no longer
-    /// quoted or bought from this channel. `Ok(false)` when no such product was imported.
-    pub async fn mark_delisted(&self, id: &str) -> Result<bool> {
+    /// quoted or bought from this channel. Answers its version now; `None` when no such product
+    /// was imported.
+    pub async fn mark_delisted(&self, id: &str) -> Result<Option<i64>> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         take_write_lock(&mut tx, id).await?;
         let Some(p) = product_in(&mut tx, id).await? else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         };
-        sqlx::query("UPDATE products SET status = $1, updated_at_ms = $2 WHERE id = $3")
+        sqlx::query(
+            "UPDATE products SET status = $1, updated_at_ms = $2, version = version + 1 WHERE id = $3",
+        )
             .bind(ProductStatus::Delisted.as_str())
             .bind(now)
             .bind(id)
@@ -391,7 +411,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(p.version + 1))
     }
 
     pub async fn product(&self, id: &str) -> Result<StoredProduct> {

@@ -184,6 +184,7 @@ pub(crate) mod tests {
             fetched_at_ms: 1_700_000_000_000,
             imported_at_ms: 1_699_000_000_000,
             updated_at_ms: 1_700_000_000_000,
+            version: 1,
         }
     }
 

@@ -1,0 +1,197 @@
+//! The product cache: each product's answer body, serialized once, in up to two levels before
+//! the store. The in-process level (`moka`) keeps it for the TTL (`products.cache_ttl_s`, 5
+//! minutes by default), at most `products.cache_entries` entries; the optional shared level
+//! (Redis, `products.redis_url`, [`shared`]) lets a replica serve what another built. A miss in
+//! both loads from the store.
+//!
+//! Every answer carries the version of the product it was built from (`products.version`).
+//! A change (a re-import or refresh through this replica, or, within [`CHANGES_POLL`], any
+//! change anywhere else seen by [`ProductCache::follow_changes`]: another replica's import, a
+//! price monitor's run in a worker) raises the product's *floor* here and in Redis and drops
+//! the older answers; an answer below the floor is never served nor stored. So a read that
+//! loaded the store just before a change cannot put the old answer back, and every replica
+//! drops a changed product at once.
+
+pub mod shared;
+
+use crate::ApiError;
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
+};
+use procure_metrics::ReadLevel;
+use procure_store::Store;
+use shared::SharedLevel;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::{future::Future, time::Duration};
+
+/// How often each replica looks for changed products.
+pub const CHANGES_POLL: Duration = Duration::from_millis(250);
+/// How far back each look reaches beyond the previous one: changes are stamped by the clock of
+/// the process that made them, and clocks of hosts differ a little.
+const CLOCK_SLACK_MS: i64 = 5_000;
+/// The response header naming where a product read was answered from (`memory`, `shared`,
+/// `store`).
+pub const LEVEL_HEADER: &str = "x-procure-cache";
+
+#[derive(Clone)]
+struct Entry {
+    version: i64,
+    body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct ProductCache {
+    local: moka::sync::Cache<String, Entry>,
+    /// The newest version of each recently changed product this replica knows of.
+    floors: moka::sync::Cache<String, i64>,
+    shared: Option<Arc<SharedLevel>>,
+}
+
+impl ProductCache {
+    pub fn new(ttl: Duration, entries: u64) -> Self {
+        ProductCache {
+            local: moka::sync::Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(ttl)
+                .build(),
+            // A floor outlives every answer it guards.
+            floors: moka::sync::Cache::builder()
+                .max_capacity(entries.max(10_000))
+                .time_to_live(ttl.saturating_mul(2))
+                .build(),
+            shared: None,
+        }
+    }
+
+    /// With the shared level between replicas.
+    pub fn with_shared(mut self, shared: SharedLevel) -> Self {
+        self.shared = Some(Arc::new(shared));
+        self
+    }
+
+    pub fn shared(&self) -> Option<&SharedLevel> {
+        self.shared.as_deref()
+    }
+
+    fn floor(&self, key: &str) -> i64 {
+        self.floors.get(key).unwrap_or(0)
+    }
+
+    /// The cached body of `key` and the level that had it, else what `load` answers: the
+    /// body and the version it was built from, cached in both levels unless a newer change
+    /// is known by then.
+    pub async fn get_or_load<F, Fut>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> Result<Option<(Bytes, ReadLevel)>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<(i64, Vec<u8>)>, ApiError>>,
+    {
+        let metrics = procure_metrics::global();
+        let floor = self.floor(key);
+        if let Some(hit) = self.local.get(key)
+            && hit.version >= floor
+        {
+            metrics.product_read(ReadLevel::Memory);
+            return Ok(Some((hit.body, ReadLevel::Memory)));
+        }
+        if let Some(shared) = &self.shared
+            && let Some((version, body)) = shared.get(key, floor).await
+        {
+            self.keep(key, version, body.clone());
+            metrics.product_read(ReadLevel::Shared);
+            return Ok(Some((body, ReadLevel::Shared)));
+        }
+        let Some((version, body)) = load().await? else {
+            metrics.product_read(ReadLevel::Missing);
+            return Ok(None);
+        };
+        if let Some(shared) = &self.shared
+            && version >= self.floor(key)
+        {
+            shared.put(key, version, &body).await;
+        }
+        let body = Bytes::from(body);
+        self.keep(key, version, body.clone());
+        metrics.product_read(ReadLevel::Store);
+        Ok(Some((body, ReadLevel::Store)))
+    }
+
+    /// Keep an answer in process unless a newer change is known (checked after the insert
+    /// too, as a change may land between).
+    fn keep(&self, key: &str, version: i64, body: Bytes) {
+        if version < self.floor(key) {
+            return;
+        }
+        self.local
+            .insert(key.to_owned(), Entry { version, body });
+        if version < self.floor(key) {
+            self.local.invalidate(key);
+        }
+    }
+
+    /// `key` changed to `version`: drop its older answers here and in the shared level.
+    pub async fn invalidate(&self, key: &str, version: i64) {
+        self.raise_floor(key, version);
+        if let Some(shared) = &self.shared {
+            shared.drop_below(key, version).await;
+        }
+    }
+
+    fn raise_floor(&self, key: &str, version: i64) {
+        if self.floor(key) < version {
+            self.floors.insert(key.to_owned(), version);
+        }
+        if self.local.get(key).is_some_and(|e| e.version < version) {
+            self.local.invalidate(key);
+        }
+    }
+
+    /// Until `stop`: drop every product that changed since the last look (see the module
+    /// docs). A failed look is logged and retried at the next one; entries expire by their TTL
+    /// meanwhile.
+    pub async fn follow_changes(self, store: Store, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut since = procure_domain::clock::now_ms();
+        // The version each product was last dropped at, so one change drops once.
+        let mut dropped: HashMap<String, (i64, i64)> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(CHANGES_POLL) => {}
+            }
+            match store.products_changed_since(since - CLOCK_SLACK_MS).await {
+                Ok(changed) => {
+                    for c in changed {
+                        since = since.max(c.updated_at_ms);
+                        if dropped.get(&c.id).is_none_or(|(v, _)| *v < c.version) {
+                            self.invalidate(&c.id, c.version).await;
+                            dropped.insert(c.id, (c.version, c.updated_at_ms));
+                        }
+                    }
+                    dropped.retain(|_, (_, at)| *at >= since - CLOCK_SLACK_MS);
+                }
+                Err(e) => tracing::warn!(error = %e, "reading changed products failed; retrying"),
+            }
+        }
+    }
+
+    /// A cached body as the answer: JSON, as the handler would have written it, saying which
+    /// level answered.
+    pub fn response(body: Bytes, level: ReadLevel) -> Response {
+        let mut r = Response::new(Body::from(body));
+        *r.status_mut() = StatusCode::OK;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r.headers_mut()
+            .insert(LEVEL_HEADER, HeaderValue::from_static(level.as_str()));
+        r
+    }
+}

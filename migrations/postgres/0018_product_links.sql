@@ -1,0 +1,31 @@
+-- Products across replicas and platforms (README "Products").
+--
+-- products.version: one more on every change of a product (import, refresh, delisting, a price
+-- monitor's run, a link to an alternative). A cached answer carries the version it was built
+-- from, so a replica never keeps or shares an answer older than a change it has seen; wall
+-- clocks of different hosts cannot order changes, a counter in the row can.
+ALTER TABLE products ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+
+-- Alternatives: the same product sold elsewhere (another platform, or another seller), linked
+-- by an operator. A link is kept in both directions, so each SKU's offers are candidates for the
+-- other and procurement ranks and fails over across platforms. confidence_bps: the matching
+-- suggestion's confidence when the operator followed one.
+CREATE TABLE sku_alternatives (
+    sku TEXT NOT NULL REFERENCES listings (sku),
+    alternative_sku TEXT NOT NULL REFERENCES listings (sku),
+    confidence_bps BIGINT,
+    linked_by TEXT NOT NULL,
+    linked_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (sku, alternative_sku),
+    CHECK (sku <> alternative_sku)
+);
+CREATE INDEX sku_alternatives_alternative_idx ON sku_alternatives (alternative_sku);
+
+-- The inverted index of product titles the matching suggestion finds its candidates by: each
+-- product's normalized title grams (procure_domain::matching::title_grams).
+CREATE TABLE product_title_grams (
+    gram TEXT NOT NULL,
+    product TEXT NOT NULL REFERENCES products (id),
+    PRIMARY KEY (gram, product)
+);
+CREATE INDEX product_title_grams_product_idx ON product_title_grams (product);
