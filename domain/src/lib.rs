@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod email;
 pub mod events;
+pub mod matching;
 pub mod money;
 pub mod monitor;
 pub mod order;
