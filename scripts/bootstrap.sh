@@ -10,6 +10,9 @@
 #              own nginx as the TLS-terminating proxy in front of the Temporal dev server
 #   prometheus apt package prometheus, installed only: tests/metrics.rs runs its own Prometheus
 #              scraping a running system
+#   redis      apt package redis-server, started on 127.0.0.1:6379 (nothing kept on disk) when
+#              nothing answers at PROCURE_TEST_REDIS_URL (default redis://127.0.0.1:6379/0): the
+#              shared product cache's tests (tests/product_cache.rs)
 #
 # Nothing compiles protobufs with protoc: the temporalio crates' `vendored-protox` feature
 # compiles Temporal's protos in Rust.
@@ -25,7 +28,7 @@
 #              into tests/browser/node_modules (no browser download); node and npm from apt
 #              package nodejs when missing
 #
-# PROCURE_BOOTSTRAP_STEPS (default "temporal cargo postgres nginx prometheus") names the steps to run.
+# PROCURE_BOOTSTRAP_STEPS (default "temporal cargo postgres nginx prometheus redis") names the steps to run.
 # Each step prints one line. Returns non-zero (never exits the caller's shell) on failure.
 
 _procure_say() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -231,6 +234,54 @@ _procure_prometheus() {
     hash -r
 }
 
+# Whether Redis answers PING at $PROCURE_TEST_REDIS_URL's host and port (bash's /dev/tcp: no
+# client needed).
+_procure_redis_answers() {
+    local hostport host port reply
+    hostport=${PROCURE_TEST_REDIS_URL#redis://}
+    hostport=${hostport%%/*}
+    host=${hostport%%:*}
+    port=${hostport##*:}
+    [ "$port" = "$hostport" ] && port=6379
+    reply=$(timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port && printf 'PING\r\n' >&3 && head -c 5 <&3" 2>/dev/null)
+    case "$reply" in +PONG*) return 0 ;; *) return 1 ;; esac
+}
+
+_procure_redis() {
+    export PROCURE_TEST_REDIS_URL="${PROCURE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+    if _procure_redis_answers; then
+        _procure_say "redis: answering at $PROCURE_TEST_REDIS_URL"
+        return 0
+    fi
+    case "$PROCURE_TEST_REDIS_URL" in
+        redis://127.0.0.1:6379* | redis://localhost:6379*) ;;
+        *)
+            _procure_say "redis: $PROCURE_TEST_REDIS_URL does not answer and is not local; not installing"
+            return 0
+            ;;
+    esac
+    if ! command -v redis-server >/dev/null 2>&1; then
+        _procure_say "redis: installing apt package redis-server"
+        _procure_apt_install redis-server || {
+            _procure_say "redis: installation failed"
+            return 1
+        }
+        hash -r
+    fi
+    _procure_say "redis: starting redis-server on 127.0.0.1:6379 (no persistence)"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes \
+        --logfile /tmp/procure-redis.log >/dev/null || return 1
+    local deadline=$((SECONDS + 15))
+    until _procure_redis_answers; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            _procure_say "redis: still not answering after 15 s (see /tmp/procure-redis.log)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    _procure_say "redis: answering at $PROCURE_TEST_REDIS_URL"
+}
+
 _procure_wrk() {
     if command -v wrk >/dev/null 2>&1; then
         _procure_say "wrk: $(command -v wrk)"
@@ -278,13 +329,14 @@ _procure_playwright() {
 
 _procure_bootstrap() {
     local step
-    for step in ${PROCURE_BOOTSTRAP_STEPS:-temporal cargo postgres nginx prometheus}; do
+    for step in ${PROCURE_BOOTSTRAP_STEPS:-temporal cargo postgres nginx prometheus redis}; do
         case "$step" in
             temporal) _procure_temporal ;;
             cargo) _procure_cargo ;;
             postgres) _procure_postgres ;;
             nginx) _procure_nginx ;;
             prometheus) _procure_prometheus ;;
+            redis) _procure_redis ;;
             chromium) _procure_chromium ;;
             wrk) _procure_wrk ;;
             playwright) _procure_playwright ;;
@@ -299,7 +351,7 @@ _procure_bootstrap() {
 if _procure_bootstrap; then _procure_bootstrap_status=0; else _procure_bootstrap_status=$?; fi
 unset -f _procure_say _procure_root _procure_apt_install _procure_path_prepend \
     _procure_temporal _procure_cargo _procure_pg_answers _procure_postgres _procure_nginx \
-    _procure_prometheus _procure_chromium \
+    _procure_prometheus _procure_redis_answers _procure_redis _procure_wrk _procure_chromium \
     _procure_playwright _procure_bootstrap
 unset _procure_apt_updated
 if [ "$_procure_bootstrap_status" != 0 ]; then

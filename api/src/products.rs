@@ -130,7 +130,10 @@ async fn import(
             }
             other => other.into(),
         })?;
-    state.product_cache.invalidate(&saved.id, saved.version).await;
+    state
+        .product_cache
+        .invalidate(&saved.id, saved.version)
+        .await;
     tracing::info!(product = %saved.id, skus = saved.skus.len(), created, "product imported");
     let status = if created {
         StatusCode::CREATED

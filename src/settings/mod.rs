@@ -172,7 +172,12 @@ impl ProductSettings {
         &self,
         password: Option<Secret>,
     ) -> anyhow::Result<Option<procure_api::cache::shared::SharedConfig>> {
-        let Some(url) = self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        let Some(url) = self
+            .redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
             return Ok(None);
         };
         if let Some(problem) = procure_api::cache::shared::url_problem(url) {

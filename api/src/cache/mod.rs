@@ -128,8 +128,7 @@ impl ProductCache {
         if version < self.floor(key) {
             return;
         }
-        self.local
-            .insert(key.to_owned(), Entry { version, body });
+        self.local.insert(key.to_owned(), Entry { version, body });
         if version < self.floor(key) {
             self.local.invalidate(key);
         }
@@ -193,5 +192,105 @@ impl ProductCache {
         r.headers_mut()
             .insert(LEVEL_HEADER, HeaderValue::from_static(level.as_str()));
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The levels against the machine's Redis (`PROCURE_TEST_REDIS_URL`, started by
+    //! scripts/bootstrap.sh): two caches with one prefix are two replicas.
+    use super::shared::{SharedConfig, SharedLevel};
+    use super::*;
+
+    fn replica(prefix: &str) -> ProductCache {
+        let url = std::env::var("PROCURE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let shared = SharedLevel::new(&SharedConfig {
+            url,
+            password: None,
+            prefix: prefix.to_owned(),
+            ttl: Duration::from_secs(60),
+        })
+        .unwrap();
+        ProductCache::new(Duration::from_secs(60), 100).with_shared(shared)
+    }
+
+    /// The shared entry of `p1` as Redis holds it.
+    async fn raw(prefix: &str) -> Option<Vec<u8>> {
+        let url = std::env::var("PROCURE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let mut conn = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        redis::cmd("GET")
+            .arg(format!("{prefix}product:{{p1}}:body"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    async fn read(cache: &ProductCache, version: i64) -> (Bytes, ReadLevel) {
+        cache
+            .get_or_load("p1", || async move {
+                Ok(Some((version, format!("v{version}").into_bytes())))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_older_than_a_seen_change_is_never_kept_nor_shared() {
+        let prefix = format!("procure-unit-{}:", uuid::Uuid::new_v4().simple());
+        let (a, b) = (replica(&prefix), replica(&prefix));
+        assert!(
+            a.shared().unwrap().ping().await,
+            "the machine's Redis answers"
+        );
+
+        // A reads the store at version 1 while the product changes to version 2, and the
+        // change is announced before A's read finishes: A answers what it read, but keeps
+        // and shares nothing.
+        let (body, level) = a
+            .get_or_load("p1", || async {
+                a.invalidate("p1", 2).await;
+                Ok(Some((1, b"v1".to_vec())))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&body[..], level), (&b"v1"[..], ReadLevel::Store));
+        // B, a replica that never saw the change itself, finds nothing shared: it loads v2.
+        assert_eq!(read(&b, 2).await, (Bytes::from("v2"), ReadLevel::Store));
+        assert_eq!(read(&a, 2).await, (Bytes::from("v2"), ReadLevel::Shared));
+        assert_eq!(read(&a, 2).await, (Bytes::from("v2"), ReadLevel::Memory));
+
+        // A replica that read version 2 late cannot put it back over version 3 once 3 is
+        // announced anywhere: the floor in Redis refuses it, for replicas that never saw it.
+        let c = replica(&prefix);
+        b.invalidate("p1", 3).await;
+        assert_eq!(
+            read(&a, 2).await.1,
+            ReadLevel::Memory,
+            "A has not seen 3 yet"
+        );
+        c.shared().unwrap().put("p1", 2, b"v2").await;
+        assert_eq!(
+            raw(&prefix).await,
+            None,
+            "the put below the floor wrote nothing"
+        );
+        assert_eq!(read(&c, 3).await, (Bytes::from("v3"), ReadLevel::Store));
+        // An older put after a newer one is refused too.
+        c.shared().unwrap().put("p1", 2, b"v2").await;
+        assert_eq!(raw(&prefix).await.as_deref(), Some(&b"3:v3"[..]));
+        // Two replicas racing to share answers above the floor: the newer one stays.
+        c.shared().unwrap().put("p1", 5, b"v5").await;
+        b.shared().unwrap().put("p1", 4, b"v4").await;
+        assert_eq!(raw(&prefix).await.as_deref(), Some(&b"5:v5"[..]));
+        let d = replica(&prefix);
+        assert_eq!(read(&d, 9).await, (Bytes::from("v5"), ReadLevel::Shared));
     }
 }

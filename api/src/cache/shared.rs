@@ -99,9 +99,9 @@ pub fn url_problem(url: &str) -> Option<String> {
     }
     match url.into_connection_info() {
         Err(e) => Some(e.category().to_owned()),
-        Ok(info) if info.redis_settings().password().is_some() => Some(
-            "it carries a password; put it in products.redis_password instead".into(),
-        ),
+        Ok(info) if info.redis_settings().password().is_some() => {
+            Some("it carries a password; put it in products.redis_password instead".into())
+        }
         Ok(_) => None,
     }
 }
@@ -120,7 +120,10 @@ impl SharedLevel {
             .into_connection_info()
             .map_err(|e| BadUrl(e.category().into()))?;
         if let Some(password) = &cfg.password {
-            let redis = info.redis_settings().clone().set_password(password.expose());
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose());
             info = info.set_redis_settings(redis);
         }
         let client = redis::Client::open(info).map_err(|e| BadUrl(e.category().into()))?;
@@ -222,7 +225,10 @@ impl SharedLevel {
         let mut invocation = self.put.key(&body);
         invocation.key(&floor).arg(version).arg(entry).arg(ttl);
         let _: Option<i64> = self
-            .call("put", async move { invocation.invoke_async(&mut conn).await })
+            .call(
+                "put",
+                async move { invocation.invoke_async(&mut conn).await },
+            )
             .await;
     }
 
@@ -234,7 +240,10 @@ impl SharedLevel {
         let mut invocation = self.drop_below.key(&body);
         invocation.key(&floor).arg(version).arg(ttl);
         let _: Option<i64> = self
-            .call("drop", async move { invocation.invoke_async(&mut conn).await })
+            .call(
+                "drop",
+                async move { invocation.invoke_async(&mut conn).await },
+            )
             .await;
     }
 

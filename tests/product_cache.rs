@@ -1,0 +1,241 @@
+//! The product cache across API replicas, with the shared level in the machine's Redis
+//! (`PROCURE_TEST_REDIS_URL`, started by scripts/bootstrap.sh when missing): what one replica
+//! built is served by another without reading the database; a change through either replica
+//! reaches every read at once, in process and in Redis; and a Redis that is down or never
+//! answers costs reads nothing but the shared level.
+
+mod support;
+
+use procure_api::auth::Role;
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::*;
+
+fn redis_url() -> String {
+    std::env::var("PROCURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// A system whose API shares product reads through Redis at `url`, under a prefix of its own
+/// (so tests never see each other's keys); its freshness window is one second, so a re-import
+/// reads the marketplace again.
+async fn spawn_shared(url: &str, prefix: &str) -> TestApp {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    spawn_app_configured(fast(), move |cfg| {
+        cfg.settings.products.redis_url = Some(url);
+        cfg.settings.products.redis_prefix = prefix;
+        cfg.settings.products.freshness_s = 1;
+    })
+    .await
+}
+
+/// GET `path` on the API at `base`: status, the level that answered, body.
+async fn read(app: &TestApp, base: &str, path: &str) -> (u16, String, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(app.driver.token(Role::Customer, Some("cust-cache")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let level = r
+        .headers()
+        .get("x-procure-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, level, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn import(app: &TestApp, base: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/products/import"))
+        .bearer_auth(app.driver.token(Role::Operator, None))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the machine's Redis answers (scripts/bootstrap.sh starts it)")
+}
+
+/// The shared entry of a product: its version and price of the first SKU.
+async fn shared_entry(prefix: &str, id: &str) -> Option<(i64, i64)> {
+    let mut conn = redis().await;
+    let raw: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{prefix}product:{{{id}}}:body"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let raw = raw?;
+    let colon = raw.iter().position(|b| *b == b':').unwrap();
+    let version: i64 = std::str::from_utf8(&raw[..colon]).unwrap().parse().unwrap();
+    let body: Value = serde_json::from_slice(&raw[colon + 1..]).unwrap();
+    Some((version, body["skus"][0]["price"]["minor"].as_i64().unwrap()))
+}
+
+fn prefix() -> String {
+    format!("procure-test-{}:", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn replicas_share_reads_through_redis_and_a_change_reaches_every_read_at_once() {
+    let prefix = prefix();
+    let mut app = spawn_shared(&redis_url(), &prefix).await;
+    let a = app.system.api_url.clone();
+    let b = app.system.start_api_replica().await.unwrap();
+
+    let catalogue = app.driver.catalogue().await.unwrap();
+    let offer = catalogue.iter().find(|l| l["platform"] == "1688").unwrap()["offer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, p) = import(&app, &a, json!({"platform": "1688", "id": offer})).await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/products/{id}");
+    let price = p["skus"][0]["price"]["minor"].as_i64().unwrap();
+
+    // Replica A builds the answer from the database and shares it; replica B, which never
+    // read it, is served from Redis; each then answers from its own memory.
+    let (status, level, first) = read(&app, &a, &path).await;
+    assert_eq!((status, level.as_str()), (200, "store"), "{first}");
+    assert_eq!(read(&app, &a, &path).await.1, "memory");
+    let (status, level, on_b) = read(&app, &b, &path).await;
+    assert_eq!((status, level.as_str()), (200, "shared"), "{on_b}");
+    assert_eq!(on_b, first, "the shared answer is the one A built");
+    assert_eq!(read(&app, &b, &path).await.1, "memory");
+    let (shared_version, shared_price) = shared_entry(&prefix, &id).await.expect("shared");
+    assert_eq!(shared_price, price);
+
+    // The marketplace's price moves; a re-import through B (the freshness window has passed)
+    // reads it. A's memory and the shared entry drop the old answer at once: no read anywhere
+    // shows the old price once the change is seen.
+    app.driver
+        .set_product(&offer, json!({"price_fen": price + 900}))
+        .await
+        .unwrap();
+    let moved = eventually(Duration::from_secs(10), "the re-import's new price", || {
+        let (app, b, offer) = (&app, &b, &offer);
+        async move {
+            let (status, p) = import(app, b, json!({"platform": "1688", "id": offer})).await;
+            (status == 200 && p["skus"][0]["price"]["minor"] == price + 900).then_some(p)
+        }
+    })
+    .await;
+    assert_eq!(moved["id"], id);
+    let (_, level, now_a) = eventually(Duration::from_secs(5), "A drops its copy", || {
+        let (app, a, path) = (&app, &a, &path);
+        async move {
+            let r = read(app, a, path).await;
+            (r.2["skus"][0]["price"]["minor"] == price + 900).then_some(r)
+        }
+    })
+    .await;
+    assert_ne!(
+        level, "memory",
+        "A's old copy was dropped, not served: {now_a}"
+    );
+    // Once both replicas have the new answer, every read of either agrees, and Redis holds
+    // the new answer with a newer version.
+    for base in [&a, &b, &a, &b] {
+        let (status, _, now) = read(&app, base, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            now["skus"][0]["price"]["minor"],
+            price + 900,
+            "{base}: {now}"
+        );
+    }
+    let (version, shared_price) = shared_entry(&prefix, &id).await.expect("shared again");
+    assert_eq!(shared_price, price + 900);
+    assert!(version > shared_version, "{version} > {shared_version}");
+    app.system.stop().await.unwrap();
+}
+
+/// A Redis that accepts connections and never answers.
+async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    (url, held)
+}
+
+#[tokio::test]
+async fn reads_go_on_from_the_database_when_redis_is_down_or_never_answers() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("redis://{}/0", l.local_addr().unwrap())
+    };
+    let (silent, held) = black_hole().await;
+    for (what, url) in [("refusing", closed), ("silent", silent)] {
+        let errors_before = shared_errors();
+        let app = spawn_shared(&url, &prefix()).await;
+        let base = app.system.api_url.clone();
+        let (status, p) = import(
+            &app,
+            &base,
+            json!({"platform": "1688", "id": "683461209575"}),
+        )
+        .await;
+        assert_eq!(
+            status, 201,
+            "{what}: the import does not wait on Redis: {p}"
+        );
+        let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+        let (status, level, body) = read(&app, &base, &path).await;
+        assert_eq!((status, level.as_str()), (200, "store"), "{what}: {body}");
+        assert_eq!(body["id"], p["id"]);
+        assert_eq!(read(&app, &base, &path).await.1, "memory", "{what}");
+        assert!(
+            shared_errors() > errors_before,
+            "{what}: the failed calls are counted"
+        );
+        app.system.stop().await.unwrap();
+    }
+    held.abort();
+}
+
+fn shared_errors() -> f64 {
+    procure_metrics::global()
+        .render()
+        .lines()
+        .find(|l| l.starts_with("procure_product_cache_shared_errors_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_redis_url_procure_cannot_use_is_refused_at_start() {
+    for (url, why) in [
+        ("rediss://cache.internal:6380/0", "TLS"),
+        ("redis://:hunter2@127.0.0.1:6379/0", "carries a password"),
+        ("http://127.0.0.1:6379", "not usable"),
+    ] {
+        let mut s = procure::settings::Settings {
+            development: true,
+            ..Default::default()
+        };
+        s.products.redis_url = Some(url.into());
+        let e = format!(
+            "{:#}",
+            s.deployment(procure::settings::Process::Api).unwrap_err()
+        );
+        assert!(
+            e.contains("products.redis_url") && e.contains(why),
+            "{url}: {e}"
+        );
+        assert!(!e.contains("hunter2"), "the password is not repeated: {e}");
+    }
+}
