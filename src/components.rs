@@ -375,6 +375,16 @@ pub async fn run_api(
     if queued > 0 {
         tracing::info!(monitors = queued, "price-monitor schedules queued for sync");
     }
+    let indexed = store
+        .index_product_titles()
+        .await
+        .context("indexing product titles for matching suggestions")?;
+    if indexed > 0 {
+        tracing::info!(
+            products = indexed,
+            "product titles indexed for matching suggestions"
+        );
+    }
     let dispatcher = Dispatcher {
         store,
         temporal: link,

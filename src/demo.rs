@@ -227,13 +227,52 @@ impl Driver {
         Self::json(resp, "confirm payment").await.map(drop)
     }
 
+    /// One unit of each line of `order` as the sandbox's catalogue describes it, else as the
+    /// imported product says (`GET /api/v1/products/{platform}-{offer_id}`).
+    async fn unit_measures(&self, order: &Value) -> anyhow::Result<Vec<Option<(u32, [u32; 3])>>> {
+        let catalogue = self.catalogue().await?;
+        let mut out = Vec::new();
+        for line in order["lines"].as_array().into_iter().flatten() {
+            if let Some(p) = catalogue.iter().find(|p| p["sku"] == line["sku"]) {
+                let get = |k: &str| p[k].as_u64().unwrap_or(100) as u32;
+                out.push(Some((
+                    get("weight_g"),
+                    [get("l_mm"), get("w_mm"), get("h_mm")],
+                )));
+                continue;
+            }
+            let platform = match line["platform"].as_str() {
+                Some("pinduoduo") => "pdd",
+                Some(p) => p,
+                None => {
+                    out.push(None);
+                    continue;
+                }
+            };
+            let offer = line["offer_id"].as_str().unwrap_or_default();
+            let product = self
+                .api_get(&format!("/api/v1/products/{platform}-{offer}"))
+                .await
+                .ok();
+            out.push(product.map(|p| {
+                let m = &p["measures"];
+                let d = |k: &str| m["dimensions"][k].as_u64().unwrap_or(100) as u32;
+                (
+                    m["weight_g"].as_u64().unwrap_or(100) as u32,
+                    [d("l_mm"), d("w_mm"), d("h_mm")],
+                )
+            }));
+        }
+        Ok(out)
+    }
+
     /// The warehouse scans the seller's parcel in, as the catalogue describes the goods (units
     /// stacked, plus the seller's packaging); a fixed demo size when the order is unknown. The
     /// parcel is named by the seller's waybill once the order has one, else by our order id.
     pub async fn scan_in(&self, order_id: &str) -> anyhow::Result<()> {
         let order = self.order(order_id).await.ok();
         let (weight_g, [l, w, h]) = match &order {
-            Some(o) => measure(o, &self.catalogue().await?),
+            Some(o) => measure(o, &self.unit_measures(o).await?),
             None => (850, [300, 200, 120]),
         };
         let waybill = order.as_ref().and_then(|o| {
@@ -754,18 +793,18 @@ impl Driver {
 
 /// The goods of an order as the catalogue describes them: total weight plus 60 g of seller
 /// packaging, footprint of the largest unit, units stacked in height, 10 mm of packaging a side.
-fn measure(order: &Value, catalogue: &[Value]) -> (u32, [u32; 3]) {
+/// `units` holds one `(weight_g, [l, w, h])` per line, `None` where nothing describes it.
+fn measure(order: &Value, units: &[Option<(u32, [u32; 3])>]) -> (u32, [u32; 3]) {
     let (mut weight, mut l, mut w, mut h) = (60u32, 0u32, 0u32, 0u32);
-    for line in order["lines"].as_array().into_iter().flatten() {
+    for (line, unit) in order["lines"].as_array().into_iter().flatten().zip(units) {
         let qty = line["quantity"].as_u64().unwrap_or(1) as u32;
-        let Some(p) = catalogue.iter().find(|p| p["sku"] == line["sku"]) else {
+        let Some((uw, [ul, uwid, uh])) = *unit else {
             continue;
         };
-        let get = |k: &str| p[k].as_u64().unwrap_or(100) as u32;
-        weight += get("weight_g") * qty;
-        l = l.max(get("l_mm"));
-        w = w.max(get("w_mm"));
-        h += get("h_mm") * qty;
+        weight += uw * qty;
+        l = l.max(ul);
+        w = w.max(uwid);
+        h += uh * qty;
     }
     if l == 0 {
         return (850, [300, 200, 120]);

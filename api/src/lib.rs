@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin_outbox;
+pub mod alternatives;
 pub mod auth;
 pub mod cache;
 pub mod cancel;
@@ -276,6 +277,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(contacts::router())
         .merge(products::router())
+        .merge(alternatives::router())
         .merge(webhook_endpoints::router())
         .merge(codec::router())
         .merge(openapi::router())

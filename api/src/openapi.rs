@@ -606,6 +606,11 @@ pub fn document() -> Value {
     );
     let money_cny = json!({"type": "object", "properties": {"minor": {"type": "integer"}, "currency": {"type": "string", "enum": ["CNY"]}}});
     let attribute = json!({"type": "object", "properties": {"name": {"type": "string"}, "value": {"type": "string"}}});
+    let alternative = json!({"type": "object", "properties": {
+        "sku": {"type": "string"}, "platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
+        "offer_id": {"type": "string"}, "spec_id": {"type": "string"}, "title": {"type": "string"}, "price": money_cny.clone(),
+        "confidence_bps": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "the matching suggestion's, when the link was made"},
+        "linked_at_ms": {"type": "integer"}}});
     let product = json!({"type": "object", "required": ["id", "platform", "product_id", "title", "skus", "measures", "status"], "properties": {
         "id": {"type": "string", "description": "{platform}-{product id}: 1688-…, taobao-…, pdd-<goods_sign>"},
         "platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
@@ -620,7 +625,9 @@ pub fn document() -> Value {
         "skus": {"type": "array", "items": {"type": "object", "properties": {
             "sku": {"type": "string", "description": "what POST /api/v1/quotes names"}, "spec_id": {"type": "string"},
             "attributes": {"type": "array", "items": attribute}, "price": money_cny, "stock": {"type": ["integer", "null"]},
-            "image_url": {"type": ["string", "null"]}, "quote_ready": {"type": "boolean"}}}},
+            "image_url": {"type": ["string", "null"]}, "quote_ready": {"type": "boolean"},
+            "alternatives": {"type": "array", "description": "the same product elsewhere, linked by an operator: procurement also buys there",
+                "items": alternative.clone()}}}},
         "fetched_at_ms": {"type": "integer"}, "imported_at_ms": {"type": "integer"}}});
     add(
         "/api/v1/products/import",
@@ -670,6 +677,73 @@ pub fn document() -> Value {
             ("200", product),
         ),
         vec![path_param("id")],
+    );
+    let confidence = json!({"type": "string", "enum": ["high", "medium", "low"]});
+    add(
+        "/api/v1/products/{id}/alternatives",
+        "post",
+        op(
+            "Link a SKU of the product to a listing of the same product elsewhere, both ways: procurement ranks and fails over across both; 201 new, 200 linked already; 409 same_product, 409 product_delisted",
+            ops,
+            Some(
+                json!({"type": "object", "additionalProperties": false, "required": ["sku", "alternative_sku"], "properties": {
+                "sku": {"type": "string", "description": "a SKU of this product"},
+                "alternative_sku": {"type": "string", "description": "an imported product's SKU or a catalogue listing"}}}),
+            ),
+            (
+                "201",
+                json!({"type": "object", "properties": {"sku": {"type": "string"}, "alternative": alternative,
+                "suggestion": {"type": "object", "description": "the matching suggestion for the two products, when both are imported",
+                    "properties": {"confidence": confidence.clone(), "confidence_bps": {"type": "integer"},
+                    "reasons": {"type": "array", "items": {"type": "string"}}}}}}),
+            ),
+        ),
+        vec![path_param("id")],
+    );
+    let mut unlinked = op(
+        "Undo a link between a SKU and its alternative (both ways)",
+        ops,
+        None,
+        ("204", json!({})),
+    );
+    unlinked["responses"]["204"] = json!({"description": "unlinked"});
+    add(
+        "/api/v1/products/{id}/alternatives/{sku}/{alternative_sku}",
+        "delete",
+        unlinked,
+        vec![
+            path_param("id"),
+            path_param("sku"),
+            path_param("alternative_sku"),
+        ],
+    );
+    add(
+        "/api/v1/products/{id}/matches",
+        "get",
+        op(
+            "Imported products that look like the same product (title and attribute values), best first, each saying how confident it is, which SKUs pair and why; never links by itself",
+            ops,
+            None,
+            (
+                "200",
+                json!({"type": "object", "properties": {"product": {"type": "string"},
+                "min_confidence_bps": {"type": "integer"},
+                "matches": {"type": "array", "maxItems": crate::alternatives::MAX_MATCHES, "items": {"type": "object", "properties": {
+                    "product": {"type": "string"}, "platform": {"type": "string"}, "title": {"type": "string"},
+                    "confidence": confidence, "confidence_bps": {"type": "integer", "minimum": 0, "maximum": 10000},
+                    "title_bps": {"type": "integer"}, "attributes_bps": {"type": "integer"},
+                    "skus": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"},
+                        "alternative_sku": {"type": "string"}, "bps": {"type": "integer"}, "linked": {"type": "boolean"}}}},
+                    "reasons": {"type": "array", "items": {"type": "string"}}}}}}}),
+            ),
+        ),
+        vec![
+            path_param("id"),
+            query(
+                "platform",
+                json!({"type": "string", "enum": ["1688", "taobao", "pinduoduo"]}),
+            ),
+        ],
     );
     let endpoint = json!({"$ref": "#/components/schemas/WebhookEndpoint"});
     let with_secret = json!({"allOf": [endpoint.clone(), {"type": "object", "required": ["secret"], "properties": {
@@ -1097,7 +1171,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 55, "every route of the router is documented");
+        assert_eq!(operations, 58, "every route of the router is documented");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 

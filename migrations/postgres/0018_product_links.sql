@@ -29,3 +29,8 @@ CREATE TABLE product_title_grams (
     PRIMARY KEY (gram, product)
 );
 CREATE INDEX product_title_grams_product_idx ON product_title_grams (product);
+
+-- A listing with offers on several platforms (a seeded one) is adopted by the product of each
+-- of them, so one sku may belong to several products: no longer unique in product_skus.
+ALTER TABLE product_skus DROP CONSTRAINT product_skus_sku_key;
+CREATE INDEX product_skus_sku_idx ON product_skus (sku);

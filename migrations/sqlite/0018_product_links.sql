@@ -29,3 +29,18 @@ CREATE TABLE product_title_grams (
     PRIMARY KEY (gram, product)
 );
 CREATE INDEX product_title_grams_product_idx ON product_title_grams (product);
+
+-- A listing with offers on several platforms (a seeded one) is adopted by the product of each
+-- of them, so one sku may belong to several products: no longer unique in product_skus.
+CREATE TABLE product_skus_shared (
+    product TEXT NOT NULL REFERENCES products (id),
+    spec_id TEXT NOT NULL,
+    sku TEXT NOT NULL REFERENCES listings (sku),
+    position BIGINT NOT NULL,
+    PRIMARY KEY (product, spec_id)
+);
+INSERT INTO product_skus_shared (product, spec_id, sku, position)
+SELECT product, spec_id, sku, position FROM product_skus;
+DROP TABLE product_skus;
+ALTER TABLE product_skus_shared RENAME TO product_skus;
+CREATE INDEX product_skus_sku_idx ON product_skus (sku);

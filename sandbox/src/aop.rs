@@ -500,7 +500,7 @@ fn kg_number(grams: u32) -> Value {
 /// `alibaba.cross.productInfo` for an id the catalogue does not hold: the generated product
 /// (`generated`) in the whole `AlibabaProductProductInfo` shape.
 fn generated_product_info(s: &State, id: &str, fired: &Fired) -> Value {
-    let mut g = generated::generate(PLATFORM_1688, id);
+    let mut g = s.generated(PLATFORM_1688, id);
     // Orders placed on it took their units.
     for sku in &mut g.skus {
         if let Some(left) = s.generated_stock(PLATFORM_1688, id, &sku.spec_id) {

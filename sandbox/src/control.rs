@@ -358,3 +358,77 @@ pub(crate) async fn decide_refund(
         }
     }
 }
+
+/// One side of `POST /_sandbox/relistings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListingRef {
+    platform: String,
+    id: String,
+}
+
+/// Body of `POST /_sandbox/relistings`: the generated listing `platform`/`id` becomes a copy of
+/// the generated listing `of`, the same product sold by another seller (`generated::relist`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Relisting {
+    platform: String,
+    id: String,
+    of: ListingRef,
+}
+
+pub(crate) async fn relist(AxState(sb): AxState<Sandbox>, body: Bytes) -> Response {
+    let r: Relisting = match util::parse_json(&body) {
+        Ok(r) => r,
+        Err(m) => return plain_error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    let known = |p: &str| {
+        [
+            crate::catalogue::PLATFORM_1688,
+            crate::catalogue::PLATFORM_TAOBAO,
+            crate::catalogue::PLATFORM_PDD,
+        ]
+        .contains(&p)
+    };
+    if !known(&r.platform) || !known(&r.of.platform) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "platform: 1688, taobao or pinduoduo",
+        );
+    }
+    if (r.platform.as_str(), r.id.as_str()) == (r.of.platform.as_str(), r.of.id.as_str()) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a listing is not a copy of itself",
+        );
+    }
+    let outcome = sb.with(|s| {
+        let generated = |platform: &str, id: &str| {
+            let well_formed =
+                platform == crate::catalogue::PLATFORM_PDD || crate::generated::is_long_id(id);
+            s.generates(id, well_formed)
+        };
+        if !generated(&r.platform, &r.id) || !generated(&r.of.platform, &r.of.id) {
+            return Err("both listings must be generated ones (ids the catalogue does not hold)");
+        }
+        let materialised = s.generated_products.iter().any(|p| p.offer_id == r.id)
+            || s.generated_offers.iter().any(|o| o.offer_id == r.id);
+        if materialised {
+            return Err("the listing was ordered from already");
+        }
+        s.relistings.insert(
+            (r.platform.clone(), r.id.clone()),
+            (r.of.platform.clone(), r.of.id.clone()),
+        );
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            json!({"platform": r.platform, "id": r.id, "of": {"platform": r.of.platform, "id": r.of.id}}),
+        ),
+        Err(why) => plain_error(StatusCode::CONFLICT, "invalid_state", why),
+    }
+}

@@ -234,6 +234,60 @@ pub(crate) fn generate(platform: &str, id: &str) -> GenProduct {
     }
 }
 
+/// `source` relisted on `platform` under `id` by another seller: what sellers who copy a listing
+/// do. The product is the same (its description, attributes, variants and their values, weight
+/// and size), its title carries the marketing words shops add, a Taobao shop names the colour
+/// dimension `颜色分类` as Taobao's category template does, and the prices are 4 % higher. What
+/// the marketplace gives the new listing (SKU ids, seller, images, stock, minimum order) is the
+/// target's own, drawn as for any id, so buying it works as for any generated product.
+pub(crate) fn relist(source: &GenProduct, platform: &str, id: &str) -> GenProduct {
+    let own = generate(platform, id);
+    let title = format!("【包邮】{} 新款", source.title);
+    let skus = source
+        .skus
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            // The target's own ids where it has as many variants, else ones derived from it.
+            let mut d = Draws(fnv1a(id.bytes().chain([b'#', i as u8])));
+            let ids = own.skus.get(i);
+            GenSku {
+                spec_id: ids.map_or_else(|| d.hex(32), |k| k.spec_id.clone()),
+                sku_id: ids.map_or_else(
+                    || d.range(1_000_000_000_000, 9_999_999_999_999),
+                    |k| k.sku_id,
+                ),
+                specs: s
+                    .specs
+                    .iter()
+                    .map(|sp| GenSpec {
+                        name: match (platform, sp.name) {
+                            ("taobao", "颜色") => "颜色分类",
+                            (_, n) => n,
+                        },
+                        ..sp.clone()
+                    })
+                    .collect(),
+                price_fen: s.price_fen * 104 / 100,
+                stock: ids.map_or(s.stock, |k| k.stock),
+                image: ids.map_or_else(|| s.image.clone(), |k| k.image.clone()),
+            }
+        })
+        .collect();
+    GenProduct {
+        title,
+        images: own.images,
+        attributes: source.attributes.clone(),
+        skus,
+        moq: own.moq,
+        seller_id: own.seller_id,
+        seller_name: own.seller_name,
+        weight_g: source.weight_g,
+        dims_mm: source.dims_mm,
+        category_id: source.category_id,
+    }
+}
+
 /// A sandbox `goods_sign` for a numeric `goods_id` (what `pdd.ddk.goods.search` answers for
 /// it): 12 hash characters, `_`, the id in base 36. [`goods_id_of_sign`] reads it back.
 pub(crate) fn goods_sign_of(goods_id: u64) -> String {
@@ -269,6 +323,15 @@ mod tests {
     #[test]
     fn the_same_id_is_the_same_product_and_ids_differ() {
         let a = generate("1688", "573741401425");
+        let copy = relist(&a, "taobao", "695028137799");
+        assert_eq!(copy, relist(&a, "taobao", "695028137799"));
+        assert!(copy.title.contains(&a.title) && copy.title != a.title);
+        assert_eq!(copy.skus.len(), a.skus.len());
+        for (c, o) in copy.skus.iter().zip(&a.skus) {
+            let values = |s: &GenSku| s.specs.iter().map(|p| p.value).collect::<Vec<_>>();
+            assert_eq!(values(c), values(o), "the same variants");
+            assert_ne!(c.sku_id, o.sku_id, "the relisting's own ids");
+        }
         assert_eq!(a, generate("1688", "573741401425"));
         assert_ne!(a, generate("1688", "573741401426"));
         assert_ne!(a.title, generate("taobao", "573741401425").title);

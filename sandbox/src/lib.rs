@@ -201,6 +201,9 @@ pub(crate) struct State {
     /// so that their stock moves like a seeded listing's. Never in the catalogue.
     pub(crate) generated_products: Vec<Product>,
     pub(crate) generated_offers: Vec<Offer>,
+    /// Generated listings that are another's copy (`POST /_sandbox/relistings`): (platform,
+    /// id) of the copy → (platform, id) of the original.
+    pub(crate) relistings: std::collections::HashMap<(String, String), (String, String)>,
     pub(crate) aop: aop::AopState,
     pub(crate) taobao: taobao::TaobaoState,
     pub(crate) stripe: stripe::StripeState,
@@ -267,6 +270,15 @@ impl State {
     /// generated product (`generated`): the id is of the platform's form (`well_formed`), not a
     /// seeded listing (of any platform: a seeded listing taken off sale stays gone), and not
     /// taken off sale.
+    /// The generated product of `platform` and `id`: a relisting of another when the sandbox
+    /// was told so, else its own.
+    pub(crate) fn generated(&self, platform: &str, id: &str) -> generated::GenProduct {
+        match self.relistings.get(&(platform.to_owned(), id.to_owned())) {
+            Some((p, i)) => generated::relist(&generated::generate(p, i), platform, id),
+            None => generated::generate(platform, id),
+        }
+    }
+
     pub(crate) fn generates(&self, id: &str, well_formed: bool) -> bool {
         well_formed
             && !self.removed.contains(id)
@@ -296,7 +308,7 @@ impl State {
             .iter()
             .any(|p| p.offer_id == offer_id)
         {
-            let g = generated::generate(catalogue::PLATFORM_1688, offer_id);
+            let g = self.generated(catalogue::PLATFORM_1688, offer_id);
             let (l, w, h) = g.dims_mm.unwrap_or((0, 0, 0));
             for sku in &g.skus {
                 self.generated_products.push(Product {
@@ -352,7 +364,7 @@ impl State {
             return None;
         }
         if !self.generated_offers.iter().any(|o| o.offer_id == item_id) {
-            let g = generated::generate(platform, item_id);
+            let g = self.generated(platform, item_id);
             for sku in &g.skus {
                 self.generated_offers.push(Offer {
                     sku: g.title.clone(),
@@ -467,6 +479,7 @@ impl Sandbox {
             removed: Default::default(),
             generated_products: Vec::new(),
             generated_offers: Vec::new(),
+            relistings: Default::default(),
             aop: Default::default(),
             taobao: Default::default(),
             stripe: Default::default(),
@@ -604,6 +617,7 @@ pub fn router(state: Sandbox) -> Router {
             "/_sandbox/marketplace/seller",
             axum::routing::put(control::set_seller).get(control::get_seller),
         )
+        .route("/_sandbox/relistings", post(control::relist))
         .route("/_sandbox/ledger", get(control::ledger))
         .route(
             "/_sandbox/faults",

@@ -227,7 +227,7 @@ fn goods_detail(s: &mut State, sign: &str, with_skus: bool, fired: &Fired) -> Va
         return detail_answer(vec![]);
     }
     if s.offer_mut(PLATFORM_PDD, sign).is_none() && s.generates(sign, true) {
-        return detail_answer(vec![generated_goods(sign, with_skus)]);
+        return detail_answer(vec![generated_goods(s, sign, with_skus)]);
     }
     let details: Vec<Value> = s
         .offer_mut(PLATFORM_PDD, sign)
@@ -265,8 +265,8 @@ fn generated_goods_id(sign: &str) -> i64 {
 }
 
 /// One generated listing in the goods detail's shape (with its `sku_list` when asked).
-fn generated_goods(sign: &str, with_skus: bool) -> Value {
-    let g: GenProduct = generated::generate(PLATFORM_PDD, sign);
+fn generated_goods(s: &State, sign: &str, with_skus: bool) -> Value {
+    let g: GenProduct = s.generated(PLATFORM_PDD, sign);
     let image = |f: &str| format!("{GENERATED_IMAGE_BASE}{f}");
     let min = g.min_price_fen();
     let mut goods = json!({

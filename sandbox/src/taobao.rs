@@ -471,7 +471,7 @@ fn list_price(fen: i64) -> i64 {
 /// `/product/get` for an id the catalogue does not hold: the generated product
 /// (`generated`) in the SDK's `ProductInfoData` shape.
 fn generated_product(s: &State, id: &str, fired: &Fired) -> Value {
-    let mut g = generated::generate(PLATFORM_TAOBAO, id);
+    let mut g = s.generated(PLATFORM_TAOBAO, id);
     // Orders placed on it took their units.
     for sku in &mut g.skus {
         if let Some(left) = s.generated_stock(PLATFORM_TAOBAO, id, &sku.sku_id.to_string()) {

@@ -139,8 +139,11 @@ impl TryFrom<CandidateRow> for Candidate {
     }
 }
 
+/// The active offers of a sku and of the listings an operator linked to it as the same product
+/// (store `alternatives`): procurement ranks and fails over across all of them.
 const CANDIDATE_SELECT: &str = "SELECT platform, offer_id, spec_id, price_fen, domestic_shipping_fen, stock, attempts, successes \
-     FROM offers WHERE sku = $1 AND active = 1";
+     FROM offers WHERE active = 1 AND (sku = $1 OR sku IN \
+     (SELECT alternative_sku FROM sku_alternatives WHERE sku = $1))";
 
 /// Every active offer of a sku as a ranking candidate, as the offers stand in `tx`.
 pub(crate) async fn candidates_in(

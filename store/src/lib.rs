@@ -13,6 +13,7 @@
 //! detail from the aggregates.
 
 pub mod accounts;
+pub mod alternatives;
 pub mod catalogue;
 pub mod db;
 pub mod email;

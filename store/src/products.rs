@@ -8,9 +8,11 @@
 //! `pdd-<goods_sign>`), each SKU `{product}-{8 hex digits of its spec id}` (`-0` for a product
 //! without variants), at most 64 characters as listings' skus are.
 
+use crate::alternatives::{SkuAlternative, alternatives_in};
 use crate::db::{Result, Store, StoreError, corrupt, json, parse};
 use procure_domain::{
     clock::now_ms,
+    matching::title_grams,
     order::Platform,
     product::{ESTIMATED_DOMESTIC_SHIPPING_FEN, Measures, ProductDetail},
     quote::Dimensions,
@@ -74,6 +76,8 @@ pub struct StoredProduct {
     /// One more on every change (import, refresh, delisting, a monitor's price, a link): what a
     /// cached answer is built from.
     pub version: i64,
+    /// The listings an operator linked to its SKUs as the same product elsewhere.
+    pub alternatives: Vec<SkuAlternative>,
 }
 
 /// The product id of a marketplace product.
@@ -145,6 +149,7 @@ impl TryFrom<ProductRow> for StoredProduct {
             imported_at_ms: r.imported_at_ms,
             updated_at_ms: r.updated_at_ms,
             version: r.version,
+            alternatives: Vec::new(),
         })
     }
 }
@@ -212,6 +217,8 @@ async fn with_offers(
     p.detail
         .skus
         .retain(|s| !rows.iter().any(|r| r.0 == s.spec_id && r.3 == 0));
+    let skus: Vec<&str> = p.skus.iter().map(|k| k.sku.as_str()).collect();
+    p.alternatives = alternatives_in(conn, &skus).await?;
     Ok(p)
 }
 
@@ -376,10 +383,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if before
+            .as_ref()
+            .is_none_or(|b| b.detail.title != detail.title)
+        {
+            index_title(&mut tx, &id, &detail.title).await?;
+        }
         let saved = product_in(&mut tx, &id)
             .await?
             .ok_or_else(|| corrupt("the product just written is not there"))?;
         tx.commit().await?;
+        let mut conn = self.pool().acquire().await?;
+        let saved = with_offers(&mut conn, saved).await?;
         Ok((saved, before.is_none()))
     }
 
@@ -426,8 +441,12 @@ impl Store {
     /// The product an imported SKU belongs to, if the sku is one.
     pub async fn product_of_sku(&self, sku: &str) -> Result<Option<StoredProduct>> {
         let mut conn = self.pool().acquire().await?;
+        // A listing adopted by several products (a seeded one with offers on several
+        // platforms) belongs to the product whose own offer it is.
         let row: Option<ProductRow> = sqlx::query_as(&format!(
-            "{SELECT} WHERE id = (SELECT product FROM product_skus WHERE sku = $1)"
+            "{SELECT} WHERE id = (SELECT ps.product FROM product_skus ps JOIN products p ON p.id = ps.product \
+             JOIN listings l ON l.sku = ps.sku WHERE ps.sku = $1 ORDER BY CASE WHEN p.platform = l.platform \
+             AND p.product_id = l.offer_id THEN 0 ELSE 1 END, ps.product LIMIT 1)"
         ))
         .bind(sku)
         .fetch_optional(&mut *conn)
@@ -483,6 +502,36 @@ fn sku_title(title: &str, sku: &procure_domain::product::SkuDetail) -> String {
     format!("{title} ({})", values.join(", "))
 }
 
+/// Write `product`'s title grams, replacing what was there.
+pub(crate) async fn index_title(
+    tx: &mut Transaction<'_, Any>,
+    product: &str,
+    title: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM product_title_grams WHERE product = $1")
+        .bind(product)
+        .execute(&mut **tx)
+        .await?;
+    let grams = title_grams(title);
+    if grams.is_empty() {
+        return Ok(());
+    }
+    // Each row is (gram, product): the product is $1, the grams $2, $3, …
+    let rows: Vec<String> = (0..grams.len())
+        .map(|i| format!("(${}, $1)", i + 2))
+        .collect();
+    let sql = format!(
+        "INSERT INTO product_title_grams (gram, product) VALUES {}",
+        rows.join(",")
+    );
+    let mut q = sqlx::query(&sql).bind(product);
+    for g in &grams {
+        q = q.bind(g);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Make a transaction that reads before it writes a writer from its first statement. On SQLite
 /// a transaction that began by reading cannot become the writer once another has committed
 /// since (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out): concurrent imports failed
@@ -502,6 +551,68 @@ async fn product_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<St
         .fetch_optional(&mut **tx)
         .await?;
     row.map(StoredProduct::try_from).transpose()
+}
+
+/// The title index of the matching suggestion (table `product_title_grams`,
+/// [`procure_domain::matching::title_grams`]): which imported products share words with a title.
+impl Store {
+    /// Imported products other than `product` whose titles share the most grams with
+    /// `title`, at most `limit`, most shared first: the candidates of a matching suggestion.
+    pub async fn products_sharing_title(
+        &self,
+        product: &str,
+        title: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredProduct>> {
+        let grams = title_grams(title);
+        if grams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..grams.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT product, COUNT(*) AS shared FROM product_title_grams WHERE product <> $1 \
+             AND gram IN ({}) GROUP BY product ORDER BY COUNT(*) DESC, product LIMIT $2",
+            marks.join(",")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(product)
+            .bind(limit);
+        for g in &grams {
+            q = q.bind(g);
+        }
+        let ids = q.fetch_all(self.pool()).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, _) in ids {
+            match self.product(&id).await {
+                Ok(p) => out.push(p),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Index the titles of products that have no grams yet (imported before the index
+    /// existed); answers how many. Safe to run at every start.
+    pub async fn index_product_titles(&self) -> Result<usize> {
+        let missing: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, title FROM products p WHERE NOT EXISTS \
+             (SELECT 1 FROM product_title_grams g WHERE g.product = p.id)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut indexed = 0;
+        for (id, title) in missing {
+            if title_grams(&title).is_empty() {
+                continue;
+            }
+            let mut tx = self.pool().begin().await?;
+            index_title(&mut tx, &id, &title).await?;
+            tx.commit().await?;
+            indexed += 1;
+        }
+        Ok(indexed)
+    }
 }
 
 #[cfg(test)]

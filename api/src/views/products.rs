@@ -8,6 +8,7 @@ use procure_domain::{
     product::{Attribute, Seller},
     quote::Dimensions,
 };
+use procure_store::alternatives::SkuAlternative;
 use procure_store::products::{ProductPage, ProductStatus, StoredProduct};
 use serde::Serialize;
 
@@ -53,6 +54,39 @@ pub struct SkuView {
     pub image_url: Option<String>,
     /// Listed by the marketplace now and in stock where it reports stock: a quote can name it.
     pub quote_ready: bool,
+    /// The same product elsewhere, linked by an operator: procurement also buys there.
+    pub alternatives: Vec<AlternativeView>,
+}
+
+/// A listing linked to a SKU as the same product on another platform or from another seller.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlternativeView {
+    pub sku: String,
+    pub platform: Platform,
+    pub offer_id: String,
+    pub spec_id: String,
+    pub title: String,
+    /// Its listing's unit price, in CNY.
+    pub price: Money,
+    /// The matching suggestion's confidence (basis points) when the link was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_bps: Option<u32>,
+    pub linked_at_ms: i64,
+}
+
+impl From<&SkuAlternative> for AlternativeView {
+    fn from(a: &SkuAlternative) -> Self {
+        AlternativeView {
+            sku: a.alternative_sku.clone(),
+            platform: a.platform,
+            offer_id: a.offer_id.clone(),
+            spec_id: a.spec_id.clone(),
+            title: a.title.clone(),
+            price: Money::new(a.price_fen, Currency::CNY),
+            confidence_bps: a.confidence_bps,
+            linked_at_ms: a.linked_at_ms,
+        }
+    }
 }
 
 impl From<StoredProduct> for ProductView {
@@ -73,6 +107,12 @@ impl From<StoredProduct> for ProductView {
                     quote_ready: active
                         && current
                             .is_some_and(|s| s.stock.is_none_or(|n| n > 0) && s.price_fen > 0),
+                    alternatives: p
+                        .alternatives
+                        .iter()
+                        .filter(|a| a.sku == k.sku)
+                        .map(AlternativeView::from)
+                        .collect(),
                 }
             })
             .collect();
@@ -185,6 +225,18 @@ pub(crate) mod tests {
             imported_at_ms: 1_699_000_000_000,
             updated_at_ms: 1_700_000_000_000,
             version: 1,
+            alternatives: vec![SkuAlternative {
+                sku: "1688-610001-aaaaaaaa".into(),
+                alternative_sku: "taobao-695028137746-0".into(),
+                platform: Platform::Taobao,
+                offer_id: "695028137746".into(),
+                spec_id: "5123456789012".into(),
+                title: "Mug (white)".into(),
+                price_fen: 1390,
+                confidence_bps: Some(8540),
+                linked_by: "op-1".into(),
+                linked_at_ms: 1_700_000_000_000,
+            }],
         }
     }
 
@@ -193,8 +245,20 @@ pub(crate) mod tests {
         let sku = |sku: &str, spec: &str, attrs: Value, fen: i64, stock: Value, ready: bool| {
             json!({"sku": sku, "spec_id": spec, "attributes": attrs,
                 "price": {"minor": fen, "currency": "CNY"}, "stock": stock, "image_url": null,
-                "quote_ready": ready})
+                "quote_ready": ready, "alternatives": []})
         };
+        let mut first = sku(
+            "1688-610001-aaaaaaaa",
+            "s1",
+            json!([{"name": "颜色", "value": "白色"}]),
+            1_250,
+            json!(40),
+            true,
+        );
+        first["alternatives"] = json!([{"sku": "taobao-695028137746-0", "platform": "taobao",
+            "offer_id": "695028137746", "spec_id": "5123456789012", "title": "Mug (white)",
+            "price": {"minor": 1390, "currency": "CNY"}, "confidence_bps": 8540,
+            "linked_at_ms": 1_700_000_000_000_i64}]);
         use serde_json::Value;
         assert_wire(
             &ProductView::from(product()),
@@ -207,7 +271,7 @@ pub(crate) mod tests {
                 "measures": {"weight_g": 500, "dimensions": {"l_mm": 250, "w_mm": 200, "h_mm": 100}, "estimated": true},
                 "status": "active",
                 "skus": [
-                    sku("1688-610001-aaaaaaaa", "s1", json!([{"name": "颜色", "value": "白色"}]), 1_250, json!(40), true),
+                    first,
                     sku("1688-610001-bbbbbbbb", "s2", json!([{"name": "颜色", "value": "黑色"}]), 1_300, json!(0), false),
                     sku("1688-610001-cccccccc", "gone", json!([]), 0, Value::Null, false),
                 ],
