@@ -464,19 +464,33 @@ impl ProductSource for Pdd {
     }
 }
 
-/// PDD prices a listing as a whole (its group-buy price, see [`PddGoods::best_price_fen`]) and
-/// reports no stock: `spec_id` is ignored.
+/// A listing bought as a whole (a seeded offer, no `spec_id`) is priced by its group-buy price
+/// ([`PddGoods::best_price_fen`]). One SKU of an imported listing (`spec_id`, the variant's spec
+/// ids joined with `_` as [`Pdd::product_detail`] names them) is priced by that SKU's
+/// `min_group_price` from the detail with `need_sku_info`; a SKU the listing no longer has, or a
+/// listing PDD no longer knows, is `None`. PDD reports no stock either way.
 impl PriceSource for Pdd {
     fn offer_price<'a>(
         &'a self,
         offer_id: &'a str,
-        _spec_id: &'a str,
+        spec_id: &'a str,
     ) -> MarketFuture<'a, Option<OfferPrice>> {
         Box::pin(async move {
-            Ok(self
-                .goods_detail(offer_id)
-                .await?
-                .map(|g| (g.best_price_fen(), None)))
+            if spec_id.is_empty() {
+                return Ok(self
+                    .goods_detail(offer_id)
+                    .await?
+                    .map(|g| (g.best_price_fen(), None)));
+            }
+            match self.product_detail(offer_id).await {
+                Ok(detail) => Ok(detail
+                    .skus
+                    .iter()
+                    .find(|s| s.spec_id == spec_id)
+                    .map(|s| (s.price_fen, None))),
+                Err(MarketError::ListingGone) => Ok(None),
+                Err(e) => Err(e),
+            }
         })
     }
 }
@@ -616,6 +630,9 @@ mod tests {
                 200,
                 r#"{"goods_detail_response":{"goods_details":[{"goods_sign":"pdd-fraction","min_group_price":39.5,"min_normal_price":4500}]}}"#,
             ),
+            "pdd-skus" if form.get("need_sku_info").map(String::as_str) == Some("true") => {
+                Reply::json(200, PDD_SKUS.to_owned())
+            }
             "pdd-limited" => Reply::json(200, error_body(52101)),
             "pdd-risky" => Reply::json(200, error_body(70034)),
             _ => Reply::json(
@@ -660,6 +677,42 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// A listing with two SKUs (spec ids 1215 / 10001 and 1215 / 10002), in the detail's shape
+    /// with `need_sku_info` (tests/contracts/pdd/pdd.ddk.goods.detail.sku.json).
+    const PDD_SKUS: &str = r#"{"goods_detail_response":{"goods_details":[{"goods_sign":"pdd-skus",
+        "goods_id":3001,"goods_name":"Cup","min_group_price":3900,"min_normal_price":4500,
+        "sku_list":[
+          {"sku_id":1,"is_onsale":1,"min_group_price":3900,"spec_list":[{"parent_spec_id":1215,"parent_spec_value":"颜色","spec_id":10001,"spec_value":"白色"}]},
+          {"sku_id":2,"is_onsale":1,"min_group_price":4600,"spec_list":[{"parent_spec_id":1215,"parent_spec_value":"颜色","spec_id":10002,"spec_value":"黑色"}]}]}]}}"#;
+
+    #[tokio::test]
+    async fn one_sku_of_an_imported_listing_is_priced_by_its_own_price() {
+        let (server, pdd) = setup("demopdd-secret").await;
+        let detail = pdd.product_detail("pdd-skus").await.unwrap();
+        let black = detail.skus.iter().find(|s| s.price_fen == 4600).unwrap();
+        assert_eq!(
+            pdd.offer_price("pdd-skus", &black.spec_id).await.unwrap(),
+            Some((4600, None)),
+            "the black SKU's price, not the listing's lowest"
+        );
+        assert_eq!(
+            pdd.offer_price("pdd-skus", "1215_99999").await.unwrap(),
+            None,
+            "a SKU the listing no longer has"
+        );
+        assert_eq!(
+            pdd.offer_price("pdd-removed", &black.spec_id).await.unwrap(),
+            None
+        );
+        // Without a spec the listing is priced as a whole, without asking for SKUs.
+        assert_eq!(
+            pdd.offer_price("pdd2001", "").await.unwrap(),
+            Some((3900, None))
+        );
+        let last = server.requests().last().cloned().unwrap();
+        assert!(!last.form().contains_key("need_sku_info"));
     }
 
     #[tokio::test]

@@ -10,6 +10,10 @@
 //!    cache hit.
 //! 3. **Cold reads.** The same against a second `procure api` process on the same database with
 //!    the cache off (`products.cache_entries = 0`): every read goes to the store.
+//! 4. **Shared-level reads.** The same against a third process with its in-process cache off
+//!    and the shared level on (`products.redis_url`, the machine's Redis at
+//!    `PROCURE_TEST_REDIS_URL` or 127.0.0.1:6379; skipped when none answers): after the warm-up
+//!    every read is answered from Redis.
 //!
 //! The vendors' request pacing is lifted against the sandbox (as in every phase), so the import
 //! rate is procure's own; the real budgets are the marketplaces' (docs/vendors/).
@@ -47,6 +51,9 @@ pub struct ProductsResult {
     pub import_concurrency: usize,
     pub cached: ReadRun,
     pub cold: ReadRun,
+    /// `None` when no Redis answered.
+    #[serde(default)]
+    pub shared: Option<ReadRun>,
 }
 
 /// The links of the import step: distinct generated products, platforms interleaved.
@@ -152,6 +159,7 @@ async fn measure(cfg: &BenchConfig, system: &Launched) -> anyhow::Result<Product
     .await;
     let _ = cold_api.kill().await;
     let cold = cold?;
+    let shared = shared_reads(cfg, system, &script, ids.len()).await?;
     Ok(ProductsResult {
         run: RunInfo::default(),
         imports: ids.len(),
@@ -161,7 +169,56 @@ async fn measure(cfg: &BenchConfig, system: &Launched) -> anyhow::Result<Product
         import_concurrency: concurrency,
         cached,
         cold,
+        shared,
     })
+}
+
+/// Reads through a replica whose only cache is the shared level (module docs, step 4).
+async fn shared_reads(
+    cfg: &BenchConfig,
+    system: &Launched,
+    script: &Path,
+    distinct: usize,
+) -> anyhow::Result<Option<ReadRun>> {
+    let redis = std::env::var("PROCURE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let hostport = redis
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if tokio::net::TcpStream::connect(&hostport).await.is_err() {
+        eprintln!("bench: no Redis answers at {redis}; shared-level reads skipped");
+        return Ok(None);
+    }
+    eprintln!("bench: a third API reading through Redis only …");
+    let port = crate::devserver::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let prefix = format!("procure-bench-{}:", uuid::Uuid::new_v4().simple());
+    let mut api = system.spawn_with(
+        &cfg.exe,
+        "api-shared",
+        &["api"],
+        &[
+            ("PROCURE_API_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("PROCURE_PRODUCTS__CACHE_ENTRIES".into(), "0".into()),
+            ("PROCURE_PRODUCTS__REDIS_URL".into(), redis),
+            ("PROCURE_PRODUCTS__REDIS_PREFIX".into(), prefix),
+        ],
+    )?;
+    let run = async {
+        crate::system::wait_http_ok(
+            &format!("{url}/health/ready"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .context("the Redis-backed API did not become ready")?;
+        wrk(cfg, &url, script, distinct).await
+    }
+    .await;
+    let _ = api.kill().await;
+    run.map(Some)
 }
 
 /// The wrk script: each request reads the next product, with the bearer token.

@@ -321,6 +321,22 @@ pub fn render(i: &Inputs) -> String {
                     "`procure bench products`",
                 ],
             );
+            if let Some(shared) = &p.shared {
+                row(
+                    &mut md,
+                    [
+                        "R2b",
+                        "shared-level reads (a replica with its in-process cache off, answered from Redis)",
+                        "reported",
+                        &format!(
+                            "{:.0} req/s at P99 {:.2} ms ({} errors)",
+                            shared.requests_per_s, shared.p99_ms, shared.errors
+                        ),
+                        verdict(None),
+                        "`procure bench products`",
+                    ],
+                );
+            }
             row(
                 &mut md,
                 [
