@@ -375,15 +375,15 @@ pub async fn run_api(
     if queued > 0 {
         tracing::info!(monitors = queued, "price-monitor schedules queued for sync");
     }
-    let indexed = store
-        .index_product_titles()
-        .await
-        .context("indexing product titles for matching suggestions")?;
-    if indexed > 0 {
-        tracing::info!(
-            products = indexed,
+    match store.index_product_titles().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            products = n,
             "product titles indexed for matching suggestions"
-        );
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "indexing product titles failed; the next start tries again")
+        }
     }
     let dispatcher = Dispatcher {
         store,
@@ -437,10 +437,16 @@ pub async fn run_api(
         let stop = stopped();
         tokio::spawn(async move { email.run(stop).await })
     });
+    // The changes made while no replica ran reach the caches before the first read.
+    let feed = state
+        .product_cache
+        .catch_up(&state.store)
+        .await
+        .context("reading the products changed recently")?;
     let cache_task = {
         let stop = stopped();
         let (cache, store) = (state.product_cache.clone(), state.store.clone());
-        tokio::spawn(async move { cache.follow_changes(store, stop).await })
+        tokio::spawn(async move { cache.follow_changes(store, feed, stop).await })
     };
     let served = procure_api::serve(listener, state, shutdown).await;
     let _ = tx.send(true);

@@ -53,6 +53,17 @@ fn first_sku(p: &Value) -> String {
     p["skus"][0]["sku"].as_str().unwrap().to_owned()
 }
 
+/// Make the generated listing `copy` a seller's copy of the generated listing `of`.
+async fn relist(app: &TestApp, copy: (&str, &str), of: (&str, &str)) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/relistings", app.system.sandbox_url))
+        .json(&json!({"platform": copy.0, "id": copy.1, "of": {"platform": of.0, "id": of.1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
 async fn link(app: &TestApp, product: &str, sku: &str, alternative: &str) -> (u16, Value) {
     call(
         app,
@@ -67,12 +78,27 @@ async fn link(app: &TestApp, product: &str, sku: &str, alternative: &str) -> (u1
 #[tokio::test]
 async fn an_order_whose_1688_seller_runs_out_is_bought_once_from_the_linked_taobao_listing() {
     let app = spawn_app(fast()).await;
-    // Two generated products: a 1688 offer (one SKU, 569.00 CNY) and a Taobao item whose first
-    // SKU is 580.80 CNY, within the customer's 10 % tolerance of the 1688 price.
+    // A generated 1688 offer (one SKU, 569.00 CNY) and a Taobao shop's copy of it (the same
+    // variant, 4 % dearer: within the customer's 10 % tolerance of the 1688 price).
+    relist(&app, ("taobao", "695028137799"), ("1688", "683461209575")).await;
     let ali = import(&app, "1688", "683461209575").await;
     let tb = import(&app, "taobao", "695028137799").await;
     let (ali_id, tb_id) = (ali["id"].as_str().unwrap(), tb["id"].as_str().unwrap());
     let (ali_sku, tb_sku) = (first_sku(&ali), first_sku(&tb));
+    // Both are read, so both are cached, before the link.
+    for id in [ali_id, tb_id] {
+        for _ in 0..2 {
+            let (status, _) = call(
+                &app,
+                Role::Customer,
+                "GET",
+                &format!("/api/v1/products/{id}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+    }
 
     // Refusals first: a customer may not link; the SKU must be the product's; the alternative
     // must be a listing and not the product itself.
@@ -104,13 +130,13 @@ async fn an_order_whose_1688_seller_runs_out_is_bought_once_from_the_linked_taob
         "{e}"
     );
 
-    // The link: the suggestion's confidence is recorded with it (the generated titles differ,
-    // so the machine is not sure: the operator's judgement is what linked them).
+    // The link, with the matching suggestion's view of it.
     let (status, l) = link(&app, ali_id, &ali_sku, &tb_sku).await;
     assert_eq!(status, 201, "{l}");
     assert_eq!(l["alternative"]["sku"], tb_sku.as_str());
     assert_eq!(l["alternative"]["platform"], "taobao");
-    assert_eq!(l["suggestion"]["confidence"], "low", "{l}");
+    assert_eq!(l["suggestion"]["confidence"], "high", "{l}");
+    assert_eq!(l["suggestion"]["variant_bps"], 10_000, "{l}");
     assert!(
         l["suggestion"]["reasons"][0]
             .as_str()
@@ -252,13 +278,7 @@ async fn the_matching_suggestion_finds_the_same_product_on_another_platform_and_
     // A Taobao shop copied a 1688 listing: the same product and variants, the title dressed
     // with marketing words, the colour dimension named as Taobao names it, its own SKU ids and
     // prices. A second Taobao item is another product.
-    let copy = reqwest::Client::new()
-        .post(format!("{}/_sandbox/relistings", app.system.sandbox_url))
-        .json(&json!({"platform": "taobao", "id": "695028137800", "of": {"platform": "1688", "id": "683461209590"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(copy.status().as_u16(), 200);
+    relist(&app, ("taobao", "695028137800"), ("1688", "683461209590")).await;
     let ali = import(&app, "1688", "683461209590").await;
     let tb = import(&app, "taobao", "695028137800").await;
     let other = import(&app, "taobao", "612345678901").await;
@@ -321,6 +341,36 @@ async fn the_matching_suggestion_finds_the_same_product_on_another_platform_and_
         assert_eq!(pair["linked"], false);
     }
 
+    // A SKU linked to the copy's SKU of another variant is refused (it would buy the wrong
+    // colour), naming the right one, unless the operator insists.
+    let (a1, b2) = (
+        pairs[1]["sku"].as_str().unwrap(),
+        pairs[2]["alternative_sku"].as_str().unwrap(),
+    );
+    let (status, e) = link(&app, ali_id, a1, b2).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("variant_mismatch")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(pairs[1]["alternative_sku"].as_str().unwrap()),
+        "{e}"
+    );
+    let (status, forced) = call(
+        &app,
+        Role::Operator,
+        "POST",
+        &format!("/api/v1/products/{ali_id}/alternatives"),
+        Some(json!({"sku": a1, "alternative_sku": b2, "despite_variants": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{forced}");
+    assert_eq!(forced["suggestion"]["variant_bps"], 0);
+
     // The operator follows the suggestion for the first pair: the link records its confidence,
     // and the suggestion then says the pair is linked.
     let (a, b) = (
@@ -329,10 +379,8 @@ async fn the_matching_suggestion_finds_the_same_product_on_another_platform_and_
     );
     let (status, l) = link(&app, ali_id, a, b).await;
     assert_eq!(status, 201, "{l}");
-    assert_eq!(
-        l["alternative"]["confidence_bps"].as_u64(),
-        Some(confidence)
-    );
+    assert_eq!(l["suggestion"]["confidence_bps"].as_u64(), Some(confidence));
+    assert_eq!(l["suggestion"]["variant_bps"], 10_000);
     assert_eq!(l["suggestion"]["confidence"], "high");
     let (_, again) = call(&app, Role::Operator, "GET", &path, None).await;
     assert_eq!(again["matches"][0]["skus"][0]["linked"], true, "{again}");

@@ -1190,6 +1190,272 @@ async fn concurrent_imports_all_land_and_a_second_import_refreshes(store: Store)
     assert_eq!(listing.price_fen, 1_201);
 }
 
+/// Alternatives: a link joins two listings both ways, their offers become each other's
+/// candidates, every product listing either is marked changed, a variant of the same product is
+/// refused, and unlinking undoes it all. The title index finds the look-alike; a platform
+/// filter and a delisting leave it out.
+async fn alternatives_join_two_listings_both_ways_and_feed_the_candidates(store: Store) {
+    use procure_domain::{
+        order::Platform,
+        product::{Attribute, ProductDetail, Seller, SkuDetail, estimate_measures},
+    };
+    let detail = |platform: Platform, id: &str, title: &str, price: i64| ProductDetail {
+        platform,
+        product_id: id.into(),
+        title: title.into(),
+        image_urls: vec![],
+        attributes: vec![],
+        skus: ["白", "黑"]
+            .iter()
+            .enumerate()
+            .map(|(k, colour)| SkuDetail {
+                spec_id: format!("{id}-{k}"),
+                attributes: vec![Attribute::new("颜色", *colour)],
+                price_fen: price + k as i64,
+                stock: Some(10),
+                image_url: None,
+            })
+            .collect(),
+        min_order_quantity: None,
+        seller: Seller::default(),
+        weight_g: None,
+        dimensions: None,
+    };
+    let save = |d: ProductDetail| {
+        let store = store.clone();
+        async move {
+            store
+                .save_product(&d, estimate_measures(&d), 1)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let ali = save(detail(
+        Platform::Alibaba1688,
+        "700001",
+        "陶瓷马克杯 350ml 白色",
+        1_000,
+    ))
+    .await;
+    let tb = save(detail(
+        Platform::Taobao,
+        "800001",
+        "【包邮】陶瓷马克杯 350ml 新款",
+        1_100,
+    ))
+    .await;
+    let other = save(detail(
+        Platform::Taobao,
+        "800002",
+        "不锈钢保温杯 500ml",
+        900,
+    ))
+    .await;
+    let (a0, t0) = (ali.skus[0].sku.clone(), tb.skus[0].sku.clone());
+
+    assert!(
+        matches!(
+            store
+                .link_alternative(&a0, &ali.skus[1].sku, None, "op")
+                .await,
+            Err(procure_store::StoreError::StateConflict(_))
+        ),
+        "two variants of one product"
+    );
+    assert!(matches!(
+        store.link_alternative(&a0, "no-such-sku", None, "op").await,
+        Err(procure_store::StoreError::UnknownSku(s)) if s == "no-such-sku"
+    ));
+    let (v_ali, v_tb) = (
+        store.product(&ali.id).await.unwrap().version,
+        store.product(&tb.id).await.unwrap().version,
+    );
+    let (created, changed) = store
+        .link_alternative(&a0, &t0, Some(9_000), "op")
+        .await
+        .unwrap();
+    assert!(created);
+    let ids: Vec<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [ali.id.as_str(), tb.id.as_str()],
+        "both products changed"
+    );
+    assert_eq!(changed[0].1, v_ali + 1);
+    assert_eq!(changed[1].1, v_tb + 1);
+    let (again, _) = store.link_alternative(&t0, &a0, None, "op").await.unwrap();
+    assert!(!again, "the same link, from the other side");
+
+    // Both ways, each with the other's channel and price.
+    let on_ali = store.alternatives(&a0).await.unwrap();
+    assert_eq!(
+        (
+            on_ali.len(),
+            on_ali[0].alternative_sku.as_str(),
+            on_ali[0].platform,
+            on_ali[0].price_fen,
+            on_ali[0].confidence_bps
+        ),
+        (1, t0.as_str(), Platform::Taobao, 1_100, Some(9_000))
+    );
+    assert_eq!(
+        store.alternatives(&t0).await.unwrap()[0].alternative_sku,
+        a0
+    );
+    let offers = |sku: String| {
+        let store = store.clone();
+        async move {
+            let mut c: Vec<String> = store
+                .candidates(&sku)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| format!("{} {}", c.platform.as_str(), c.offer_id))
+                .collect();
+            c.sort();
+            c
+        }
+    };
+    assert_eq!(offers(a0.clone()).await, ["1688 700001", "taobao 800001"]);
+    assert_eq!(offers(t0.clone()).await, ["1688 700001", "taobao 800001"]);
+    assert_eq!(
+        offers(ali.skus[1].sku.clone()).await,
+        ["1688 700001"],
+        "not the other variant"
+    );
+    let read = store.product(&ali.id).await.unwrap();
+    assert_eq!(read.alternatives.len(), 1);
+
+    // The title index: the copy shares the most words and comes first.
+    let found = store
+        .products_sharing_title(&ali.id, &ali.detail.title, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(found[0].id, tb.id, "the most words in common first");
+    assert!(
+        store
+            .products_sharing_title(&ali.id, &ali.detail.title, Some(Platform::Pinduoduo), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.mark_delisted(&tb.id).await.unwrap();
+    let found = store
+        .products_sharing_title(&ali.id, &ali.detail.title, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        found.iter().all(|p| p.id != tb.id),
+        "a delisted product is not suggested"
+    );
+    assert!(found.iter().all(|p| p.id != ali.id));
+    let _ = other;
+
+    // Unlinked: nothing left either way, and the candidates are the listing's own again.
+    let changed = store
+        .unlink_alternative(&t0, &a0)
+        .await
+        .unwrap()
+        .expect("linked");
+    assert_eq!(changed.len(), 2);
+    assert!(store.alternatives(&a0).await.unwrap().is_empty());
+    assert!(store.alternatives(&t0).await.unwrap().is_empty());
+    assert_eq!(offers(a0.clone()).await, ["1688 700001"]);
+    assert_eq!(store.unlink_alternative(&t0, &a0).await.unwrap(), None);
+}
+
+/// A catalogue listing quoted from its 1688 offer, with a Taobao offer beside it: importing the
+/// Taobao product adopts the listing but leaves its price (the 1688 channel's) alone, and both
+/// products list it.
+async fn an_adopted_listing_keeps_its_own_channels_price(store: Store) {
+    use procure_domain::{
+        order::Platform,
+        product::{ProductDetail, Seller, SkuDetail, estimate_measures},
+    };
+    use procure_store::catalogue::{Listing, Offer};
+    store
+        .upsert_listing(&Listing {
+            sku: "MUG-1".into(),
+            platform: "1688".into(),
+            offer_id: "610001".into(),
+            spec_id: "s1".into(),
+            title: "Mug".into(),
+            price_fen: 1_280,
+            weight_g: 380,
+            l_mm: 120,
+            w_mm: 95,
+            h_mm: 100,
+            domestic_shipping_fen: 500,
+            available: 10,
+        })
+        .await
+        .unwrap();
+    for (platform, offer, spec, price) in [
+        (Platform::Alibaba1688, "610001", "s1", 1_280),
+        (Platform::Taobao, "710001", "t1", 1_500),
+    ] {
+        store
+            .upsert_offer(&Offer {
+                sku: "MUG-1".into(),
+                platform,
+                offer_id: offer.into(),
+                spec_id: spec.into(),
+                price_fen: price,
+                domestic_shipping_fen: 500,
+                stock: None,
+                active: true,
+            })
+            .await
+            .unwrap();
+    }
+    let one = |platform, id: &str, spec: &str, price| ProductDetail {
+        platform,
+        product_id: id.into(),
+        title: "Mug".into(),
+        image_urls: vec![],
+        attributes: vec![],
+        skus: vec![SkuDetail {
+            spec_id: spec.into(),
+            attributes: vec![],
+            price_fen: price,
+            stock: None,
+            image_url: None,
+        }],
+        min_order_quantity: None,
+        seller: Seller::default(),
+        weight_g: None,
+        dimensions: None,
+    };
+    let tb = one(Platform::Taobao, "710001", "t1", 1_590);
+    let (p, _) = store
+        .save_product(&tb, estimate_measures(&tb), 1)
+        .await
+        .unwrap();
+    assert_eq!(p.skus[0].sku, "MUG-1", "adopted");
+    assert_eq!(
+        store.listing("MUG-1").await.unwrap().price_fen,
+        1_280,
+        "still the 1688 price"
+    );
+    let ali = one(Platform::Alibaba1688, "610001", "s1", 1_300);
+    let (q, _) = store
+        .save_product(&ali, estimate_measures(&ali), 1)
+        .await
+        .unwrap();
+    assert_eq!(q.skus[0].sku, "MUG-1", "adopted by the second product too");
+    assert_eq!(
+        store.listing("MUG-1").await.unwrap().price_fen,
+        1_300,
+        "its own channel's price"
+    );
+    let of = store.product_of_sku("MUG-1").await.unwrap().unwrap();
+    assert_eq!(
+        of.id, q.id,
+        "the listing belongs to the product whose offer it is quoted from"
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { use super::*; $( #[tokio::test] async fn $name() { let db = TestDb::sqlite().await; let s = Store::connect(&db.url).await.unwrap(); super::$name(s.clone()).await; s.close().await; db.drop_db().await; } )* }
@@ -1217,6 +1483,8 @@ on_both!(
     a_batch_of_intents_answers_each_order_as_alone,
     seller_shipments_are_recorded_once_and_found_by_waybill,
     concurrent_imports_all_land_and_a_second_import_refreshes,
+    alternatives_join_two_listings_both_ways_and_feed_the_candidates,
+    an_adopted_listing_keeps_its_own_channels_price,
 );
 
 /// Every table and column of the schema, with each column's type reduced to a family

@@ -703,7 +703,9 @@ mod tests {
             "a SKU the listing no longer has"
         );
         assert_eq!(
-            pdd.offer_price("pdd-removed", &black.spec_id).await.unwrap(),
+            pdd.offer_price("pdd-removed", &black.spec_id)
+                .await
+                .unwrap(),
             None
         );
         // Without a spec the listing is priced as a whole, without asking for SKUs.

@@ -51,6 +51,11 @@ pub struct LinkRequest {
     /// The listing of the same product elsewhere (an imported product's SKU, or a catalogue
     /// listing).
     pub alternative_sku: String,
+    /// Link even though the two SKUs' variant values differ (the operator knows better, e.g.
+    /// the shops spell a colour differently): without it such a link is refused, as it could
+    /// buy the wrong variant.
+    #[serde(default)]
+    pub despite_variants: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +71,8 @@ pub struct LinkView {
 pub struct SuggestionView {
     pub confidence: Confidence,
     pub confidence_bps: u32,
+    /// How alike the two SKUs' variant values are (basis points; 0 when they do not pair).
+    pub variant_bps: u32,
     pub reasons: Vec<String>,
 }
 
@@ -123,15 +130,31 @@ async fn link(
     };
     let suggestion = other
         .as_ref()
-        .map(|o| matching::score(&p.detail, &o.detail));
-    let created = state
+        .map(|o| suggest(&p, &r.sku, o, &r.alternative_sku));
+    // Two imported SKUs whose variants do not pair could buy the wrong colour or size.
+    if let (Some(s), Some(o)) = (&suggestion, &other)
+        && s.variant_bps == 0
+        && !r.despite_variants
+    {
+        let expected = s.expected.as_deref().map_or_else(
+            || format!("no SKU of {} has the same variant values", o.id),
+            |sku| format!("the SKU with the same variant values is {sku}"),
+        );
+        return Err(ApiError::Conflict(
+            "variant_mismatch",
+            format!(
+                "{} and {} are different variants ({expected}); send despite_variants to link them anyway",
+                r.sku, r.alternative_sku
+            ),
+        ));
+    }
+    // How sure the machine is that this pair is the same thing to buy.
+    let confidence = suggestion
+        .as_ref()
+        .map(|s| s.matched.confidence_bps.min(s.variant_bps));
+    let (created, changed) = state
         .store
-        .link_alternative(
-            &r.sku,
-            &r.alternative_sku,
-            suggestion.as_ref().map(|m| m.confidence_bps),
-            &caller.0.sub,
-        )
+        .link_alternative(&r.sku, &r.alternative_sku, confidence, &caller.0.sub)
         .await
         .map_err(|e| match e {
             StoreError::UnknownSku(s) => {
@@ -147,18 +170,16 @@ async fn link(
         .into_iter()
         .find(|a| a.alternative_sku == r.alternative_sku)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the link just written is not there")))?;
-    // The products changed (the store marked them): this replica drops them now, the others
-    // through the change feed.
-    for changed in [Some(&p), other.as_ref()].into_iter().flatten() {
-        if let Ok(now) = state.store.product(&changed.id).await {
-            state.product_cache.invalidate(&now.id, now.version).await;
-        }
+    // The store marked every product listing either SKU changed: this replica drops them now,
+    // the others through the change feed.
+    for (id, version) in &changed {
+        state.product_cache.invalidate(id, *version).await;
     }
     tracing::info!(
         sku = %r.sku,
         alternative = %r.alternative_sku,
         by = %caller.0.sub,
-        confidence_bps = suggestion.as_ref().map(|m| m.confidence_bps),
+        confidence_bps = confidence,
         created,
         "alternative linked"
     );
@@ -172,14 +193,54 @@ async fn link(
         Json(LinkView {
             sku: r.sku,
             alternative: AlternativeView::from(&alternative),
-            suggestion: suggestion.map(|m| SuggestionView {
-                confidence: m.confidence,
-                confidence_bps: m.confidence_bps,
-                reasons: m.reasons,
+            suggestion: suggestion.map(|s| SuggestionView {
+                confidence: s.matched.confidence,
+                confidence_bps: s.matched.confidence_bps,
+                variant_bps: s.variant_bps,
+                reasons: s.matched.reasons,
             }),
         }),
     )
         .into_response())
+}
+
+/// The matching suggestion for two imported products, seen from one SKU of each.
+struct Suggested {
+    matched: matching::Match,
+    /// How alike the two SKUs' variant values are; 0 when the suggestion pairs them with
+    /// others.
+    variant_bps: u32,
+    /// The SKU of the other product the suggestion pairs `sku` with, if any.
+    expected: Option<String>,
+}
+
+fn suggest(p: &StoredProduct, sku: &str, o: &StoredProduct, alternative: &str) -> Suggested {
+    let matched = matching::score(&p.detail, &o.detail);
+    let spec_of = |prod: &StoredProduct, sku: &str| {
+        prod.skus
+            .iter()
+            .find(|k| k.sku == sku)
+            .map(|k| k.spec_id.clone())
+    };
+    let (mine, theirs) = (spec_of(p, sku), spec_of(o, alternative));
+    let pair = matched
+        .skus
+        .iter()
+        .find(|pair| Some(&pair.spec_id) == mine.as_ref());
+    let variant_bps = pair
+        .filter(|pair| Some(&pair.alternative_spec_id) == theirs.as_ref())
+        .map_or(0, |pair| pair.bps);
+    let expected = pair.and_then(|pair| {
+        o.skus
+            .iter()
+            .find(|k| k.spec_id == pair.alternative_spec_id)
+            .map(|k| k.sku.clone())
+    });
+    Suggested {
+        matched,
+        variant_bps,
+        expected,
+    }
 }
 
 async fn unlink(
@@ -192,17 +253,11 @@ async fn unlink(
     if !p.skus.iter().any(|k| k.sku == sku) || !crate::id_ok(&alternative) {
         return Err(ApiError::NotFound("alternative"));
     }
-    if !state.store.unlink_alternative(&sku, &alternative).await? {
+    let Some(changed) = state.store.unlink_alternative(&sku, &alternative).await? else {
         return Err(ApiError::NotFound("alternative"));
-    }
-    let other = state.store.product_of_sku(&alternative).await?;
-    for id in [Some(p.id.clone()), other.map(|o| o.id)]
-        .into_iter()
-        .flatten()
-    {
-        if let Ok(now) = state.store.product(&id).await {
-            state.product_cache.invalidate(&now.id, now.version).await;
-        }
+    };
+    for (id, version) in &changed {
+        state.product_cache.invalidate(id, *version).await;
     }
     tracing::info!(%sku, %alternative, by = %caller.0.sub, "alternative unlinked");
     Ok(StatusCode::NO_CONTENT)
@@ -264,15 +319,10 @@ async fn matches(
     let p = product(&state, &id).await?;
     let candidates = state
         .store
-        .products_sharing_title(&p.id, &p.detail.title, CANDIDATES)
+        .products_sharing_title(&p.id, &p.detail.title, platform, CANDIDATES)
         .await?;
     let mut out: Vec<MatchView> = Vec::new();
     for c in candidates {
-        if platform.is_some_and(|want| c.detail.platform != want)
-            || c.status == ProductStatus::Delisted
-        {
-            continue;
-        }
         let m = matching::score(&p.detail, &c.detail);
         if m.confidence_bps < SUGGEST_MIN_BPS {
             continue;

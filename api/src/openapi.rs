@@ -609,7 +609,6 @@ pub fn document() -> Value {
     let alternative = json!({"type": "object", "properties": {
         "sku": {"type": "string"}, "platform": {"type": "string", "enum": ["1688", "taobao", "pinduoduo"]},
         "offer_id": {"type": "string"}, "spec_id": {"type": "string"}, "title": {"type": "string"}, "price": money_cny.clone(),
-        "confidence_bps": {"type": "integer", "minimum": 0, "maximum": 10000, "description": "the matching suggestion's, when the link was made"},
         "linked_at_ms": {"type": "integer"}}});
     let product = json!({"type": "object", "required": ["id", "platform", "product_id", "title", "skus", "measures", "status"], "properties": {
         "id": {"type": "string", "description": "{platform}-{product id}: 1688-…, taobao-…, pdd-<goods_sign>"},
@@ -683,18 +682,20 @@ pub fn document() -> Value {
         "/api/v1/products/{id}/alternatives",
         "post",
         op(
-            "Link a SKU of the product to a listing of the same product elsewhere, both ways: procurement ranks and fails over across both; 201 new, 200 linked already; 409 same_product, 409 product_delisted",
+            "Link a SKU of the product to a listing of the same product elsewhere, both ways: procurement ranks and fails over across both; 201 new, 200 linked already; 409 same_product, 409 product_delisted, 409 variant_mismatch",
             ops,
             Some(
                 json!({"type": "object", "additionalProperties": false, "required": ["sku", "alternative_sku"], "properties": {
                 "sku": {"type": "string", "description": "a SKU of this product"},
-                "alternative_sku": {"type": "string", "description": "an imported product's SKU or a catalogue listing"}}}),
+                "alternative_sku": {"type": "string", "description": "an imported product's SKU or a catalogue listing"},
+                "despite_variants": {"type": "boolean", "description": "link although the two SKUs' variant values differ (refused otherwise: 409 variant_mismatch)"}}}),
             ),
             (
                 "201",
                 json!({"type": "object", "properties": {"sku": {"type": "string"}, "alternative": alternative,
                 "suggestion": {"type": "object", "description": "the matching suggestion for the two products, when both are imported",
                     "properties": {"confidence": confidence.clone(), "confidence_bps": {"type": "integer"},
+                    "variant_bps": {"type": "integer", "description": "how alike the two SKUs' variant values are"},
                     "reasons": {"type": "array", "items": {"type": "string"}}}}}}),
             ),
         ),

@@ -8,11 +8,16 @@ ALTER TABLE products ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 
 -- Alternatives: the same product sold elsewhere (another platform, or another seller), linked
 -- by an operator. A link is kept in both directions, so each SKU's offers are candidates for the
--- other and procurement ranks and fails over across platforms. confidence_bps: the matching
--- suggestion's confidence when the operator followed one.
+-- other and procurement ranks and fails over across platforms. (platform, offer_id, spec_id):
+-- the alternative listing's channel when it was linked, what the link shows (a price monitor
+-- may later quote either listing from the other's offer). confidence_bps: how sure the matching
+-- suggestion was of the pair, when both are imported products.
 CREATE TABLE sku_alternatives (
     sku TEXT NOT NULL REFERENCES listings (sku),
     alternative_sku TEXT NOT NULL REFERENCES listings (sku),
+    platform TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    spec_id TEXT NOT NULL,
     confidence_bps BIGINT,
     linked_by TEXT NOT NULL,
     linked_at_ms BIGINT NOT NULL,

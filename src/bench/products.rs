@@ -136,29 +136,15 @@ async fn measure(cfg: &BenchConfig, system: &Launched) -> anyhow::Result<Product
         "bench: cached reads {:.0}/s, P99 {:.2} ms; a second API with the cache off …",
         cached.requests_per_s, cached.p99_ms
     );
-    let port = crate::devserver::free_port();
-    let cold_url = format!("http://127.0.0.1:{port}");
-    let mut cold_api = system.spawn_with(
-        &cfg.exe,
+    let cold = reads_through(
+        cfg,
+        system,
         "api-cold",
-        &["api"],
-        &[
-            ("PROCURE_API_ADDR".into(), format!("127.0.0.1:{port}")),
-            ("PROCURE_PRODUCTS__CACHE_ENTRIES".into(), "0".into()),
-        ],
-    )?;
-    let cold = async {
-        crate::system::wait_http_ok(
-            &format!("{cold_url}/health/ready"),
-            std::time::Duration::from_secs(60),
-        )
-        .await
-        .context("the cache-less API did not become ready")?;
-        wrk(cfg, &cold_url, &script, ids.len()).await
-    }
-    .await;
-    let _ = cold_api.kill().await;
-    let cold = cold?;
+        &[("PROCURE_PRODUCTS__CACHE_ENTRIES".into(), "0".into())],
+        &script,
+        ids.len(),
+    )
+    .await?;
     let shared = shared_reads(cfg, system, &script, ids.len()).await?;
     Ok(ProductsResult {
         run: RunInfo::default(),
@@ -193,32 +179,44 @@ async fn shared_reads(
         return Ok(None);
     }
     eprintln!("bench: a third API reading through Redis only …");
+    let prefix = format!("procure-bench-{}:", uuid::Uuid::new_v4().simple());
+    let env = [
+        ("PROCURE_PRODUCTS__CACHE_ENTRIES".into(), "0".into()),
+        ("PROCURE_PRODUCTS__REDIS_URL".into(), redis),
+        ("PROCURE_PRODUCTS__REDIS_PREFIX".into(), prefix),
+    ];
+    reads_through(cfg, system, "api-shared", &env, script, distinct)
+        .await
+        .map(Some)
+}
+
+/// `wrk` against another `procure api` process on the same database, started with `env`
+/// and stopped after.
+async fn reads_through(
+    cfg: &BenchConfig,
+    system: &Launched,
+    name: &str,
+    env: &[(String, String)],
+    script: &Path,
+    distinct: usize,
+) -> anyhow::Result<ReadRun> {
     let port = crate::devserver::free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let prefix = format!("procure-bench-{}:", uuid::Uuid::new_v4().simple());
-    let mut api = system.spawn_with(
-        &cfg.exe,
-        "api-shared",
-        &["api"],
-        &[
-            ("PROCURE_API_ADDR".into(), format!("127.0.0.1:{port}")),
-            ("PROCURE_PRODUCTS__CACHE_ENTRIES".into(), "0".into()),
-            ("PROCURE_PRODUCTS__REDIS_URL".into(), redis),
-            ("PROCURE_PRODUCTS__REDIS_PREFIX".into(), prefix),
-        ],
-    )?;
+    let mut env = env.to_vec();
+    env.push(("PROCURE_API_ADDR".into(), format!("127.0.0.1:{port}")));
+    let mut api = system.spawn_with(&cfg.exe, name, &["api"], &env)?;
     let run = async {
         crate::system::wait_http_ok(
             &format!("{url}/health/ready"),
             std::time::Duration::from_secs(60),
         )
         .await
-        .context("the Redis-backed API did not become ready")?;
+        .with_context(|| format!("{name} did not become ready"))?;
         wrk(cfg, &url, script, distinct).await
     }
     .await;
     let _ = api.kill().await;
-    run.map(Some)
+    run
 }
 
 /// The wrk script: each request reads the next product, with the bearer token.

@@ -3,7 +3,8 @@
 //! procurement candidates of the other ([`crate::catalogue`]'s candidate query): an order on a
 //! 1688 SKU can be bought on Taobao when the 1688 seller fails, and the other way round. Links do
 //! not chain: a candidate is one link away, so an operator's link never reaches further than
-//! the two listings the operator looked at.
+//! the two listings the operator looked at. A link shows the alternative's channel as it was
+//! when linked, at that offer's current price.
 
 use crate::db::{Result, Store, StoreError, parse};
 use procure_domain::{clock::now_ms, order::Platform};
@@ -60,19 +61,39 @@ impl TryFrom<AlternativeRow> for SkuAlternative {
     }
 }
 
-const ALTERNATIVE_SELECT: &str = "SELECT a.sku, a.alternative_sku, l.platform, l.offer_id, l.spec_id, l.title, \
-     l.price_fen, a.confidence_bps, a.linked_by, a.linked_at_ms \
-     FROM sku_alternatives a JOIN listings l ON l.sku = a.alternative_sku";
+/// The link with its channel as linked, at the channel's current price (its offer's, else the
+/// listing's).
+const ALTERNATIVE_SELECT: &str = "SELECT a.sku, a.alternative_sku, a.platform, a.offer_id, a.spec_id, l.title, \
+     COALESCE(o.price_fen, l.price_fen) AS price_fen, a.confidence_bps, a.linked_by, a.linked_at_ms \
+     FROM sku_alternatives a JOIN listings l ON l.sku = a.alternative_sku \
+     LEFT JOIN offers o ON o.platform = a.platform AND o.offer_id = a.offer_id AND o.spec_id = a.spec_id";
 
-/// Mark a product changed (a link to or from it), so every API replica drops its cached answer
-/// ([`Store::products_changed_since`]).
-async fn touch_product(tx: &mut Transaction<'_, Any>, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Mark changed every product that lists one of `skus` (a listing may be adopted by several),
+/// so every API replica drops its cached answer ([`Store::products_changed_since`]); answers
+/// them with their versions now.
+async fn touch_products_of(
+    tx: &mut Transaction<'_, Any>,
+    skus: [&str; 2],
+    now: i64,
+) -> Result<Vec<(String, i64)>> {
+    const OF: &str = "SELECT product FROM product_skus WHERE sku IN ($2, $3)";
+    sqlx::query(&format!(
+        "UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE id IN ({OF})"
+    ))
+    .bind(now)
+    .bind(skus[0])
+    .bind(skus[1])
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query_as(&format!(
+        "SELECT id, version FROM products WHERE id IN ({}) ORDER BY id",
+        OF.replace("$2", "$1").replace("$3", "$2")
+    ))
+    .bind(skus[0])
+    .bind(skus[1])
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(Into::into)
 }
 
 /// The alternatives of each of `skus`, by sku then when linked.
@@ -99,34 +120,19 @@ pub(crate) async fn alternatives_in(
         .collect()
 }
 
-/// The product of a listing, if one was imported: the product whose own offer the listing is,
-/// else any product that adopted it.
-async fn product_id_of(tx: &mut Transaction<'_, Any>, sku: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as(
-        "SELECT ps.product FROM product_skus ps JOIN products p ON p.id = ps.product \
-         JOIN listings l ON l.sku = ps.sku WHERE ps.sku = $1 \
-         ORDER BY CASE WHEN p.platform = l.platform AND p.product_id = l.offer_id THEN 0 ELSE 1 END, ps.product \
-         LIMIT 1",
-    )
-    .bind(sku)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|(p,)| p))
-}
-
 impl Store {
     /// Link `alternative` to `sku` as the same product, both ways, by `linked_by`, with the
-    /// matching suggestion's confidence if there is one. Both listings must exist and be two
-    /// products (two variants of one product are not alternatives). The products of both are
-    /// marked changed, so their cached reads show the link at once. Answers whether the link is
-    /// new.
+    /// matching suggestion's confidence if there is one. Both listings must exist and belong to
+    /// no product in common (two variants of one product are not alternatives). Every product
+    /// that lists either is marked changed, so its cached reads show the link at once. Answers
+    /// whether the link is new and the products changed, with their versions.
     pub async fn link_alternative(
         &self,
         sku: &str,
         alternative: &str,
         confidence_bps: Option<u32>,
         linked_by: &str,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Vec<(String, i64)>)> {
         if sku == alternative {
             return Err(StoreError::StateConflict(
                 "a listing is not an alternative of itself".into(),
@@ -134,21 +140,31 @@ impl Store {
         }
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        // Write first (SQLite: a reader cannot become the writer once another committed).
-        let inserted = sqlx::query(
-            "INSERT INTO sku_alternatives (sku, alternative_sku, confidence_bps, linked_by, linked_at_ms) \
-             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM listings WHERE sku = $1) \
-             AND EXISTS (SELECT 1 FROM listings WHERE sku = $2) \
-             ON CONFLICT (sku, alternative_sku) DO NOTHING",
-        )
-        .bind(sku)
-        .bind(alternative)
-        .bind(confidence_bps.map(i64::from))
-        .bind(linked_by)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        // Write first (SQLite: a reader cannot become the writer once another committed), and
+        // in one order of the two skus, so two links of one pair never wait on each other.
+        let mut created = false;
+        let (low, high) = if sku < alternative {
+            (sku, alternative)
+        } else {
+            (alternative, sku)
+        };
+        for (from, to) in [(low, high), (high, low)] {
+            let n = sqlx::query(
+                "INSERT INTO sku_alternatives (sku, alternative_sku, platform, offer_id, spec_id, confidence_bps, \
+                 linked_by, linked_at_ms) SELECT $1, l.sku, l.platform, l.offer_id, l.spec_id, $3, $4, $5 \
+                 FROM listings l WHERE l.sku = $2 AND EXISTS (SELECT 1 FROM listings WHERE sku = $1) \
+                 ON CONFLICT (sku, alternative_sku) DO NOTHING",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(confidence_bps.map(i64::from))
+            .bind(linked_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            created |= from == sku && n == 1;
+        }
         for s in [sku, alternative] {
             let known: Option<(String,)> =
                 sqlx::query_as("SELECT sku FROM listings WHERE sku = $1")
@@ -160,38 +176,32 @@ impl Store {
                 return Err(StoreError::UnknownSku(s.to_owned()));
             }
         }
-        let (a, b) = (
-            product_id_of(&mut tx, sku).await?,
-            product_id_of(&mut tx, alternative).await?,
-        );
-        if let (Some(a), Some(b)) = (&a, &b)
-            && a == b
-        {
+        let shared: Option<(String,)> = sqlx::query_as(
+            "SELECT a.product FROM product_skus a JOIN product_skus b ON a.product = b.product \
+             WHERE a.sku = $1 AND b.sku = $2 LIMIT 1",
+        )
+        .bind(sku)
+        .bind(alternative)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((product,)) = shared {
             tx.rollback().await?;
             return Err(StoreError::StateConflict(format!(
-                "{sku} and {alternative} are variants of one product, {a}"
+                "{sku} and {alternative} are variants of one product, {product}"
             )));
         }
-        sqlx::query(
-            "INSERT INTO sku_alternatives (sku, alternative_sku, confidence_bps, linked_by, linked_at_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sku, alternative_sku) DO NOTHING",
-        )
-        .bind(alternative)
-        .bind(sku)
-        .bind(confidence_bps.map(i64::from))
-        .bind(linked_by)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for p in [&a, &b].into_iter().flatten() {
-            touch_product(&mut tx, p, now).await?;
-        }
+        let changed = touch_products_of(&mut tx, [low, high], now).await?;
         tx.commit().await?;
-        Ok(inserted == 1)
+        Ok((created, changed))
     }
 
-    /// Undo a link, both ways. `Ok(false)` when there was none.
-    pub async fn unlink_alternative(&self, sku: &str, alternative: &str) -> Result<bool> {
+    /// Undo a link, both ways. `None` when there was none; else the products changed, with
+    /// their versions.
+    pub async fn unlink_alternative(
+        &self,
+        sku: &str,
+        alternative: &str,
+    ) -> Result<Option<Vec<(String, i64)>>> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
@@ -205,15 +215,16 @@ impl Store {
         .rows_affected();
         if n == 0 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
-        for s in [sku, alternative] {
-            if let Some(p) = product_id_of(&mut tx, s).await? {
-                touch_product(&mut tx, &p, now).await?;
-            }
-        }
+        let (low, high) = if sku < alternative {
+            (sku, alternative)
+        } else {
+            (alternative, sku)
+        };
+        let changed = touch_products_of(&mut tx, [low, high], now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(changed))
     }
 
     /// The alternatives linked to `sku`.

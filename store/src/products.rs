@@ -181,14 +181,18 @@ pub(crate) async fn touch(
     offer_id: &str,
     now: i64,
 ) -> Result<()> {
+    // The product itself, and every product one of whose SKUs links to the offer as an
+    // alternative (its answer shows the alternative's price).
     sqlx::query(
-        "UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE platform = $2 AND product_id = $3",
+        "UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE (platform = $2 AND product_id = $3) \
+         OR id IN (SELECT ps.product FROM product_skus ps JOIN sku_alternatives a ON a.sku = ps.sku \
+         WHERE a.platform = $2 AND a.offer_id = $3)",
     )
-        .bind(now)
-        .bind(platform.as_str())
-        .bind(offer_id)
-        .execute(&mut **tx)
-        .await?;
+    .bind(now)
+    .bind(platform.as_str())
+    .bind(offer_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -320,16 +324,21 @@ impl Store {
                 let available = s.stock.unwrap_or(UNREPORTED_STOCK).max(0);
                 // A listing of this product takes the product's description; one it adopted
                 // from the catalogue keeps its own title and measured size, and takes the price.
+                // An adopted listing quoted from another channel (a seeded listing's other
+                // platform, or a monitor's pick) keeps that channel's price.
                 let refresh = if k.sku == sku_key(&id, &s.spec_id) {
                     "title = excluded.title, price_fen = excluded.price_fen, weight_g = excluded.weight_g, \
-                     l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm"
+                     l_mm = excluded.l_mm, w_mm = excluded.w_mm, h_mm = excluded.h_mm, \
+                     updated_at_ms = excluded.updated_at_ms"
                 } else {
-                    "price_fen = excluded.price_fen"
+                    "price_fen = excluded.price_fen, updated_at_ms = excluded.updated_at_ms \
+                     WHERE listings.platform = excluded.platform AND listings.offer_id = excluded.offer_id \
+                     AND listings.spec_id = excluded.spec_id"
                 };
                 sqlx::query(&format!(
                     "INSERT INTO listings (sku, platform, offer_id, spec_id, title, price_fen, weight_g, l_mm, w_mm, h_mm, \
                      domestic_shipping_fen, available, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
-                     ON CONFLICT (sku) DO UPDATE SET {refresh}, updated_at_ms = excluded.updated_at_ms"
+                     ON CONFLICT (sku) DO UPDATE SET {refresh}"
                 ))
                 .bind(&k.sku)
                 .bind(detail.platform.as_str())
@@ -521,7 +530,7 @@ pub(crate) async fn index_title(
         .map(|i| format!("(${}, $1)", i + 2))
         .collect();
     let sql = format!(
-        "INSERT INTO product_title_grams (gram, product) VALUES {}",
+        "INSERT INTO product_title_grams (gram, product) VALUES {} ON CONFLICT (gram, product) DO NOTHING",
         rows.join(",")
     );
     let mut q = sqlx::query(&sql).bind(product);
@@ -556,27 +565,31 @@ async fn product_in(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<St
 /// The title index of the matching suggestion (table `product_title_grams`,
 /// [`procure_domain::matching::title_grams`]): which imported products share words with a title.
 impl Store {
-    /// Imported products other than `product` whose titles share the most grams with
-    /// `title`, at most `limit`, most shared first: the candidates of a matching suggestion.
+    /// Active imported products other than `product` (of `platform`, when given) whose titles
+    /// share the most grams with `title`, at most `limit`, most shared first: the candidates
+    /// of a matching suggestion.
     pub async fn products_sharing_title(
         &self,
         product: &str,
         title: &str,
+        platform: Option<Platform>,
         limit: i64,
     ) -> Result<Vec<StoredProduct>> {
         let grams = title_grams(title);
         if grams.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (0..grams.len()).map(|i| format!("${}", i + 3)).collect();
+        let marks: Vec<String> = (0..grams.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "SELECT product, COUNT(*) AS shared FROM product_title_grams WHERE product <> $1 \
-             AND gram IN ({}) GROUP BY product ORDER BY COUNT(*) DESC, product LIMIT $2",
+            "SELECT g.product, COUNT(*) AS shared FROM product_title_grams g JOIN products p ON p.id = g.product \
+             WHERE g.product <> $1 AND p.status = 'active' AND ($3 = '' OR p.platform = $3) \
+             AND g.gram IN ({}) GROUP BY g.product ORDER BY COUNT(*) DESC, g.product LIMIT $2",
             marks.join(",")
         );
         let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
             .bind(product)
-            .bind(limit);
+            .bind(limit)
+            .bind(platform.map_or("", Platform::as_str));
         for g in &grams {
             q = q.bind(g);
         }

@@ -21,7 +21,7 @@ use axum::{
     response::Response,
 };
 use procure_metrics::ReadLevel;
-use procure_store::Store;
+use procure_store::{Store, products::ProductChange};
 use shared::SharedLevel;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,9 +32,24 @@ pub const CHANGES_POLL: Duration = Duration::from_millis(250);
 /// How far back each look reaches beyond the previous one: changes are stamped by the clock of
 /// the process that made them, and clocks of hosts differ a little.
 const CLOCK_SLACK_MS: i64 = 5_000;
+/// Looks for changes that may fail in a row before this replica drops every answer it holds
+/// (it can no longer tell which are old).
+const FAILED_LOOKS_BEFORE_FORGETTING: u32 = 8;
 /// The response header naming where a product read was answered from (`memory`, `shared`,
 /// `store`).
 pub const LEVEL_HEADER: &str = "x-procure-cache";
+
+/// Where a replica's change feed stands ([`ProductCache::catch_up`], then
+/// [`ProductCache::follow_changes`]).
+pub struct ChangeFeed {
+    since: i64,
+    /// The version each product was last dropped at, so one change drops once.
+    dropped: HashMap<String, (i64, i64)>,
+    /// Changes the shared level has not taken yet: the newest version, and when it was seen
+    /// (after twice the TTL no shared answer older than it is left to drop).
+    pending: HashMap<String, (i64, i64)>,
+    failed_looks: u32,
+}
 
 #[derive(Clone)]
 struct Entry {
@@ -44,6 +59,7 @@ struct Entry {
 
 #[derive(Clone)]
 pub struct ProductCache {
+    ttl: Duration,
     local: moka::sync::Cache<String, Entry>,
     /// The newest version of each recently changed product this replica knows of.
     floors: moka::sync::Cache<String, i64>,
@@ -53,6 +69,7 @@ pub struct ProductCache {
 impl ProductCache {
     pub fn new(ttl: Duration, entries: u64) -> Self {
         ProductCache {
+            ttl,
             local: moka::sync::Cache::builder()
                 .max_capacity(entries)
                 .time_to_live(ttl)
@@ -135,10 +152,12 @@ impl ProductCache {
     }
 
     /// `key` changed to `version`: drop its older answers here and in the shared level.
-    pub async fn invalidate(&self, key: &str, version: i64) {
+    /// Answers whether the shared level took it (true without one).
+    pub async fn invalidate(&self, key: &str, version: i64) -> bool {
         self.raise_floor(key, version);
-        if let Some(shared) = &self.shared {
-            shared.drop_below(key, version).await;
+        match &self.shared {
+            Some(shared) => shared.drop_below(key, version).await,
+            None => true,
         }
     }
 
@@ -151,31 +170,82 @@ impl ProductCache {
         }
     }
 
+    /// Before this replica serves: every product changed within twice the TTL (the longest a
+    /// shared answer or its floor lives) raises its floor here and in Redis, so a change made
+    /// while no replica was running (a worker's price monitor, say) is never hidden by an
+    /// answer Redis kept. Answers where the change feed goes on from.
+    pub async fn catch_up(&self, store: &Store) -> Result<ChangeFeed, procure_store::StoreError> {
+        let now = procure_domain::clock::now_ms();
+        let reach = self.ttl.saturating_mul(2).as_millis() as i64;
+        let mut feed = ChangeFeed {
+            since: now - reach,
+            dropped: HashMap::new(),
+            pending: HashMap::new(),
+            failed_looks: 0,
+        };
+        let changed = store.products_changed_since(feed.since).await?;
+        self.apply(&mut feed, changed, now).await;
+        Ok(feed)
+    }
+
     /// Until `stop`: drop every product that changed since the last look (see the module
-    /// docs). A failed look is logged and retried at the next one; entries expire by their TTL
-    /// meanwhile.
-    pub async fn follow_changes(self, store: Store, stop: impl Future<Output = ()>) {
+    /// docs). A failed look is logged and retried at the next one; after
+    /// [`FAILED_LOOKS_BEFORE_FORGETTING`] in a row this replica drops all it holds in process.
+    /// A change the shared level did not take is offered to it again at every look.
+    pub async fn follow_changes(
+        self,
+        store: Store,
+        mut feed: ChangeFeed,
+        stop: impl Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
-        let mut since = procure_domain::clock::now_ms();
-        // The version each product was last dropped at, so one change drops once.
-        let mut dropped: HashMap<String, (i64, i64)> = HashMap::new();
         loop {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(CHANGES_POLL) => {}
             }
-            match store.products_changed_since(since - CLOCK_SLACK_MS).await {
+            match store
+                .products_changed_since(feed.since - CLOCK_SLACK_MS)
+                .await
+            {
                 Ok(changed) => {
-                    for c in changed {
-                        since = since.max(c.updated_at_ms);
-                        if dropped.get(&c.id).is_none_or(|(v, _)| *v < c.version) {
-                            self.invalidate(&c.id, c.version).await;
-                            dropped.insert(c.id, (c.version, c.updated_at_ms));
-                        }
-                    }
-                    dropped.retain(|_, (_, at)| *at >= since - CLOCK_SLACK_MS);
+                    feed.failed_looks = 0;
+                    self.apply(&mut feed, changed, procure_domain::clock::now_ms())
+                        .await;
                 }
-                Err(e) => tracing::warn!(error = %e, "reading changed products failed; retrying"),
+                Err(e) => {
+                    feed.failed_looks += 1;
+                    tracing::warn!(error = %e, failed_looks = feed.failed_looks, "reading changed products failed; retrying");
+                    if feed.failed_looks == FAILED_LOOKS_BEFORE_FORGETTING {
+                        self.local.invalidate_all();
+                        tracing::warn!(
+                            "changes unseen for too long: this replica's product answers dropped"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, feed: &mut ChangeFeed, changed: Vec<ProductChange>, now: i64) {
+        for c in changed {
+            // A stamp from a clock ahead of ours must not move the window past other hosts'
+            // changes.
+            feed.since = feed.since.max(c.updated_at_ms.min(now));
+            if feed.dropped.get(&c.id).is_none_or(|(v, _)| *v < c.version) {
+                feed.dropped
+                    .insert(c.id.clone(), (c.version, c.updated_at_ms));
+                let pending = feed.pending.get(&c.id).map_or(0, |(v, _)| *v);
+                feed.pending.insert(c.id, (pending.max(c.version), now));
+            }
+        }
+        feed.dropped
+            .retain(|_, (_, at)| *at >= feed.since - CLOCK_SLACK_MS);
+        let reach = self.ttl.saturating_mul(2).as_millis() as i64;
+        let pending = std::mem::take(&mut feed.pending);
+        for (id, (version, seen)) in pending {
+            if !self.invalidate(&id, version).await && seen >= now - reach {
+                feed.pending.insert(id, (version, seen));
             }
         }
     }
@@ -262,6 +332,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((&body[..], level), (&b"v1"[..], ReadLevel::Store));
+        assert!(a.local.get("p1").is_none(), "v1 is not kept in process");
+        assert_eq!(raw(&prefix).await, None, "nor shared");
         // B, a replica that never saw the change itself, finds nothing shared: it loads v2.
         assert_eq!(read(&b, 2).await, (Bytes::from("v2"), ReadLevel::Store));
         assert_eq!(read(&a, 2).await, (Bytes::from("v2"), ReadLevel::Shared));

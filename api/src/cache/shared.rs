@@ -232,19 +232,22 @@ impl SharedLevel {
             .await;
     }
 
-    /// `id` changed to `version`: no replica may take a shared answer older than it.
-    pub async fn drop_below(&self, id: &str, version: i64) {
+    /// `id` changed to `version`: no replica may take a shared answer older than it. Answers
+    /// whether Redis took it; one that did not (down, slow, skipped) must be asked again, or a
+    /// replica without this change in its own floors could take the old answer.
+    pub async fn drop_below(&self, id: &str, version: i64) -> bool {
         let (body, floor) = self.keys(id);
         let mut conn = self.conn.clone();
         let ttl = self.ttl_ms.saturating_mul(2);
         let mut invocation = self.drop_below.key(&body);
         invocation.key(&floor).arg(version).arg(ttl);
-        let _: Option<i64> = self
+        let done: Option<i64> = self
             .call(
                 "drop",
                 async move { invocation.invoke_async(&mut conn).await },
             )
             .await;
+        done.is_some()
     }
 
     /// Whether Redis answers now (for the start log).

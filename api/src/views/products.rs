@@ -66,11 +66,8 @@ pub struct AlternativeView {
     pub offer_id: String,
     pub spec_id: String,
     pub title: String,
-    /// Its listing's unit price, in CNY.
+    /// Its channel's unit price now, in CNY.
     pub price: Money,
-    /// The matching suggestion's confidence (basis points) when the link was made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub confidence_bps: Option<u32>,
     pub linked_at_ms: i64,
 }
 
@@ -83,7 +80,6 @@ impl From<&SkuAlternative> for AlternativeView {
             spec_id: a.spec_id.clone(),
             title: a.title.clone(),
             price: Money::new(a.price_fen, Currency::CNY),
-            confidence_bps: a.confidence_bps,
             linked_at_ms: a.linked_at_ms,
         }
     }
@@ -257,7 +253,7 @@ pub(crate) mod tests {
         );
         first["alternatives"] = json!([{"sku": "taobao-695028137746-0", "platform": "taobao",
             "offer_id": "695028137746", "spec_id": "5123456789012", "title": "Mug (white)",
-            "price": {"minor": 1390, "currency": "CNY"}, "confidence_bps": 8540,
+            "price": {"minor": 1390, "currency": "CNY"},
             "linked_at_ms": 1_700_000_000_000_i64}]);
         use serde_json::Value;
         assert_wire(
