@@ -468,7 +468,8 @@ impl ProductSource for Pdd {
 /// ([`PddGoods::best_price_fen`]). One SKU of an imported listing (`spec_id`, the variant's spec
 /// ids joined with `_` as [`Pdd::product_detail`] names them) is priced by that SKU's
 /// `min_group_price` from the detail with `need_sku_info`; a SKU the listing no longer has, or a
-/// listing PDD no longer knows, is `None`. PDD reports no stock either way.
+/// listing PDD no longer knows, is `None`, and a listing without variants is priced as a whole.
+/// PDD reports no stock either way.
 impl PriceSource for Pdd {
     fn offer_price<'a>(
         &'a self,
@@ -483,10 +484,16 @@ impl PriceSource for Pdd {
                     .map(|g| (g.best_price_fen(), None)));
             }
             match self.product_detail(offer_id).await {
+                // A listing without variants (no `sku_list`) is bought as a whole, whatever
+                // spec the offer was stored with.
                 Ok(detail) => Ok(detail
                     .skus
                     .iter()
                     .find(|s| s.spec_id == spec_id)
+                    .or(match detail.skus.as_slice() {
+                        [only] if only.spec_id.is_empty() => Some(only),
+                        _ => None,
+                    })
                     .map(|s| (s.price_fen, None))),
                 Err(MarketError::ListingGone) => Ok(None),
                 Err(e) => Err(e),
@@ -707,6 +714,11 @@ mod tests {
                 .await
                 .unwrap(),
             None
+        );
+        // A listing without variants is priced as a whole, whatever spec the offer carries.
+        assert_eq!(
+            pdd.offer_price("pdd2001", "seeded-spec").await.unwrap(),
+            Some((3900, None))
         );
         // Without a spec the listing is priced as a whole, without asking for SKUs.
         assert_eq!(
