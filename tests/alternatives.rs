@@ -53,6 +53,18 @@ fn first_sku(p: &Value) -> String {
     p["skus"][0]["sku"].as_str().unwrap().to_owned()
 }
 
+/// A product as a customer reads it.
+async fn read_product(app: &TestApp, id: &str) -> (u16, Value) {
+    call(
+        app,
+        Role::Customer,
+        "GET",
+        &format!("/api/v1/products/{id}"),
+        None,
+    )
+    .await
+}
+
 /// Make the generated listing `copy` a seller's copy of the generated listing `of`.
 async fn relist(app: &TestApp, copy: (&str, &str), of: (&str, &str)) {
     let r = reqwest::Client::new()
@@ -88,14 +100,7 @@ async fn an_order_whose_1688_seller_runs_out_is_bought_once_from_the_linked_taob
     // Both are read, so both are cached, before the link.
     for id in [ali_id, tb_id] {
         for _ in 0..2 {
-            let (status, _) = call(
-                &app,
-                Role::Customer,
-                "GET",
-                &format!("/api/v1/products/{id}"),
-                None,
-            )
-            .await;
+            let (status, _) = read_product(&app, id).await;
             assert_eq!(status, 200);
         }
     }
@@ -147,27 +152,13 @@ async fn an_order_whose_1688_seller_runs_out_is_bought_once_from_the_linked_taob
     assert_eq!(status, 200, "linking again changes nothing: {again}");
 
     // Both products show the link at once (their cached reads were dropped), both ways.
-    let (_, ali_now) = call(
-        &app,
-        Role::Customer,
-        "GET",
-        &format!("/api/v1/products/{ali_id}"),
-        None,
-    )
-    .await;
+    let (_, ali_now) = read_product(&app, ali_id).await;
     assert_eq!(
         ali_now["skus"][0]["alternatives"][0]["sku"],
         tb_sku.as_str(),
         "{ali_now}"
     );
-    let (_, tb_now) = call(
-        &app,
-        Role::Customer,
-        "GET",
-        &format!("/api/v1/products/{tb_id}"),
-        None,
-    )
-    .await;
+    let (_, tb_now) = read_product(&app, tb_id).await;
     let back: Vec<&str> = tb_now["skus"]
         .as_array()
         .unwrap()
@@ -253,14 +244,7 @@ async fn an_order_whose_1688_seller_runs_out_is_bought_once_from_the_linked_taob
     )
     .await;
     assert_eq!(status, 204);
-    let (_, tb_after) = call(
-        &app,
-        Role::Customer,
-        "GET",
-        &format!("/api/v1/products/{tb_id}"),
-        None,
-    )
-    .await;
+    let (_, tb_after) = read_product(&app, tb_id).await;
     assert!(
         tb_after["skus"]
             .as_array()
