@@ -383,6 +383,31 @@ async fn a_price_monitors_run_reaches_every_cached_read_at_once() {
     let price = p["skus"][0]["price"]["minor"].as_i64().unwrap();
     let (_, cached) = call(&app, "GET", &path, None).await;
     assert_eq!(cached["skus"][0]["price"]["minor"], price);
+    // The list's page is cached too: the second read answers from memory.
+    let list = format!(
+        "/api/v1/products?query={}",
+        urlencode(
+            &p["title"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .take(4)
+                .collect::<String>()
+        )
+    );
+    let page_price = |page: &Value| {
+        page["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["id"] == p["id"])
+            .map(|q| q["skus"][0]["price"]["minor"].clone())
+    };
+    let (_, first) = list_level(&app, &list).await;
+    assert_eq!(first, "store");
+    let (page, again) = list_level(&app, &list).await;
+    assert_eq!(again, "memory");
+    assert_eq!(page_price(&page), Some(json!(price)), "{page}");
 
     // The marketplace's price moves and the demo monitor (every demo product) sees it: the
     // worker records the run, and the API's cached answer is dropped.
@@ -406,7 +431,23 @@ async fn a_price_monitors_run_reaches_every_cached_read_at_once() {
     )
     .await;
     assert_eq!(seen["id"], p["id"]);
+    // The change started a new generation of list pages: the page shows the new price.
+    let (page, _) = list_level(&app, &list).await;
+    assert_eq!(page_price(&page), Some(json!(price + 700)), "{page}");
     app.system.stop().await.unwrap();
+}
+
+/// A list page and the cache level that answered it.
+async fn list_level(app: &TestApp, path: &str) -> (Value, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", app.system.api_url))
+        .bearer_auth(app.driver.token(Role::Customer, Some("cust-products")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let level = r.headers()["x-procure-cache"].to_str().unwrap().to_owned();
+    (r.json().await.unwrap(), level)
 }
 
 #[tokio::test]

@@ -182,7 +182,7 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ProductList>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Operator])?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))?;
     let limit = match q.limit.as_deref() {
@@ -206,9 +206,20 @@ async fn list(
             "cursor must be the next_cursor of an earlier page".into(),
         ));
     }
-    let page = state
-        .store
-        .products(query, q.cursor.as_deref(), limit)
+    let key = format!(
+        "{limit}\u{0}{}\u{0}{}",
+        query.unwrap_or(""),
+        q.cursor.as_deref().unwrap_or("")
+    );
+    let (body, level) = state
+        .product_cache
+        .page_or_load(&key, || async {
+            let page = state
+                .store
+                .products(query, q.cursor.as_deref(), limit)
+                .await?;
+            serde_json::to_vec(&ProductList::from(page)).map_err(ApiError::internal)
+        })
         .await?;
-    Ok(Json(ProductList::from(page)))
+    Ok(ProductCache::response(body, level))
 }

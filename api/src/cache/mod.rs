@@ -64,6 +64,11 @@ pub struct ProductCache {
     /// The newest version of each recently changed product this replica knows of.
     floors: moka::sync::Cache<String, i64>,
     shared: Option<Arc<SharedLevel>>,
+    /// Pages of `GET /api/v1/products` (in process only), each with the catalogue generation it
+    /// was built in: any product change seen here starts a new generation, so a page never
+    /// outlives a change of a product it holds or should hold.
+    pages: moka::sync::Cache<String, (u64, Bytes)>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ProductCache {
@@ -80,6 +85,11 @@ impl ProductCache {
                 .time_to_live(ttl.saturating_mul(2))
                 .build(),
             shared: None,
+            pages: moka::sync::Cache::builder()
+                .max_capacity(entries.min(10_000))
+                .time_to_live(ttl)
+                .build(),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -161,7 +171,36 @@ impl ProductCache {
         }
     }
 
+    /// A page of the product list by its query, from this replica's memory unless a product
+    /// changed since it was built, else what `load` answers.
+    pub async fn page_or_load<F, Fut>(
+        &self,
+        key: &str,
+        load: F,
+    ) -> Result<(Bytes, ReadLevel), ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, ApiError>>,
+    {
+        use std::sync::atomic::Ordering;
+        // Taken before the store is read: a change landing during the read makes it old.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some((built, body)) = self.pages.get(key)
+            && built == generation
+        {
+            return Ok((body, ReadLevel::Memory));
+        }
+        let body = Bytes::from(load().await?);
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.pages
+                .insert(key.to_owned(), (generation, body.clone()));
+        }
+        Ok((body, ReadLevel::Store))
+    }
+
     fn raise_floor(&self, key: &str, version: i64) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if self.floor(key) < version {
             self.floors.insert(key.to_owned(), version);
         }
