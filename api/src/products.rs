@@ -4,7 +4,7 @@
 //! An import parses the link (`procure_domain::product_link`), asks the marketplace through the
 //! [`ProductDetails`] port (the API never calls a vendor itself), and stores the product with
 //! every SKU a listing and an offer (store `products`). A product read within the freshness
-//! window is served as stored; the reads are served from the product cache (`cache.rs`).
+//! window is served as stored; the reads are served from the product cache (`cache/`).
 //!
 //! Refusals, each with its own code: a link that names no product (422 `invalid_link`, with the
 //! parser's reason), a product the marketplace no longer lists (404 `product_delisted`), a
