@@ -228,7 +228,7 @@ impl Driver {
     }
 
     /// One unit of each line of `order` as the sandbox's catalogue describes it, else as the
-    /// imported product says (`GET /api/v1/products/{platform}-{offer_id}`).
+    /// imported product says (`GET /api/v1/products/{id}`).
     async fn unit_measures(&self, order: &Value) -> anyhow::Result<Vec<Option<(u32, [u32; 3])>>> {
         let catalogue = self.catalogue().await?;
         let mut out = Vec::new();
@@ -241,19 +241,16 @@ impl Driver {
                 )));
                 continue;
             }
-            let platform = match line["platform"].as_str() {
-                Some("pinduoduo") => "pdd",
-                Some(p) => p,
-                None => {
-                    out.push(None);
-                    continue;
-                }
+            let Some(platform) = line["platform"]
+                .as_str()
+                .and_then(|p| p.parse::<procure_domain::order::Platform>().ok())
+            else {
+                out.push(None);
+                continue;
             };
             let offer = line["offer_id"].as_str().unwrap_or_default();
-            let product = self
-                .api_get(&format!("/api/v1/products/{platform}-{offer}"))
-                .await
-                .ok();
+            let id = procure_store::products::product_key(platform, offer);
+            let product = self.api_get(&format!("/api/v1/products/{id}")).await.ok();
             out.push(product.map(|p| {
                 let m = &p["measures"];
                 let d = |k: &str| m["dimensions"][k].as_u64().unwrap_or(100) as u32;

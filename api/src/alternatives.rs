@@ -100,7 +100,7 @@ async fn link(
         return Err(ApiError::Validation(text));
     }
     let p = product(&state, &id).await?;
-    if !p.skus.iter().any(|k| k.sku == r.sku) {
+    if p.spec_of(&r.sku).is_none() {
         return Err(ApiError::field("sku", format!("{id} has no SKU {}", r.sku)));
     }
     if !crate::id_ok(&r.alternative_sku) {
@@ -216,26 +216,14 @@ struct Suggested {
 
 fn suggest(p: &StoredProduct, sku: &str, o: &StoredProduct, alternative: &str) -> Suggested {
     let matched = matching::score(&p.detail, &o.detail);
-    let spec_of = |prod: &StoredProduct, sku: &str| {
-        prod.skus
-            .iter()
-            .find(|k| k.sku == sku)
-            .map(|k| k.spec_id.clone())
-    };
-    let (mine, theirs) = (spec_of(p, sku), spec_of(o, alternative));
     let pair = matched
         .skus
         .iter()
-        .find(|pair| Some(&pair.spec_id) == mine.as_ref());
+        .find(|pair| Some(pair.spec_id.as_str()) == p.spec_of(sku));
     let variant_bps = pair
-        .filter(|pair| Some(&pair.alternative_spec_id) == theirs.as_ref())
+        .filter(|pair| Some(pair.alternative_spec_id.as_str()) == o.spec_of(alternative))
         .map_or(0, |pair| pair.bps);
-    let expected = pair.and_then(|pair| {
-        o.skus
-            .iter()
-            .find(|k| k.spec_id == pair.alternative_spec_id)
-            .map(|k| k.sku.clone())
-    });
+    let expected = pair.and_then(|pair| o.sku_of(&pair.alternative_spec_id).map(str::to_owned));
     Suggested {
         matched,
         variant_bps,
@@ -250,7 +238,7 @@ async fn unlink(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Operator])?;
     let p = product(&state, &id).await?;
-    if !p.skus.iter().any(|k| k.sku == sku) || !crate::id_ok(&alternative) {
+    if p.spec_of(&sku).is_none() || !crate::id_ok(&alternative) {
         return Err(ApiError::NotFound("alternative"));
     }
     let Some(changed) = state.store.unlink_alternative(&sku, &alternative).await? else {
@@ -327,18 +315,12 @@ async fn matches(
         if m.confidence_bps < SUGGEST_MIN_BPS {
             continue;
         }
-        let sku_of = |prod: &StoredProduct, spec: &str| {
-            prod.skus
-                .iter()
-                .find(|k| k.spec_id == spec)
-                .map(|k| k.sku.clone())
-        };
         let skus = m
             .skus
             .iter()
             .filter_map(|pair| {
-                let sku = sku_of(&p, &pair.spec_id)?;
-                let alternative_sku = sku_of(&c, &pair.alternative_spec_id)?;
+                let sku = p.sku_of(&pair.spec_id)?.to_owned();
+                let alternative_sku = c.sku_of(&pair.alternative_spec_id)?.to_owned();
                 // Linked already: by an operator, or one listing (the catalogue's) adopted by
                 // both products.
                 let linked = sku == alternative_sku

@@ -85,12 +85,7 @@ pub(crate) async fn fresh_for_quote(
             format!("{sku}: the marketplace no longer lists product {}", p.id),
         ));
     }
-    let spec = p
-        .skus
-        .iter()
-        .find(|k| k.sku == sku)
-        .map(|k| k.spec_id.as_str());
-    if spec
+    if p.spec_of(sku)
         .and_then(|s| p.detail.skus.iter().find(|d| d.spec_id == s))
         .is_none()
     {

@@ -76,24 +76,17 @@ async fn touch_products_of(
     skus: [&str; 2],
     now: i64,
 ) -> Result<Vec<(String, i64)>> {
-    const OF: &str = "SELECT product FROM product_skus WHERE sku IN ($2, $3)";
-    sqlx::query(&format!(
-        "UPDATE products SET updated_at_ms = $1, version = version + 1 WHERE id IN ({OF})"
-    ))
+    let mut changed: Vec<(String, i64)> = sqlx::query_as(
+        "UPDATE products SET updated_at_ms = $1, version = version + 1 \
+         WHERE id IN (SELECT product FROM product_skus WHERE sku IN ($2, $3)) RETURNING id, version",
+    )
     .bind(now)
     .bind(skus[0])
     .bind(skus[1])
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query_as(&format!(
-        "SELECT id, version FROM products WHERE id IN ({}) ORDER BY id",
-        OF.replace("$2", "$1").replace("$3", "$2")
-    ))
-    .bind(skus[0])
-    .bind(skus[1])
     .fetch_all(&mut **tx)
-    .await
-    .map_err(Into::into)
+    .await?;
+    changed.sort();
+    Ok(changed)
 }
 
 /// The alternatives of each of `skus`, by sku then when linked.
@@ -217,12 +210,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        let (low, high) = if sku < alternative {
-            (sku, alternative)
-        } else {
-            (alternative, sku)
-        };
-        let changed = touch_products_of(&mut tx, [low, high], now).await?;
+        let changed = touch_products_of(&mut tx, [sku, alternative], now).await?;
         tx.commit().await?;
         Ok(Some(changed))
     }

@@ -80,6 +80,24 @@ pub struct StoredProduct {
     pub alternatives: Vec<SkuAlternative>,
 }
 
+impl StoredProduct {
+    /// The marketplace's spec id of one of its skus.
+    pub fn spec_of(&self, sku: &str) -> Option<&str> {
+        self.skus
+            .iter()
+            .find(|k| k.sku == sku)
+            .map(|k| k.spec_id.as_str())
+    }
+
+    /// The sku of one of its marketplace spec ids.
+    pub fn sku_of(&self, spec_id: &str) -> Option<&str> {
+        self.skus
+            .iter()
+            .find(|k| k.spec_id == spec_id)
+            .map(|k| k.sku.as_str())
+    }
+}
+
 /// The product id of a marketplace product.
 pub fn product_key(platform: Platform, product_id: &str) -> String {
     let p = match platform {
@@ -511,19 +529,19 @@ fn sku_title(title: &str, sku: &procure_domain::product::SkuDetail) -> String {
     format!("{title} ({})", values.join(", "))
 }
 
-/// Write `product`'s title grams, replacing what was there.
+/// Write `product`'s title grams, replacing what was there; answers whether it has any.
 pub(crate) async fn index_title(
     tx: &mut Transaction<'_, Any>,
     product: &str,
     title: &str,
-) -> Result<()> {
+) -> Result<bool> {
     sqlx::query("DELETE FROM product_title_grams WHERE product = $1")
         .bind(product)
         .execute(&mut **tx)
         .await?;
     let grams = title_grams(title);
     if grams.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // Each row is (gram, product): the product is $1, the grams $2, $3, …
     let rows: Vec<String> = (0..grams.len())
@@ -538,7 +556,7 @@ pub(crate) async fn index_title(
         q = q.bind(g);
     }
     q.execute(&mut **tx).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Make a transaction that reads before it writes a writer from its first statement. On SQLite
@@ -616,13 +634,9 @@ impl Store {
         .await?;
         let mut indexed = 0;
         for (id, title) in missing {
-            if title_grams(&title).is_empty() {
-                continue;
-            }
             let mut tx = self.pool().begin().await?;
-            index_title(&mut tx, &id, &title).await?;
+            indexed += usize::from(index_title(&mut tx, &id, &title).await?);
             tx.commit().await?;
-            indexed += 1;
         }
         Ok(indexed)
     }

@@ -266,6 +266,8 @@ impl ProductCache {
         }
     }
 
+    /// Each change once: its floor raised here at once, and offered to the shared level until
+    /// Redis takes it (a drop it missed is tried again at the next look, nothing else is).
     async fn apply(&self, feed: &mut ChangeFeed, changed: Vec<ProductChange>, now: i64) {
         for c in changed {
             // A stamp from a clock ahead of ours must not move the window past other hosts'
@@ -274,16 +276,21 @@ impl ProductCache {
             if feed.dropped.get(&c.id).is_none_or(|(v, _)| *v < c.version) {
                 feed.dropped
                     .insert(c.id.clone(), (c.version, c.updated_at_ms));
-                let pending = feed.pending.get(&c.id).map_or(0, |(v, _)| *v);
-                feed.pending.insert(c.id, (pending.max(c.version), now));
+                self.raise_floor(&c.id, c.version);
+                if self.shared.is_some() {
+                    let pending = feed.pending.get(&c.id).map_or(0, |(v, _)| *v);
+                    feed.pending.insert(c.id, (pending.max(c.version), now));
+                }
             }
         }
         feed.dropped
             .retain(|_, (_, at)| *at >= feed.since - CLOCK_SLACK_MS);
+        let Some(shared) = &self.shared else {
+            return;
+        };
         let reach = self.ttl.saturating_mul(2).as_millis() as i64;
-        let pending = std::mem::take(&mut feed.pending);
-        for (id, (version, seen)) in pending {
-            if !self.invalidate(&id, version).await && seen >= now - reach {
+        for (id, (version, seen)) in std::mem::take(&mut feed.pending) {
+            if !shared.drop_below(&id, version).await && seen >= now - reach {
                 feed.pending.insert(id, (version, seen));
             }
         }
@@ -311,11 +318,14 @@ mod tests {
     use super::shared::{SharedConfig, SharedLevel};
     use super::*;
 
+    fn redis_url() -> String {
+        std::env::var("PROCURE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+    }
+
     fn replica(prefix: &str) -> ProductCache {
-        let url = std::env::var("PROCURE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
         let shared = SharedLevel::new(&SharedConfig {
-            url,
+            url: redis_url(),
             password: None,
             prefix: prefix.to_owned(),
             ttl: Duration::from_secs(60),
@@ -326,9 +336,7 @@ mod tests {
 
     /// The shared entry of `p1` as Redis holds it.
     async fn raw(prefix: &str) -> Option<Vec<u8>> {
-        let url = std::env::var("PROCURE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let mut conn = redis::Client::open(url)
+        let mut conn = redis::Client::open(redis_url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
