@@ -143,6 +143,12 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> 
 
 /// The SDK's worker future is not `Send`, so the worker gets a runtime of its own on a
 /// dedicated thread; its store pool and HTTP clients are created there too.
+///
+/// The worker is supervised as a process manager would supervise `procure worker`: one that
+/// fails to start (Temporal or the database not answering yet) or ends while the system runs
+/// is logged as an error and started again after a backoff ([`WORKER_RESTART`], doubling to
+/// [`WORKER_RESTART_MAX`]), so a system whose worker died never sits there looking healthy
+/// while no workflow moves.
 fn spawn_worker(
     cfg: SystemConfig,
     sandbox_url: String,
@@ -154,9 +160,43 @@ fn spawn_worker(
             .thread_name("procure-worker")
             .enable_all()
             .build()?;
-        rt.block_on(async move { run_worker(&cfg.deployment(&sandbox_url)?, stopped(&rx)).await })
+        rt.block_on(async move {
+            let deployment = cfg.deployment(&sandbox_url)?;
+            let mut wait = WORKER_RESTART;
+            for start in 1u32.. {
+                let outcome = run_worker(&deployment, stopped(&rx)).await;
+                if *rx.borrow() {
+                    return outcome;
+                }
+                match outcome {
+                    Ok(()) => tracing::error!(
+                        start,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "the worker ended while the system runs; starting it again"
+                    ),
+                    Err(e) => tracing::error!(
+                        start,
+                        retry_in_ms = wait.as_millis() as u64,
+                        error = format!("{e:#}"),
+                        "the worker failed; starting it again"
+                    ),
+                }
+                let mut stop = rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+                wait = (wait * 2).min(WORKER_RESTART_MAX);
+            }
+            Ok(())
+        })
     })
 }
+
+/// The first wait before an in-process worker that failed is started again.
+const WORKER_RESTART: Duration = Duration::from_millis(250);
+/// The longest wait between restarts of an in-process worker.
+const WORKER_RESTART_MAX: Duration = Duration::from_secs(10);
 
 /// Copy the sandbox's demo catalogue into our listings (our sellable stock mirrors the seller's).
 pub async fn seed_catalogue(store: &Store, sandbox: &Sandbox) -> anyhow::Result<usize> {

@@ -56,6 +56,19 @@ pub fn temporal_address() -> String {
         .clone()
 }
 
+/// The system's warnings and errors go to the test's captured output (`RUST_LOG` widens
+/// them), so a failing test shows what the dispatcher, the worker and the API complained of;
+/// a passing one prints nothing.
+pub fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 pub struct TestApp {
     pub system: System,
     pub driver: Driver,
@@ -82,6 +95,7 @@ pub async fn spawn_app_configured(
     let dir =
         std::env::temp_dir().join(format!("procure-e2e-app-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
+    capture_logs();
     let mut cfg = SystemConfig::local(
         format!("sqlite://{}", dir.join("app.db").display()),
         temporal_address(),
@@ -238,12 +252,55 @@ pub async fn wait_state(app: &TestApp, id: &str, want: OrderState) -> Value {
             app.driver.pay(intent).await.unwrap();
             paid = true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "order {id} never reached {want}; last {o}"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "order {id} never reached {want}; last {o}\n{}",
+                diagnose(app, id).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// What a failed wait should show: the order's outbox rows (was its workflow started, its
+/// signals delivered, with what error) and the workflow as Temporal describes it (pending
+/// activities with their last failure, pending workflow tasks).
+pub async fn diagnose(app: &TestApp, id: &str) -> String {
+    use sqlx::Row as _;
+    let rows = sqlx::query(
+        "SELECT id, kind, attempts, dispatched_at_ms, dead_at_ms, last_error FROM outbox \
+         WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(app.system.store.pool())
+    .await;
+    let outbox = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "  #{} {} attempts={} dispatched={:?} dead={:?} error={:?}",
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<i64, _>(2),
+                    r.get::<Option<i64>, _>(3),
+                    r.get::<Option<i64>, _>(4),
+                    r.get::<Option<String>, _>(5),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("  (outbox unreadable: {e})"),
+    };
+    let workflow_id = procure_workflows::order_workflow_id(id);
+    let described = tokio::task::spawn_blocking(move || {
+        temporal_cli(&["workflow", "describe", "--workflow-id", &workflow_id])
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r)
+    .unwrap_or_else(|e| format!("(not described: {e:#})"));
+    format!("outbox rows of {id}:\n{outbox}\nworkflow:\n{described}")
 }
 
 /// Send a signal the way an operator does from a terminal: the stock `temporal` CLI.
