@@ -626,44 +626,56 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
     app.system.stop().await.unwrap();
 }
 
+/// A server answering "try again later" (451) to every message is asked `max_attempts` times,
+/// then the delivery is `failed`; one refusing it for good (554) is asked once. Either way the
+/// order is untouched and admins see the failure.
 #[tokio::test]
-async fn a_server_refusing_every_message_ends_failed_after_the_bounded_attempts() {
-    let catcher = SmtpCatcher::start(SmtpMode::Refuse).await;
-    let app = app_with_email(&catcher, 3, fast()).await;
-    let idx = sku_cheapest_on(&app, "1688").await;
-    let customer_id = format!("cust-{}", idx % 7);
-    let address = format!("{customer_id}.refused@shop-customer.example");
-    set_contact(&app, &customer_id, &address).await;
-    let (id, _, _) = order_facing_a_price_rise(&app).await;
-    let failed = eventually(Duration::from_secs(60), "the failed delivery", || {
-        let app = &app;
-        async move { deliveries(app, "failed").await.into_iter().next() }
-    })
-    .await;
-    assert_eq!(failed["event_type"], "price_change.awaiting_decision");
-    assert_eq!(failed["customer_id"], json!(customer_id));
-    assert_eq!(failed["attempts"], 3, "{failed}");
-    let log = failed["attempt_log"].as_array().unwrap();
-    assert_eq!(log.len(), 3, "every attempt recorded: {failed}");
-    for a in log {
-        assert_eq!(a["outcome"], "failed");
-        assert!(a["error"].as_str().unwrap().contains("554"), "{a}");
+async fn a_deferring_server_is_retried_within_the_bound_and_a_refusing_one_asked_once() {
+    for (mode, code, attempts) in [(SmtpMode::Defer, "451", 3), (SmtpMode::Refuse, "554", 1)] {
+        let catcher = SmtpCatcher::start(mode).await;
+        let app = app_with_email(&catcher, 3, fast()).await;
+        let idx = sku_cheapest_on(&app, "1688").await;
+        let customer_id = format!("cust-{}", idx % 7);
+        let address = format!("{customer_id}.refused@shop-customer.example");
+        set_contact(&app, &customer_id, &address).await;
+        let (id, _, _) = order_facing_a_price_rise(&app).await;
+        let failed = eventually(Duration::from_secs(60), "the failed delivery", || {
+            let app = &app;
+            async move { deliveries(app, "failed").await.into_iter().next() }
+        })
+        .await;
+        assert_eq!(failed["event_type"], "price_change.awaiting_decision");
+        assert_eq!(failed["customer_id"], json!(customer_id));
+        assert_eq!(failed["attempts"], attempts, "{code}: {failed}");
+        let log = failed["attempt_log"].as_array().unwrap();
+        assert_eq!(log.len(), attempts, "every attempt recorded: {failed}");
+        for a in log {
+            assert_eq!(a["outcome"], "failed");
+            assert!(a["error"].as_str().unwrap().contains(code), "{a}");
+        }
+        assert_eq!(
+            catcher.refused(),
+            attempts,
+            "{code}: every attempt reached the server, and no more"
+        );
+        assert!(catcher.messages().is_empty());
+        // The order itself is untouched: email is a side channel.
+        let order = app.driver.order(&id).await.unwrap();
+        assert_eq!(order["state"], "AwaitingCustomer");
+        let (code_seen, body) = call(
+            &app,
+            "GET",
+            "/api/v1/admin/email-deliveries?status=failed",
+            Some(&app.driver.token(Role::Operator, None)),
+            None,
+        )
+        .await;
+        assert_eq!(code_seen, 403, "admins only: {body}");
+        println!(
+            "{code}: given up after {attempts}: {}",
+            failed["last_error"]
+        );
+        assert_private(&app, &address).await;
+        app.system.stop().await.unwrap();
     }
-    assert_eq!(catcher.refused(), 3, "three attempts reached the server");
-    assert!(catcher.messages().is_empty());
-    // The order itself is untouched: email is a side channel.
-    let order = app.driver.order(&id).await.unwrap();
-    assert_eq!(order["state"], "AwaitingCustomer");
-    let (code, body) = call(
-        &app,
-        "GET",
-        "/api/v1/admin/email-deliveries?status=failed",
-        Some(&app.driver.token(Role::Operator, None)),
-        None,
-    )
-    .await;
-    assert_eq!(code, 403, "admins only: {body}");
-    println!("given up: {}", failed["last_error"]);
-    assert_private(&app, &address).await;
-    app.system.stop().await.unwrap();
 }

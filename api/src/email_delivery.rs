@@ -12,7 +12,10 @@
 //!   link (`email.action_url_base`).
 //! - **Bounded retries.** A failed attempt is retried with exponential backoff
 //!   ([`EmailConfig::retry_delay`]) until `max_attempts`, then the delivery is `failed`, listed
-//!   at `GET /api/v1/admin/email-deliveries?status=failed`. Every attempt is stored.
+//!   at `GET /api/v1/admin/email-deliveries?status=failed`. A permanent refusal (an SMTP 5xx
+//!   answer: RFC 5321 §4.2.1, "the same command will fail again") fails it at once, so a
+//!   relay that will never take the message is not asked again for hours. Every attempt is
+//!   stored.
 //! - **Several replicas.** Deliveries are claimed with a lease, so API replicas share the work.
 //! - **Personal data.** The address is opened from its seal only to send; it is never logged,
 //!   and errors carry the server's answer without it.
@@ -20,7 +23,7 @@
 use procure_domain::{
     clock::now_ms,
     email::{self, Locale},
-    ports::{EmailSender, OutgoingEmail},
+    ports::{EmailSender, OutgoingEmail, PortError},
     seal::Sealer,
 };
 use procure_store::{
@@ -88,10 +91,16 @@ impl EmailConfig {
     }
 
     /// What an attempt that failed after `attempts_before` earlier ones means: retry at a time
-    /// after `now_ms`, or give up when the attempts are spent.
-    pub fn after_failure(&self, attempts_before: i64, now_ms: i64) -> EmailOutcome {
+    /// after `now_ms`, or give up when the attempts are spent or the failure is permanent
+    /// (`retryable` false).
+    pub fn after_failure(
+        &self,
+        attempts_before: i64,
+        now_ms: i64,
+        retryable: bool,
+    ) -> EmailOutcome {
         let made = attempts_before + 1;
-        if made >= i64::from(self.max_attempts.max(1)) {
+        if !retryable || made >= i64::from(self.max_attempts.max(1)) {
             EmailOutcome::Failed
         } else {
             EmailOutcome::Retry {
@@ -211,9 +220,10 @@ impl Shared {
         let (outcome, error) = match self.attempt(d).await {
             Ok(None) => (EmailOutcome::Sent, None),
             Ok(Some(skip)) => (EmailOutcome::Skipped, Some(skip)),
-            Err(message) => (
-                self.config.after_failure(d.attempts, now_ms()),
-                Some(message),
+            Err(failure) => (
+                self.config
+                    .after_failure(d.attempts, now_ms(), failure.retryable),
+                Some(failure.message),
             ),
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
@@ -233,7 +243,7 @@ impl Shared {
                 tracing::debug!(event = d.event_id, customer = %d.customer_id, attempt, duration_ms, "email sent")
             }
             (EmailOutcome::Failed, Some(e)) => {
-                tracing::warn!(event = d.event_id, customer = %d.customer_id, attempt, error = %e, "email given up after its attempts")
+                tracing::warn!(event = d.event_id, customer = %d.customer_id, attempt, error = %e, "email given up")
             }
             (_, Some(e)) => {
                 tracing::info!(event = d.event_id, customer = %d.customer_id, attempt, error = %e, "email attempt failed or skipped")
@@ -244,14 +254,22 @@ impl Shared {
     }
 
     /// Send the delivery's message: `Ok(None)` sent, `Ok(Some(why))` nothing to send after all,
-    /// `Err` a failure to retry (its message has no address).
-    async fn attempt(&self, d: &ClaimedEmail) -> Result<Option<String>, String> {
+    /// `Err` a failure (its message has no address); only the mail server's own answer can be
+    /// permanent, a fault of ours on the way is retried.
+    async fn attempt(&self, d: &ClaimedEmail) -> Result<Option<String>, PortError> {
+        self.prepare_and_send(d).await.map_err(|e| match e {
+            Attempt::Ours(message) => PortError::new(message, true),
+            Attempt::Server(e) => e,
+        })
+    }
+
+    async fn prepare_and_send(&self, d: &ClaimedEmail) -> Result<Option<String>, Attempt> {
         let contact = match self.store.contact(&d.customer_id).await {
             Ok(c) => c,
             Err(StoreError::NotFound) => {
                 return Ok(Some("the customer removed their contact".into()));
             }
-            Err(e) => return Err(format!("reading the contact: {e}")),
+            Err(e) => return Err(format!("reading the contact: {e}").into()),
         };
         if !contact.email_notifications {
             return Ok(Some("the customer turned notification emails off".into()));
@@ -290,7 +308,19 @@ impl Shared {
             })
             .await
             .map(|()| None)
-            .map_err(|e| e.message)
+            .map_err(Attempt::Server)
+    }
+}
+
+/// How an attempt failed: on our side before anything was sent, or by the server's answer.
+enum Attempt {
+    Ours(String),
+    Server(PortError),
+}
+
+impl From<String> for Attempt {
+    fn from(message: String) -> Self {
+        Attempt::Ours(message)
     }
 }
 
@@ -307,11 +337,15 @@ mod tests {
         assert_eq!(c.retry_delay(1), Duration::from_secs(60));
         assert_eq!(c.retry_delay(2), Duration::from_secs(120));
         assert_eq!(c.retry_delay(20), Duration::from_secs(3600));
-        assert_eq!(c.after_failure(0, 0), EmailOutcome::Retry { at_ms: 60_000 });
         assert_eq!(
-            c.after_failure(1, 0),
+            c.after_failure(0, 0, true),
+            EmailOutcome::Retry { at_ms: 60_000 }
+        );
+        assert_eq!(
+            c.after_failure(1, 0, true),
             EmailOutcome::Retry { at_ms: 120_000 }
         );
-        assert_eq!(c.after_failure(2, 0), EmailOutcome::Failed);
+        assert_eq!(c.after_failure(2, 0, true), EmailOutcome::Failed);
+        assert_eq!(c.after_failure(0, 0, false), EmailOutcome::Failed);
     }
 }

@@ -1,7 +1,7 @@
 //! An SMTP catcher for the email tests: a small SMTP server on tokio, on loopback, that keeps
 //! every message it accepts. It speaks what a client needs (RFC 5321): the greeting, EHLO/HELO,
 //! MAIL FROM, RCPT TO, DATA (with dot-unstuffing), RSET, NOOP and QUIT. It can refuse every
-//! message with a 5xx after DATA, and be stopped (connections refused) and started again on the
+//! message after DATA for good (5xx) or for now (4xx), and be stopped (connections refused) and started again on the
 //! same port.
 
 use std::{
@@ -20,6 +20,8 @@ pub enum SmtpMode {
     Accept,
     /// `554 5.7.1` for every message: a permanent refusal.
     Refuse,
+    /// `451 4.3.0` for every message: "try again later".
+    Defer,
 }
 
 /// One message as it arrived.
@@ -274,6 +276,10 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                     SmtpMode::Refuse => {
                         shared.inbox.lock().unwrap().refused += 1;
                         b"554 5.7.1 Message refused by the catcher\r\n"
+                    }
+                    SmtpMode::Defer => {
+                        shared.inbox.lock().unwrap().refused += 1;
+                        b"451 4.3.0 Try again later\r\n"
                     }
                 }
             }
