@@ -300,6 +300,81 @@ async fn settlement_refunds_a_lighter_parcel_charges_a_heavier_one_and_honours_a
     app.system.stop().await.unwrap();
 }
 
+/// Quoted on sea freight (3 kg minimum) for the listings' weight, the goods arrive lighter:
+/// the parcel asked for without a line goes on the cheapest line that carries them, and asking
+/// for the sea line by name is a clear 422 naming the reason.
+#[tokio::test]
+async fn goods_lighter_than_their_quoted_lines_minimum_ship_on_the_cheapest_line_that_carries_them()
+{
+    let app = spawn_app(fast()).await;
+    let idx = sku_cheapest_on(&app, "1688").await;
+    let catalogue = app.driver.catalogue_full().await.unwrap();
+    let product = &catalogue["products"][idx];
+    let unit_g = product["weight_g"].as_u64().unwrap();
+    let quantity = 3_500u64.div_ceil(unit_g);
+    let http = reqwest::Client::new();
+    let quote: Value = http
+        .post(format!("{}/api/v1/quotes", app.system.api_url))
+        .bearer_auth(app.driver.token(procure_api::auth::Role::Operator, None))
+        .json(
+            &json!({"items": [{"sku": product["sku"], "quantity": quantity}],
+            "destination_country": "GB", "currency": "GBP", "shipping_line": "SANDBOX-SEA"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(quote["shipping_line"], "SANDBOX-SEA", "{quote}");
+    let order = app
+        .driver
+        .place_order(
+            quote["quote_id"].as_str().unwrap(),
+            "cust-light",
+            "GB",
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await
+        .unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    wait_state(&app, &id, OrderState::InboundTransit).await;
+    // The seller sent less weight than the listings claim: 1.2 kg in a small box.
+    let scan = http
+        .post(format!("{}/api/v1/warehouse/inbound", app.system.api_url))
+        .bearer_auth(app.driver.token(procure_api::auth::Role::Warehouse, None))
+        .json(
+            &json!({"order_id": id, "weight_g": 1_200, "l_mm": 250, "w_mm": 200, "h_mm": 100,
+            "photo_urls": ["https://warehouse.example/qc/1.jpg"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(scan.status().is_success(), "{}", scan.text().await.unwrap());
+    wait_state(&app, &id, OrderState::InWarehouse).await;
+
+    let refused = app
+        .driver
+        .request_parcel("cust-light", &[id.as_str()], Some("SANDBOX-SEA"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("422"), "{refused}");
+    assert!(
+        refused
+            .contains("SANDBOX-SEA: parcel below the line's minimum chargeable weight of 3000 g"),
+        "{refused}"
+    );
+    let parcel = app
+        .driver
+        .request_parcel("cust-light", &[id.as_str()], None)
+        .await
+        .unwrap();
+    // 1.2 kg: Economy 60 + 2 × 18 = 96 CNY, Express 90 + 2 × 30 = 150 CNY (config/tariff.toml).
+    assert_eq!(parcel["shipping_line"], "SANDBOX-ECO", "{parcel}");
+    app.system.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn storage_reminds_once_then_extension_is_paid_and_unclaimed_goods_are_disposed() {
     let app = spawn_app(OrderTimings {

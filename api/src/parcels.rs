@@ -25,6 +25,7 @@ use axum::{
 use procure_domain::{
     Currency, FxRate, Money,
     quote::{DeclaredItem, Settlement, ShippingLine, assess_duty, settle},
+    shipping::line_options,
     status::{ParcelStatus, SettlementOutcome},
 };
 use procure_store::{
@@ -48,7 +49,9 @@ const MAX_ORDERS: usize = 30;
 pub struct CreateParcel {
     pub customer_id: String,
     pub order_ids: Vec<String>,
-    /// A line code from the catalogue; default: the line of the first order's quote.
+    /// A line code from the catalogue; default: the line of the first order's quote, or when
+    /// it cannot carry the goods as the warehouse measured them (and no order's price is
+    /// guaranteed), the cheapest line that can.
     #[serde(default)]
     pub shipping_line: Option<String>,
 }
@@ -152,27 +155,6 @@ async fn create(
             "a parcel goes to one destination and settles in one currency",
         ));
     }
-    let code = req
-        .shipping_line
-        .clone()
-        .unwrap_or_else(|| first.quote.shipping_line.clone());
-    let Some(tariff) = line(&state, &code) else {
-        return Err(ApiError::field("shipping_line", "unknown shipping line"));
-    };
-    // A guaranteed price holds for the line it was quoted on: another line would make us absorb
-    // whatever it costs more.
-    if let Some(o) = orders
-        .iter()
-        .find(|o| o.quote.guaranteed && o.quote.shipping_line != code)
-    {
-        return Err(ApiError::field(
-            "shipping_line",
-            format!(
-                "order {} has a guaranteed price on {}; ship it on that line",
-                o.order.id, o.quote.shipping_line
-            ),
-        ));
-    }
     // The line must be able to carry the goods as the warehouse measured them (packing adds a
     // little; the packing report is checked again).
     let (mut weight_g, mut volume) = (0u64, 0u64);
@@ -191,13 +173,64 @@ async fn create(
             Err(err) => return Err(err.into()),
         }
     }
-    tariff
-        .check(
+    let carries = |tariff: &ShippingLine| {
+        tariff.check(
             &country,
             &["general"],
             tariff.chargeable_weight_g(weight_g, volume),
         )
-        .map_err(|why| ApiError::field("shipping_line", format!("{code}: {why}")))?;
+    };
+    let quoted = first.quote.shipping_line.clone();
+    let code = match &req.shipping_line {
+        Some(code) => code.clone(),
+        // The quoted line, unless the goods as measured do not fit it (a quote is made on the
+        // listings' weights, the warehouse weighs what arrived): then the cheapest line that
+        // carries them, as the quote would have chosen. A guaranteed price stays on its line.
+        None => match line(&state, &quoted).map(carries) {
+            Some(Err(why)) if !orders.iter().any(|o| o.quote.guaranteed) => {
+                let options = line_options(
+                    &state.config.pricing.lines,
+                    &country,
+                    &["general"],
+                    weight_g,
+                    volume,
+                )
+                .map_err(ApiError::internal)?;
+                let Some(best) = options.first() else {
+                    return Err(ApiError::field(
+                        "shipping_line",
+                        format!("{quoted}: {why}; and no other line carries these goods"),
+                    ));
+                };
+                tracing::info!(
+                    quoted = %quoted,
+                    chosen = %best.code,
+                    reason = %why,
+                    "the quoted line cannot carry the goods as measured; shipping on the cheapest that can"
+                );
+                best.code.clone()
+            }
+            _ => quoted,
+        },
+    };
+    let Some(tariff) = line(&state, &code) else {
+        return Err(ApiError::field("shipping_line", "unknown shipping line"));
+    };
+    // A guaranteed price holds for the line it was quoted on: another line would make us absorb
+    // whatever it costs more.
+    if let Some(o) = orders
+        .iter()
+        .find(|o| o.quote.guaranteed && o.quote.shipping_line != code)
+    {
+        return Err(ApiError::field(
+            "shipping_line",
+            format!(
+                "order {} has a guaranteed price on {}; ship it on that line",
+                o.order.id, o.quote.shipping_line
+            ),
+        ));
+    }
+    carries(tariff).map_err(|why| ApiError::field("shipping_line", format!("{code}: {why}")))?;
     let mut estimated = Money::zero(currency);
     for o in &orders {
         let est = o.in_order_currency(o.estimate_cny()?)?;
