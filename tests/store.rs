@@ -1186,6 +1186,16 @@ async fn concurrent_imports_all_land_and_a_second_import_refreshes(store: Store)
     assert_eq!(again.detail.skus[0].price_fen, 1_200);
     let page = store.products(None, None, 100).await.unwrap();
     assert_eq!(page.products.len(), 16);
+    // A page reads every product's offers at once: each shows its own prices.
+    for p in &page.products {
+        let want = if p.detail.product_id == "900003" {
+            1_200
+        } else {
+            1_000
+        };
+        let prices: Vec<i64> = p.detail.skus.iter().map(|s| s.price_fen).collect();
+        assert_eq!(prices, [want, want + 1], "{}", p.id);
+    }
     let listing = store.listing(&again.skus[1].sku).await.unwrap();
     assert_eq!(listing.price_fen, 1_201);
 }
@@ -1286,6 +1296,21 @@ async fn alternatives_join_two_listings_both_ways_and_feed_the_candidates(store:
     assert_eq!(changed[1].1, v_tb + 1);
     let (again, _) = store.link_alternative(&t0, &a0, None, "op").await.unwrap();
     assert!(!again, "the same link, from the other side");
+    // Read together (a page, the matching candidates), each product carries its own links.
+    let page = store.products(None, None, 10).await.unwrap();
+    let links = |id: &str| -> Vec<(String, String)> {
+        page.products
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap()
+            .alternatives
+            .iter()
+            .map(|a| (a.sku.clone(), a.alternative_sku.clone()))
+            .collect()
+    };
+    assert_eq!(links(&ali.id), [(a0.clone(), t0.clone())]);
+    assert_eq!(links(&tb.id), [(t0.clone(), a0.clone())]);
+    assert!(links(&other.id).is_empty());
 
     // Both ways, each with the other's channel and price.
     let on_ali = store.alternatives(&a0).await.unwrap();

@@ -216,32 +216,66 @@ pub(crate) async fn touch(
 
 /// The SKUs' prices, stock and whether they are bought, as the offers hold them now: a price
 /// monitor's run updates the offers, and a product read shows what it saw.
-async fn with_offers(
+async fn with_offers(conn: &mut sqlx::AnyConnection, p: StoredProduct) -> Result<StoredProduct> {
+    Ok(with_offers_all(conn, vec![p])
+        .await?
+        .pop()
+        .expect("one product in, one out"))
+}
+
+/// [`with_offers`] for many products in three queries, whatever their number: their rows were
+/// read already; here their offers (one query for all) and their alternatives (one query).
+async fn with_offers_all(
     conn: &mut sqlx::AnyConnection,
-    mut p: StoredProduct,
-) -> Result<StoredProduct> {
-    let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT spec_id, price_fen, stock, active FROM offers WHERE platform = $1 AND offer_id = $2",
-    )
-    .bind(p.detail.platform.as_str())
-    .bind(&p.detail.product_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for s in &mut p.detail.skus {
-        if let Some((_, price, stock, _)) = rows.iter().find(|r| r.0 == s.spec_id)
-            && *price > 0
-        {
-            s.price_fen = *price;
-            s.stock = *stock;
-        }
+    mut products: Vec<StoredProduct>,
+) -> Result<Vec<StoredProduct>> {
+    if products.is_empty() {
+        return Ok(products);
     }
-    // A SKU whose offer a monitor found gone is no longer listed.
-    p.detail
-        .skus
-        .retain(|s| !rows.iter().any(|r| r.0 == s.spec_id && r.3 == 0));
-    let skus: Vec<&str> = p.skus.iter().map(|k| k.sku.as_str()).collect();
-    p.alternatives = alternatives_in(conn, &skus).await?;
-    Ok(p)
+    let pairs: Vec<String> = (0..products.len())
+        .map(|i| format!("(platform = ${} AND offer_id = ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT platform, offer_id, spec_id, price_fen, stock, active FROM offers WHERE {}",
+        pairs.join(" OR ")
+    );
+    let mut q = sqlx::query_as::<_, (String, String, String, i64, Option<i64>, i64)>(&sql);
+    for p in &products {
+        q = q
+            .bind(p.detail.platform.as_str())
+            .bind(&p.detail.product_id);
+    }
+    let offers = q.fetch_all(&mut *conn).await?;
+    let skus: Vec<&str> = products
+        .iter()
+        .flat_map(|p| p.skus.iter().map(|k| k.sku.as_str()))
+        .collect();
+    let alternatives = alternatives_in(conn, &skus).await?;
+    for p in &mut products {
+        let platform = p.detail.platform.as_str();
+        let rows: Vec<_> = offers
+            .iter()
+            .filter(|r| r.0 == platform && r.1 == p.detail.product_id)
+            .collect();
+        for s in &mut p.detail.skus {
+            if let Some((.., price, stock, _)) = rows.iter().find(|r| r.2 == s.spec_id)
+                && *price > 0
+            {
+                s.price_fen = *price;
+                s.stock = *stock;
+            }
+        }
+        // A SKU whose offer a monitor found gone is no longer listed.
+        p.detail
+            .skus
+            .retain(|s| !rows.iter().any(|r| r.2 == s.spec_id && r.5 == 0));
+        p.alternatives = alternatives
+            .iter()
+            .filter(|a| p.skus.iter().any(|k| k.sku == a.sku))
+            .cloned()
+            .collect();
+    }
+    Ok(products)
 }
 
 impl Store {
@@ -509,10 +543,12 @@ impl Store {
         .await?;
         let more = rows.len() as i64 > limit;
         let mut conn = self.pool().acquire().await?;
-        let mut products: Vec<StoredProduct> = Vec::with_capacity(rows.len());
-        for r in rows.into_iter().take(limit.max(0) as usize) {
-            products.push(with_offers(&mut conn, r.try_into()?).await?);
-        }
+        let products = rows
+            .into_iter()
+            .take(limit.max(0) as usize)
+            .map(StoredProduct::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let products = with_offers_all(&mut conn, products).await?;
         let next = more
             .then(|| products.last().map(|p| p.id.clone()))
             .flatten();
@@ -612,15 +648,24 @@ impl Store {
             q = q.bind(g);
         }
         let ids = q.fetch_all(self.pool()).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, _) in ids {
-            match self.product(&id).await {
-                Ok(p) => out.push(p),
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("{SELECT} WHERE id IN ({})", marks.join(","));
+        let mut q = sqlx::query_as::<_, ProductRow>(&sql);
+        for (id, _) in &ids {
+            q = q.bind(id);
+        }
+        let mut conn = self.pool().acquire().await?;
+        let mut rows = q.fetch_all(&mut *conn).await?;
+        // Most shared grams first, as the index ranked them.
+        rows.sort_by_key(|r| ids.iter().position(|(id, _)| *id == r.id));
+        let products = rows
+            .into_iter()
+            .map(StoredProduct::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        with_offers_all(&mut conn, products).await
     }
 
     /// Index the titles of products that have no grams yet (imported before the index
