@@ -148,48 +148,59 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> 
 /// fails to start (Temporal or the database not answering yet) or ends while the system runs
 /// is logged as an error and started again after a backoff ([`WORKER_RESTART`], doubling to
 /// [`WORKER_RESTART_MAX`]), so a system whose worker died never sits there looking healthy
-/// while no workflow moves.
+/// while no workflow moves. Each start has a runtime of its own, shut down before the next: a
+/// worker that failed takes its activity tasks with it, as a restarted process would, and
+/// never runs beside its successor.
 fn spawn_worker(
     cfg: SystemConfig,
     sandbox_url: String,
     rx: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("procure-worker")
+        // Stopped: told so, or the system is gone (its sender dropped).
+        let stopping = |rx: &watch::Receiver<bool>| *rx.borrow() || rx.has_changed().is_err();
+        let waits = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(async move {
-            let deployment = cfg.deployment(&sandbox_url)?;
-            let mut wait = WORKER_RESTART;
-            for start in 1u32.. {
-                let outcome = run_worker(&deployment, stopped(&rx)).await;
-                if *rx.borrow() {
-                    return outcome;
-                }
-                match outcome {
-                    Ok(()) => tracing::error!(
-                        start,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "the worker ended while the system runs; starting it again"
-                    ),
-                    Err(e) => tracing::error!(
-                        start,
-                        retry_in_ms = wait.as_millis() as u64,
-                        error = format!("{e:#}"),
-                        "the worker failed; starting it again"
-                    ),
-                }
-                let mut stop = rx.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
-                }
-                wait = (wait * 2).min(WORKER_RESTART_MAX);
+        let deployment = cfg.deployment(&sandbox_url)?;
+        let mut wait = WORKER_RESTART;
+        for start in 1u32.. {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("procure-worker")
+                .enable_all()
+                .build()?;
+            let outcome = rt.block_on(run_worker(&deployment, stopped(&rx)));
+            rt.shutdown_timeout(Duration::from_secs(5));
+            if stopping(&rx) {
+                return outcome;
             }
-            Ok(())
-        })
+            match outcome {
+                Ok(()) => tracing::error!(
+                    start,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "the worker ended while the system runs; starting it again"
+                ),
+                Err(e) => tracing::error!(
+                    start,
+                    retry_in_ms = wait.as_millis() as u64,
+                    error = format!("{e:#}"),
+                    "the worker failed; starting it again"
+                ),
+            }
+            let mut stop = rx.clone();
+            let stopped_meanwhile = waits.block_on(async {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                }
+            });
+            if stopped_meanwhile || stopping(&rx) {
+                return Ok(());
+            }
+            wait = (wait * 2).min(WORKER_RESTART_MAX);
+        }
+        Ok(())
     })
 }
 
@@ -269,6 +280,11 @@ pub async fn seed_from_sandbox(store: &Store, sandbox_url: &str) -> anyhow::Resu
 }
 
 impl System {
+    /// The Temporal frontend this system talks to (`host:port`).
+    pub fn temporal_address(&self) -> &str {
+        &self.cfg.temporal_address
+    }
+
     pub async fn start(cfg: SystemConfig) -> anyhow::Result<System> {
         install_crypto_provider();
         let (tx, rx) = watch::channel(false);
@@ -339,8 +355,17 @@ impl System {
         Ok(system)
     }
 
-    /// Start a worker in this process (again, or for the first time when `run_worker` was off).
+    /// Start the worker in this process, when `run_worker` was off; a system whose worker runs
+    /// (it is supervised, so it runs until the system stops) keeps the one it has.
     pub fn start_worker(&mut self) {
+        if self
+            .tasks
+            .iter()
+            .any(|(name, task)| *name == "worker" && !task.is_finished())
+        {
+            tracing::warn!("the in-process worker runs already; not starting a second");
+            return;
+        }
         let handle = spawn_worker(
             self.cfg.clone(),
             self.sandbox_url.clone(),

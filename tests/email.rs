@@ -627,11 +627,16 @@ async fn a_price_change_and_the_cancellation_are_emailed_and_a_stopped_server_de
 }
 
 /// A server answering "try again later" (451) to every message is asked `max_attempts` times,
-/// then the delivery is `failed`; one refusing it for good (554) is asked once. Either way the
-/// order is untouched and admins see the failure.
+/// then the delivery is `failed`, and so is one refusing our credentials (535: fixed by an
+/// operator, not by the message); one refusing the message for good (554) is asked once.
+/// Either way the order is untouched and admins see the failure.
 #[tokio::test]
 async fn a_deferring_server_is_retried_within_the_bound_and_a_refusing_one_asked_once() {
-    for (mode, code, attempts) in [(SmtpMode::Defer, "451", 3), (SmtpMode::Refuse, "554", 1)] {
+    for (mode, code, attempts) in [
+        (SmtpMode::Defer, "451", 3),
+        (SmtpMode::Unauthorised, "535", 3),
+        (SmtpMode::Refuse, "554", 1),
+    ] {
         let catcher = SmtpCatcher::start(mode).await;
         let app = app_with_email(&catcher, 3, fast()).await;
         let idx = sku_cheapest_on(&app, "1688").await;

@@ -253,24 +253,184 @@ fn shared_errors() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A Redis of the test's own that speaks only TLS, with a certificate for `localhost` from the
+/// test's CA (`test-ca.crt` in `dir`); killed when dropped.
+struct TlsRedis {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+impl TlsRedis {
+    async fn start(dir: &std::path::Path) -> TlsRedis {
+        use support::tls::{make_ca, make_leaf};
+        make_ca(dir, "test");
+        make_leaf(
+            dir,
+            "test",
+            "redis",
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        );
+        let port = procure::devserver::free_port();
+        let child = tokio::process::Command::new("redis-server")
+            .current_dir(dir)
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--tls-cert-file",
+                "redis.crt",
+                "--tls-key-file",
+                "redis.key",
+            ])
+            .args([
+                "--tls-ca-cert-file",
+                "test-ca.crt",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs (scripts/bootstrap.sh installs it)");
+        eventually(
+            Duration::from_secs(20),
+            "the TLS Redis listening",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(drop)
+            },
+        )
+        .await;
+        TlsRedis {
+            _child: child,
+            port,
+        }
+    }
+}
+
+/// Over `rediss://` the replicas share reads as over plain TCP, the server verified against the
+/// CA named in `products.redis_ca_cert`. Without it the system's roots do not vouch for the
+/// test's CA: nothing is shared, every read still answers from the database, and the failures
+/// are counted.
+#[tokio::test]
+async fn over_tls_replicas_share_reads_and_an_unverified_server_is_never_used() {
+    let dir = std::env::temp_dir().join(format!(
+        "procure-redis-tls-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = TlsRedis::start(&dir).await;
+    let url = format!("rediss://localhost:{}/0", redis.port);
+    for verified in [true, false] {
+        let (url, prefix, ca) = (url.clone(), prefix(), dir.join("test-ca.crt"));
+        let mut app = spawn_app_configured(fast(), move |cfg| {
+            cfg.settings.products.redis_url = Some(url);
+            cfg.settings.products.redis_prefix = prefix;
+            cfg.settings.products.redis_ca_cert = verified.then_some(ca);
+        })
+        .await;
+        let a = app.system.api_url.clone();
+        let b = app.system.start_api_replica().await.unwrap();
+        // A connection (and its handshake) may take longer than a call may wait on a loaded
+        // machine; the level is then skipped for a moment. Each look imports a product no
+        // replica has read yet, so what B answers from shows the level as it is now.
+        let mut next = 683_461_300_000u64;
+        if verified {
+            eventually(
+                Duration::from_secs(30),
+                "B served from Redis over TLS",
+                || {
+                    next += 1;
+                    let (app, a, b, id) = (&app, &a, &b, next);
+                    async move { (read_fresh(app, a, b, id).await == "shared").then_some(()) }
+                },
+            )
+            .await;
+        } else {
+            let errors_before = shared_errors();
+            eventually(
+                Duration::from_secs(30),
+                "the refused handshakes counted",
+                || {
+                    next += 1;
+                    let (app, a, b, id) = (&app, &a, &b, next);
+                    async move {
+                        let level = read_fresh(app, a, b, id).await;
+                        assert_eq!(level, "store", "an unverified Redis is never read");
+                        (shared_errors() > errors_before).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+        app.system.stop().await.unwrap();
+    }
+}
+
+/// Import 1688 product `id` through A, read it on A (from the database) and then on B: the
+/// level that answered B. Both answers agree.
+async fn read_fresh(app: &TestApp, a: &str, b: &str, id: u64) -> String {
+    let (status, p) = import(app, a, json!({"platform": "1688", "id": id.to_string()})).await;
+    assert_eq!(status, 201, "{p}");
+    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    let (status, level, first) = read(app, a, &path).await;
+    assert_eq!((status, level.as_str()), (200, "store"), "{first}");
+    let (status, level, on_b) = read(app, b, &path).await;
+    assert_eq!(status, 200, "{on_b}");
+    assert_eq!(on_b, first);
+    level
+}
+
 #[tokio::test]
 async fn a_redis_url_procure_cannot_use_is_refused_at_start() {
-    for (url, why) in [
-        ("rediss://cache.internal:6380/0", "TLS"),
-        ("redis://:hunter2@127.0.0.1:6379/0", "carries a password"),
-        ("http://127.0.0.1:6379", "not usable"),
+    let ca = std::env::temp_dir().join(format!(
+        "procure-redis-ca-{}.pem",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&ca, "not a certificate").unwrap();
+    for (url, ca_cert, why) in [
+        (
+            "rediss://cache.internal:6380/0#insecure",
+            None,
+            "name check",
+        ),
+        (
+            "redis://:hunter2@127.0.0.1:6379/0",
+            None,
+            "carries a password",
+        ),
+        ("http://127.0.0.1:6379", None, "not usable"),
+        ("redis+unix:///run/redis.sock", None, "Unix socket"),
+        (
+            "redis://127.0.0.1:6379/0",
+            Some(ca.clone()),
+            "not rediss://",
+        ),
+        (
+            "rediss://127.0.0.1:6379/0",
+            Some(ca.clone()),
+            "no PEM certificate",
+        ),
+        (
+            "rediss://127.0.0.1:6379/0",
+            Some(ca.with_extension("missing")),
+            "reading",
+        ),
     ] {
         let mut s = procure::settings::Settings {
             development: true,
             ..Default::default()
         };
         s.products.redis_url = Some(url.into());
+        s.products.redis_ca_cert = ca_cert;
         let e = format!(
             "{:#}",
             s.deployment(procure::settings::Process::Api).unwrap_err()
         );
         assert!(
-            e.contains("products.redis_url") && e.contains(why),
+            e.contains("products.redis_") && e.contains(why),
             "{url}: {e}"
         );
         assert!(!e.contains("hunter2"), "the password is not repeated: {e}");

@@ -9,6 +9,8 @@
 //!
 //! Needs `nginx` (Debian package, `scripts/bootstrap.sh` installs it) and `openssl`.
 
+mod support;
+
 use procure::{
     demo::{Driver, Script},
     devserver::{DevServer, DevServerOptions, free_port},
@@ -21,6 +23,8 @@ use std::{
 };
 use tokio::process::{Child, Command};
 
+use support::tls::{make_ca, make_leaf, openssl};
+
 const API_KEY: &str = "test-api-key-5d1f0c";
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -30,86 +34,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA (`NAME-ca.crt`, `NAME-ca.key`).
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}-ca.key"),
-            "-out",
-            &format!("{name}-ca.crt"),
-            "-subj",
-            &format!("/CN={name} test CA"),
-            "-days",
-            "2",
-        ],
-    );
-}
-
-/// A leaf certificate `NAME.crt` / `NAME.key` signed by CA `ca`.
-fn make_leaf(dir: &Path, ca: &str, name: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}-ca.crt"),
-            "-CAkey",
-            &format!("{ca}-ca.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
 }
 
 /// The test's PKI: CA `test` signing the proxy's certificate (for `localhost` and 127.0.0.1)

@@ -153,6 +153,18 @@ fn without(message: String, recipient: &str) -> String {
     out
 }
 
+/// Whether a failed send may pass later. A 5xx answer is permanent for this message (RFC 5321
+/// §4.2.1), except the 53x family, which is about our session rather than the message
+/// (530 authentication required, 534/535 credentials refused, 538 encryption required, RFC
+/// 4954 §6): an operator fixes the relay's credentials and the same message goes through.
+fn retryable(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::Category;
+    match e.status() {
+        Some(code) if e.is_permanent() => code.category == Category::Unspecified3,
+        _ => !e.is_permanent(),
+    }
+}
+
 impl EmailSender for SmtpMailer {
     fn send<'a>(&'a self, email: OutgoingEmail<'a>) -> PortFuture<'a, ()> {
         Box::pin(async move {
@@ -176,7 +188,7 @@ impl EmailSender for SmtpMailer {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => {
                     let text = without(format!("{}: {e}", self.relay), email.to);
-                    Err(PortError::new(text, !e.is_permanent()))
+                    Err(PortError::new(text, retryable(&e)))
                 }
             }
         })

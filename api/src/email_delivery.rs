@@ -12,10 +12,10 @@
 //!   link (`email.action_url_base`).
 //! - **Bounded retries.** A failed attempt is retried with exponential backoff
 //!   ([`EmailConfig::retry_delay`]) until `max_attempts`, then the delivery is `failed`, listed
-//!   at `GET /api/v1/admin/email-deliveries?status=failed`. A permanent refusal (an SMTP 5xx
-//!   answer: RFC 5321 §4.2.1, "the same command will fail again") fails it at once, so a
-//!   relay that will never take the message is not asked again for hours. Every attempt is
-//!   stored.
+//!   at `GET /api/v1/admin/email-deliveries?status=failed`. A permanent refusal of the message
+//!   (an SMTP 5xx answer, RFC 5321 §4.2.1, other than the 53x of authentication) fails it at
+//!   once, so a relay that will never take the message is not asked again for hours. Every
+//!   attempt is stored.
 //! - **Several replicas.** Deliveries are claimed with a lease, so API replicas share the work.
 //! - **Personal data.** The address is opened from its seal only to send; it is never logged,
 //!   and errors carry the server's answer without it.
@@ -254,8 +254,9 @@ impl Shared {
     }
 
     /// Send the delivery's message: `Ok(None)` sent, `Ok(Some(why))` nothing to send after all,
-    /// `Err` a failure (its message has no address); only the mail server's own answer can be
-    /// permanent, a fault of ours on the way is retried.
+    /// `Err` a failure (its message has no address): a fault of ours on the way (the store, the
+    /// template, the seal) is retried; the sender says whether its own failure can pass (a
+    /// recipient that is no address cannot, nor a 5xx answer about the message).
     async fn attempt(&self, d: &ClaimedEmail) -> Result<Option<String>, PortError> {
         self.prepare_and_send(d).await.map_err(|e| match e {
             Attempt::Ours(message) => PortError::new(message, true),

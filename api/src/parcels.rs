@@ -25,7 +25,7 @@ use axum::{
 use procure_domain::{
     Currency, FxRate, Money,
     quote::{DeclaredItem, Settlement, ShippingLine, assess_duty, settle},
-    shipping::line_options,
+    shipping::{Ineligible, line_options},
     status::{ParcelStatus, SettlementOutcome},
 };
 use procure_store::{
@@ -50,8 +50,8 @@ pub struct CreateParcel {
     pub customer_id: String,
     pub order_ids: Vec<String>,
     /// A line code from the catalogue; default: the line of the first order's quote, or when
-    /// it cannot carry the goods as the warehouse measured them (and no order's price is
-    /// guaranteed), the cheapest line that can.
+    /// the goods as the warehouse measured them are below its minimum weight (and no order's
+    /// price is guaranteed), the cheapest line that carries them.
     #[serde(default)]
     pub shipping_line: Option<String>,
 }
@@ -183,11 +183,15 @@ async fn create(
     let quoted = first.quote.shipping_line.clone();
     let code = match &req.shipping_line {
         Some(code) => code.clone(),
-        // The quoted line, unless the goods as measured do not fit it (a quote is made on the
-        // listings' weights, the warehouse weighs what arrived): then the cheapest line that
-        // carries them, as the quote would have chosen. A guaranteed price stays on its line.
+        // The quoted line, unless the goods as measured are lighter than it takes (a quote is
+        // made on the listings' weights, the warehouse weighs what arrived): then the cheapest
+        // line that carries them, as the quote would have chosen. A guaranteed price stays on
+        // its line; any other obstacle (too heavy, a destination the line left) is the
+        // customer's choice to make, answered with the reason.
         None => match line(&state, &quoted).map(carries) {
-            Some(Err(why)) if !orders.iter().any(|o| o.quote.guaranteed) => {
+            Some(Err(why @ Ineligible::TooLight { .. }))
+                if !orders.iter().any(|o| o.quote.guaranteed) =>
+            {
                 let options = line_options(
                     &state.config.pricing.lines,
                     &country,

@@ -156,9 +156,13 @@ pub struct ProductSettings {
     pub cache_ttl_s: u64,
     pub cache_entries: u64,
     pub max_concurrent_imports: u32,
-    /// The cache level shared between API replicas: `redis://host:port/db`; unset, each replica
-    /// has its in-process level only.
+    /// The cache level shared between API replicas: `redis://host:port/db`, or `rediss://…`
+    /// over TLS; unset, each replica has its in-process level only.
     pub redis_url: Option<String>,
+    /// PEM file: the certificate authorities a `rediss://` server is verified against (a
+    /// private CA); unset, the system's roots.
+    #[serde(default)]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
     /// Put before every key the shared level writes, so several systems can share one Redis.
     pub redis_prefix: String,
     /// Secret: the Redis password (AUTH), when it asks for one.
@@ -186,8 +190,27 @@ impl ProductSettings {
         if self.redis_prefix.len() > 64 || self.redis_prefix.chars().any(char::is_whitespace) {
             bail!("products.redis_prefix: at most 64 characters, no spaces");
         }
+        let ca_cert_pem = match &self.redis_ca_cert {
+            None => None,
+            Some(path) => {
+                if !url.to_ascii_lowercase().starts_with("rediss://") {
+                    bail!("products.redis_ca_cert is set, but products.redis_url is not rediss://");
+                }
+                let pem = std::fs::read(path).with_context(|| {
+                    format!("products.redis_ca_cert: reading {}", path.display())
+                })?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    bail!(
+                        "products.redis_ca_cert: {} holds no PEM certificate",
+                        path.display()
+                    );
+                }
+                Some(pem)
+            }
+        };
         Ok(Some(procure_api::cache::shared::SharedConfig {
             url: url.to_owned(),
+            ca_cert_pem,
             password,
             prefix: self.redis_prefix.clone(),
             ttl: Duration::from_secs(self.cache_ttl_s.max(1)),
@@ -628,6 +651,7 @@ impl Default for Settings {
                     cache_entries: p.cache_entries,
                     max_concurrent_imports: p.max_concurrent_imports as u32,
                     redis_url: None,
+                    redis_ca_cert: None,
                     redis_prefix: "procure:".into(),
                     redis_password: None,
                 }

@@ -223,8 +223,9 @@ async fn with_offers(conn: &mut sqlx::AnyConnection, p: StoredProduct) -> Result
         .expect("one product in, one out"))
 }
 
-/// [`with_offers`] for many products in three queries, whatever their number: their rows were
-/// read already; here their offers (one query for all) and their alternatives (one query).
+/// [`with_offers`] for many products in a fixed number of queries: their rows were read
+/// already; here their offers (one query for all) and their alternatives (one query per 500
+/// SKUs).
 async fn with_offers_all(
     conn: &mut sqlx::AnyConnection,
     mut products: Vec<StoredProduct>,
@@ -250,7 +251,12 @@ async fn with_offers_all(
         .iter()
         .flat_map(|p| p.skus.iter().map(|k| k.sku.as_str()))
         .collect();
-    let alternatives = alternatives_in(conn, &skus).await?;
+    // In chunks: a page of products with many SKUs each stays within the databases' bound
+    // parameters (SQLite's 32,766).
+    let mut alternatives = Vec::new();
+    for chunk in skus.chunks(500) {
+        alternatives.extend(alternatives_in(conn, chunk).await?);
+    }
     for p in &mut products {
         let platform = p.detail.platform.as_str();
         let rows: Vec<_> = offers

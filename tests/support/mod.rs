@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod smtp;
+pub mod tls;
 
 use procure::{
     demo::{Driver, Script},
@@ -279,13 +280,13 @@ pub async fn diagnose(app: &TestApp, id: &str) -> String {
             .iter()
             .map(|r| {
                 format!(
-                    "  #{} {} attempts={} dispatched={:?} dead={:?} error={:?}",
-                    r.get::<i64, _>(0),
-                    r.get::<String, _>(1),
-                    r.get::<i64, _>(2),
-                    r.get::<Option<i64>, _>(3),
-                    r.get::<Option<i64>, _>(4),
-                    r.get::<Option<String>, _>(5),
+                    "  #{:?} {:?} attempts={:?} dispatched={:?} dead={:?} error={:?}",
+                    r.try_get::<i64, _>(0).ok(),
+                    r.try_get::<String, _>(1).ok(),
+                    r.try_get::<i64, _>(2).ok(),
+                    r.try_get::<Option<i64>, _>(3).ok().flatten(),
+                    r.try_get::<Option<i64>, _>(4).ok().flatten(),
+                    r.try_get::<Option<String>, _>(5).ok().flatten(),
                 )
             })
             .collect::<Vec<_>>()
@@ -293,8 +294,12 @@ pub async fn diagnose(app: &TestApp, id: &str) -> String {
         Err(e) => format!("  (outbox unreadable: {e})"),
     };
     let workflow_id = procure_workflows::order_workflow_id(id);
+    let address = app.system.temporal_address().to_owned();
     let described = tokio::task::spawn_blocking(move || {
-        temporal_cli(&["workflow", "describe", "--workflow-id", &workflow_id])
+        procure::devserver::temporal_cli(
+            &address,
+            &["workflow", "describe", "--workflow-id", &workflow_id],
+        )
     })
     .await
     .map_err(anyhow::Error::from)

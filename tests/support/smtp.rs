@@ -22,6 +22,9 @@ pub enum SmtpMode {
     Refuse,
     /// `451 4.3.0` for every message: "try again later".
     Defer,
+    /// `535 5.7.8` for every message: the relay does not take our credentials (permanent by
+    /// its first digit, but about the session, not the message).
+    Unauthorised,
 }
 
 /// One message as it arrived.
@@ -280,6 +283,10 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                     SmtpMode::Defer => {
                         shared.inbox.lock().unwrap().refused += 1;
                         b"451 4.3.0 Try again later\r\n"
+                    }
+                    SmtpMode::Unauthorised => {
+                        shared.inbox.lock().unwrap().refused += 1;
+                        b"535 5.7.8 Authentication credentials invalid\r\n"
                     }
                 }
             }

@@ -326,6 +326,7 @@ mod tests {
     fn replica(prefix: &str) -> ProductCache {
         let shared = SharedLevel::new(&SharedConfig {
             url: redis_url(),
+            ca_cert_pem: None,
             password: None,
             prefix: prefix.to_owned(),
             ttl: Duration::from_secs(60),

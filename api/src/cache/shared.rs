@@ -19,6 +19,10 @@
 //! guards. Redis is a cache here, never the record: a failed or slow call (at most
 //! [`CALL_TIMEOUT`]) is counted, logged once, and the read goes on to the store; the level is
 //! then skipped for [`BACKOFF`] so an unreachable Redis costs reads nothing.
+//!
+//! `rediss://` speaks TLS (rustls), verifying the server against `products.redis_ca_cert` when
+//! set, else against the system's roots; hostname checks cannot be turned off (`#insecure` is
+//! refused).
 
 use axum::body::Bytes;
 use procure_domain::Secret;
@@ -63,8 +67,12 @@ return 1
 /// Where a shared entry lives and how long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedConfig {
-    /// `redis://host:port/db` (the password is not in it, see `password`).
+    /// `redis://host:port/db`, or `rediss://…` over TLS (the password is not in it, see
+    /// `password`).
     pub url: String,
+    /// PEM: the certificate authorities a `rediss://` server is verified against, instead of
+    /// the system's roots.
+    pub ca_cert_pem: Option<Vec<u8>>,
     /// Sent with AUTH (`requirepass`, or an ACL user's password with the URL's user).
     pub password: Option<Secret>,
     /// Put before every key, so several systems can share one Redis.
@@ -90,20 +98,36 @@ pub struct SharedLevel {
 #[error("products.redis_url is not a Redis URL: {0}")]
 pub struct BadUrl(String);
 
-/// Why a Redis URL is refused, if it is: procure speaks plain TCP to Redis (run it beside the
-/// API, or through a TLS tunnel), and the password is a secret of its own.
+/// Why a Redis URL is refused, if it is: the password is a secret of its own, and a TLS
+/// connection always checks the server's name.
 pub fn url_problem(url: &str) -> Option<String> {
-    use redis::IntoConnectionInfo;
-    if url.starts_with("rediss://") {
-        return Some("rediss:// (TLS) is not built in; reach Redis over a local TLS tunnel".into());
-    }
+    use redis::{ConnectionAddr, IntoConnectionInfo};
     match url.into_connection_info() {
-        Err(e) => Some(e.category().to_owned()),
+        Err(e) => Some(format!(
+            "{} ({})",
+            e.category(),
+            e.detail().unwrap_or("no detail")
+        )),
         Ok(info) if info.redis_settings().password().is_some() => {
             Some("it carries a password; put it in products.redis_password instead".into())
         }
-        Ok(_) => None,
+        Ok(info) => match info.addr() {
+            ConnectionAddr::TcpTls { insecure: true, .. } => Some(
+                "#insecure turns off the server's name check; give its CA in \
+                 products.redis_ca_cert instead"
+                    .into(),
+            ),
+            ConnectionAddr::Unix(_) => Some("a Unix socket; give redis:// or rediss://".into()),
+            _ => None,
+        },
     }
+}
+
+/// Whether `url` asks for TLS.
+fn is_tls(url: &str) -> bool {
+    url.trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
 }
 
 impl SharedLevel {
@@ -126,7 +150,28 @@ impl SharedLevel {
                 .set_password(password.expose());
             info = info.set_redis_settings(redis);
         }
-        let client = redis::Client::open(info).map_err(|e| BadUrl(e.category().into()))?;
+        let client = match (&cfg.ca_cert_pem, is_tls(&cfg.url)) {
+            (Some(pem), true) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            (Some(_), false) => {
+                return Err(BadUrl(
+                    "products.redis_ca_cert is set but the URL is not rediss://".into(),
+                ));
+            }
+            (None, _) => redis::Client::open(info),
+        }
+        .map_err(|e| {
+            BadUrl(format!(
+                "{} ({})",
+                e.category(),
+                e.detail().unwrap_or("no detail")
+            ))
+        })?;
         let manager_cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
