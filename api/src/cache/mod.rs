@@ -199,10 +199,12 @@ impl ProductCache {
     }
 
     fn raise_floor(&self, key: &str, version: i64) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // A change seen before (this replica's own write, then the change feed's sighting of
+        // it) ends no second generation of list pages.
         if self.floor(key) < version {
             self.floors.insert(key.to_owned(), version);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         if self.local.get(key).is_some_and(|e| e.version < version) {
             self.local.invalidate(key);
@@ -412,5 +414,45 @@ mod tests {
         assert_eq!(raw(&prefix).await.as_deref(), Some(&b"5:v5"[..]));
         let d = replica(&prefix);
         assert_eq!(read(&d, 9).await, (Bytes::from("v5"), ReadLevel::Shared));
+    }
+
+    /// This replica's own write, then the change feed's sighting of the same change: list
+    /// pages built after the write stay served from memory; a newer change ends them.
+    #[tokio::test]
+    async fn a_change_seen_twice_ends_one_generation_of_pages() {
+        let cache = ProductCache::new(Duration::from_secs(60), 100);
+        let page = |cache: &ProductCache| {
+            let cache = cache.clone();
+            async move {
+                cache
+                    .page_or_load("q", || async { Ok(b"page".to_vec()) })
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+        cache.invalidate("p1", 2).await;
+        assert_eq!(page(&cache).await, ReadLevel::Store);
+        assert_eq!(page(&cache).await, ReadLevel::Memory);
+        let now = procure_domain::clock::now_ms();
+        let mut feed = ChangeFeed {
+            since: now,
+            dropped: HashMap::new(),
+            pending: HashMap::new(),
+            failed_looks: 0,
+        };
+        let seen = |version| ProductChange {
+            id: "p1".into(),
+            updated_at_ms: now,
+            version,
+        };
+        cache.apply(&mut feed, vec![seen(2)], now).await;
+        assert_eq!(
+            page(&cache).await,
+            ReadLevel::Memory,
+            "the same change again"
+        );
+        cache.apply(&mut feed, vec![seen(3)], now).await;
+        assert_eq!(page(&cache).await, ReadLevel::Store, "a newer change");
     }
 }
