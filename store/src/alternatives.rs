@@ -6,7 +6,7 @@
 //! the two listings the operator looked at. A link shows the alternative's channel as it was
 //! when linked, at that offer's current price.
 
-use crate::db::{Result, Store, StoreError, parse};
+use crate::db::{Result, Store, StoreError, parse, placeholders};
 use procure_domain::{clock::now_ms, order::Platform};
 use serde::Serialize;
 use sqlx::{Any, Transaction};
@@ -97,10 +97,9 @@ pub(crate) async fn alternatives_in(
     if skus.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=skus.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "{ALTERNATIVE_SELECT} WHERE a.sku IN ({}) ORDER BY a.sku, a.linked_at_ms, a.alternative_sku",
-        marks.join(",")
+        placeholders(1, skus.len())
     );
     let mut q = sqlx::query_as::<_, AlternativeRow>(&sql);
     for s in skus {

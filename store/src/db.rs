@@ -62,6 +62,15 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 }
 
 /// A count or measure that must fit `u32` (a corrupt row saturates rather than wraps).
+/// `$first,$first+1,…`: the bound values of an `IN (…)` list of `count` items, numbered after
+/// the statement's other parameters.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub(crate) fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }

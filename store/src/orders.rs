@@ -8,7 +8,7 @@
 //! its idempotency key and its outbox row commit in one transaction.
 
 use crate::{
-    db::{Result, Store, StoreError, corrupt, json, money, parse},
+    db::{Result, Store, StoreError, corrupt, json, money, parse, placeholders},
     events::{NewEvent, append},
     outbox::{OutboxMessage, enqueue_traced},
 };
@@ -326,10 +326,7 @@ impl Store {
     pub async fn orders_by_id(&self, ids: &[&str]) -> Result<Vec<OrderRecord>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let list = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = placeholders(1, chunk.len());
             let sql = format!("{ORDER_SELECT} WHERE id IN ({list})");
             let mut q = sqlx::query_as::<_, OrderRow>(&sql);
             for id in chunk {

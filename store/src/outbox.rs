@@ -8,7 +8,7 @@
 //! never be delivered: it goes to the dead-letter list at once, with the reason, for an
 //! operator; its values are never quoted in the reason.
 
-use crate::db::{Result, Store, StoreError};
+use crate::db::{Result, Store, StoreError, placeholders};
 use procure_domain::clock::now_ms;
 use procure_workflows::{
     contract::{ChargePaid, PurchaserResult},
@@ -450,10 +450,7 @@ impl Store {
     /// Mark many rows delivered in one statement (a dispatcher pass's successes).
     pub async fn outbox_done_all(&self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = placeholders(2, chunk.len());
             let sql = format!(
                 "UPDATE outbox SET dispatched_at_ms = $1, last_error = NULL WHERE id IN ({list})"
             );

@@ -4,7 +4,7 @@
 //! a payment-succeeded event exactly once.
 
 use crate::{
-    db::{Result, Store, StoreError, money, parse},
+    db::{Result, Store, StoreError, money, parse, placeholders},
     events::{NewEvent, append},
     outbox::{OrderSignal, OutboxMessage, ParcelSignal, enqueue},
 };
@@ -331,12 +331,9 @@ impl Store {
         status: ChargeStatus,
         only_from: &[ChargeStatus],
     ) -> Result<Charge> {
-        let placeholders: Vec<String> = (0..only_from.len())
-            .map(|i| format!("${}", i + 4))
-            .collect();
         let sql = format!(
             "UPDATE charges SET status = $1, paid_at_ms = COALESCE(paid_at_ms, $2) WHERE id = $3 AND status IN ({})",
-            placeholders.join(", ")
+            placeholders(4, only_from.len())
         );
         let mut q = sqlx::query(&sql)
             .bind(status.as_str())

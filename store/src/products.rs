@@ -9,7 +9,7 @@
 //! without variants), at most 64 characters as listings' skus are.
 
 use crate::alternatives::{SkuAlternative, alternatives_in};
-use crate::db::{Result, Store, StoreError, corrupt, json, parse};
+use crate::db::{Result, Store, StoreError, corrupt, json, parse, placeholders};
 use procure_domain::{
     clock::now_ms,
     matching::title_grams,
@@ -639,12 +639,11 @@ impl Store {
         if grams.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (0..grams.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
             "SELECT g.product, COUNT(*) AS shared FROM product_title_grams g JOIN products p ON p.id = g.product \
              WHERE g.product <> $1 AND p.status = 'active' AND ($3 = '' OR p.platform = $3) \
              AND g.gram IN ({}) GROUP BY g.product ORDER BY COUNT(*) DESC, g.product LIMIT $2",
-            marks.join(",")
+            placeholders(4, grams.len())
         );
         let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
             .bind(product)
@@ -657,8 +656,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("{SELECT} WHERE id IN ({})", marks.join(","));
+        let sql = format!("{SELECT} WHERE id IN ({})", placeholders(1, ids.len()));
         let mut q = sqlx::query_as::<_, ProductRow>(&sql);
         for (id, _) in &ids {
             q = q.bind(id);
