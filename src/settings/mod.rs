@@ -193,7 +193,7 @@ impl ProductSettings {
         let ca_cert_pem = match &self.redis_ca_cert {
             None => None,
             Some(path) => {
-                if !url.to_ascii_lowercase().starts_with("rediss://") {
+                if !procure_api::cache::shared::is_tls(url) {
                     bail!("products.redis_ca_cert is set, but products.redis_url is not rediss://");
                 }
                 let pem = std::fs::read(path).with_context(|| {

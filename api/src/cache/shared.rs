@@ -103,11 +103,7 @@ pub struct BadUrl(String);
 pub fn url_problem(url: &str) -> Option<String> {
     use redis::{ConnectionAddr, IntoConnectionInfo};
     match url.into_connection_info() {
-        Err(e) => Some(format!(
-            "{} ({})",
-            e.category(),
-            e.detail().unwrap_or("no detail")
-        )),
+        Err(e) => Some(described(&e)),
         Ok(info) if info.redis_settings().password().is_some() => {
             Some("it carries a password; put it in products.redis_password instead".into())
         }
@@ -123,8 +119,13 @@ pub fn url_problem(url: &str) -> Option<String> {
     }
 }
 
+/// A client error as an operator reads it: its kind and the detail (never the URL).
+fn described(e: &redis::RedisError) -> String {
+    format!("{} ({})", e.category(), e.detail().unwrap_or("no detail"))
+}
+
 /// Whether `url` asks for TLS.
-fn is_tls(url: &str) -> bool {
+pub fn is_tls(url: &str) -> bool {
     url.trim_start()
         .to_ascii_lowercase()
         .starts_with("rediss://")
@@ -165,13 +166,7 @@ impl SharedLevel {
             }
             (None, _) => redis::Client::open(info),
         }
-        .map_err(|e| {
-            BadUrl(format!(
-                "{} ({})",
-                e.category(),
-                e.detail().unwrap_or("no detail")
-            ))
-        })?;
+        .map_err(|e| BadUrl(described(&e)))?;
         let manager_cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
