@@ -44,6 +44,10 @@ pub(crate) fn router() -> Router<AppState> {
 
 const MAX_ORDERS: usize = 30;
 
+/// The goods category of every parcel, for the lines' bans and for duty: listings carry no
+/// category yet.
+const GOODS: &str = "general";
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateParcel {
@@ -176,7 +180,7 @@ async fn create(
     let carries = |tariff: &ShippingLine| {
         tariff.check(
             &country,
-            &["general"],
+            &[GOODS],
             tariff.chargeable_weight_g(weight_g, volume),
         )
     };
@@ -195,7 +199,7 @@ async fn create(
                 let options = line_options(
                     &state.config.pricing.lines,
                     &country,
-                    &["general"],
+                    &[GOODS],
                     weight_g,
                     volume,
                 )
@@ -322,7 +326,7 @@ async fn packed(
     })?;
     let chargeable = tariff.chargeable_weight_g(u64::from(p.weight_g), dims.volume_mm3());
     tariff
-        .check(&parcel.destination_country, &["general"], chargeable)
+        .check(&parcel.destination_country, &[GOODS], chargeable)
         .map_err(|why| {
             ApiError::Conflict(
                 "line_cannot_carry_parcel",
@@ -343,7 +347,7 @@ async fn packed(
     let declared: Vec<DeclaredItem> = orders
         .iter()
         .map(|o| DeclaredItem {
-            category: "general".into(),
+            category: GOODS.into(),
             value: o
                 .quote
                 .breakdown
