@@ -35,13 +35,18 @@ async fn order_of(
 ) -> String {
     let catalogue = app.driver.catalogue().await.unwrap();
     let sku = catalogue[idx]["sku"].as_str().unwrap();
+    let request = json!({"items": [{"sku": sku, "quantity": quantity}],
+        "destination_country": country, "currency": currency, "guaranteed": guaranteed});
+    order_quoted(app, &request, customer).await.1
+}
+
+/// Quote `request` (`POST /api/v1/quotes`) and place the order for `customer` to the quote's
+/// destination: the quote and the order's id.
+async fn order_quoted(app: &TestApp, request: &Value, customer: &str) -> (Value, String) {
     let quote: Value = reqwest::Client::new()
         .post(format!("{}/api/v1/quotes", app.system.api_url))
         .bearer_auth(app.driver.token(procure_api::auth::Role::Operator, None))
-        .json(
-            &json!({"items": [{"sku": sku, "quantity": quantity}], "destination_country": country,
-            "currency": currency, "guaranteed": guaranteed}),
-        )
+        .json(request)
         .send()
         .await
         .unwrap()
@@ -53,12 +58,13 @@ async fn order_of(
         .place_order(
             quote["quote_id"].as_str().expect("quote"),
             customer,
-            country,
+            request["destination_country"].as_str().unwrap(),
             &uuid::Uuid::new_v4().to_string(),
         )
         .await
         .unwrap();
-    order["id"].as_str().unwrap().to_owned()
+    let id = order["id"].as_str().unwrap().to_owned();
+    (quote, id)
 }
 
 /// Pay, let procurement buy, and scan the goods in: the order waits in the warehouse.
@@ -312,35 +318,17 @@ async fn goods_lighter_than_their_quoted_lines_minimum_ship_on_the_cheapest_line
     let product = &catalogue["products"][idx];
     let unit_g = product["weight_g"].as_u64().unwrap();
     let quantity = 3_500u64.div_ceil(unit_g);
-    let http = reqwest::Client::new();
-    let quote: Value = http
-        .post(format!("{}/api/v1/quotes", app.system.api_url))
-        .bearer_auth(app.driver.token(procure_api::auth::Role::Operator, None))
-        .json(
-            &json!({"items": [{"sku": product["sku"], "quantity": quantity}],
+    let (quote, id) = order_quoted(
+        &app,
+        &json!({"items": [{"sku": product["sku"], "quantity": quantity}],
             "destination_country": "GB", "currency": "GBP", "shipping_line": "SANDBOX-SEA"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        "cust-light",
+    )
+    .await;
     assert_eq!(quote["shipping_line"], "SANDBOX-SEA", "{quote}");
-    let order = app
-        .driver
-        .place_order(
-            quote["quote_id"].as_str().unwrap(),
-            "cust-light",
-            "GB",
-            &uuid::Uuid::new_v4().to_string(),
-        )
-        .await
-        .unwrap();
-    let id = order["id"].as_str().unwrap().to_owned();
     wait_state(&app, &id, OrderState::InboundTransit).await;
     // The seller sent less weight than the listings claim: 1.2 kg in a small box.
-    let scan = http
+    let scan = reqwest::Client::new()
         .post(format!("{}/api/v1/warehouse/inbound", app.system.api_url))
         .bearer_auth(app.driver.token(procure_api::auth::Role::Warehouse, None))
         .json(

@@ -262,15 +262,9 @@ struct TlsRedis {
 
 impl TlsRedis {
     async fn start(dir: &std::path::Path) -> TlsRedis {
-        use support::tls::{make_ca, make_leaf};
+        use support::tls::{make_ca, make_server_leaf};
         make_ca(dir, "test");
-        make_leaf(
-            dir,
-            "test",
-            "redis",
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
-             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        );
+        make_server_leaf(dir, "test", "redis");
         let port = procure::devserver::free_port();
         let child = tokio::process::Command::new("redis-server")
             .current_dir(dir)
@@ -316,11 +310,7 @@ impl TlsRedis {
 /// are counted.
 #[tokio::test]
 async fn over_tls_replicas_share_reads_and_an_unverified_server_is_never_used() {
-    let dir = std::env::temp_dir().join(format!(
-        "procure-redis-tls-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::tls::pki_dir("redis");
     let redis = TlsRedis::start(&dir).await;
     let url = format!("rediss://localhost:{}/0", redis.port);
     for verified in [true, false] {

@@ -17,24 +17,15 @@ use procure::{
 };
 use procure_domain::OrderState;
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Stdio,
     time::{Duration, Instant},
 };
 use tokio::process::{Child, Command};
 
-use support::tls::{make_ca, make_leaf, openssl};
+use support::tls::{make_ca, make_leaf, make_server_leaf, openssl, pki_dir};
 
 const API_KEY: &str = "test-api-key-5d1f0c";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "procure-tls-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The test's PKI: CA `test` signing the proxy's certificate (for `localhost` and 127.0.0.1)
 /// and the client's; CA `other`, which signed nothing the proxy shows; and a second client key
@@ -42,13 +33,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn make_pki(dir: &Path) {
     make_ca(dir, "test");
     make_ca(dir, "other");
-    make_leaf(
-        dir,
-        "test",
-        "server",
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
-         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    );
+    make_server_leaf(dir, "test", "server");
     make_leaf(
         dir,
         "test",
@@ -336,7 +321,7 @@ async fn one_order(
 #[tokio::test]
 async fn orders_complete_through_mtls_and_through_an_api_key() {
     procure::system::install_crypto_provider();
-    let dir = temp_dir("orders");
+    let dir = pki_dir("orders");
     make_pki(&dir);
     let temporal = DevServer::start(DevServerOptions {
         db_file: None,
@@ -475,7 +460,7 @@ async fn procure_exits(
 /// naming the setting to fix; an API key the server refuses names the API key.
 #[tokio::test]
 async fn bad_tls_settings_fail_the_start_naming_the_setting() {
-    let dir = temp_dir("bad");
+    let dir = pki_dir("bad");
     make_pki(&dir);
     // The handshake fails before anything is passed on: no Temporal behind the proxy.
     let proxy = Proxy::start(&dir, &format!("127.0.0.1:{}", free_port())).await;
